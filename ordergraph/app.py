@@ -1,0 +1,92 @@
+"""The ASGI application: GraphQL (HTTP and websockets), health, and plugin routes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+
+from ordergraph.core import db, runtime
+from ordergraph.core.runtime import Runtime
+from ordergraph.graphql.context import Context, principal_for
+from ordergraph.graphql.schema import build_schema
+from ordergraph.settings import Settings
+
+
+class GraphQLApp(GraphQL):
+    def __init__(self, rt: Runtime) -> None:
+        super().__init__(
+            build_schema(rt),
+            graphql_ide=None if rt.settings.production else "graphiql",
+            allowed_origins=rt.settings.allowed_origins,
+        )
+        self.rt = rt
+
+    async def get_context(self, request: HTTPConnection, response: Any = None) -> Context:
+        principal = await principal_for(request.headers.get("authorization"))
+        return Context(request=request, response=response, rt=self.rt, principal=principal)
+
+    async def on_ws_connect(self, context: Context) -> None:
+        """Authenticate a websocket from ``connection_init``'s payload (or its headers)."""
+        params = context.connection_params or {}
+        authorization = params.get("Authorization") or params.get("authorization")
+        if authorization:
+            context.principal = await principal_for(str(authorization))
+        if context.principal is None:
+            raise ConnectionRejectionError({"message": "Authentication required."})
+
+
+async def health(request: Request) -> JSONResponse:
+    rt: Runtime = request.app.state.rt
+    await db.raw("SELECT 1")
+    return JSONResponse(
+        {
+            "status": "ok",
+            "database": "sqlite" if db.current().is_sqlite else "postgresql",
+            "jobs": "arq" if rt.settings.redis_url else "embedded",
+        }
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    installed_plugins: Mapping[str, Any] | None = None,
+    run_jobs: bool = True,
+    on_startup: list[Any] | None = None,
+) -> Starlette:
+    """Build the app; plugins, the status graph and the schema are checked here, at once.
+
+    The database, the event bus and the job runner start with the app's lifespan.
+    """
+    settings = settings or Settings.from_env()
+    rt = runtime.build(settings, installed_plugins)
+    graphql = GraphQLApp(rt)
+    routes: list[BaseRoute] = [
+        Route("/health", health),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+    ]
+    for _, plugin_routes in rt.plugins.call_sync("http_routes").results:
+        routes += plugin_routes
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await rt.open(run_jobs=run_jobs)
+        try:
+            for hook in on_startup or []:
+                await hook(rt)
+            yield
+        finally:
+            await rt.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.rt = rt
+    return app

@@ -1,0 +1,143 @@
+"""The ``ordergraph`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from ordergraph.core import db, migrations, runtime
+from ordergraph.core.auth import TOKEN_ROLES
+from ordergraph.settings import Settings
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from ordergraph.app import create_app
+
+    url = f"http://{args.host}:{args.port}/graphql"
+    on_startup = []
+    if args.demo:
+        from ordergraph import demo
+        from ordergraph.core.runtime import Runtime
+
+        async def load_demo(rt: Runtime) -> None:
+            if await demo.seed(rt):
+                print("Loaded the demo shop (customers, products and four orders).")
+            print(f"\nordergraph is running: open {url}\n")
+            print("Send one of these tokens as the header Authorization: Bearer <token>")
+            for who, token in (await demo.demo_tokens()).items():
+                print(f"  {who:<16} {token}")
+            print(flush=True)
+
+        on_startup.append(load_demo)
+    app = create_app(settings, on_startup=on_startup)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+async def _with_db(settings: Settings, work):
+    await db.connect(settings.database_url)
+    try:
+        return await work()
+    finally:
+        await db.disconnect()
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    applied = asyncio.run(_with_db(settings, migrations.migrate))
+    print("applied: " + ", ".join(applied) if applied else "the database is up to date")
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from ordergraph.worker import create_worker
+
+    create_worker(settings).run()
+    return 0
+
+
+def _token_create(args: argparse.Namespace, settings: Settings) -> int:
+    from ordergraph.core.auth import create_token
+
+    async def work() -> str:
+        if db.current().is_sqlite:
+            await migrations.migrate()
+        return await create_token(args.role, name=args.name, customer_id=args.customer,
+                                  team=args.team)  # fmt: skip
+
+    try:
+        print(asyncio.run(_with_db(settings, work)))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _plugins(args: argparse.Namespace, settings: Settings) -> int:
+    manager = runtime.load_plugins(settings)
+    for plugin in manager.plugins.values():
+        state = "enabled " if plugin.enabled else "disabled"
+        print(f"{plugin.name:<20} {state}  {plugin.info.category:<12} {plugin.info.description}")
+    return 0
+
+
+def _graph(args: argparse.Namespace, settings: Settings) -> int:
+    graph = runtime.build_graph(runtime.load_plugins(settings))
+    print(graph.to_mermaid() if args.format == "mermaid" else graph.to_dot(), end="")
+    return 0
+
+
+def _hooks(args: argparse.Namespace, settings: Settings) -> int:
+    from ordergraph.core.hookdoc import hook_reference
+
+    print(hook_reference(), end="")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ordergraph", description="An order management system.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API (GraphQL at /graphql)")
+    serve.add_argument("--demo", action="store_true", help="load demo data and print tokens")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=_serve)
+
+    sub.add_parser("migrate", help="apply pending database migrations").set_defaults(run=_migrate)
+    sub.add_parser("worker", help="run background jobs from arq (needs REDIS_URL)").set_defaults(
+        run=_worker
+    )
+
+    token = sub.add_parser("token", help="manage API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it")
+    create.add_argument("--role", required=True, choices=[r.value for r in TOKEN_ROLES])
+    create.add_argument("--customer", type=int, help="the customer id (customer tokens)")
+    create.add_argument("--name", help="who the token is for; shown as the actor")
+    create.add_argument("--team", help="the team of a staff member")
+    create.set_defaults(run=_token_create)
+
+    sub.add_parser("plugins", help="list installed plugins").set_defaults(run=_plugins)
+    graph = sub.add_parser("graph", help="print the merged status graph")
+    graph.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    graph.set_defaults(run=_graph)
+    sub.add_parser("hooks", help="print the hook reference (Markdown)").set_defaults(run=_hooks)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return args.run(args, settings)
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Domain and persistence: no HTTP and no GraphQL in here."""

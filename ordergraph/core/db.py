@@ -1,0 +1,174 @@
+"""Database engines, table binding, write transactions and statement counting.
+
+One database is active per process. ``connect()`` builds the piccolo engine for a
+``DATABASE_URL`` and binds every table to it; everything else in the core uses the
+tables and ``write_transaction()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import datetime
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.querystring import QueryString
+from piccolo.table import Table
+
+DEFAULT_DATABASE_URL = "sqlite:///ordergraph.db"
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass
+class StatementLog:
+    """The SQL statements one block of code sent to the database."""
+
+    statements: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+_statement_log: contextvars.ContextVar[StatementLog | None] = contextvars.ContextVar(
+    "ordergraph_statement_log", default=None
+)
+
+
+@contextlib.contextmanager
+def count_statements() -> Iterator[StatementLog]:
+    """Record every statement sent from this context (and tasks it starts)."""
+    log = StatementLog()
+    token = _statement_log.set(log)
+    try:
+        yield log
+    finally:
+        _statement_log.reset(token)
+
+
+def _record(sql: str) -> None:
+    log = _statement_log.get()
+    if log is not None:
+        log.statements.append(sql)
+
+
+class _CountingSQLiteEngine(SQLiteEngine):
+    async def run_querystring(self, querystring: QueryString, in_pool: bool = False):
+        _record(str(querystring))
+        return await super().run_querystring(querystring, in_pool)
+
+    async def run_ddl(self, ddl: str, in_pool: bool = False):
+        _record(ddl)
+        return await super().run_ddl(ddl, in_pool)
+
+
+class _CountingPostgresEngine(PostgresEngine):
+    async def run_querystring(self, querystring: QueryString, in_pool: bool = True):
+        _record(str(querystring))
+        return await super().run_querystring(querystring, in_pool)
+
+    async def run_ddl(self, ddl: str, in_pool: bool = True):
+        _record(ddl)
+        return await super().run_ddl(ddl, in_pool)
+
+
+@dataclass
+class Database:
+    url: str
+    engine: Engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.engine_type == "sqlite"
+
+
+_current: Database | None = None
+
+
+def current() -> Database:
+    if _current is None:
+        raise RuntimeError("no database connected: call ordergraph.core.db.connect() first")
+    return _current
+
+
+def engine_for_url(url: str) -> Engine:
+    """Build a piccolo engine for ``sqlite:///path`` or ``postgresql://...``."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else parsed.path
+        if not path:
+            raise ValueError(f"DATABASE_URL {url!r} names no file: use sqlite:///path/file.db")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # The timeout is how long a writer waits for the single SQLite write lock.
+        return _CountingSQLiteEngine(path=path, timeout=30)
+    if parsed.scheme in ("postgres", "postgresql"):
+        return _CountingPostgresEngine(config={"dsn": url})
+    raise ValueError(
+        f"DATABASE_URL {url!r} is not supported: use sqlite:///path/file.db or postgresql://..."
+    )
+
+
+def all_tables() -> list[type[Table]]:
+    from ordergraph.core import tables
+
+    return list(tables.ALL_TABLES)
+
+
+async def connect(url: str, *, pool_size: int = 10) -> Database:
+    """Make ``url`` the database of this process and bind every table to it."""
+    global _current
+    engine = engine_for_url(url)
+    if isinstance(engine, PostgresEngine):
+        await engine.start_connection_pool(min_size=1, max_size=pool_size)
+    else:
+        # WAL lets readers go on while one writer writes; it is stored in the file.
+        await engine.run_ddl("PRAGMA journal_mode=WAL")
+    for table in all_tables():
+        table._meta.db = engine
+    _current = Database(url=url, engine=engine)
+    return _current
+
+
+async def disconnect() -> None:
+    global _current
+    if _current is not None and isinstance(_current.engine, PostgresEngine):
+        await _current.engine.close_connection_pool()
+    _current = None
+
+
+@contextlib.asynccontextmanager
+async def write_transaction() -> AsyncIterator[Any]:
+    """A transaction for writes.
+
+    SQLite takes the write lock at BEGIN (IMMEDIATE), so two writers never both read
+    and then fail to upgrade; PostgreSQL uses its default READ COMMITTED transaction.
+    """
+    engine = current().engine
+    if isinstance(engine, SQLiteEngine):
+        async with engine.transaction(transaction_type=TransactionType.immediate) as txn:
+            yield txn
+    else:
+        async with engine.transaction() as txn:
+            yield txn
+
+
+def icontains(column: Any, text: str) -> Any:
+    """A case-insensitive substring match (SQLite's LIKE already ignores ASCII case)."""
+    pattern = "%" + text.replace("\\", "").replace("%", "").replace("_", "") + "%"
+    return column.like(pattern) if current().is_sqlite else column.ilike(pattern)
+
+
+async def raw(sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Run one SQL statement with ``{}`` placeholders on the current database."""
+    engine = current().engine
+    return engine.transform_response_to_dicts(await engine.run_querystring(QueryString(sql, *args)))

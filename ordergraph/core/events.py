@@ -1,0 +1,111 @@
+"""The event bus that feeds GraphQL subscriptions.
+
+Order events reach the bus from the outbox (job ``publish_order_event``), after
+commit. ``InProcessBus`` fans them out to this process's subscribers;
+``RedisBus`` publishes through Redis pub/sub so that every API process receives
+every event and fans it out to its own subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+log = logging.getLogger(__name__)
+CHANNEL = "ordergraph:order-events"
+QUEUE_SIZE = 1000
+
+
+class SubscriberTooSlow(RuntimeError):
+    """A subscriber fell more than ``QUEUE_SIZE`` events behind and was dropped."""
+
+
+class InProcessBus:
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[dict[str, Any] | None]] = set()
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        for queue in list(self._queues):
+            self._close(queue)
+
+    async def publish(self, message: dict[str, Any]) -> None:
+        self._deliver(message)
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        for queue in list(self._queues):
+            try:
+                queue.put_nowait(message)
+            except asyncio.QueueFull:
+                log.warning("dropping a subscriber that is %s events behind", QUEUE_SIZE)
+                self._close(queue)
+
+    def _close(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+        self._queues.discard(queue)
+        with contextlib.suppress(asyncio.QueueFull):
+            queue.put_nowait(None)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        """Receive every message published from now on, until the block ends."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_SIZE)
+        self._queues.add(queue)
+
+        async def messages() -> AsyncIterator[dict[str, Any]]:
+            while True:
+                message = await queue.get()
+                if message is None:
+                    raise SubscriberTooSlow("the event stream fell behind; resubscribe")
+                yield message
+
+        try:
+            yield messages()
+        finally:
+            self._queues.discard(queue)
+
+
+class RedisBus(InProcessBus):
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+        self._listener: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.Redis.from_url(self.url)
+        self._listener = asyncio.create_task(self._listen(), name="redis-bus")
+        await asyncio.wait_for(self._ready.wait(), 10)
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        await self._redis.aclose()
+        await super().stop()
+
+    async def publish(self, message: dict[str, Any]) -> None:
+        await self._redis.publish(CHANNEL, json.dumps(message, default=str))
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    self._ready.set()
+                    async for item in pubsub.listen():
+                        if item["type"] == "message":
+                            self._deliver(json.loads(item["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("lost the Redis event subscription; reconnecting")
+                await asyncio.sleep(1)

@@ -1,0 +1,292 @@
+"""Every extension point of ordergraph, one hook per function.
+
+This module is the reference for plugin authors; ``docs/plugins.md`` embeds it
+(``ordergraph hooks`` prints the reference and a test keeps the two equal).
+
+How hooks are called. The core never calls ``pm.hook.<name>(...)`` itself: it calls
+each enabled plugin's implementation through ``PluginManager.call`` (or
+``call_sync``), which
+
+* passes only the arguments an implementation names, plus ``settings``, that
+  plugin's validated settings (a dict) from ``ordergraph.toml``;
+* awaits the result when an implementation is ``async def`` (any hook may be async
+  unless it says "sync"), with the configured timeout;
+* isolates failures: an implementation that raises or times out is recorded as a
+  failure of that plugin and never corrupts an order; what the core does then is
+  said under each hook.
+
+Return values are *collected* (every plugin's non-``None`` result, in plugin
+order), *first result* (the first non-``None`` result wins; later plugins are not
+called), or *veto* (any non-``None`` result stops the action).
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("ordergraph")
+
+
+# -- Every plugin ---------------------------------------------------------------
+
+
+@hookspec
+def plugin_info():
+    """Describe this plugin: its category, a one-line description and its settings.
+
+    When: once at start-up, for every installed plugin, enabled or not. Sync.
+
+    Returns: a ``PluginInfo``. Its ``settings`` schema is used to validate the
+    plugin's ``[plugins.NAME]`` table of ``ordergraph.toml``; an invalid value stops
+    start-up with an error naming the plugin and the field.
+    """
+
+
+@hookspec
+def extend_status_graph(graph, settings):
+    """Add states and transitions to the status graph.
+
+    When: once at start-up, after the core has declared the default graph and
+    before the merged graph is validated. Sync.
+
+    Arguments:
+        graph: the ``StatusGraph``; call ``graph.add_state(name, description)``,
+            ``graph.add_transition(name, sources, target, roles, description)`` or
+            ``graph.extend_transition(name, sources=..., roles=...)``.
+        settings: this plugin's settings.
+
+    Returns: nothing. A graph left inconsistent (an unknown state, an unreachable
+    state) stops start-up with every problem listed.
+    """
+
+
+@hookspec
+def graphql_schema(settings):
+    """Contribute GraphQL fields to the one schema.
+
+    When: once at start-up, when the schema is assembled. Sync.
+
+    Arguments:
+        settings: this plugin's settings.
+
+    Returns: a ``SchemaExtension`` naming strawberry types whose fields are merged
+    into ``Query``, ``Mutation`` and ``Subscription``. A field name that another
+    plugin or the core already defines stops start-up (collected).
+    """
+
+
+@hookspec
+def http_routes(settings):
+    """Mount HTTP endpoints: webhooks, file uploads, callbacks.
+
+    When: once at start-up, when the ASGI app is built. Sync.
+
+    Arguments:
+        settings: this plugin's settings.
+
+    Returns: a list of starlette ``Route`` objects; paths should start with
+    ``/channels/<plugin>/`` or ``/plugins/<plugin>/`` (collected).
+    """
+
+
+@hookspec
+def register_jobs(settings):
+    """Name background jobs this plugin can enqueue with ``enqueue_job``.
+
+    When: once at start-up, in the API process and in ``ordergraph worker``. Sync.
+
+    Arguments:
+        settings: this plugin's settings.
+
+    Returns: a dict of job name to ``async def job(payload: dict) -> None``. A job
+    that raises is retried with backoff and finally recorded as failed with its
+    error (collected).
+    """
+
+
+# -- Stage 1: entry ----------------------------------------------------------------
+
+
+@hookspec
+def validate_order(draft, settings):
+    """Check an incoming order before anything is stored.
+
+    When: on every submission from every channel, after the core's own checks
+    (required fields, known SKUs, quantities, prices, customer, address), in the
+    submitting request.
+
+    Arguments:
+        draft: the ``OrderDraft`` as submitted (channel, external id, customer,
+            lines, address, currency, type, priority, note).
+        settings: this plugin's settings.
+
+    Returns: a list of ``Problem(code, message, field)``; any problem rejects the
+    submission and every problem of every plugin is returned to the submitter
+    (collected). A plugin that fails rejects nothing and is logged.
+    """
+
+
+# -- Stage 2: review ----------------------------------------------------------------
+
+
+@hookspec
+def review_order(order, settings):
+    """Check a received order: credit, stock, pricing, anything else.
+
+    When: in the job runner, after an order enters review, for each enabled rule
+    in the configured order.
+
+    Arguments:
+        order: the ``OrderView`` being reviewed.
+        settings: this plugin's settings.
+
+    Returns: a ``Finding`` (or a list of them) with outcome ``pass``, ``fail`` or
+    ``hold`` (collected). All pass: APPROVED. Any fail: REJECTED with every reason.
+    Otherwise any hold: ON_HOLD. A rule that raises or times out sends the order to
+    ON_HOLD with the error recorded, never to APPROVED.
+    """
+
+
+# -- Stage 3: processing ---------------------------------------------------------------
+
+
+@hookspec
+def assign_order(order, candidates, settings):
+    """Choose the team and the person who will fulfil an approved order.
+
+    When: in the job runner, after an order reaches APPROVED.
+
+    Arguments:
+        order: the ``OrderView``.
+        candidates: the staff who may take it, with their team and open load.
+        settings: this plugin's settings.
+
+    Returns: an assignment (team and person) or ``None`` to leave the choice to
+    the next plugin (first result). No result: the order waits in its team's queue.
+    """
+
+
+# -- Stage 4: carriers and tracking ---------------------------------------------------
+
+
+@hookspec
+def create_shipment(order, shipment, settings):
+    """Book a shipment with a carrier and return its label and tracking number.
+
+    When: in the job runner, when staff ship a package; never while a row lock is
+    held.
+
+    Arguments:
+        order: the ``OrderView``.
+        shipment: the package: lines, weight, address, the carrier chosen.
+        settings: this plugin's settings.
+
+    Returns: the carrier's booking (tracking number, label, ETA) or ``None`` when
+    this plugin is not the chosen carrier (first result). A failure opens an alert
+    on the order.
+    """
+
+
+@hookspec
+def track_shipment(shipment, settings):
+    """Report what a carrier knows about a shipment.
+
+    When: in the job runner, on a schedule for every shipment in transit, and when
+    a carrier webhook arrives.
+
+    Arguments:
+        shipment: the shipment with its carrier and tracking number.
+        settings: this plugin's settings.
+
+    Returns: a list of tracking events (status, location, ETA, time) (collected).
+    Delivery derives the order's DELIVERED status; an exception opens an alert.
+    """
+
+
+# -- Stage 5: settlement ---------------------------------------------------------------
+
+
+@hookspec
+def order_adjustments(order, settings):
+    """Compute promotions, discounts and surcharges for the final amount.
+
+    When: when an order is COMPLETED and its settlement statement is computed.
+
+    Arguments:
+        order: the ``OrderView``.
+        settings: this plugin's settings.
+
+    Returns: a list of adjustments (label, exact amount, currency) (collected).
+    """
+
+
+@hookspec
+def collect_payment(order, statement, settings):
+    """Collect the settled amount, online or offline.
+
+    When: in the job runner after the settlement statement is issued, with an
+    idempotency key; never while a row lock is held.
+
+    Arguments:
+        order: the ``OrderView``.
+        statement: the settlement statement (lines, adjustments, amount due,
+            idempotency key).
+        settings: this plugin's settings.
+
+    Returns: the payment result or ``None`` when this plugin does not handle the
+    order's payment method (first result).
+    """
+
+
+# -- Every stage: transitions and notifications ------------------------------------------
+
+
+@hookspec
+def before_transition(order, transition, principal, reason, settings):
+    """Allow or veto a status transition before it is written.
+
+    When: in ``transition_order``, after the graph and role checks and before the
+    transaction; the order is not locked.
+
+    Arguments:
+        order: the ``OrderView`` as read before the change.
+        transition: the ``Transition`` about to fire (name, sources, target).
+        principal: the ``Principal`` firing it.
+        reason: the reason given by the caller, or ``None``.
+        settings: this plugin's settings.
+
+    Returns: ``None`` to allow, or a string: the reason for a veto (veto). A plugin
+    that raises or times out vetoes, and the failure is recorded on the order.
+    """
+
+
+@hookspec
+def after_transition(order, event, settings):
+    """React to a status change that has been committed.
+
+    When: in the job runner, after commit, at least once per transition (use the
+    event's ``id`` to make the work idempotent).
+
+    Arguments:
+        order: the ``OrderView`` after the change.
+        event: the ``OrderEventView`` appended by the transition.
+        settings: this plugin's settings.
+
+    Returns: nothing. A plugin that raises makes the job retry.
+    """
+
+
+@hookspec
+def notify(order, event, settings):
+    """Tell someone about an event on an order: e-mail, SMS, chat, a webhook.
+
+    When: in the job runner, after commit, at least once for every event appended to
+    an order's timeline (submission, transitions, findings, tracking updates).
+
+    Arguments:
+        order: the ``OrderView``.
+        event: the ``OrderEventView``.
+        settings: this plugin's settings.
+
+    Returns: nothing. A plugin that raises makes the job retry.
+    """

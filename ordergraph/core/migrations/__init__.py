@@ -1,0 +1,47 @@
+"""Schema migrations: an ordered list of named steps, each applied once.
+
+Each step is a module ``mNNNN_name.py`` with a list of statements per dialect
+(``SQLITE`` and ``POSTGRES``). ``migrate()`` applies the ones not yet recorded in
+``schema_migrations``, each in its own transaction, in name order.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from ordergraph.core import db
+from ordergraph.core.tables import SchemaMigration
+
+
+def available() -> list[str]:
+    return sorted(info.name for info in pkgutil.iter_modules(__path__) if info.name.startswith("m"))
+
+
+async def applied() -> set[str]:
+    # The bookkeeping table itself is created here, before any migration runs.
+    await db.current().engine.run_ddl(
+        'CREATE TABLE IF NOT EXISTS "schema_migrations" ("id" '
+        + ("INTEGER" if db.current().is_sqlite else "SERIAL")
+        + " PRIMARY KEY NOT NULL, \"name\" VARCHAR(200) UNIQUE NOT NULL DEFAULT '', "
+        '"applied_at" TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)'
+    )
+    rows = await SchemaMigration.select(SchemaMigration.name)
+    return {row["name"] for row in rows}
+
+
+async def migrate() -> list[str]:
+    """Apply every pending migration; return the names applied."""
+    done = await applied()
+    newly_applied = []
+    for name in available():
+        if name in done:
+            continue
+        module = importlib.import_module(f"{__name__}.{name}")
+        statements = module.SQLITE if db.current().is_sqlite else module.POSTGRES
+        async with db.write_transaction():
+            for statement in statements:
+                await db.current().engine.run_ddl(statement)
+            await SchemaMigration.insert(SchemaMigration(name=name))
+        newly_applied.append(name)
+    return newly_applied

@@ -1,0 +1,50 @@
+"""Exact money: Decimal amounts in, integer minor units stored, Decimal amounts out."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+# ISO 4217 currencies whose minor unit is not 1/100.
+_EXPONENTS = {
+    "BHD": 3, "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "IQD": 3, "ISK": 0, "JOD": 3,
+    "JPY": 0, "KMF": 0, "KRW": 0, "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0, "RWF": 0,
+    "TND": 3, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+}  # fmt: skip
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def is_currency(code: str) -> bool:
+    return bool(_CURRENCY.match(code or ""))
+
+
+def exponent(currency: str) -> int:
+    return _EXPONENTS.get(currency, 2)
+
+
+def parse_amount(value: object) -> Decimal:
+    """A Decimal from a string, int or Decimal; floats are refused because they are inexact."""
+    if isinstance(value, float | bool):
+        raise ValueError("amounts must be given as strings or decimals, not floats")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not amount.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    return amount
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """Minor units of ``amount``; an amount finer than the currency's unit is refused."""
+    scaled = amount.scaleb(exponent(currency))
+    if scaled != scaled.to_integral_value():
+        raise ValueError(
+            f"{amount} has more than {exponent(currency)} decimal places for {currency}"
+        )
+    return int(scaled)
+
+
+def from_minor(minor: int, currency: str) -> Decimal:
+    places = exponent(currency)
+    return Decimal(minor).scaleb(-places).quantize(Decimal(1).scaleb(-places))

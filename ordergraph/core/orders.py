@@ -1,0 +1,504 @@
+"""Orders: the draft a channel submits, its validation, storage and the read model."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ordergraph.core import db, jobs
+from ordergraph.core.auth import Principal, Role
+from ordergraph.core.errors import DomainError, ErrorCode, Problem, is_unique_violation
+from ordergraph.core.masterdata import is_email
+from ordergraph.core.money import from_minor, is_currency, parse_amount, to_minor
+from ordergraph.core.tables import Customer, Order, OrderEvent, OrderLine, Product
+
+if TYPE_CHECKING:
+    from ordergraph.core.runtime import Runtime
+
+PRIORITIES = ("LOW", "NORMAL", "HIGH", "URGENT")
+MAX_LINES = 500
+MAX_QUANTITY = 1_000_000
+ADDRESS_REQUIRED = ("name", "line1", "city", "postalCode", "country")
+_NUMBER = re.compile(r"^(?:SO-)?0*(\d+)$", re.IGNORECASE)
+
+
+def order_number(order_id: int) -> str:
+    """The human number of an order, derived from its id: ``SO-000123``."""
+    return f"SO-{order_id:06d}"
+
+
+def parse_order_number(number: str) -> int | None:
+    match = _NUMBER.match(number.strip())
+    return int(match.group(1)) if match else None
+
+
+@dataclass
+class LineDraft:
+    sku: str
+    quantity: Any
+    unit_price: Any = None
+
+
+@dataclass
+class OrderDraft:
+    """An order as a channel received it, before validation; values may be wrong."""
+
+    channel: str
+    external_id: str
+    lines: list[LineDraft]
+    customer_id: int | None = None
+    customer_email: str | None = None
+    customer_name: str | None = None
+    shipping_address: dict[str, Any] = field(default_factory=dict)
+    currency: str | None = None
+    type: str = "standard"
+    priority: str = "NORMAL"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class LineView:
+    line_no: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Decimal
+    total: Decimal
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """A read-only snapshot of an order, as hooks receive it."""
+
+    id: int
+    number: str
+    channel: str
+    external_id: str
+    customer_id: int
+    status: str
+    version: int
+    type: str
+    priority: str
+    currency: str
+    subtotal: Decimal
+    total: Decimal
+    shipping_address: dict[str, Any]
+    note: str
+    created_at: datetime
+    updated_at: datetime
+    lines: tuple[LineView, ...] = ()
+
+
+@dataclass(frozen=True)
+class OrderEventView:
+    id: int
+    order_id: int
+    type: str
+    from_status: str | None
+    to_status: str | None
+    actor: str
+    data: dict[str, Any]
+    at: datetime
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def order_view(row: dict[str, Any], lines: Sequence[dict[str, Any]] = ()) -> OrderView:
+    currency = row["currency"]
+    return OrderView(
+        id=row["id"],
+        number=order_number(row["id"]),
+        channel=row["channel"],
+        external_id=row["external_id"],
+        customer_id=row["customer"],
+        status=row["status"],
+        version=row["version"],
+        type=row["type"],
+        priority=row["priority"],
+        currency=currency,
+        subtotal=from_minor(row["subtotal_minor"], currency),
+        total=from_minor(row["total_minor"], currency),
+        shipping_address=_json(row["shipping_address"]) or {},
+        note=row["note"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        lines=tuple(
+            LineView(
+                line_no=line["line_no"],
+                sku=line["sku"],
+                name=line["name"],
+                quantity=line["quantity"],
+                unit_price=from_minor(line["unit_price_minor"], currency),
+                total=from_minor(line["total_minor"], currency),
+            )
+            for line in sorted(lines, key=lambda line: line["line_no"])
+        ),
+    )
+
+
+def event_view(row: dict[str, Any]) -> OrderEventView:
+    return OrderEventView(
+        id=row["id"],
+        order_id=row["order"],
+        type=row["type"],
+        from_status=row["from_status"],
+        to_status=row["to_status"],
+        actor=row["actor"],
+        data=_json(row["data"]) or {},
+        at=row["at"],
+    )
+
+
+async def load_order(order_id: int) -> OrderView | None:
+    row = await Order.select().where(Order.id == order_id).first()
+    if row is None:
+        return None
+    lines = await OrderLine.select().where(OrderLine.order == order_id)
+    return order_view(row, lines)
+
+
+# -- Validation ------------------------------------------------------------------------
+
+
+@dataclass
+class _Valid:
+    customer_id: int | None
+    new_customer: dict[str, Any] | None
+    currency: str
+    lines: list[dict[str, Any]]
+    subtotal_minor: int
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _quantity(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+async def _resolve_customer(
+    draft: OrderDraft, principal: Principal, problems: list[Problem]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(existing customer row, or a customer to create) for the draft."""
+    if principal.role == Role.CUSTOMER:
+        row = await Customer.select().where(Customer.id == principal.customer_id).first()
+        return row, None
+    if draft.customer_id is not None:
+        row = await Customer.select().where(Customer.id == draft.customer_id).first()
+        if row is None:
+            problems.append(
+                Problem(
+                    ErrorCode.UNKNOWN_CUSTOMER,
+                    f"There is no customer with id {draft.customer_id}.",
+                    "customerId",
+                )
+            )
+        return row, None
+    email = _text(draft.customer_email).lower()
+    if not email:
+        problems.append(
+            Problem(
+                ErrorCode.REQUIRED, "Give the customer's id or e-mail address.", "customerEmail"
+            )
+        )
+        return None, None
+    if not is_email(email):
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_VALUE, f"{email!r} is not an e-mail address.", "customerEmail"
+            )
+        )
+        return None, None
+    row = await Customer.select().where(Customer.email == email).first()
+    if row is not None:
+        return row, None
+    name = _text(draft.customer_name) or _text(draft.shipping_address.get("name"))
+    if not name:
+        problems.append(
+            Problem(
+                ErrorCode.UNKNOWN_CUSTOMER,
+                f"No customer has the e-mail {email}; give a customer name to create one.",
+                "customerName",
+            )
+        )
+        return None, None
+    return None, {"email": email, "name": name}
+
+
+def _check_address(address: dict[str, Any], problems: list[Problem]) -> None:
+    for key in ADDRESS_REQUIRED:
+        if not _text(address.get(key)):
+            problems.append(
+                Problem(
+                    ErrorCode.REQUIRED,
+                    f"The shipping address needs a {key}.",
+                    f"shippingAddress.{key}",
+                )
+            )
+    country = _text(address.get("country"))
+    if country and not re.fullmatch(r"[A-Za-z]{2}", country):
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_VALUE,
+                "The country must be a two-letter ISO code such as DE or US.",
+                "shippingAddress.country",
+            )
+        )
+
+
+async def validate_draft(
+    draft: OrderDraft, principal: Principal
+) -> tuple[list[Problem], _Valid | None]:
+    """Every problem with ``draft`` at once; the cleaned values when there are none."""
+    problems: list[Problem] = []
+    external_id = _text(draft.external_id)
+    if not external_id:
+        problems.append(Problem(ErrorCode.REQUIRED, "Give the order's external id.", "externalId"))
+    elif len(external_id) > 128:
+        problems.append(
+            Problem(ErrorCode.INVALID_VALUE, "The external id is longer than 128.", "externalId")
+        )
+    customer, new_customer = await _resolve_customer(draft, principal, problems)
+    currency = _text(draft.currency).upper() or (customer["currency"] if customer else "")
+    if not currency:
+        problems.append(Problem(ErrorCode.REQUIRED, "Give the order's currency.", "currency"))
+    elif not is_currency(currency):
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_CURRENCY,
+                f"{draft.currency!r} is not a currency code such as EUR or USD.",
+                "currency",
+            )
+        )
+    if draft.priority not in PRIORITIES:
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_VALUE,
+                f"The priority must be one of {', '.join(PRIORITIES)}.",
+                "priority",
+            )
+        )
+    if not re.fullmatch(r"[a-z0-9_]{1,32}", draft.type or ""):
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_VALUE,
+                "The type must be 1 to 32 lowercase letters, digits or underscores.",
+                "type",
+            )
+        )
+    if len(draft.note or "") > 2000:
+        problems.append(Problem(ErrorCode.INVALID_VALUE, "The note is over 2000.", "note"))
+    _check_address(draft.shipping_address or {}, problems)
+
+    lines: list[dict[str, Any]] = []
+    if not draft.lines:
+        problems.append(Problem(ErrorCode.REQUIRED, "An order needs at least one line.", "lines"))
+    elif len(draft.lines) > MAX_LINES:
+        problems.append(
+            Problem(ErrorCode.INVALID_VALUE, f"An order has at most {MAX_LINES} lines.", "lines")
+        )
+    skus = {_text(line.sku) for line in draft.lines} - {""}
+    products = (
+        {p["sku"]: p for p in await Product.select().where(Product.sku.is_in(list(skus)))}
+        if skus
+        else {}
+    )
+    subtotal = 0
+    for index, line in enumerate(draft.lines[:MAX_LINES]):
+        where = f"lines[{index}]"
+        sku = _text(line.sku)
+        product = products.get(sku)
+        if not sku:
+            problems.append(Problem(ErrorCode.REQUIRED, "Give the SKU.", f"{where}.sku"))
+        elif product is None:
+            problems.append(
+                Problem(ErrorCode.UNKNOWN_SKU, f"We do not sell SKU {sku}.", f"{where}.sku")
+            )
+        elif not product["active"]:
+            problems.append(
+                Problem(ErrorCode.INACTIVE_SKU, f"SKU {sku} is no longer sold.", f"{where}.sku")
+            )
+        quantity = _quantity(line.quantity)
+        if quantity is None or not 0 < quantity <= MAX_QUANTITY:
+            problems.append(
+                Problem(
+                    ErrorCode.INVALID_QUANTITY,
+                    f"The quantity must be a whole number from 1 to {MAX_QUANTITY} "
+                    f"(got {line.quantity!r}).",
+                    f"{where}.quantity",
+                )
+            )
+        unit_minor = None
+        if line.unit_price is None or line.unit_price == "":
+            if product is not None and is_currency(currency):
+                if product["currency"] != currency:
+                    problems.append(
+                        Problem(
+                            ErrorCode.CURRENCY_MISMATCH,
+                            f"SKU {sku} is priced in {product['currency']}, not {currency}; "
+                            "give a unit price.",
+                            f"{where}.unitPrice",
+                        )
+                    )
+                else:
+                    unit_minor = product["list_price_minor"]
+        else:
+            try:
+                price = parse_amount(line.unit_price)
+                if price < 0:
+                    raise ValueError("a price cannot be negative")
+                if is_currency(currency):
+                    unit_minor = to_minor(price, currency)
+            except ValueError as exc:
+                problems.append(
+                    Problem(
+                        ErrorCode.INVALID_PRICE,
+                        f"The unit price {line.unit_price} is not valid: {exc}.",
+                        f"{where}.unitPrice",
+                    )
+                )
+        if product is not None and quantity and unit_minor is not None:
+            total = quantity * unit_minor
+            subtotal += total
+            lines.append(
+                {
+                    "line_no": index + 1,
+                    "sku": sku,
+                    "name": product["name"],
+                    "quantity": quantity,
+                    "unit_price_minor": unit_minor,
+                    "total_minor": total,
+                }
+            )
+    if problems:
+        return problems, None
+    return problems, _Valid(
+        customer_id=customer["id"] if customer else None,
+        new_customer=new_customer,
+        currency=currency,
+        lines=lines,
+        subtotal_minor=subtotal,
+    )
+
+
+# -- Submission --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    order: OrderView
+    created: bool
+
+
+async def submit_order(rt: Runtime, draft: OrderDraft, principal: Principal) -> SubmitResult:
+    """Validate and store an order in the graph's initial state.
+
+    Raises ``DomainError`` with every problem when the draft is invalid; nothing is
+    stored then. The same (channel, external id) submitted again returns the stored
+    order with ``created=False``.
+    """
+    problems, valid = await validate_draft(draft, principal)
+    checks = await rt.plugins.call("validate_order", draft=draft)
+    for _, plugin_problems in checks.results:
+        problems.extend(plugin_problems)
+    if problems or valid is None:
+        raise DomainError(*problems)
+
+    initial = rt.graph.initial
+    try:
+        async with db.write_transaction():
+            customer_id = valid.customer_id
+            if customer_id is None:
+                assert valid.new_customer is not None
+                inserted = await Customer.insert(
+                    Customer(**valid.new_customer, currency=valid.currency)
+                )
+                customer_id = inserted[0]["id"]
+            inserted = await Order.insert(
+                Order(
+                    channel=draft.channel,
+                    external_id=_text(draft.external_id),
+                    customer=customer_id,
+                    type=draft.type,
+                    priority=draft.priority,
+                    currency=valid.currency,
+                    subtotal_minor=valid.subtotal_minor,
+                    total_minor=valid.subtotal_minor,
+                    status=initial,
+                    shipping_address=json.dumps(draft.shipping_address),
+                    note=draft.note or "",
+                )
+            ).returning(*Order.all_columns())
+            order = order_view(inserted[0], valid.lines)
+            await OrderLine.insert(*(OrderLine(order=order.id, **line) for line in valid.lines))
+            await record_event(
+                order.id,
+                "submitted",
+                principal,
+                to_status=initial,
+                data={"channel": draft.channel},
+            )
+    except Exception as exc:
+        if not is_unique_violation(exc):
+            raise
+        existing = (
+            await Order.select(Order.id)
+            .where(
+                (Order.channel == draft.channel) & (Order.external_id == _text(draft.external_id))
+            )
+            .first()
+        )
+        if existing is None:
+            raise
+        order = await load_order(existing["id"])
+        assert order is not None
+        return SubmitResult(order=order, created=False)
+    rt.wake_jobs()
+    return SubmitResult(order=order, created=True)
+
+
+async def record_event(
+    order_id: int,
+    type: str,
+    principal: Principal,
+    *,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> int:
+    """Append an event to an order's timeline and its outbox jobs, in the caller's transaction.
+
+    Call inside ``db.write_transaction()`` and call ``rt.wake_jobs()`` after it.
+    """
+    inserted = await OrderEvent.insert(
+        OrderEvent(
+            order=order_id,
+            type=type,
+            from_status=from_status,
+            to_status=to_status,
+            actor=principal.actor,
+            data=json.dumps(data or {}, default=str),
+        )
+    )
+    event_id = inserted[0]["id"]
+    await jobs.enqueue_many(
+        [
+            ("publish_order_event", {"event_id": event_id}),
+            ("run_order_event_hooks", {"event_id": event_id}),
+        ]
+    )
+    return event_id

@@ -1,0 +1,104 @@
+"""The running service's parts, built once at start-up and passed to whatever needs them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ordergraph.core import db, migrations
+from ordergraph.core.dispatch import core_jobs
+from ordergraph.core.events import InProcessBus, RedisBus
+from ordergraph.core.jobs import ArqRelay, EmbeddedRunner, Job
+from ordergraph.core.plugins import PluginConfigError, PluginManager
+from ordergraph.core.statusgraph import StatusGraph, default_graph
+from ordergraph.settings import Settings
+
+
+class PendingMigrations(RuntimeError):
+    pass
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    plugins: PluginManager
+    graph: StatusGraph
+    bus: InProcessBus
+    job_handlers: dict[str, Job] = field(default_factory=dict)
+    runner: EmbeddedRunner | ArqRelay | None = None
+
+    async def open(self, *, run_jobs: bool = True) -> None:
+        """Connect the database, migrate (SQLite) or check migrations, start bus and runner."""
+        database = await db.connect(self.settings.database_url)
+        try:
+            if database.is_sqlite:
+                await migrations.migrate()
+            else:
+                pending = sorted(set(migrations.available()) - await migrations.applied())
+                if pending:
+                    raise PendingMigrations(
+                        f"the database lacks migrations {', '.join(pending)}: "
+                        "run `ordergraph migrate`"
+                    )
+            await self.bus.start()
+        except BaseException:
+            await db.disconnect()
+            raise
+        if run_jobs:
+            if self.settings.redis_url:
+                from arq import create_pool
+                from arq.connections import RedisSettings
+
+                redis = await create_pool(RedisSettings.from_dsn(self.settings.redis_url))
+                self.runner = ArqRelay(self, redis)
+            else:
+                self.runner = EmbeddedRunner(self)
+            await self.runner.start()
+
+    def wake_jobs(self) -> None:
+        """Tell the job runner that a transaction with new jobs has committed."""
+        if self.runner is not None:
+            self.runner.wake()
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.stop()
+            if isinstance(self.runner, ArqRelay):
+                await self.runner.redis.aclose()
+            self.runner = None
+        await self.bus.stop()
+        await db.disconnect()
+
+
+def build_graph(plugins: PluginManager) -> StatusGraph:
+    graph = default_graph()
+    plugins.call_sync("extend_status_graph", graph=graph)
+    graph.validate()
+    return graph
+
+
+def load_plugins(settings: Settings, installed: Mapping[str, Any] | None = None) -> PluginManager:
+    if installed is None:
+        return PluginManager.from_entry_points(
+            settings.plugins, timeout=settings.plugin_timeout_seconds
+        )
+    return PluginManager(installed, settings.plugins, timeout=settings.plugin_timeout_seconds)
+
+
+def build(settings: Settings, installed_plugins: Mapping[str, Any] | None = None) -> Runtime:
+    """Load and validate plugins, the status graph and the jobs; nothing is connected yet.
+
+    ``installed_plugins`` replaces entry-point discovery (name -> plugin module).
+    Raises ``PluginConfigError`` or ``StatusGraphError`` naming what is wrong.
+    """
+    plugins = load_plugins(settings, installed_plugins)
+    bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
+    rt = Runtime(settings=settings, plugins=plugins, graph=build_graph(plugins), bus=bus)
+    rt.job_handlers = core_jobs(rt)
+    for plugin, jobs in plugins.call_sync("register_jobs").results:
+        for name, job in jobs.items():
+            if name in rt.job_handlers:
+                raise PluginConfigError(f"plugin {plugin}: job {name!r} is already registered")
+            rt.job_handlers[name] = job
+    return rt

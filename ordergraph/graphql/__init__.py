@@ -1,0 +1,1 @@
+"""The one GraphQL schema: types, queries, mutations, subscriptions, and plugin fields."""

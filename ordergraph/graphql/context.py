@@ -1,0 +1,67 @@
+"""Per-request context, authentication, and the checks every resolver makes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import GraphQLError
+from starlette.requests import HTTPConnection
+from strawberry.types import Info as StrawberryInfo
+
+from ordergraph.core.auth import Principal, Role, authenticate
+from ordergraph.core.errors import ErrorCode
+from ordergraph.core.runtime import Runtime
+from ordergraph.graphql.loaders import Loaders
+
+
+class ApiError(GraphQLError):
+    """An expected error raised from a resolver; shown to clients even in production."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message, extensions={"code": code.value})
+
+
+@dataclass
+class Context:
+    request: HTTPConnection
+    response: Any
+    rt: Runtime
+    principal: Principal | None
+    loaders: Loaders = field(default_factory=Loaders)
+    connection_params: dict[str, Any] | None = None
+
+
+Info = StrawberryInfo[Context, None]
+
+
+def bearer_token(value: str | None) -> str | None:
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def principal_for(authorization: str | None) -> Principal | None:
+    token = bearer_token(authorization)
+    return await authenticate(token) if token else None
+
+
+def require(info: Info, *roles: Role) -> Principal:
+    """The caller, who must be authenticated and, when ``roles`` are given, hold one of them."""
+    principal = info.context.principal
+    if principal is None:
+        raise ApiError(
+            ErrorCode.UNAUTHENTICATED,
+            "Authentication required: send the header Authorization: Bearer <token>.",
+        )
+    if roles and principal.role not in roles:
+        raise ApiError(
+            ErrorCode.FORBIDDEN,
+            f"The {principal.role} role may not read or change {info.field_name}.",
+        )
+    return principal
+
+
+OPERATORS = (Role.ADMIN, Role.STAFF)
+READERS = (Role.ADMIN, Role.STAFF, Role.CUSTOMER)

@@ -1,0 +1,216 @@
+"""Query fields."""
+
+from __future__ import annotations
+
+import datetime
+
+import strawberry
+from piccolo.columns.combination import Or
+from piccolo.query.functions.aggregate import Count
+
+from ordergraph.core.auth import Principal, Role
+from ordergraph.core.db import icontains
+from ordergraph.core.orders import parse_order_number
+from ordergraph.core.tables import Customer as CustomerRow
+from ordergraph.core.tables import Order as OrderRow
+from ordergraph.core.tables import Product as ProductRow
+from ordergraph.graphql.context import OPERATORS, READERS, Info, require
+from ordergraph.graphql.types import (
+    Connection,
+    Customer,
+    Me,
+    Order,
+    Plugin,
+    Product,
+    StatusGraph,
+    StatusState,
+    TransitionType,
+    connection,
+    decode_cursor,
+)
+
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+
+
+def page_size(first: int | None) -> int:
+    """``first`` capped to 1..100."""
+    return max(1, min(first or DEFAULT_PAGE, MAX_PAGE))
+
+
+@strawberry.input
+class OrderFilter:
+    status: list[str] | None = None
+    channel: str | None = None
+    customer_id: strawberry.ID | None = None
+    created_after: datetime.datetime | None = None
+    created_before: datetime.datetime | None = None
+    search: str | None = strawberry.field(
+        default=None, description="Matches the number, the external id, or the customer."
+    )
+
+
+def _visible_orders(principal: Principal) -> list:
+    """Where-clauses that limit orders to those the principal may see."""
+    if principal.role == Role.CUSTOMER:
+        return [OrderRow.customer == principal.customer_id]
+    return []
+
+
+def _order_filters(f: OrderFilter | None) -> list:
+    if f is None:
+        return []
+    clauses = []
+    if f.status:
+        clauses.append(OrderRow.status.is_in(f.status))
+    if f.channel:
+        clauses.append(OrderRow.channel == f.channel)
+    if f.customer_id:
+        clauses.append(OrderRow.customer == int(f.customer_id))
+    if f.created_after:
+        clauses.append(OrderRow.created_at >= f.created_after)
+    if f.created_before:
+        clauses.append(OrderRow.created_at < f.created_before)
+    if f.search and f.search.strip():
+        text = f.search.strip()
+        matches = [
+            icontains(OrderRow.external_id, text),
+            icontains(OrderRow.customer.email, text),
+            icontains(OrderRow.customer.name, text),
+        ]
+        number = parse_order_number(f.search)
+        if number is not None:
+            matches.append(OrderRow.id == number)
+        clause = matches[0]
+        for match in matches[1:]:
+            clause = Or(clause, match)
+        clauses.append(clause)
+    return clauses
+
+
+def _where(query, clauses: list):
+    return query.where(*clauses) if clauses else query
+
+
+async def _order_by_id(info: Info, order_id: int) -> Order | None:
+    principal = require(info, *READERS)
+    row = await OrderRow.select().where(OrderRow.id == order_id).first()
+    if row is None or not principal.may_see_customer(row["customer"]):
+        return None
+    return Order.from_row(row)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The caller, as its token says.")
+    def me(self, info: Info) -> Me:
+        principal = require(info)
+        return Me(
+            role=principal.role.value,
+            name=principal.name,
+            customer_id=strawberry.ID(str(principal.customer_id))
+            if principal.customer_id
+            else None,
+            team=principal.team,
+        )
+
+    @strawberry.field(description="An order by id; null when it does not exist or is not yours.")
+    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+        try:
+            order_id = int(id)
+        except ValueError:
+            return None
+        return await _order_by_id(info, order_id)
+
+    @strawberry.field(description="An order by its number, such as SO-000123.")
+    async def order_by_number(self, info: Info, number: str) -> Order | None:
+        order_id = parse_order_number(number)
+        require(info, *READERS)
+        return await _order_by_id(info, order_id) if order_id is not None else None
+
+    @strawberry.field(description="Orders, newest first, at most 100 per page.")
+    async def orders(
+        self,
+        info: Info,
+        filter: OrderFilter | None = None,
+        first: int | None = DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> Connection[Order]:
+        principal = require(info, *READERS)
+        clauses = _visible_orders(principal) + _order_filters(filter)
+        return await _keyset_page(
+            "order", OrderRow, clauses, first, after, Order.from_row, newest_first=True
+        )
+
+    @strawberry.field(description="The merged status graph with live counts of orders per state.")
+    async def status_graph(self, info: Info) -> StatusGraph:
+        principal = require(info, *READERS)
+        graph = info.context.rt.graph
+        counts = await _where(
+            OrderRow.select(OrderRow.status, Count(OrderRow.id, alias="n")),
+            _visible_orders(principal),
+        ).group_by(OrderRow.status)
+        by_status = {row["status"]: row["n"] for row in counts}
+        return StatusGraph(
+            initial=graph.initial,
+            states=[
+                StatusState(name=name, description=description, count=by_status.get(name, 0))
+                for name, description in graph.states.items()
+            ],
+            transitions=[TransitionType.from_transition(t) for t in graph.transitions.values()],
+        )
+
+    @strawberry.field(description="Every installed plugin, enabled or not (admins only).")
+    def plugins(self, info: Info) -> list[Plugin]:
+        require(info, Role.ADMIN)
+        return [Plugin.from_loaded(p) for p in info.context.rt.plugins.plugins.values()]
+
+    @strawberry.field(description="Products by SKU order; search matches SKU and name.")
+    async def products(
+        self,
+        info: Info,
+        search: str | None = None,
+        first: int | None = DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> Connection[Product]:
+        require(info, *OPERATORS)
+        clauses = []
+        if search and search.strip():
+            text = search.strip()
+            clauses.append(Or(icontains(ProductRow.sku, text), icontains(ProductRow.name, text)))
+        return await _keyset_page("product", ProductRow, clauses, first, after, Product.from_row)
+
+    @strawberry.field(description="Customers; search matches e-mail and name.")
+    async def customers(
+        self,
+        info: Info,
+        search: str | None = None,
+        first: int | None = DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> Connection[Customer]:
+        require(info, *OPERATORS)
+        clauses = []
+        if search and search.strip():
+            text = search.strip()
+            clauses.append(
+                Or(icontains(CustomerRow.email, text), icontains(CustomerRow.name, text))
+            )
+        return await _keyset_page("customer", CustomerRow, clauses, first, after, Customer.from_row)
+
+
+async def _keyset_page(kind, table, clauses, first, after, make, *, newest_first=False):
+    """One page of ``table`` in id order, after the cursor ``after``, with a total count."""
+    size = page_size(first)
+    after_id = decode_cursor(kind, after)
+    if after_id is not None:
+        clauses_after = [table.id < after_id if newest_first else table.id > after_id]
+    else:
+        clauses_after = []
+    rows = (
+        await _where(table.select(), clauses + clauses_after)
+        .order_by(table.id, ascending=not newest_first)
+        .limit(size + 1)
+    )
+    total = await _where(table.count(), clauses)
+    rows, has_next = rows[:size], len(rows) > size
+    return connection(kind, [make(r) for r in rows], [r["id"] for r in rows], has_next, total)

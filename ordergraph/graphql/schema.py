@@ -1,0 +1,101 @@
+"""Assembling the one schema from the core's fields and the plugins' fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
+from strawberry.extensions import (
+    SchemaExtension as StrawberryExtension,
+)
+from strawberry.types.base import has_object_definition
+
+from ordergraph.core.runtime import Runtime
+from ordergraph.graphql.context import ApiError
+from ordergraph.graphql.mutations import Mutation
+from ordergraph.graphql.queries import Query
+from ordergraph.graphql.subscriptions import Subscription
+
+MAX_DEPTH = 10
+MAX_TOKENS = 2000
+MAX_ALIASES = 30
+
+
+class SchemaConflict(ValueError):
+    """Two contributions define the same field; raised at start-up."""
+
+
+@dataclass(frozen=True)
+class SchemaExtension:
+    """What a plugin's ``graphql_schema`` hook returns: strawberry types to merge."""
+
+    query: tuple[type, ...] = ()
+    mutation: tuple[type, ...] = ()
+    subscription: tuple[type, ...] = ()
+    types: tuple[type, ...] = field(default=())
+
+
+def merge(name: str, parts: list[tuple[str, type]]) -> type:
+    """One strawberry type with every part's fields; a field defined twice is an error."""
+    owners: dict[str, str] = {}
+    for owner, part in parts:
+        if not has_object_definition(part):
+            raise SchemaConflict(f"{owner}: {part!r} is not a strawberry type")
+        for f in part.__strawberry_definition__.fields:
+            if f.name in owners:
+                raise SchemaConflict(
+                    f"{name}.{f.name} is defined by both {owners[f.name]} and {owner}"
+                )
+            owners[f.name] = owner
+    # The first base wins on a name clash, which cannot happen after the check above.
+    return strawberry.type(type(name, tuple(part for _, part in parts), {}))
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    return not isinstance(error.original_error, ApiError) and not isinstance(error, ApiError)
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:
+        """Log unexpected errors only; ``ApiError`` is an answer, not a fault."""
+        unexpected = [e for e in errors if not isinstance(e.original_error, ApiError)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
+def build_schema(rt: Runtime) -> strawberry.Schema:
+    parts: dict[str, list[tuple[str, type]]] = {
+        "Query": [("core", Query)],
+        "Mutation": [("core", Mutation)],
+        "Subscription": [("core", Subscription)],
+    }
+    extra_types: list[type] = []
+    for plugin, ext in rt.plugins.call_sync("graphql_schema").results:
+        if not isinstance(ext, SchemaExtension):
+            raise SchemaConflict(f"plugin {plugin}: graphql_schema must return a SchemaExtension")
+        parts["Query"] += [(plugin, t) for t in ext.query]
+        parts["Mutation"] += [(plugin, t) for t in ext.mutation]
+        parts["Subscription"] += [(plugin, t) for t in ext.subscription]
+        extra_types += ext.types
+    extensions: list[Callable[[], StrawberryExtension]] = [
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+    ]
+    if rt.settings.production:
+        extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
+    return Schema(
+        query=merge("Query", parts["Query"]),
+        mutation=merge("Mutation", parts["Mutation"]),
+        subscription=merge("Subscription", parts["Subscription"]),
+        types=extra_types,
+        extensions=extensions,
+    )

@@ -1,0 +1,378 @@
+"""GraphQL object types. Resolvers that expose data check the caller themselves."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from strawberry.scalars import JSON
+
+from ordergraph.core.errors import DomainError
+from ordergraph.core.errors import ErrorCode as CoreErrorCode
+from ordergraph.core.money import from_minor
+from ordergraph.core.orders import OrderEventView, OrderView, event_view, order_view
+from ordergraph.core.plugins import LoadedPlugin
+from ordergraph.core.statusgraph import Transition
+from ordergraph.graphql.context import Info, require
+
+ErrorCode = strawberry.enum(CoreErrorCode, description="Stable error codes.")
+
+
+@strawberry.enum
+class Priority(Enum):
+    LOW = "LOW"
+    NORMAL = "NORMAL"
+    HIGH = "HIGH"
+    URGENT = "URGENT"
+
+
+@strawberry.type(description="One thing wrong with the input or the action.")
+class UserError:
+    field: str | None
+    code: ErrorCode
+    message: str
+
+
+def user_errors(error: DomainError) -> list[UserError]:
+    return [UserError(field=p.field, code=p.code, message=p.message) for p in error.problems]
+
+
+# -- Connections ------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    node: T
+    cursor: str
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+    total_count: int
+
+
+def encode_cursor(kind: str, key: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode()
+
+
+def decode_cursor(kind: str, cursor: str | None) -> int | None:
+    """The key inside a cursor of ``kind``; a malformed cursor is a clear error."""
+    if cursor is None:
+        return None
+    from ordergraph.graphql.context import ApiError
+
+    try:
+        prefix, _, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if prefix == kind:
+            return int(key)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise ApiError(CoreErrorCode.INVALID_VALUE, f"{cursor!r} is not a cursor of this list.")
+
+
+def connection(kind: str, nodes: list[Any], keys: list[int], has_next: bool, total: int):
+    edges = [Edge(node=n, cursor=encode_cursor(kind, k)) for n, k in zip(nodes, keys, strict=True)]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None),
+        total_count=total,
+    )
+
+
+# -- Master data ---------------------------------------------------------------------------
+
+
+@strawberry.type
+class Customer:
+    id: strawberry.ID
+    email: str
+    name: str
+    credit_limit: Decimal
+    currency: str
+    blocked: bool
+    created_at: datetime.datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Customer:
+        return cls(
+            id=strawberry.ID(str(row["id"])),
+            email=row["email"],
+            name=row["name"],
+            credit_limit=from_minor(row["credit_limit_minor"], row["currency"]),
+            currency=row["currency"],
+            blocked=row["blocked"],
+            created_at=row["created_at"],
+        )
+
+
+@strawberry.type
+class Product:
+    id: strawberry.ID
+    sku: str
+    name: str
+    list_price: Decimal
+    currency: str
+    stock_on_hand: int
+    stock_reserved: int
+    active: bool
+
+    @strawberry.field(description="Stock on hand that is not reserved.")
+    def stock_available(self) -> int:
+        return self.stock_on_hand - self.stock_reserved
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Product:
+        return cls(
+            id=strawberry.ID(str(row["id"])),
+            sku=row["sku"],
+            name=row["name"],
+            list_price=from_minor(row["list_price_minor"], row["currency"]),
+            currency=row["currency"],
+            stock_on_hand=row["stock_on_hand"],
+            stock_reserved=row["stock_reserved"],
+            active=row["active"],
+        )
+
+
+# -- Orders ----------------------------------------------------------------------------------
+
+
+@strawberry.type
+class Address:
+    name: str
+    line1: str
+    line2: str | None
+    city: str
+    postal_code: str
+    country: str
+    phone: str | None
+
+
+@strawberry.type
+class OrderLine:
+    line_no: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Decimal
+    total: Decimal
+
+
+@strawberry.type
+class OrderEvent:
+    id: strawberry.ID
+    order_id: strawberry.ID
+    type: str
+    from_status: str | None
+    to_status: str | None
+    actor: str
+    data: JSON
+    at: datetime.datetime
+
+    @classmethod
+    def from_view(cls, view: OrderEventView) -> OrderEvent:
+        return cls(
+            id=strawberry.ID(str(view.id)),
+            order_id=strawberry.ID(str(view.order_id)),
+            type=view.type,
+            from_status=view.from_status,
+            to_status=view.to_status,
+            actor=view.actor,
+            data=view.data,
+            at=view.at,
+        )
+
+
+@strawberry.type(name="Transition")
+class TransitionType:
+    name: str
+    from_: list[str] = strawberry.field(name="from")
+    to: str
+    roles: list[str]
+    description: str
+
+    @classmethod
+    def from_transition(cls, t: Transition) -> TransitionType:
+        return cls(
+            name=t.name,
+            from_=list(t.sources),
+            to=t.target,
+            roles=sorted(r.value for r in t.roles),
+            description=t.description,
+        )
+
+
+@strawberry.type
+class Order:
+    id: strawberry.ID
+    number: str
+    channel: str
+    external_id: str
+    status: str
+    type: str
+    priority: Priority
+    currency: str
+    subtotal: Decimal
+    total: Decimal
+    version: int
+    note: str
+    shipping_address: Address
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    customer_id: strawberry.Private[int]
+    order_id: strawberry.Private[int]
+
+    @classmethod
+    def from_view(cls, view: OrderView) -> Order:
+        address = view.shipping_address
+        return cls(
+            id=strawberry.ID(str(view.id)),
+            number=view.number,
+            channel=view.channel,
+            external_id=view.external_id,
+            status=view.status,
+            type=view.type,
+            priority=Priority(view.priority),
+            currency=view.currency,
+            subtotal=view.subtotal,
+            total=view.total,
+            version=view.version,
+            note=view.note,
+            shipping_address=Address(
+                name=address.get("name", ""),
+                line1=address.get("line1", ""),
+                line2=address.get("line2"),
+                city=address.get("city", ""),
+                postal_code=address.get("postalCode", ""),
+                country=address.get("country", ""),
+                phone=address.get("phone"),
+            ),
+            created_at=view.created_at,
+            updated_at=view.updated_at,
+            customer_id=view.customer_id,
+            order_id=view.id,
+        )
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Order:
+        return cls.from_view(order_view(row))
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer | None:
+        require(info)
+        row = await info.context.loaders.customers.load(self.customer_id)
+        return Customer.from_row(row) if row else None
+
+    @strawberry.field
+    async def lines(self, info: Info) -> list[OrderLine]:
+        require(info)
+        rows = await info.context.loaders.lines.load(self.order_id)
+        return [
+            OrderLine(
+                line_no=r["line_no"],
+                sku=r["sku"],
+                name=r["name"],
+                quantity=r["quantity"],
+                unit_price=from_minor(r["unit_price_minor"], self.currency),
+                total=from_minor(r["total_minor"], self.currency),
+            )
+            for r in rows
+        ]
+
+    @strawberry.field(description="The timeline, oldest first.")
+    async def events(self, info: Info) -> list[OrderEvent]:
+        require(info)
+        rows = await info.context.loaders.events.load(self.order_id)
+        return [OrderEvent.from_view(event_view(row)) for row in rows]
+
+    @strawberry.field(description="The transitions the caller may fire from the current status.")
+    def available_transitions(self, info: Info) -> list[TransitionType]:
+        principal = require(info)
+        return [
+            TransitionType.from_transition(t)
+            for t in info.context.rt.graph.available(self.status, principal.role)
+        ]
+
+
+# -- Status graph, plugins, me -------------------------------------------------------------
+
+
+@strawberry.type
+class StatusState:
+    name: str
+    description: str
+    count: int = strawberry.field(description="Orders in this state that the caller may see.")
+
+
+@strawberry.type
+class StatusGraph:
+    initial: str
+    states: list[StatusState]
+    transitions: list[TransitionType]
+
+
+@strawberry.type
+class PluginSetting:
+    name: str
+    type: str
+    required: bool
+    secret: bool
+    description: str
+    default: JSON | None
+
+
+@strawberry.type
+class Plugin:
+    name: str
+    category: str
+    description: str
+    enabled: bool
+    schema: list[PluginSetting] = strawberry.field(description="The settings it accepts.")
+    settings: JSON = strawberry.field(description="Its current settings; secrets are masked.")
+
+    @classmethod
+    def from_loaded(cls, plugin: LoadedPlugin) -> Plugin:
+        return cls(
+            name=plugin.name,
+            category=plugin.info.category,
+            description=plugin.info.description,
+            enabled=plugin.enabled,
+            schema=[
+                PluginSetting(
+                    name=s.name,
+                    type=s.type_name,
+                    required=s.required,
+                    secret=s.secret,
+                    description=s.description,
+                    default=None if s.secret else _jsonable(s.default),
+                )
+                for s in plugin.info.settings
+            ],
+            settings={k: _jsonable(v) for k, v in plugin.masked_settings().items()},
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+@strawberry.type
+class Me:
+    role: str
+    name: str
+    customer_id: strawberry.ID | None
+    team: str | None

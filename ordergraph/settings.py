@@ -1,0 +1,76 @@
+"""Service settings: environment variables for deployment, ``ordergraph.toml`` for plugins."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ordergraph.core.db import DEFAULT_DATABASE_URL
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads at start-up.
+
+    ``DATABASE_URL``: ``sqlite:///path/file.db`` (default ``sqlite:///ordergraph.db``)
+    or ``postgresql://...``. ``REDIS_URL``: when set, jobs go to arq workers and
+    subscription events travel through Redis. ``ORDERGRAPH_CONFIG``: the plugin
+    configuration file (default ``ordergraph.toml`` when it exists).
+    ``ORDERGRAPH_ENV=production`` hides GraphiQL and masks unexpected errors.
+    ``ORDERGRAPH_ALLOWED_ORIGINS``: comma-separated browser origins allowed to open
+    subscription websockets (empty: any).
+    """
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    config_path: Path | None = None
+    production: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    plugin_timeout_seconds: float = 10.0
+    job_retry_base_seconds: float = 2.0
+    plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = dict(os.environ if env is None else env)
+        config_path = env.get("ORDERGRAPH_CONFIG")
+        path = Path(config_path) if config_path else Path("ordergraph.toml")
+        if config_path and not path.exists():
+            raise ConfigError(f"ORDERGRAPH_CONFIG names {path}, which does not exist")
+        config = _read_toml(path) if path.exists() else {}
+        core = config.get("ordergraph", {})
+        values: dict[str, Any] = {
+            "database_url": env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            "redis_url": env.get("REDIS_URL") or None,
+            "config_path": path if path.exists() else None,
+            "production": env.get("ORDERGRAPH_ENV", "").lower() == "production",
+            "allowed_origins": tuple(
+                o.strip() for o in env.get("ORDERGRAPH_ALLOWED_ORIGINS", "").split(",") if o.strip()
+            ),
+            "plugin_timeout_seconds": float(core.get("plugin_timeout_seconds", 10.0)),
+            "job_retry_base_seconds": float(core.get("job_retry_base_seconds", 2.0)),
+            "plugins": config.get("plugins", {}),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        config = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    unknown = set(config) - {"ordergraph", "plugins"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown table [{sorted(unknown)[0]}] (use [plugins.NAME])")
+    for name, table in config.get("plugins", {}).items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: plugins.{name} must be a table")
+    return config

@@ -1,0 +1,38 @@
+"""``ordergraph worker``: runs outbox jobs handed over by ``ArqRelay`` (needs ``REDIS_URL``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq.connections import RedisSettings
+from arq.worker import Worker, func
+
+from ordergraph.core import jobs, runtime
+from ordergraph.settings import Settings
+
+
+def create_worker(settings: Settings, **kwargs: Any) -> Worker:
+    """An arq worker that runs outbox jobs; it relays due jobs to arq itself too."""
+    if not settings.redis_url:
+        raise ValueError("ordergraph worker needs REDIS_URL (for example redis://127.0.0.1:6379)")
+    rt = runtime.build(settings)
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        await rt.open(run_jobs=True)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        await rt.close()
+
+    async def run_outbox_job(ctx: dict[str, Any], job_id: int) -> str | None:
+        return await jobs.run_job(rt, job_id)
+
+    return Worker(
+        functions=[func(run_outbox_job, name=jobs.ARQ_FUNCTION)],
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        # Retries are the outbox's business; arq runs each attempt once.
+        max_tries=1,
+        handle_signals=kwargs.pop("handle_signals", True),
+        **kwargs,
+    )

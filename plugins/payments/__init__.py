@@ -1,0 +1,1 @@
+"""Stage 5 (settlement): payment providers implementing ``collect_payment``."""

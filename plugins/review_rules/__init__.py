@@ -1,0 +1,1 @@
+"""Stage 2 (review): rules that pass, fail or hold a received order."""

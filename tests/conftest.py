@@ -1,0 +1,186 @@
+"""Shared fixtures: every test that takes ``app`` runs once on SQLite and once on PostgreSQL.
+
+PostgreSQL and Redis must be reachable (``.ci/run`` starts them). Set
+``ORDERGRAPH_TEST_BACKENDS=sqlite`` to run the SQLite half alone on a machine
+without PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as redis
+from asgi_lifespan import LifespanManager
+
+from ordergraph.app import create_app
+from ordergraph.core import auth, db, migrations
+from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
+from ordergraph.core.runtime import Runtime
+from ordergraph.settings import Settings
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BACKENDS = os.environ.get("ORDERGRAPH_TEST_BACKENDS", "sqlite,postgresql").split(",")
+
+
+def _database_url(base: str, name: str) -> str:
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
+    """A new, empty database for one test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/ordergraph.db"
+        return
+    name = f"og_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(POSTGRES_URL)
+    except OSError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = _database_url(POSTGRES_URL, name)
+        await db.connect(url)
+        await migrations.migrate()  # what `ordergraph migrate` does before a deploy
+        await db.disconnect()
+        yield url
+    finally:
+        await db.disconnect()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith("postgresql")
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """The test Redis, emptied before and after the test."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except (OSError, redis.ConnectionError) as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    await client.flushdb()
+    yield REDIS_URL
+    await client.flushdb()
+    await client.aclose()
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"database_url": database_url, "job_retry_base_seconds": 0.0}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Api:
+    """A client of the running ASGI app, with a token per role."""
+
+    client: httpx.AsyncClient
+    rt: Runtime
+    tokens: dict[str, str]
+
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, *, as_: str | None = "admin"
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.tokens[as_]}"} if as_ else {}
+        response = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, *, as_: str | None = "admin"
+    ) -> dict[str, Any]:
+        """The ``data`` of a query that must not fail."""
+        body = await self.gql(query, variables, as_=as_)
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+
+async def seed_shop() -> dict[str, int]:
+    """Two customers and three products; returns the customer ids by short name."""
+    ada = await upsert_customer(CustomerData("ada@example.com", "Ada", Decimal(1000), "EUR"))
+    bob = await upsert_customer(CustomerData("bob@example.com", "Bob", Decimal(1000), "EUR"))
+    await upsert_products(
+        [
+            ProductData("MUG", "Mug", Decimal("12.50"), "EUR", 100),
+            ProductData("TEE", "T-shirt", Decimal("24.90"), "EUR", 50),
+            ProductData("LAMP", "Lamp", Decimal("79.00"), "EUR", 5),
+        ]
+    )
+    return {"ada": ada["id"], "bob": bob["id"]}
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    """The app with its plugins from entry points, a seeded shop, and tokens for every role."""
+    app = create_app(settings)
+    async with LifespanManager(app) as manager:
+        customers = await seed_shop()
+        tokens = {
+            "admin": await auth.create_token("admin", name="alice"),
+            "staff": await auth.create_token("staff", name="sam"),
+            "integrator": await auth.create_token("integrator", name="shopsync"),
+            "ada": await auth.create_token("customer", name="ada", customer_id=customers["ada"]),
+            "bob": await auth.create_token("customer", name="bob", customer_id=customers["bob"]),
+        }
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Api(client=client, rt=app.state.rt, tokens=tokens)
+
+
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "12 St James's Square",
+    "city": "London",
+    "postalCode": "SW1Y 4JH",
+    "country": "GB",
+}
+
+SUBMIT = """
+mutation Submit($input: SubmitOrderInput!) {
+  submitOrder(input: $input) {
+    created
+    order { id number status version total currency lines { sku quantity unitPrice total } }
+    errors { field code message }
+  }
+}
+"""
+
+
+def order_input(external_id: str = "EXT-1", **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "externalId": external_id,
+        "customerEmail": "ada@example.com",
+        "lines": [{"sku": "MUG", "quantity": 2}],
+        "shippingAddress": ADDRESS,
+    }
+    values.update(overrides)
+    return values
+
+
+async def submit(api: Api, external_id: str = "EXT-1", *, as_: str = "admin", **overrides):
+    """Submit an order that must be accepted; return it."""
+    data = await api.data(SUBMIT, {"input": order_input(external_id, **overrides)}, as_=as_)
+    payload = data["submitOrder"]
+    assert payload["errors"] == [], payload["errors"]
+    return payload["order"]
