@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Sequence
 
@@ -23,9 +24,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         from ordergraph import demo
         from ordergraph.core.runtime import Runtime
 
+        if settings.config_path is None:
+            # No ordergraph.toml: turn the review rules on so the demo shows every outcome.
+            settings = dataclasses.replace(settings, plugins=demo.DEMO_PLUGINS)
+
         async def load_demo(rt: Runtime) -> None:
             if await demo.seed(rt):
-                print("Loaded the demo shop (customers, products and four orders).")
+                print(f"Loaded the demo shop (customers, products and {len(demo.ORDERS)} orders).")
+            if rt.review_rules:
+                print(f"Review rules: {', '.join(rt.review_rules)}.")
             print(f"\nordergraph is running: open {url}\n")
             print("Send one of these tokens as the header Authorization: Bearer <token>")
             for who, token in (await demo.demo_tokens()).items():
@@ -97,7 +104,8 @@ def _hooks(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(settings: Settings | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``settings``, enabled plugins add their commands to it."""
     p = argparse.ArgumentParser(prog="ordergraph", description="An order management system.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -126,13 +134,15 @@ def parser() -> argparse.ArgumentParser:
     graph.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
     graph.set_defaults(run=_graph)
     sub.add_parser("hooks", help="print the hook reference (Markdown)").set_defaults(run=_hooks)
+    if settings is not None:
+        runtime.load_plugins(settings).call_sync("register_commands", commands=sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        args = parser(settings).parse_args(argv)
         return args.run(args, settings)
     except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,26 +1,41 @@
-"""Demo data for ``ordergraph serve --demo``: a small shop with orders in several states."""
+"""Demo data for ``ordergraph serve --demo``: a small shop with orders in several states.
+
+With the review rules on (``DEMO_PLUGINS``, what ``serve --demo`` enables when there is
+no ``ordergraph.toml``), the demo orders go through review and show every outcome:
+approved, rejected (credit, blocked customer, stock), on hold (amount, price) and a
+rejected order amended by its customer and approved in a second round.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
-from ordergraph.core import auth
+from ordergraph.core import auth, review
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
-from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
+from ordergraph.core.orders import LineDraft, OrderDraft, load_order, submit_order
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.tables import Customer, Order
 from ordergraph.core.transitions import transition_order
 
+# The review rules the demo runs, in order, and their settings ([plugins.NAME] tables).
+DEMO_PLUGINS: dict[str, dict[str, Any]] = {
+    "credit_limit": {"enabled": True, "on_exceed": "reject"},
+    "stock": {"enabled": True},
+    "price_policy": {"enabled": True, "max_discount_percent": "10", "on_violation": "hold"},
+    "manual_review": {"enabled": True, "amount_over": "500", "types": ["wholesale"]},
+}
 CUSTOMERS = [
     CustomerData("ada@example.com", "Ada Lovelace", Decimal("5000"), "EUR"),
+    # Near her limit once DEMO-1003 is approved (249.00 of 300.00).
     CustomerData("grace@example.com", "Grace Hopper", Decimal("300"), "EUR"),
     CustomerData("mallory@example.com", "Mallory Blocked", Decimal("1000"), "EUR", blocked=True),
 ]
 PRODUCTS = [
     ProductData("MUG-001", "Enamel mug", Decimal("12.50"), "EUR", 120),
     ProductData("TEE-BLK-M", "T-shirt black M", Decimal("24.90"), "EUR", 40),
-    ProductData("BAG-TOTE", "Canvas tote bag", Decimal("18.00"), "EUR", 2),
+    ProductData("BAG-TOTE", "Canvas tote bag", Decimal("18.00"), "EUR", 2),  # nearly out
     ProductData("LAMP-DESK", "Desk lamp", Decimal("79.00"), "EUR", 15),
     ProductData("PEN-SET", "Fountain pen set", Decimal("45.00"), "EUR", 30),
 ]
@@ -31,38 +46,76 @@ ADDRESS = {
     "postalCode": "SW1Y 4JH",
     "country": "GB",
 }
-# (external id, customer e-mail, lines, transitions to fire after submission)
+# (external id, customer e-mail, lines as (sku, quantity[, unit price]), staff steps once
+# approved). Reviewed in this order; the comment says what review decides.
 ORDERS = [
-    ("DEMO-1001", "ada@example.com", [("MUG-001", 2), ("PEN-SET", 1)], []),
-    ("DEMO-1002", "ada@example.com", [("LAMP-DESK", 1)], ["start_review", "approve"]),
-    ("DEMO-1003", "grace@example.com", [("TEE-BLK-M", 3)], ["start_review", "hold"]),
-    ("DEMO-1004", "ada@example.com", [("BAG-TOTE", 1)], ["start_review", "approve",
-                                                      "start_processing", "ship"]),
-]  # fmt: skip
+    ("DEMO-1001", "ada@example.com", [("MUG-001", 2), ("PEN-SET", 1)], []),  # approved
+    ("DEMO-1002", "ada@example.com", [("LAMP-DESK", 1)], ["start_processing"]),  # approved
+    ("DEMO-1003", "grace@example.com", [("TEE-BLK-M", 10)], []),  # approved: 249 of 300
+    ("DEMO-1004", "ada@example.com", [("BAG-TOTE", 1)], ["start_processing", "ship"]),
+    ("DEMO-1005", "ada@example.com", [("BAG-TOTE", 3)], []),  # rejected: 1 tote left
+    ("DEMO-1006", "grace@example.com", [("LAMP-DESK", 1)], []),  # rejected: over her credit
+    ("DEMO-1007", "mallory@example.com", [("MUG-001", 1)], []),  # rejected: blocked
+    ("DEMO-1008", "ada@example.com", [("LAMP-DESK", 8)], []),  # on hold: over 500.00
+    ("DEMO-1009", "ada@example.com", [("PEN-SET", 2, "35.00")], []),  # on hold: 22% off
+]
+# Rejected orders their customer corrects; reviewed again, they are approved.
+AMENDMENTS = {"DEMO-1006": [("MUG-001", 2)]}
+STAFF = Principal(Role.STAFF, "demo")
+
+
+def _draft(external_id: str, email: str | None, lines: list[tuple[Any, ...]]) -> OrderDraft:
+    return OrderDraft(
+        channel="web",
+        external_id=external_id,
+        customer_email=email,
+        lines=[LineDraft(*line) for line in lines],
+        shipping_address=ADDRESS,
+    )
+
+
+async def _decide(rt: Runtime, order_id: int) -> None:
+    """Let review decide: the job runner does, or this process when no runner runs."""
+    if rt.runner is not None:
+        await rt.runner.drain()
+    else:
+        await review.review_order(rt, order_id)
 
 
 async def seed(rt: Runtime) -> bool:
-    """Load the demo shop into an empty database; return False when orders already exist."""
+    """Load the demo shop into an empty database; return False when orders already exist.
+
+    Without review rules the orders wait in RECEIVED, except those with staff steps,
+    which staff approve by hand first.
+    """
     if await Order.count() > 0:
         return False
     for customer in CUSTOMERS:
         await upsert_customer(customer)
     await upsert_products(PRODUCTS)
-    staff = Principal(Role.STAFF, "demo")
-    for external_id, email, lines, transitions in ORDERS:
-        result = await submit_order(
-            rt,
-            OrderDraft(
-                channel="web",
-                external_id=external_id,
-                customer_email=email,
-                lines=[LineDraft(sku, qty) for sku, qty in lines],
-                shipping_address=ADDRESS,
-            ),
-            staff,
-        )
-        for transition in transitions:
-            await transition_order(rt, result.order.id, transition, staff)
+    ids = {}
+    for external_id, email, lines, _ in ORDERS:
+        ids[external_id] = (
+            await submit_order(rt, _draft(external_id, email, lines), STAFF)
+        ).order.id
+    if rt.review_rules:
+        await _decide(rt, list(ids.values()))
+        for external_id, lines in AMENDMENTS.items():
+            order = await load_order(ids[external_id])
+            if order is not None and order.status == "REJECTED":
+                customer = Principal(Role.CUSTOMER, "demo", customer_id=order.customer_id)
+                await review.amend_order(rt, order.id, _draft(external_id, None, lines), customer)
+        await _decide(rt, [ids[external_id] for external_id in AMENDMENTS])
+    for external_id, _, _, steps in ORDERS:
+        order = await load_order(ids[external_id])
+        if not steps or order is None:
+            continue
+        if not rt.review_rules:
+            steps = ["start_review", "approve", *steps]
+        elif order.status != "APPROVED":
+            continue
+        for step in steps:
+            await transition_order(rt, order.id, step, STAFF)
     return True
 
 

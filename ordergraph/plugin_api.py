@@ -3,9 +3,31 @@
 Built-in plugins use nothing else, so a third-party package can do all they do.
 """
 
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.requests import HTTPConnection
+
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
+from ordergraph.core.inbox import IngestResult, find_order, ingest, remember_delivery, seen_delivery
+from ordergraph.core.inbox import receive as receive_delivery
+from ordergraph.core.inbox import record as record_import_error
+from ordergraph.core.inventory import available as available_stock
+from ordergraph.core.inventory import consume as consume_stock
+from ordergraph.core.inventory import quantities as stock_quantities
+from ordergraph.core.inventory import release as release_stock
+from ordergraph.core.inventory import reserve as reserve_stock
 from ordergraph.core.jobs import enqueue_job
+from ordergraph.core.lookups import (
+    CustomerView,
+    Exposure,
+    ProductView,
+    approved_order_count,
+    customer_exposure,
+    get_customer,
+    get_products,
+)
 from ordergraph.core.orders import (
     LineDraft,
     LineView,
@@ -15,11 +37,14 @@ from ordergraph.core.orders import (
     load_order,
     submit_order,
 )
+from ordergraph.core.orders import validate as validate_order_draft
 from ordergraph.core.plugins import PluginInfo, Setting, hookimpl
+from ordergraph.core.review import Finding
 from ordergraph.core.runtime import Runtime
+from ordergraph.core.runtime import build as build_runtime
 from ordergraph.core.statusgraph import StatusGraph, Transition
 from ordergraph.core.transitions import transition_order
-from ordergraph.graphql.context import OPERATORS, READERS, Info, require
+from ordergraph.graphql.context import OPERATORS, READERS, Info, principal_for, require
 from ordergraph.graphql.mutations import (
     OrderPayload,
     SubmitOrderInput,
@@ -29,14 +54,19 @@ from ordergraph.graphql.mutations import (
 from ordergraph.graphql.schema import SchemaExtension
 from ordergraph.graphql.types import Order as OrderType
 from ordergraph.graphql.types import UserError, user_errors
+from ordergraph.settings import Settings as ServiceSettings
 
 __all__ = [
     "OPERATORS",
     "READERS",
     "SYSTEM",
+    "CustomerView",
     "DomainError",
     "ErrorCode",
+    "Exposure",
+    "Finding",
     "Info",
+    "IngestResult",
     "LineDraft",
     "LineView",
     "OrderDraft",
@@ -47,21 +77,63 @@ __all__ = [
     "PluginInfo",
     "Principal",
     "Problem",
+    "ProductView",
     "Role",
     "Runtime",
     "SchemaExtension",
+    "ServiceSettings",
     "Setting",
     "StatusGraph",
     "SubmitOrderInput",
     "SubmitOrderPayload",
     "Transition",
     "UserError",
+    "approved_order_count",
+    "available_stock",
+    "consume_stock",
+    "customer_exposure",
     "draft_from_input",
     "enqueue_job",
+    "find_order",
+    "get_customer",
+    "get_products",
     "hookimpl",
+    "ingest",
     "load_order",
+    "open_runtime",
+    "principal_for",
+    "receive_delivery",
+    "record_import_error",
+    "release_stock",
+    "remember_delivery",
     "require",
+    "reserve_stock",
+    "runtime_of",
+    "seen_delivery",
+    "stock_quantities",
     "submit_order",
     "transition_order",
     "user_errors",
+    "validate_order_draft",
 ]
+
+
+def runtime_of(request: HTTPConnection) -> Runtime:
+    """The running service's ``Runtime``, for a plugin's HTTP route."""
+    return request.app.state.rt
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(settings: ServiceSettings) -> AsyncIterator[Runtime]:
+    """The service's ``Runtime`` for a CLI command: database and plugins, no job runner.
+
+    The jobs a command causes (reviews, notifications, events) are written to the outbox
+    in the same transactions as its changes; the running service (or ``ordergraph
+    worker``) runs them, so its subscribers see the events.
+    """
+    rt = build_runtime(settings)
+    await rt.open(run_jobs=False)
+    try:
+        yield rt
+    finally:
+        await rt.close()

@@ -25,7 +25,8 @@ class Settings:
     configuration file (default ``ordergraph.toml`` when it exists).
     ``ORDERGRAPH_ENV=production`` hides GraphiQL and masks unexpected errors.
     ``ORDERGRAPH_ALLOWED_ORIGINS``: comma-separated browser origins allowed to open
-    subscription websockets (empty: any).
+    subscription websockets from other sites (empty: same-origin pages and non-browser
+    clients only; ``*``: any).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -35,6 +36,8 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     plugin_timeout_seconds: float = 10.0
     job_retry_base_seconds: float = 2.0
+    # None: every enabled review rule, in the order of the config file.
+    review_rules: tuple[str, ...] | None = None
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -56,6 +59,7 @@ class Settings:
             ),
             "plugin_timeout_seconds": float(core.get("plugin_timeout_seconds", 10.0)),
             "job_retry_base_seconds": float(core.get("job_retry_base_seconds", 2.0)),
+            "review_rules": tuple(core["review_rules"]) if "review_rules" in core else None,
             "plugins": config.get("plugins", {}),
         }
         values.update(overrides)

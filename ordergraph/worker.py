@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -11,11 +12,17 @@ from ordergraph.core import jobs, runtime
 from ordergraph.settings import Settings
 
 
-def create_worker(settings: Settings, **kwargs: Any) -> Worker:
-    """An arq worker that runs outbox jobs; it relays due jobs to arq itself too."""
+def create_worker(
+    settings: Settings, *, installed_plugins: Mapping[str, Any] | None = None, **kwargs: Any
+) -> Worker:
+    """An arq worker that runs outbox jobs; it relays due jobs to arq itself too.
+
+    ``installed_plugins`` replaces entry-point discovery, as in ``create_app``; the
+    other keyword arguments go to arq's ``Worker``.
+    """
     if not settings.redis_url:
         raise ValueError("ordergraph worker needs REDIS_URL (for example redis://127.0.0.1:6379)")
-    rt = runtime.build(settings)
+    rt = runtime.build(settings, installed_plugins)
 
     async def startup(ctx: dict[str, Any]) -> None:
         await rt.open(run_jobs=True)

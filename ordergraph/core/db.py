@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from piccolo.columns.combination import Where
+from piccolo.columns.operators.comparison import ComparisonOperator
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
@@ -162,10 +164,22 @@ async def write_transaction() -> AsyncIterator[Any]:
             yield txn
 
 
+class _LikeEscaped(ComparisonOperator):
+    template = "{name} LIKE {value} ESCAPE '\\'"
+
+
+class _ILikeEscaped(ComparisonOperator):
+    template = "{name} ILIKE {value} ESCAPE '\\'"
+
+
 def icontains(column: Any, text: str) -> Any:
-    """A case-insensitive substring match (SQLite's LIKE already ignores ASCII case)."""
-    pattern = "%" + text.replace("\\", "").replace("%", "").replace("_", "") + "%"
-    return column.like(pattern) if current().is_sqlite else column.ilike(pattern)
+    """A case-insensitive substring match (SQLite's LIKE already ignores ASCII case).
+
+    ``%`` and ``_`` in ``text`` are escaped, so "john_doe" finds only what contains it.
+    """
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    operator = _LikeEscaped if current().is_sqlite else _ILikeEscaped
+    return Where(column=column, value=f"%{escaped}%", operator=operator)
 
 
 async def raw(sql: str, *args: Any) -> list[dict[str, Any]]:

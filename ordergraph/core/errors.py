@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     VETOED = "VETOED"
     PLUGIN_FAILED = "PLUGIN_FAILED"
     RULE_FAILED = "RULE_FAILED"
+    INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     BUSY = "BUSY"
 
@@ -50,6 +51,8 @@ class DomainError(Exception):
         if not problems:
             raise ValueError("a DomainError needs at least one problem")
         self.problems = list(problems)
+        # The plugin that raised it, when one did (set by the core).
+        self.source: str | None = None
         super().__init__("; ".join(p.message for p in problems))
 
     @classmethod

@@ -48,8 +48,11 @@ class InProcessBus:
 
     def _close(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         self._queues.discard(queue)
-        with contextlib.suppress(asyncio.QueueFull):
-            queue.put_nowait(None)
+        if queue.full():
+            # Make room for the end marker: a full queue must not leave its reader
+            # waiting forever for messages that no longer come.
+            queue.get_nowait()
+        queue.put_nowait(None)
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
@@ -93,7 +96,7 @@ class RedisBus(InProcessBus):
         await super().stop()
 
     async def publish(self, message: dict[str, Any]) -> None:
-        await self._redis.publish(CHANNEL, json.dumps(message, default=str))
+        self._deliver(message)
 
     async def _listen(self) -> None:
         while True:

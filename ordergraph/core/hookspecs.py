@@ -104,6 +104,27 @@ def register_jobs(settings):
     """
 
 
+@hookspec
+def register_commands(commands, settings):
+    """Add subcommands to the ``ordergraph`` command line.
+
+    When: every time ``ordergraph`` runs, while its argument parser is built, for
+    enabled plugins only. Sync.
+
+    Arguments:
+        commands: the ``argparse`` subparsers of ``ordergraph``; call
+            ``commands.add_parser(name, help=...)``, add arguments, and
+            ``set_defaults(run=function)``. ``ordergraph NAME ...`` then calls
+            ``function(args, service_settings)`` (the parsed ``argparse.Namespace``
+            and the service's ``ServiceSettings``) and exits with the ``int`` it
+            returns. Use ``open_runtime(service_settings)`` for the database.
+        settings: this plugin's settings.
+
+    Returns: nothing. A name that the core or another plugin already uses stops the
+    command line with an error.
+    """
+
+
 # -- Stage 1: entry ----------------------------------------------------------------
 
 
@@ -126,6 +147,24 @@ def validate_order(draft, settings):
     """
 
 
+@hookspec
+def parse_order(payload, settings):
+    """Turn a raw payload this channel received into an ``OrderDraft``.
+
+    When: when an operator replays an entry of the import inbox
+    (``Mutation.replayImport``); only the plugin named like the entry's channel is
+    called. Channels use the same function when the payload first arrives.
+
+    Arguments:
+        payload: the raw text the channel stored in the inbox (a webhook body, a
+            CSV order's rows as JSON...).
+        settings: this plugin's settings.
+
+    Returns: an ``OrderDraft`` (first result). Raise ``DomainError`` with problems
+    when the payload cannot be read; they are stored on the inbox entry.
+    """
+
+
 # -- Stage 2: review ----------------------------------------------------------------
 
 
@@ -133,17 +172,19 @@ def validate_order(draft, settings):
 def review_order(order, settings):
     """Check a received order: credit, stock, pricing, anything else.
 
-    When: in the job runner, after an order enters review, for each enabled rule
-    in the configured order.
+    When: in the job runner, after an order enters review (on submission and on
+    resubmission), once per rule, in the order of ``[ordergraph] review_rules``.
 
     Arguments:
-        order: the ``OrderView`` being reviewed.
+        order: the ``OrderView`` being reviewed (status IN_REVIEW).
         settings: this plugin's settings.
 
-    Returns: a ``Finding`` (or a list of them) with outcome ``pass``, ``fail`` or
-    ``hold`` (collected). All pass: APPROVED. Any fail: REJECTED with every reason.
-    Otherwise any hold: ON_HOLD. A rule that raises or times out sends the order to
-    ON_HOLD with the error recorded, never to APPROVED.
+    Returns: a ``Finding(outcome, code, message, customer_message, data)`` or a list
+    of them; ``outcome`` is ``pass``, ``fail`` or ``hold`` (collected). All pass:
+    APPROVED. Any fail: REJECTED with every reason. Otherwise any hold: ON_HOLD.
+    Every finding is stored on the order (``Order.reviewFindings``). A rule that
+    raises or times out sends the order to ON_HOLD with the error recorded, never to
+    APPROVED.
     """
 
 
@@ -257,6 +298,25 @@ def before_transition(order, transition, principal, reason, settings):
 
     Returns: ``None`` to allow, or a string: the reason for a veto (veto). A plugin
     that raises or times out vetoes, and the failure is recorded on the order.
+    """
+
+
+@hookspec
+def apply_transition(order, transition, principal, settings):
+    """Write this plugin's own records as part of a status change, atomically.
+
+    When: inside the transaction of ``transition_order``, after the status update
+    and before commit (for example, the stock rule reserves stock on ``approve``).
+    Only database work belongs here: never call a carrier or a payment provider.
+
+    Arguments:
+        order: the ``OrderView`` as read before the change.
+        transition: the ``Transition`` being written.
+        principal: the ``Principal`` firing it.
+        settings: this plugin's settings.
+
+    Returns: nothing. Raise ``DomainError`` to abort the transition: nothing is
+    written and the caller gets the problems. Any other failure aborts it too.
     """
 
 

@@ -34,6 +34,8 @@ Job = Callable[[dict[str, Any]], Awaitable[None]]
 # How long a claimed job may run before another runner may take it over.
 LEASE = datetime.timedelta(minutes=10)
 BATCH = 100
+# How long stopping a runner waits for the job in hand before cancelling it.
+STOP_GRACE_SECONDS = 10.0
 
 
 class UnknownJob(RuntimeError):
@@ -132,6 +134,7 @@ class _Loop:
         self.poll = poll
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.stopping = False
         self.idle = asyncio.Event()
 
     def wake(self) -> None:
@@ -139,17 +142,29 @@ class _Loop:
         self._wake.set()
 
     async def start(self) -> None:
+        self.stopping = False
         self._task = asyncio.create_task(self._run(), name=type(self).__name__)
 
     async def stop(self) -> None:
-        if self._task is not None:
+        """Let the job in hand finish, then stop.
+
+        Cancelling a job midway would leave it ``running`` until its lease ends
+        (and, on SQLite, a connection behind); only a job that overruns the grace
+        period is cancelled.
+        """
+        if self._task is None:
+            return
+        self.stopping = True
+        self._wake.set()
+        done, _ = await asyncio.wait({self._task}, timeout=STOP_GRACE_SECONDS)
+        if not done:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
+        self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self.stopping:
             self._wake.clear()
             try:
                 jobs = await due_jobs()
@@ -181,6 +196,8 @@ class EmbeddedRunner(_Loop):
 
     async def handle(self, jobs: list[dict[str, Any]]) -> None:
         for job in jobs:
+            if self.stopping:
+                return
             await run_job(self.rt, job["id"])
 
 
@@ -196,6 +213,8 @@ class ArqRelay(_Loop):
 
     async def handle(self, jobs: list[dict[str, Any]]) -> None:
         for job in jobs:
+            if self.stopping:
+                return
             await self.redis.enqueue_job(
                 ARQ_FUNCTION, job["id"], _job_id=f"outbox:{job['id']}:{job['attempts']}"
             )

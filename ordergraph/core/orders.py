@@ -395,6 +395,16 @@ async def validate_draft(
     )
 
 
+async def validate(rt: Runtime, draft: OrderDraft, principal: Principal) -> _Valid:
+    """The core's checks and every plugin's ``validate_order``; raises with all problems."""
+    problems, valid = await validate_draft(draft, principal)
+    for _, plugin_problems in (await rt.plugins.call("validate_order", draft=draft)).results:
+        problems.extend(plugin_problems)
+    if problems or valid is None:
+        raise DomainError(*problems)
+    return valid
+
+
 # -- Submission --------------------------------------------------------------------------
 
 
@@ -411,64 +421,78 @@ async def submit_order(rt: Runtime, draft: OrderDraft, principal: Principal) -> 
     stored then. The same (channel, external id) submitted again returns the stored
     order with ``created=False``.
     """
-    problems, valid = await validate_draft(draft, principal)
-    checks = await rt.plugins.call("validate_order", draft=draft)
-    for _, plugin_problems in checks.results:
-        problems.extend(plugin_problems)
-    if problems or valid is None:
-        raise DomainError(*problems)
-
-    initial = rt.graph.initial
+    valid = await validate(rt, draft, principal)
     try:
-        async with db.write_transaction():
-            customer_id = valid.customer_id
-            if customer_id is None:
-                assert valid.new_customer is not None
-                inserted = await Customer.insert(
-                    Customer(**valid.new_customer, currency=valid.currency)
-                )
-                customer_id = inserted[0]["id"]
-            inserted = await Order.insert(
-                Order(
-                    channel=draft.channel,
-                    external_id=_text(draft.external_id),
-                    customer=customer_id,
-                    type=draft.type,
-                    priority=draft.priority,
-                    currency=valid.currency,
-                    subtotal_minor=valid.subtotal_minor,
-                    total_minor=valid.subtotal_minor,
-                    status=initial,
-                    shipping_address=json.dumps(draft.shipping_address),
-                    note=draft.note or "",
-                )
-            ).returning(*Order.all_columns())
-            order = order_view(inserted[0], valid.lines)
-            await OrderLine.insert(*(OrderLine(order=order.id, **line) for line in valid.lines))
-            await record_event(
-                order.id,
-                "submitted",
-                principal,
-                to_status=initial,
-                data={"channel": draft.channel},
-            )
+        order = await _store(rt, draft, valid, principal)
     except Exception as exc:
         if not is_unique_violation(exc):
             raise
-        existing = (
-            await Order.select(Order.id)
-            .where(
-                (Order.channel == draft.channel) & (Order.external_id == _text(draft.external_id))
-            )
-            .first()
-        )
-        if existing is None:
+        existing = await _existing(draft, principal)
+        if existing is not None:
+            return SubmitResult(order=existing, created=False)
+        if valid.new_customer is None:
             raise
-        order = await load_order(existing["id"])
-        assert order is not None
-        return SubmitResult(order=order, created=False)
+        # A concurrent order created the same new customer first: use that customer.
+        order = await _store(rt, draft, await validate(rt, draft, principal), principal)
     rt.wake_jobs()
     return SubmitResult(order=order, created=True)
+
+
+async def _store(rt: Runtime, draft: OrderDraft, valid: _Valid, principal: Principal) -> OrderView:
+    initial = rt.graph.initial
+    async with db.write_transaction():
+        customer_id = valid.customer_id
+        if customer_id is None:
+            assert valid.new_customer is not None
+            inserted = await Customer.insert(
+                Customer(**valid.new_customer, currency=valid.currency)
+            )
+            customer_id = inserted[0]["id"]
+        inserted = await Order.insert(
+            Order(
+                channel=draft.channel,
+                external_id=_text(draft.external_id),
+                customer=customer_id,
+                type=draft.type,
+                priority=draft.priority,
+                currency=valid.currency,
+                subtotal_minor=valid.subtotal_minor,
+                total_minor=valid.subtotal_minor,
+                status=initial,
+                shipping_address=json.dumps(draft.shipping_address),
+                note=draft.note or "",
+            )
+        ).returning(*Order.all_columns())
+        order = order_view(inserted[0], valid.lines)
+        await OrderLine.insert(*(OrderLine(order=order.id, **line) for line in valid.lines))
+        await record_event(
+            order.id,
+            "submitted",
+            principal,
+            to_status=initial,
+            data={"channel": draft.channel},
+            more_jobs=rt.jobs_on_entry(order.id),
+        )
+    return order
+
+
+async def _existing(draft: OrderDraft, principal: Principal) -> OrderView | None:
+    """The order already stored for the draft's (channel, external id), if the caller may see it."""
+    row = (
+        await Order.select(Order.id)
+        .where((Order.channel == draft.channel) & (Order.external_id == _text(draft.external_id)))
+        .first()
+    )
+    if row is None:
+        return None
+    order = await load_order(row["id"])
+    assert order is not None
+    if not principal.may_see_customer(order.customer_id):
+        # Another customer's order: say the id is taken, never show that order.
+        raise DomainError.of(
+            ErrorCode.DUPLICATE, "This external id is already in use.", "externalId"
+        )
+    return order
 
 
 async def record_event(
@@ -479,6 +503,7 @@ async def record_event(
     from_status: str | None = None,
     to_status: str | None = None,
     data: dict[str, Any] | None = None,
+    more_jobs: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> int:
     """Append an event to an order's timeline and its outbox jobs, in the caller's transaction.
 
@@ -499,6 +524,7 @@ async def record_event(
         [
             ("publish_order_event", {"event_id": event_id}),
             ("run_order_event_hooks", {"event_id": event_id}),
+            *more_jobs,
         ]
     )
     return event_id

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib.metadata import entry_points
@@ -19,6 +19,7 @@ from typing import Any
 import pluggy
 
 from ordergraph.core import hookspecs
+from ordergraph.core.errors import DomainError
 from ordergraph.core.money import parse_amount
 
 ENTRY_POINT_GROUP = "ordergraph.plugins"
@@ -52,9 +53,18 @@ class Setting:
     secret: bool = False
     description: str = ""
     choices: tuple[str, ...] = ()
+    # For ``type=dict``: the type of every value of the table (keys are strings).
+    item_type: type = str
 
     def coerce(self, plugin: str, value: Any) -> Any:
         where = f"plugins.{plugin}.{self.name}"
+        if self.type is dict:
+            if not isinstance(value, dict):
+                raise PluginConfigError(f"{where}: expected a table (got {value!r})")
+            return {
+                key: Setting(f"{self.name}.{key}", self.item_type).coerce(plugin, item)
+                for key, item in value.items()
+            }
         try:
             if self.type is bool:
                 if not isinstance(value, bool):
@@ -82,7 +92,10 @@ class Setting:
 
     @property
     def type_name(self) -> str:
-        return {Decimal: "decimal", list: "list[str]"}.get(self.type, self.type.__name__)
+        names = {Decimal: "decimal", list: "list[str]"}
+        if self.type is dict:
+            return f"table of {names.get(self.item_type, self.item_type.__name__)}"
+        return names.get(self.type, self.type.__name__)
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,7 @@ class PluginFailure:
     plugin: str
     hook: str
     error: str
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -143,14 +157,19 @@ def _info_of(name: str, module: Any) -> PluginInfo:
     return info
 
 
-def _validate_settings(name: str, info: PluginInfo, table: Mapping[str, Any]) -> dict[str, Any]:
-    known = {s.name: s for s in info.settings}
+def _reject_unknown_settings(name: str, info: PluginInfo, table: Mapping[str, Any]) -> None:
+    """Checked for disabled plugins too: a misspelt ``enabled`` must not pass unnoticed."""
+    known = [s.name for s in info.settings]
     unknown = sorted(set(table) - set(known) - {"enabled"})
     if unknown:
         raise PluginConfigError(
             f"plugins.{name}.{unknown[0]}: unknown setting"
             + (f" (known: {', '.join(known)})" if known else " (this plugin has no settings)")
         )
+
+
+def _validate_settings(name: str, info: PluginInfo, table: Mapping[str, Any]) -> dict[str, Any]:
+    """The enabled plugin's settings, coerced, with defaults; its keys are known already."""
     values = {}
     for setting in info.settings:
         if setting.name in table:
@@ -189,6 +208,7 @@ class PluginManager:
             enabled = table.get("enabled", info.enabled_by_default)
             if not isinstance(enabled, bool):
                 raise PluginConfigError(f"plugins.{name}.enabled: expected true or false")
+            _reject_unknown_settings(name, info, table)
             settings = _validate_settings(name, info, table) if enabled else {}
             self.plugins[name] = LoadedPlugin(name, module, info, enabled, settings)
             if enabled:
@@ -202,16 +222,30 @@ class PluginManager:
         timeout: float = 10.0,
     ) -> PluginManager:
         installed: dict[str, ModuleType] = {}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            installed[ep.name] = ep.load()
+        # Sorted by name, so hooks run in the same order on every machine.
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
+            if ep.name in installed:
+                raise PluginConfigError(f"two installed packages both provide plugin {ep.name}")
+            try:
+                installed[ep.name] = ep.load()
+            except Exception as exc:
+                raise PluginConfigError(
+                    f"plugin {ep.name} cannot be loaded from {ep.value}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
         return cls(installed, config, timeout=timeout)
 
     def enabled(self) -> list[LoadedPlugin]:
         return [p for p in self.plugins.values() if p.enabled]
 
-    def _impls(self, hook: str) -> list[pluggy.HookImpl]:
-        # pluggy lists the most recently registered first; use registration order.
-        return list(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
+    def _impls(self, hook: str, only: Sequence[str] | None = None) -> list[pluggy.HookImpl]:
+        """Implementations in registration order, or in the order of ``only`` (names)."""
+        # pluggy lists them in registration order (and calls them in reverse).
+        impls = getattr(self.pm.hook, hook).get_hookimpls()
+        if only is None:
+            return impls
+        by_name = {impl.plugin_name: impl for impl in impls}
+        return [by_name[name] for name in only if name in by_name]
 
     def _kwargs(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> dict[str, Any]:
         available = {**kwargs, "settings": self.plugins[impl.plugin_name].settings}
@@ -221,29 +255,43 @@ class PluginManager:
         """Call a start-up hook; a failure here is a configuration error and is raised."""
         out = HookResults()
         for impl in self._impls(hook):
-            value = impl.function(**self._kwargs(impl, kwargs))
+            try:
+                value = impl.function(**self._kwargs(impl, kwargs))
+            except Exception as exc:
+                raise PluginConfigError(f"plugin {impl.plugin_name}: {hook} failed: {exc}") from exc
             if inspect.isawaitable(value):
                 raise PluginConfigError(f"plugin {impl.plugin_name}: hook {hook} must be sync")
             if value is not None:
                 out.results.append((impl.plugin_name, value))
         return out
 
-    async def call(self, hook: str, *, first_result: bool = False, **kwargs: Any) -> HookResults:
-        """Call a hook on every enabled plugin, one after another, isolating failures."""
+    async def call(
+        self,
+        hook: str,
+        *,
+        first_result: bool = False,
+        only: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> HookResults:
+        """Call a hook on every enabled plugin (or those in ``only``, in that order),
+        one after another, isolating failures."""
         out = HookResults()
-        for impl in self._impls(hook):
+        for impl in self._impls(hook, only):
             try:
                 value = await asyncio.wait_for(
                     _maybe_await(impl.function, self._kwargs(impl, kwargs)), self.timeout
                 )
-            except TimeoutError:
+            except TimeoutError as exc:
                 failure = f"timed out after {self.timeout:g}s"
-                out.failures.append(PluginFailure(impl.plugin_name, hook, failure))
+                out.failures.append(PluginFailure(impl.plugin_name, hook, failure, exc))
                 log.warning("plugin %s: %s %s", impl.plugin_name, hook, failure)
+                continue
+            except DomainError as exc:
+                out.failures.append(PluginFailure(impl.plugin_name, hook, str(exc), exc))
                 continue
             except Exception as exc:
                 out.failures.append(
-                    PluginFailure(impl.plugin_name, hook, f"{type(exc).__name__}: {exc}")
+                    PluginFailure(impl.plugin_name, hook, f"{type(exc).__name__}: {exc}", exc)
                 )
                 log.exception("plugin %s failed in %s", impl.plugin_name, hook)
                 continue
@@ -255,6 +303,9 @@ class PluginManager:
 
     def hook_implemented(self, hook: str) -> bool:
         return bool(self._impls(hook))
+
+    def implementers(self, hook: str) -> list[str]:
+        return [impl.plugin_name for impl in self._impls(hook)]
 
 
 async def _maybe_await(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:

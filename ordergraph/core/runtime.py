@@ -11,6 +11,7 @@ from ordergraph.core.dispatch import core_jobs
 from ordergraph.core.events import InProcessBus, RedisBus
 from ordergraph.core.jobs import ArqRelay, EmbeddedRunner, Job
 from ordergraph.core.plugins import PluginConfigError, PluginManager
+from ordergraph.core.review import REVIEW_JOB, configured_rules, review_jobs
 from ordergraph.core.statusgraph import StatusGraph, default_graph
 from ordergraph.settings import Settings
 
@@ -27,6 +28,11 @@ class Runtime:
     bus: InProcessBus
     job_handlers: dict[str, Job] = field(default_factory=dict)
     runner: EmbeddedRunner | ArqRelay | None = None
+    review_rules: list[str] = field(default_factory=list)
+
+    def jobs_on_entry(self, order_id: int) -> list[tuple[str, dict[str, Any]]]:
+        """Jobs to enqueue when an order enters the initial state: review, if configured."""
+        return [(REVIEW_JOB, {"order_id": order_id})] if self.review_rules else []
 
     async def open(self, *, run_jobs: bool = True) -> None:
         """Connect the database, migrate (SQLite) or check migrations, start bus and runner."""
@@ -95,7 +101,8 @@ def build(settings: Settings, installed_plugins: Mapping[str, Any] | None = None
     plugins = load_plugins(settings, installed_plugins)
     bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
     rt = Runtime(settings=settings, plugins=plugins, graph=build_graph(plugins), bus=bus)
-    rt.job_handlers = core_jobs(rt)
+    rt.job_handlers = core_jobs(rt) | review_jobs(rt)
+    rt.review_rules = configured_rules(rt)
     for plugin, jobs in plugins.call_sync("register_jobs").results:
         for name, job in jobs.items():
             if name in rt.job_handlers:

@@ -58,7 +58,9 @@ class StatusGraph:
 
     def extend_transition(self, name: str, *, sources: tuple[str, ...] = (), roles=()) -> None:
         """Let a plugin add sources or roles to an existing transition."""
-        old = self.transitions[name]
+        old = self.transitions.get(name)
+        if old is None:
+            raise StatusGraphError(f"there is no transition {name} to extend")
         self.transitions[name] = Transition(
             name,
             old.sources + tuple(s for s in sources if s not in old.sources),

@@ -108,6 +108,42 @@ class SchemaMigration(Table, tablename="schema_migrations"):
     applied_at = Timestamptz(default=TimestamptzNow())
 
 
+class ReviewFinding(Table, tablename="review_findings"):
+    """One review rule's verdict on one review round of an order."""
+
+    order = ForeignKey(references=Order, null=False, on_delete=OnDelete.restrict, index=True)
+    round = Integer()
+    rule = Varchar(length=100)
+    outcome = Varchar(length=8)
+    code = Varchar(length=64)
+    message = Text()
+    customer_message = Text()
+    data = JSON(default={})
+    at = Timestamptz(default=TimestamptzNow())
+
+
+class ImportError_(Table, tablename="import_errors"):
+    """Input a channel received but could not turn into an order, kept for an operator."""
+
+    channel = Varchar(length=32)
+    reference = Varchar(length=200)
+    status = Varchar(length=16, default="open", index=True)
+    reasons = JSON(default=[])
+    payload = Text()
+    attempts = Integer(default=1)
+    order = ForeignKey(references=Order, null=True, on_delete=OnDelete.restrict)
+    received_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class WebhookDelivery(Table, tablename="webhook_deliveries"):
+    """Delivery ids already handled, so a redelivered webhook is answered without work."""
+
+    channel = Varchar(length=32)
+    delivery_id = Varchar(length=200)
+    received_at = Timestamptz(default=TimestamptzNow())
+
+
 ALL_TABLES: tuple[type[Table], ...] = (
     Customer,
     Product,
@@ -117,4 +153,7 @@ ALL_TABLES: tuple[type[Table], ...] = (
     OutboxJob,
     ApiToken,
     SchemaMigration,
+    ReviewFinding,
+    ImportError_,
+    WebhookDelivery,
 )

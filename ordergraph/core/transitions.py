@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +29,15 @@ async def transition_order(
     reason: str | None = None,
     expected_version: int | None = None,
     data: dict[str, Any] | None = None,
+    within: Callable[[OrderView], Awaitable[None]] | None = None,
 ) -> OrderView:
     """Fire ``transition`` on an order and return the order as it is now.
 
-    In this order: the graph allows the transition from the current status; the
-    principal's role may fire it; the caller's ``expected_version`` (if given) is
-    current; no ``before_transition`` hook vetoes. Then one transaction writes the
+    In this order: the transition exists; the caller's ``expected_version`` (if
+    given) is current, checked before the status so a caller with a stale view is
+    told to reload rather than judged on a status it has not seen; the graph allows
+    the transition from the current status; the principal's role may fire it; no
+    ``before_transition`` hook vetoes. Then one transaction writes the
     new status with an optimistic version check, appends the event and writes its
     outbox jobs. Nothing else writes ``status``.
 
@@ -50,6 +54,8 @@ async def transition_order(
             f"There is no transition named {transition!r}.",
             "transition",
         )
+    if expected_version is not None and expected_version != order.version:
+        raise _version_conflict(order.number, expected_version, order.version)
     if order.status not in step.sources:
         raise DomainError.of(
             ErrorCode.INVALID_TRANSITION,
@@ -63,8 +69,6 @@ async def transition_order(
             f"The {principal.role} role may not {transition} orders.",
             "transition",
         )
-    if expected_version is not None and expected_version != order.version:
-        raise _version_conflict(order.number, expected_version, order.version)
 
     checks = await rt.plugins.call(
         "before_transition", order=order, transition=step, principal=principal, reason=reason
@@ -96,6 +100,18 @@ async def transition_order(
         )
         if not updated:
             raise _version_conflict(order.number, order.version, None)
+        effects = await rt.plugins.call(
+            "apply_transition", order=order, transition=step, principal=principal
+        )
+        for failure in effects.failures:
+            if isinstance(failure.exception, DomainError):
+                failure.exception.source = failure.plugin
+                raise failure.exception
+            raise DomainError.of(
+                ErrorCode.PLUGIN_FAILED, f"{failure.plugin} failed ({failure.error}).", "transition"
+            )
+        if within is not None:
+            await within(order)
         await record_event(
             order.id,
             "transition",
@@ -103,6 +119,7 @@ async def transition_order(
             from_status=order.status,
             to_status=step.target,
             data={"transition": step.name, "reason": reason, **(data or {})},
+            more_jobs=rt.jobs_on_entry(order.id) if step.target == rt.graph.initial else (),
         )
     rt.wake_jobs()
     return replace(

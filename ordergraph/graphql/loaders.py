@@ -7,7 +7,7 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from ordergraph.core.tables import Customer, OrderEvent, OrderLine
+from ordergraph.core.tables import Customer, OrderEvent, OrderLine, ReviewFinding
 
 
 async def _lines(order_ids: list[int]) -> list[list[dict[str, Any]]]:
@@ -30,6 +30,18 @@ async def _events(order_ids: list[int]) -> list[list[dict[str, Any]]]:
     return [by_order[i] for i in order_ids]
 
 
+async def _findings(order_ids: list[int]) -> list[list[dict[str, Any]]]:
+    by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    rows = (
+        await ReviewFinding.select()
+        .where(ReviewFinding.order.is_in(order_ids))
+        .order_by(ReviewFinding.id)
+    )
+    for row in rows:
+        by_order[row["order"]].append(row)
+    return [by_order[i] for i in order_ids]
+
+
 async def _customers(ids: list[int]) -> list[dict[str, Any] | None]:
     rows = {r["id"]: r for r in await Customer.select().where(Customer.id.is_in(ids))}
     return [rows.get(i) for i in ids]
@@ -39,4 +51,5 @@ class Loaders:
     def __init__(self) -> None:
         self.lines: DataLoader[int, list[dict[str, Any]]] = DataLoader(_lines)
         self.events: DataLoader[int, list[dict[str, Any]]] = DataLoader(_events)
+        self.findings: DataLoader[int, list[dict[str, Any]]] = DataLoader(_findings)
         self.customers: DataLoader[int, dict[str, Any] | None] = DataLoader(_customers)

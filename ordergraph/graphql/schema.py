@@ -16,17 +16,22 @@ from strawberry.extensions import (
 from strawberry.extensions import (
     SchemaExtension as StrawberryExtension,
 )
+from strawberry.schema.name_converter import NameConverter
 from strawberry.types.base import has_object_definition
 
 from ordergraph.core.runtime import Runtime
 from ordergraph.graphql.context import ApiError
+from ordergraph.graphql.inbox import InboxMutation, InboxQuery
 from ordergraph.graphql.mutations import Mutation
 from ordergraph.graphql.queries import Query
+from ordergraph.graphql.review import ReviewMutation, ReviewQuery
 from ordergraph.graphql.subscriptions import Subscription
 
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
 MAX_ALIASES = 30
+# The names the schema gives fields (snake_case to camelCase), to find clashes before it does.
+_NAMES = NameConverter()
 
 
 class SchemaConflict(ValueError):
@@ -44,17 +49,26 @@ class SchemaExtension:
 
 
 def merge(name: str, parts: list[tuple[str, type]]) -> type:
-    """One strawberry type with every part's fields; a field defined twice is an error."""
-    owners: dict[str, str] = {}
+    """One strawberry type with every part's fields; a field defined twice is an error.
+
+    Both names must be unique: the GraphQL name is what clients query (a second
+    ``loyaltyPoints`` would silently shadow the first), the Python name is what the
+    merged class inherits (a second ``orders`` attribute would hide the core's field).
+    """
+    graphql_owners: dict[str, str] = {}
+    python_owners: dict[str, str] = {}
     for owner, part in parts:
         if not has_object_definition(part):
             raise SchemaConflict(f"{owner}: {part!r} is not a strawberry type")
         for f in part.__strawberry_definition__.fields:
-            if f.name in owners:
+            graphql_name = _NAMES.get_graphql_name(f)
+            first = graphql_owners.get(graphql_name) or python_owners.get(f.python_name)
+            if first is not None:
                 raise SchemaConflict(
-                    f"{name}.{f.name} is defined by both {owners[f.name]} and {owner}"
+                    f"{name}.{graphql_name} is defined by both {first} and {owner}"
                 )
-            owners[f.name] = owner
+            graphql_owners[graphql_name] = owner
+            python_owners[f.python_name] = owner
     # The first base wins on a name clash, which cannot happen after the check above.
     return strawberry.type(type(name, tuple(part for _, part in parts), {}))
 
@@ -73,8 +87,8 @@ class Schema(strawberry.Schema):
 
 def build_schema(rt: Runtime) -> strawberry.Schema:
     parts: dict[str, list[tuple[str, type]]] = {
-        "Query": [("core", Query)],
-        "Mutation": [("core", Mutation)],
+        "Query": [("core", Query), ("core", ReviewQuery), ("core", InboxQuery)],
+        "Mutation": [("core", Mutation), ("core", ReviewMutation), ("core", InboxMutation)],
         "Subscription": [("core", Subscription)],
     }
     extra_types: list[type] = []

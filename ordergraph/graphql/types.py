@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Generic, TypeVar
@@ -11,6 +12,7 @@ from typing import Any, Generic, TypeVar
 import strawberry
 from strawberry.scalars import JSON
 
+from ordergraph.core.auth import Role
 from ordergraph.core.errors import DomainError
 from ordergraph.core.errors import ErrorCode as CoreErrorCode
 from ordergraph.core.money import from_minor
@@ -197,6 +199,30 @@ class OrderEvent:
         )
 
 
+@strawberry.type
+class ReviewFinding:
+    round: int
+    rule: str
+    outcome: str = strawberry.field(description="pass, fail or hold.")
+    code: str
+    message: str = strawberry.field(description="For customers, the wording meant for them.")
+    data: JSON | None = strawberry.field(description="Details for staff; null for customers.")
+    at: datetime.datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], *, for_customer: bool) -> ReviewFinding:
+        data = row["data"]
+        return cls(
+            round=row["round"],
+            rule=row["rule"],
+            outcome=row["outcome"],
+            code=row["code"],
+            message=row["customer_message"] if for_customer else row["message"],
+            data=None if for_customer else (json.loads(data) if isinstance(data, str) else data),
+            at=row["at"],
+        )
+
+
 @strawberry.type(name="Transition")
 class TransitionType:
     name: str
@@ -299,6 +325,15 @@ class Order:
         rows = await info.context.loaders.events.load(self.order_id)
         return [OrderEvent.from_view(event_view(row)) for row in rows]
 
+    @strawberry.field(description="What each review rule found, every round, oldest first.")
+    async def review_findings(self, info: Info) -> list[ReviewFinding]:
+        principal = require(info)
+        rows = await info.context.loaders.findings.load(self.order_id)
+        return [
+            ReviewFinding.from_row(row, for_customer=principal.role == Role.CUSTOMER)
+            for row in rows
+        ]
+
     @strawberry.field(description="The transitions the caller may fire from the current status.")
     def available_transitions(self, info: Info) -> list[TransitionType]:
         principal = require(info)
@@ -367,6 +402,8 @@ class Plugin:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
     return str(value) if isinstance(value, Decimal) else value
 
 

@@ -1,0 +1,233 @@
+"""Stage 2: the review pipeline that runs the configured rules and decides an order.
+
+Entering the graph's initial state (submission, resubmission) enqueues a
+``review_order`` job in the same transaction; the job runner then calls
+``review_order`` below, which asks every configured rule and fires ``approve``,
+``hold`` or ``reject`` with the findings written in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from ordergraph.core import jobs
+from ordergraph.core.auth import SYSTEM, Principal
+from ordergraph.core.errors import DomainError, ErrorCode
+from ordergraph.core.orders import OrderDraft, OrderView, load_order, validate
+from ordergraph.core.plugins import PluginConfigError
+from ordergraph.core.tables import Order, OrderLine, ReviewFinding
+from ordergraph.core.transitions import transition_order
+
+if TYPE_CHECKING:
+    from ordergraph.core.runtime import Runtime
+
+REVIEW_JOB = "review_order"
+Outcome = Literal["pass", "fail", "hold"]
+MANUAL_CHECK = "Your order needs a manual check by our team."
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule's verdict. ``customer_message`` is what the customer reads (default: message)."""
+
+    outcome: Outcome
+    code: str
+    message: str
+    customer_message: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def configured_rules(rt: Runtime) -> list[str]:
+    """The rules to run, in order: ``[ordergraph] review_rules``, or every enabled rule
+    in the order of the config file."""
+    implementers = rt.plugins.implementers("review_order")
+    if rt.settings.review_rules is not None:
+        for name in rt.settings.review_rules:
+            if name not in implementers:
+                raise PluginConfigError(
+                    f"ordergraph.review_rules: {name} is not an enabled review rule "
+                    f"(enabled: {', '.join(implementers) or 'none'})"
+                )
+        return list(rt.settings.review_rules)
+    in_config = [name for name in rt.settings.plugins if name in implementers]
+    return in_config + [name for name in implementers if name not in in_config]
+
+
+def rule_failed(error: str) -> Finding:
+    """The finding of a rule that crashed, timed out or answered nonsense: a person decides."""
+    return Finding(
+        outcome="hold",
+        code=ErrorCode.RULE_FAILED.value,
+        message=f"The rule failed: {error}",
+        customer_message=MANUAL_CHECK,
+    )
+
+
+def _findings(results: list[tuple[str, Any]]) -> list[tuple[str, Finding]]:
+    out = []
+    for rule, value in results:
+        values = value if isinstance(value, list | tuple) else [value]
+        if all(isinstance(finding, Finding) for finding in values):
+            out += [(rule, finding) for finding in values]
+        else:
+            out.append((rule, rule_failed(f"it returned {value!r}, not Findings")))
+    return out
+
+
+def decide(findings: list[tuple[str, Finding]]) -> str:
+    outcomes = {finding.outcome for _, finding in findings}
+    if "fail" in outcomes:
+        return "reject"
+    if "hold" in outcomes:
+        return "hold"
+    return "approve"
+
+
+def _reason(findings: list[tuple[str, Finding]], decision: str) -> str | None:
+    wanted = {"reject": "fail", "hold": "hold"}.get(decision)
+    messages = [f.customer_message or f.message for _, f in findings if f.outcome == wanted]
+    return " ".join(messages) or None
+
+
+def _writer(order_round: int, findings: list[tuple[str, Finding]]):
+    async def write(order: OrderView) -> None:
+        if findings:
+            await ReviewFinding.insert(
+                *(
+                    ReviewFinding(
+                        order=order.id,
+                        round=order_round,
+                        rule=rule,
+                        outcome=f.outcome,
+                        code=f.code,
+                        message=f.message,
+                        customer_message=f.customer_message or f.message,
+                        data=json.dumps(f.data, default=str),
+                    )
+                    for rule, f in findings
+                )
+            )
+
+    return write
+
+
+async def review_order(rt: Runtime, order_id: int) -> OrderView | None:
+    """Run the rules on one order and move it to APPROVED, ON_HOLD or REJECTED.
+
+    Safe to run twice: an order that is no longer waiting for review is left alone,
+    and a concurrent decision loses on the version check without writing findings.
+    """
+    order = await load_order(order_id)
+    if order is None:
+        return None
+    if order.status == rt.graph.initial:
+        order = await transition_order(rt, order.id, "start_review", SYSTEM)
+    if order.status != "IN_REVIEW":
+        return order
+    previous = (
+        await ReviewFinding.select(ReviewFinding.round)
+        .where(ReviewFinding.order == order.id)
+        .order_by(ReviewFinding.round, ascending=False)
+        .first()
+    )
+    order_round = (previous["round"] if previous else 0) + 1
+
+    checks = await rt.plugins.call("review_order", order=order, only=rt.review_rules)
+    findings = _findings(checks.results)
+    findings += [(failure.plugin, rule_failed(failure.error)) for failure in checks.failures]
+    decision = decide(findings)
+    try:
+        return await transition_order(
+            rt,
+            order.id,
+            decision,
+            SYSTEM,
+            reason=_reason(findings, decision),
+            expected_version=order.version,
+            data={"round": order_round},
+            within=_writer(order_round, findings),
+        )
+    except DomainError as error:
+        if decision != "approve":
+            raise
+        if error.source is not None and error.code != ErrorCode.PLUGIN_FAILED:
+            # A plugin refused the approval while it was written (stock ran out meanwhile).
+            fallback, outcome, in_words = "reject", "fail", None
+        elif error.code in (ErrorCode.PLUGIN_FAILED, ErrorCode.VETOED):
+            # A plugin crashed or vetoed while approving: a person decides, never approval.
+            fallback, outcome, in_words = "hold", "hold", MANUAL_CHECK
+        else:
+            raise
+        findings += [
+            (
+                error.source or "core",
+                Finding(outcome, p.code.value, p.message, customer_message=in_words),
+            )
+            for p in error.problems
+        ]
+        return await transition_order(
+            rt,
+            order.id,
+            fallback,
+            SYSTEM,
+            reason=_reason(findings, fallback),
+            expected_version=order.version,
+            data={"round": order_round},
+            within=_writer(order_round, findings),
+        )
+
+
+def review_jobs(rt: Runtime) -> dict[str, jobs.Job]:
+    async def review(payload: dict[str, Any]) -> None:
+        try:
+            await review_order(rt, payload["order_id"])
+        except DomainError as error:
+            if error.code != ErrorCode.VERSION_CONFLICT:
+                raise
+
+    return {REVIEW_JOB: review}
+
+
+async def amend_order(
+    rt: Runtime, order_id: int, draft: OrderDraft, principal: Principal
+) -> OrderView:
+    """Replace a REJECTED order's contents and send it back to review (``resubmit``).
+
+    The channel, external id and customer stay the order's own; the new contents are
+    validated like a submission and written in the transaction of the transition.
+    """
+    order = await load_order(order_id)
+    if order is None or not principal.may_see_customer(order.customer_id):
+        raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no order {order_id}.", "id")
+    draft = replace(
+        draft,
+        channel=order.channel,
+        external_id=order.external_id,
+        customer_id=order.customer_id,
+        customer_email=None,
+    )
+    valid = await validate(rt, draft, principal)
+
+    async def write_contents(current: OrderView) -> None:
+        await OrderLine.delete().where(OrderLine.order == current.id)
+        await OrderLine.insert(*(OrderLine(order=current.id, **line) for line in valid.lines))
+        await Order.update(
+            {
+                Order.currency: valid.currency,
+                Order.subtotal_minor: valid.subtotal_minor,
+                Order.total_minor: valid.subtotal_minor,
+                Order.shipping_address: json.dumps(draft.shipping_address),
+                Order.type: draft.type,
+                Order.priority: draft.priority,
+                Order.note: draft.note or "",
+            }
+        ).where(Order.id == current.id)
+
+    await transition_order(
+        rt, order.id, "resubmit", principal, reason="amended", within=write_contents
+    )
+    amended = await load_order(order.id)
+    assert amended is not None
+    return amended

@@ -1,0 +1,91 @@
+"""GraphQL for stage 2: the manual review queue, decisions, and amending rejected orders."""
+
+from __future__ import annotations
+
+import strawberry
+
+from ordergraph.core import db
+from ordergraph.core.errors import DomainError
+from ordergraph.core.review import amend_order
+from ordergraph.core.transitions import transition_order
+from ordergraph.graphql.context import OPERATORS, READERS, Info, require
+from ordergraph.graphql.mutations import OrderPayload, SubmitOrderInput, draft_from_input
+from ordergraph.graphql.queries import page_size
+from ordergraph.graphql.types import Connection, Order, connection, decode_cursor, user_errors
+
+# Highest priority first, then oldest first; the key is (rank, id).
+_RANK = "CASE priority WHEN 'URGENT' THEN 0 WHEN 'HIGH' THEN 1 WHEN 'NORMAL' THEN 2 ELSE 3 END"
+
+
+def _queue_cursor(rank: int, order_id: int) -> int:
+    return rank * 10**12 + order_id
+
+
+@strawberry.type
+class ReviewQuery:
+    @strawberry.field(description="Orders ON_HOLD, highest priority first, then oldest first.")
+    async def review_queue(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Connection[Order]:
+        require(info, *OPERATORS)
+        size = page_size(first)
+        key = decode_cursor("queue", after)
+        where = "status = 'ON_HOLD'"
+        args: list[int] = []
+        if key is not None:
+            rank, order_id = divmod(key, 10**12)
+            where += f" AND ({_RANK} > {{}} OR ({_RANK} = {{}} AND id > {{}}))"
+            args = [rank, rank, order_id]
+        rows = await db.raw(
+            f"SELECT *, {_RANK} AS queue_rank FROM orders WHERE {where} "
+            f"ORDER BY queue_rank, id LIMIT {size + 1}",
+            *args,
+        )
+        total = (await db.raw("SELECT COUNT(*) AS n FROM orders WHERE status = 'ON_HOLD'"))[0]["n"]
+        rows, has_next = rows[:size], len(rows) > size
+        return connection(
+            "queue",
+            [Order.from_row(r) for r in rows],
+            [_queue_cursor(r["queue_rank"], r["id"]) for r in rows],
+            has_next,
+            total,
+        )
+
+
+@strawberry.type
+class ReviewMutation:
+    @strawberry.mutation(description="Approve an order waiting in the review queue.")
+    async def approve_order(
+        self, info: Info, id: strawberry.ID, note: str | None = None
+    ) -> OrderPayload:
+        return await _decide(info, id, "approve", note)
+
+    @strawberry.mutation(description="Reject an order waiting in the review queue.")
+    async def reject_order(self, info: Info, id: strawberry.ID, reason: str) -> OrderPayload:
+        return await _decide(info, id, "reject", reason)
+
+    @strawberry.mutation(
+        description="Correct a REJECTED order; it returns to RECEIVED and is reviewed again."
+    )
+    async def amend_order(
+        self, info: Info, id: strawberry.ID, input: SubmitOrderInput
+    ) -> OrderPayload:
+        principal = require(info, *READERS)
+        try:
+            order = await amend_order(
+                info.context.rt, int(id), draft_from_input(input, "amend"), principal
+            )
+        except DomainError as error:
+            return OrderPayload(errors=user_errors(error))
+        return OrderPayload(order=Order.from_view(order))
+
+
+async def _decide(info: Info, id: strawberry.ID, transition: str, reason: str | None):
+    principal = require(info, *OPERATORS)
+    try:
+        order = await transition_order(
+            info.context.rt, int(id), transition, principal, reason=reason
+        )
+    except DomainError as error:
+        return OrderPayload(errors=user_errors(error))
+    return OrderPayload(order=Order.from_view(order))
