@@ -20,20 +20,25 @@ CHANNEL = "ordergraph:order-events"
 QUEUE_SIZE = 1000
 
 
+# End markers put on a subscriber's queue (compared by identity).
+_TOO_SLOW: dict[str, Any] = {}
+_CLOSED: dict[str, Any] = {}
+
+
 class SubscriberTooSlow(RuntimeError):
     """A subscriber fell more than ``QUEUE_SIZE`` events behind and was dropped."""
 
 
 class InProcessBus:
     def __init__(self) -> None:
-        self._queues: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
 
     async def start(self) -> None:
         pass
 
     async def stop(self) -> None:
         for queue in list(self._queues):
-            self._close(queue)
+            self._close(queue, _CLOSED)
 
     async def publish(self, message: dict[str, Any]) -> None:
         self._deliver(message)
@@ -44,27 +49,29 @@ class InProcessBus:
                 queue.put_nowait(message)
             except asyncio.QueueFull:
                 log.warning("dropping a subscriber that is %s events behind", QUEUE_SIZE)
-                self._close(queue)
+                self._close(queue, _TOO_SLOW)
 
-    def _close(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+    def _close(self, queue: asyncio.Queue[dict[str, Any]], end: dict[str, Any]) -> None:
         self._queues.discard(queue)
         if queue.full():
             # Make room for the end marker: a full queue must not leave its reader
             # waiting forever for messages that no longer come.
             queue.get_nowait()
-        queue.put_nowait(None)
+        queue.put_nowait(end)
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
         """Receive every message published from now on, until the block ends."""
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_SIZE)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self._queues.add(queue)
 
         async def messages() -> AsyncIterator[dict[str, Any]]:
             while True:
                 message = await queue.get()
-                if message is None:
+                if message is _TOO_SLOW:
                     raise SubscriberTooSlow("the event stream fell behind; resubscribe")
+                if message is _CLOSED:
+                    return
                 yield message
 
         try:
@@ -96,7 +103,7 @@ class RedisBus(InProcessBus):
         await super().stop()
 
     async def publish(self, message: dict[str, Any]) -> None:
-        self._deliver(message)
+        await self._redis.publish(CHANNEL, json.dumps(message, default=str))
 
     async def _listen(self) -> None:
         while True:

@@ -1,0 +1,160 @@
+"""With REDIS_URL the API hands jobs to arq, an arq worker runs them, events travel via Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from arq.worker import Worker
+from conftest import Api, make_settings, submit
+from piccolo.engine.postgres import PostgresEngine
+
+from ordergraph.core import db
+from ordergraph.core.jobs import ArqRelay, enqueue_many
+from ordergraph.core.plugins import PluginInfo, hookimpl
+from ordergraph.core.tables import OutboxJob
+from ordergraph.settings import Settings
+from ordergraph.worker import create_worker
+
+# arq 0.28 closes its Redis pool with redis-py 5's deprecated close(); not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
+
+START_REVIEW = """
+mutation Move($id: ID!) {
+  transitionOrder(id: $id, transition: "start_review") { errors { code message } }
+}
+"""
+
+
+class Boom(RuntimeError):
+    pass
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str) -> Settings:
+    """Overrides conftest's: the ``api`` app of these tests runs with Redis."""
+    return make_settings(database_url, redis_url=redis_url)
+
+
+@pytest.fixture
+def runs() -> collections.Counter[str]:
+    """How often the worker ran each test job."""
+    return collections.Counter()
+
+
+@pytest.fixture
+async def worker(
+    api: Api, settings: Settings, runs: collections.Counter[str]
+) -> AsyncIterator[Worker]:
+    """A real arq worker in this process, with two jobs that fail."""
+
+    async def flaky(payload: dict[str, Any]) -> None:
+        runs["flaky"] += 1
+        if runs["flaky"] <= 2:
+            raise Boom(f"flaky attempt {runs['flaky']}")
+
+    async def broken(payload: dict[str, Any]) -> None:
+        runs["broken"] += 1
+        raise Boom("the carrier is down")
+
+    @hookimpl
+    def plugin_info() -> PluginInfo:
+        return PluginInfo(category="other", description="failing jobs", enabled_by_default=True)
+
+    @hookimpl
+    def register_jobs() -> dict[str, Any]:
+        return {"flaky": flaky, "broken": broken}
+
+    plugin = SimpleNamespace(plugin_info=plugin_info, register_jobs=register_jobs)
+    # The worker's runtime connects the process's one database again (tables are
+    # rebound to its engine): the test may only go on once that is done, and the
+    # API's engine is closed here once the worker has closed its own.
+    api_engine = db.current().engine
+    arq_worker = create_worker(
+        settings, installed_plugins={"jobs": plugin}, handle_signals=False, poll_delay=0.05
+    )
+    started = asyncio.Event()
+    open_runtime = arq_worker.on_startup
+    assert open_runtime is not None
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        await open_runtime(ctx)
+        started.set()
+
+    arq_worker.on_startup = on_startup
+    running = asyncio.create_task(arq_worker.async_run())
+    await asyncio.wait_for(started.wait(), 10)
+    try:
+        yield arq_worker
+    finally:
+        # close() cancels unfinished arq tasks (and then fails): let them finish first.
+        if arq_worker.tasks:
+            await asyncio.wait(list(arq_worker.tasks.values()), timeout=10)
+        await arq_worker.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        if isinstance(api_engine, PostgresEngine):
+            await api_engine.close_connection_pool()
+
+
+async def wait_for_outbox(done: set[str], timeout: float = 30) -> list[dict[str, Any]]:
+    """Poll the outbox until every job's status is in ``done``; return the jobs."""
+    async with asyncio.timeout(timeout):
+        while True:
+            jobs = await OutboxJob.select().order_by(OutboxJob.id)
+            if jobs and all(job["status"] in done for job in jobs):
+                return jobs
+            await asyncio.sleep(0.05)
+
+
+async def test_order_jobs_run_on_the_arq_worker_and_events_travel_through_redis(
+    api: Api, worker: Worker
+):
+    assert isinstance(api.rt.runner, ArqRelay)
+    assert (await api.client.get("/health")).json()["jobs"] == "arq"
+
+    async with api.rt.bus.subscribe() as messages:
+        order = await submit(api)
+        assert "errors" not in await api.gql(START_REVIEW, {"id": order["id"]})
+        events = []
+        async with asyncio.timeout(30):
+            async for message in messages:
+                events.append((message["order_id"], message["type"], message["to_status"]))
+                if len(events) == 2:
+                    break
+
+    order_id = int(order["id"])
+    # arq runs jobs concurrently: the two events may arrive in either order.
+    assert sorted(events) == [
+        (order_id, "submitted", "RECEIVED"),
+        (order_id, "transition", "IN_REVIEW"),
+    ]
+    jobs = await wait_for_outbox({"done"})
+    assert sorted(job["name"] for job in jobs) == [
+        "publish_order_event",
+        "publish_order_event",
+        "run_order_event_hooks",
+        "run_order_event_hooks",
+    ]
+    assert {job["attempts"] for job in jobs} == {1}
+    # The API process only relays; every job ran in the worker.
+    assert worker.jobs_complete >= 4
+
+
+async def test_failing_jobs_through_arq_are_retried_by_the_outbox(
+    api: Api, worker: Worker, runs: collections.Counter[str]
+):
+    async with db.write_transaction():
+        await enqueue_many([("flaky", {}), ("broken", {})], max_attempts=3)
+    api.rt.wake_jobs()
+
+    flaky, broken = await wait_for_outbox({"done", "failed"})
+
+    assert (flaky["status"], flaky["attempts"], runs["flaky"]) == ("done", 3, 3)
+    assert (broken["status"], broken["attempts"], runs["broken"]) == ("failed", 3, 3)
+    assert broken["last_error"] == "Boom: the carrier is down"

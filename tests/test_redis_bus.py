@@ -1,0 +1,240 @@
+"""The event bus: every API process delivers every event to its own subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as redis
+from conftest import POSTGRES_URL, SUBMIT, order_input, seed_shop
+from websockets.asyncio.client import ClientConnection, connect
+
+from ordergraph.core import auth, db
+from ordergraph.core.events import CHANNEL, QUEUE_SIZE, InProcessBus, RedisBus, SubscriberTooSlow
+
+ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
+PROBE = "probe"
+
+
+def event(order_id: int, kind: str = "submitted") -> dict[str, Any]:
+    return {
+        "id": order_id,
+        "order_id": order_id,
+        "customer_id": 1,
+        "type": kind,
+        "from_status": None,
+        "to_status": "RECEIVED",
+        "actor": "test",
+        "data": {},
+        "at": db.now().isoformat(),
+    }
+
+
+@contextlib.asynccontextmanager
+async def running(bus: InProcessBus) -> AsyncIterator[InProcessBus]:
+    await bus.start()
+    try:
+        yield bus
+    finally:
+        await bus.stop()
+
+
+async def take(messages: AsyncIterator[dict[str, Any]], count: int) -> list[int]:
+    """The order ids of the next ``count`` messages."""
+    async with asyncio.timeout(10):
+        return [(await anext(messages))["order_id"] for _ in range(count)]
+
+
+async def test_two_redis_buses_both_deliver_every_event_to_their_subscribers(redis_url: str):
+    async with (
+        running(RedisBus(redis_url)) as first,
+        running(RedisBus(redis_url)) as second,
+        first.subscribe() as first_a,
+        first.subscribe() as first_b,
+        second.subscribe() as second_a,
+    ):
+        # Each bus has subscribed to Redis once start() returned: nothing published now is lost.
+        await first.publish(event(1))
+        await second.publish(event(2))
+        await first.publish(event(3))
+
+        for messages in (first_a, first_b, second_a):
+            assert await take(messages, 3) == [1, 2, 3]
+
+
+async def test_a_subscriber_that_falls_too_far_behind_is_told_to_resubscribe():
+    bus = InProcessBus()
+    async with bus.subscribe() as slow:
+        for n in range(QUEUE_SIZE + 1):
+            await bus.publish(event(n))
+        received = []
+        with pytest.raises(SubscriberTooSlow):
+            async with asyncio.timeout(10):
+                async for message in slow:
+                    received.append(message["order_id"])
+    assert received == sorted(received)
+    assert 0 < len(received) < QUEUE_SIZE + 1
+
+    async with bus.subscribe() as fresh:
+        await bus.publish(event(7))
+        assert await take(fresh, 1) == [7]
+
+
+# -- Real processes: two `ordergraph serve` and one `ordergraph worker` on PostgreSQL ----------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A new PostgreSQL database, migrated with ``ordergraph migrate`` as before a deploy."""
+    name = f"og_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@contextlib.contextmanager
+def processes(tmp_path: Path, env: dict[str, str], *commands: list[str]) -> Iterator[list[Path]]:
+    """Start the commands; yield their log files; always terminate them."""
+    started: list[subprocess.Popen[bytes]] = []
+    logs = []
+    try:
+        for n, command in enumerate(commands):
+            log = tmp_path / f"process-{n}.log"
+            logs.append(log)
+            with log.open("wb") as out:
+                started.append(
+                    subprocess.Popen(
+                        [ORDERGRAPH, *command], env=env, cwd=tmp_path, stdout=out, stderr=out
+                    )
+                )
+        yield logs
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def wait_until_healthy(port: int, log: Path) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        try:
+            async with asyncio.timeout(15):
+                while True:
+                    with contextlib.suppress(httpx.TransportError):
+                        if (await client.get("/health")).status_code == 200:
+                            return
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            pytest.fail(f"ordergraph serve on port {port} did not start:\n{log.read_text()}")
+
+
+async def subscribe(port: int, token: str, stack: contextlib.AsyncExitStack) -> ClientConnection:
+    ws = await stack.enter_async_context(
+        connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"])
+    )
+    await ws.send(
+        json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+    )
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    query = "subscription { orderEvents { orderId type toStatus } }"
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+    return ws
+
+
+async def next_event(ws: ClientConnection, timeout: float = 0.1) -> dict[str, Any]:
+    message = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    assert message["type"] == "next", message
+    return message["payload"]["data"]["orderEvents"]
+
+
+async def wait_until_live(sockets: list[ClientConnection], redis_url: str) -> None:
+    """Publish probes on the Redis channel until every subscription has delivered one."""
+    client = redis.Redis.from_url(redis_url)
+    waiting = set(sockets)
+    try:
+        async with asyncio.timeout(10):
+            while waiting:
+                await client.publish(CHANNEL, json.dumps(event(0, PROBE)))
+                for ws in list(waiting):
+                    with contextlib.suppress(TimeoutError):
+                        if (await next_event(ws))["type"] == PROBE:
+                            waiting.discard(ws)
+    finally:
+        await client.aclose()
+
+
+async def submitted_event(ws: ClientConnection, order_id: str) -> dict[str, Any]:
+    async with asyncio.timeout(15):
+        while True:
+            received = await next_event(ws, timeout=15)
+            if received["type"] != PROBE and received["orderId"] == order_id:
+                return received
+
+
+async def test_two_api_processes_and_a_worker_deliver_an_event_to_both(
+    postgres_url: str, redis_url: str, tmp_path: Path
+):
+    env = {k: v for k, v in os.environ.items() if k != "ORDERGRAPH_CONFIG"}
+    env.update(DATABASE_URL=postgres_url, REDIS_URL=redis_url)
+    migrate = subprocess.run(
+        [ORDERGRAPH, "migrate"], env=env, cwd=tmp_path, capture_output=True, timeout=30
+    )
+    assert migrate.returncode == 0, migrate.stderr.decode()
+    await db.connect(postgres_url)
+    try:
+        await seed_shop()
+        token = await auth.create_token("admin", name="alice")
+    finally:
+        await db.disconnect()
+
+    ports = [free_port(), free_port()]
+    with processes(
+        tmp_path,
+        env,
+        ["serve", "--port", str(ports[0])],
+        ["serve", "--port", str(ports[1])],
+        ["worker"],
+    ) as logs:
+        for port, log in zip(ports, logs, strict=False):
+            await wait_until_healthy(port, log)
+        async with contextlib.AsyncExitStack() as stack:
+            sockets = [await subscribe(port, token, stack) for port in ports]
+            await wait_until_live(sockets, redis_url)
+
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports[0]}") as client:
+                response = await client.post(
+                    "/graphql",
+                    json={"query": SUBMIT, "variables": {"input": order_input()}},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            order = response.json()["data"]["submitOrder"]["order"]
+
+            received = [await submitted_event(ws, order["id"]) for ws in sockets]
+
+    assert received == [{"orderId": order["id"], "type": "submitted", "toStatus": "RECEIVED"}] * 2

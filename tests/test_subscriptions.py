@@ -1,0 +1,183 @@
+"""GraphQL subscriptions over graphql-transport-ws, through the real ASGI app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Api, submit
+from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect, aconnect_ws
+from httpx_ws.transport import ASGIWebSocketTransport
+
+from ordergraph.core import db
+from ordergraph.core.tables import Customer
+
+ORDER_EVENTS = """
+subscription Events($orderId: ID) {
+  orderEvents(orderId: $orderId) { orderId type fromStatus toStatus actor }
+}
+"""
+
+TRANSITION = """
+mutation Move($id: ID!, $t: String!) {
+  transitionOrder(id: $id, transition: $t) { errors { code message } }
+}
+"""
+
+PROBE = "probe"
+
+
+@contextlib.asynccontextmanager
+async def graphql_ws(api: Api, authorization: str | None) -> AsyncIterator[AsyncWebSocketSession]:
+    """A graphql-transport-ws connection to the app ``api`` talks to, ``connection_init`` sent.
+
+    A context manager, not a fixture: the websocket transport's task group must be
+    entered and left in the same task.
+    """
+    app = api.client._transport.app  # type: ignore[attr-defined]
+    transport = ASGIWebSocketTransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+        aconnect_ws("/graphql", client, subprotocols=["graphql-transport-ws"]) as ws,
+    ):
+        assert ws.subprotocol == "graphql-transport-ws"
+        payload = {"Authorization": authorization} if authorization else {}
+        await ws.send_json({"type": "connection_init", "payload": payload})
+        yield ws
+
+
+@contextlib.asynccontextmanager
+async def connected_as(api: Api, who: str) -> AsyncIterator[AsyncWebSocketSession]:
+    """A connection that the server acknowledged for ``who``'s token."""
+    async with graphql_ws(api, f"Bearer {api.tokens[who]}") as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+        yield ws
+
+
+async def customer_id(email: str) -> int:
+    row = await Customer.select(Customer.id).where(Customer.email == email).first()
+    return row["id"]
+
+
+async def subscribe_live(
+    ws: AsyncWebSocketSession, api: Api, *, order_id: int, owner: int, variables: dict[str, Any]
+) -> None:
+    """Subscribe, then publish probe events until one arrives: from then on nothing is missed.
+
+    The probe names ``order_id`` and ``owner`` so that it passes the subscription's filters.
+    """
+    await ws.send_json(
+        {"id": "1", "type": "subscribe", "payload": {"query": ORDER_EVENTS, "variables": variables}}
+    )
+    probe = {
+        "id": 0,
+        "order_id": order_id,
+        "customer_id": owner,
+        "type": PROBE,
+        "from_status": None,
+        "to_status": None,
+        "actor": "test",
+        "data": {},
+        "at": db.now().isoformat(),
+    }
+    async with asyncio.timeout(10):
+        while True:
+            await api.rt.bus.publish(probe)
+            with contextlib.suppress(TimeoutError):
+                message = await ws.receive_json(timeout=0.1)
+                assert message["type"] == "next", message
+                if message["payload"]["data"]["orderEvents"]["type"] == PROBE:
+                    return
+
+
+async def next_events(ws: AsyncWebSocketSession, count: int) -> list[dict[str, Any]]:
+    """The next ``count`` order events the subscription delivers, probes left out."""
+    events: list[dict[str, Any]] = []
+    async with asyncio.timeout(10):
+        while len(events) < count:
+            message = await ws.receive_json()
+            assert message["type"] == "next" and message["id"] == "1", message
+            event = message["payload"]["data"]["orderEvents"]
+            if event["type"] != PROBE:
+                events.append(event)
+    return events
+
+
+async def test_order_events_delivers_an_orders_transitions_live_and_in_order(api: Api):
+    order = await submit(api)
+    async with connected_as(api, "ada") as ws:
+        await subscribe_live(
+            ws,
+            api,
+            order_id=int(order["id"]),
+            owner=await customer_id("ada@example.com"),
+            variables={"orderId": order["id"]},
+        )
+        for transition in ("start_review", "hold", "approve"):
+            body = await api.data(TRANSITION, {"id": order["id"], "t": transition}, as_="staff")
+            assert body["transitionOrder"]["errors"] == []
+
+        events = await next_events(ws, 3)
+
+    assert events == [
+        {"orderId": order["id"], "type": "transition", "fromStatus": "RECEIVED",
+         "toStatus": "IN_REVIEW", "actor": "staff:sam"},
+        {"orderId": order["id"], "type": "transition", "fromStatus": "IN_REVIEW",
+         "toStatus": "ON_HOLD", "actor": "staff:sam"},
+        {"orderId": order["id"], "type": "transition", "fromStatus": "ON_HOLD",
+         "toStatus": "APPROVED", "actor": "staff:sam"},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer og_not-a-token", "Basic YWRhOnNlY3JldA=="])
+async def test_connection_init_without_a_valid_token_is_rejected(
+    api: Api, authorization: str | None
+):
+    async with graphql_ws(api, authorization) as ws:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            await ws.receive_json(timeout=5)
+    assert closed.value.code == 4403
+
+
+async def test_a_customer_receives_events_of_their_own_orders_only(api: Api):
+    ada = await customer_id("ada@example.com")
+    async with connected_as(api, "ada") as ws:
+        await subscribe_live(ws, api, order_id=0, owner=ada, variables={})
+        bobs = await submit(api, "EXT-BOB", customerEmail="bob@example.com")
+        adas = await submit(api, "EXT-ADA")
+        await api.data(TRANSITION, {"id": bobs["id"], "t": "start_review"}, as_="staff")
+        await api.data(TRANSITION, {"id": adas["id"], "t": "start_review"}, as_="staff")
+
+        # Bob's events were published before each of Ada's: had they leaked, they came first.
+        events = await next_events(ws, 2)
+
+    assert [(e["orderId"], e["type"], e["toStatus"]) for e in events] == [
+        (adas["id"], "submitted", "RECEIVED"),
+        (adas["id"], "transition", "IN_REVIEW"),
+    ]
+
+
+async def test_a_customer_may_not_subscribe_to_another_customers_order(api: Api):
+    bobs = await submit(api, "EXT-BOB", customerEmail="bob@example.com")
+    async with connected_as(api, "ada") as ws:
+        await ws.send_json(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": ORDER_EVENTS, "variables": {"orderId": bobs["id"]}},
+            }
+        )
+        result = await ws.receive_json(timeout=5)
+        done = await ws.receive_json(timeout=5)
+
+    # A resolver error is a result with errors, then the operation completes (as graphql-ws).
+    assert result["type"] == "next", result
+    assert result["payload"]["data"] is None
+    [error] = result["payload"]["errors"]
+    assert error["message"] == f"There is no order {bobs['id']}."
+    assert error["extensions"]["code"] == "NOT_FOUND"
+    assert done == {"id": "1", "type": "complete"}
