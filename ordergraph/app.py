@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from ordergraph.core import db, runtime
 from ordergraph.core.runtime import Runtime
@@ -26,6 +27,7 @@ class GraphQLApp(GraphQL):
             build_schema(rt),
             graphql_ide=None if rt.settings.production else "graphiql",
             allowed_origins=rt.settings.allowed_origins,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.rt = rt
 

@@ -41,20 +41,28 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
         on_startup.append(load_demo)
     app = create_app(settings, on_startup=on_startup)
+    # Say what is wrong with the database before uvicorn starts, not inside its traceback.
+    asyncio.run(_with_db(settings, _database_ready))
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
 
-async def _with_db(settings: Settings, work):
+async def _database_ready() -> None:
+    """Nothing more to do: ``_with_db`` has connected and checked the migrations."""
+
+
+async def _with_db(settings: Settings, work, *, migrated: bool = True):
     await db.connect(settings.database_url)
     try:
+        if migrated:
+            await migrations.ensure_current()
         return await work()
     finally:
         await db.disconnect()
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    applied = asyncio.run(_with_db(settings, migrations.migrate))
+    applied = asyncio.run(_with_db(settings, migrations.migrate, migrated=False))
     print("applied: " + ", ".join(applied) if applied else "the database is up to date")
     return 0
 
@@ -70,8 +78,6 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
     from ordergraph.core.auth import create_token
 
     async def work() -> str:
-        if db.current().is_sqlite:
-            await migrations.migrate()
         return await create_token(args.role, name=args.name, customer_id=args.customer,
                                   team=args.team)  # fmt: skip
 

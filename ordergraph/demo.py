@@ -95,17 +95,17 @@ async def seed(rt: Runtime) -> bool:
     await upsert_products(PRODUCTS)
     ids = {}
     for external_id, email, lines, _ in ORDERS:
-        ids[external_id] = (
-            await submit_order(rt, _draft(external_id, email, lines), STAFF)
-        ).order.id
-    if rt.review_rules:
-        await _decide(rt, list(ids.values()))
-        for external_id, lines in AMENDMENTS.items():
-            order = await load_order(ids[external_id])
-            if order is not None and order.status == "REJECTED":
-                customer = Principal(Role.CUSTOMER, "demo", customer_id=order.customer_id)
-                await review.amend_order(rt, order.id, _draft(external_id, None, lines), customer)
-        await _decide(rt, [ids[external_id] for external_id in AMENDMENTS])
+        submitted = await submit_order(rt, _draft(external_id, email, lines), STAFF)
+        ids[external_id] = submitted.order.id
+        if rt.review_rules:
+            # One at a time, as orders arrive: an order waiting for review uses credit too.
+            await _decide(rt, submitted.order.id)
+    for external_id, lines in AMENDMENTS.items():
+        order = await load_order(ids[external_id])
+        if order is not None and order.status == "REJECTED":
+            customer = Principal(Role.CUSTOMER, "demo", customer_id=order.customer_id)
+            await review.amend_order(rt, order.id, _draft(external_id, None, lines), customer)
+            await _decide(rt, order.id)
     for external_id, _, _, steps in ORDERS:
         order = await load_order(ids[external_id])
         if not steps or order is None:

@@ -7,6 +7,7 @@ tables and ``write_transaction()``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import datetime
@@ -16,11 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import aiosqlite
 from piccolo.columns.combination import Where
 from piccolo.columns.operators.comparison import ComparisonOperator
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 from piccolo.querystring import QueryString
 from piccolo.table import Table
 
@@ -64,7 +66,71 @@ def _record(sql: str) -> None:
         log.statements.append(sql)
 
 
+@dataclass
+class _SQLiteConnections:
+    """One event loop's two SQLite connections, each used by one statement at a time."""
+
+    reader: aiosqlite.Connection | None = None
+    writer: aiosqlite.Connection | None = None
+    read_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 class _CountingSQLiteEngine(SQLiteEngine):
+    """piccolo's SQLite engine, counting statements, with two long-lived connections.
+
+    piccolo opens a new connection (and a thread) for every statement outside a
+    transaction and for every transaction. SQLite has one writer at a time anyway, so
+    this engine keeps, per event loop, one connection for SELECTs outside
+    transactions and one for writes: ``write_transaction()`` and writes outside a
+    transaction take ``write_lock`` first, so writers queue in this process instead
+    of sleeping in SQLite's busy handler (which stays, for other processes).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._by_loop: dict[asyncio.AbstractEventLoop, _SQLiteConnections] = {}
+
+    def connections(self) -> _SQLiteConnections:
+        return self._by_loop.setdefault(asyncio.get_running_loop(), _SQLiteConnections())
+
+    async def writer(self) -> aiosqlite.Connection:
+        """The writing connection; only for the holder of ``connections().write_lock``."""
+        held = self.connections()
+        if held.writer is None:
+            held.writer = await self.get_connection()
+        return held.writer
+
+    async def drop_writer(self) -> None:
+        """Forget a writer left in an unknown state (a failed rollback)."""
+        held = self.connections()
+        writer, held.writer = held.writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                await writer.close()
+
+    async def _run_in_new_connection(self, query, args=None, query_type="generic", table=None):
+        held = self.connections()
+        if query.lstrip()[:6].upper() != "SELECT":
+            async with held.write_lock:
+                return await self._run_in_existing_connection(
+                    await self.writer(), query, args, query_type, table
+                )
+        # One statement at a time: a statement interleaved with an open read on the
+        # same connection would fail at once with SQLITE_BUSY.
+        async with held.read_lock:
+            if held.reader is None:
+                held.reader = await self.get_connection()
+            return await self._run_in_existing_connection(
+                held.reader, query, args, query_type, table
+            )
+
+    async def close_connections(self) -> None:
+        held = self._by_loop.pop(asyncio.get_running_loop(), None)
+        for connection in (held.reader, held.writer) if held else ():
+            if connection is not None:
+                await connection.close()
+
     async def run_querystring(self, querystring: QueryString, in_pool: bool = False):
         _record(str(querystring))
         return await super().run_querystring(querystring, in_pool)
@@ -72,6 +138,31 @@ class _CountingSQLiteEngine(SQLiteEngine):
     async def run_ddl(self, ddl: str, in_pool: bool = False):
         _record(ddl)
         return await super().run_ddl(ddl, in_pool)
+
+
+class _WriterTransaction(SQLiteTransaction):
+    """An IMMEDIATE transaction on the engine's writing connection, kept open after."""
+
+    engine: _CountingSQLiteEngine
+
+    async def get_connection(self) -> aiosqlite.Connection:
+        return await self.engine.writer()
+
+    async def __aexit__(self, exception_type, exception, traceback) -> bool:
+        if self._parent:
+            return exception is None
+        try:
+            if exception is not None:
+                if not self._rolled_back:
+                    await self.rollback()
+            elif not self._committed and not self._rolled_back:
+                await self.commit()
+        except BaseException:
+            await self.engine.drop_writer()
+            raise
+        finally:
+            self.engine.current_transaction.reset(self.context)
+        return exception is None
 
 
 class _CountingPostgresEngine(PostgresEngine):
@@ -141,11 +232,19 @@ async def connect(url: str, *, pool_size: int = 10) -> Database:
     return _current
 
 
-async def disconnect() -> None:
+async def disconnect(database: Database | None = None) -> None:
+    """Close ``database`` (default: the current one); it stops being current if it was."""
     global _current
-    if _current is not None and isinstance(_current.engine, PostgresEngine):
-        await _current.engine.close_connection_pool()
-    _current = None
+    database = database or _current
+    if database is None:
+        return
+    if isinstance(database.engine, PostgresEngine):
+        if database.engine.pool is not None:
+            await database.engine.close_connection_pool()
+    elif isinstance(database.engine, _CountingSQLiteEngine):
+        await database.engine.close_connections()
+    if _current is database:
+        _current = None
 
 
 @contextlib.asynccontextmanager
@@ -156,8 +255,16 @@ async def write_transaction() -> AsyncIterator[Any]:
     and then fail to upgrade; PostgreSQL uses its default READ COMMITTED transaction.
     """
     engine = current().engine
-    if isinstance(engine, SQLiteEngine):
-        async with engine.transaction(transaction_type=TransactionType.immediate) as txn:
+    if isinstance(engine, _CountingSQLiteEngine):
+        if engine.current_transaction.get() is not None:
+            # A nested block joins the outer transaction, which holds the lock.
+            async with engine.transaction() as txn:
+                yield txn
+            return
+        async with (
+            engine.connections().write_lock,
+            _WriterTransaction(engine, transaction_type=TransactionType.immediate) as txn,
+        ):
             yield txn
     else:
         async with engine.transaction() as txn:

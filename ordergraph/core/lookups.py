@@ -1,7 +1,7 @@
 """Read queries that review rules need, exported to plugins through ``plugin_api``.
 
-They read committed data outside any transaction, so a rule sees what other
-orders have already written; they never write.
+Rules call them before the decision, outside any transaction, so they see what
+other orders have committed. They never write.
 """
 
 from __future__ import annotations

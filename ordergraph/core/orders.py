@@ -398,8 +398,14 @@ async def validate_draft(
 async def validate(rt: Runtime, draft: OrderDraft, principal: Principal) -> _Valid:
     """The core's checks and every plugin's ``validate_order``; raises with all problems."""
     problems, valid = await validate_draft(draft, principal)
-    for _, plugin_problems in (await rt.plugins.call("validate_order", draft=draft)).results:
+    checks = await rt.plugins.call("validate_order", draft=draft)
+    for _, plugin_problems in checks.results:
         problems.extend(plugin_problems)
+    for failure in checks.failures:
+        # Raising DomainError is another way to return problems; other failures are
+        # logged by the plugin manager and reject nothing.
+        if isinstance(failure.exception, DomainError):
+            problems.extend(failure.exception.problems)
     if problems or valid is None:
         raise DomainError(*problems)
     return valid

@@ -16,10 +16,6 @@ from ordergraph.core.statusgraph import StatusGraph, default_graph
 from ordergraph.settings import Settings
 
 
-class PendingMigrations(RuntimeError):
-    pass
-
-
 @dataclass
 class Runtime:
     settings: Settings
@@ -29,6 +25,7 @@ class Runtime:
     job_handlers: dict[str, Job] = field(default_factory=dict)
     runner: EmbeddedRunner | ArqRelay | None = None
     review_rules: list[str] = field(default_factory=list)
+    database: db.Database | None = None
 
     def jobs_on_entry(self, order_id: int) -> list[tuple[str, dict[str, Any]]]:
         """Jobs to enqueue when an order enters the initial state: review, if configured."""
@@ -36,20 +33,12 @@ class Runtime:
 
     async def open(self, *, run_jobs: bool = True) -> None:
         """Connect the database, migrate (SQLite) or check migrations, start bus and runner."""
-        database = await db.connect(self.settings.database_url)
+        database = self.database = await db.connect(self.settings.database_url)
         try:
-            if database.is_sqlite:
-                await migrations.migrate()
-            else:
-                pending = sorted(set(migrations.available()) - await migrations.applied())
-                if pending:
-                    raise PendingMigrations(
-                        f"the database lacks migrations {', '.join(pending)}: "
-                        "run `ordergraph migrate`"
-                    )
+            await migrations.ensure_current()
             await self.bus.start()
         except BaseException:
-            await db.disconnect()
+            await db.disconnect(database)
             raise
         if run_jobs:
             if self.settings.redis_url:
@@ -74,7 +63,7 @@ class Runtime:
                 await self.runner.redis.aclose()
             self.runner = None
         await self.bus.stop()
-        await db.disconnect()
+        await db.disconnect(self.database)
 
 
 def build_graph(plugins: PluginManager) -> StatusGraph:

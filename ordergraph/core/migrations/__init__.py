@@ -45,3 +45,20 @@ async def migrate() -> list[str]:
             await SchemaMigration.insert(SchemaMigration(name=name))
         newly_applied.append(name)
     return newly_applied
+
+
+class PendingMigrations(RuntimeError):
+    pass
+
+
+async def ensure_current() -> None:
+    """Refuse to work on a database that lacks migrations (PostgreSQL is migrated by
+    ``ordergraph migrate`` before a deploy; SQLite is migrated on start instead)."""
+    if db.current().is_sqlite:
+        await migrate()
+        return
+    pending = sorted(set(available()) - await applied())
+    if pending:
+        raise PendingMigrations(
+            f"the database lacks migrations {', '.join(pending)}: run `ordergraph migrate`"
+        )

@@ -1,0 +1,269 @@
+"""The documentation says what the code does: the hook reference, the graph, the example plugin."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import types
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from conftest import ADDRESS, SUBMIT, Api, make_settings, order_input, seed_shop, submit
+
+from ordergraph import demo
+from ordergraph.app import create_app
+from ordergraph.core import auth, hookspecs, runtime
+from ordergraph.core.hookdoc import hook_reference
+from ordergraph.settings import Settings
+from plugins.channels import web
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+PLUGINS_DOC = ROOT / "docs" / "plugins.md"
+ARCHITECTURE_DOC = ROOT / "docs" / "architecture.md"
+CONFIG_EXAMPLE = ROOT / "ordergraph.toml.example"
+
+
+def between(text: str, start: str, end: str) -> str:
+    assert start in text and end in text, f"{start} ... {end} is missing"
+    return text[text.index(start) + len(start) : text.index(end)]
+
+
+def test_hook_reference_in_the_docs_is_the_generated_one() -> None:
+    documented = between(PLUGINS_DOC.read_text(), "<!-- hooks:start -->", "<!-- hooks:end -->")
+    assert documented.strip("\n") == hook_reference().strip("\n"), (
+        "docs/plugins.md is out of date: put the output of `ordergraph hooks` between the markers"
+    )
+
+
+def test_every_hook_is_in_the_reference() -> None:
+    reference = PLUGINS_DOC.read_text().split("## Hook reference", 1)[1]
+    names = [
+        name
+        for name, function in vars(hookspecs).items()
+        if callable(function) and hasattr(function, "ordergraph_spec")
+    ]
+    assert len(names) >= 10
+    for name in names:
+        assert f"### `{name}(" in reference, f"hook {name} is not documented"
+
+
+def test_readme_quickstart_is_make_demo_and_make_test() -> None:
+    quickstart = README.read_text().split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    assert "make demo" in quickstart
+    assert "make test" in quickstart
+
+
+def test_architecture_shows_the_status_graph_that_ordergraph_graph_prints() -> None:
+    block = re.search(r"```mermaid\n(.*?)```", ARCHITECTURE_DOC.read_text(), re.DOTALL)
+    assert block is not None, "docs/architecture.md has no mermaid diagram"
+    graph = runtime.build_graph(runtime.load_plugins(Settings()))
+    assert block.group(1) == graph.to_mermaid()
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/architecture.md", "docs/plugins.md"])
+def test_relative_links_point_at_files_that_exist(doc: str) -> None:
+    path = ROOT / doc
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text()):
+        if "://" in target:
+            continue
+        assert (path.parent / target).exists(), f"{doc} links to {target}, which does not exist"
+
+
+def test_the_example_config_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    settings = Settings.from_env({"ORDERGRAPH_CONFIG": str(CONFIG_EXAMPLE)})
+    assert settings.plugins, "the example enables no plugin"
+    rt = runtime.build(settings)
+    for name, table in settings.plugins.items():
+        assert rt.plugins.plugins[name].enabled is table["enabled"], name
+    assert rt.review_rules == list(settings.review_rules or ())
+
+
+# -- The example plugin of docs/plugins.md, run as written --------------------------------------
+
+
+def example_plugin(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    code = between(
+        PLUGINS_DOC.read_text(), "<!-- example-plugin:start -->", "<!-- example-plugin:end -->"
+    )
+    code = code.strip().removeprefix("```python").removesuffix("```")
+    module = types.ModuleType("ordergraph_shipping_rules")
+    # strawberry resolves a type's annotations in the namespace of its module.
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    exec(compile(code, str(PLUGINS_DOC), "exec"), module.__dict__)
+    return module
+
+
+@pytest.fixture
+async def shop(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
+    """The app with the web channel and the example plugin enabled for GB and IE."""
+    settings = make_settings(
+        database_url, plugins={"shipping_rules": {"enabled": True, "countries": ["GB", "IE"]}}
+    )
+    installed = {"web": web, "shipping_rules": example_plugin(monkeypatch)}
+    app = create_app(settings, installed_plugins=installed)
+    async with LifespanManager(app) as manager:
+        await seed_shop()
+        tokens = {"admin": await auth.create_token("admin", name="alice")}
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Api(client=client, rt=app.state.rt, tokens=tokens)
+
+
+CANCEL = """
+mutation Cancel($id: ID!, $reason: String) {
+  transitionOrder(id: $id, transition: "cancel", reason: $reason) {
+    order { status }
+    errors { field code message }
+  }
+}
+"""
+
+
+async def test_example_plugin_rejects_countries_it_does_not_ship_to(shop: Api) -> None:
+    us = order_input("US-1", shippingAddress={**ADDRESS, "country": "US"})
+    payload = (await shop.data(SUBMIT, {"input": us}))["submitOrder"]
+    assert payload["order"] is None
+    assert payload["errors"] == [
+        {
+            "field": "shippingAddress.country",
+            "code": "INVALID_VALUE",
+            "message": "We do not ship to US; we ship to GB, IE.",
+        }
+    ]
+    orders = await shop.data("{ orders { totalCount } }")
+    assert orders["orders"]["totalCount"] == 0
+
+    ireland = await submit(shop, "IE-1", shippingAddress={**ADDRESS, "country": "IE"})
+    assert ireland["status"] == "RECEIVED"
+
+
+async def test_example_plugin_vetoes_a_cancellation_without_reason(shop: Api) -> None:
+    order = await submit(shop, "GB-1")
+    refused = (await shop.data(CANCEL, {"id": order["id"]}))["transitionOrder"]
+    assert refused == {
+        "order": None,
+        "errors": [
+            {
+                "field": "transition",
+                "code": "VETOED",
+                "message": "shipping_rules: give a reason to cancel an order",
+            }
+        ],
+    }
+    done = await shop.data(CANCEL, {"id": order["id"], "reason": "customer asked"})
+    assert done["transitionOrder"] == {"order": {"status": "CANCELLED"}, "errors": []}
+
+
+async def test_example_plugin_publishes_its_countries(shop: Api) -> None:
+    data = await shop.data("{ shippingCountries }")
+    assert data["shippingCountries"] == ["GB", "IE"]
+    response = await shop.client.get("/plugins/shipping_rules/countries")
+    assert response.json() == {"countries": ["GB", "IE"]}
+
+
+# -- The README's tour, run against the demo ------------------------------------------------
+
+
+def tour_blocks() -> tuple[list[str], list[dict]]:
+    """The tour's GraphQL documents and JSON examples, in the order of the README."""
+    text = README.read_text()
+    tour = between(text, "## A 5-minute tour in GraphiQL", "## Configuration")
+    graphql = re.findall(r"```graphql\n(.*?)```", tour, re.DOTALL)
+    # A fragment such as `"errors": [...]` is read as the object it belongs to.
+    examples = [
+        json.loads(block if block.startswith("{") else "{" + block + "}")
+        for block in re.findall(r"```json\n(.*?)```", tour, re.DOTALL)
+    ]
+    return graphql, examples
+
+
+@pytest.fixture
+async def demo_api(tmp_path: Path) -> AsyncIterator[Api]:
+    """What ``make demo`` runs: ``serve --demo`` on SQLite, without an ordergraph.toml.
+
+    SQLite only, as the demo is: the tour names the ids SQLite gives (PostgreSQL
+    sequences skip the id a refused duplicate insert took).
+    """
+    settings = make_settings(f"sqlite:///{tmp_path}/ordergraph.db", plugins=demo.DEMO_PLUGINS)
+    app = create_app(settings, on_startup=[demo.seed])
+    async with LifespanManager(app) as manager:
+        tokens = await demo.demo_tokens()
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Api(
+                client=client,
+                rt=app.state.rt,
+                tokens={"admin": tokens["admin"], "ada": tokens["customer (Ada)"]},
+            )
+
+
+async def test_the_readme_tour_does_what_it_says(demo_api: Api) -> None:
+    (look, _watch, submit_doc, why, queue, decide, move, customer, amend), examples = tour_blocks()
+    runner = demo_api.rt.runner
+    assert runner is not None
+
+    assert (await demo_api.data(look))["orders"]["totalCount"] == len(demo.ORDERS)
+
+    submitted = (await demo_api.data(submit_doc))["submitOrder"]
+    assert submitted["order"]["number"] == "SO-000010"
+    assert (submitted["order"]["status"], submitted["order"]["total"]) == ("RECEIVED", "104.00")
+    await runner.drain()
+    again = (await demo_api.data(submit_doc))["submitOrder"]
+    assert (again["created"], again["order"]["status"]) == (False, "APPROVED")
+
+    broken = (
+        submit_doc.replace('"TOUR-1"', '"TOUR-2"')
+        .replace('{sku: "MUG-001", quantity: 2}', '{sku: "NOPE", quantity: 2}')
+        .replace('{sku: "LAMP-DESK", quantity: 1}', '{sku: "LAMP-DESK", quantity: 0}')
+        .replace(' postalCode: "SW1Y 4JH",', "")
+    )
+    refused = (await demo_api.data(broken))["submitOrder"]
+    assert refused["order"] is None
+    assert refused["errors"] == examples[-1]["errors"]
+
+    approved = (await demo_api.data(why))["order"]
+    assert [(f["rule"], f["outcome"]) for f in approved["reviewFindings"]] == [
+        (rule, "pass") for rule in demo.DEMO_PLUGINS
+    ]
+    assert [t["name"] for t in approved["availableTransitions"]] == ["start_processing", "cancel"]
+
+    big = submit_doc.replace('"TOUR-1"', '"TOUR-3"').replace(
+        '[{sku: "MUG-001", quantity: 2}, {sku: "LAMP-DESK", quantity: 1}]',
+        '[{sku: "LAMP-DESK", quantity: 7}]',
+    )
+    assert (await demo_api.data(big))["submitOrder"]["order"]["id"] == "11"
+    await runner.drain()
+    waiting = (await demo_api.data(queue))["reviewQueue"]["edges"]
+    assert "11" in [edge["node"]["id"] for edge in waiting]
+
+    decided = (await demo_api.data(decide))["approveOrder"]["order"]
+    assert (decided["status"], decided["version"]) == ("APPROVED", 4)
+    moved = (await demo_api.data(move))["transitionOrder"]["order"]
+    assert (moved["status"], moved["version"]) == ("PROCESSING", 5)
+    stale = (await demo_api.data(move))["transitionOrder"]["errors"]
+    assert stale[0]["code"] == "VERSION_CONFLICT"
+    assert stale[0]["message"] in " ".join(README.read_text().split())
+
+    ada = await demo_api.data(customer, as_="ada")
+    assert ada["me"]["role"] == "customer"
+    assert ada["order"] is None
+    assert ada["mine"]["status"] == "REJECTED"
+    assert ("stock", "fail") in [(f["rule"], f["outcome"]) for f in ada["mine"]["reviewFindings"]]
+    amended = (await demo_api.data(amend, as_="ada"))["amendOrder"]
+    assert amended["order"]["status"] == "RECEIVED"
+    await runner.drain()
+    reviewed = await demo_api.data('{ order(id: "5") { status } }', as_="ada")
+    assert reviewed["order"]["status"] == "APPROVED"
+
+    cancel = 'mutation { transitionOrder(id: "10", transition: "%s", reason: "changed my mind") {'
+    cancel += " order { status } errors { code } } }"
+    cancelled = await demo_api.data(cancel % "cancel", as_="ada")
+    assert cancelled["transitionOrder"]["order"] == {"status": "CANCELLED"}
+    forbidden = await demo_api.data(cancel.replace('"10"', '"9"') % "approve", as_="ada")
+    assert forbidden["transitionOrder"]["errors"] == [{"code": "FORBIDDEN"}]
