@@ -8,15 +8,19 @@ from dataclasses import dataclass, field
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
+    ValidationCache,
 )
 from strawberry.extensions import (
     SchemaExtension as StrawberryExtension,
 )
 from strawberry.schema.name_converter import NameConverter
+from strawberry.types import ExecutionContext
 from strawberry.types.base import has_object_definition
 
 from ordergraph.core.runtime import Runtime
@@ -30,6 +34,7 @@ from ordergraph.graphql.subscriptions import Subscription
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
 MAX_ALIASES = 30
+CACHED_DOCUMENTS = 500
 # The names the schema gives fields (snake_case to camelCase), to find clashes before it does.
 _NAMES = NameConverter()
 
@@ -78,7 +83,9 @@ def _should_mask(error: GraphQLError) -> bool:
 
 
 class Schema(strawberry.Schema):
-    def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
         """Log unexpected errors only; ``ApiError`` is an answer, not a fault."""
         unexpected = [e for e in errors if not isinstance(e.original_error, ApiError)]
         if unexpected:
@@ -99,10 +106,18 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
         parts["Mutation"] += [(plugin, t) for t in ext.mutation]
         parts["Subscription"] += [(plugin, t) for t in ext.subscription]
         extra_types += ext.types
+    # The limit rules are built once: ValidationCache keys on the rule classes, and
+    # QueryDepthLimiter and MaxAliasesLimiter build new classes for every instance.
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+    ]
     extensions: list[Callable[[], StrawberryExtension]] = [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        # Clients send the same few documents again and again: parse and validate each once.
+        lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
+        lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
     ]
     if rt.settings.production:
         extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
