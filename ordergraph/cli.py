@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from ordergraph.core import db, migrations, runtime
 from ordergraph.core.auth import TOKEN_ROLES
 from ordergraph.settings import Settings
+
+T = TypeVar("T")
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -42,16 +45,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         on_startup.append(load_demo)
     app = create_app(settings, on_startup=on_startup)
     # Say what is wrong with the database before uvicorn starts, not inside its traceback.
-    asyncio.run(_with_db(settings, _database_ready))
+    asyncio.run(_with_db(settings, migrations.ensure_current, migrated=False))
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
 
-async def _database_ready() -> None:
-    """Nothing more to do: ``_with_db`` has connected and checked the migrations."""
-
-
-async def _with_db(settings: Settings, work, *, migrated: bool = True):
+async def _with_db(
+    settings: Settings, work: Callable[[], Awaitable[T]], *, migrated: bool = True
+) -> T:
+    """Run ``work`` connected to the database (after checking its migrations, if ``migrated``)."""
     await db.connect(settings.database_url)
     try:
         if migrated:

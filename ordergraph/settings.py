@@ -77,4 +77,27 @@ def _read_toml(path: Path) -> dict[str, Any]:
     for name, table in config.get("plugins", {}).items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: plugins.{name} must be a table")
+    _check_core(path, config.get("ordergraph", {}))
     return config
+
+
+def _check_core(path: Path, core: dict[str, Any]) -> None:
+    """The ``[ordergraph]`` table: a misspelt key would otherwise silently keep its default."""
+    if not isinstance(core, dict):
+        raise ConfigError(f"{path}: ordergraph must be a table ([ordergraph])")
+    seconds = ("plugin_timeout_seconds", "job_retry_base_seconds")
+    known = (*seconds, "review_rules")
+    unknown = sorted(set(core) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{path}: ordergraph.{unknown[0]}: unknown setting (known: {', '.join(known)})"
+        )
+    for key in seconds:
+        value = core.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{path}: ordergraph.{key}: expected seconds (got {value!r})")
+    rules = core.get("review_rules", [])
+    if not isinstance(rules, list) or not all(isinstance(name, str) for name in rules):
+        raise ConfigError(
+            f"{path}: ordergraph.review_rules: expected a list of plugin names (got {rules!r})"
+        )

@@ -200,6 +200,23 @@ async def test_integrators_submit_orders_but_read_nothing_else(api: Api) -> None
     assert (await order_as_admin(api, order["id"]))["status"] == "RECEIVED"
 
 
+@pytest.mark.parametrize(
+    "field",
+    ["customer { email creditLimit blocked }", "events { actor }", "reviewFindings { code }"],
+)
+async def test_integrators_read_no_customer_or_timeline_through_a_submission(
+    api: Api, field: str
+) -> None:
+    await submit(api, "ADA-1", as_="ada")
+    query = SUBMIT.replace("lines {", f"{field} lines {{")
+
+    # The same external id again: the stored order of Ada comes back, but not her data.
+    body = await api.gql(query, {"input": order_input("ADA-1")}, as_="integrator")
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
+    assert "ada@example.com" not in str(body)
+    assert "customer:ada" not in str(body)
+
+
 # -- Admin -------------------------------------------------------------------------------------
 
 

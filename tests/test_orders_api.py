@@ -245,6 +245,25 @@ async def test_a_price_finer_than_the_currency_is_refused_and_no_customer_is_cre
     assert (await order_count(api), await customer_count(api)) == before
 
 
+async def test_amounts_too_large_to_store_are_problems_not_crashes(api: Api) -> None:
+    too_large = "100000000000000000"  # 10^19 cents: more than a 64-bit column holds
+    huge_price = await try_submit(
+        api, order_input("EXT-HUGE", lines=[{"sku": "MUG", "quantity": 1, "unitPrice": too_large}])
+    )
+    # Each price fits, the total of a million of them does not.
+    huge_total = await try_submit(
+        api,
+        order_input(
+            "EXT-MANY", lines=[{"sku": "MUG", "quantity": 1_000_000, "unitPrice": "100000000000"}]
+        ),
+    )
+
+    assert problems(huge_price) == {("lines[0].unitPrice", "INVALID_PRICE")}
+    assert "too large" in huge_price["errors"][0]["message"]
+    assert problems(huge_total) == {("lines", "INVALID_PRICE")}
+    assert await order_count(api) == 0
+
+
 async def test_the_same_external_id_twice_is_one_order(api: Api) -> None:
     first = await try_submit(api, order_input("EXT-TWICE"))
     # A redelivery, even with different content, returns the stored order untouched.

@@ -325,6 +325,27 @@ def test_invalid_plugin_settings_stop_start_up_naming_plugin_and_field(
     assert capsys.readouterr().err.startswith(f"error: {message}")
 
 
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("[ordergraph]\nreview_rule = ['stock']\n", "ordergraph.review_rule: unknown setting"),
+        ("[ordergraph]\nreview_rules = 'stock'\n", "ordergraph.review_rules: expected a list"),
+        ("[ordergraph]\nplugin_timeout_seconds = '10'\n", "ordergraph.plugin_timeout_seconds: "),
+    ],
+    ids=["misspelt-key", "rules-not-a-list", "timeout-not-a-number"],
+)
+def test_invalid_ordergraph_settings_stop_start_up_naming_the_field(
+    config: str,
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    monkeypatch.setenv("ORDERGRAPH_CONFIG", str(write_config(tmp_path, config)))
+    assert cli.main(["plugins"]) == 2
+    assert f"ordergraph.toml: {message}" in capsys.readouterr().err
+
+
 # -- Plugins defined here ----------------------------------------------------------------
 
 

@@ -214,6 +214,18 @@ async def test_credit_limit_holds_when_told_and_when_it_cannot_judge(database_ur
         ]
 
 
+async def test_credit_limit_approves_customers_without_a_limit_when_told_to_pass(
+    database_url: str,
+) -> None:
+    async with shop(database_url, rules(credit_limit={"on_no_limit": "pass"})) as api:
+        new_customer = await reviewed(
+            api, "P-NEW", customerEmail="carol@example.com", customerName="Carol", currency="EUR"
+        )
+
+        assert new_customer["status"] == "APPROVED"
+        assert verdicts(new_customer) == [("credit_limit", "pass", "NO_CREDIT_LIMIT")]
+
+
 # -- stock ----------------------------------------------------------------------------------
 
 

@@ -35,10 +35,6 @@ class Principal:
         """How this principal appears in an order's timeline."""
         return f"{self.role}:{self.name}"
 
-    @property
-    def is_operator(self) -> bool:
-        return self.role in (Role.ADMIN, Role.STAFF, Role.SYSTEM)
-
     def may_see_customer(self, customer_id: int) -> bool:
         if self.role == Role.CUSTOMER:
             return customer_id == self.customer_id

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core.orders import event_view, load_order
+from ordergraph.core.orders import OrderEventView, event_view, load_order
 from ordergraph.core.tables import OrderEvent
 
 if TYPE_CHECKING:
@@ -30,6 +31,20 @@ def event_message(event: dict[str, Any], customer_id: int) -> dict[str, Any]:
         "data": view.data,
         "at": view.at.isoformat(),
     }
+
+
+def message_event(message: dict[str, Any]) -> OrderEventView:
+    """The event a bus message carries: ``event_message`` read back by a subscriber."""
+    return OrderEventView(
+        id=message["id"],
+        order_id=message["order_id"],
+        type=message["type"],
+        from_status=message["from_status"],
+        to_status=message["to_status"],
+        actor=message["actor"],
+        data=message["data"],
+        at=datetime.datetime.fromisoformat(message["at"]),
+    )
 
 
 def core_jobs(rt: Runtime) -> dict[str, Job]:

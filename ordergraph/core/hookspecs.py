@@ -143,7 +143,8 @@ def validate_order(draft, settings):
 
     Returns: a list of ``Problem(code, message, field)``; any problem rejects the
     submission and every problem of every plugin is returned to the submitter
-    (collected). A plugin that fails rejects nothing and is logged.
+    (collected). Raising ``DomainError`` is the same as returning its problems; a
+    plugin that fails in any other way rejects nothing and is logged.
     """
 
 
@@ -341,7 +342,7 @@ def notify(order, event, settings):
     """Tell someone about an event on an order: e-mail, SMS, chat, a webhook.
 
     When: in the job runner, after commit, at least once for every event appended to
-    an order's timeline (submission, transitions, findings, tracking updates).
+    an order's timeline (its submission, every transition, a recorded plugin failure).
 
     Arguments:
         order: the ``OrderView``.

@@ -60,7 +60,11 @@ async def upsert_products(items: list[ProductData]) -> list[dict[str, Any]]:
     problems: list[Problem] = []
     if len(items) > MAX_PRODUCTS_PER_CALL:
         problems.append(
-            Problem(ErrorCode.INVALID_VALUE, f"At most {MAX_PRODUCTS_PER_CALL} per call.", "input")
+            Problem(
+                ErrorCode.INVALID_VALUE,
+                f"At most {MAX_PRODUCTS_PER_CALL} products per call.",
+                "input",
+            )
         )
     seen: set[str] = set()
     rows = []
@@ -68,7 +72,9 @@ async def upsert_products(items: list[ProductData]) -> list[dict[str, Any]]:
         where = f"input[{i}]"
         sku = item.sku.strip()
         if not sku or len(sku) > 64:
-            problems.append(Problem(ErrorCode.INVALID_VALUE, "A SKU has 1 to 64.", f"{where}.sku"))
+            problems.append(
+                Problem(ErrorCode.INVALID_VALUE, "A SKU has 1 to 64 characters.", f"{where}.sku")
+            )
         elif sku in seen:
             problems.append(
                 Problem(ErrorCode.DUPLICATE, f"SKU {sku} appears twice.", f"{where}.sku")

@@ -12,6 +12,8 @@ _EXPONENTS = {
     "TND": 3, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
 }  # fmt: skip
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+# The largest amount in minor units a BIGINT column holds (on SQLite and PostgreSQL).
+MAX_MINOR = 2**63 - 1
 
 
 def is_currency(code: str) -> bool:
@@ -36,12 +38,15 @@ def parse_amount(value: object) -> Decimal:
 
 
 def to_minor(amount: Decimal, currency: str) -> int:
-    """Minor units of ``amount``; an amount finer than the currency's unit is refused."""
+    """Minor units of ``amount``; an amount finer than the currency's unit, or too large
+    to store, is refused."""
     scaled = amount.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():
         raise ValueError(
             f"{amount} has more than {exponent(currency)} decimal places for {currency}"
         )
+    if abs(scaled) > MAX_MINOR:
+        raise ValueError(f"{amount} {currency} is too large")
     return int(scaled)
 
 

@@ -14,7 +14,7 @@ from ordergraph.core import db, jobs
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem, is_unique_violation
 from ordergraph.core.masterdata import is_email
-from ordergraph.core.money import from_minor, is_currency, parse_amount, to_minor
+from ordergraph.core.money import MAX_MINOR, from_minor, is_currency, parse_amount, to_minor
 from ordergraph.core.tables import Customer, Order, OrderEvent, OrderLine, Product
 
 if TYPE_CHECKING:
@@ -270,7 +270,11 @@ async def validate_draft(
         problems.append(Problem(ErrorCode.REQUIRED, "Give the order's external id.", "externalId"))
     elif len(external_id) > 128:
         problems.append(
-            Problem(ErrorCode.INVALID_VALUE, "The external id is longer than 128.", "externalId")
+            Problem(
+                ErrorCode.INVALID_VALUE,
+                "The external id is longer than 128 characters.",
+                "externalId",
+            )
         )
     customer, new_customer = await _resolve_customer(draft, principal, problems)
     currency = _text(draft.currency).upper() or (customer["currency"] if customer else "")
@@ -301,7 +305,9 @@ async def validate_draft(
             )
         )
     if len(draft.note or "") > 2000:
-        problems.append(Problem(ErrorCode.INVALID_VALUE, "The note is over 2000.", "note"))
+        problems.append(
+            Problem(ErrorCode.INVALID_VALUE, "The note is over 2000 characters.", "note")
+        )
     _check_address(draft.shipping_address or {}, problems)
 
     lines: list[dict[str, Any]] = []
@@ -311,7 +317,7 @@ async def validate_draft(
         problems.append(
             Problem(ErrorCode.INVALID_VALUE, f"An order has at most {MAX_LINES} lines.", "lines")
         )
-    skus = {_text(line.sku) for line in draft.lines} - {""}
+    skus = {_text(line.sku) for line in draft.lines[:MAX_LINES]} - {""}
     products = (
         {p["sku"]: p for p in await Product.select().where(Product.sku.is_in(list(skus)))}
         if skus
@@ -384,6 +390,10 @@ async def validate_draft(
                     "total_minor": total,
                 }
             )
+    if subtotal > MAX_MINOR:
+        problems.append(
+            Problem(ErrorCode.INVALID_PRICE, "The order's total is too large to store.", "lines")
+        )
     if problems:
         return problems, None
     return problems, _Valid(

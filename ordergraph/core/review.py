@@ -9,6 +9,7 @@ Entering the graph's initial state (submission, resubmission) enqueues a
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -91,7 +92,11 @@ def _reason(findings: list[tuple[str, Finding]], decision: str) -> str | None:
     return " ".join(messages) or None
 
 
-def _writer(order_round: int, findings: list[tuple[str, Finding]]):
+def _writer(
+    order_round: int, findings: list[tuple[str, Finding]]
+) -> Callable[[OrderView], Awaitable[None]]:
+    """Writes the round's findings inside the deciding transition, so they commit with it."""
+
     async def write(order: OrderView) -> None:
         if findings:
             await ReviewFinding.insert(
@@ -139,16 +144,7 @@ async def review_order(rt: Runtime, order_id: int) -> OrderView | None:
     findings += [(failure.plugin, rule_failed(failure.error)) for failure in checks.failures]
     decision = decide(findings)
     try:
-        return await transition_order(
-            rt,
-            order.id,
-            decision,
-            SYSTEM,
-            reason=_reason(findings, decision),
-            expected_version=order.version,
-            data={"round": order_round},
-            within=_writer(order_round, findings),
-        )
+        return await _fire_decision(rt, order, order_round, findings, decision)
     except DomainError as error:
         if decision != "approve":
             raise
@@ -167,16 +163,27 @@ async def review_order(rt: Runtime, order_id: int) -> OrderView | None:
             )
             for p in error.problems
         ]
-        return await transition_order(
-            rt,
-            order.id,
-            fallback,
-            SYSTEM,
-            reason=_reason(findings, fallback),
-            expected_version=order.version,
-            data={"round": order_round},
-            within=_writer(order_round, findings),
-        )
+        return await _fire_decision(rt, order, order_round, findings, fallback)
+
+
+async def _fire_decision(
+    rt: Runtime,
+    order: OrderView,
+    order_round: int,
+    findings: list[tuple[str, Finding]],
+    transition: str,
+) -> OrderView:
+    """Fire the decision on the order as reviewed; the round's findings commit with it."""
+    return await transition_order(
+        rt,
+        order.id,
+        transition,
+        SYSTEM,
+        reason=_reason(findings, transition),
+        expected_version=order.version,
+        data={"round": order_round},
+        within=_writer(order_round, findings),
+    )
 
 
 def review_jobs(rt: Runtime) -> dict[str, jobs.Job]:

@@ -56,7 +56,13 @@ class StatusGraph:
             name, sources, target, frozenset(Role(r) for r in roles), description
         )
 
-    def extend_transition(self, name: str, *, sources: tuple[str, ...] = (), roles=()) -> None:
+    def extend_transition(
+        self,
+        name: str,
+        *,
+        sources: tuple[str, ...] = (),
+        roles: set[Role] | frozenset[Role] | tuple[Role, ...] = (),
+    ) -> None:
         """Let a plugin add sources or roles to an existing transition."""
         old = self.transitions.get(name)
         if old is None:
@@ -116,7 +122,7 @@ class StatusGraph:
         return "\n".join([*lines, "}"]) + "\n"
 
 
-_OPERATORS = {Role.STAFF}
+_STAFF = {Role.STAFF}
 
 
 def default_graph() -> StatusGraph:
@@ -137,20 +143,20 @@ def default_graph() -> StatusGraph:
     ]:
         graph.add_state(name, description)
     customer = {Role.CUSTOMER}
-    graph.add_transition("start_review", "RECEIVED", "IN_REVIEW", _OPERATORS)
-    graph.add_transition("approve", ("IN_REVIEW", "ON_HOLD"), "APPROVED", _OPERATORS)
-    graph.add_transition("hold", "IN_REVIEW", "ON_HOLD", _OPERATORS)
-    graph.add_transition("reject", ("IN_REVIEW", "ON_HOLD"), "REJECTED", _OPERATORS)
-    graph.add_transition("resubmit", "REJECTED", "RECEIVED", _OPERATORS | customer)
-    graph.add_transition("start_processing", "APPROVED", "PROCESSING", _OPERATORS)
-    graph.add_transition("ship", "PROCESSING", "SHIPPED", _OPERATORS)
-    graph.add_transition("deliver", "SHIPPED", "DELIVERED", _OPERATORS)
-    graph.add_transition("complete", "DELIVERED", "COMPLETED", _OPERATORS | customer)
-    graph.add_transition("settle", "COMPLETED", "SETTLED", _OPERATORS)
+    graph.add_transition("start_review", "RECEIVED", "IN_REVIEW", _STAFF)
+    graph.add_transition("approve", ("IN_REVIEW", "ON_HOLD"), "APPROVED", _STAFF)
+    graph.add_transition("hold", "IN_REVIEW", "ON_HOLD", _STAFF)
+    graph.add_transition("reject", ("IN_REVIEW", "ON_HOLD"), "REJECTED", _STAFF)
+    graph.add_transition("resubmit", "REJECTED", "RECEIVED", _STAFF | customer)
+    graph.add_transition("start_processing", "APPROVED", "PROCESSING", _STAFF)
+    graph.add_transition("ship", "PROCESSING", "SHIPPED", _STAFF)
+    graph.add_transition("deliver", "SHIPPED", "DELIVERED", _STAFF)
+    graph.add_transition("complete", "DELIVERED", "COMPLETED", _STAFF | customer)
+    graph.add_transition("settle", "COMPLETED", "SETTLED", _STAFF)
     graph.add_transition(
         "cancel",
         ("RECEIVED", "IN_REVIEW", "ON_HOLD", "APPROVED", "PROCESSING"),
         "CANCELLED",
-        _OPERATORS | customer,
+        _STAFF | customer,
     )
     return graph

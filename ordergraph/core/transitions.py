@@ -10,6 +10,7 @@ from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.orders import OrderView, load_order, record_event
+from ordergraph.core.plugins import PluginFailure
 from ordergraph.core.tables import Order
 
 if TYPE_CHECKING:
@@ -139,7 +140,7 @@ def _version_conflict(number: str, expected: int, current: int | None) -> Domain
     )
 
 
-async def record_plugin_failures(rt: Runtime, order_id: int, failures: list[Any]) -> None:
+async def record_plugin_failures(rt: Runtime, order_id: int, failures: list[PluginFailure]) -> None:
     """Write plugin failures on the order's timeline, without touching its status."""
     async with db.write_transaction():
         for failure in failures:

@@ -13,12 +13,12 @@ from ordergraph.core.auth import Role
 from ordergraph.core.errors import DomainError
 from ordergraph.core.tables import ImportError_ as ImportErrorRow
 from ordergraph.graphql.context import OPERATORS, Info, require
-from ordergraph.graphql.queries import _keyset_page
+from ordergraph.graphql.queries import DEFAULT_PAGE, keyset_page
 from ordergraph.graphql.types import Connection, Order, UserError, user_errors
 
 
-@strawberry.type
-class ImportError:
+@strawberry.type(name="ImportError")
+class ImportErrorType:
     id: strawberry.ID
     channel: str
     reference: str = strawberry.field(description="The channel's id of the delivery or order.")
@@ -36,7 +36,7 @@ class ImportError:
         return self.raw_payload if principal.role == Role.ADMIN else None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ImportError:
+    def from_row(cls, row: dict[str, Any]) -> ImportErrorType:
         return cls(
             id=strawberry.ID(str(row["id"])),
             channel=row["channel"],
@@ -53,7 +53,7 @@ class ImportError:
 
 @strawberry.type
 class ReplayImportPayload:
-    import_error: ImportError | None = None
+    import_error: ImportErrorType | None = None
     order: Order | None = None
     errors: list[UserError] = strawberry.field(default_factory=list)
 
@@ -66,17 +66,23 @@ class InboxQuery:
         info: Info,
         status: str | None = "open",
         channel: str | None = None,
-        first: int | None = 20,
+        first: int | None = DEFAULT_PAGE,
         after: str | None = None,
-    ) -> Connection[ImportError]:
+    ) -> Connection[ImportErrorType]:
         require(info, *OPERATORS)
         clauses = []
         if status:
             clauses.append(ImportErrorRow.status == status)
         if channel:
             clauses.append(ImportErrorRow.channel == channel)
-        return await _keyset_page(
-            "import", ImportErrorRow, clauses, first, after, ImportError.from_row, newest_first=True
+        return await keyset_page(
+            "import",
+            ImportErrorRow,
+            clauses,
+            first,
+            after,
+            ImportErrorType.from_row,
+            newest_first=True,
         )
 
 
@@ -91,7 +97,7 @@ class InboxMutation:
             return ReplayImportPayload(errors=user_errors(error))
         row = await ImportErrorRow.select().where(ImportErrorRow.id == int(id)).first()
         return ReplayImportPayload(
-            import_error=ImportError.from_row(row),
+            import_error=ImportErrorType.from_row(row),
             order=Order.from_view(result.order) if result.order else None,
             errors=user_errors(DomainError(*result.problems)) if result.problems else [],
         )

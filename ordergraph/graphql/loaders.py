@@ -3,43 +3,29 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from piccolo.columns import Column
+from piccolo.table import Table
 from strawberry.dataloader import DataLoader
 
 from ordergraph.core.tables import Customer, OrderEvent, OrderLine, ReviewFinding
 
 
-async def _lines(order_ids: list[int]) -> list[list[dict[str, Any]]]:
-    by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    rows = (
-        await OrderLine.select().where(OrderLine.order.is_in(order_ids)).order_by(OrderLine.line_no)
-    )
-    for row in rows:
-        by_order[row["order"]].append(row)
-    return [by_order[i] for i in order_ids]
+def _by_order(
+    table: type[Table], order_by: Column
+) -> Callable[[list[int]], Awaitable[list[list[dict[str, Any]]]]]:
+    """A batch function: the rows of ``table`` for many orders in one query, per order."""
 
+    async def load(order_ids: list[int]) -> list[list[dict[str, Any]]]:
+        by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        rows = await table.select().where(table.order.is_in(order_ids)).order_by(order_by)
+        for row in rows:
+            by_order[row["order"]].append(row)
+        return [by_order[i] for i in order_ids]
 
-async def _events(order_ids: list[int]) -> list[list[dict[str, Any]]]:
-    by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    rows = (
-        await OrderEvent.select().where(OrderEvent.order.is_in(order_ids)).order_by(OrderEvent.id)
-    )
-    for row in rows:
-        by_order[row["order"]].append(row)
-    return [by_order[i] for i in order_ids]
-
-
-async def _findings(order_ids: list[int]) -> list[list[dict[str, Any]]]:
-    by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    rows = (
-        await ReviewFinding.select()
-        .where(ReviewFinding.order.is_in(order_ids))
-        .order_by(ReviewFinding.id)
-    )
-    for row in rows:
-        by_order[row["order"]].append(row)
-    return [by_order[i] for i in order_ids]
+    return load
 
 
 async def _customers(ids: list[int]) -> list[dict[str, Any] | None]:
@@ -49,7 +35,13 @@ async def _customers(ids: list[int]) -> list[dict[str, Any] | None]:
 
 class Loaders:
     def __init__(self) -> None:
-        self.lines: DataLoader[int, list[dict[str, Any]]] = DataLoader(_lines)
-        self.events: DataLoader[int, list[dict[str, Any]]] = DataLoader(_events)
-        self.findings: DataLoader[int, list[dict[str, Any]]] = DataLoader(_findings)
+        self.lines: DataLoader[int, list[dict[str, Any]]] = DataLoader(
+            _by_order(OrderLine, OrderLine.line_no)
+        )
+        self.events: DataLoader[int, list[dict[str, Any]]] = DataLoader(
+            _by_order(OrderEvent, OrderEvent.id)
+        )
+        self.findings: DataLoader[int, list[dict[str, Any]]] = DataLoader(
+            _by_order(ReviewFinding, ReviewFinding.id)
+        )
         self.customers: DataLoader[int, dict[str, Any] | None] = DataLoader(_customers)

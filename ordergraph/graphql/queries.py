@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
+from functools import reduce
+from typing import Any, TypeVar
 
 import strawberry
 from piccolo.columns.combination import Or
+from piccolo.custom_types import Combinable
 from piccolo.query.functions.aggregate import Count
+from piccolo.query.methods.count import Count as CountQuery
+from piccolo.query.methods.select import Select
+from piccolo.table import Table
 
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.db import icontains
@@ -31,6 +38,8 @@ from ordergraph.graphql.types import (
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
+T = TypeVar("T")
+Q = TypeVar("Q", Select, CountQuery)
 
 
 def page_size(first: int | None) -> int:
@@ -50,14 +59,14 @@ class OrderFilter:
     )
 
 
-def _visible_orders(principal: Principal) -> list:
+def _visible_orders(principal: Principal) -> list[Combinable]:
     """Where-clauses that limit orders to those the principal may see."""
     if principal.role == Role.CUSTOMER:
         return [OrderRow.customer == principal.customer_id]
     return []
 
 
-def _order_filters(f: OrderFilter | None) -> list:
+def _order_filters(f: OrderFilter | None) -> list[Combinable]:
     if f is None:
         return []
     clauses = []
@@ -81,14 +90,11 @@ def _order_filters(f: OrderFilter | None) -> list:
         number = parse_order_number(f.search)
         if number is not None:
             matches.append(OrderRow.id == number)
-        clause = matches[0]
-        for match in matches[1:]:
-            clause = Or(clause, match)
-        clauses.append(clause)
+        clauses.append(reduce(Or, matches))
     return clauses
 
 
-def _where(query, clauses: list):
+def _where(query: Q, clauses: list[Combinable]) -> Q:
     return query.where(*clauses) if clauses else query
 
 
@@ -138,7 +144,7 @@ class Query:
     ) -> Connection[Order]:
         principal = require(info, *READERS)
         clauses = _visible_orders(principal) + _order_filters(filter)
-        return await _keyset_page(
+        return await keyset_page(
             "order", OrderRow, clauses, first, after, Order.from_row, newest_first=True
         )
 
@@ -178,7 +184,7 @@ class Query:
         if search and search.strip():
             text = search.strip()
             clauses.append(Or(icontains(ProductRow.sku, text), icontains(ProductRow.name, text)))
-        return await _keyset_page("product", ProductRow, clauses, first, after, Product.from_row)
+        return await keyset_page("product", ProductRow, clauses, first, after, Product.from_row)
 
     @strawberry.field(description="Customers; search matches e-mail and name.")
     async def customers(
@@ -195,10 +201,19 @@ class Query:
             clauses.append(
                 Or(icontains(CustomerRow.email, text), icontains(CustomerRow.name, text))
             )
-        return await _keyset_page("customer", CustomerRow, clauses, first, after, Customer.from_row)
+        return await keyset_page("customer", CustomerRow, clauses, first, after, Customer.from_row)
 
 
-async def _keyset_page(kind, table, clauses, first, after, make, *, newest_first=False):
+async def keyset_page(
+    kind: str,
+    table: type[Table],
+    clauses: list[Combinable],
+    first: int | None,
+    after: str | None,
+    make: Callable[[dict[str, Any]], T],
+    *,
+    newest_first: bool = False,
+) -> Connection[T]:
     """One page of ``table`` in id order, after the cursor ``after``, with a total count."""
     size = page_size(first)
     after_id = decode_cursor(kind, after)

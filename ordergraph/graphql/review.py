@@ -6,15 +6,20 @@ import strawberry
 
 from ordergraph.core import db
 from ordergraph.core.errors import DomainError
+from ordergraph.core.orders import PRIORITIES
 from ordergraph.core.review import amend_order
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require
 from ordergraph.graphql.mutations import OrderPayload, SubmitOrderInput, draft_from_input
-from ordergraph.graphql.queries import page_size
+from ordergraph.graphql.queries import DEFAULT_PAGE, page_size
 from ordergraph.graphql.types import Connection, Order, connection, decode_cursor, user_errors
 
 # Highest priority first, then oldest first; the key is (rank, id).
-_RANK = "CASE priority WHEN 'URGENT' THEN 0 WHEN 'HIGH' THEN 1 WHEN 'NORMAL' THEN 2 ELSE 3 END"
+_RANK = (
+    "CASE priority "
+    + " ".join(f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(reversed(PRIORITIES)))
+    + f" ELSE {len(PRIORITIES)} END"
+)
 
 
 def _queue_cursor(rank: int, order_id: int) -> int:
@@ -25,7 +30,7 @@ def _queue_cursor(rank: int, order_id: int) -> int:
 class ReviewQuery:
     @strawberry.field(description="Orders ON_HOLD, highest priority first, then oldest first.")
     async def review_queue(
-        self, info: Info, first: int | None = 20, after: str | None = None
+        self, info: Info, first: int | None = DEFAULT_PAGE, after: str | None = None
     ) -> Connection[Order]:
         require(info, *OPERATORS)
         size = page_size(first)
@@ -80,7 +85,9 @@ class ReviewMutation:
         return OrderPayload(order=Order.from_view(order))
 
 
-async def _decide(info: Info, id: strawberry.ID, transition: str, reason: str | None):
+async def _decide(
+    info: Info, id: strawberry.ID, transition: str, reason: str | None
+) -> OrderPayload:
     principal = require(info, *OPERATORS)
     try:
         order = await transition_order(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import AsyncGenerator
 
 import strawberry
 
 from ordergraph.core.auth import Role
+from ordergraph.core.dispatch import message_event
 from ordergraph.core.errors import ErrorCode
-from ordergraph.core.orders import OrderEventView
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.graphql.context import READERS, ApiError, Info, require
 from ordergraph.graphql.types import OrderEvent
@@ -40,15 +39,4 @@ class Subscription:
                     principal.customer_id
                 ):
                     continue
-                yield OrderEvent.from_view(
-                    OrderEventView(
-                        id=message["id"],
-                        order_id=message["order_id"],
-                        type=message["type"],
-                        from_status=message["from_status"],
-                        to_status=message["to_status"],
-                        actor=message["actor"],
-                        data=message["data"],
-                        at=datetime.datetime.fromisoformat(message["at"]),
-                    )
-                )
+                yield OrderEvent.from_view(message_event(message))

@@ -12,14 +12,14 @@ from typing import Any, Generic, TypeVar
 import strawberry
 from strawberry.scalars import JSON
 
-from ordergraph.core.auth import Role
+from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError
 from ordergraph.core.errors import ErrorCode as CoreErrorCode
 from ordergraph.core.money import from_minor
 from ordergraph.core.orders import OrderEventView, OrderView, event_view, order_view
 from ordergraph.core.plugins import LoadedPlugin
 from ordergraph.core.statusgraph import Transition
-from ordergraph.graphql.context import Info, require
+from ordergraph.graphql.context import READERS, ApiError, Info, require
 
 ErrorCode = strawberry.enum(CoreErrorCode, description="Stable error codes.")
 
@@ -75,8 +75,6 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
     """The key inside a cursor of ``kind``; a malformed cursor is a clear error."""
     if cursor is None:
         return None
-    from ordergraph.graphql.context import ApiError
-
     try:
         prefix, _, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
         if prefix == kind:
@@ -86,7 +84,9 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
     raise ApiError(CoreErrorCode.INVALID_VALUE, f"{cursor!r} is not a cursor of this list.")
 
 
-def connection(kind: str, nodes: list[Any], keys: list[int], has_next: bool, total: int):
+def connection(
+    kind: str, nodes: list[Any], keys: list[int], has_next: bool, total: int
+) -> Connection[Any]:
     edges = [Edge(node=n, cursor=encode_cursor(kind, k)) for n, k in zip(nodes, keys, strict=True)]
     return Connection(
         edges=edges,
@@ -297,15 +297,23 @@ class Order:
     def from_row(cls, row: dict[str, Any]) -> Order:
         return cls.from_view(order_view(row))
 
+    def _caller(self, info: Info, *roles: Role) -> Principal:
+        """The caller, checked again here: an order also reaches callers through plugins'
+        fields and duplicate submissions, not only through the core's queries."""
+        principal = require(info, *roles)
+        if not principal.may_see_customer(self.customer_id):
+            raise ApiError(CoreErrorCode.NOT_FOUND, f"There is no order {self.order_id}.")
+        return principal
+
     @strawberry.field
     async def customer(self, info: Info) -> Customer | None:
-        require(info)
+        self._caller(info, *READERS)
         row = await info.context.loaders.customers.load(self.customer_id)
         return Customer.from_row(row) if row else None
 
     @strawberry.field
     async def lines(self, info: Info) -> list[OrderLine]:
-        require(info)
+        self._caller(info)
         rows = await info.context.loaders.lines.load(self.order_id)
         return [
             OrderLine(
@@ -321,13 +329,13 @@ class Order:
 
     @strawberry.field(description="The timeline, oldest first.")
     async def events(self, info: Info) -> list[OrderEvent]:
-        require(info)
+        self._caller(info, *READERS)
         rows = await info.context.loaders.events.load(self.order_id)
         return [OrderEvent.from_view(event_view(row)) for row in rows]
 
     @strawberry.field(description="What each review rule found, every round, oldest first.")
     async def review_findings(self, info: Info) -> list[ReviewFinding]:
-        principal = require(info)
+        principal = self._caller(info, *READERS)
         rows = await info.context.loaders.findings.load(self.order_id)
         return [
             ReviewFinding.from_row(row, for_customer=principal.role == Role.CUSTOMER)
@@ -336,7 +344,7 @@ class Order:
 
     @strawberry.field(description="The transitions the caller may fire from the current status.")
     def available_transitions(self, info: Info) -> list[TransitionType]:
-        principal = require(info)
+        principal = self._caller(info)
         return [
             TransitionType.from_transition(t)
             for t in info.context.rt.graph.available(self.status, principal.role)

@@ -9,13 +9,7 @@ WooCommerce sends when the webhook is created (``webhook_id=N``) is answered 200
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import logging
 import re
-from decimal import Decimal
 from typing import Any
 
 from starlette.requests import Request
@@ -23,8 +17,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ordergraph.plugin_api import (
-    DomainError,
-    ErrorCode,
     LineDraft,
     OrderDraft,
     PluginInfo,
@@ -32,8 +24,13 @@ from ordergraph.plugin_api import (
     Role,
     Setting,
     hookimpl,
-    receive_delivery,
-    runtime_of,
+)
+from plugins.channels.signed_webhook import (
+    joined,
+    read_payload,
+    receive_signed,
+    signature_is_valid,
+    text,
 )
 
 CHANNEL = "woocommerce"
@@ -41,23 +38,6 @@ WEBHOOK_PATH = "/channels/woocommerce/webhook"
 PRINCIPAL = Principal(role=Role.INTEGRATOR, name="woocommerce-webhook")
 TOPIC = "order.created"
 PING = re.compile(rb"webhook_id=\d+")
-log = logging.getLogger(__name__)
-
-
-def signature_is_valid(secret: str, body: bytes, signature: str | None) -> bool:
-    """WooCommerce signs the raw body: base64 of its HMAC-SHA256 with the webhook's secret."""
-    if not signature:
-        return False
-    expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
-    return hmac.compare_digest(expected, signature.strip().encode("latin-1", "replace"))
-
-
-def _text(value: Any) -> str:
-    return str(value).strip() if value is not None else ""
-
-
-def _joined(*parts: Any) -> str:
-    return " ".join(text for text in map(_text, parts) if text)
 
 
 def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -65,59 +45,40 @@ def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def read_payload(payload: str) -> dict[str, Any]:
-    """The JSON object of a webhook body; prices (JSON numbers) stay exact as ``Decimal``."""
-    try:
-        data = json.loads(payload, parse_float=Decimal)
-    except ValueError:
-        raise DomainError.of(ErrorCode.INVALID_VALUE, "The body is not JSON.") from None
-    if not isinstance(data, dict):
-        raise DomainError.of(ErrorCode.INVALID_VALUE, "The body is not a JSON object.")
-    return data
-
-
-def order_id_of(payload: str) -> str | None:
-    try:
-        order_id = _text(read_payload(payload).get("id"))
-    except DomainError:
-        return None
-    return order_id or None
-
-
 def draft_from_order(data: dict[str, Any]) -> OrderDraft:
     """The ``OrderDraft`` of a WooCommerce order (REST API v3 order, as webhooks send it)."""
     billing, shipping = _object(data, "billing"), _object(data, "shipping")
     address = {
-        "name": _joined(shipping.get("first_name"), shipping.get("last_name")),
-        "line1": _text(shipping.get("address_1")),
-        "line2": _text(shipping.get("address_2")),
-        "city": _text(shipping.get("city")),
-        "postalCode": _text(shipping.get("postcode")),
-        "country": _text(shipping.get("country")),
-        "phone": _text(shipping.get("phone")),
+        "name": joined(shipping.get("first_name"), shipping.get("last_name")),
+        "line1": text(shipping.get("address_1")),
+        "line2": text(shipping.get("address_2")),
+        "city": text(shipping.get("city")),
+        "postalCode": text(shipping.get("postcode")),
+        "country": text(shipping.get("country")),
+        "phone": text(shipping.get("phone")),
     }
     items = data.get("line_items")
     lines = [
         LineDraft(
-            sku=_text(item.get("sku")),
+            sku=text(item.get("sku")),
             quantity=item.get("quantity"),
             unit_price=None if item.get("price") is None else str(item["price"]),
         )
         for item in (items if isinstance(items, list) else [])
         if isinstance(item, dict)
     ]
-    number, customer_note = _text(data.get("number")), _text(data.get("customer_note"))
+    number, customer_note = text(data.get("number")), text(data.get("customer_note"))
     note = "\n".join(
-        text for text in (number and f"WooCommerce order #{number}", customer_note) if text
+        part for part in (number and f"WooCommerce order #{number}", customer_note) if part
     )
     return OrderDraft(
         channel=CHANNEL,
-        external_id=_text(data.get("id")),
+        external_id=text(data.get("id")),
         lines=lines,
-        customer_email=_text(billing.get("email")),
-        customer_name=_joined(billing.get("first_name"), billing.get("last_name")),
+        customer_email=text(billing.get("email")),
+        customer_name=joined(billing.get("first_name"), billing.get("last_name")),
         shipping_address={key: value for key, value in address.items() if value},
-        currency=_text(data.get("currency")),
+        currency=text(data.get("currency")),
         note=note,
     )
 
@@ -134,20 +95,15 @@ def _webhook_route(secret: str) -> Route:
                 {"error": "The X-WC-Webhook-Signature signature is missing or wrong."},
                 status_code=401,
             )
-        topic = request.headers.get("x-wc-webhook-topic", TOPIC)
-        if topic != TOPIC:
-            log.warning("woocommerce: ignored a %s delivery; subscribe only to %s", topic, TOPIC)
-            return JSONResponse({"status": "ignored", "reason": f"{topic} is not handled"})
-        payload = body.decode("utf-8", "replace")
-        result = await receive_delivery(
-            runtime_of(request),
-            CHANNEL,
-            payload,
-            PRINCIPAL,
-            external_id=order_id_of(payload),
-            delivery_id=request.headers.get("x-wc-webhook-delivery-id"),
+        return await receive_signed(
+            request,
+            body,
+            channel=CHANNEL,
+            principal=PRINCIPAL,
+            topic=TOPIC,
+            topic_header="x-wc-webhook-topic",
+            delivery_header="x-wc-webhook-delivery-id",
         )
-        return JSONResponse(result.summary(), status_code=201 if result.created else 200)
 
     return Route(WEBHOOK_PATH, webhook, methods=["POST"])
 

@@ -83,16 +83,18 @@ async def review_order(order: OrderView, settings: dict[str, Any]) -> Finding:
             customer_message=PLEASE_WAIT,
             data={"order_currency": order.currency, "limit_currency": currency},
         )
-    if limit == 0 and settings["on_no_limit"] != "pass":
+    if limit == 0:
+        # "pass" checks nothing: measured against a limit of 0, every order would exceed it.
+        on_no_limit = settings["on_no_limit"]
         return Finding(
-            outcome=_outcome(settings["on_no_limit"]),
+            outcome=_outcome(on_no_limit),
             code="NO_CREDIT_LIMIT",
             message=f"Customer {customer.email} has no credit limit.",
-            customer_message=(
-                PLEASE_WAIT
-                if settings["on_no_limit"] == "hold"
-                else "Your account has no credit for orders yet; please contact us."
-            ),
+            customer_message={
+                "hold": PLEASE_WAIT,
+                "reject": "Your account has no credit for orders yet; please contact us.",
+                "pass": "No credit check was needed.",
+            }[on_no_limit],
             data={"credit_limit": str(limit), "currency": currency},
         )
     owed = await customer_exposure(customer.id, currency, excluding_order=order.id)
