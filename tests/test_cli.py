@@ -18,7 +18,7 @@ import pytest
 from conftest import BACKENDS, POSTGRES_URL
 
 from ordergraph import demo
-from ordergraph.core import migrations
+from ordergraph.core import db, migrations
 from ordergraph.core.statusgraph import default_graph
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
@@ -194,3 +194,32 @@ async def test_demo_serves_the_demo_shop_with_the_printed_tokens(tmp_path: Path)
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+
+async def test_two_processes_migrating_at_once_apply_each_migration_once(
+    database_url: str, tmp_path
+) -> None:
+    """Two ``ordergraph migrate`` started together (two service processes starting on a
+    fresh database do the same): both succeed and every migration is recorded once."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    if database_url.startswith("postgresql"):
+        # The fixture already migrated it; start from an empty schema again.
+        await db.connect(database_url)
+        await db.raw("DROP SCHEMA public CASCADE")
+        await db.raw("CREATE SCHEMA public")
+        await db.disconnect()
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ordergraph.cli", "migrate", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    results = [await p.communicate() for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], results
+    await db.connect(database_url)
+    try:
+        rows = await db.raw("SELECT name FROM schema_migrations ORDER BY name")
+    finally:
+        await db.disconnect()
+    assert [r["name"] for r in rows] == migrations.available()

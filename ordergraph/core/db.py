@@ -26,6 +26,8 @@ from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionTy
 from piccolo.querystring import QueryString
 from piccolo.table import Table
 
+from ordergraph.core.errors import is_busy, translate
+
 DEFAULT_DATABASE_URL = "sqlite:///ordergraph.db"
 
 
@@ -124,6 +126,19 @@ class _CountingSQLiteEngine(SQLiteEngine):
             return await self._run_in_existing_connection(
                 held.reader, query, args, query_type, table
             )
+
+    async def _run_in_existing_connection(
+        self,
+        connection: aiosqlite.Connection,
+        query: str,
+        args: list[Any] | None = None,
+        query_type: str = "generic",
+        table: type[Table] | None = None,
+    ) -> list[dict[str, Any]]:
+        # piccolo's version sends PRAGMA foreign_keys before every statement; every
+        # connection here comes from get_connection(), which has set it once.
+        async with connection.execute(query, args or []) as cursor:
+            return await cursor.fetchall()
 
     async def close_connections(self) -> None:
         held = self._by_loop.pop(asyncio.get_running_loop(), None)
@@ -255,6 +270,18 @@ async def write_transaction() -> AsyncIterator[Any]:
     and then fail to upgrade; PostgreSQL uses its default READ COMMITTED transaction.
     """
     engine = current().engine
+    try:
+        async with _transaction(engine) as txn:
+            yield txn
+    except Exception as exc:
+        # A busy database is an answer the caller can show (try again), not a fault.
+        if is_busy(exc):
+            raise translate(exc) from exc
+        raise
+
+
+@contextlib.asynccontextmanager
+async def _transaction(engine: Engine) -> AsyncIterator[Any]:
     if isinstance(engine, _CountingSQLiteEngine):
         if engine.current_transaction.get() is not None:
             # A nested block joins the outer transaction, which holds the lock.

@@ -98,6 +98,13 @@ async def run_job(rt: Runtime, job_id: int) -> str | None:
     if not claimed:
         return None
     job = claimed[0]
+    # Finish only while this claim holds: a job that overran its lease may have been
+    # claimed again, and then the later claim records the outcome.
+    still_mine = (
+        (OutboxJob.id == job_id)
+        & (OutboxJob.status == "running")
+        & (OutboxJob.attempts == job["attempts"])
+    )
     try:
         handler = rt.job_handlers.get(job["name"])
         if handler is None:
@@ -118,10 +125,10 @@ async def run_job(rt: Runtime, job_id: int) -> str | None:
                 OutboxJob.run_after: db.now() + datetime.timedelta(seconds=min(delay, 3600)),
                 OutboxJob.finished_at: db.now() if final else None,
             }
-        ).where(OutboxJob.id == job_id)
+        ).where(still_mine)
         return "failed" if final else "pending"
     await OutboxJob.update({OutboxJob.status: "done", OutboxJob.finished_at: db.now()}).where(
-        OutboxJob.id == job_id
+        still_mine
     )
     return "done"
 

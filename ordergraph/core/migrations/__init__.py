@@ -7,25 +7,42 @@ Each step is a module ``mNNNN_name.py`` with a list of statements per dialect
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
+from collections.abc import AsyncIterator
 
 from ordergraph.core import db
 from ordergraph.core.tables import SchemaMigration
+
+# An arbitrary key for PostgreSQL's advisory lock held while migrating.
+MIGRATION_LOCK = 7_011_842
 
 
 def available() -> list[str]:
     return sorted(info.name for info in pkgutil.iter_modules(__path__) if info.name.startswith("m"))
 
 
+@contextlib.asynccontextmanager
+async def _exclusive() -> AsyncIterator[None]:
+    """A write transaction that one process at a time holds: two processes may start
+    migrating at once, and the second must wait, then see what the first did."""
+    async with db.write_transaction():
+        # SQLite's IMMEDIATE transaction is exclusive already; PostgreSQL needs a lock.
+        if not db.current().is_sqlite:
+            await db.raw("SELECT pg_advisory_xact_lock({})", MIGRATION_LOCK)
+        yield
+
+
 async def applied() -> set[str]:
     # The bookkeeping table itself is created here, before any migration runs.
-    await db.current().engine.run_ddl(
-        'CREATE TABLE IF NOT EXISTS "schema_migrations" ("id" '
-        + ("INTEGER" if db.current().is_sqlite else "SERIAL")
-        + " PRIMARY KEY NOT NULL, \"name\" VARCHAR(200) UNIQUE NOT NULL DEFAULT '', "
-        '"applied_at" TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)'
-    )
+    async with _exclusive():
+        await db.current().engine.run_ddl(
+            'CREATE TABLE IF NOT EXISTS "schema_migrations" ("id" '
+            + ("INTEGER" if db.current().is_sqlite else "SERIAL")
+            + " PRIMARY KEY NOT NULL, \"name\" VARCHAR(200) UNIQUE NOT NULL DEFAULT '', "
+            '"applied_at" TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)'
+        )
     rows = await SchemaMigration.select(SchemaMigration.name)
     return {row["name"] for row in rows}
 
@@ -39,7 +56,9 @@ async def migrate() -> list[str]:
             continue
         module = importlib.import_module(f"{__name__}.{name}")
         statements = module.SQLITE if db.current().is_sqlite else module.POSTGRES
-        async with db.write_transaction():
+        async with _exclusive():
+            if await SchemaMigration.exists().where(SchemaMigration.name == name):
+                continue
             for statement in statements:
                 await db.current().engine.run_ddl(statement)
             await SchemaMigration.insert(SchemaMigration(name=name))
