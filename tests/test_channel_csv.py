@@ -361,3 +361,29 @@ async def test_a_channel_name_keeps_external_ids_of_another_source_apart(api: Ap
     assert sorted(entry["reference"] for entry in await inbox(api)) == ["C-2", "marketplace:C-2"]
     bad_name = await upload(api, text, channel="Not A Channel")
     assert bad_name.status_code == 400
+
+
+@pytest.mark.parametrize("channel", ["web", "shopify", "woocommerce", "stock"])
+async def test_a_channel_name_of_another_plugin_is_refused(
+    api: Api, database_url: str, workdir: Path, channel: str
+) -> None:
+    """Orders filed under ``web`` or ``shopify`` would pass for that channel's own."""
+    text = HEADER + "P-1,ada@example.com,,MUG,1,,EUR,Ada,1 Road,,Leeds,LS1,GB,\n"
+    refusal = f"the channel name '{channel}' belongs to the installed plugin {channel}"
+
+    uploaded = await upload(api, text, channel=channel)
+    dry_run = await upload(api, text, channel=channel, dry_run="true")
+    command = await import_csv(
+        database_url, workdir, str(csv_file(workdir, text)), "--channel", channel
+    )
+
+    assert (uploaded.status_code, dry_run.status_code) == (400, 400)
+    assert refusal in uploaded.json()["error"]
+    assert command.returncode == 2
+    assert refusal in command.stderr
+    assert command.stdout == ""
+    assert await orders(api, channel) == {}
+    assert await inbox(api, channel) == []
+    assert await inbox(api, "csv") == []
+    own_name = await upload(api, text, channel="csv")
+    assert (own_name.status_code, own_name.json()["created"]) == (200, 1)

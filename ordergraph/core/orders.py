@@ -143,6 +143,18 @@ def order_view(row: dict[str, Any], lines: Sequence[dict[str, Any]] = ()) -> Ord
     )
 
 
+INTERNAL_EVENT_TYPES = frozenset({"plugin_failed"})
+"""Event types for staff only: they name plugins and quote their errors."""
+
+
+def may_see_event(principal: Principal, event_type: str) -> bool:
+    """Whether ``principal`` may see an order event of this type on an order they may see.
+
+    The one rule for the timeline (``Order.events``) and the live feed (``orderEvents``).
+    """
+    return principal.role != Role.CUSTOMER or event_type not in INTERNAL_EVENT_TYPES
+
+
 def event_view(row: dict[str, Any]) -> OrderEventView:
     return OrderEventView(
         id=row["id"],

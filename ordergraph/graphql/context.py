@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,7 @@ from starlette.requests import HTTPConnection
 from strawberry.types import Info as StrawberryInfo
 
 from ordergraph.core.auth import Principal, Role, authenticate
-from ordergraph.core.errors import ErrorCode
+from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.runtime import Runtime
 from ordergraph.graphql.loaders import Loaders
 
@@ -61,6 +62,25 @@ def require(info: Info, *roles: Role) -> Principal:
             f"The {principal.role} role may not read or change {info.field_name}.",
         )
     return principal
+
+
+MAX_ID = 2**31 - 1
+"""The largest id a row can have: ids are PostgreSQL SERIAL (32-bit) columns."""
+_ID_DIGITS = re.compile(r"[0-9]{1,10}")
+
+
+def row_id(
+    value: str, what: str, *, field: str = "id", code: ErrorCode = ErrorCode.NOT_FOUND
+) -> int:
+    """The row id an ``ID`` argument names.
+
+    An ID no row can have (not a number, or beyond what the column holds) raises
+    ``DomainError``, the answer an unknown id gets, rather than reaching the database
+    as a query it cannot run. ``what`` names the row in the message ("There is no order x.").
+    """
+    if _ID_DIGITS.fullmatch(value) and 0 < int(value) <= MAX_ID:
+        return int(value)
+    raise DomainError.of(code, f"There is no {what} {value}.", field)
 
 
 OPERATORS = (Role.ADMIN, Role.STAFF)

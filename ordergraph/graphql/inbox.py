@@ -12,7 +12,7 @@ from ordergraph.core import inbox
 from ordergraph.core.auth import Role
 from ordergraph.core.errors import DomainError
 from ordergraph.core.tables import ImportError_ as ImportErrorRow
-from ordergraph.graphql.context import OPERATORS, Info, require
+from ordergraph.graphql.context import OPERATORS, Info, require, row_id
 from ordergraph.graphql.queries import DEFAULT_PAGE, keyset_page
 from ordergraph.graphql.types import Connection, Order, UserError, user_errors
 
@@ -92,10 +92,11 @@ class InboxMutation:
     async def replay_import(self, info: Info, id: strawberry.ID) -> ReplayImportPayload:
         principal = require(info, *OPERATORS)
         try:
-            result = await inbox.replay(info.context.rt, int(id), principal)
+            entry_id = row_id(id, "import error")
+            result = await inbox.replay(info.context.rt, entry_id, principal)
         except DomainError as error:
             return ReplayImportPayload(errors=user_errors(error))
-        row = await ImportErrorRow.select().where(ImportErrorRow.id == int(id)).first()
+        row = await ImportErrorRow.select().where(ImportErrorRow.id == entry_id).first()
         return ReplayImportPayload(
             import_error=ImportErrorType.from_row(row),
             order=Order.from_view(result.order) if result.order else None,

@@ -7,10 +7,10 @@ from decimal import Decimal
 import strawberry
 
 from ordergraph.core import masterdata
-from ordergraph.core.errors import DomainError
+from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import LineDraft, OrderDraft
 from ordergraph.core.transitions import transition_order
-from ordergraph.graphql.context import OPERATORS, READERS, Info, require
+from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
 from ordergraph.graphql.types import Customer, Order, Priority, Product, UserError, user_errors
 
 
@@ -112,12 +112,23 @@ def _address(value: AddressInput | None) -> dict[str, str]:
 
 
 def draft_from_input(input: SubmitOrderInput, channel: str) -> OrderDraft:
-    """The core's ``OrderDraft`` for a GraphQL order input."""
+    """The core's ``OrderDraft`` for a GraphQL order input.
+
+    Raises ``DomainError`` when ``customerId`` is an id no customer can have.
+    """
+    customer_id = None
+    if input.customer_id:
+        customer_id = row_id(
+            input.customer_id,
+            "customer with id",
+            field="customerId",
+            code=ErrorCode.UNKNOWN_CUSTOMER,
+        )
     return OrderDraft(
         channel=channel,
         external_id=input.external_id,
         lines=[LineDraft(line.sku, line.quantity, line.unit_price) for line in input.lines],
-        customer_id=int(input.customer_id) if input.customer_id else None,
+        customer_id=customer_id,
         customer_email=input.customer_email,
         customer_name=input.customer_name,
         shipping_address=_address(input.shipping_address),
@@ -143,7 +154,7 @@ class Mutation:
         try:
             order = await transition_order(
                 info.context.rt,
-                int(id),
+                row_id(id, "order"),
                 transition,
                 principal,
                 reason=reason,

@@ -17,11 +17,12 @@ from piccolo.table import Table
 
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.db import icontains
+from ordergraph.core.errors import DomainError
 from ordergraph.core.orders import parse_order_number
 from ordergraph.core.tables import Customer as CustomerRow
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.core.tables import Product as ProductRow
-from ordergraph.graphql.context import OPERATORS, READERS, Info, require
+from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
 from ordergraph.graphql.types import (
     Connection,
     Customer,
@@ -67,6 +68,7 @@ def _visible_orders(principal: Principal) -> list[Combinable]:
 
 
 def _order_filters(f: OrderFilter | None) -> list[Combinable]:
+    """Where-clauses for the filter; raises ``DomainError`` for a customer id no one can have."""
     if f is None:
         return []
     clauses = []
@@ -75,7 +77,7 @@ def _order_filters(f: OrderFilter | None) -> list[Combinable]:
     if f.channel:
         clauses.append(OrderRow.channel == f.channel)
     if f.customer_id:
-        clauses.append(OrderRow.customer == int(f.customer_id))
+        clauses.append(OrderRow.customer == row_id(f.customer_id, "customer", field="customerId"))
     if f.created_after:
         clauses.append(OrderRow.created_at >= f.created_after)
     if f.created_before:
@@ -122,9 +124,10 @@ class Query:
 
     @strawberry.field(description="An order by id; null when it does not exist or is not yours.")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+        require(info, *READERS)
         try:
-            order_id = int(id)
-        except ValueError:
+            order_id = row_id(id, "order")
+        except DomainError:
             return None
         return await _order_by_id(info, order_id)
 
@@ -143,7 +146,11 @@ class Query:
         after: str | None = None,
     ) -> Connection[Order]:
         principal = require(info, *READERS)
-        clauses = _visible_orders(principal) + _order_filters(filter)
+        try:
+            clauses = _visible_orders(principal) + _order_filters(filter)
+        except DomainError:
+            # Orders of a customer who cannot exist: there are none.
+            return connection("order", [], [], False, 0)
         return await keyset_page(
             "order", OrderRow, clauses, first, after, Order.from_row, newest_first=True
         )

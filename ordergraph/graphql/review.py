@@ -9,7 +9,7 @@ from ordergraph.core.errors import DomainError
 from ordergraph.core.orders import PRIORITIES
 from ordergraph.core.review import amend_order
 from ordergraph.core.transitions import transition_order
-from ordergraph.graphql.context import OPERATORS, READERS, Info, require
+from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
 from ordergraph.graphql.mutations import OrderPayload, SubmitOrderInput, draft_from_input
 from ordergraph.graphql.queries import DEFAULT_PAGE, page_size
 from ordergraph.graphql.types import Connection, Order, connection, decode_cursor, user_errors
@@ -78,7 +78,10 @@ class ReviewMutation:
         principal = require(info, *READERS)
         try:
             order = await amend_order(
-                info.context.rt, int(id), draft_from_input(input, "amend"), principal
+                info.context.rt,
+                row_id(id, "order"),
+                draft_from_input(input, "amend"),
+                principal,
             )
         except DomainError as error:
             return OrderPayload(errors=user_errors(error))
@@ -91,7 +94,7 @@ async def _decide(
     principal = require(info, *OPERATORS)
     try:
         order = await transition_order(
-            info.context.rt, int(id), transition, principal, reason=reason
+            info.context.rt, row_id(id, "order"), transition, principal, reason=reason
         )
     except DomainError as error:
         return OrderPayload(errors=user_errors(error))

@@ -8,9 +8,10 @@ import strawberry
 
 from ordergraph.core.auth import Role
 from ordergraph.core.dispatch import message_event
-from ordergraph.core.errors import ErrorCode
+from ordergraph.core.errors import DomainError, ErrorCode
+from ordergraph.core.orders import may_see_event
 from ordergraph.core.tables import Order as OrderRow
-from ordergraph.graphql.context import READERS, ApiError, Info, require
+from ordergraph.graphql.context import READERS, ApiError, Info, require, row_id
 from ordergraph.graphql.types import OrderEvent
 
 
@@ -25,12 +26,14 @@ class Subscription:
         principal = require(info, *READERS)
         wanted = None
         if order_id is not None:
-            row = (
-                await OrderRow.select(OrderRow.customer).where(OrderRow.id == int(order_id)).first()
-            )
+            not_found = ApiError(ErrorCode.NOT_FOUND, f"There is no order {order_id}.")
+            try:
+                wanted = row_id(order_id, "order")
+            except DomainError:
+                raise not_found from None
+            row = await OrderRow.select(OrderRow.customer).where(OrderRow.id == wanted).first()
             if row is None or not principal.may_see_customer(row["customer"]):
-                raise ApiError(ErrorCode.NOT_FOUND, f"There is no order {order_id}.")
-            wanted = int(order_id)
+                raise not_found
         async with info.context.rt.bus.subscribe() as messages:
             async for message in messages:
                 if wanted is not None and message["order_id"] != wanted:
@@ -38,5 +41,7 @@ class Subscription:
                 if principal.role == Role.CUSTOMER and message["customer_id"] != (
                     principal.customer_id
                 ):
+                    continue
+                if not may_see_event(principal, message["type"]):
                     continue
                 yield OrderEvent.from_view(message_event(message))

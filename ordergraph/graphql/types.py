@@ -16,7 +16,13 @@ from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError
 from ordergraph.core.errors import ErrorCode as CoreErrorCode
 from ordergraph.core.money import from_minor
-from ordergraph.core.orders import OrderEventView, OrderView, event_view, order_view
+from ordergraph.core.orders import (
+    OrderEventView,
+    OrderView,
+    event_view,
+    may_see_event,
+    order_view,
+)
 from ordergraph.core.plugins import LoadedPlugin
 from ordergraph.core.statusgraph import Transition
 from ordergraph.graphql.context import READERS, ApiError, Info, require
@@ -329,9 +335,13 @@ class Order:
 
     @strawberry.field(description="The timeline, oldest first.")
     async def events(self, info: Info) -> list[OrderEvent]:
-        self._caller(info, *READERS)
+        principal = self._caller(info, *READERS)
         rows = await info.context.loaders.events.load(self.order_id)
-        return [OrderEvent.from_view(event_view(row)) for row in rows]
+        return [
+            OrderEvent.from_view(event_view(row))
+            for row in rows
+            if may_see_event(principal, row["type"])
+        ]
 
     @strawberry.field(description="What each review rule found, every round, oldest first.")
     async def review_findings(self, info: Info) -> list[ReviewFinding]:

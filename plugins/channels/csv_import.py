@@ -347,12 +347,20 @@ async def import_csv(
 ) -> ImportSummary:
     """Import every order of a CSV file, each in its own transaction.
 
-    Raises ``CsvFileError`` when the file cannot be read at all. With ``dry_run``
-    every order is checked and nothing is stored (not even in the inbox).
+    Raises ``CsvFileError`` when the file cannot be read at all, or ``channel`` is not a
+    name the CSV channel may use. With ``dry_run`` every order is checked and nothing is
+    stored (not even in the inbox).
     """
     if not _CHANNEL_NAME.fullmatch(channel):
         raise CsvFileError(
             f"the channel name {channel!r} must be 1 to 32 lowercase letters, digits, - or _"
+        )
+    if channel != CHANNEL and channel in rt.plugins.plugins:
+        # Orders under another plugin's name would pass for that channel's own
+        # (a storefront's, a shop's webhook) and take its external ids.
+        raise CsvFileError(
+            f"the channel name {channel!r} belongs to the installed plugin {channel}; "
+            "choose a name of your own"
         )
     parsed = read_orders(data)
     summary = ImportSummary(channel, dry_run, parsed.ignored_columns)
@@ -535,14 +543,15 @@ def register_commands(commands: Any) -> None:
         "csv",
         help="import orders from a CSV file",
         description="Import orders from a CSV file (one row per order line; docs/channels.md). "
-        "Exit status: 0 all imported, 1 some orders rejected, 2 the file cannot be read.",
+        "Exit status: 0 all imported, 1 some orders rejected, 2 the file cannot be read "
+        "or the channel name is refused.",
     )
     command.add_argument("file", help="the CSV file, or - for standard input")
     command.add_argument(
         "--channel",
         default=CHANNEL,
         help="the channel the orders are recorded under (default: csv); external ids are "
-        "unique per channel",
+        "unique per channel; the name of another installed plugin (web, shopify, ...) is refused",
     )
     command.add_argument(
         "--dry-run", action="store_true", help="check every order and store nothing"
