@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from piccolo.table import Table
-from submit_orders import ADDRESS, fresh_database
+from submit_orders import ADDRESS, fresh_database, markdown_table
 
 from ordergraph.core import db, runtime
 from ordergraph.core.auth import Principal, Role
@@ -184,13 +184,7 @@ def table(results: list[Result]) -> str:
         )
         for r in results
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
-        for row in [header, *rows]
-    ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return markdown_table(header, rows)
 
 
 async def main(argv: list[str]) -> int:

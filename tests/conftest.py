@@ -7,9 +7,10 @@ without PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -130,10 +131,16 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
-@pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[Api]:
-    """The app with its plugins from entry points, a seeded shop, and tokens for every role."""
-    app = create_app(settings)
+@contextlib.asynccontextmanager
+async def serve_api(
+    settings: Settings,
+    *,
+    installed_plugins: Mapping[str, Any] | None = None,
+    run_jobs: bool = True,
+) -> AsyncIterator[Api]:
+    """The real app with these settings (and, when given, only these plugins), a seeded
+    shop, a token per role and an HTTP client through the ASGI transport."""
+    app = create_app(settings, installed_plugins=installed_plugins, run_jobs=run_jobs)
     async with LifespanManager(app) as manager:
         customers = await seed_shop()
         tokens = {
@@ -146,6 +153,13 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield Api(client=client, rt=app.state.rt, tokens=tokens)
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    """The app with its plugins from entry points, a seeded shop, and tokens for every role."""
+    async with serve_api(settings) as served:
+        yield served
 
 
 ADDRESS = {

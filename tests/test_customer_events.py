@@ -6,14 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from conftest import Api, make_settings, seed_shop, submit
+from conftest import Api, make_settings, serve_api, submit
 from test_subscriptions import connected_as, next_events, subscribe_live
 
-from ordergraph.app import create_app
-from ordergraph.core import auth
 from ordergraph.plugin_api import hookimpl
 from plugins.channels import web
 
@@ -39,17 +35,10 @@ class FraudCheckDown:
 async def shop(database_url: str) -> AsyncIterator[Api]:
     """The app with the web channel and a broken fraud check, running its jobs (events)."""
     settings = make_settings(database_url, plugins={"fraud_check": {"enabled": True}})
-    app = create_app(settings, installed_plugins={"web": web, "fraud_check": FraudCheckDown()})
-    async with LifespanManager(app) as manager:
-        customers = await seed_shop()
-        tokens = {
-            "admin": await auth.create_token("admin", name="alice"),
-            "staff": await auth.create_token("staff", name="sam"),
-            "ada": await auth.create_token("customer", name="ada", customer_id=customers["ada"]),
-        }
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Api(client=client, rt=app.state.rt, tokens=tokens)
+    async with serve_api(
+        settings, installed_plugins={"web": web, "fraud_check": FraudCheckDown()}
+    ) as api:
+        yield api
 
 
 async def vetoed_review(api: Api, order_id: str) -> None:

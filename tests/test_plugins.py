@@ -16,16 +16,13 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 import ordergraph_example_plugin  # installed by `make install` (pip install -e tests/plugin_pkg)
 import pytest
 import strawberry
-from asgi_lifespan import LifespanManager
-from conftest import SUBMIT, Api, make_settings, order_input, seed_shop, submit
+from conftest import SUBMIT, Api, make_settings, order_input, serve_api, submit
 
 from ordergraph import cli
 from ordergraph.app import create_app
-from ordergraph.core import auth
 from ordergraph.core.plugins import PluginConfigError
 from ordergraph.core.statusgraph import StatusGraphError
 from ordergraph.graphql.schema import SchemaConflict
@@ -89,18 +86,8 @@ async def serve(
     No job runner: these tests move orders by hand, and an enabled review rule would
     move them too.
     """
-    app = create_app(settings, installed_plugins=installed_plugins, run_jobs=False)
-    async with LifespanManager(app) as manager:
-        customers = await seed_shop()
-        tokens = {
-            "admin": await auth.create_token("admin", name="alice"),
-            "staff": await auth.create_token("staff", name="sam"),
-            "ada": await auth.create_token("customer", name="ada", customer_id=customers["ada"]),
-            "bob": await auth.create_token("customer", name="bob", customer_id=customers["bob"]),
-        }
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Api(client=client, rt=app.state.rt, tokens=tokens)
+    async with serve_api(settings, installed_plugins=installed_plugins, run_jobs=False) as api:
+        yield api
 
 
 @pytest.fixture

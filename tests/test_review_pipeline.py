@@ -9,15 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from conftest import Api, make_settings, seed_shop, submit
+from conftest import Api, make_settings, serve_api, submit
 
 import plugins.channels.web
 import plugins.review_rules.stock
 from ordergraph.app import create_app
-from ordergraph.core import auth
 from ordergraph.core.plugins import PluginConfigError
 from ordergraph.plugin_api import Finding, OrderView, PluginInfo, Transition, hookimpl
 
@@ -72,18 +69,8 @@ async def shop(
     """conftest's ``api`` with these plugin settings (and, when given, only these installed
     plugins): the real app, its job runner, the seeded shop and a token per role."""
     settings = make_settings(database_url, plugins=plugins, **overrides)
-    app = create_app(settings, installed_plugins=installed)
-    async with LifespanManager(app) as manager:
-        customers = await seed_shop()
-        tokens = {
-            "admin": await auth.create_token("admin", name="alice"),
-            "staff": await auth.create_token("staff", name="sam"),
-            "ada": await auth.create_token("customer", name="ada", customer_id=customers["ada"]),
-            "bob": await auth.create_token("customer", name="bob", customer_id=customers["bob"]),
-        }
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Api(client=client, rt=app.state.rt, tokens=tokens)
+    async with serve_api(settings, installed_plugins=installed) as api:
+        yield api
 
 
 def rule_plugin(name: str, review: Callable[[OrderView], Any], **hooks: Any) -> SimpleNamespace:

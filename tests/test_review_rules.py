@@ -11,13 +11,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from conftest import Api, make_settings, seed_shop, submit
+from conftest import Api, make_settings, serve_api, submit
 
 from ordergraph.app import create_app
-from ordergraph.core import auth
 from ordergraph.core.plugins import PluginConfigError
 
 ORDER = """
@@ -47,18 +44,8 @@ async def shop(database_url: str, plugins: dict[str, dict[str, Any]]) -> AsyncIt
     """conftest's ``api`` with these plugin settings: the real app, its job runner, the
     seeded shop (Ada and Bob with 1000 EUR credit; MUG 12.50 x100, TEE 24.90 x50,
     LAMP 79.00 x5) and a token per role."""
-    app = create_app(make_settings(database_url, plugins=plugins))
-    async with LifespanManager(app) as manager:
-        customers = await seed_shop()
-        tokens = {
-            "admin": await auth.create_token("admin", name="alice"),
-            "staff": await auth.create_token("staff", name="sam"),
-            "ada": await auth.create_token("customer", name="ada", customer_id=customers["ada"]),
-            "bob": await auth.create_token("customer", name="bob", customer_id=customers["bob"]),
-        }
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Api(client=client, rt=app.state.rt, tokens=tokens)
+    async with serve_api(make_settings(database_url, plugins=plugins)) as api:
+        yield api
 
 
 async def reviewed(api: Api, external_id: str, *, as_: str = "admin", **overrides: Any):
