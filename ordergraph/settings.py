@@ -36,6 +36,8 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     plugin_timeout_seconds: float = 10.0
     job_retry_base_seconds: float = 2.0
+    # Done jobs are deleted this long after they finished; failed ones are kept.
+    outbox_retention_days: float = 7.0
     # None: every enabled review rule, in the order of the config file.
     review_rules: tuple[str, ...] | None = None
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -59,6 +61,7 @@ class Settings:
             ),
             "plugin_timeout_seconds": float(core.get("plugin_timeout_seconds", 10.0)),
             "job_retry_base_seconds": float(core.get("job_retry_base_seconds", 2.0)),
+            "outbox_retention_days": float(core.get("outbox_retention_days", 7.0)),
             "review_rules": tuple(core["review_rules"]) if "review_rules" in core else None,
             "plugins": config.get("plugins", {}),
         }
@@ -85,17 +88,18 @@ def _check_core(path: Path, core: dict[str, Any]) -> None:
     """The ``[ordergraph]`` table: a misspelt key would otherwise silently keep its default."""
     if not isinstance(core, dict):
         raise ConfigError(f"{path}: ordergraph must be a table ([ordergraph])")
-    seconds = ("plugin_timeout_seconds", "job_retry_base_seconds")
-    known = (*seconds, "review_rules")
+    durations = ("plugin_timeout_seconds", "job_retry_base_seconds", "outbox_retention_days")
+    known = (*durations, "review_rules")
     unknown = sorted(set(core) - set(known))
     if unknown:
         raise ConfigError(
             f"{path}: ordergraph.{unknown[0]}: unknown setting (known: {', '.join(known)})"
         )
-    for key in seconds:
+    for key in durations:
         value = core.get(key, 0)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigError(f"{path}: ordergraph.{key}: expected seconds (got {value!r})")
+            unit = key.rsplit("_", 1)[1]
+            raise ConfigError(f"{path}: ordergraph.{key}: expected {unit} (got {value!r})")
     rules = core.get("review_rules", [])
     if not isinstance(rules, list) or not all(isinstance(name, str) for name in rules):
         raise ConfigError(

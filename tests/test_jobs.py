@@ -285,3 +285,29 @@ def test_a_plugin_job_may_not_replace_a_core_job(tmp_path):
             make_settings(f"sqlite:///{tmp_path}/og.db", plugins={"thief": {"enabled": True}}),
             installed_plugins={"thief": plugin},
         )
+
+
+async def test_done_jobs_past_their_retention_are_deleted_failed_ones_are_kept(
+    database_url: str, recorder: Recorder
+):
+    """A runner that starts purges done jobs finished more than ``outbox_retention_days``
+    ago, so the outbox does not grow without end; failed jobs stay for an operator."""
+    settings = make_settings(database_url, outbox_retention_days=7)
+    runtime = build(settings, installed_plugins={"jobs": jobs_plugin(recorder)})
+    await runtime.open(run_jobs=False)
+    try:
+        now, day = db.now(), datetime.timedelta(days=1)
+        async with db.write_transaction():
+            await OutboxJob.insert(
+                OutboxJob(name="greet", status="done", finished_at=now - 8 * day),
+                OutboxJob(name="greet", status="done", finished_at=now - 6 * day),
+                OutboxJob(name="broken", status="failed", finished_at=now - 30 * day),
+            )
+        runner = EmbeddedRunner(runtime)
+        await runner.start()
+        await runner.drain()
+        await runner.stop()
+        kept = [(job["status"], (now - job["finished_at"]).days) for job in await outbox()]
+        assert kept == [("done", 6), ("failed", 30)]
+    finally:
+        await runtime.close()

@@ -17,6 +17,7 @@ import contextlib
 import datetime
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ Job = Callable[[dict[str, Any]], Awaitable[None]]
 # How long a claimed job may run before another runner may take it over.
 LEASE = datetime.timedelta(minutes=10)
 BATCH = 100
+PURGE_EVERY_SECONDS = 3600
 # How long stopping a runner waits for the job in hand before cancelling it.
 STOP_GRACE_SECONDS = 10.0
 
@@ -133,6 +135,17 @@ async def run_job(rt: Runtime, job_id: int) -> str | None:
     return "done"
 
 
+async def purge_done(older_than: datetime.timedelta) -> int:
+    """Delete jobs that finished ``done`` before ``older_than`` ago; failed ones stay for
+    an operator. Returns how many were deleted."""
+    deleted = await (
+        OutboxJob.delete()
+        .where((OutboxJob.status == "done") & (OutboxJob.finished_at < db.now() - older_than))
+        .returning(OutboxJob.id)
+    )
+    return len(deleted)
+
+
 class _Loop:
     """A background loop that drains due jobs when woken, and at least every ``poll`` s."""
 
@@ -143,6 +156,7 @@ class _Loop:
         self._task: asyncio.Task[None] | None = None
         self.stopping = False
         self.idle = asyncio.Event()
+        self._next_purge = 0.0
 
     def wake(self) -> None:
         self.idle.clear()
@@ -150,6 +164,7 @@ class _Loop:
 
     async def start(self) -> None:
         self.stopping = False
+        await self._purge_now_and_then()
         self._task = asyncio.create_task(self._run(), name=type(self).__name__)
 
     async def stop(self) -> None:
@@ -176,6 +191,7 @@ class _Loop:
             try:
                 jobs = await due_jobs()
                 await self.handle(jobs)
+                await self._purge_now_and_then()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -185,6 +201,17 @@ class _Loop:
                 self.idle.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll)
+
+    async def _purge_now_and_then(self) -> None:
+        """Keep the outbox small: at start and then hourly, delete done jobs past their
+        retention."""
+        if time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + PURGE_EVERY_SECONDS
+        retention = datetime.timedelta(days=self.rt.settings.outbox_retention_days)
+        deleted = await purge_done(retention)
+        if deleted:
+            log.info("deleted %s done jobs finished more than %s ago", deleted, retention)
 
     async def handle(self, jobs: list[dict[str, Any]]) -> None:
         raise NotImplementedError
