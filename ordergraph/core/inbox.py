@@ -181,8 +181,11 @@ async def receive(
     platform's retry do the work rather than lose the delivery.
     """
     reference = external_id or delivery_id or hashlib.sha256(payload.encode()).hexdigest()
+    # Delivery first, then order: a delivery is remembered only after its order (or
+    # inbox entry) committed, so an order stored by a concurrent copy is seen here.
+    seen = bool(delivery_id) and await seen_delivery(channel, delivery_id)
     existing = await find_order(channel, external_id) if external_id else None
-    if delivery_id and existing is None and await seen_delivery(channel, delivery_id):
+    if seen and existing is None:
         entry = (
             await ImportError_.select(ImportError_.id)
             .where((ImportError_.channel == channel) & (ImportError_.reference == reference))
