@@ -36,28 +36,36 @@ def _database_url(base: str, name: str) -> str:
     return base.rsplit("/", 1)[0] + "/" + name
 
 
-@pytest.fixture(params=BACKENDS)
-async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
-    """A new, empty database for one test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/ordergraph.db"
-        return
-    name = f"og_test_{uuid.uuid4().hex[:12]}"
+@contextlib.asynccontextmanager
+async def new_postgres_database(prefix: str = "og_test") -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         admin = await asyncpg.connect(POSTGRES_URL)
     except OSError as exc:
         pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        url = _database_url(POSTGRES_URL, name)
-        await db.connect(url)
-        await migrations.migrate()  # what `ordergraph migrate` does before a deploy
-        await db.disconnect()
-        yield url
+        yield _database_url(POSTGRES_URL, name)
     finally:
-        await db.disconnect()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
+    """A new, empty database for one test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/ordergraph.db"
+        return
+    async with new_postgres_database() as url:
+        try:
+            await db.connect(url)
+            await migrations.migrate()  # what `ordergraph migrate` does before a deploy
+            await db.disconnect()
+            yield url
+        finally:
+            await db.disconnect()
 
 
 @pytest.fixture

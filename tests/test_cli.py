@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from conftest import BACKENDS, POSTGRES_URL
+from conftest import BACKENDS, POSTGRES_URL, new_postgres_database
 
 from ordergraph import demo
 from ordergraph.core import db, migrations
@@ -54,14 +54,8 @@ async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/fresh.db"
         return
-    name = f"og_cli_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with new_postgres_database("og_cli") as url:
+        yield url
 
 
 def test_graph_mermaid_prints_every_transition(tmp_path: Path) -> None:

@@ -9,16 +9,14 @@ import os
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import redis.asyncio as redis
-from conftest import POSTGRES_URL, SUBMIT, order_input, seed_shop
+from conftest import SUBMIT, new_postgres_database, order_input, seed_shop
 from websockets.asyncio.client import ClientConnection, connect
 
 from ordergraph.core import auth, db
@@ -104,14 +102,8 @@ def free_port() -> int:
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
     """A new PostgreSQL database, migrated with ``ordergraph migrate`` as before a deploy."""
-    name = f"og_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with new_postgres_database() as url:
+        yield url
 
 
 @contextlib.contextmanager

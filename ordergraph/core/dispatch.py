@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+from dataclasses import asdict
+from dataclasses import fields as dataclass_fields
 from typing import TYPE_CHECKING, Any
 
 from ordergraph.core.orders import OrderEventView, event_view, load_order
@@ -18,33 +20,16 @@ class HookFailed(RuntimeError):
 
 
 def event_message(event: dict[str, Any], customer_id: int) -> dict[str, Any]:
-    """The bus message for one event; ``customer_id`` lets subscriptions filter by owner."""
+    """The bus message for one event (JSON): the event's fields, and ``customer_id`` so
+    that subscriptions can filter by owner."""
     view = event_view(event)
-    return {
-        "id": view.id,
-        "order_id": view.order_id,
-        "customer_id": customer_id,
-        "type": view.type,
-        "from_status": view.from_status,
-        "to_status": view.to_status,
-        "actor": view.actor,
-        "data": view.data,
-        "at": view.at.isoformat(),
-    }
+    return {**asdict(view), "at": view.at.isoformat(), "customer_id": customer_id}
 
 
 def message_event(message: dict[str, Any]) -> OrderEventView:
     """The event a bus message carries: ``event_message`` read back by a subscriber."""
-    return OrderEventView(
-        id=message["id"],
-        order_id=message["order_id"],
-        type=message["type"],
-        from_status=message["from_status"],
-        to_status=message["to_status"],
-        actor=message["actor"],
-        data=message["data"],
-        at=datetime.datetime.fromisoformat(message["at"]),
-    )
+    fields = {f.name: message[f.name] for f in dataclass_fields(OrderEventView)}
+    return OrderEventView(**{**fields, "at": datetime.datetime.fromisoformat(message["at"])})
 
 
 def core_jobs(rt: Runtime) -> dict[str, Job]:
