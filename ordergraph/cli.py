@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
+import errno
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from ordergraph.core import db, migrations, runtime
@@ -16,20 +18,66 @@ from ordergraph.settings import Settings
 T = TypeVar("T")
 
 
+# Where ``serve --demo`` writes its configuration: the file every process started in the
+# same directory reads when ORDERGRAPH_CONFIG is not set.
+DEMO_CONFIG_FILE = Path("ordergraph.toml")
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the API could not listen on ``host:port`` (every address it resolves to, as
+    uvicorn binds them), or None when it can."""
+    try:
+        addresses = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        return f"{host} is not a host name or address of this machine ({exc.strerror})"
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            # As asyncio's server does: a port left in TIME_WAIT is free, a listener is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return "the port is in use; stop what uses it or choose another with --port"
+                return exc.strerror or str(exc)
+    return None
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from ordergraph.app import create_app
 
-    url = f"http://{args.host}:{args.port}/graphql"
+    where = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
+    # Before anything is loaded or printed: a taken port is one line, not a demo that
+    # announces itself and then fails.
+    problem = _cannot_listen(args.host, args.port)
+    if problem is not None:
+        print(f"error: cannot listen on {where}: {problem}", file=sys.stderr)
+        return 2
+    url = f"http://{where}/graphql"
     on_startup = []
     if args.demo:
         from ordergraph import demo
         from ordergraph.core.runtime import Runtime
 
         if settings.config_path is None:
-            # No ordergraph.toml: turn the review rules on so the demo shows every outcome.
-            settings = dataclasses.replace(settings, plugins=demo.DEMO_PLUGINS)
+            # The review rules go in a file, not in this process alone, so that an
+            # `ordergraph import csv` run beside the demo enqueues the reviews it runs.
+            try:
+                if demo.write_config(DEMO_CONFIG_FILE):
+                    print(
+                        f"Wrote the demo's review rules to {DEMO_CONFIG_FILE}; every "
+                        "ordergraph command run in this directory reads it."
+                    )
+            except OSError as exc:
+                print(f"error: cannot write {DEMO_CONFIG_FILE}: {exc.strerror}", file=sys.stderr)
+                return 2
+            settings = Settings.from_env()
 
         async def load_demo(rt: Runtime) -> None:
             if await demo.seed(rt):

@@ -1,14 +1,16 @@
 """Demo data for ``ordergraph serve --demo``: a small shop with orders in several states.
 
-With the review rules on (``DEMO_PLUGINS``, what ``serve --demo`` enables when there is
-no ``ordergraph.toml``), the demo orders go through review and show every outcome:
-approved, rejected (credit, blocked customer, stock), on hold (amount, price) and a
-rejected order amended by its customer and approved in a second round.
+With the review rules on (``DEMO_CONFIG``, which ``serve --demo`` writes to
+``ordergraph.toml`` when there is none), the demo orders go through review and show every
+outcome: approved, rejected (credit, blocked customer, stock), on hold (amount, price) and
+a rejected order amended by its customer and approved in a second round.
 """
 
 from __future__ import annotations
 
+import tomllib
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from ordergraph.core import auth, review
@@ -19,13 +21,33 @@ from ordergraph.core.runtime import Runtime
 from ordergraph.core.tables import Customer, Order
 from ordergraph.core.transitions import transition_order
 
-# The review rules the demo runs, in order, and their settings ([plugins.NAME] tables).
-DEMO_PLUGINS: dict[str, dict[str, Any]] = {
-    "credit_limit": {"enabled": True, "on_exceed": "reject"},
-    "stock": {"enabled": True},
-    "price_policy": {"enabled": True, "max_discount_percent": "10", "on_violation": "hold"},
-    "manual_review": {"enabled": True, "amount_over": "500", "types": ["wholesale"]},
-}
+# The demo's configuration: the review rules it runs, in order, and their settings. It is
+# a file rather than settings of the ``serve`` process so that every process of the demo
+# (``import csv``, ``worker``, ``plugins``) runs and shows the same rules.
+DEMO_CONFIG = """\
+# Written by `ordergraph serve --demo`: the demo's review rules. Every ordergraph
+# command run in this directory reads this file (ordergraph.toml.example lists every
+# setting). Without it, `ordergraph serve` runs no review rules and `serve --demo`
+# writes it again.
+
+[plugins.credit_limit]
+enabled = true
+on_exceed = "reject"
+
+[plugins.stock]
+enabled = true
+
+[plugins.price_policy]
+enabled = true
+max_discount_percent = "10"
+on_violation = "hold"
+
+[plugins.manual_review]
+enabled = true
+amount_over = "500"
+types = ["wholesale"]
+"""
+DEMO_PLUGINS: dict[str, dict[str, Any]] = tomllib.loads(DEMO_CONFIG)["plugins"]
 CUSTOMERS = [
     CustomerData("ada@example.com", "Ada Lovelace", Decimal("5000"), "EUR"),
     # Near her limit once DEMO-1003 is approved (249.00 of 300.00).
@@ -116,6 +138,16 @@ async def seed(rt: Runtime) -> bool:
             continue
         for step in steps:
             await transition_order(rt, order.id, step, STAFF)
+    return True
+
+
+def write_config(path: Path) -> bool:
+    """Write ``DEMO_CONFIG`` to ``path`` unless it exists; return whether it was written."""
+    try:
+        with path.open("x") as file:
+            file.write(DEMO_CONFIG)
+    except FileExistsError:
+        return False
     return True
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -25,6 +28,7 @@ ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
 # Generous bounds for a slow machine; a passing run takes a fraction of them.
 COMMAND_TIMEOUT = 120
 DEMO_START_TIMEOUT = 120
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def clean_env(**values: str) -> dict[str, str]:
@@ -120,9 +124,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def read_until_ready(stream: asyncio.StreamReader, deadline: float) -> dict[str, str]:
-    """The tokens ``serve --demo`` prints, once uvicorn says it is accepting connections."""
-    tokens: dict[str, str] = {}
+async def read_until_ready(stream: asyncio.StreamReader, deadline: float) -> list[str]:
+    """What ``serve --demo`` prints until uvicorn says it is accepting connections."""
     seen: list[str] = []
     while True:
         remaining = deadline - time.monotonic()
@@ -131,16 +134,41 @@ async def read_until_ready(stream: asyncio.StreamReader, deadline: float) -> dic
         raw = await asyncio.wait_for(stream.readline(), remaining)
         if not raw:
             raise AssertionError("the demo exited:\n" + "".join(seen))
-        line = raw.decode()
-        seen.append(line)
-        words = line.split()
-        if len(words) >= 2 and words[-1].startswith("og_"):
-            tokens[words[0]] = words[-1]
-        if "Uvicorn running on" in line:
-            return tokens
+        seen.append(raw.decode())
+        if "Uvicorn running on" in seen[-1]:
+            return seen
 
 
-async def test_demo_serves_the_demo_shop_with_the_printed_tokens(tmp_path: Path) -> None:
+@dataclass
+class Demo:
+    """A running ``ordergraph serve --demo``: what it printed, and a client of it."""
+
+    output: list[str]
+    client: httpx.AsyncClient
+
+    @property
+    def tokens(self) -> dict[str, str]:
+        """The tokens it printed, by the first word of their line (admin, customer)."""
+        return {
+            words[0]: words[-1]
+            for words in (line.split() for line in self.output)
+            if len(words) >= 2 and words[-1].startswith("og_")
+        }
+
+    async def query(self, text: str, variables: dict | None = None) -> dict:
+        response = await self.client.post(
+            "/graphql",
+            json={"query": text, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {self.tokens['admin']}"},
+        )
+        body = response.json()
+        assert "errors" not in body, body
+        return body["data"]
+
+
+@contextlib.asynccontextmanager
+async def running_demo(cwd: Path) -> AsyncIterator[Demo]:
+    """``ordergraph serve --demo`` started in ``cwd``, as ``make demo`` starts it."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         ORDERGRAPH,
@@ -148,38 +176,16 @@ async def test_demo_serves_the_demo_shop_with_the_printed_tokens(tmp_path: Path)
         "--demo",
         "--port",
         str(port),
-        cwd=tmp_path,
+        cwd=cwd,
         env=clean_env(PYTHONUNBUFFERED="1"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
     try:
         assert proc.stdout is not None
-        tokens = await read_until_ready(proc.stdout, time.monotonic() + DEMO_START_TIMEOUT)
-        assert set(tokens) == {"admin", "customer"}
-        assert (tmp_path / "ordergraph.db").exists()
-
+        output = await read_until_ready(proc.stdout, time.monotonic() + DEMO_START_TIMEOUT)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            health = await client.get("/health")
-            assert health.json() == {"status": "ok", "database": "sqlite", "jobs": "embedded"}
-
-            async def query(text: str, token: str) -> dict:
-                response = await client.post(
-                    "/graphql",
-                    json={"query": text},
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-                body = response.json()
-                assert "errors" not in body, body
-                return body["data"]
-
-            everything = await query("{ orders { totalCount } }", tokens["admin"])
-            assert everything["orders"]["totalCount"] == len(demo.ORDERS)
-
-            ada = await query("{ me { role } orders { totalCount } }", tokens["customer"])
-            assert ada["me"]["role"] == "customer"
-            adas_orders = [o for o in demo.ORDERS if o[1] == "ada@example.com"]
-            assert ada["orders"]["totalCount"] == len(adas_orders)
+            yield Demo(output, client)
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -188,6 +194,141 @@ async def test_demo_serves_the_demo_shop_with_the_printed_tokens(tmp_path: Path)
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+
+def readme_demo_output() -> list[str]:
+    """The output of ``make demo`` the README shows (the indented block after "tokens:")."""
+    quickstart = README.read_text().split("It prints the URL and two tokens:\n", 1)[1]
+    shown: list[str] = []
+    for line in quickstart.removeprefix("\n").splitlines():
+        if line and not line.startswith("    "):
+            break
+        shown.append(line.strip())
+    return shown[:-1] if shown and not shown[-1] else shown
+
+
+def printed_as_in_readme(output: list[str]) -> list[str]:
+    """What the demo printed (without uvicorn's log), with the README's port and tokens."""
+    printed = [line.strip() for line in output if not line.startswith("INFO:")]
+    printed = [re.sub(r"og_\S+", "og_...", line) for line in printed]
+    printed = [re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:8000", line) for line in printed]
+    return printed[:-1] if printed and not printed[-1] else printed
+
+
+async def test_demo_serves_the_demo_shop_with_the_printed_tokens(tmp_path: Path) -> None:
+    async with running_demo(tmp_path) as shop:
+        assert set(shop.tokens) == {"admin", "customer"}
+        assert printed_as_in_readme(shop.output) == readme_demo_output()
+        assert (tmp_path / "ordergraph.db").exists()
+
+        health = await shop.client.get("/health")
+        assert health.json() == {"status": "ok", "database": "sqlite", "jobs": "embedded"}
+
+        everything = await shop.query("{ orders { totalCount } }")
+        assert everything["orders"]["totalCount"] == len(demo.ORDERS)
+
+        response = await shop.client.post(
+            "/graphql",
+            json={"query": "{ me { role } orders { totalCount } }"},
+            headers={"Authorization": f"Bearer {shop.tokens['customer']}"},
+        )
+        ada = response.json()["data"]
+        assert ada["me"]["role"] == "customer"
+        adas_orders = [o for o in demo.ORDERS if o[1] == "ada@example.com"]
+        assert ada["orders"]["totalCount"] == len(adas_orders)
+
+
+CSV_HEADER = "external_id,customer_email,sku,quantity,currency,ship_name,ship_line1,ship_city,"
+CSV_HEADER += "ship_postal_code,ship_country\n"
+ADA = "ada@example.com,{sku},{quantity},EUR,Ada Lovelace,12 St James's Square,London,SW1Y 4JH,GB"
+CSV_STATUSES = """
+query Imported {
+  orders(filter: {channel: "csv"}) {
+    edges { node { externalId status reviewFindings { rule } } }
+  }
+}
+"""
+DECIDED = ("APPROVED", "REJECTED", "ON_HOLD")
+
+
+def csv_orders(**lines: tuple[str, int]) -> str:
+    """A CSV file with one order of Ada's per external id: (SKU, quantity)."""
+    rows = [f"{ref}," + ADA.format(sku=sku, quantity=qty) for ref, (sku, qty) in lines.items()]
+    return CSV_HEADER + "\n".join(rows) + "\n"
+
+
+async def decided_orders(shop: Demo, count: int) -> dict[str, dict]:
+    """The CSV orders, once review has decided ``count`` of them (the service's runner
+    polls the outbox for jobs other processes wrote)."""
+    deadline = time.monotonic() + 60
+    while True:
+        edges = (await shop.query(CSV_STATUSES))["orders"]["edges"]
+        orders = {edge["node"]["externalId"]: edge["node"] for edge in edges}
+        decided = [o for o in orders.values() if o["status"] in DECIDED]
+        if len(decided) >= count:
+            return orders
+        assert time.monotonic() < deadline, f"review did not decide the orders: {orders}"
+        await asyncio.sleep(0.2)
+
+
+async def test_orders_imported_beside_the_demo_are_reviewed_with_its_rules(
+    tmp_path: Path,
+) -> None:
+    """The demo's rules are in force for every command started in its directory: an
+    import from another process is reviewed, and ``ordergraph plugins`` says so."""
+    rules = list(demo.DEMO_PLUGINS)
+    async with running_demo(tmp_path) as shop:
+        assert shop.output[0] == (
+            "Wrote the demo's review rules to ordergraph.toml; every ordergraph command run "
+            "in this directory reads it.\n"
+        )
+        assert f"Review rules: {', '.join(rules)}.\n" in shop.output
+
+        plugins = await asyncio.to_thread(ordergraph, "plugins", cwd=tmp_path)
+        assert plugins.returncode == 0, plugins.stderr
+        states = dict(line.split()[:2] for line in plugins.stdout.splitlines())
+        assert {rule: states[rule] for rule in rules} == dict.fromkeys(rules, "enabled")
+
+        (tmp_path / "orders.csv").write_text(
+            csv_orders(**{"CSV-1": ("MUG-001", 2), "CSV-2": ("BAG-TOTE", 5)})
+        )
+        imported = await asyncio.to_thread(ordergraph, "import", "csv", "orders.csv", cwd=tmp_path)
+        assert imported.returncode == 0, imported.stdout + imported.stderr
+
+        orders = await decided_orders(shop, 2)
+        assert {ref: order["status"] for ref, order in orders.items()} == {
+            "CSV-1": "APPROVED",
+            "CSV-2": "REJECTED",  # one tote bag left
+        }
+        assert [f["rule"] for f in orders["CSV-1"]["reviewFindings"]] == rules
+
+    # No service running: the command leaves the review in the outbox, and the next
+    # start of the demo (which reads the file it wrote) runs it.
+    (tmp_path / "later.csv").write_text(csv_orders(**{"CSV-3": ("LAMP-DESK", 7)}))
+    imported = await asyncio.to_thread(ordergraph, "import", "csv", "later.csv", cwd=tmp_path)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    async with running_demo(tmp_path) as shop:
+        assert not any("Wrote" in line for line in shop.output)
+        orders = await decided_orders(shop, 3)
+        assert orders["CSV-3"]["status"] == "ON_HOLD"  # over 500.00
+
+
+@pytest.mark.parametrize("command", [["serve"], ["serve", "--demo"]])
+def test_serve_on_a_taken_port_says_so_in_one_line_before_anything_else(
+    tmp_path: Path, command: list[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = ordergraph(*command, "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: cannot listen on 127.0.0.1:{port}: the port is in use; stop what uses it "
+        "or choose another with --port\n"
+    )
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == [], "nothing is loaded or written before the check"
 
 
 async def test_two_processes_migrating_at_once_apply_each_migration_once(
