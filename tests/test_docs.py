@@ -198,7 +198,7 @@ async def demo_api(tmp_path: Path) -> AsyncIterator[Api]:
     SQLite only, as the demo is: the tour names the ids SQLite gives (PostgreSQL
     sequences skip the id a refused duplicate insert took).
     """
-    assert demo.write_config(tmp_path / "ordergraph.toml")
+    demo.write_config(tmp_path / "ordergraph.toml")
     settings = make_settings(f"sqlite:///{tmp_path}/ordergraph.db", plugins=demo.DEMO_PLUGINS)
     app = create_app(settings, on_startup=[demo.seed])
     async with LifespanManager(app) as manager:
