@@ -187,7 +187,7 @@ async def test_orders_the_command_imports_are_reviewed_by_the_running_service(
     result = await import_csv(database_url, workdir, str(path))
 
     assert result.returncode == 0, result.stderr
-    assert (await orders(api))["R-1"]["status"] == "RECEIVED"
+    # The service's runner may have reviewed it already; either way it gets decided.
     await asyncio.wait_for(api.rt.runner.drain(), 60)
     assert (await orders(api))["R-1"]["status"] == "APPROVED"
 
