@@ -20,6 +20,8 @@ from ordergraph.core.errors import DomainError, ErrorCode
 
 # Containers inside containers; a platform's order is nested 5 or 6 levels deep.
 MAX_JSON_DEPTH = 64
+# Digits of a JSON integer; ids and quantities have fewer than 20.
+MAX_INTEGER_DIGITS = 100
 
 
 class BodyTooLarge(Exception):
@@ -76,7 +78,9 @@ def load_json(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         f"The body nests arrays and objects deeper than {max_depth} levels.",
     )
     try:
-        data = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+        data = json.loads(
+            text, parse_float=Decimal, parse_int=_integer, parse_constant=_no_constant
+        )
     except RecursionError:
         raise too_deep from None  # deeper than the parser goes, so deeper than max_depth
     except ValueError as exc:
@@ -84,6 +88,13 @@ def load_json(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     if not _within(data, max_depth):
         raise too_deep
     return data
+
+
+def _integer(digits: str) -> int:
+    length = len(digits.lstrip("-"))
+    if length > MAX_INTEGER_DIGITS:
+        raise ValueError(f"an integer of {length} digits; at most {MAX_INTEGER_DIGITS} are read")
+    return int(digits)
 
 
 def _no_constant(name: str) -> Any:

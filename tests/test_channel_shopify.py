@@ -375,6 +375,18 @@ async def test_a_deeply_nested_body_is_kept_in_the_inbox_with_the_reason(api: Ap
     assert await shopify_orders(api) == []
 
 
+async def test_a_number_of_5000_digits_is_kept_in_the_inbox_with_the_reason(api: Api) -> None:
+    body = body_of(shopify_order()).replace(str(ORDER_ID).encode(), b"9" * 5000, 1)
+
+    response = await deliver(api, body, delivery_id="digits-1")
+
+    assert (response.status_code, response.json()["status"]) == (200, "rejected")
+    [entry] = await inbox(api)
+    assert [r["message"] for r in entry["reasons"]] == [
+        "The body is not JSON (an integer of 5000 digits; at most 100 are read)."
+    ]
+
+
 async def test_nesting_up_to_the_bound_is_read(api: Api) -> None:
     order = shopify_order()
     nested: Any = "deep"
