@@ -8,6 +8,13 @@ from collections.abc import AsyncIterator
 
 from starlette.requests import HTTPConnection
 
+from ordergraph.channel_input import (
+    BodyTooLarge,
+    capped_request,
+    load_json,
+    read_body,
+    read_webhook_body,
+)
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.inbox import IngestResult, find_order, ingest, remember_delivery, seen_delivery
@@ -60,6 +67,7 @@ __all__ = [
     "OPERATORS",
     "READERS",
     "SYSTEM",
+    "BodyTooLarge",
     "CustomerView",
     "DomainError",
     "ErrorCode",
@@ -90,6 +98,7 @@ __all__ = [
     "UserError",
     "approved_order_count",
     "available_stock",
+    "capped_request",
     "consume_stock",
     "customer_exposure",
     "draft_from_input",
@@ -99,9 +108,12 @@ __all__ = [
     "get_products",
     "hookimpl",
     "ingest",
+    "load_json",
     "load_order",
     "open_runtime",
     "principal_for",
+    "read_body",
+    "read_webhook_body",
     "receive_delivery",
     "record_import_error",
     "release_stock",

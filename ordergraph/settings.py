@@ -40,6 +40,9 @@ class Settings:
     outbox_retention_days: float = 7.0
     # None: every enabled review rule, in the order of the config file.
     review_rules: tuple[str, ...] | None = None
+    # Request bodies larger than these are refused (413) while they are read.
+    max_webhook_body_bytes: int = 1_000_000
+    max_upload_bytes: int = 10_000_000
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -63,6 +66,8 @@ class Settings:
             "job_retry_base_seconds": float(core.get("job_retry_base_seconds", 2.0)),
             "outbox_retention_days": float(core.get("outbox_retention_days", 7.0)),
             "review_rules": tuple(core["review_rules"]) if "review_rules" in core else None,
+            "max_webhook_body_bytes": core.get("max_webhook_body_bytes", 1_000_000),
+            "max_upload_bytes": core.get("max_upload_bytes", 10_000_000),
             "plugins": config.get("plugins", {}),
         }
         values.update(overrides)
@@ -89,7 +94,8 @@ def _check_core(path: Path, core: dict[str, Any]) -> None:
     if not isinstance(core, dict):
         raise ConfigError(f"{path}: ordergraph must be a table ([ordergraph])")
     durations = ("plugin_timeout_seconds", "job_retry_base_seconds", "outbox_retention_days")
-    known = (*durations, "review_rules")
+    sizes = ("max_webhook_body_bytes", "max_upload_bytes")
+    known = (*durations, *sizes, "review_rules")
     unknown = sorted(set(core) - set(known))
     if unknown:
         raise ConfigError(
@@ -100,6 +106,12 @@ def _check_core(path: Path, core: dict[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             unit = key.rsplit("_", 1)[1]
             raise ConfigError(f"{path}: ordergraph.{key}: expected {unit} (got {value!r})")
+    for key in sizes:
+        value = core.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(
+                f"{path}: ordergraph.{key}: expected a number of bytes (got {value!r})"
+            )
     rules = core.get("review_rules", [])
     if not isinstance(rules, list) or not all(isinstance(name, str) for name in rules):
         raise ConfigError(

@@ -206,3 +206,16 @@ async def submit(api: Api, external_id: str = "EXT-1", *, as_: str = "admin", **
     payload = data["submitOrder"]
     assert payload["errors"] == [], payload["errors"]
     return payload["order"]
+
+
+class Streamed:
+    """A request body handed to the server in chunks, counting the bytes it pulled."""
+
+    def __init__(self, body: bytes, chunk: int = 65_536) -> None:
+        self.body, self.chunk, self.pulled = body, chunk, 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for start in range(0, len(self.body), self.chunk):
+            part = self.body[start : start + self.chunk]
+            self.pulled += len(part)
+            yield part

@@ -15,19 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Api, make_settings
+from conftest import Api, Streamed, make_settings
 
-from ordergraph.settings import Settings
+from ordergraph.core import runtime
+from ordergraph.core.plugins import PluginConfigError
+from ordergraph.settings import ConfigError, Settings
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
 COMMAND_TIMEOUT = 120
 UPLOAD_LIMIT = 5000
 CONFIG = f"""
+[ordergraph]
+max_upload_bytes = {UPLOAD_LIMIT}
+
 [plugins.stock]
 enabled = true
-
-[plugins.csv]
-max_upload_bytes = {UPLOAD_LIMIT}
 """
 
 HEADER = (
@@ -71,8 +73,7 @@ query Inbox($channel: String) {
 def settings(database_url: str) -> Settings:
     """The service reviews orders with the stock rule; uploads are capped (see CONFIG)."""
     return make_settings(
-        database_url,
-        plugins={"stock": {"enabled": True}, "csv": {"max_upload_bytes": UPLOAD_LIMIT}},
+        database_url, max_upload_bytes=UPLOAD_LIMIT, plugins={"stock": {"enabled": True}}
     )
 
 
@@ -342,6 +343,62 @@ async def test_upload_takes_a_multipart_file_and_refuses_files_over_the_limit(ap
     )
     assert refused.status_code == 413
     assert set(await orders(api)) == {"M-1"}
+
+
+def multipart(text: str, boundary: str = "og-boundary") -> bytes:
+    return (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="big.csv"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
+        f"{text}\r\n--{boundary}--\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("form", [False, True], ids=["text-csv", "multipart"])
+async def test_an_upload_over_the_cap_is_refused_before_it_is_read_past_the_cap(
+    api: Api, form: bool
+) -> None:
+    rows = "".join(
+        f"B-{n},ada@example.com,,MUG,1,,EUR,Ada,1 Road,,Leeds,LS1,GB,\n" for n in range(2000)
+    )
+    streamed = Streamed(multipart(HEADER + rows) if form else (HEADER + rows).encode(), 1000)
+    content_type = "multipart/form-data; boundary=og-boundary" if form else "text/csv"
+    headers = {"Authorization": f"Bearer {api.tokens['admin']}", "Content-Type": content_type}
+
+    refused = await api.client.post("/channels/csv/upload", content=streamed, headers=headers)
+    announced = Streamed(streamed.body)
+    refused_at_once = await api.client.post(
+        "/channels/csv/upload",
+        content=announced,
+        headers=headers | {"Content-Length": str(len(announced.body))},
+    )
+
+    assert refused.status_code == 413
+    assert refused.json() == {"error": f"The body is larger than {UPLOAD_LIMIT} bytes."}
+    assert streamed.pulled <= UPLOAD_LIMIT + streamed.chunk
+    assert (refused_at_once.status_code, announced.pulled) == (413, 0)
+    assert await orders(api) == {}
+    assert await inbox(api) == []
+
+
+def test_the_upload_cap_is_a_setting_of_the_service(tmp_path: Path) -> None:
+    config = tmp_path / "ordergraph.toml"
+    env = {"ORDERGRAPH_CONFIG": str(config)}
+
+    config.write_text("[ordergraph]\nmax_upload_bytes = 2_000_000\n")
+    assert Settings.from_env(env).max_upload_bytes == 2_000_000
+    assert Settings.from_env(env).max_webhook_body_bytes == 1_000_000
+    config.write_text('[ordergraph]\nmax_upload_bytes = "big"\n')
+    with pytest.raises(
+        ConfigError, match=r"ordergraph\.max_upload_bytes: expected a number of bytes"
+    ):
+        Settings.from_env(env)
+    config.write_text("[ordergraph]\nmax_webhook_body_bytes = 0\n")
+    with pytest.raises(ConfigError, match=r"ordergraph\.max_webhook_body_bytes"):
+        Settings.from_env(env)
+    # It was a setting of the csv plugin; a config that still says so is told.
+    with pytest.raises(PluginConfigError, match=r"plugins\.csv\.max_upload_bytes: unknown"):
+        runtime.load_plugins(Settings(plugins={"csv": {"max_upload_bytes": 1}}))
 
 
 async def test_a_channel_name_keeps_external_ids_of_another_source_apart(api: Api) -> None:

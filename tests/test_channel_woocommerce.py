@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Api, make_settings
+from conftest import Api, Streamed, make_settings
 
 from ordergraph.settings import Settings
 
@@ -115,8 +115,9 @@ def sign(body: bytes, secret: str = SECRET) -> str:
 
 
 async def deliver(
-    api: Api, body: bytes, *, delivery_id: str, signature: str | None = "sign"
+    api: Api, body: bytes | Streamed, *, delivery_id: str, signature: str | None = "sign"
 ) -> httpx.Response:
+    raw = body.body if isinstance(body, Streamed) else body
     headers = {
         "Content-Type": "application/json",
         "X-WC-Webhook-Source": "https://shop.example.com/",
@@ -127,7 +128,7 @@ async def deliver(
         "X-WC-Webhook-Delivery-ID": delivery_id,
     }
     if signature is not None:
-        headers["X-WC-Webhook-Signature"] = sign(body) if signature == "sign" else signature
+        headers["X-WC-Webhook-Signature"] = sign(raw) if signature == "sign" else signature
     return await api.client.post(WEBHOOK, content=body, headers=headers)
 
 
@@ -226,3 +227,81 @@ async def test_an_invalid_order_goes_to_the_inbox_and_is_replayed_after_the_fix(
     assert replayed["errors"] == []
     assert replayed["importError"]["status"] == "imported"
     assert [order["externalId"] for order in await woo_orders(api)] == [str(ORDER_ID)]
+
+
+@pytest.mark.parametrize(
+    "shipping",
+    [{}, {key: "" for key in ("first_name", "last_name", "address_1", "city", "country")}],
+    ids=["no-shipping-fields", "blank-shipping-fields"],
+)
+async def test_an_order_without_a_shipping_address_ships_to_the_billing_address(
+    api: Api, shipping: dict[str, str]
+) -> None:
+    """Digital goods, or a shop that ships to the billing address, as WooCommerce sends them."""
+    order = woo_order()
+    order["billing"] |= {
+        "address_1": "1 Navy Yard",
+        "address_2": "Building 5",
+        "city": "Arlington",
+        "postcode": "22202",
+        "country": "US",
+    }
+    order["shipping"] = shipping
+
+    response = await deliver(api, json.dumps(order).encode(), delivery_id="1")
+
+    assert response.status_code == 201, response.text
+    [created] = await woo_orders(api)
+    assert created["shippingAddress"] == {
+        "name": "Ada Lovelace",
+        "line1": "1 Navy Yard",
+        "line2": "Building 5",
+        "city": "Arlington",
+        "postalCode": "22202",
+        "country": "US",
+        "phone": "+44 20 7946 0000",
+    }
+
+
+async def test_an_unsigned_body_that_is_no_ping_is_refused_after_a_few_bytes(api: Api) -> None:
+    streamed = Streamed(b"webhook_id=12" + b"0" * 5_000_000)
+
+    refused = await deliver(api, streamed, delivery_id="1", signature=None)
+
+    assert refused.status_code == 401
+    assert streamed.pulled <= streamed.chunk
+    assert await inbox(api) == []
+
+
+async def test_a_signed_body_over_the_cap_is_refused_and_nothing_is_stored(api: Api) -> None:
+    body = json.dumps(woo_order()).encode()
+    streamed = Streamed(body + b" " * 2_000_000)
+
+    refused = await deliver(api, streamed, delivery_id="1")
+    accepted = await deliver(api, body, delivery_id="1")
+
+    assert refused.status_code == 413
+    assert streamed.pulled <= 1_000_000 + streamed.chunk
+    assert accepted.status_code == 201, accepted.text
+    assert len(await woo_orders(api)) == 1
+
+
+async def test_a_long_delivery_id_and_a_reused_one_are_answered_right(api: Api) -> None:
+    long_id = "9" * 250
+    first, second = json.dumps(woo_order()).encode(), json.dumps(woo_order(728)).encode()
+
+    answers = [
+        await deliver(api, first, delivery_id=long_id),
+        await deliver(api, first, delivery_id=long_id),
+        await deliver(api, second, delivery_id=long_id),
+        await deliver(api, second, delivery_id=long_id),
+    ]
+
+    assert [(r.status_code, r.json()["status"]) for r in answers] == [
+        (201, "created"),
+        (200, "duplicate"),
+        (201, "created"),
+        (200, "duplicate"),
+    ]
+    assert sorted(order["externalId"] for order in await woo_orders(api)) == ["727", "728"]
+    assert await inbox(api) == []

@@ -174,6 +174,23 @@ async def test_replaying_an_unknown_entry_says_so(api: Api) -> None:
     assert [(e["field"], e["code"]) for e in replayed["errors"]] == [("id", "NOT_FOUND")]
 
 
+async def test_an_external_id_longer_than_the_reference_column_is_kept_under_its_digest(
+    api: Api,
+) -> None:
+    """PostgreSQL enforces Varchar(200), SQLite does not: both keep the same entry."""
+    long_id = "L" * 250
+    text = HEADER + f"{long_id},ada@example.com,MUG,1,EUR,Ada,1 Road,Leeds,LS1 1AA,GB\n"
+
+    answers = [(await upload(api, text)).json() for _ in range(2)]
+
+    assert [a["rejected"] for a in answers] == [1, 1]
+    [entry] = await entries(api)
+    assert entry["reference"] == "sha256:" + hashlib.sha256(long_id.encode()).hexdigest()
+    assert [r["field"] for r in entry["reasons"]] == ["externalId"]  # longer than 128
+    assert entry["attempts"] == 2
+    assert {a["orders"][0]["import_error_id"] for a in answers} == {int(entry["id"])}
+
+
 async def test_ten_concurrent_uploads_of_a_rejected_order_keep_one_entry(api: Api) -> None:
     responses = await asyncio.gather(*(upload(api, UNKNOWN_SKU_CSV) for _ in range(10)))
 
@@ -263,3 +280,19 @@ async def test_the_channel_example_of_the_docs_imports_dedupes_and_replays(acme:
     assert (redelivered.status_code, redelivered.json()["status"]) == (200, "duplicate")
     assert redelivered.json()["order"] == replayed["order"]["number"]
     assert await order_count(acme) == 1
+
+
+async def test_the_channel_example_bounds_what_it_reads(acme: Api) -> None:
+    too_large = json.dumps({"order_ref": "AC-2", "pad": "x" * 1_000_000}).encode()
+    deep = b"[" * 100_000
+
+    refused = await acme_delivery(acme, too_large, "4")
+    kept = await acme_delivery(acme, deep, "5")
+
+    assert refused.status_code == 413
+    assert (kept.status_code, kept.json()["status"]) == (200, "rejected")
+    [entry] = await entries(acme)
+    assert entry["reference"] == "sha256:" + hashlib.sha256(deep).hexdigest()
+    assert [r["message"] for r in entry["reasons"]] == [
+        "The body nests arrays and objects deeper than 64 levels."
+    ]

@@ -71,8 +71,35 @@ async def parse(rt: Runtime, channel: str, payload: str) -> OrderDraft:
     return result.values[0]
 
 
+# import_errors.reference and webhook_deliveries.delivery_id hold this many characters.
+KEY_LENGTH = 200
+
+
+def storable_key(value: str) -> str:
+    """``value`` when a key column holds it on both databases, else a fixed-length digest.
+
+    A reference or delivery id only has to identify its input again, and the digest of a
+    longer one (or of one with control characters, which PostgreSQL may refuse) does that
+    as well: a platform that sends such an id still gets the same answer on every retry.
+    """
+    if len(value) <= KEY_LENGTH and value.isprintable():
+        return value
+    return "sha256:" + _digest(value)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def storable_payload(payload: str) -> str:
+    """The payload as both databases keep it: PostgreSQL text cannot hold NUL, which no
+    readable payload contains, so it becomes U+FFFD like the body's invalid UTF-8 did."""
+    return payload.replace("\x00", "\ufffd")
+
+
 async def record(channel: str, reference: str, payload: str, problems: list[Problem]) -> int:
     """Keep a rejected payload (or refresh the open entry with the same reference)."""
+    reference, payload = storable_key(reference), storable_payload(payload)
     try:
         return await _record_once(channel, reference, payload, problems)
     except Exception as exc:
@@ -112,6 +139,7 @@ async def ingest(
     rt: Runtime, channel: str, reference: str, payload: str, principal: Principal
 ) -> IngestResult:
     """Parse, validate and submit a payload; keep it in the inbox when it is rejected."""
+    reference = storable_key(reference)
     try:
         result = await submit_order(rt, await parse(rt, channel, payload), principal)
     except DomainError as error:
@@ -136,24 +164,40 @@ async def replay(rt: Runtime, entry_id: int, principal: Principal) -> IngestResu
 
 async def find_order(channel: str, external_id: str) -> OrderView | None:
     """The order a channel already imported under ``external_id``, if any."""
+    external_id = external_id.strip()
+    if "\x00" in external_id:
+        return None  # no order has one (and PostgreSQL refuses to compare it)
     row = (
         await Order.select(Order.id)
-        .where((Order.channel == channel) & (Order.external_id == external_id.strip()))
+        .where((Order.channel == channel) & (Order.external_id == external_id))
         .first()
     )
     return await load_order(row["id"]) if row else None
 
 
-async def seen_delivery(channel: str, delivery_id: str) -> bool:
-    return await WebhookDelivery.exists().where(
-        (WebhookDelivery.channel == channel) & (WebhookDelivery.delivery_id == delivery_id)
+def _delivery(channel: str, delivery_id: str, payload: str) -> Any:
+    return (
+        (WebhookDelivery.channel == channel)
+        & (WebhookDelivery.delivery_id == storable_key(delivery_id))
+        & (WebhookDelivery.body_sha256 == _digest(payload))
     )
 
 
-async def remember_delivery(channel: str, delivery_id: str) -> bool:
-    """Note a handled delivery id; False when it was noted already."""
+async def seen_delivery(channel: str, delivery_id: str, payload: str) -> bool:
+    """Whether this delivery (its id and its body) was handled before."""
+    return await WebhookDelivery.exists().where(_delivery(channel, delivery_id, payload))
+
+
+async def remember_delivery(channel: str, delivery_id: str, payload: str) -> bool:
+    """Note a handled delivery (its id and its body); False when it was noted already."""
     try:
-        await WebhookDelivery.insert(WebhookDelivery(channel=channel, delivery_id=delivery_id))
+        await WebhookDelivery.insert(
+            WebhookDelivery(
+                channel=channel,
+                delivery_id=storable_key(delivery_id),
+                body_sha256=_digest(payload),
+            )
+        )
     except Exception as exc:
         if not is_unique_violation(exc):
             raise
@@ -173,17 +217,20 @@ async def receive(
     """Ingest one delivery of a webhook channel exactly once.
 
     An order already imported under ``external_id`` answers ``duplicate``, and a
-    delivery id handled before answers with its inbox entry, without work; concurrent
-    identical deliveries meet at the unique (channel, external id) of orders. The
-    inbox reference is the external id (the delivery id, or a hash of the payload,
-    when the payload has none). The delivery id is remembered only after the payload
-    was stored (as an order or in the inbox), so a crash in between makes the
-    platform's retry do the work rather than lose the delivery.
+    delivery handled before (the same delivery id with the same body) answers with its
+    inbox entry, without work; concurrent identical deliveries meet at the unique
+    (channel, external id) of orders. A delivery id used before with another body is a
+    new delivery: it is imported, or kept in the inbox, like any other. The inbox
+    reference is the external id (or the digest of the payload, when the payload has
+    none); a reference or delivery id longer than a key column is kept as its digest.
+    The delivery is remembered only after the payload was stored (as an order or in the
+    inbox), so a crash in between makes the platform's retry do the work rather than
+    lose the delivery.
     """
-    reference = external_id or delivery_id or hashlib.sha256(payload.encode()).hexdigest()
+    reference = storable_key(external_id or "sha256:" + _digest(payload))
     # Delivery first, then order: a delivery is remembered only after its order (or
     # inbox entry) committed, so an order stored by a concurrent copy is seen here.
-    seen = bool(delivery_id) and await seen_delivery(channel, delivery_id)
+    seen = bool(delivery_id) and await seen_delivery(channel, delivery_id, payload)
     existing = await find_order(channel, external_id) if external_id else None
     if seen and existing is None:
         entry = (
@@ -197,7 +244,7 @@ async def receive(
     else:
         result = await ingest(rt, channel, reference, payload, principal)
     if delivery_id:
-        await remember_delivery(channel, delivery_id)
+        await remember_delivery(channel, delivery_id, payload)
     return result
 
 

@@ -137,10 +137,11 @@ class ImportError_(Table, tablename="import_errors"):
 
 
 class WebhookDelivery(Table, tablename="webhook_deliveries"):
-    """Delivery ids already handled, so a redelivered webhook is answered without work."""
+    """Deliveries already handled (id and body), so a redelivery is answered without work."""
 
     channel = Varchar(length=32)
     delivery_id = Varchar(length=200)
+    body_sha256 = Varchar(length=64, default="")
     received_at = Timestamptz(default=TimestamptzNow())
 
 

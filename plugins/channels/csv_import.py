@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ordergraph.plugin_api import (
+    BodyTooLarge,
     DomainError,
     ErrorCode,
     LineDraft,
@@ -37,7 +38,7 @@ from ordergraph.plugin_api import (
     Role,
     Runtime,
     ServiceSettings,
-    Setting,
+    capped_request,
     find_order,
     hookimpl,
     ingest,
@@ -460,32 +461,21 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
 
 
 async def _read_upload(request: Request, limit: int) -> bytes:
-    """The CSV of a ``text/csv`` body or of a multipart field named ``file``."""
-    too_large = UploadError(413, f"The upload is larger than {limit} bytes.")
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise too_large
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        async with request.form(max_files=1, max_fields=10, max_part_size=limit) as form:
-            value = form.get("file")
-            if isinstance(value, UploadFile):
-                data = await value.read(limit + 1)
-            elif isinstance(value, str):
-                data = value.encode()
-            else:
-                raise UploadError(400, "Send the CSV in a multipart field named file.")
-    else:
-        data = b""
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > limit:
-                raise too_large
-    if len(data) > limit:
-        raise too_large
-    return data
+    """The CSV of a ``text/csv`` body or of a multipart field named ``file``; raises
+    ``BodyTooLarge`` once the body passes ``limit`` bytes, without reading further."""
+    request = capped_request(request, limit)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await request.body()
+    async with request.form(max_files=1, max_fields=10, max_part_size=limit) as form:
+        value = form.get("file")
+        if isinstance(value, UploadFile):
+            return await value.read()
+        if isinstance(value, str):
+            return value.encode()
+    raise UploadError(400, "Send the CSV in a multipart field named file.")
 
 
-def _upload_route(settings: dict[str, Any]) -> Route:
+def _upload_route() -> Route:
     async def upload(request: Request) -> JSONResponse:
         """Import an uploaded CSV file; the answer is the import summary."""
         principal = await principal_for(request.headers.get("authorization"))
@@ -498,14 +488,17 @@ def _upload_route(settings: dict[str, Any]) -> Route:
         if principal.role not in UPLOADERS:
             return _error(403, f"The {principal.role} role may not upload orders.")
         try:
-            data = await _read_upload(request, settings["max_upload_bytes"])
+            rt = runtime_of(request)
+            data = await _read_upload(request, rt.settings.max_upload_bytes)
             summary = await import_csv(
-                runtime_of(request),
+                rt,
                 data,
                 channel=request.query_params.get("channel", CHANNEL),
                 principal=principal,
                 dry_run=request.query_params.get("dry_run", "").lower() in ("1", "true", "yes"),
             )
+        except BodyTooLarge as exc:
+            return exc.response()
         except UploadError as exc:
             return _error(exc.status, str(exc))
         except CsvFileError as exc:
@@ -523,14 +516,6 @@ def plugin_info() -> PluginInfo:
     return PluginInfo(
         category="channel",
         description=f"Orders from CSV files: `ordergraph import csv FILE` and POST {UPLOAD_PATH}.",
-        settings=(
-            Setting(
-                "max_upload_bytes",
-                int,
-                default=10_000_000,
-                description=f"The largest file POST {UPLOAD_PATH} accepts.",
-            ),
-        ),
         enabled_by_default=True,
     )
 
@@ -560,8 +545,8 @@ def register_commands(commands: Any) -> None:
 
 
 @hookimpl
-def http_routes(settings: dict[str, Any]) -> list[Route]:
-    return [_upload_route(settings)]
+def http_routes() -> list[Route]:
+    return [_upload_route()]
 
 
 @hookimpl

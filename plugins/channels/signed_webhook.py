@@ -8,15 +8,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import logging
-from decimal import Decimal
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ordergraph.plugin_api import DomainError, ErrorCode, Principal, receive_delivery, runtime_of
+from ordergraph.plugin_api import (
+    BodyTooLarge,
+    DomainError,
+    ErrorCode,
+    Principal,
+    load_json,
+    read_webhook_body,
+    receive_delivery,
+    runtime_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +46,7 @@ def joined(*parts: Any) -> str:
 
 def read_payload(payload: str) -> dict[str, Any]:
     """The JSON object of a webhook body; amounts stay exact (``Decimal``, never float)."""
-    try:
-        data = json.loads(payload, parse_float=Decimal)
-    except ValueError:
-        raise DomainError.of(ErrorCode.INVALID_VALUE, "The body is not JSON.") from None
+    data = load_json(payload)
     if not isinstance(data, dict):
         raise DomainError.of(ErrorCode.INVALID_VALUE, "The body is not a JSON object.")
     return data
@@ -57,17 +61,41 @@ def order_id_of(payload: str) -> str | None:
     return order_id or None
 
 
+def unsigned(signature_header: str) -> JSONResponse:
+    """401; the connection is closed, since the body may not have been read."""
+    return JSONResponse(
+        {"error": f"The {signature_header} signature is missing or wrong."},
+        status_code=401,
+        headers={"Connection": "close"},
+    )
+
+
 async def receive_signed(
     request: Request,
-    body: bytes,
     *,
+    secret: str,
+    signature_header: str,
     channel: str,
     principal: Principal,
     topic: str,
     topic_header: str,
     delivery_header: str,
 ) -> JSONResponse:
-    """Import a delivery whose signature was checked: once, however often it comes."""
+    """Import a signed delivery: once, however often it comes.
+
+    Without a signature nothing is read (401); a body over ``max_webhook_body_bytes`` is
+    refused (413) before more than that is read; a wrong signature is 401. Nothing is
+    stored or remembered for any of them.
+    """
+    signature = request.headers.get(signature_header)
+    if not signature:
+        return unsigned(signature_header)
+    try:
+        body = await read_webhook_body(request)
+    except BodyTooLarge as exc:
+        return exc.response()
+    if not signature_is_valid(secret, body, signature):
+        return unsigned(signature_header)
     received = request.headers.get(topic_header, topic)
     if received != topic:
         log.warning("%s: ignored a %s delivery; subscribe only to %s", channel, received, topic)
