@@ -23,13 +23,10 @@ $(GRAPHIQL)/node_modules/.package-lock.json: $(GRAPHIQL)/package.json $(GRAPHIQL
 
 # The example third-party plugin the tests find through its entry point. It goes into
 # build/test-plugins, which only the tests put on their path, so that `ordergraph plugins`
-# does not list it; a copy an older `make test` put into .venv is removed.
+# does not list it.
 $(TEST_PLUGINS)/.installed: tests/plugin_pkg/pyproject.toml $(wildcard tests/plugin_pkg/ordergraph_example_plugin/*.py) $(BIN)/ordergraph
 	rm -rf $(TEST_PLUGINS)
 	$(BIN)/pip install --quiet --no-deps --target $(TEST_PLUGINS) tests/plugin_pkg
-	if $(BIN)/pip show --quiet ordergraph-example-plugin 2>/dev/null; then \
-	  $(BIN)/pip uninstall --quiet --yes ordergraph-example-plugin; fi
-	rm -f $(VENV)/.example-plugin
 	touch $@
 
 # tests/test_graphiql.py drives Debian's chromium; CI runs as root and installs it.
@@ -39,7 +36,10 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive apt-get install --yes --quiet chromium
 
 .PHONY: install demo test lint
+# Earlier versions installed the example plugin into .venv (marked by .example-plugin).
 install: $(BIN)/ordergraph $(GRAPHIQL)/node_modules/.package-lock.json
+	@if [ -e $(VENV)/.example-plugin ]; then \
+	  $(BIN)/pip uninstall --quiet --yes ordergraph-example-plugin && rm $(VENV)/.example-plugin; fi
 
 demo: install
 	$(BIN)/ordergraph serve --demo --host $(HOST) --port $(PORT)
