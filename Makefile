@@ -1,7 +1,12 @@
 # The two Quickstart commands: `make demo` and `make test`. Each installs what it needs.
 PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
+GRAPHIQL := ordergraph/graphiql
+TEST_PLUGINS := build/test-plugins
+CHROMIUM := /usr/bin/chromium
 
 $(BIN)/ordergraph: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -9,18 +14,37 @@ $(BIN)/ordergraph: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-# The example third-party plugin the tests install through its entry point.
-$(VENV)/.example-plugin: tests/plugin_pkg/pyproject.toml $(BIN)/ordergraph
-	$(BIN)/pip install --quiet -e tests/plugin_pkg
+# GraphiQL's browser files (React, GraphiQL), the npm packages its package-lock.json pins;
+# the service serves them itself at /graphiql/.
+$(GRAPHIQL)/node_modules/.package-lock.json: $(GRAPHIQL)/package.json $(GRAPHIQL)/package-lock.json
+	@command -v npm >/dev/null || { echo "GraphiQL's files are installed with npm: install Node.js and npm, then run make again" >&2; exit 1; }
+	cd $(GRAPHIQL) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The example third-party plugin the tests find through its entry point. It goes into
+# build/test-plugins, which only the tests put on their path, so that `ordergraph plugins`
+# does not list it.
+$(TEST_PLUGINS)/.installed: tests/plugin_pkg/pyproject.toml $(wildcard tests/plugin_pkg/ordergraph_example_plugin/*.py) $(BIN)/ordergraph
+	rm -rf $(TEST_PLUGINS)
+	$(BIN)/pip install --quiet --no-deps --target $(TEST_PLUGINS) tests/plugin_pkg
+	touch $@
+
+# tests/test_graphiql.py drives Debian's chromium; CI runs as root and installs it.
+$(CHROMIUM):
+	@[ "$$(id -u)" = 0 ] || { echo "the browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install --yes --quiet chromium
+
 .PHONY: install demo test lint
-install: $(BIN)/ordergraph
+# Earlier versions installed the example plugin into .venv (marked by .example-plugin).
+install: $(BIN)/ordergraph $(GRAPHIQL)/node_modules/.package-lock.json
+	@if [ -e $(VENV)/.example-plugin ]; then \
+	  $(BIN)/pip uninstall --quiet --yes ordergraph-example-plugin && rm $(VENV)/.example-plugin; fi
 
 demo: install
-	$(BIN)/ordergraph serve --demo
+	$(BIN)/ordergraph serve --demo --host $(HOST) --port $(PORT)
 
-test: install $(VENV)/.example-plugin
+test: install $(TEST_PLUGINS)/.installed $(CHROMIUM)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

@@ -8,12 +8,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from ordergraph import graphiql
 from ordergraph.core import db, runtime
 from ordergraph.core.runtime import Runtime
 from ordergraph.graphql.context import Context, principal_for
@@ -30,6 +31,10 @@ class GraphQLApp(GraphQL):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.rt = rt
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """The GraphiQL page whose files this service serves itself, not a CDN."""
+        return graphiql.page()
 
     async def get_context(self, request: HTTPConnection, response: Any = None) -> Context:
         principal = await principal_for(request.headers.get("authorization"))
@@ -76,6 +81,8 @@ def create_app(
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
     ]
+    if not settings.production:
+        routes += graphiql.routes
     for _, plugin_routes in rt.plugins.call_sync("http_routes").results:
         routes += plugin_routes
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -26,6 +28,12 @@ from ordergraph.core import auth, db, migrations
 from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
 from ordergraph.core.runtime import Runtime
 from ordergraph.settings import Settings
+
+# `make test` installs the example plugin (tests/plugin_pkg) here, for the tests and the
+# processes they start only: `ordergraph plugins` in .venv does not see it.
+TEST_PLUGINS = str(Path(__file__).resolve().parent.parent / "build" / "test-plugins")
+sys.path.insert(0, TEST_PLUGINS)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [TEST_PLUGINS, os.getenv("PYTHONPATH")]))
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

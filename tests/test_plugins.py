@@ -1,8 +1,9 @@
 """The plugin system end to end.
 
-The example plugin in ``tests/plugin_pkg`` is a real distribution that ``make install``
-installs into the virtualenv, so it is found through the ``ordergraph.plugins`` entry point
-as any third-party package is. Other tests use small plugin objects defined here.
+The example plugin in ``tests/plugin_pkg`` is a real distribution that ``make test``
+installs into ``build/test-plugins`` (on the tests' path, see conftest.py), so it is found
+through the ``ordergraph.plugins`` entry point as any third-party package is. Other tests
+use small plugin objects defined here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import ordergraph_example_plugin  # installed by `make install` (pip install -e tests/plugin_pkg)
+import ordergraph_example_plugin  # installed by `make test` into build/test-plugins
 import pytest
 import strawberry
 from conftest import SUBMIT, Api, make_settings, order_input, serve_api, submit
