@@ -10,11 +10,13 @@ from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from ordergraph import graphiql
+from ordergraph.channel_input import BodyTooLarge, read_body
 from ordergraph.core import db, runtime
 from ordergraph.core.runtime import Runtime
 from ordergraph.graphql.context import Context, principal_for
@@ -32,6 +34,24 @@ class GraphQLApp(GraphQL):
         )
         self.rt = rt
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read a POST body only up to ``[ordergraph] max_graphql_body_bytes``, then hand
+        it to strawberry, which reads bodies whole."""
+        if scope["type"] == "http" and scope["method"] == "POST":
+            limit = self.rt.settings.max_graphql_body_bytes
+            try:
+                body = await read_body(Request(scope, receive), limit)
+            except BodyTooLarge as exc:
+                refusal = JSONResponse(
+                    {"errors": [{"message": str(exc), "extensions": {"code": "TOO_LARGE"}}]},
+                    status_code=413,
+                    headers={"Connection": "close"},
+                )
+                await refusal(scope, receive, send)
+                return
+            receive = _replay(body, receive)
+        await super().__call__(scope, receive, send)
+
     async def render_graphql_ide(self, request: Request) -> Response:
         """The GraphiQL page whose files this service serves itself, not a CDN."""
         return graphiql.page()
@@ -48,6 +68,21 @@ class GraphQLApp(GraphQL):
             context.principal = await principal_for(str(authorization))
         if context.principal is None:
             raise ConnectionRejectionError({"message": "Authentication required."})
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` as one message, then the client's own messages
+    (its disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 async def health(request: Request) -> JSONResponse:

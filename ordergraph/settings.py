@@ -43,6 +43,7 @@ class Settings:
     # Request bodies larger than these are refused (413) while they are read.
     max_webhook_body_bytes: int = 1_000_000
     max_upload_bytes: int = 10_000_000
+    max_graphql_body_bytes: int = 1_000_000
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -68,6 +69,7 @@ class Settings:
             "review_rules": tuple(core["review_rules"]) if "review_rules" in core else None,
             "max_webhook_body_bytes": core.get("max_webhook_body_bytes", 1_000_000),
             "max_upload_bytes": core.get("max_upload_bytes", 10_000_000),
+            "max_graphql_body_bytes": core.get("max_graphql_body_bytes", 1_000_000),
             "plugins": config.get("plugins", {}),
         }
         values.update(overrides)
@@ -94,7 +96,7 @@ def _check_core(path: Path, core: dict[str, Any]) -> None:
     if not isinstance(core, dict):
         raise ConfigError(f"{path}: ordergraph must be a table ([ordergraph])")
     durations = ("plugin_timeout_seconds", "job_retry_base_seconds", "outbox_retention_days")
-    sizes = ("max_webhook_body_bytes", "max_upload_bytes")
+    sizes = ("max_webhook_body_bytes", "max_upload_bytes", "max_graphql_body_bytes")
     known = (*durations, *sizes, "review_rules")
     unknown = sorted(set(core) - set(known))
     if unknown:
