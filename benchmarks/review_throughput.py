@@ -7,7 +7,9 @@ server of TEST_POSTGRES_URL) it builds the runtime with the four built-in review
 on (credit_limit, stock, price_policy, manual_review, with settings every order passes),
 submits N orders of 3 lines through ``submit_order`` (what every channel calls) from C
 concurrent tasks while the embedded job runner reviews them, and stops the clock when
-the outbox is drained and every order is APPROVED with its stock reserved.
+the outbox is drained and every order is APPROVED with its stock reserved. It also
+counts, per order, every statement the process sent to the database meanwhile
+(``db.count_statements``: BEGIN, COMMIT and the job runner's included).
 
 The floor, in the same run, on the same database, from as many concurrent tasks, is
 the same rows written with the plain driver (asyncpg with the service's pool size,
@@ -37,7 +39,7 @@ import aiosqlite
 import asyncpg
 from submit_orders import ADDRESS, fresh_database, markdown_table
 
-from ordergraph.core import runtime
+from ordergraph.core import db, runtime
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
 from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
@@ -92,6 +94,7 @@ class Result:
     orders: int
     concurrency: int
     pipeline_seconds: float
+    statements_per_order: float
     floor_seconds: float
     rows_per_order: dict[str, float]
 
@@ -312,33 +315,38 @@ async def check_floor(orders: int) -> None:
 
 
 async def run(backend: str, orders: int, concurrency: int) -> Result:
-    async with fresh_database(backend) as url:
-        rt = runtime.build(Settings(database_url=url, plugins=RULES))
-        await rt.open(run_jobs=True)
-        try:
-            customer_id = await seed(orders)
-            await pipeline(rt, "warm", WARM_UP, concurrency)
-            await OutboxJob.delete(force=True)  # the rows per order count the measured run
-            pipeline_seconds = await pipeline(rt, "bench", orders, concurrency)
-            rows = await check_decided("bench", orders)
-            floor = postgres_floor if backend == "postgresql" else sqlite_floor
-            async with floor(url, customer_id) as one:
-                floor_seconds = await concurrently(orders, concurrency, one)
-            await check_floor(orders)
-        finally:
-            await rt.close()
-    return Result(backend, orders, concurrency, pipeline_seconds, floor_seconds, rows)
+    # Counting from before the job runner starts counts its statements too.
+    with db.count_statements() as log:
+        async with fresh_database(backend) as url:
+            rt = runtime.build(Settings(database_url=url, plugins=RULES))
+            await rt.open(run_jobs=True)
+            try:
+                customer_id = await seed(orders)
+                await pipeline(rt, "warm", WARM_UP, concurrency)
+                await OutboxJob.delete(force=True)  # the rows per order count the measured run
+                counted = log.count
+                pipeline_seconds = await pipeline(rt, "bench", orders, concurrency)
+                statements = (log.count - counted) / orders
+                rows = await check_decided("bench", orders)
+                floor = postgres_floor if backend == "postgresql" else sqlite_floor
+                async with floor(url, customer_id) as one:
+                    floor_seconds = await concurrently(orders, concurrency, one)
+                await check_floor(orders)
+            finally:
+                await rt.close()
+    return Result(backend, orders, concurrency, pipeline_seconds, statements, floor_seconds, rows)
 
 
 def table(results: list[Result]) -> str:
-    header = ("backend", "orders", "tasks", "pipeline s", "pipeline orders/s", "floor s",
-              "floor orders/s", "pipeline / floor")  # fmt: skip
+    header = ("backend", "orders", "tasks", "pipeline s", "statements / order",
+              "pipeline orders/s", "floor s", "floor orders/s", "pipeline / floor")  # fmt: skip
     rows = [
         (
             r.backend,
             str(r.orders),
             str(r.concurrency),
             f"{r.pipeline_seconds:.2f}",
+            f"{r.statements_per_order:.1f}",
             f"{r.pipeline_rate:.1f}",
             f"{r.floor_seconds:.2f}",
             f"{r.floor_rate:.1f}",
