@@ -19,6 +19,7 @@ from conftest import Api, Streamed, make_settings
 
 from ordergraph.core import runtime
 from ordergraph.core.plugins import PluginConfigError
+from ordergraph.core.tables import OutboxJob
 from ordergraph.settings import ConfigError, Settings
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
@@ -188,9 +189,11 @@ async def test_orders_the_command_imports_are_reviewed_by_the_running_service(
     result = await import_csv(database_url, workdir, str(path))
 
     assert result.returncode == 0, result.stderr
-    # The service's runner may have reviewed it already; either way it gets decided.
+    # The service's runner may already be at work: the order is RECEIVED or decided.
     await asyncio.wait_for(api.rt.runner.drain(), 60)
     assert (await orders(api))["R-1"]["status"] == "APPROVED"
+    review = await OutboxJob.select(OutboxJob.status).where(OutboxJob.name == "review_order")
+    assert review == [{"status": "done"}]
 
 
 async def test_dry_run_checks_every_order_and_stores_nothing(

@@ -277,10 +277,10 @@ def test_a_plugin_job_may_not_replace_a_core_job(tmp_path):
         async def hijack(payload: dict[str, Any]) -> None:
             pass
 
-        return {"publish_order_event": hijack}
+        return {"run_order_event_hooks": hijack}
 
     plugin = SimpleNamespace(register_jobs=register_jobs)
-    with pytest.raises(PluginConfigError, match="publish_order_event"):
+    with pytest.raises(PluginConfigError, match="run_order_event_hooks"):
         build(
             make_settings(f"sqlite:///{tmp_path}/og.db", plugins={"thief": {"enabled": True}}),
             installed_plugins={"thief": plugin},

@@ -15,8 +15,19 @@ from conftest import Api, make_settings, serve_api, submit
 import plugins.channels.web
 import plugins.review_rules.stock
 from ordergraph.app import create_app
+from ordergraph.core.auth import Principal, Role
 from ordergraph.core.plugins import PluginConfigError
-from ordergraph.plugin_api import Finding, OrderView, PluginInfo, Transition, hookimpl
+from ordergraph.core.runtime import Runtime
+from ordergraph.core.tables import OutboxJob
+from ordergraph.core.transitions import transition_order
+from ordergraph.plugin_api import (
+    Finding,
+    OrderEventView,
+    OrderView,
+    PluginInfo,
+    Transition,
+    hookimpl,
+)
 
 ORDER = """
 query Order($id: ID!) {
@@ -125,6 +136,69 @@ async def test_with_no_rule_enabled_orders_wait_in_received(database_url: str) -
 
         assert found["status"] == "RECEIVED"
         assert found["reviewFindings"] == []
+
+
+async def test_a_cancellation_while_the_rules_run_wins_and_the_review_writes_nothing(
+    database_url: str,
+) -> None:
+    """The review decides the order as it read it: start_review and the decision are
+    written together, only if nobody changed the order in between."""
+    running: dict[str, Runtime] = {}
+
+    async def cancel_meanwhile(order: OrderView) -> Finding:
+        await transition_order(running["rt"], order.id, "cancel", Principal(Role.STAFF, "sam"))
+        return Finding(outcome="pass", code="SLOW", message="Took its time.")
+
+    installed = with_web(slow=rule_plugin("slow", cancel_meanwhile))
+    async with shop(database_url, rules(slow={}), installed=installed) as api:
+        running["rt"] = api.rt
+        found = await reviewed(api, "CANCELLED-1")
+
+        assert found["status"] == "CANCELLED"
+        assert found["reviewFindings"] == []
+        assert [(e["fromStatus"], e["toStatus"]) for e in found["events"]] == [
+            (None, "RECEIVED"),
+            ("RECEIVED", "CANCELLED"),
+        ]
+
+
+class Notifier:
+    """A plugin that records every event ``notify`` is called with."""
+
+    def __init__(self) -> None:
+        self.events: list[OrderEventView] = []
+
+    @hookimpl
+    def plugin_info(self) -> PluginInfo:
+        return PluginInfo(category="other", description="records notifications")
+
+    @hookimpl
+    def notify(self, order: OrderView, event: OrderEventView) -> None:
+        assert order.id == event.order_id
+        self.events.append(event)
+
+
+async def test_events_get_outbox_jobs_only_when_a_plugin_handles_them(database_url: str) -> None:
+    async with shop(
+        database_url, rules(stock={}), installed=with_web(stock=plugins.review_rules.stock)
+    ) as api:
+        found = await reviewed(api, "QUIET-1")
+        jobs = await OutboxJob.select(OutboxJob.name, OutboxJob.status)
+
+        assert found["status"] == "APPROVED"
+        assert jobs == [{"name": "review_order", "status": "done"}]
+
+    notifier = Notifier()
+    installed = with_web(stock=plugins.review_rules.stock, notifier=notifier)
+    async with shop(database_url, rules(stock={}, notifier={}), installed=installed) as api:
+        found = await reviewed(api, "TOLD-1")
+        jobs = await OutboxJob.select(OutboxJob.name).where(OutboxJob.status == "done")
+
+        assert sorted(job["name"] for job in jobs).count("run_order_event_hooks") == 3
+        # Each job carried its event: what the plugin was told is the timeline.
+        assert [(e.type, e.from_status, e.to_status) for e in notifier.events] == [
+            (e["type"], e["fromStatus"], e["toStatus"]) for e in found["events"]
+        ]
 
 
 # -- The manual review queue ----------------------------------------------------------------

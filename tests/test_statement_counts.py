@@ -1,24 +1,66 @@
-"""Round trips to the database do not grow with the size of an order or of a page."""
+"""Round trips to the database do not grow with the size of an order, of a page, or
+with the number of review rules.
+
+``db.count_statements`` counts what reaches the server: every statement, BEGIN and
+COMMIT, and whatever a connection pool sends when a connection goes back to it.
+"""
 
 from __future__ import annotations
 
-from conftest import ADDRESS, Api
+from decimal import Decimal
+from typing import Any
+
+from conftest import ADDRESS, Api, make_settings, serve_api, submit
 
 from ordergraph.core import db
 from ordergraph.core.auth import Principal, Role
+from ordergraph.core.jobs import EmbeddedRunner
+from ordergraph.core.masterdata import ProductData, upsert_products
 from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
+from ordergraph.plugin_api import (
+    Finding,
+    OrderView,
+    approved_order_count,
+    available_stock,
+    customer_exposure,
+    get_customer,
+    get_products,
+    hookimpl,
+)
+from plugins.channels import web
+from plugins.review_rules import credit_limit, manual_review, price_policy, stock
 
 ADMIN = Principal(Role.ADMIN, "counter")
 
 # Submitting an existing customer's order, whatever its number of lines:
 #   1. SELECT the customer by e-mail
 #   2. SELECT every product of the order's SKUs at once
-#   3. INSERT the order (RETURNING its row)
-#   4. INSERT all its lines in one statement
-#   5. INSERT the "submitted" event
-#   6. INSERT the event's outbox jobs in one statement
-# (BEGIN and COMMIT are not counted: the engine sends them outside its query path.)
-SUBMIT_STATEMENTS = 6
+#   3. BEGIN
+#   4. INSERT the order (RETURNING its row)
+#   5. INSERT all its lines in one statement
+#   6. INSERT the "submitted" event (no plugin handles events: no outbox job)
+#   7. COMMIT
+SUBMIT_STATEMENTS = ["SELECT", "SELECT", "BEGIN", "INSERT", "INSERT", "INSERT", "COMMIT"]
+
+# From submitOrder requests to the review decisions, the four rules on, per order:
+#   the request (10)
+#    1. SELECT the token (authentication)
+#    2-3. SELECT the customer, SELECT the products (validation)
+#    4-9. BEGIN, INSERT order, INSERT lines, INSERT event, INSERT the review job, COMMIT
+#    10. SELECT the lines for the response
+#   the job runner, as it is today (2, and 4 per pass: purge, SELECT due jobs, twice more
+#   to see the outbox drained)
+#    11. UPDATE the review job to claim it
+#    12. UPDATE the review job to finish it
+#   the review (8)
+#    13. SELECT the order with its lines, its last review round, its customer and the
+#        products of its lines (what rules look up first)
+#    14. SELECT the customer's exposure, once for every rule
+#    15-20. BEGIN, UPDATE the order (start_review and the decision), UPDATE the stock of
+#           every SKU, INSERT the findings, INSERT both events, COMMIT
+DECIDE_STATEMENTS_PER_ORDER = 20
+RUNNER_STATEMENTS_PER_PASS = 4
+DECIDE_LIMIT = 25
 
 # One page of orders with their lines and customers through GraphQL:
 #   1. SELECT the token (authentication)
@@ -29,6 +71,9 @@ SUBMIT_STATEMENTS = 6
 PAGE_STATEMENTS = 5
 
 PAGE = "{ orders(first: 50) { edges { node { number lines { sku } customer { email } } } } }"
+SKUS = [f"SKU-{i:02d}" for i in range(1, 21)]
+FOUR_RULES = {"credit_limit": credit_limit, "stock": stock, "price_policy": price_policy,
+              "manual_review": manual_review}  # fmt: skip
 
 
 def draft(external_id: str, lines: int) -> OrderDraft:
@@ -40,6 +85,10 @@ def draft(external_id: str, lines: int) -> OrderDraft:
         customer_email="ada@example.com",
         shipping_address=dict(ADDRESS),
     )
+
+
+def first_words(statements: list[str]) -> list[str]:
+    return [statement.split()[0].rstrip(";").upper() for statement in statements]
 
 
 async def statements_to_submit(api: Api, order: OrderDraft) -> list[str]:
@@ -54,8 +103,83 @@ async def test_submitting_costs_the_same_statements_for_1_or_50_lines(api: Api) 
     one = await statements_to_submit(api, draft("ONE", lines=1))
     fifty = await statements_to_submit(api, draft("FIFTY", lines=50))
 
-    assert len(one) == len(fifty) == SUBMIT_STATEMENTS, fifty
-    assert [s.split()[0] for s in fifty] == ["SELECT", "SELECT"] + ["INSERT"] * 4
+    assert first_words(one) == first_words(fifty) == SUBMIT_STATEMENTS, fifty
+
+
+class AskEverything:
+    """A fifth rule that asks every lookup the four built-in rules ask, and one more."""
+
+    @hookimpl
+    async def review_order(self, order: OrderView) -> Finding:
+        skus = [line.sku for line in order.lines]
+        await get_customer(order.customer_id)
+        await customer_exposure(order.customer_id, order.currency, excluding_order=order.id)
+        await get_products(skus)
+        await available_stock(skus)
+        await approved_order_count(order.customer_id, excluding_order=order.id)
+        return Finding(outcome="pass", code="ASKED", message="Asked every question.")
+
+
+async def statements_to_decide(
+    database_url: str, name: str, rules: dict[str, Any], *, lines: int = 3, orders: int = 1
+) -> list[str]:
+    """Every statement from ``orders`` submitOrder requests (external ids ``name-N``) to
+    the review decisions: the requests, then one pass of the embedded job runner
+    (started, drained, stopped)."""
+    settings = make_settings(database_url, plugins={name: {"enabled": True} for name in rules})
+    async with serve_api(settings, installed_plugins={"web": web, **rules}, run_jobs=False) as api:
+        await upsert_products(
+            [ProductData(sku, f"Product {sku}", Decimal("1.00"), "EUR", 100) for sku in SKUS]
+        )
+        with db.count_statements() as log:
+            submitted = [
+                await submit(
+                    api, f"{name}-{i}", lines=[{"sku": sku, "quantity": 1} for sku in SKUS[:lines]]
+                )
+                for i in range(orders)
+            ]
+            api.rt.runner = EmbeddedRunner(api.rt)
+            await api.rt.runner.start()
+            await api.rt.runner.drain()
+            await api.rt.runner.stop()
+        for order in submitted:
+            found = await api.data(
+                "query($id: ID!) { order(id: $id) { status reviewFindings { rule } } }",
+                {"id": order["id"]},
+            )
+            assert found["order"]["status"] == "APPROVED"
+            assert {f["rule"] for f in found["order"]["reviewFindings"]} == set(rules)
+    return log.statements
+
+
+async def test_orders_are_decided_in_at_most_25_statements_each(database_url: str) -> None:
+    ten = await statements_to_decide(database_url, "TEN", FOUR_RULES, orders=10)
+
+    expected = 10 * DECIDE_STATEMENTS_PER_ORDER + RUNNER_STATEMENTS_PER_PASS
+    assert len(ten) == expected <= 10 * DECIDE_LIMIT, ten
+    words = first_words(ten)
+    assert words.count("BEGIN") == words.count("COMMIT") == 20  # submission, decision
+
+
+async def test_deciding_an_order_costs_the_same_statements_for_1_or_20_lines(
+    database_url: str,
+) -> None:
+    one = await statements_to_decide(database_url, "ONE", FOUR_RULES, lines=1)
+    twenty = await statements_to_decide(database_url, "TWENTY", FOUR_RULES, lines=20)
+
+    assert first_words(one) == first_words(twenty), twenty
+
+
+async def test_a_rule_asking_what_the_others_asked_costs_no_statement_for_it(
+    database_url: str,
+) -> None:
+    four = await statements_to_decide(database_url, "FOUR", FOUR_RULES)
+    five = await statements_to_decide(
+        database_url, "FIVE", {**FOUR_RULES, "ask_everything": AskEverything()}
+    )
+
+    # Only the approved-order count is a new question; every other answer is shared.
+    assert len(five) == len(four) + 1, five
 
 
 async def statements_for_a_page(api: Api) -> tuple[int, int]:

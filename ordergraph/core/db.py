@@ -3,6 +3,9 @@
 One database is active per process. ``connect()`` builds the piccolo engine for a
 ``DATABASE_URL`` and binds every table to it; everything else in the core uses the
 tables and ``write_transaction()``.
+
+Statements are counted where they leave for the server (the asyncpg connection, the
+SQLite connection), so BEGIN, COMMIT and whatever a pool sends are counted too.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import aiosqlite
+import asyncpg
 from piccolo.columns.combination import Where
 from piccolo.columns.operators.comparison import ComparisonOperator
 from piccolo.engine.base import Engine
@@ -53,7 +57,8 @@ _statement_log: contextvars.ContextVar[StatementLog | None] = contextvars.Contex
 
 @contextlib.contextmanager
 def count_statements() -> Iterator[StatementLog]:
-    """Record every statement sent from this context (and tasks it starts)."""
+    """Record every statement sent to the server from this context (and tasks it starts),
+    transaction control included."""
     log = StatementLog()
     token = _statement_log.set(log)
     try:
@@ -137,6 +142,7 @@ class _CountingSQLiteEngine(SQLiteEngine):
     ) -> list[dict[str, Any]]:
         # piccolo's version sends PRAGMA foreign_keys before every statement; every
         # connection here comes from get_connection(), which has set it once.
+        _record(query)
         async with connection.execute(query, args or []) as cursor:
             return await cursor.fetchall()
 
@@ -146,14 +152,6 @@ class _CountingSQLiteEngine(SQLiteEngine):
             if connection is not None:
                 await connection.close()
 
-    async def run_querystring(self, querystring: QueryString, in_pool: bool = False):
-        _record(str(querystring))
-        return await super().run_querystring(querystring, in_pool)
-
-    async def run_ddl(self, ddl: str, in_pool: bool = False):
-        _record(ddl)
-        return await super().run_ddl(ddl, in_pool)
-
 
 class _WriterTransaction(SQLiteTransaction):
     """An IMMEDIATE transaction on the engine's writing connection, kept open after."""
@@ -162,6 +160,18 @@ class _WriterTransaction(SQLiteTransaction):
 
     async def get_connection(self) -> aiosqlite.Connection:
         return await self.engine.writer()
+
+    async def begin(self) -> None:
+        _record(f"BEGIN {self.transaction_type.value}")
+        await super().begin()
+
+    async def commit(self) -> None:
+        _record("COMMIT")
+        await super().commit()
+
+    async def rollback(self) -> None:
+        _record("ROLLBACK")
+        await super().rollback()
 
     async def __aexit__(self, exception_type, exception, traceback) -> bool:
         if self._parent:
@@ -180,14 +190,43 @@ class _WriterTransaction(SQLiteTransaction):
         return exception is None
 
 
-class _CountingPostgresEngine(PostgresEngine):
-    async def run_querystring(self, querystring: QueryString, in_pool: bool = True):
-        _record(str(querystring))
-        return await super().run_querystring(querystring, in_pool)
+class _CountingConnection(asyncpg.Connection):
+    """An asyncpg connection that records every statement it sends.
 
-    async def run_ddl(self, ddl: str, in_pool: bool = True):
-        _record(ddl)
-        return await super().run_ddl(ddl, in_pool)
+    piccolo runs queries with ``fetch``; transactions and the pool send BEGIN, COMMIT,
+    ROLLBACK and resets with ``execute``.
+    """
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        _record(query)
+        return await super().execute(query, *args, timeout=timeout)
+
+    async def executemany(self, command: str, args: Any, *, timeout: float | None = None) -> None:
+        _record(command)
+        return await super().executemany(command, args, timeout=timeout)
+
+    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> list[Any]:
+        _record(query)
+        return await super().fetch(query, *args, **kwargs)
+
+    async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        _record(query)
+        return await super().fetchrow(query, *args, **kwargs)
+
+    async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        _record(query)
+        return await super().fetchval(query, *args, **kwargs)
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Return a connection to the pool as it is, without asyncpg's reset statement.
+
+    The reset (``pg_advisory_unlock_all``, ``UNLISTEN *``, ``RESET ALL``) is a round
+    trip on every release, and undoes what this code never leaves behind: advisory
+    locks are transaction-scoped, nothing runs SET or opens cursors outside a
+    transaction, and LISTEN runs on a connection of its own. An open transaction is
+    still rolled back by the pool before this is called.
+    """
 
 
 @dataclass
@@ -220,7 +259,7 @@ def engine_for_url(url: str) -> Engine:
         # The timeout is how long a writer waits for the single SQLite write lock.
         return _CountingSQLiteEngine(path=path, timeout=30)
     if parsed.scheme in ("postgres", "postgresql"):
-        return _CountingPostgresEngine(config={"dsn": url})
+        return PostgresEngine(config={"dsn": url})
     raise ValueError(
         f"DATABASE_URL {url!r} is not supported: use sqlite:///path/file.db or postgresql://..."
     )
@@ -237,7 +276,12 @@ async def connect(url: str, *, pool_size: int = 10) -> Database:
     global _current
     engine = engine_for_url(url)
     if isinstance(engine, PostgresEngine):
-        await engine.start_connection_pool(min_size=1, max_size=pool_size)
+        await engine.start_connection_pool(
+            min_size=1,
+            max_size=pool_size,
+            connection_class=_CountingConnection,
+            reset=_keep_session,
+        )
     else:
         # WAL lets readers go on while one writer writes; it is stored in the file.
         await engine.run_ddl("PRAGMA journal_mode=WAL")

@@ -1,7 +1,7 @@
 """The event bus that feeds GraphQL subscriptions.
 
-Order events reach the bus from the outbox (job ``publish_order_event``), after
-commit. ``InProcessBus`` fans them out to this process's subscribers;
+Order events reach the bus right after commit, from the process that committed
+them (``core.orders.announce``). ``InProcessBus`` fans them out to this process's subscribers;
 ``RedisBus`` publishes through Redis pub/sub so that every API process receives
 every event and fans it out to its own subscribers.
 """

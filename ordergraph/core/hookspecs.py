@@ -173,11 +173,14 @@ def parse_order(payload, settings):
 def review_order(order, settings):
     """Check a received order: credit, stock, pricing, anything else.
 
-    When: in the job runner, after an order enters review (on submission and on
-    resubmission), once per rule, in the order of ``[ordergraph] review_rules``.
+    When: in the job runner, after an order enters the initial state (on submission
+    and on resubmission), once per rule, in the order of ``[ordergraph]
+    review_rules``. The lookups of ``plugin_api`` are shared by the rules of one
+    review: a question another rule asked is answered without a query.
 
     Arguments:
-        order: the ``OrderView`` being reviewed (status IN_REVIEW).
+        order: the ``OrderView`` being reviewed (status IN_REVIEW; ``start_review``
+            is written with the decision, in one transaction).
         settings: this plugin's settings.
 
     Returns: a ``Finding(outcome, code, message, customer_message, data)`` or a list
@@ -288,10 +291,12 @@ def before_transition(order, transition, principal, reason, settings):
     """Allow or veto a status transition before it is written.
 
     When: in ``transition_order``, after the graph and role checks and before the
-    transaction; the order is not locked.
+    transaction; the order is not locked. Transitions fired together (the review's
+    ``start_review`` and its decision) are asked about one by one, in order.
 
     Arguments:
-        order: the ``OrderView`` as read before the change.
+        order: the ``OrderView`` as read before the change; for a transition fired
+            after another in the same transaction, with the status that one leaves.
         transition: the ``Transition`` about to fire (name, sources, target).
         principal: the ``Principal`` firing it.
         reason: the reason given by the caller, or ``None``.
@@ -307,11 +312,13 @@ def apply_transition(order, transition, principal, settings):
     """Write this plugin's own records as part of a status change, atomically.
 
     When: inside the transaction of ``transition_order``, after the status update
-    and before commit (for example, the stock rule reserves stock on ``approve``).
-    Only database work belongs here: never call a carrier or a payment provider.
+    and before commit (for example, the stock rule reserves stock on ``approve``);
+    once per transition when several are fired together, in order. Only database
+    work belongs here: never call a carrier or a payment provider.
 
     Arguments:
-        order: the ``OrderView`` as read before the change.
+        order: the ``OrderView`` as read before the change; for a transition fired
+            after another in the same transaction, with the status that one leaves.
         transition: the ``Transition`` being written.
         principal: the ``Principal`` firing it.
         settings: this plugin's settings.
@@ -326,7 +333,8 @@ def after_transition(order, event, settings):
     """React to a status change that has been committed.
 
     When: in the job runner, after commit, at least once per transition (use the
-    event's ``id`` to make the work idempotent).
+    event's ``id`` to make the work idempotent). Transition events get a job only
+    while some enabled plugin implements this hook or ``notify``.
 
     Arguments:
         order: the ``OrderView`` after the change.
@@ -342,7 +350,8 @@ def notify(order, event, settings):
     """Tell someone about an event on an order: e-mail, SMS, chat, a webhook.
 
     When: in the job runner, after commit, at least once for every event appended to
-    an order's timeline (its submission, every transition, a recorded plugin failure).
+    an order's timeline (its submission, every transition, a recorded plugin failure),
+    while some enabled plugin implements this hook.
 
     Arguments:
         order: the ``OrderView``.

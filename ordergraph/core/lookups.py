@@ -1,14 +1,20 @@
 """Read queries that review rules need, exported to plugins through ``plugin_api``.
 
 Rules call them before the decision, outside any transaction, so they see what
-other orders have committed. They never write.
+other orders have committed. They never write. Within ``shared_lookups()`` (one
+review) each question is asked of the database once and its answer shared by every
+rule that asks it again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import contextvars
+import functools
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, ParamSpec, TypeVar
 
 from ordergraph.core import db
 from ordergraph.core.money import from_minor
@@ -17,6 +23,53 @@ from ordergraph.core.tables import Customer, Product
 # Orders that no longer commit the customer to pay.
 CLOSED_STATUSES = ("CANCELLED", "REJECTED")
 SETTLED_STATUS = "SETTLED"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_answers: contextvars.ContextVar[dict[Hashable, Any] | None] = contextvars.ContextVar(
+    "ordergraph_shared_lookups", default=None
+)
+
+
+@contextlib.contextmanager
+def shared_lookups(
+    *, customers: Iterable[dict[str, Any]] = (), products: Iterable[dict[str, Any]] = ()
+) -> Iterator[None]:
+    """Answer each lookup once in this block (one review's rules ask the same questions).
+
+    ``customers`` and ``products`` are rows the caller has already read: they answer
+    ``get_customer`` and ``get_products`` for those customers and SKUs without a query.
+    """
+    answers: dict[Hashable, Any] = {}
+    for row in customers:
+        answers[_key(get_customer, (row["id"],), {})] = _customer_view(row)
+    for row in products:
+        answers[("product", row["sku"])] = _product_view(row)
+    token = _answers.set(answers)
+    try:
+        yield
+    finally:
+        _answers.reset(token)
+
+
+def _key(lookup: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+    return (lookup.__name__, args, tuple(sorted(kwargs.items())))
+
+
+def _shared(lookup: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Inside ``shared_lookups()``, run ``lookup`` once per distinct (hashable) arguments."""
+
+    @functools.wraps(lookup)
+    async def shared(*args: P.args, **kwargs: P.kwargs) -> R:
+        answers = _answers.get()
+        if answers is None:
+            return await lookup(*args, **kwargs)
+        key = _key(lookup, args, kwargs)
+        if key not in answers:
+            answers[key] = await lookup(*args, **kwargs)
+        return answers[key]
+
+    return shared
 
 
 @dataclass(frozen=True)
@@ -57,20 +110,24 @@ class ProductView:
     active: bool
 
 
+@_shared
 async def get_customer(customer_id: int) -> CustomerView | None:
     row = await Customer.select().where(Customer.id == customer_id).first()
-    if row is None:
-        return None
+    return None if row is None else _customer_view(row)
+
+
+def _customer_view(row: dict[str, Any]) -> CustomerView:
     return CustomerView(
         id=row["id"],
         email=row["email"],
         name=row["name"],
         credit_limit=from_minor(row["credit_limit_minor"], row["currency"]),
         currency=row["currency"],
-        blocked=row["blocked"],
+        blocked=bool(row["blocked"]),
     )
 
 
+@_shared
 async def customer_exposure(customer_id: int, currency: str, *, excluding_order: int) -> Exposure:
     """The customer's unpaid settled and open orders in ``currency``, one query."""
     rows = await db.raw(
@@ -92,6 +149,7 @@ async def customer_exposure(customer_id: int, currency: str, *, excluding_order:
     )
 
 
+@_shared
 async def approved_order_count(customer_id: int, *, excluding_order: int) -> int:
     """How many of the customer's other orders were approved at some point (a returning
     customer has at least one), whatever became of them afterwards."""
@@ -108,17 +166,30 @@ async def approved_order_count(customer_id: int, *, excluding_order: int) -> int
 async def get_products(skus: Iterable[str]) -> dict[str, ProductView]:
     """Products by SKU, with list price and the stock not yet reserved."""
     wanted = sorted(set(skus))
-    if not wanted:
+    answers = _answers.get()
+    if answers is None:
+        return await _products(wanted)
+    missing = [sku for sku in wanted if ("product", sku) not in answers]
+    if missing:
+        found = await _products(missing)
+        answers.update({("product", sku): found.get(sku) for sku in missing})
+    known = {sku: answers[("product", sku)] for sku in wanted}
+    return {sku: product for sku, product in known.items() if product is not None}
+
+
+async def _products(skus: list[str]) -> dict[str, ProductView]:
+    if not skus:
         return {}
-    rows = await Product.select().where(Product.sku.is_in(wanted))
-    return {
-        row["sku"]: ProductView(
-            sku=row["sku"],
-            name=row["name"],
-            list_price=from_minor(row["list_price_minor"], row["currency"]),
-            currency=row["currency"],
-            available=row["stock_on_hand"] - row["stock_reserved"],
-            active=row["active"],
-        )
-        for row in rows
-    }
+    rows = await Product.select().where(Product.sku.is_in(skus))
+    return {row["sku"]: _product_view(row) for row in rows}
+
+
+def _product_view(row: dict[str, Any]) -> ProductView:
+    return ProductView(
+        sku=row["sku"],
+        name=row["name"],
+        list_price=from_minor(row["list_price_minor"], row["currency"]),
+        currency=row["currency"],
+        available=row["stock_on_hand"] - row["stock_reserved"],
+        active=bool(row["active"]),
+    )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,7 @@ from ordergraph.core.tables import Customer, Order, OrderEvent, OrderLine, Produ
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
 
+log = logging.getLogger(__name__)
 PRIORITIES = ("LOW", "NORMAL", "HIGH", "URGENT")
 MAX_LINES = 500
 MAX_QUANTITY = 1_000_000
@@ -168,12 +171,38 @@ def event_view(row: dict[str, Any]) -> OrderEventView:
     )
 
 
+_LINE_COLUMNS = ("line_no", "sku", "name", "quantity", "unit_price_minor", "total_minor")
+
+
+async def load_order_with(
+    order_id: int, *columns: str, join: str = ""
+) -> tuple[OrderView | None, list[dict[str, Any]]]:
+    """The order with its lines in one statement, and the rows it read (one per line).
+
+    ``columns`` are more SQL expressions for those rows, on ``o`` (the order), ``l``
+    (the line) and the tables ``join`` adds, each named ``AS "something.name"``.
+    """
+    selected = ", ".join(
+        ["o.*", *(f'l.{column} AS "line.{column}"' for column in _LINE_COLUMNS), *columns]
+    )
+    rows = await db.raw(
+        f'SELECT {selected} FROM orders o LEFT JOIN order_lines l ON l."order" = o.id {join} '
+        "WHERE o.id = {}",
+        order_id,
+    )
+    if not rows:
+        return None, []
+    lines = [
+        {column: row[f"line.{column}"] for column in _LINE_COLUMNS}
+        for row in rows
+        if row["line.line_no"] is not None
+    ]
+    return order_view(rows[0], lines), rows
+
+
 async def load_order(order_id: int) -> OrderView | None:
-    row = await Order.select().where(Order.id == order_id).first()
-    if row is None:
-        return None
-    lines = await OrderLine.select().where(OrderLine.order == order_id)
-    return order_view(row, lines)
+    """The order with its lines (one statement), or None."""
+    return (await load_order_with(order_id))[0]
 
 
 # -- Validation ------------------------------------------------------------------------
@@ -451,7 +480,7 @@ async def submit_order(rt: Runtime, draft: OrderDraft, principal: Principal) -> 
     """
     valid = await validate(rt, draft, principal)
     try:
-        order = await _store(rt, draft, valid, principal)
+        order, events = await _store(rt, draft, valid, principal)
     except Exception as exc:
         if not is_unique_violation(exc):
             raise
@@ -461,12 +490,14 @@ async def submit_order(rt: Runtime, draft: OrderDraft, principal: Principal) -> 
         if valid.new_customer is None:
             raise
         # A concurrent order created the same new customer first: use that customer.
-        order = await _store(rt, draft, await validate(rt, draft, principal), principal)
-    rt.wake_jobs()
+        order, events = await _store(rt, draft, await validate(rt, draft, principal), principal)
+    await announce(rt, order.customer_id, events)
     return SubmitResult(order=order, created=True)
 
 
-async def _store(rt: Runtime, draft: OrderDraft, valid: _Valid, principal: Principal) -> OrderView:
+async def _store(
+    rt: Runtime, draft: OrderDraft, valid: _Valid, principal: Principal
+) -> tuple[OrderView, list[OrderEventView]]:
     initial = rt.graph.initial
     async with db.write_transaction():
         customer_id = valid.customer_id
@@ -493,15 +524,14 @@ async def _store(rt: Runtime, draft: OrderDraft, valid: _Valid, principal: Princ
         ).returning(*Order.all_columns())
         order = order_view(inserted[0], valid.lines)
         await OrderLine.insert(*(OrderLine(order=order.id, **line) for line in valid.lines))
-        await record_event(
-            order.id,
-            "submitted",
+        events = await record_events(
+            rt,
+            order,
             principal,
-            to_status=initial,
-            data={"channel": draft.channel},
+            [NewEvent("submitted", to_status=initial, data={"channel": draft.channel})],
             more_jobs=rt.jobs_on_entry(order.id),
         )
-    return order
+    return order, events
 
 
 async def _existing(draft: OrderDraft, principal: Principal) -> OrderView | None:
@@ -523,36 +553,86 @@ async def _existing(draft: OrderDraft, principal: Principal) -> OrderView | None
     return order
 
 
-async def record_event(
-    order_id: int,
-    type: str,
-    principal: Principal,
-    *,
-    from_status: str | None = None,
-    to_status: str | None = None,
-    data: dict[str, Any] | None = None,
-    more_jobs: Sequence[tuple[str, dict[str, Any]]] = (),
-) -> int:
-    """Append an event to an order's timeline and its outbox jobs, in the caller's transaction.
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append to an order's timeline."""
 
-    Call inside ``db.write_transaction()`` and call ``rt.wake_jobs()`` after it.
+    type: str
+    from_status: str | None = None
+    to_status: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+HOOKS_JOB = "run_order_event_hooks"
+
+
+def _plugins_react_to(rt: Runtime, event_type: str) -> bool:
+    """Whether a plugin reacts to events of this type (``notify``, ``after_transition``)."""
+    return rt.plugins.hook_implemented("notify") or (
+        event_type == "transition" and rt.plugins.hook_implemented("after_transition")
+    )
+
+
+async def record_events(
+    rt: Runtime,
+    order: OrderView,
+    principal: Principal,
+    events: Sequence[NewEvent],
+    *,
+    more_jobs: Sequence[tuple[str, dict[str, Any]]] = (),
+) -> list[OrderEventView]:
+    """Append events to an order's timeline in one statement, and in one more the outbox
+    jobs: ``more_jobs`` and a hooks job for each event a plugin handles. No plugin, no
+    job.
+
+    Call inside ``db.write_transaction()``, and ``announce()`` the events after commit.
     """
-    inserted = await OrderEvent.insert(
-        OrderEvent(
-            order=order_id,
-            type=type,
-            from_status=from_status,
-            to_status=to_status,
-            actor=principal.actor,
-            data=json.dumps(data or {}, default=str),
+    rows = await OrderEvent.insert(
+        *(
+            OrderEvent(
+                order=order.id,
+                type=event.type,
+                from_status=event.from_status,
+                to_status=event.to_status,
+                actor=principal.actor,
+                data=json.dumps(event.data, default=str),
+            )
+            for event in events
         )
-    )
-    event_id = inserted[0]["id"]
-    await jobs.enqueue_many(
-        [
-            ("publish_order_event", {"event_id": event_id}),
-            ("run_order_event_hooks", {"event_id": event_id}),
-            *more_jobs,
-        ]
-    )
-    return event_id
+    ).returning(*OrderEvent.all_columns())
+    recorded = sorted((event_view(row) for row in rows), key=lambda event: event.id)
+    hook_jobs = [
+        (HOOKS_JOB, {"event": event_message(event, order.customer_id)})
+        for event in recorded
+        if _plugins_react_to(rt, event.type)
+    ]
+    if hook_jobs or more_jobs:
+        await jobs.enqueue_many([*hook_jobs, *more_jobs])
+    return recorded
+
+
+def event_message(event: OrderEventView, customer_id: int) -> dict[str, Any]:
+    """The bus message (and hooks job payload) for one event, as JSON: the event's fields,
+    and ``customer_id`` so that subscriptions can filter by owner."""
+    fields = {f.name: getattr(event, f.name) for f in dataclass_fields(OrderEventView)}
+    return {**fields, "at": event.at.isoformat(), "customer_id": customer_id}
+
+
+def message_event(message: dict[str, Any]) -> OrderEventView:
+    """The event a bus message carries: ``event_message`` read back."""
+    fields = {f.name: message[f.name] for f in dataclass_fields(OrderEventView)}
+    return OrderEventView(**{**fields, "at": datetime.fromisoformat(message["at"])})
+
+
+async def announce(rt: Runtime, customer_id: int, events: Sequence[OrderEventView]) -> None:
+    """After commit: publish the events to subscribers and wake the job runner.
+
+    The timeline is the record; the live feed reaches the subscribers connected now.
+    A bus that fails is logged and does not undo the committed change.
+    """
+    for event in events:
+        try:
+            await rt.bus.publish(event_message(event, customer_id))
+        except Exception:
+            log.exception("publishing event %s of order %s failed", event.id, event.order_id)
+    rt.wake_jobs()

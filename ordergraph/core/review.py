@@ -2,8 +2,9 @@
 
 Entering the graph's initial state (submission, resubmission) enqueues a
 ``review_order`` job in the same transaction; the job runner then calls
-``review_order`` below, which asks every configured rule and fires ``approve``,
-``hold`` or ``reject`` with the findings written in the same transaction.
+``review_order`` below. It reads the order once, asks every configured rule (their
+lookups shared, ``lookups.shared_lookups``) and fires ``start_review`` and the
+decision (``approve``, ``hold`` or ``reject``) in one transaction, with the findings.
 """
 
 from __future__ import annotations
@@ -16,15 +17,21 @@ from typing import TYPE_CHECKING, Any, Literal
 from ordergraph.core import jobs
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.orders import OrderDraft, OrderView, load_order, validate
+from ordergraph.core.lookups import shared_lookups
+from ordergraph.core.orders import OrderDraft, OrderView, load_order, load_order_with, validate
 from ordergraph.core.plugins import PluginConfigError
-from ordergraph.core.tables import Order, OrderLine, ReviewFinding
+from ordergraph.core.tables import Customer, Order, OrderLine, Product, ReviewFinding
 from ordergraph.core.transitions import transition_order
 
 if TYPE_CHECKING:
+    from piccolo.table import Table
+
     from ordergraph.core.runtime import Runtime
 
 REVIEW_JOB = "review_order"
+START = "start_review"
+IN_REVIEW = "IN_REVIEW"
+
 Outcome = Literal["pass", "fail", "hold"]
 MANUAL_CHECK = "Your order needs a manual check by our team."
 
@@ -121,30 +128,26 @@ def _writer(
 async def review_order(rt: Runtime, order_id: int) -> OrderView | None:
     """Run the rules on one order and move it to APPROVED, ON_HOLD or REJECTED.
 
-    Safe to run twice: an order that is no longer waiting for review is left alone,
-    and a concurrent decision loses on the version check without writing findings.
+    An order still in the initial state is reviewed as IN_REVIEW and ``start_review``
+    is fired with the decision. Safe to run twice: an order that is no longer waiting
+    for review is left alone, and a concurrent change wins on the version check (the
+    decision and its findings are then not written).
     """
-    order = await load_order(order_id)
+    order, round_number, customer, products = await _load_for_review(order_id)
     if order is None:
         return None
-    if order.status == rt.graph.initial:
-        order = await transition_order(rt, order.id, "start_review", SYSTEM)
-    if order.status != "IN_REVIEW":
+    via = (START,) if order.status == rt.graph.initial else ()
+    reviewed = replace(order, status=IN_REVIEW) if via else order
+    if reviewed.status != IN_REVIEW:
         return order
-    previous = (
-        await ReviewFinding.select(ReviewFinding.round)
-        .where(ReviewFinding.order == order.id)
-        .order_by(ReviewFinding.round, ascending=False)
-        .first()
-    )
-    order_round = (previous["round"] if previous else 0) + 1
 
-    checks = await rt.plugins.call("review_order", order=order, only=rt.review_rules)
+    with shared_lookups(customers=customer, products=products):
+        checks = await rt.plugins.call("review_order", order=reviewed, only=rt.review_rules)
     findings = _findings(checks.results)
     findings += [(failure.plugin, rule_failed(failure.error)) for failure in checks.failures]
     decision = decide(findings)
     try:
-        return await _fire_decision(rt, order, order_round, findings, decision)
+        return await _fire_decision(rt, order, via, round_number, findings, decision)
     except DomainError as error:
         if decision != "approve":
             raise
@@ -163,24 +166,66 @@ async def review_order(rt: Runtime, order_id: int) -> OrderView | None:
             )
             for p in error.problems
         ]
-        return await _fire_decision(rt, order, order_round, findings, fallback)
+        return await _fire_decision(rt, order, via, round_number, findings, fallback)
+
+
+def _columns(alias: str, table: type[Table]) -> list[str]:
+    name = table._meta.tablename
+    return [
+        f'{alias}."{column._meta.db_column_name}" AS "{name}.{column._meta.db_column_name}"'
+        for column in table._meta.columns
+    ]
+
+
+def _rows_of(table: type[Table], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct rows of ``table`` among the joined rows (columns named by ``_columns``)."""
+    prefix = table._meta.tablename + "."
+    found = {}
+    for row in rows:
+        if row[prefix + "id"] is not None:
+            found[row[prefix + "id"]] = {
+                key.removeprefix(prefix): value
+                for key, value in row.items()
+                if key.startswith(prefix)
+            }
+    return list(found.values())
+
+
+async def _load_for_review(
+    order_id: int,
+) -> tuple[OrderView | None, int, list[dict[str, Any]], list[dict[str, Any]]]:
+    """In one statement: the order and its lines, the number of this review round, and
+    the customer and products that rules look up first (``shared_lookups``)."""
+    order, rows = await load_order_with(
+        order_id,
+        'COALESCE((SELECT MAX(f.round) FROM review_findings f WHERE f."order" = o.id), 0) + 1 '
+        'AS "review.round"',
+        *_columns("c", Customer),
+        *_columns("p", Product),
+        join="JOIN customers c ON c.id = o.customer LEFT JOIN products p ON p.sku = l.sku",
+    )
+    if order is None:
+        return None, 0, [], []
+    return order, rows[0]["review.round"], _rows_of(Customer, rows), _rows_of(Product, rows)
 
 
 async def _fire_decision(
     rt: Runtime,
     order: OrderView,
+    via: tuple[str, ...],
     order_round: int,
     findings: list[tuple[str, Finding]],
     transition: str,
 ) -> OrderView:
-    """Fire the decision on the order as reviewed; the round's findings commit with it."""
+    """Fire the decision on the order as read (after ``via``); the round's findings
+    commit with it."""
     return await transition_order(
         rt,
-        order.id,
+        order,
         transition,
         SYSTEM,
+        via=via,
         reason=_reason(findings, transition),
-        expected_version=order.version,
         data={"round": order_round},
         within=_writer(order_round, findings),
     )

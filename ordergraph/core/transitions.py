@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.orders import OrderView, load_order, record_event
+from ordergraph.core.orders import NewEvent, OrderView, announce, load_order, record_events
 from ordergraph.core.plugins import PluginFailure
+from ordergraph.core.statusgraph import Transition
 from ordergraph.core.tables import Order
 
 if TYPE_CHECKING:
@@ -23,10 +24,11 @@ def _not_found(order_id: int) -> DomainError:
 
 async def transition_order(
     rt: Runtime,
-    order_id: int,
+    order: int | OrderView,
     transition: str,
     principal: Principal,
     *,
+    via: Sequence[str] = (),
     reason: str | None = None,
     expected_version: int | None = None,
     data: dict[str, Any] | None = None,
@@ -34,56 +36,62 @@ async def transition_order(
 ) -> OrderView:
     """Fire ``transition`` on an order and return the order as it is now.
 
-    In this order: the transition exists; the caller's ``expected_version`` (if
+    ``order`` is an id, or the order as the caller has just read it (it is then
+    written only if still at that version). ``via`` names transitions to fire first,
+    in the same transaction, each checked like the last (the review fires
+    ``start_review`` and its decision together).
+
+    In this order: each transition exists; the caller's ``expected_version`` (if
     given) is current, checked before the status so a caller with a stale view is
     told to reload rather than judged on a status it has not seen; the graph allows
-    the transition from the current status; the principal's role may fire it; no
-    ``before_transition`` hook vetoes. Then one transaction writes the
-    new status with an optimistic version check, appends the event and writes its
-    outbox jobs. Nothing else writes ``status``.
+    each transition from the status before it; the principal's role may fire it; no
+    ``before_transition`` hook vetoes. Then one transaction writes the new status
+    with an optimistic version check (the version grows by one per transition), runs
+    the ``apply_transition`` hooks and ``within``, appends one event per transition
+    and writes their outbox jobs. Nothing else writes ``status``.
 
     Raises ``DomainError`` with NOT_FOUND, INVALID_TRANSITION, FORBIDDEN,
     VERSION_CONFLICT or VETOED; the order is unchanged then.
     """
-    order = await load_order(order_id)
-    if order is None or not principal.may_see_customer(order.customer_id):
-        raise _not_found(order_id)
-    step = rt.graph.transitions.get(transition)
-    if step is None:
-        raise DomainError.of(
-            ErrorCode.INVALID_TRANSITION,
-            f"There is no transition named {transition!r}.",
-            "transition",
-        )
+    if isinstance(order, int):
+        loaded = await load_order(order)
+        if loaded is None:
+            raise _not_found(order)
+        order = loaded
+    if not principal.may_see_customer(order.customer_id):
+        raise _not_found(order.id)
+    steps = [_step(rt, name) for name in (*via, transition)]
     if expected_version is not None and expected_version != order.version:
         raise _version_conflict(order.number, expected_version, order.version)
-    if order.status not in step.sources:
-        raise DomainError.of(
-            ErrorCode.INVALID_TRANSITION,
-            f"Order {order.number} is {order.status}; {transition} is only possible from "
-            f"{', '.join(step.sources)}.",
-            "transition",
-        )
-    if not step.allows(principal.role):
-        raise DomainError.of(
-            ErrorCode.FORBIDDEN,
-            f"The {principal.role} role may not {transition} orders.",
-            "transition",
-        )
+    # The order as each transition finds it: the status the one before left.
+    before = [order]
+    for step in steps:
+        _check(before[-1], step, principal)
+        before.append(replace(before[-1], status=step.target))
+    before.pop()
 
-    checks = await rt.plugins.call(
-        "before_transition", order=order, transition=step, principal=principal, reason=reason
-    )
-    vetoes = [
-        Problem(ErrorCode.VETOED, f"{plugin}: {why}", "transition")
-        for plugin, why in checks.results
-    ]
-    vetoes += [
-        Problem(ErrorCode.VETOED, f"{f.plugin} failed ({f.error}); nothing was changed.")
-        for f in checks.failures
-    ]
-    if checks.failures:
-        await record_plugin_failures(rt, order.id, checks.failures)
+    vetoes: list[Problem] = []
+    failures: list[PluginFailure] = []
+    last = len(steps) - 1
+    for index, (step, seen) in enumerate(zip(steps, before, strict=True)):
+        checks = await rt.plugins.call(
+            "before_transition",
+            order=seen,
+            transition=step,
+            principal=principal,
+            reason=reason if index == last else None,
+        )
+        vetoes += [
+            Problem(ErrorCode.VETOED, f"{plugin}: {why}", "transition")
+            for plugin, why in checks.results
+        ]
+        vetoes += [
+            Problem(ErrorCode.VETOED, f"{f.plugin} failed ({f.error}); nothing was changed.")
+            for f in checks.failures
+        ]
+        failures += checks.failures
+    if failures:
+        await record_plugin_failures(rt, order, failures)
     if vetoes:
         raise DomainError(*vetoes)
 
@@ -91,44 +99,79 @@ async def transition_order(
         updated = await (
             Order.update(
                 {
-                    Order.status: step.target,
-                    Order.version: Order.version + 1,
+                    Order.status: steps[-1].target,
+                    Order.version: Order.version + len(steps),
                     Order.updated_at: db.now(),
                 }
             )
             .where((Order.id == order.id) & (Order.version == order.version))
-            .returning(*Order.all_columns())
+            .returning(Order.version, Order.updated_at)
         )
         if not updated:
             raise _version_conflict(order.number, order.version, None)
-        effects = await rt.plugins.call(
-            "apply_transition", order=order, transition=step, principal=principal
-        )
-        for failure in effects.failures:
-            if isinstance(failure.exception, DomainError):
-                failure.exception.source = failure.plugin
-                raise failure.exception
-            raise DomainError.of(
-                ErrorCode.PLUGIN_FAILED, f"{failure.plugin} failed ({failure.error}).", "transition"
+        for step, seen in zip(steps, before, strict=True):
+            effects = await rt.plugins.call(
+                "apply_transition", order=seen, transition=step, principal=principal
             )
+            for failure in effects.failures:
+                if isinstance(failure.exception, DomainError):
+                    failure.exception.source = failure.plugin
+                    raise failure.exception
+                raise DomainError.of(
+                    ErrorCode.PLUGIN_FAILED,
+                    f"{failure.plugin} failed ({failure.error}).",
+                    "transition",
+                )
         if within is not None:
             await within(order)
-        await record_event(
-            order.id,
-            "transition",
-            principal,
-            from_status=order.status,
-            to_status=step.target,
-            data={"transition": step.name, "reason": reason, **(data or {})},
-            more_jobs=rt.jobs_on_entry(order.id) if step.target == rt.graph.initial else (),
+        events = [
+            NewEvent(
+                "transition",
+                from_status=seen.status,
+                to_status=step.target,
+                data={"transition": step.name, "reason": None}
+                if index < last
+                else {"transition": step.name, "reason": reason, **(data or {})},
+            )
+            for index, (step, seen) in enumerate(zip(steps, before, strict=True))
+        ]
+        entered = any(step.target == rt.graph.initial for step in steps)
+        recorded = await record_events(
+            rt, order, principal, events, more_jobs=rt.jobs_on_entry(order.id) if entered else ()
         )
-    rt.wake_jobs()
+    await announce(rt, order.customer_id, recorded)
     return replace(
         order,
-        status=step.target,
+        status=steps[-1].target,
         version=updated[0]["version"],
         updated_at=updated[0]["updated_at"],
     )
+
+
+def _step(rt: Runtime, name: str) -> Transition:
+    step = rt.graph.transitions.get(name)
+    if step is None:
+        raise DomainError.of(
+            ErrorCode.INVALID_TRANSITION, f"There is no transition named {name!r}.", "transition"
+        )
+    return step
+
+
+def _check(order: OrderView, step: Transition, principal: Principal) -> None:
+    """The graph allows ``step`` from the order's status, and the principal's role may fire it."""
+    if order.status not in step.sources:
+        raise DomainError.of(
+            ErrorCode.INVALID_TRANSITION,
+            f"Order {order.number} is {order.status}; {step.name} is only possible from "
+            f"{', '.join(step.sources)}.",
+            "transition",
+        )
+    if not step.allows(principal.role):
+        raise DomainError.of(
+            ErrorCode.FORBIDDEN,
+            f"The {principal.role} role may not {step.name} orders.",
+            "transition",
+        )
 
 
 def _version_conflict(number: str, expected: int, current: int | None) -> DomainError:
@@ -140,14 +183,21 @@ def _version_conflict(number: str, expected: int, current: int | None) -> Domain
     )
 
 
-async def record_plugin_failures(rt: Runtime, order_id: int, failures: list[PluginFailure]) -> None:
+async def record_plugin_failures(
+    rt: Runtime, order: OrderView, failures: list[PluginFailure]
+) -> None:
     """Write plugin failures on the order's timeline, without touching its status."""
     async with db.write_transaction():
-        for failure in failures:
-            await record_event(
-                order_id,
-                "plugin_failed",
-                SYSTEM,
-                data={"plugin": failure.plugin, "hook": failure.hook, "error": failure.error},
-            )
-    rt.wake_jobs()
+        recorded = await record_events(
+            rt,
+            order,
+            SYSTEM,
+            [
+                NewEvent(
+                    "plugin_failed",
+                    data={"plugin": f.plugin, "hook": f.hook, "error": f.error},
+                )
+                for f in failures
+            ],
+        )
+    await announce(rt, order.customer_id, recorded)

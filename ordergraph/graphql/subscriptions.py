@@ -7,9 +7,8 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from ordergraph.core.auth import Role
-from ordergraph.core.dispatch import message_event
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.orders import may_see_event
+from ordergraph.core.orders import may_see_event, message_event
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.graphql.context import READERS, ApiError, Info, require, row_id
 from ordergraph.graphql.types import OrderEvent
