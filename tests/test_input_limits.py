@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from conftest import ADDRESS, SUBMIT, Api, order_input, submit
 
+from ordergraph.core import auth
 from ordergraph.core.auth import SYSTEM
 from ordergraph.core.errors import DomainError
 from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
@@ -364,3 +365,23 @@ async def test_a_subscription_over_http_is_a_bad_request(api: Api) -> None:
     for response in (posted, got):
         assert response.status_code == 400
         assert "subscriptions are not allowed" in response.text
+
+
+# -- Tokens ------------------------------------------------------------------------------------
+
+
+async def test_a_token_name_fits_the_actor_of_the_events_it_causes(api: Api) -> None:
+    with pytest.raises(ValueError, match="longer than 189 characters"):
+        await auth.create_token("integrator", name="n" * 190)
+    with pytest.raises(ValueError, match="control character"):
+        await auth.create_token("staff", name="sam", team=f"east{NUL}")
+    with pytest.raises(ValueError, match="no customer with id"):
+        await auth.create_token("customer", customer_id=2**40)
+
+    api.tokens["longest"] = await auth.create_token("integrator", name="n" * 189)
+    order = await submit(api, "LONG-1", as_="longest")
+
+    events = await api.data(
+        "query($id: ID!) { order(id: $id) { events { actor } } }", {"id": order["id"]}
+    )
+    assert events["order"]["events"][0] == {"actor": "integrator:" + "n" * 189}

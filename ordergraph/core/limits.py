@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ordergraph.core.errors import ErrorCode, Problem
-from ordergraph.core.tables import Customer, Order, Product
+from ordergraph.core.tables import ApiToken, Customer, Order, OrderEvent, Product
 
 MAX_ID = 2**31 - 1
 """The largest id a row can have: ids are PostgreSQL SERIAL (32-bit) columns."""
@@ -70,6 +70,9 @@ CUSTOMER_NAME = TextLimit("The customer's name", Customer.name.length)
 SKU = TextLimit("The SKU", Product.sku.length)
 PRODUCT_NAME = TextLimit("The product name", Product.name.length)
 SEARCH = TextLimit("The search", 200)
+# A token's name is the actor of its events, "role:name"; "integrator" is the longest role.
+TOKEN_NAME = TextLimit("The token's name", OrderEvent.actor.length - len("integrator:"))
+TEAM = TextLimit("The team", ApiToken.team.length)
 
 
 def shown(text: str, limit: int = 40) -> str:
