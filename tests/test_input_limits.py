@@ -340,6 +340,20 @@ async def test_an_order_filter_no_order_can_match_is_refused(api: Api) -> None:
         assert graphql_error(body) == (code, field)
 
 
+async def test_an_import_error_filter_no_entry_can_match_is_refused(api: Api) -> None:
+    query = "query($s: String, $c: String) { importErrors(status: $s, channel: $c) { totalCount } }"
+    for variables, field, code in [
+        ({"s": f"open{NUL}"}, "status", "INVALID_CHARACTER"),
+        ({"s": "o" * 17}, "status", "TOO_LONG"),
+        ({"c": f"csv{NUL}"}, "channel", "INVALID_CHARACTER"),
+        ({"c": "c" * 33}, "channel", "TOO_LONG"),
+    ]:
+        body = await api.gql(query, variables)
+
+        assert body["data"] is None, variables
+        assert graphql_error(body) == (code, field)
+
+
 async def test_dates_at_the_ends_of_the_calendar_filter_alike_on_both_backends(api: Api) -> None:
     await submit(api)
     query = "query($f: OrderFilter) { orders(filter: $f) { totalCount } }"

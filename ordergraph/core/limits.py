@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ordergraph.core.errors import ErrorCode, Problem
-from ordergraph.core.tables import ApiToken, Customer, Order, OrderEvent, Product
+from ordergraph.core.tables import ApiToken, Customer, ImportError_, Order, OrderEvent, Product
 
 MAX_ID = 2**31 - 1
 """The largest id a row can have: ids are PostgreSQL SERIAL (32-bit) columns."""
@@ -62,6 +62,7 @@ class TextLimit:
 EXTERNAL_ID = TextLimit("The external id", Order.external_id.length)
 CHANNEL = TextLimit("The channel", Order.channel.length)
 STATUS = TextLimit("The status", Order.status.length)
+IMPORT_STATUS = TextLimit("The status", ImportError_.status.length)
 NOTE = TextLimit("The note", 2000, multiline=True)
 # The shipping address's name may become the name of a new customer.
 ADDRESS_FIELD = TextLimit("An address field", Customer.name.length)
