@@ -39,6 +39,12 @@ mutation Move($id: ID!, $t: String!) {
 CANCEL = """
 mutation Cancel($id: ID!) { cancelOrder(id: $id) { order { status } errors { field code } } }
 """
+AMEND = """
+mutation Amend($id: ID!, $input: SubmitOrderInput!) {
+  amendOrder(id: $id, input: $input) { order { note } }
+}
+"""
+DECIDE = "mutation Decide($id: ID!) { $decision { order { note } } }"
 UPSERT_CUSTOMER = """
 mutation Upsert($input: CustomerInput!) { upsertCustomer(input: $input) { customer { id } } }
 """
@@ -195,6 +201,14 @@ async def test_integrators_submit_orders_but_read_nothing_else(api: Api) -> None
         (CUSTOMERS, {}),
         (UPSERT_PRODUCTS, {}),
         (TRANSITION, {"id": order["id"], "t": "start_review"}),
+        # Every other field that answers with an order.
+        (ORDER_BY_NUMBER, {"n": order["number"]}),
+        ("{ reviewQueue { totalCount } }", {}),
+        ("{ importErrors { totalCount } }", {}),
+        (AMEND, {"id": order["id"], "input": order_input("SYNC-1")}),
+        (DECIDE.replace("$decision", "approveOrder(id: $id)"), {"id": order["id"]}),
+        (DECIDE.replace("$decision", 'rejectOrder(id: $id, reason: "no")'), {"id": order["id"]}),
+        ('mutation { replayImport(id: "1") { order { id } } }', {}),
     ]:
         assert refused_with(await api.gql(query, variables, as_="integrator"), "FORBIDDEN"), query
     assert (await order_as_admin(api, order["id"]))["status"] == "RECEIVED"
