@@ -99,19 +99,44 @@ def is_unexpected(error: GraphQLError) -> bool:
     return error.original_error is not None and not error.nodes
 
 
-def _reference(error: GraphQLError) -> str | None:
-    return (error.extensions or {}).get("reference")
+def reference_of(error: GraphQLError) -> str:
+    """The short reference of an unexpected error, logged once with its traceback.
+
+    It goes into the error's ``extensions`` (and, in production, its masked message),
+    so an operator finds the traceback from what the client saw.
+    """
+    extensions = error.extensions or {}
+    if "reference" in extensions:
+        return extensions["reference"]
+    reference = secrets.token_hex(4)
+    error.extensions = {
+        **extensions,
+        "code": ErrorCode.INTERNAL_ERROR.value,
+        "reference": reference,
+    }
+    cause = error.original_error
+    if cause is not None:
+        # Some drivers' exceptions have a ``message`` of None, which graphql-core would
+        # show as the text "None".
+        error.message = f"{type(cause).__name__}: {cause}"
+    log.error(
+        "Unexpected error %s in %s: %s",
+        reference,
+        ".".join(map(str, error.path or ())) or "the operation",
+        error.message,
+        exc_info=cause,
+    )
+    return reference
 
 
 class MaskUnexpectedErrors(MaskErrors):
-    """In production, an unexpected error's message is replaced by its reference,
-    which the server log shows beside the traceback."""
+    """In production, an unexpected error's message is replaced by its reference."""
 
     def __init__(self) -> None:
         super().__init__(should_mask_error=is_unexpected)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        reference = _reference(error) or "unknown"
+        reference = reference_of(error)
         return GraphQLError(
             message=f"Unexpected error (reference {reference}).",
             nodes=error.nodes,
@@ -126,33 +151,11 @@ class Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Log each unexpected error once, with its traceback and a short reference.
-
-        The reference goes into the error's ``extensions`` (and, in production, its
-        masked message), so an operator finds the traceback from what the client saw.
-        Client mistakes and ``ApiError`` are answers, not faults: they are not logged.
-        """
+        """Log each unexpected error with its reference; a client's mistakes and
+        ``ApiError`` are answers, not faults, and are not logged."""
         for error in errors:
-            if not is_unexpected(error) or _reference(error):
-                continue
-            reference = secrets.token_hex(4)
-            error.extensions = {
-                **(error.extensions or {}),
-                "code": ErrorCode.INTERNAL_ERROR.value,
-                "reference": reference,
-            }
-            cause = error.original_error
-            if cause is not None:
-                # Some drivers' exceptions have a ``message`` of None, which graphql-core
-                # would show as the text "None".
-                error.message = f"{type(cause).__name__}: {cause}"
-            log.error(
-                "Unexpected error %s in %s: %s",
-                reference,
-                ".".join(map(str, error.path or ())) or "the operation",
-                error.message,
-                exc_info=cause,
-            )
+            if is_unexpected(error):
+                reference_of(error)
 
     async def execute(
         self,
