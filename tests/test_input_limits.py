@@ -331,6 +331,7 @@ async def test_an_order_filter_no_order_can_match_is_refused(api: Api) -> None:
         ({"channel": f"web{NUL}"}, "filter.channel", "INVALID_CHARACTER"),
         ({"channel": "w" * 33}, "filter.channel", "TOO_LONG"),
         ({"status": [f"RECEIVED{NUL}"]}, "filter.status", "INVALID_CHARACTER"),
+        ({"status": ["RECEIVED"] * 40_000}, "filter.status", "OUT_OF_RANGE"),
         ({"createdAfter": "9999-12-31T23:59:59-14:00"}, "filter.createdAfter", "OUT_OF_RANGE"),
         ({"createdBefore": "0001-01-01T00:00:00+14:00"}, "filter.createdBefore", "OUT_OF_RANGE"),
     ]:

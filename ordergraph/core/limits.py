@@ -18,6 +18,8 @@ MAX_ID = 2**31 - 1
 """The largest id a row can have: ids are PostgreSQL SERIAL (32-bit) columns."""
 MAX_STOCK = 2**31 - 1
 """The most stock a product can have on hand: an INTEGER column."""
+MAX_FILTER_VALUES = 100
+"""The most values a list filter may name (each is a query parameter)."""
 
 # Control characters (NUL among them) and lone surrogates, which no database stores as text.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")

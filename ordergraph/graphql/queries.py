@@ -18,7 +18,7 @@ from piccolo.table import Table
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.db import icontains
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.limits import CHANNEL, SEARCH, STATUS
+from ordergraph.core.limits import CHANNEL, MAX_FILTER_VALUES, SEARCH, STATUS
 from ordergraph.core.orders import parse_order_number
 from ordergraph.core.tables import Customer as CustomerRow
 from ordergraph.core.tables import Order as OrderRow
@@ -95,6 +95,12 @@ def _order_filters(f: OrderFilter | None) -> list[Combinable]:
         return []
     clauses = []
     if f.status:
+        if len(f.status) > MAX_FILTER_VALUES:
+            raise ApiError(
+                ErrorCode.OUT_OF_RANGE,
+                f"Filter by at most {MAX_FILTER_VALUES} statuses.",
+                "filter.status",
+            )
         for status in f.status:
             checked(STATUS, status, "filter.status")
         clauses.append(OrderRow.status.is_in(f.status))
