@@ -48,8 +48,7 @@ class ReviewQuery:
         if key is not None:
             rank, order_id = divmod(key, 10**12)
             if not 0 < order_id <= MAX_ID:
-                assert after is not None
-                raise invalid_cursor(after)
+                raise invalid_cursor(str(after))
             where += f" AND ({_RANK} > {{}} OR ({_RANK} = {{}} AND id > {{}}))"
             args = [rank, rank, order_id]
         rows = await db.raw(

@@ -15,7 +15,7 @@ from strawberry.scalars import JSON
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError
 from ordergraph.core.errors import ErrorCode as CoreErrorCode
-from ordergraph.core.limits import MAX_ID
+from ordergraph.core.limits import MAX_ID, shown
 from ordergraph.core.money import from_minor
 from ordergraph.core.orders import (
     OrderEventView,
@@ -78,13 +78,15 @@ def encode_cursor(kind: str, key: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode()
 
 
+# Longer than any cursor a list hands out.
 MAX_CURSOR_CHARS = 100
 
 
 def invalid_cursor(cursor: str) -> ApiError:
-    shown = cursor if len(cursor) <= MAX_CURSOR_CHARS else cursor[:MAX_CURSOR_CHARS] + "..."
     return ApiError(
-        CoreErrorCode.INVALID_CURSOR, f"{shown!r} is not a cursor of this list.", "after"
+        CoreErrorCode.INVALID_CURSOR,
+        f"{shown(repr(cursor), MAX_CURSOR_CHARS)} is not a cursor of this list.",
+        "after",
     )
 
 
