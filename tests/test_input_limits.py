@@ -10,15 +10,16 @@ the field at fault, and nothing is stored.
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import ADDRESS, SUBMIT, Api, order_input, submit
 
-from ordergraph.core import auth
+from ordergraph.core import auth, limits
 from ordergraph.core.auth import SYSTEM
 from ordergraph.core.errors import DomainError
-from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
+from ordergraph.core.orders import MAX_LINES, MAX_QUANTITY, LineDraft, OrderDraft, submit_order
 
 NUL = "\u0000"
 COUNTS = "{ orders { totalCount } customers { totalCount } products { totalCount } }"
@@ -400,3 +401,30 @@ async def test_a_token_name_fits_the_actor_of_the_events_it_causes(api: Api) -> 
         "query($id: ID!) { order(id: $id) { events { actor } } }", {"id": order["id"]}
     )
     assert events["order"]["events"][0] == {"actor": "integrator:" + "n" * 189}
+
+
+def test_the_readme_states_the_limits_the_code_enforces() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("### Limits", 1)[1].split("\n\n", 3)[2]
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2].strip() for line in table.splitlines()[2:]
+    }
+    assert rows["external id"] == f"{limits.EXTERNAL_ID.max_length} characters"
+    assert rows["customer name, product name, each shipping address field"] == (
+        f"{limits.CUSTOMER_NAME.max_length} characters"
+    )
+    assert limits.PRODUCT_NAME.max_length == limits.ADDRESS_FIELD.max_length == 200
+    assert rows["e-mail address"] == f"{limits.EMAIL.max_length} characters"
+    assert rows["SKU"] == f"{limits.SKU.max_length} characters"
+    assert rows["note"] == f"{limits.NOTE.max_length:,} characters"
+    assert rows["search (`orders`, `products`, `customers`)"] == (
+        f"{limits.SEARCH.max_length} characters"
+    )
+    assert rows["channel and status filters"].startswith(
+        f"{limits.CHANNEL.max_length} characters; at most {limits.MAX_FILTER_VALUES} statuses"
+    )
+    assert limits.STATUS.max_length == limits.CHANNEL.max_length
+    assert rows["quantities"] == f"whole numbers from 1 to {MAX_QUANTITY:,}"
+    assert rows["lines per order"] == f"1 to {MAX_LINES}"
+    assert rows["stock on hand"] == f"0 to {limits.MAX_STOCK:,}"
+    assert rows["ids, order numbers"].startswith(f"1 to {limits.MAX_ID:,}")
