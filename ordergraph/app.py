@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -55,6 +56,14 @@ class GraphQLApp(GraphQL):
     async def render_graphql_ide(self, request: Request) -> Response:
         """The GraphiQL page whose files this service serves itself, not a CDN."""
         return graphiql.page()
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A body Python's JSON decoder refuses (an integer of thousands of digits, nesting
+        deeper than its recursion limit) is malformed JSON: strawberry answers it with 400."""
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise json.JSONDecodeError(str(exc), "", 0) from exc
 
     async def get_context(self, request: HTTPConnection, response: Any = None) -> Context:
         principal = await principal_for(request.headers.get("authorization"))

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from conftest import SUBMIT, Api, make_settings, order_input, submit
+from conftest import ADDRESS, SUBMIT, Api, make_settings, order_input, submit
 
 import plugins.channels.web
 from ordergraph import cli
@@ -39,6 +39,12 @@ mutation Move($id: ID!, $t: String!) {
 CANCEL = """
 mutation Cancel($id: ID!) { cancelOrder(id: $id) { order { status } errors { field code } } }
 """
+AMEND = """
+mutation Amend($id: ID!, $input: SubmitOrderInput!) {
+  amendOrder(id: $id, input: $input) { order { note } }
+}
+"""
+DECIDE = "mutation Decide($id: ID!) { $decision { order { note } } }"
 UPSERT_CUSTOMER = """
 mutation Upsert($input: CustomerInput!) { upsertCustomer(input: $input) { customer { id } } }
 """
@@ -195,26 +201,66 @@ async def test_integrators_submit_orders_but_read_nothing_else(api: Api) -> None
         (CUSTOMERS, {}),
         (UPSERT_PRODUCTS, {}),
         (TRANSITION, {"id": order["id"], "t": "start_review"}),
+        # Every other field that answers with an order.
+        (ORDER_BY_NUMBER, {"n": order["number"]}),
+        ("{ reviewQueue { totalCount } }", {}),
+        ("{ importErrors { totalCount } }", {}),
+        (AMEND, {"id": order["id"], "input": order_input("SYNC-1")}),
+        (DECIDE.replace("$decision", "approveOrder(id: $id)"), {"id": order["id"]}),
+        (DECIDE.replace("$decision", 'rejectOrder(id: $id, reason: "no")'), {"id": order["id"]}),
+        ('mutation { replayImport(id: "1") { order { id } } }', {}),
     ]:
         assert refused_with(await api.gql(query, variables, as_="integrator"), "FORBIDDEN"), query
     assert (await order_as_admin(api, order["id"]))["status"] == "RECEIVED"
 
 
-@pytest.mark.parametrize(
-    "field",
-    ["customer { email creditLimit blocked }", "events { actor }", "reviewFindings { code }"],
-)
-async def test_integrators_read_no_customer_or_timeline_through_a_submission(
-    api: Api, field: str
-) -> None:
-    await submit(api, "ADA-1", as_="ada")
-    query = SUBMIT.replace("lines {", f"{field} lines {{")
+SUBMIT_AGAIN = """
+mutation Submit($input: SubmitOrderInput!) {
+  submitOrder(input: $input) {
+    created
+    order { id status total note shippingAddress { line1 phone } lines { sku }
+            customer { email } events { actor } reviewFindings { code } }
+    existing { id number status }
+    errors { field code message }
+  }
+}
+"""
 
-    # The same external id again: the stored order of Ada comes back, but not her data.
-    body = await api.gql(query, {"input": order_input("ADA-1")}, as_="integrator")
-    assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
-    assert "ada@example.com" not in str(body)
-    assert "customer:ada" not in str(body)
+
+async def test_integrators_resubmitting_an_external_id_learn_only_its_number_and_status(
+    api: Api,
+) -> None:
+    placed = await submit(
+        api, "ADA-1", as_="ada", note="ring twice", shippingAddress={**ADDRESS, "phone": "+44 1"}
+    )
+
+    # The same external id again: it is taken, and by which order, but not whose it is.
+    body = await api.data(SUBMIT_AGAIN, {"input": order_input("ADA-1")}, as_="integrator")
+    assert body["submitOrder"] == {
+        "created": False,
+        "order": None,
+        "existing": {"id": placed["id"], "number": placed["number"], "status": "RECEIVED"},
+        "errors": [],
+    }
+
+
+@pytest.mark.parametrize("role", ["admin", "staff", "ada"])
+async def test_readers_resubmitting_an_external_id_get_the_stored_order(
+    api: Api, role: str
+) -> None:
+    placed = await submit(api, "ADA-1", as_="ada", note="ring twice")
+
+    payload = (await api.data(SUBMIT_AGAIN, {"input": order_input("ADA-1")}, as_=role))[
+        "submitOrder"
+    ]
+    assert payload["created"] is False
+    assert payload["existing"] == {
+        "id": placed["id"],
+        "number": placed["number"],
+        "status": "RECEIVED",
+    }
+    assert payload["order"]["note"] == "ring twice"
+    assert payload["order"]["customer"] == {"email": "ada@example.com"}
 
 
 # -- Admin -------------------------------------------------------------------------------------

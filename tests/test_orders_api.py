@@ -436,7 +436,7 @@ async def test_a_malformed_cursor_is_a_clear_error(api: Api, cursor: str) -> Non
     await submit(api)
     body = await api.gql(ORDERS, {"after": cursor})
     assert body["data"] is None
-    assert error_codes(body) == ["INVALID_VALUE"]
+    assert error_codes(body) == ["INVALID_CURSOR"]
     assert "is not a cursor of this list" in body["errors"][0]["message"]
 
 

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ordergraph.core.limits import MAX_ID, TEAM, TOKEN_NAME
 from ordergraph.core.tables import ApiToken, Customer
 
 
@@ -62,14 +63,20 @@ async def create_token(
     if role == Role.CUSTOMER:
         if customer_id is None:
             raise ValueError("a customer token needs --customer ID")
-        if not await Customer.exists().where(Customer.id == customer_id):
+        if not 0 < customer_id <= MAX_ID or not await Customer.exists().where(
+            Customer.id == customer_id
+        ):
             raise ValueError(f"no customer with id {customer_id}")
     elif customer_id is not None:
         raise ValueError("only customer tokens are bound to a customer")
+    name = name or role.value
+    problem = TOKEN_NAME.problem(name, "name") or (TEAM.problem(team, "team") if team else None)
+    if problem is not None:
+        raise ValueError(problem.message)
     token = "og_" + secrets.token_urlsafe(32)
     await ApiToken.insert(
         ApiToken(
-            name=name or role.value,
+            name=name,
             token_hash=hash_token(token),
             role=role.value,
             customer=customer_id,

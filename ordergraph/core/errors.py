@@ -33,6 +33,11 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     BUSY = "BUSY"
+    TOO_LONG = "TOO_LONG"
+    OUT_OF_RANGE = "OUT_OF_RANGE"
+    INVALID_CHARACTER = "INVALID_CHARACTER"
+    INVALID_CURSOR = "INVALID_CURSOR"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
 @dataclass(frozen=True)
@@ -78,9 +83,19 @@ def is_busy(exc: BaseException) -> bool:
 
 
 def translate(exc: BaseException, *, duplicate: Problem | None = None) -> DomainError | None:
-    """The domain error for a database error, or None when it is not an expected one."""
+    """The domain error for a database error, or None when it is not an expected one.
+
+    Values the database cannot hold (too long, out of range, NUL) are refused by the
+    checks in ``limits.py`` before any query; the data errors here are the last line.
+    """
     if is_unique_violation(exc):
         return DomainError(duplicate or Problem(ErrorCode.DUPLICATE, "This record already exists."))
     if is_busy(exc):
         return DomainError.of(ErrorCode.BUSY, "The database is busy; try again.")
+    if isinstance(exc, asyncpg.StringDataRightTruncationError):
+        return DomainError.of(ErrorCode.TOO_LONG, "A value is longer than its field holds.")
+    if isinstance(exc, asyncpg.CharacterNotInRepertoireError):
+        return DomainError.of(ErrorCode.INVALID_CHARACTER, "A value contains a NUL character.")
+    if isinstance(exc, asyncpg.DataError):
+        return DomainError.of(ErrorCode.OUT_OF_RANGE, "A value is out of the range it may have.")
     return None

@@ -9,6 +9,7 @@ from typing import Any
 
 from ordergraph.core import db
 from ordergraph.core.errors import DomainError, ErrorCode, Problem, translate
+from ordergraph.core.limits import CUSTOMER_NAME, EMAIL, MAX_STOCK, PRODUCT_NAME, SKU
 from ordergraph.core.money import is_currency, to_minor
 from ordergraph.core.tables import Customer, Product
 
@@ -45,14 +46,15 @@ def _money(amount: Decimal, currency: str, field: str, problems: list[Problem]) 
             Problem(ErrorCode.INVALID_CURRENCY, f"{currency!r} is not a currency code.", field)
         )
         return None
-    if amount < 0:
-        problems.append(Problem(ErrorCode.INVALID_PRICE, "An amount cannot be negative.", field))
-        return None
     try:
-        return to_minor(amount, currency)
+        minor = to_minor(amount, currency)
     except ValueError as exc:
         problems.append(Problem(ErrorCode.INVALID_PRICE, f"{exc}.", field))
         return None
+    if minor < 0:
+        problems.append(Problem(ErrorCode.INVALID_PRICE, "An amount cannot be negative.", field))
+        return None
+    return minor
 
 
 async def upsert_products(items: list[ProductData]) -> list[dict[str, Any]]:
@@ -71,22 +73,29 @@ async def upsert_products(items: list[ProductData]) -> list[dict[str, Any]]:
     for i, item in enumerate(items):
         where = f"input[{i}]"
         sku = item.sku.strip()
-        if not sku or len(sku) > 64:
-            problems.append(
-                Problem(ErrorCode.INVALID_VALUE, "A SKU has 1 to 64 characters.", f"{where}.sku")
-            )
-        elif sku in seen:
+        if not sku:
+            problems.append(Problem(ErrorCode.REQUIRED, "Give the SKU.", f"{where}.sku"))
+        elif SKU.check(sku, f"{where}.sku", problems) and sku in seen:
             problems.append(
                 Problem(ErrorCode.DUPLICATE, f"SKU {sku} appears twice.", f"{where}.sku")
             )
         seen.add(sku)
         if not item.name.strip():
             problems.append(Problem(ErrorCode.REQUIRED, "Give the name.", f"{where}.name"))
+        PRODUCT_NAME.check(item.name.strip(), f"{where}.name", problems)
         if item.stock_on_hand < 0:
             problems.append(
                 Problem(
                     ErrorCode.INVALID_QUANTITY,
                     "Stock on hand cannot be negative.",
+                    f"{where}.stockOnHand",
+                )
+            )
+        elif item.stock_on_hand > MAX_STOCK:
+            problems.append(
+                Problem(
+                    ErrorCode.OUT_OF_RANGE,
+                    f"Stock on hand is at most {MAX_STOCK}.",
                     f"{where}.stockOnHand",
                 )
             )
@@ -142,12 +151,13 @@ async def upsert_products(items: list[ProductData]) -> list[dict[str, Any]]:
 async def upsert_customer(data: CustomerData) -> dict[str, Any]:
     problems: list[Problem] = []
     email = data.email.strip().lower()
-    if not is_email(email):
+    if EMAIL.check(email, "email", problems) and not is_email(email):
         problems.append(
             Problem(ErrorCode.INVALID_VALUE, f"{data.email!r} is not an e-mail address.", "email")
         )
     if not data.name.strip():
         problems.append(Problem(ErrorCode.REQUIRED, "Give the customer's name.", "name"))
+    CUSTOMER_NAME.check(data.name.strip(), "name", problems)
     currency = data.currency.strip().upper()
     limit = _money(data.credit_limit, currency, "creditLimit", problems)
     if problems or limit is None:

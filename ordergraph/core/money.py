@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 
 # ISO 4217 currencies whose minor unit is not 1/100.
 _EXPONENTS = {
@@ -14,6 +14,10 @@ _EXPONENTS = {
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 # The largest amount in minor units a BIGINT column holds (on SQLite and PostgreSQL).
 MAX_MINOR = 2**63 - 1
+# Enough for any amount MAX_MINOR holds, with room for trailing zeros ("12.500").
+MAX_AMOUNT_CHARS = 100
+# Exact arithmetic for the amounts that pass the checks in to_minor.
+_EXACT = Context(prec=MAX_AMOUNT_CHARS * 2, traps=[InvalidOperation, Inexact, Overflow])
 
 
 def is_currency(code: str) -> bool:
@@ -28,26 +32,44 @@ def parse_amount(value: object) -> Decimal:
     """A Decimal from a string, int or Decimal; floats are refused because they are inexact."""
     if isinstance(value, float | bool):
         raise ValueError("amounts must be given as strings or decimals, not floats")
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not a number") from None
+    if isinstance(value, Decimal):
+        amount = value
+    else:
+        text = str(value).strip()
+        if len(text) > MAX_AMOUNT_CHARS:
+            raise ValueError(f"an amount has at most {MAX_AMOUNT_CHARS} characters")
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number") from None
     if not amount.is_finite():
-        raise ValueError(f"{value!r} is not a finite number")
+        raise ValueError(f"{value} is not a finite number")
     return amount
 
 
 def to_minor(amount: Decimal, currency: str) -> int:
-    """Minor units of ``amount``; an amount finer than the currency's unit, or too large
-    to store, is refused."""
-    scaled = amount.scaleb(exponent(currency))
-    if scaled != scaled.to_integral_value():
-        raise ValueError(
-            f"{amount} has more than {exponent(currency)} decimal places for {currency}"
-        )
-    if abs(scaled) > MAX_MINOR:
+    """Minor units of ``amount``; an amount that is not a finite number, finer than the
+    currency's unit, or too large to store, is refused.
+
+    Computed on the digits themselves: decimal arithmetic would round to 28 digits
+    (and overflow on ``1e999999999``) before the check could see it.
+    """
+    if not amount.is_finite():
+        raise ValueError(f"{amount} is not a finite number")
+    places = exponent(currency)
+    _, digits, power = amount.as_tuple()
+    assert isinstance(power, int)
+    significant = "".join(map(str, digits)).lstrip("0")
+    trailing_zeros = len(significant) - len(significant.rstrip("0"))
+    if significant and power + trailing_zeros < -places:
+        raise ValueError(f"{amount} has more than {places} decimal places for {currency}")
+    # Digits before the currency's minor unit: more than MAX_MINOR has cannot be stored.
+    if significant and len(significant) + power + places > len(str(MAX_MINOR)):
         raise ValueError(f"{amount} {currency} is too large")
-    return int(scaled)
+    minor = int(amount.scaleb(places, _EXACT)) if significant else 0
+    if abs(minor) > MAX_MINOR:
+        raise ValueError(f"{amount} {currency} is too large")
+    return minor
 
 
 def from_minor(minor: int, currency: str) -> Decimal:

@@ -15,6 +15,17 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db, jobs
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem, is_unique_violation
+from ordergraph.core.limits import (
+    ADDRESS_FIELD,
+    CHANNEL,
+    CUSTOMER_NAME,
+    EMAIL,
+    EXTERNAL_ID,
+    MAX_ID,
+    NOTE,
+    SKU,
+    shown,
+)
 from ordergraph.core.masterdata import is_email
 from ordergraph.core.money import MAX_MINOR, from_minor, is_currency, parse_amount, to_minor
 from ordergraph.core.tables import Customer, Order, OrderEvent, OrderLine, Product
@@ -27,7 +38,7 @@ PRIORITIES = ("LOW", "NORMAL", "HIGH", "URGENT")
 MAX_LINES = 500
 MAX_QUANTITY = 1_000_000
 ADDRESS_REQUIRED = ("name", "line1", "city", "postalCode", "country")
-_NUMBER = re.compile(r"^(?:SO-)?0*(\d+)$", re.IGNORECASE)
+_NUMBER = re.compile(r"(?:SO-)?0*([0-9]{1,10})", re.IGNORECASE)
 
 
 def order_number(order_id: int) -> str:
@@ -36,8 +47,10 @@ def order_number(order_id: int) -> str:
 
 
 def parse_order_number(number: str) -> int | None:
-    match = _NUMBER.match(number.strip())
-    return int(match.group(1)) if match else None
+    """The order id an order number names, or None when no order can have that number."""
+    match = _NUMBER.fullmatch(number.strip())
+    order_id = int(match.group(1)) if match else 0
+    return order_id if 0 < order_id <= MAX_ID else None
 
 
 @dataclass
@@ -226,7 +239,7 @@ def _quantity(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,12}", value.strip()):
         return int(value.strip())
     return None
 
@@ -239,7 +252,12 @@ async def _resolve_customer(
         row = await Customer.select().where(Customer.id == principal.customer_id).first()
         return row, None
     if draft.customer_id is not None:
-        row = await Customer.select().where(Customer.id == draft.customer_id).first()
+        known = 0 < draft.customer_id <= MAX_ID
+        row = (
+            await Customer.select().where(Customer.id == draft.customer_id).first()
+            if known
+            else None
+        )
         if row is None:
             problems.append(
                 Problem(
@@ -257,6 +275,8 @@ async def _resolve_customer(
             )
         )
         return None, None
+    if not EMAIL.check(email, "customerEmail", problems):
+        return None, None
     if not is_email(email):
         problems.append(
             Problem(
@@ -267,6 +287,9 @@ async def _resolve_customer(
     row = await Customer.select().where(Customer.email == email).first()
     if row is not None:
         return row, None
+    if not CUSTOMER_NAME.check(_text(draft.customer_name), "customerName", problems):
+        return None, None
+    # The shipping address's name is checked with the address, to a customer name's limit.
     name = _text(draft.customer_name) or _text(draft.shipping_address.get("name"))
     if not name:
         problems.append(
@@ -281,6 +304,9 @@ async def _resolve_customer(
 
 
 def _check_address(address: dict[str, Any], problems: list[Problem]) -> None:
+    for key, value in address.items():
+        if isinstance(value, str):
+            ADDRESS_FIELD.check(value, f"shippingAddress.{key}", problems)
     for key in ADDRESS_REQUIRED:
         if not _text(address.get(key)):
             problems.append(
@@ -309,14 +335,9 @@ async def validate_draft(
     external_id = _text(draft.external_id)
     if not external_id:
         problems.append(Problem(ErrorCode.REQUIRED, "Give the order's external id.", "externalId"))
-    elif len(external_id) > 128:
-        problems.append(
-            Problem(
-                ErrorCode.INVALID_VALUE,
-                "The external id is longer than 128 characters.",
-                "externalId",
-            )
-        )
+    else:
+        EXTERNAL_ID.check(external_id, "externalId", problems)
+    CHANNEL.check(draft.channel, "channel", problems)
     customer, new_customer = await _resolve_customer(draft, principal, problems)
     currency = _text(draft.currency).upper() or (customer["currency"] if customer else "")
     if not currency:
@@ -325,7 +346,7 @@ async def validate_draft(
         problems.append(
             Problem(
                 ErrorCode.INVALID_CURRENCY,
-                f"{draft.currency!r} is not a currency code such as EUR or USD.",
+                f"{shown(repr(draft.currency))} is not a currency code such as EUR or USD.",
                 "currency",
             )
         )
@@ -345,10 +366,7 @@ async def validate_draft(
                 "type",
             )
         )
-    if len(draft.note or "") > 2000:
-        problems.append(
-            Problem(ErrorCode.INVALID_VALUE, "The note is over 2000 characters.", "note")
-        )
+    NOTE.check(draft.note or "", "note", problems)
     _check_address(draft.shipping_address or {}, problems)
 
     lines: list[dict[str, Any]] = []
@@ -358,7 +376,11 @@ async def validate_draft(
         problems.append(
             Problem(ErrorCode.INVALID_VALUE, f"An order has at most {MAX_LINES} lines.", "lines")
         )
-    skus = {_text(line.sku) for line in draft.lines[:MAX_LINES]} - {""}
+    skus = {
+        sku
+        for sku in (_text(line.sku) for line in draft.lines[:MAX_LINES])
+        if sku and SKU.problem(sku, None) is None
+    }
     products = (
         {p["sku"]: p for p in await Product.select().where(Product.sku.is_in(list(skus)))}
         if skus
@@ -371,21 +393,22 @@ async def validate_draft(
         product = products.get(sku)
         if not sku:
             problems.append(Problem(ErrorCode.REQUIRED, "Give the SKU.", f"{where}.sku"))
-        elif product is None:
-            problems.append(
-                Problem(ErrorCode.UNKNOWN_SKU, f"We do not sell SKU {sku}.", f"{where}.sku")
-            )
-        elif not product["active"]:
-            problems.append(
-                Problem(ErrorCode.INACTIVE_SKU, f"SKU {sku} is no longer sold.", f"{where}.sku")
-            )
+        elif SKU.check(sku, f"{where}.sku", problems):
+            if product is None:
+                problems.append(
+                    Problem(ErrorCode.UNKNOWN_SKU, f"We do not sell SKU {sku}.", f"{where}.sku")
+                )
+            elif not product["active"]:
+                problems.append(
+                    Problem(ErrorCode.INACTIVE_SKU, f"SKU {sku} is no longer sold.", f"{where}.sku")
+                )
         quantity = _quantity(line.quantity)
         if quantity is None or not 0 < quantity <= MAX_QUANTITY:
             problems.append(
                 Problem(
                     ErrorCode.INVALID_QUANTITY,
                     f"The quantity must be a whole number from 1 to {MAX_QUANTITY} "
-                    f"(got {line.quantity!r}).",
+                    f"(got {shown(repr(line.quantity))}).",
                     f"{where}.quantity",
                 )
             )
@@ -414,7 +437,7 @@ async def validate_draft(
                 problems.append(
                     Problem(
                         ErrorCode.INVALID_PRICE,
-                        f"The unit price {line.unit_price} is not valid: {exc}.",
+                        f"The unit price {shown(str(line.unit_price))} is not valid: {exc}.",
                         f"{where}.unitPrice",
                     )
                 )

@@ -12,15 +12,20 @@ from strawberry.types import Info as StrawberryInfo
 
 from ordergraph.core.auth import Principal, Role, authenticate
 from ordergraph.core.errors import DomainError, ErrorCode
+from ordergraph.core.limits import MAX_ID, TextLimit
 from ordergraph.core.runtime import Runtime
 from ordergraph.graphql.loaders import Loaders
 
 
 class ApiError(GraphQLError):
-    """An expected error raised from a resolver; shown to clients even in production."""
+    """An expected error raised from a resolver; shown to clients even in production.
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message, extensions={"code": code.value})
+    ``field`` names the argument at fault, as payload errors do.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, field: str | None = None) -> None:
+        extensions = {"code": code.value} if field is None else {"code": code.value, "field": field}
+        super().__init__(message, extensions=extensions)
 
 
 @dataclass
@@ -64,8 +69,6 @@ def require(info: Info, *roles: Role) -> Principal:
     return principal
 
 
-MAX_ID = 2**31 - 1
-"""The largest id a row can have: ids are PostgreSQL SERIAL (32-bit) columns."""
 _ID_DIGITS = re.compile(r"[0-9]{1,10}")
 
 
@@ -81,6 +84,15 @@ def row_id(
     if _ID_DIGITS.fullmatch(value) and 0 < int(value) <= MAX_ID:
         return int(value)
     raise DomainError.of(code, f"There is no {what} {value}.", field)
+
+
+def checked(limit: TextLimit, value: str, field: str) -> str:
+    """``value`` when it keeps to ``limit``; otherwise an ``ApiError`` naming the argument,
+    for the fields that have no payload to carry errors."""
+    problem = limit.problem(value, field)
+    if problem is not None:
+        raise ApiError(problem.code, problem.message, field)
+    return value
 
 
 OPERATORS = (Role.ADMIN, Role.STAFF)

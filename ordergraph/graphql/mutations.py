@@ -7,8 +7,9 @@ from decimal import Decimal
 import strawberry
 
 from ordergraph.core import masterdata
+from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.orders import LineDraft, OrderDraft
+from ordergraph.core.orders import LineDraft, OrderDraft, OrderView, SubmitResult
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
 from ordergraph.graphql.types import Customer, Order, Priority, Product, UserError, user_errors
@@ -77,11 +78,38 @@ class OrderPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.type(description="The order already stored under a submitted external id.")
+class ExistingOrder:
+    id: strawberry.ID
+    number: str
+    status: str
+
+    @classmethod
+    def from_view(cls, view: OrderView) -> ExistingOrder:
+        return cls(id=strawberry.ID(str(view.id)), number=view.number, status=view.status)
+
+
 @strawberry.type
 class SubmitOrderPayload(OrderPayload):
     created: bool = strawberry.field(
         default=False, description="False when this external id was already submitted."
     )
+    existing: ExistingOrder | None = strawberry.field(
+        default=None,
+        description="When this external id was already submitted: that order's id, number "
+        "and status. An integrator gets only this, not the order.",
+    )
+
+    @classmethod
+    def of(cls, result: SubmitResult, principal: Principal) -> SubmitOrderPayload:
+        """The answer to a submission; an integrator submits orders but does not read
+        them, so a repeated external id shows it no more than ``existing``."""
+        if result.created:
+            return cls(order=Order.from_view(result.order), created=True)
+        existing = ExistingOrder.from_view(result.order)
+        if principal.role == Role.INTEGRATOR:
+            return cls(existing=existing)
+        return cls(order=Order.from_view(result.order), existing=existing)
 
 
 @strawberry.type

@@ -17,12 +17,13 @@ from piccolo.table import Table
 
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.db import icontains
-from ordergraph.core.errors import DomainError
+from ordergraph.core.errors import DomainError, ErrorCode
+from ordergraph.core.limits import CHANNEL, MAX_FILTER_VALUES, SEARCH, STATUS
 from ordergraph.core.orders import parse_order_number
 from ordergraph.core.tables import Customer as CustomerRow
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.core.tables import Product as ProductRow
-from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
+from ordergraph.graphql.context import OPERATORS, READERS, ApiError, Info, checked, require, row_id
 from ordergraph.graphql.types import (
     Connection,
     Customer,
@@ -67,29 +68,58 @@ def _visible_orders(principal: Principal) -> list[Combinable]:
     return []
 
 
+def _instant(value: datetime.datetime, field: str) -> datetime.datetime:
+    """``value`` in UTC (without an offset, it is taken as UTC); an instant outside the
+    years 1 to 9999 in UTC, which no column holds, is an ``OUT_OF_RANGE`` error."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=datetime.UTC)
+    try:
+        return value.astimezone(datetime.UTC)
+    except OverflowError:
+        raise ApiError(
+            ErrorCode.OUT_OF_RANGE,
+            f"{value.isoformat()} is outside the years 1 to 9999 in UTC.",
+            field,
+        ) from None
+
+
+def _search(value: str | None, field: str = "search") -> str:
+    """The search text, trimmed; "" for no search."""
+    return checked(SEARCH, value.strip(), field) if value else ""
+
+
 def _order_filters(f: OrderFilter | None) -> list[Combinable]:
-    """Where-clauses for the filter; raises ``DomainError`` for a customer id no one can have."""
+    """Where-clauses for the filter; raises ``DomainError`` for a customer id no one can have
+    and ``ApiError`` for values no order can have (too long, control characters, dates)."""
     if f is None:
         return []
     clauses = []
     if f.status:
+        if len(f.status) > MAX_FILTER_VALUES:
+            raise ApiError(
+                ErrorCode.OUT_OF_RANGE,
+                f"Filter by at most {MAX_FILTER_VALUES} statuses.",
+                "filter.status",
+            )
+        for status in f.status:
+            checked(STATUS, status, "filter.status")
         clauses.append(OrderRow.status.is_in(f.status))
     if f.channel:
-        clauses.append(OrderRow.channel == f.channel)
+        clauses.append(OrderRow.channel == checked(CHANNEL, f.channel, "filter.channel"))
     if f.customer_id:
         clauses.append(OrderRow.customer == row_id(f.customer_id, "customer", field="customerId"))
     if f.created_after:
-        clauses.append(OrderRow.created_at >= f.created_after)
+        clauses.append(OrderRow.created_at >= _instant(f.created_after, "filter.createdAfter"))
     if f.created_before:
-        clauses.append(OrderRow.created_at < f.created_before)
-    if f.search and f.search.strip():
-        text = f.search.strip()
+        clauses.append(OrderRow.created_at < _instant(f.created_before, "filter.createdBefore"))
+    text = _search(f.search, "filter.search")
+    if text:
         matches = [
             icontains(OrderRow.external_id, text),
             icontains(OrderRow.customer.email, text),
             icontains(OrderRow.customer.name, text),
         ]
-        number = parse_order_number(f.search)
+        number = parse_order_number(text)
         if number is not None:
             matches.append(OrderRow.id == number)
         clauses.append(reduce(Or, matches))
@@ -188,8 +218,8 @@ class Query:
     ) -> Connection[Product]:
         require(info, *OPERATORS)
         clauses = []
-        if search and search.strip():
-            text = search.strip()
+        text = _search(search)
+        if text:
             clauses.append(Or(icontains(ProductRow.sku, text), icontains(ProductRow.name, text)))
         return await keyset_page("product", ProductRow, clauses, first, after, Product.from_row)
 
@@ -203,8 +233,8 @@ class Query:
     ) -> Connection[Customer]:
         require(info, *OPERATORS)
         clauses = []
-        if search and search.strip():
-            text = search.strip()
+        text = _search(search)
+        if text:
             clauses.append(
                 Or(icontains(CustomerRow.email, text), icontains(CustomerRow.name, text))
             )

@@ -6,13 +6,21 @@ import strawberry
 
 from ordergraph.core import db
 from ordergraph.core.errors import DomainError
+from ordergraph.core.limits import MAX_ID
 from ordergraph.core.orders import PRIORITIES
 from ordergraph.core.review import amend_order
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
 from ordergraph.graphql.mutations import OrderPayload, SubmitOrderInput, draft_from_input
 from ordergraph.graphql.queries import DEFAULT_PAGE, page_size
-from ordergraph.graphql.types import Connection, Order, connection, decode_cursor, user_errors
+from ordergraph.graphql.types import (
+    Connection,
+    Order,
+    connection,
+    decode_cursor,
+    invalid_cursor,
+    user_errors,
+)
 
 # Highest priority first, then oldest first; the key is (rank, id).
 _RANK = (
@@ -34,11 +42,13 @@ class ReviewQuery:
     ) -> Connection[Order]:
         require(info, *OPERATORS)
         size = page_size(first)
-        key = decode_cursor("queue", after)
+        key = decode_cursor("queue", after, maximum=_queue_cursor(len(PRIORITIES), MAX_ID))
         where = "status = 'ON_HOLD'"
         args: list[int] = []
         if key is not None:
             rank, order_id = divmod(key, 10**12)
+            if not 0 < order_id <= MAX_ID:
+                raise invalid_cursor(str(after))
             where += f" AND ({_RANK} > {{}} OR ({_RANK} = {{}} AND id > {{}}))"
             args = [rank, rank, order_id]
         rows = await db.raw(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -20,9 +23,11 @@ from strawberry.extensions import (
     SchemaExtension as StrawberryExtension,
 )
 from strawberry.schema.name_converter import NameConverter
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.base import has_object_definition
+from strawberry.types.graphql import OperationType
 
+from ordergraph.core.errors import ErrorCode
 from ordergraph.core.runtime import Runtime
 from ordergraph.graphql.context import ApiError
 from ordergraph.graphql.inbox import InboxMutation, InboxQuery
@@ -35,6 +40,7 @@ MAX_DEPTH = 10
 MAX_TOKENS = 2000
 MAX_ALIASES = 30
 CACHED_DOCUMENTS = 500
+log = logging.getLogger(__name__)
 # The names the schema gives fields (snake_case to camelCase), to find clashes before it does.
 _NAMES = NameConverter()
 
@@ -78,18 +84,101 @@ def merge(name: str, parts: list[tuple[str, type]]) -> type:
     return strawberry.type(type(name, tuple(part for _, part in parts), {}))
 
 
-def _should_mask(error: GraphQLError) -> bool:
-    return not isinstance(error.original_error, ApiError) and not isinstance(error, ApiError)
+def is_unexpected(error: GraphQLError) -> bool:
+    """Whether ``error`` is a failure of the service rather than an answer to the client.
+
+    Syntax, validation and variable errors (an unknown field, a wrong argument type,
+    too many aliases) come before execution and are the client's to fix; so is an
+    ``ApiError``. What else fails while a field resolves (it has a ``path``), or escapes
+    the executor with an exception, is unexpected.
+    """
+    if isinstance(error, ApiError) or isinstance(error.original_error, ApiError):
+        return False
+    if error.path is not None:
+        return True
+    return error.original_error is not None and not error.nodes
+
+
+def reference_of(error: GraphQLError) -> str:
+    """The short reference of an unexpected error, logged once with its traceback.
+
+    It goes into the error's ``extensions`` (and, in production, its masked message),
+    so an operator finds the traceback from what the client saw.
+    """
+    extensions = error.extensions or {}
+    if "reference" in extensions:
+        return extensions["reference"]
+    reference = secrets.token_hex(4)
+    error.extensions = {
+        **extensions,
+        "code": ErrorCode.INTERNAL_ERROR.value,
+        "reference": reference,
+    }
+    cause = error.original_error
+    if cause is not None:
+        # Some drivers' exceptions have a ``message`` of None, which graphql-core would
+        # show as the text "None".
+        error.message = f"{type(cause).__name__}: {cause}"
+    log.error(
+        "Unexpected error %s in %s: %s",
+        reference,
+        ".".join(map(str, error.path or ())) or "the operation",
+        error.message,
+        exc_info=cause,
+    )
+    return reference
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """In production, an unexpected error's message is replaced by its reference."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=is_unexpected)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        reference = reference_of(error)
+        return GraphQLError(
+            message=f"Unexpected error (reference {reference}).",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": ErrorCode.INTERNAL_ERROR.value, "reference": reference},
+        )
 
 
 class Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Log unexpected errors only; ``ApiError`` is an answer, not a fault."""
-        unexpected = [e for e in errors if not isinstance(e.original_error, ApiError)]
-        if unexpected:
-            super().process_errors(unexpected, execution_context)
+        """Log each unexpected error with its reference; a client's mistakes and
+        ``ApiError`` are answers, not faults, and are not logged."""
+        for error in errors:
+            if is_unexpected(error):
+                reference_of(error)
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Queries and mutations; a subscription sent over HTTP is refused (HTTP 400):
+        subscriptions run over the websocket protocol only."""
+        allowed = set(allowed_operation_types or (OperationType.QUERY, OperationType.MUTATION))
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed - {OperationType.SUBSCRIPTION},
+            operation_extensions,
+        )
 
 
 def build_schema(rt: Runtime) -> strawberry.Schema:
@@ -120,7 +209,7 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
         lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
     ]
     if rt.settings.production:
-        extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
+        extensions.append(MaskUnexpectedErrors)
     return Schema(
         query=merge("Query", parts["Query"]),
         mutation=merge("Mutation", parts["Mutation"]),

@@ -15,6 +15,7 @@ from strawberry.scalars import JSON
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError
 from ordergraph.core.errors import ErrorCode as CoreErrorCode
+from ordergraph.core.limits import MAX_ID, shown
 from ordergraph.core.money import from_minor
 from ordergraph.core.orders import (
     OrderEventView,
@@ -77,17 +78,31 @@ def encode_cursor(kind: str, key: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode()
 
 
-def decode_cursor(kind: str, cursor: str | None) -> int | None:
-    """The key inside a cursor of ``kind``; a malformed cursor is a clear error."""
+# Longer than any cursor a list hands out.
+MAX_CURSOR_CHARS = 100
+
+
+def invalid_cursor(cursor: str) -> ApiError:
+    return ApiError(
+        CoreErrorCode.INVALID_CURSOR,
+        f"{shown(repr(cursor), MAX_CURSOR_CHARS)} is not a cursor of this list.",
+        "after",
+    )
+
+
+def decode_cursor(kind: str, cursor: str | None, maximum: int = MAX_ID) -> int | None:
+    """The key inside a cursor of ``kind``, from 1 to ``maximum``; any other cursor is a
+    clear error (a key beyond what an id column holds would be a query the database refuses)."""
     if cursor is None:
         return None
-    try:
-        prefix, _, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if prefix == kind:
-            return int(key)
-    except (ValueError, UnicodeDecodeError):
-        pass
-    raise ApiError(CoreErrorCode.INVALID_VALUE, f"{cursor!r} is not a cursor of this list.")
+    if len(cursor) <= MAX_CURSOR_CHARS:
+        try:
+            prefix, _, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+            if prefix == kind and key.isascii() and key.isdigit() and 0 < int(key) <= maximum:
+                return int(key)
+        except (ValueError, UnicodeError):
+            pass
+    raise invalid_cursor(cursor)
 
 
 def connection(

@@ -6,7 +6,6 @@ from ordergraph.plugin_api import (
     READERS,
     DomainError,
     Info,
-    OrderType,
     PluginInfo,
     Role,
     SchemaExtension,
@@ -35,7 +34,7 @@ class WebMutation:
             )
         except DomainError as error:
             return SubmitOrderPayload(errors=user_errors(error))
-        return SubmitOrderPayload(order=OrderType.from_view(result.order), created=result.created)
+        return SubmitOrderPayload.of(result, principal)
 
 
 @hookimpl

@@ -1,0 +1,83 @@
+"""The limits of every text and number a caller sends, declared once.
+
+The core checks them before anything reaches the database, so SQLite and PostgreSQL
+accept and refuse the same inputs: a string longer than its column (which SQLite would
+store and PostgreSQL refuses), a NUL character (which PostgreSQL cannot store), an id
+beyond what a SERIAL column holds. Lengths are taken from the columns in ``tables.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ordergraph.core.errors import ErrorCode, Problem
+from ordergraph.core.tables import ApiToken, Customer, ImportError_, Order, OrderEvent, Product
+
+MAX_ID = 2**31 - 1
+"""The largest id a row can have: ids are PostgreSQL SERIAL (32-bit) columns."""
+MAX_STOCK = 2**31 - 1
+"""The most stock a product can have on hand: an INTEGER column."""
+MAX_FILTER_VALUES = 100
+"""The most values a list filter may name (each is a query parameter)."""
+
+# Control characters (NUL among them) and lone surrogates, which no database stores as text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# The same, but line breaks and tabs are allowed: for notes.
+_CONTROL_EXCEPT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class TextLimit:
+    """A text input: at most ``max_length`` characters and no control characters
+    (``multiline`` allows line breaks and tabs)."""
+
+    what: str
+    max_length: int
+    multiline: bool = False
+
+    def problem(self, value: str, field: str | None) -> Problem | None:
+        """What is wrong with ``value``, or None."""
+        if len(value) > self.max_length:
+            return Problem(
+                ErrorCode.TOO_LONG,
+                f"{self.what} is longer than {self.max_length} characters.",
+                field,
+            )
+        control = _CONTROL_EXCEPT_LINES if self.multiline else _CONTROL
+        if control.search(value):
+            return Problem(
+                ErrorCode.INVALID_CHARACTER,
+                f"{self.what} contains a control character (such as NUL), which is not allowed.",
+                field,
+            )
+        return None
+
+    def check(self, value: str, field: str | None, problems: list[Problem]) -> bool:
+        """Append the problem with ``value`` to ``problems``; True when there was none."""
+        problem = self.problem(value, field)
+        if problem is not None:
+            problems.append(problem)
+        return problem is None
+
+
+EXTERNAL_ID = TextLimit("The external id", Order.external_id.length)
+CHANNEL = TextLimit("The channel", Order.channel.length)
+STATUS = TextLimit("The status", Order.status.length)
+IMPORT_STATUS = TextLimit("The status", ImportError_.status.length)
+NOTE = TextLimit("The note", 2000, multiline=True)
+# The shipping address's name may become the name of a new customer.
+ADDRESS_FIELD = TextLimit("An address field", Customer.name.length)
+EMAIL = TextLimit("The e-mail address", Customer.email.length)
+CUSTOMER_NAME = TextLimit("The customer's name", Customer.name.length)
+SKU = TextLimit("The SKU", Product.sku.length)
+PRODUCT_NAME = TextLimit("The product name", Product.name.length)
+SEARCH = TextLimit("The search", 200)
+# A token's name is the actor of its events, "role:name"; "integrator" is the longest role.
+TOKEN_NAME = TextLimit("The token's name", OrderEvent.actor.length - len("integrator:"))
+TEAM = TextLimit("The team", ApiToken.team.length)
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """``text`` as a message quotes it: a value too long to repeat is cut short."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
