@@ -19,6 +19,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from ordergraph import graphiql
 from ordergraph.channel_input import BodyTooLarge, read_body
 from ordergraph.core import db, runtime
+from ordergraph.core.errors import ErrorCode
 from ordergraph.core.runtime import Runtime
 from ordergraph.graphql.context import Context, principal_for
 from ordergraph.graphql.schema import build_schema
@@ -43,8 +44,9 @@ class GraphQLApp(GraphQL):
             try:
                 body = await read_body(Request(scope, receive), limit)
             except BodyTooLarge as exc:
+                error = {"message": str(exc), "extensions": {"code": ErrorCode.TOO_LARGE.value}}
                 refusal = JSONResponse(
-                    {"errors": [{"message": str(exc), "extensions": {"code": "TOO_LARGE"}}]},
+                    {"errors": [error]},
                     status_code=413,
                     headers={"Connection": "close"},
                 )

@@ -428,3 +428,30 @@ def test_the_readme_states_the_limits_the_code_enforces() -> None:
     assert rows["lines per order"] == f"1 to {MAX_LINES}"
     assert rows["stock on hand"] == f"0 to {limits.MAX_STOCK:,}"
     assert rows["ids, order numbers"].startswith(f"1 to {limits.MAX_ID:,}")
+
+
+CANCEL = """
+mutation Cancel($id: ID!, $reason: String) {
+  transitionOrder(id: $id, transition: "cancel", reason: $reason) {
+    order { status } errors { field code }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"), [("x" * 2001, "TOO_LONG"), (f"no{NUL}thanks", "INVALID_CHARACTER")]
+)
+async def test_a_transition_reason_is_bounded_and_the_order_stays(
+    api: Api, reason: str, code: str
+) -> None:
+    order = await submit(api, "REASON-1")
+
+    refused = await api.data(CANCEL, {"id": order["id"], "reason": reason})
+    fine = await api.data(CANCEL, {"id": order["id"], "reason": "changed\nmy mind"})
+
+    assert refused["transitionOrder"] == {
+        "order": None,
+        "errors": [{"field": "reason", "code": code}],
+    }
+    assert fine["transitionOrder"] == {"order": {"status": "CANCELLED"}, "errors": []}

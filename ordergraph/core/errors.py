@@ -38,6 +38,7 @@ class ErrorCode(StrEnum):
     INVALID_CHARACTER = "INVALID_CHARACTER"
     INVALID_CURSOR = "INVALID_CURSOR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    TOO_LARGE = "TOO_LARGE"
 
 
 @dataclass(frozen=True)

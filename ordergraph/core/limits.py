@@ -66,6 +66,8 @@ CHANNEL = TextLimit("The channel", Order.channel.length)
 STATUS = TextLimit("The status", Order.status.length)
 IMPORT_STATUS = TextLimit("The status", ImportError_.status.length)
 NOTE = TextLimit("The note", 2000, multiline=True)
+# Why a transition was fired (a cancellation's reason, a reviewer's note): on the timeline.
+REASON = TextLimit("The reason", 2000, multiline=True)
 # The shipping address's name may become the name of a new customer.
 ADDRESS_FIELD = TextLimit("An address field", Customer.name.length)
 EMAIL = TextLimit("The e-mail address", Customer.email.length)

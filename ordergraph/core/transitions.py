@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
+from ordergraph.core.limits import REASON
 from ordergraph.core.orders import NewEvent, OrderView, announce, load_order, record_events
 from ordergraph.core.plugins import PluginFailure
 from ordergraph.core.statusgraph import Transition
@@ -51,8 +52,12 @@ async def transition_order(
     and writes their outbox jobs. Nothing else writes ``status``.
 
     Raises ``DomainError`` with NOT_FOUND, INVALID_TRANSITION, FORBIDDEN,
-    VERSION_CONFLICT or VETOED; the order is unchanged then.
+    VERSION_CONFLICT, VETOED, or TOO_LONG or INVALID_CHARACTER for the reason; the
+    order is unchanged then.
     """
+    problem = REASON.problem(reason, "reason") if reason is not None else None
+    if problem is not None:
+        raise DomainError(problem)
     if isinstance(order, int):
         loaded = await load_order(order)
         if loaded is None:
