@@ -139,6 +139,15 @@ async def read_until_ready(stream: asyncio.StreamReader, deadline: float) -> lis
             return seen
 
 
+def printed_tokens(output: list[str]) -> dict[str, str]:
+    """The tokens ``serve --demo`` printed, by the first word of their line (admin, customer)."""
+    return {
+        words[0]: words[-1]
+        for words in (line.split() for line in output)
+        if len(words) >= 2 and words[-1].startswith("og_")
+    }
+
+
 @dataclass
 class Demo:
     """A running ``ordergraph serve --demo``: what it printed, and a client of it."""
@@ -148,12 +157,7 @@ class Demo:
 
     @property
     def tokens(self) -> dict[str, str]:
-        """The tokens it printed, by the first word of their line (admin, customer)."""
-        return {
-            words[0]: words[-1]
-            for words in (line.split() for line in self.output)
-            if len(words) >= 2 and words[-1].startswith("og_")
-        }
+        return printed_tokens(self.output)
 
     async def query(self, text: str, variables: dict | None = None) -> dict:
         response = await self.client.post(

@@ -20,7 +20,14 @@ import httpx
 import pytest
 from conftest import Api, make_settings, serve_api
 from playwright.async_api import Page, async_playwright, expect
-from test_cli import DEMO_START_TIMEOUT, ORDERGRAPH, clean_env, free_port, read_until_ready
+from test_cli import (
+    DEMO_START_TIMEOUT,
+    ORDERGRAPH,
+    clean_env,
+    free_port,
+    printed_tokens,
+    read_until_ready,
+)
 
 from ordergraph import demo, graphiql
 
@@ -78,8 +85,8 @@ async def demo_server(database_url: str, tmp_path: Path) -> AsyncIterator[DemoSe
     )
     try:
         assert proc.stdout is not None
-        tokens = await read_until_ready(proc.stdout, time.monotonic() + DEMO_START_TIMEOUT)
-        yield DemoServer(url=f"http://127.0.0.1:{port}", tokens=tokens)
+        output = await read_until_ready(proc.stdout, time.monotonic() + DEMO_START_TIMEOUT)
+        yield DemoServer(url=f"http://127.0.0.1:{port}", tokens=printed_tokens(output))
     finally:
         proc.terminate()
         try:
