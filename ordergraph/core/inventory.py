@@ -9,7 +9,7 @@ SQLite the IMMEDIATE transaction already serializes writers.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ordergraph.core import db
 from ordergraph.core.errors import ErrorCode, Problem
@@ -59,7 +59,12 @@ async def reserve(lines: Iterable[LineView]) -> list[Problem]:
 
 async def release(lines: Iterable[LineView]) -> None:
     """Give back what ``reserve`` took (cancel, reject)."""
-    for sku, quantity in quantities(lines).items():
+    await release_quantities(quantities(lines))
+
+
+async def release_quantities(counts: Mapping[str, int]) -> None:
+    """Give back part of a reservation, ``{sku: quantity}`` (a cancelled remainder)."""
+    for sku, quantity in sorted(counts.items()):
         await db.raw(
             "UPDATE products SET stock_reserved = stock_reserved - {} WHERE sku = {}",
             quantity,
@@ -69,7 +74,12 @@ async def release(lines: Iterable[LineView]) -> None:
 
 async def consume(lines: Iterable[LineView]) -> None:
     """Turn a reservation into a shipment: the goods leave the warehouse."""
-    for sku, quantity in quantities(lines).items():
+    await consume_quantities(quantities(lines))
+
+
+async def consume_quantities(counts: Mapping[str, int]) -> None:
+    """Turn part of a reservation, ``{sku: quantity}``, into goods shipped."""
+    for sku, quantity in sorted(counts.items()):
         await db.raw(
             "UPDATE products SET stock_reserved = stock_reserved - {}, "
             "stock_on_hand = stock_on_hand - {} WHERE sku = {}",
