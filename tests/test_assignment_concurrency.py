@@ -20,9 +20,9 @@ mutation($input: TeamInput!) { upsertTeam(input: $input) { errors { code } } }
 
 async def approve_and_assign_at_once(api: Api, count: int, capacity: int) -> dict[str, int]:
     members = [{"staff": name, "capacity": capacity} for name in MEMBERS]
-    assert (await api.data(TEAM, {"input": {"name": "floor", "members": members}}))[
-        "upsertTeam"
-    ]["errors"] == []
+    assert (await api.data(TEAM, {"input": {"name": "floor", "members": members}}))["upsertTeam"][
+        "errors"
+    ] == []
     one_mug = [{"sku": "MUG", "quantity": 1}]
     ids = [int((await submit(api, f"C-{i}", lines=one_mug))["id"]) for i in range(count)]
 
