@@ -74,7 +74,8 @@ async def test_my_work_and_each_step_cost_a_bounded_number_of_statements(
         for first in (2, 12):
             with db.count_statements() as log:
                 data = await api.data(
-                    "query($n: Int) { myWork(first: $n) { dueAt order { number } nextTask { kind } } }",
+                    "query($n: Int) { myWork(first: $n) { dueAt order { number } "
+                    "nextTask { kind } } }",
                     {"n": first},
                     as_="pia",
                 )
