@@ -156,7 +156,7 @@ async def test_demo_serves_the_demo_shop_with_the_printed_tokens(tmp_path: Path)
     try:
         assert proc.stdout is not None
         tokens = await read_until_ready(proc.stdout, time.monotonic() + DEMO_START_TIMEOUT)
-        assert set(tokens) == {"admin", "customer"}
+        assert set(tokens) == {"admin", "customer", "staff"}
         assert (tmp_path / "ordergraph.db").exists()
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
@@ -180,6 +180,9 @@ async def test_demo_serves_the_demo_shop_with_the_printed_tokens(tmp_path: Path)
             assert ada["me"]["role"] == "customer"
             adas_orders = [o for o in demo.ORDERS if o[1] == "ada@example.com"]
             assert ada["orders"]["totalCount"] == len(adas_orders)
+
+            pia = await query("{ myWork { order { externalId } } }", tokens["staff"])
+            assert pia["myWork"]
     finally:
         if proc.returncode is None:
             proc.terminate()

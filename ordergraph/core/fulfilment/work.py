@@ -97,6 +97,8 @@ async def _task_and_order(
         raise DomainError.of(
             ErrorCode.INVALID_VALUE, f"Task {task_id} is a {task['kind']} task, not {kind}.", "id"
         )
+    if task["state"] == "done":
+        raise _already_done(task)
     order = await load_order(task["order"])
     assert order is not None
     if order.status not in WORKING:
@@ -105,8 +107,6 @@ async def _task_and_order(
             f"Order {order.number} is {order.status}; its work is over.",
             "id",
         )
-    if task["state"] == "done":
-        raise _already_done(task)
     tasks = await Task.select().where(Task.order == order.id).order_by(Task.position)
     before = [t for t in tasks if t["position"] < task["position"] and t["state"] != "done"]
     if before:
