@@ -288,9 +288,7 @@ async def test_the_readme_processing_walk_does_what_it_says(demo_api: Api) -> No
     ]
     assert first["assignment"]["explanation"]["chosen"] == "pia"
 
-    assert (await demo_api.data(start, as_="pia"))["startTask"]["order"]["status"] == (
-        "PROCESSING"
-    )
+    assert (await demo_api.data(start, as_="pia"))["startTask"]["order"]["status"] == ("PROCESSING")
     assert (await demo_api.data(pick, as_="pia"))["completePick"]["errors"] == []
     assert (await demo_api.data(pack, as_="pia"))["completePack"]["errors"] == []
     shipped = (await demo_api.data(ship, as_="pia"))["completeShip"]
