@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from conftest import Api, make_settings, serve_api, submit
+from test_subscriptions import connected_as
 
-from ordergraph.core import auth
+from ordergraph.core import auth, db
 
 TEAM = """
 mutation Team($input: TeamInput!) {
@@ -378,3 +379,49 @@ async def test_staff_take_release_and_see_their_work_most_urgent_first(
         seen = await api.data("{ orders { totalCount } }", as_="bo")
         assert seen["orders"]["totalCount"] == 0
         assert (await api.data("{ orders { totalCount } }", as_="pia"))["orders"]["totalCount"] == 4
+
+
+MY_NEW_WORK = "subscription { myNewWork { number assignment { member } } }"
+
+
+async def test_a_person_is_told_when_work_is_assigned_to_them(database_url: str) -> None:
+    async with shop(database_url) as api:
+        await team(api, "packers", ("pia", 5), ("pat", 5))
+        earlier = await approved(api, "SUB-0")
+        probe_number = f"SO-{int(earlier['id']):06d}"
+        holder = earlier["assignment"]["member"]
+        other = "pat" if holder == "pia" else "pia"
+        async with connected_as(api, other) as ws:
+            await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": MY_NEW_WORK}})
+            # A probe, as an assignment event to this person, until one arrives: the
+            # subscription is live from then on.
+            probe = {
+                "id": 0,
+                "order_id": int(earlier["id"]),
+                "customer_id": 0,
+                "type": "assigned",
+                "from_status": None,
+                "to_status": None,
+                "actor": "test",
+                "data": {"member": other},
+                "at": db.now().isoformat(),
+            }
+            async with asyncio.timeout(10):
+                while True:
+                    await api.rt.bus.publish(probe)
+                    with contextlib.suppress(TimeoutError):
+                        if (await ws.receive_json(timeout=0.1))["type"] == "next":
+                            break
+            order = await submit(api, "SUB-1")
+            await api.rt.runner.drain()
+            async with asyncio.timeout(10):
+                while True:
+                    message = await ws.receive_json()
+                    work = message["payload"]["data"]["myNewWork"]
+                    if work["number"] != probe_number:
+                        break
+
+        assert work == {
+            "number": f"SO-{int(order['id']):06d}",
+            "assignment": {"member": other},
+        }
