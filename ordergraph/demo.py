@@ -40,11 +40,12 @@ CUSTOMERS = [
     CustomerData("mallory@example.com", "Mallory Blocked", Decimal("1000"), "EUR", blocked=True),
 ]
 PRODUCTS = [
-    ProductData("MUG-001", "Enamel mug", Decimal("12.50"), "EUR", 120),
-    ProductData("TEE-BLK-M", "T-shirt black M", Decimal("24.90"), "EUR", 40),
-    ProductData("BAG-TOTE", "Canvas tote bag", Decimal("18.00"), "EUR", 2),  # nearly out
-    ProductData("LAMP-DESK", "Desk lamp", Decimal("79.00"), "EUR", 15),
-    ProductData("PEN-SET", "Fountain pen set", Decimal("45.00"), "EUR", 30),
+    ProductData("MUG-001", "Enamel mug", Decimal("12.50"), "EUR", 120, bin_location="A-01-1"),
+    ProductData("TEE-BLK-M", "T-shirt black M", Decimal("24.90"), "EUR", 40, bin_location="B-03-2"),
+    # Nearly out.
+    ProductData("BAG-TOTE", "Canvas tote bag", Decimal("18.00"), "EUR", 2, bin_location="B-07-1"),
+    ProductData("LAMP-DESK", "Desk lamp", Decimal("79.00"), "EUR", 15, bin_location="C-02-4"),
+    ProductData("PEN-SET", "Fountain pen set", Decimal("45.00"), "EUR", 30, bin_location="A-04-3"),
 ]
 ADDRESS = {
     "name": "Ada Lovelace",

@@ -150,11 +150,24 @@ async def test_pick_pack_ship_records_who_and_when_and_the_status_follows(
 ) -> None:
     async with shop(database_url) as api:
         await team(api, "packers", ("pia", 5))
+        binned = await api.data(
+            'mutation { upsertProducts(input: [{sku: "MUG", name: "Mug", listPrice: "12.50", '
+            'currency: "EUR", stockOnHand: 100, binLocation: "A-01-3"}]) { errors { code } } }'
+        )
+        assert binned["upsertProducts"]["errors"] == []
         order = await approved(api, "FLOW-1", lines=[{"sku": "MUG", "quantity": 3}])
         assert order["status"] == "APPROVED"
         assert (await mug_stock(api)) == (100, 3)
         pick = task(order, "pick")
-        assert pick["pickList"][0]["quantity"] == 3
+        assert pick["pickList"][0] == {
+            "lineNo": 1,
+            "sku": "MUG",
+            "quantity": 3,
+            "binLocation": "A-01-3",
+            "picked": None,
+            "cancelled": 0,
+            "backordered": 0,
+        }
 
         started = await api.data(START, {"id": pick["id"]}, as_="pia")
         assert started["startTask"]["order"]["status"] == "PROCESSING"

@@ -28,6 +28,8 @@ class ProductData:
     currency: str
     stock_on_hand: int = 0
     active: bool = True
+    # Where pickers find it (pick lists); empty: not said.
+    bin_location: str = ""
 
 
 @dataclass
@@ -90,6 +92,14 @@ async def upsert_products(items: list[ProductData]) -> list[dict[str, Any]]:
                     f"{where}.stockOnHand",
                 )
             )
+        if len(item.bin_location) > 32:
+            problems.append(
+                Problem(
+                    ErrorCode.INVALID_VALUE,
+                    "A bin location has at most 32 characters.",
+                    f"{where}.binLocation",
+                )
+            )
         currency = item.currency.strip().upper()
         price = _money(item.list_price, currency, f"{where}.listPrice", problems)
         if price is not None:
@@ -101,6 +111,7 @@ async def upsert_products(items: list[ProductData]) -> list[dict[str, Any]]:
                     currency=currency,
                     stock_on_hand=item.stock_on_hand,
                     active=item.active,
+                    bin_location=item.bin_location.strip(),
                     updated_at=db.now(),
                 )
             )
@@ -118,6 +129,7 @@ async def upsert_products(items: list[ProductData]) -> list[dict[str, Any]]:
                 Product.currency,
                 Product.stock_on_hand,
                 Product.active,
+                Product.bin_location,
                 Product.updated_at,
             ],
         )

@@ -142,6 +142,7 @@ class Product:
     stock_on_hand: int
     stock_reserved: int
     active: bool
+    bin_location: str
 
     @strawberry.field(description="Stock on hand that is not reserved.")
     def stock_available(self) -> int:
@@ -158,6 +159,7 @@ class Product:
             stock_on_hand=row["stock_on_hand"],
             stock_reserved=row["stock_reserved"],
             active=row["active"],
+            bin_location=row["bin_location"],
         )
 
 
