@@ -21,7 +21,12 @@ from ordergraph.core.fulfilment.assignment import (
     assign,
     drain_queue,
 )
-from ordergraph.core.fulfilment.teams import DRAIN_JOB, Candidate, TeamView
+from ordergraph.core.fulfilment.teams import (
+    DRAIN_JOB,
+    Candidate,
+    TeamView,
+    serialize_assignments,
+)
 from ordergraph.core.fulfilment.work import (
     DERIVE_JOB,
     derive_status,
@@ -103,6 +108,7 @@ class Stage:
         if transition.target == "APPROVED" and self.active:
             await jobs.enqueue_job(ASSIGN_JOB, {"order_id": order.id})
         elif order.status in WORKING and transition.target not in WORKING:
+            await serialize_assignments()
             closed = await db.raw(
                 'UPDATE assignments SET state = {} WHERE "order" = {} AND state <> {} '
                 "RETURNING team, state",

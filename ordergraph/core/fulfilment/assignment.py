@@ -17,16 +17,20 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db, jobs
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.fulfilment.teams import DRAIN_JOB, Candidate, TeamView, load_teams
+from ordergraph.core.fulfilment.teams import (
+    DRAIN_JOB,
+    Candidate,
+    TeamView,
+    load_teams,
+    serialize_assignments,
+)
 from ordergraph.core.orders import PRIORITIES, OrderView, load_order, record_event
-from ordergraph.core.tables import Assignment, FulfilmentLine, Task, Team
+from ordergraph.core.tables import Assignment, FulfilmentLine, Order, Task, Team
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
 
 ASSIGN_JOB = "assign_order"
-# An arbitrary key for PostgreSQL's advisory lock held while an assignment is written.
-ASSIGNMENT_LOCK = 7_011_843
 WORKING = ("APPROVED", "PROCESSING")
 STEPS = ("pick", "pack", "ship")
 # Most urgent first: URGENT is 0.
@@ -44,14 +48,16 @@ class AssignmentChoice:
     explanation: dict[str, Any] = field(default_factory=dict)
 
 
-async def serialize_assignments() -> None:
-    """Inside a write transaction: wait until no other assignment is being written."""
-    if not db.current().is_sqlite:
-        await db.raw("SELECT pg_advisory_xact_lock({})", ASSIGNMENT_LOCK)
-
-
 def due_at(rt: Runtime, step: str, priority: str, start: datetime.datetime) -> datetime.datetime:
     return start + datetime.timedelta(hours=rt.settings.due_hours[step][priority])
+
+
+async def _still_working(order_id: int) -> bool:
+    """The order's status as committed now, under the assignment lock: a transition that
+    leaves the working states takes the same lock to close the assignment, so either it
+    sees this assignment or this sees its status."""
+    row = await Order.select(Order.status).where(Order.id == order_id).first()
+    return row is not None and row["status"] in WORKING
 
 
 async def _create_work(rt: Runtime, order: OrderView) -> None:
@@ -176,6 +182,8 @@ async def assign(rt: Runtime, order_id: int, *, exclude: str | None = None) -> s
         current = await Assignment.select().where(Assignment.order == order_id).first()
         if current is not None and current["state"] in ("assigned", "done"):
             return None
+        if current is None and not await _still_working(order_id):
+            return None  # cancelled meanwhile: its work must not count on anyone
         teams = await load_teams(order, exclude=exclude)
         outcome = await rt.plugins.call("assign_order", first_result=True, order=order, teams=teams)
         team = member = None
@@ -319,6 +327,7 @@ async def release(rt: Runtime, order_id: int, principal: Principal) -> str | Non
             ErrorCode.OTHER_TEAM, f"The order belongs to team {current['team_name']}.", "id"
         )
     async with db.write_transaction():
+        await serialize_assignments()
         released = await (
             Assignment.update({Assignment.state: "queued", Assignment.member: None})
             .where((Assignment.id == current["id"]) & (Assignment.state == "assigned"))

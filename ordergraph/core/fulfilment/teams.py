@@ -14,10 +14,23 @@ from ordergraph.core.orders import OrderView, record_event
 from ordergraph.core.tables import Assignment, Order, Team, TeamMember
 
 DRAIN_JOB = "drain_team_queue"
+# An arbitrary key for PostgreSQL's advisory lock held while assignments are written.
+ASSIGNMENT_LOCK = 7_011_843
 MAX_NAME = 64
 MAX_STAFF = 200
 MAX_CAPACITY = 1000
 MAX_MEMBERS = 200
+
+
+async def serialize_assignments() -> None:
+    """Inside a write transaction: wait until no other assignment is being written.
+
+    Held by everything that changes who holds what (assigning, releasing, closing an
+    order's work, availability, capacity), so a choice is written against the loads it
+    was made on. SQLite's IMMEDIATE transaction is exclusive already.
+    """
+    if not db.current().is_sqlite:
+        await db.raw("SELECT pg_advisory_xact_lock({})", ASSIGNMENT_LOCK)
 
 
 @dataclass(frozen=True)
@@ -179,6 +192,7 @@ async def upsert_team(name: str, description: str, members: list[MemberData]) ->
         raise DomainError(*problems)
     name = name.strip()
     async with db.write_transaction():
+        await serialize_assignments()
         team = await Team.select(Team.id).where(Team.name == name).first()
         if team is None:
             team = (await Team.insert(Team(name=name, description=description)))[0]
@@ -232,6 +246,7 @@ async def set_availability(staff: str, available: bool, principal: Principal) ->
             ErrorCode.FORBIDDEN, "Staff may change only their own availability.", "staff"
         )
     async with db.write_transaction():
+        await serialize_assignments()
         member = await TeamMember.select().where(TeamMember.staff == staff).first()
         if member is None:
             raise DomainError.of(ErrorCode.NOT_FOUND, f"{staff} is in no team.", "staff")
