@@ -10,7 +10,9 @@ import collections
 from conftest import Api, make_settings, serve_api, submit
 
 from ordergraph.core import jobs, review
+from ordergraph.core.auth import SYSTEM
 from ordergraph.core.tables import Assignment, OutboxJob
+from ordergraph.core.transitions import transition_order
 
 MEMBERS = ("ann", "ben", "cat", "dan")
 TEAM = """
@@ -63,3 +65,26 @@ async def test_concurrent_approvals_never_fill_a_member_beyond_capacity(
         held = await approve_and_assign_at_once(api, 100, capacity=20)
 
     assert held == {**{name: 20 for name in MEMBERS}, "queued": 20}
+
+
+async def test_orders_cancelled_while_being_assigned_leave_nobody_holding_them(
+    database_url: str,
+) -> None:
+    plugins = {"stock": {"enabled": True}, "rules": {"enabled": True, "rules": ["-> floor"]}}
+    async with serve_api(make_settings(database_url, plugins=plugins), run_jobs=False) as api:
+        members = [{"staff": name, "capacity": 100} for name in MEMBERS]
+        await api.data(TEAM, {"input": {"name": "floor", "members": members}})
+        one_mug = [{"sku": "MUG", "quantity": 1}]
+        ids = [int((await submit(api, f"X-{i}", lines=one_mug))["id"]) for i in range(30)]
+        await asyncio.gather(*(review.review_order(api.rt, order_id) for order_id in ids))
+        due = await OutboxJob.select(OutboxJob.id).where(OutboxJob.name == "assign_order")
+
+        await asyncio.gather(
+            *(jobs.run_job(api.rt, row["id"]) for row in due),
+            *(transition_order(api.rt, order_id, "cancel", SYSTEM) for order_id in ids),
+        )
+
+        held = await Assignment.count().where(Assignment.state == "assigned")
+        teams = await api.data("{ teams { members { openOrders } } }")
+    assert held == 0
+    assert [m["openOrders"] for m in teams["teams"][0]["members"]] == [0, 0, 0, 0]
