@@ -248,6 +248,10 @@ async def assign_to(rt: Runtime, order_id: int, staff: str, principal: Principal
     async with db.write_transaction():
         await serialize_assignments()
         current = await Assignment.select().where(Assignment.order == order_id).first()
+        if not await _still_working(order_id) or (current and current["state"] == "done"):
+            raise DomainError.of(
+                ErrorCode.OUT_OF_ORDER, f"Order {order.number} is no longer being worked on.", "id"
+            )
         teams = await load_teams(order)
         found = [(t, m) for t in teams for m in t.members if m.staff == staff]
         if not found:
