@@ -5,12 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from conftest import Api, make_settings, serve_api, submit
 from test_subscriptions import connected_as
 
+import plugins.channels.web
+import plugins.review_rules.stock
+from ordergraph.app import create_app
 from ordergraph.core import auth, db
+from ordergraph.core.plugins import PluginConfigError
+from ordergraph.plugin_api import (
+    AssignmentChoice,
+    OrderView,
+    PluginInfo,
+    TeamView,
+    hookimpl,
+)
 
 TEAM = """
 mutation Team($input: TeamInput!) {
@@ -438,3 +451,48 @@ async def test_a_person_is_told_when_work_is_assigned_to_them(database_url: str)
             "number": f"SO-{int(order['id']):06d}",
             "assignment": {"member": other},
         }
+
+
+def assignment_plugin(assign: Any) -> SimpleNamespace:
+    @hookimpl
+    def plugin_info() -> PluginInfo:
+        return PluginInfo(category="assignment", description="for tests", enabled_by_default=True)
+
+    return SimpleNamespace(plugin_info=plugin_info, assign_order=hookimpl(assign))
+
+
+async def test_a_choice_of_someone_who_cannot_take_it_queues_the_order_with_the_failure(
+    database_url: str,
+) -> None:
+    def always_pat(order: OrderView, teams: list[TeamView]) -> AssignmentChoice:
+        return AssignmentChoice(team="packers", member="pat", rule="pat or nobody")
+
+    installed = {
+        "web": plugins.channels.web,
+        "stock": plugins.review_rules.stock,
+        "pat_only": assignment_plugin(always_pat),
+    }
+    settings = make_settings(database_url, plugins={"stock": {"enabled": True}})
+    async with serve_api(settings, installed_plugins=installed) as api:
+        await team(api, "packers", ("pia", 5), ("pat", 5))
+        await api.data(
+            'mutation { setMemberAvailability(staff: "pat", available: false) { errors { code } } }'
+        )
+        order = await approved(api, "FAIL-1")
+
+    assert order["assignment"]["state"] == "queued"
+    assert order["assignment"]["team"] == "packers"
+    assert order["assignment"]["explanation"]["failure"] == ("pat_only: pat cannot take it: away")
+    failed = [e for e in order["events"] if e["type"] == "plugin_failed"]
+    assert failed[0]["data"]["hook"] == "assign_order"
+
+
+def test_an_async_assign_order_stops_start_up(tmp_path: Any) -> None:
+    async def slow(order: OrderView, teams: list[TeamView]) -> None:
+        return None
+
+    with pytest.raises(PluginConfigError, match="plugin slow: assign_order must be sync"):
+        create_app(
+            make_settings(f"sqlite:///{tmp_path}/x.db"),
+            installed_plugins={"slow": assignment_plugin(slow)},
+        )
