@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import Api, make_settings, serve_api, submit
+from conftest import ADDRESS, Api, make_settings, serve_api, submit
 from test_subscriptions import connected_as
 
 import plugins.channels.web
@@ -496,3 +496,56 @@ def test_an_async_assign_order_stops_start_up(tmp_path: Any) -> None:
             make_settings(f"sqlite:///{tmp_path}/x.db"),
             installed_plugins={"slow": assignment_plugin(slow)},
         )
+
+
+async def test_the_first_matching_rule_picks_the_team(database_url: str) -> None:
+    rules = [
+        "type=bulk -> bulk",
+        "priority=URGENT country=IE -> express round_robin",
+        "amount>=100 -> bulk",
+        "-> packers",
+    ]
+    async with shop(database_url, rules) as api:
+        await team(api, "packers", ("pia", 9))
+        await team(api, "bulk", ("bo", 9))
+        await team(api, "express", ("eve", 9), ("eli", 9))
+        irish = {**ADDRESS, "country": "IE"}
+        cases = [
+            ({"type": "bulk"}, "bulk"),
+            ({"priority": "URGENT", "shippingAddress": irish}, "express"),
+            ({"priority": "URGENT"}, "packers"),
+            ({"lines": [{"sku": "MUG", "quantity": 8}]}, "bulk"),  # 100.00
+            ({"lines": [{"sku": "MUG", "quantity": 7}]}, "packers"),
+            ({"priority": "URGENT", "shippingAddress": irish}, "express"),
+        ]
+        found = [
+            (await approved(api, f"R-{i}", **values))["assignment"]
+            for i, (values, _) in enumerate(cases)
+        ]
+
+    assert [a["team"] for a in found] == [team for _, team in cases]
+    # Round robin within express: eve, then the next one, eli.
+    assert [a["member"] for a in found if a["team"] == "express"] == ["eve", "eli"]
+    assert found[1]["explanation"]["strategy"] == "round_robin"
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        (
+            ["-> a", "colour=red -> b"],
+            "plugins.rules.rules: rule 2: 'colour=red -> b': 'colour=red'",
+        ),
+        (["type=bulk"], "plugins.rules.rules: rule 1: 'type=bulk': a rule is 'conditions -> team"),
+        (["-> a fastest"], "plugins.rules.rules: rule 1: '-> a fastest': the strategy is one of"),
+    ],
+)
+def test_a_rule_that_cannot_be_read_stops_start_up(
+    tmp_path: Any, rules: list[str], message: str
+) -> None:
+    settings = make_settings(
+        f"sqlite:///{tmp_path}/x.db", plugins={"rules": {"enabled": True, "rules": rules}}
+    )
+    with pytest.raises(PluginConfigError) as raised:
+        create_app(settings)
+    assert str(raised.value).startswith(message)
