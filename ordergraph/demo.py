@@ -3,7 +3,10 @@
 With the review rules on (``DEMO_CONFIG``, which ``serve --demo`` writes to
 ``ordergraph.toml`` when there is none), the demo orders go through review and show every
 outcome: approved, rejected (credit, blocked customer, stock), on hold (amount, price) and
-a rejected order amended by its customer and approved in a second round.
+a rejected order amended by its customer and approved in a second round. With the
+``rules`` assignment plugin on as well, two teams fulfil the approved orders, which are
+left in every state of the work: assigned and not started, picked, partly shipped,
+shipped, and waiting in a team's queue.
 """
 
 from __future__ import annotations
@@ -15,19 +18,21 @@ from typing import Any
 
 from ordergraph.core import auth, review
 from ordergraph.core.auth import Principal, Role
+from ordergraph.core.fulfilment import teams, work
 from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
 from ordergraph.core.orders import LineDraft, OrderDraft, load_order, submit_order
 from ordergraph.core.runtime import Runtime
-from ordergraph.core.tables import Customer, Order
+from ordergraph.core.tables import Customer, Order, Task
 from ordergraph.core.transitions import transition_order
 
-# The demo's configuration: the review rules it runs, in order, and their settings. It is
+# The demo's configuration: the review rules it runs, in order, and their settings, and the
+# assignment rules of its two teams. It is
 # a file rather than settings of the ``serve`` process so that every process of the demo
 # (``import csv``, ``worker``, ``plugins``) runs and shows the same rules.
 DEMO_CONFIG = """\
-# Written by `ordergraph serve --demo`: the demo's review rules. Every ordergraph
-# command run in this directory reads this file (ordergraph.toml.example lists every
-# setting). Without it, `ordergraph serve` runs no review rules and `serve --demo`
+# Written by `ordergraph serve --demo`: the demo's review and assignment rules. Every
+# ordergraph command run in this directory reads this file (ordergraph.toml.example lists
+# every setting). Without it, `ordergraph serve` runs no review rules and `serve --demo`
 # writes it again.
 
 [plugins.credit_limit]
@@ -46,8 +51,14 @@ on_violation = "hold"
 enabled = true
 amount_over = "500"
 types = ["wholesale"]
+
+[plugins.rules]
+enabled = true
+rules = ["type=wholesale -> bulk", "-> packers"]
 """
 DEMO_PLUGINS: dict[str, dict[str, Any]] = tomllib.loads(DEMO_CONFIG)["plugins"]
+# (team, [(member, capacity)]): packers fill up, so the amended order waits in their queue.
+TEAMS = [("packers", [("pia", 2), ("pat", 2)]), ("bulk", [("bo", 3)])]
 CUSTOMERS = [
     CustomerData("ada@example.com", "Ada Lovelace", Decimal("5000"), "EUR"),
     # Near her limit once DEMO-1003 is approved (249.00 of 300.00).
@@ -55,11 +66,12 @@ CUSTOMERS = [
     CustomerData("mallory@example.com", "Mallory Blocked", Decimal("1000"), "EUR", blocked=True),
 ]
 PRODUCTS = [
-    ProductData("MUG-001", "Enamel mug", Decimal("12.50"), "EUR", 120),
-    ProductData("TEE-BLK-M", "T-shirt black M", Decimal("24.90"), "EUR", 40),
-    ProductData("BAG-TOTE", "Canvas tote bag", Decimal("18.00"), "EUR", 2),  # nearly out
-    ProductData("LAMP-DESK", "Desk lamp", Decimal("79.00"), "EUR", 15),
-    ProductData("PEN-SET", "Fountain pen set", Decimal("45.00"), "EUR", 30),
+    ProductData("MUG-001", "Enamel mug", Decimal("12.50"), "EUR", 120, bin_location="A-01-1"),
+    ProductData("TEE-BLK-M", "T-shirt black M", Decimal("24.90"), "EUR", 40, bin_location="B-03-2"),
+    # Nearly out.
+    ProductData("BAG-TOTE", "Canvas tote bag", Decimal("18.00"), "EUR", 2, bin_location="B-07-1"),
+    ProductData("LAMP-DESK", "Desk lamp", Decimal("79.00"), "EUR", 15, bin_location="C-02-4"),
+    ProductData("PEN-SET", "Fountain pen set", Decimal("45.00"), "EUR", 30, bin_location="A-04-3"),
 ]
 ADDRESS = {
     "name": "Ada Lovelace",
@@ -68,13 +80,14 @@ ADDRESS = {
     "postalCode": "SW1Y 4JH",
     "country": "GB",
 }
-# (external id, customer e-mail, lines as (sku, quantity[, unit price]), staff steps once
-# approved). Reviewed in this order; the comment says what review decides.
+# (external id, customer e-mail, lines as (sku, quantity[, unit price]), the steps of
+# its work once approved). Reviewed in this order; the comment says what review decides.
 ORDERS = [
     ("DEMO-1001", "ada@example.com", [("MUG-001", 2), ("PEN-SET", 1)], []),  # approved
-    ("DEMO-1002", "ada@example.com", [("LAMP-DESK", 1)], ["start_processing"]),  # approved
-    ("DEMO-1003", "grace@example.com", [("TEE-BLK-M", 10)], []),  # approved: 249 of 300
-    ("DEMO-1004", "ada@example.com", [("BAG-TOTE", 1)], ["start_processing", "ship"]),
+    ("DEMO-1002", "ada@example.com", [("LAMP-DESK", 1)], ["pick"]),  # approved, picked
+    # Approved (249 of 300), 6 of the 10 shipped.
+    ("DEMO-1003", "grace@example.com", [("TEE-BLK-M", 10)], ["pick", "pack 6", "ship"]),
+    ("DEMO-1004", "ada@example.com", [("BAG-TOTE", 1)], ["pick", "pack", "ship"]),
     ("DEMO-1005", "ada@example.com", [("BAG-TOTE", 3)], []),  # rejected: 1 tote left
     ("DEMO-1006", "grace@example.com", [("LAMP-DESK", 1)], []),  # rejected: over her credit
     ("DEMO-1007", "mallory@example.com", [("MUG-001", 1)], []),  # rejected: blocked
@@ -115,6 +128,8 @@ async def seed(rt: Runtime) -> bool:
     for customer in CUSTOMERS:
         await upsert_customer(customer)
     await upsert_products(PRODUCTS)
+    for name, members in TEAMS:
+        await teams.upsert_team(name, "", [teams.MemberData(m, c) for m, c in members])
     ids = {}
     for external_id, email, lines, _ in ORDERS:
         submitted = await submit_order(rt, _draft(external_id, email, lines), STAFF)
@@ -133,11 +148,15 @@ async def seed(rt: Runtime) -> bool:
         if not steps or order is None:
             continue
         if not rt.review_rules:
-            steps = ["start_review", "approve", *steps]
+            for step in ("start_review", "approve"):
+                await transition_order(rt, order.id, step, STAFF)
         elif order.status != "APPROVED":
             continue
-        for step in steps:
-            await transition_order(rt, order.id, step, STAFF)
+        await _work(rt, order.id, steps)
+    if await Task.count() > 0:
+        # pat goes off shift: the work not started goes back to the packers' queue.
+        await teams.set_availability("pat", False, Principal(Role.STAFF, "pat", team="packers"))
+        await _drain(rt)
     return True
 
 
@@ -151,12 +170,43 @@ def write_config(path: Path) -> bool:
     return True
 
 
+async def _drain(rt: Runtime) -> None:
+    if rt.runner is not None:
+        await rt.runner.drain()
+
+
+async def _work(rt: Runtime, order_id: int, steps: list[str]) -> None:
+    """Do the steps of an order's work as its assignee; without an assignment plugin
+    (no tasks), staff fire the transitions the steps stand for."""
+    await _drain(rt)
+    tasks = {t["kind"]: t for t in await Task.select().where(Task.order == order_id)}
+    if not tasks:
+        await transition_order(rt, order_id, "start_processing", STAFF)
+        if "ship" in steps and "pack" in steps:
+            await transition_order(rt, order_id, "ship", STAFF)
+        return
+    worker = Principal(Role.STAFF, tasks["pick"]["assignee"] or "demo", team="packers")
+    order = await load_order(order_id)
+    assert order is not None
+    for step in steps:
+        kind, _, quantity = step.partition(" ")
+        task = tasks[kind]["id"]
+        if kind == "pick":
+            await work.complete_pick(rt, task, {}, None, worker)
+        elif kind == "pack":
+            lines = {line.line_no: int(quantity or line.quantity) for line in order.lines}
+            await work.complete_pack(rt, task, [work.Parcel(1200, 400, 300, 200, lines)], worker)
+        else:
+            await work.complete_ship(rt, task, "dhl", "express", [f"DEMO{task:05d}"], worker)
+
+
 async def demo_tokens() -> dict[str, str]:
-    """A fresh admin token and a token for the demo customer Ada."""
+    """A fresh admin token, one for the demo customer Ada and one for pia of the packers."""
     ada = await Customer.select(Customer.id).where(Customer.email == "ada@example.com").first()
     return {
         "admin": await auth.create_token(Role.ADMIN, name="demo-admin"),
         "customer (Ada)": await auth.create_token(
             Role.CUSTOMER, name="demo-ada", customer_id=ada["id"]
         ),
+        "staff (pia)": await auth.create_token(Role.STAFF, name="pia", team="packers"),
     }

@@ -17,13 +17,15 @@ from ordergraph.channel_input import (
 )
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
+from ordergraph.core.fulfilment import AssignmentChoice, Candidate, TeamView, open_quantities
 from ordergraph.core.inbox import IngestResult, find_order, ingest, remember_delivery, seen_delivery
 from ordergraph.core.inbox import receive as receive_delivery
 from ordergraph.core.inbox import record as record_import_error
 from ordergraph.core.inventory import available as available_stock
-from ordergraph.core.inventory import consume as consume_stock
+from ordergraph.core.inventory import consume_quantities as consume_stock_quantities
 from ordergraph.core.inventory import quantities as stock_quantities
 from ordergraph.core.inventory import release as release_stock
+from ordergraph.core.inventory import release_quantities as release_stock_quantities
 from ordergraph.core.inventory import reserve as reserve_stock
 from ordergraph.core.jobs import enqueue_job
 from ordergraph.core.lookups import (
@@ -67,7 +69,9 @@ __all__ = [
     "OPERATORS",
     "READERS",
     "SYSTEM",
+    "AssignmentChoice",
     "BodyTooLarge",
+    "Candidate",
     "CustomerView",
     "DomainError",
     "ErrorCode",
@@ -94,12 +98,13 @@ __all__ = [
     "StatusGraph",
     "SubmitOrderInput",
     "SubmitOrderPayload",
+    "TeamView",
     "Transition",
     "UserError",
     "approved_order_count",
     "available_stock",
     "capped_request",
-    "consume_stock",
+    "consume_stock_quantities",
     "customer_exposure",
     "draft_from_input",
     "enqueue_job",
@@ -110,6 +115,7 @@ __all__ = [
     "ingest",
     "load_json",
     "load_order",
+    "open_quantities",
     "open_runtime",
     "principal_for",
     "read_body",
@@ -117,6 +123,7 @@ __all__ = [
     "receive_delivery",
     "record_import_error",
     "release_stock",
+    "release_stock_quantities",
     "remember_delivery",
     "require",
     "reserve_stock",

@@ -15,6 +15,14 @@ class ConfigError(ValueError):
     pass
 
 
+# Hours from approval until each step of an order's work is due, by priority.
+DEFAULT_DUE_HOURS: dict[str, dict[str, float]] = {
+    "pick": {"URGENT": 1, "HIGH": 4, "NORMAL": 12, "LOW": 24},
+    "pack": {"URGENT": 2, "HIGH": 6, "NORMAL": 18, "LOW": 36},
+    "ship": {"URGENT": 4, "HIGH": 8, "NORMAL": 24, "LOW": 48},
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service reads at start-up.
@@ -44,6 +52,8 @@ class Settings:
     max_webhook_body_bytes: int = 1_000_000
     max_upload_bytes: int = 10_000_000
     max_graphql_body_bytes: int = 1_000_000
+    # [ordergraph.due_hours]: step -> priority -> hours; missing entries keep the default.
+    due_hours: dict[str, dict[str, float]] = field(default_factory=lambda: DEFAULT_DUE_HOURS)
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -70,6 +80,10 @@ class Settings:
             "max_webhook_body_bytes": core.get("max_webhook_body_bytes", 1_000_000),
             "max_upload_bytes": core.get("max_upload_bytes", 10_000_000),
             "max_graphql_body_bytes": core.get("max_graphql_body_bytes", 1_000_000),
+            "due_hours": {
+                step: {**hours, **core.get("due_hours", {}).get(step, {})}
+                for step, hours in DEFAULT_DUE_HOURS.items()
+            },
             "plugins": config.get("plugins", {}),
         }
         values.update(overrides)
@@ -97,7 +111,7 @@ def _check_core(path: Path, core: dict[str, Any]) -> None:
         raise ConfigError(f"{path}: ordergraph must be a table ([ordergraph])")
     durations = ("plugin_timeout_seconds", "job_retry_base_seconds", "outbox_retention_days")
     sizes = ("max_webhook_body_bytes", "max_upload_bytes", "max_graphql_body_bytes")
-    known = (*durations, *sizes, "review_rules")
+    known = (*durations, *sizes, "review_rules", "due_hours")
     unknown = sorted(set(core) - set(known))
     if unknown:
         raise ConfigError(
@@ -114,8 +128,28 @@ def _check_core(path: Path, core: dict[str, Any]) -> None:
             raise ConfigError(
                 f"{path}: ordergraph.{key}: expected a number of bytes (got {value!r})"
             )
+    _check_due_hours(path, core.get("due_hours", {}))
     rules = core.get("review_rules", [])
     if not isinstance(rules, list) or not all(isinstance(name, str) for name in rules):
         raise ConfigError(
             f"{path}: ordergraph.review_rules: expected a list of plugin names (got {rules!r})"
         )
+
+
+def _check_due_hours(path: Path, due: Any) -> None:
+    where = f"{path}: ordergraph.due_hours"
+    if not isinstance(due, dict):
+        raise ConfigError(f"{where}: expected a table of steps (pick, pack, ship)")
+    for step, hours in due.items():
+        if step not in DEFAULT_DUE_HOURS:
+            raise ConfigError(f"{where}.{step}: unknown step (known: pick, pack, ship)")
+        if not isinstance(hours, dict):
+            raise ConfigError(f"{where}.{step}: expected a table of priorities")
+        for priority, value in hours.items():
+            if priority not in DEFAULT_DUE_HOURS[step]:
+                raise ConfigError(
+                    f"{where}.{step}.{priority}: unknown priority "
+                    "(known: URGENT, HIGH, NORMAL, LOW)"
+                )
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"{where}.{step}.{priority}: expected hours (got {value!r})")

@@ -159,11 +159,11 @@ class Demo:
     def tokens(self) -> dict[str, str]:
         return printed_tokens(self.output)
 
-    async def query(self, text: str, variables: dict | None = None) -> dict:
+    async def query(self, text: str, variables: dict | None = None, *, as_: str = "admin") -> dict:
         response = await self.client.post(
             "/graphql",
             json={"query": text, "variables": variables or {}},
-            headers={"Authorization": f"Bearer {self.tokens['admin']}"},
+            headers={"Authorization": f"Bearer {self.tokens[as_]}"},
         )
         body = response.json()
         assert "errors" not in body, body
@@ -202,7 +202,7 @@ async def running_demo(cwd: Path) -> AsyncIterator[Demo]:
 
 def readme_demo_output() -> list[str]:
     """The output of ``make demo`` the README shows (the indented block after "tokens:")."""
-    quickstart = README.read_text().split("It prints the URL and two tokens:\n", 1)[1]
+    quickstart = README.read_text().split("It prints the URL and three tokens:\n", 1)[1]
     shown: list[str] = []
     for line in quickstart.removeprefix("\n").splitlines():
         if line and not line.startswith("    "):
@@ -221,7 +221,7 @@ def printed_as_in_readme(output: list[str]) -> list[str]:
 
 async def test_demo_serves_the_demo_shop_with_the_printed_tokens(tmp_path: Path) -> None:
     async with running_demo(tmp_path) as shop:
-        assert set(shop.tokens) == {"admin", "customer"}
+        assert set(shop.tokens) == {"admin", "customer", "staff"}
         assert printed_as_in_readme(shop.output) == readme_demo_output()
         assert (tmp_path / "ordergraph.db").exists()
 
@@ -231,15 +231,13 @@ async def test_demo_serves_the_demo_shop_with_the_printed_tokens(tmp_path: Path)
         everything = await shop.query("{ orders { totalCount } }")
         assert everything["orders"]["totalCount"] == len(demo.ORDERS)
 
-        response = await shop.client.post(
-            "/graphql",
-            json={"query": "{ me { role } orders { totalCount } }"},
-            headers={"Authorization": f"Bearer {shop.tokens['customer']}"},
-        )
-        ada = response.json()["data"]
+        ada = await shop.query("{ me { role } orders { totalCount } }", as_="customer")
         assert ada["me"]["role"] == "customer"
         adas_orders = [o for o in demo.ORDERS if o[1] == "ada@example.com"]
         assert ada["orders"]["totalCount"] == len(adas_orders)
+
+        pia = await shop.query("{ myWork { order { externalId } } }", as_="staff")
+        assert pia["myWork"]
 
 
 CSV_HEADER = "external_id,customer_email,sku,quantity,currency,ship_name,ship_line1,ship_city,"

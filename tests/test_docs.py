@@ -208,7 +208,11 @@ async def demo_api(tmp_path: Path) -> AsyncIterator[Api]:
             yield Api(
                 client=client,
                 rt=app.state.rt,
-                tokens={"admin": tokens["admin"], "ada": tokens["customer (Ada)"]},
+                tokens={
+                    "admin": tokens["admin"],
+                    "ada": tokens["customer (Ada)"],
+                    "pia": tokens["staff (pia)"],
+                },
             )
 
 
@@ -238,7 +242,7 @@ async def test_the_readme_tour_does_what_it_says(demo_api: Api) -> None:
 
     approved = (await demo_api.data(why))["order"]
     assert [(f["rule"], f["outcome"]) for f in approved["reviewFindings"]] == [
-        (rule, "pass") for rule in demo.DEMO_PLUGINS
+        (rule, "pass") for rule in demo_api.rt.review_rules
     ]
     assert [t["name"] for t in approved["availableTransitions"]] == ["start_processing", "cancel"]
 
@@ -370,3 +374,29 @@ def test_the_channel_configuration_example_is_accepted() -> None:
     rt = runtime.build(Settings(plugins=plugins))
     for name, table in plugins.items():
         assert rt.plugins.plugins[name].enabled is table["enabled"], name
+
+
+async def test_the_readme_processing_walk_does_what_it_says(demo_api: Api) -> None:
+    text = README.read_text()
+    walk = between(text, "## Processing: a staff member's walk", "## Running on PostgreSQL")
+    work, start, pick, pack, ship = re.findall(r"```graphql\n(.*?)```", walk, re.DOTALL)
+
+    mine = (await demo_api.data(work, as_="pia"))["myWork"]
+    assert [w["order"]["number"] for w in mine] == ["SO-000001", "SO-000003"]
+    first = mine[0]["order"]
+    assert [(t["id"], t["kind"]) for t in first["tasks"]] == [
+        ("1", "pick"),
+        ("2", "pack"),
+        ("3", "ship"),
+    ]
+    assert first["assignment"]["explanation"]["chosen"] == "pia"
+
+    assert (await demo_api.data(start, as_="pia"))["startTask"]["order"]["status"] == ("PROCESSING")
+    assert (await demo_api.data(pick, as_="pia"))["completePick"]["errors"] == []
+    assert (await demo_api.data(pack, as_="pia"))["completePack"]["errors"] == []
+    shipped = (await demo_api.data(ship, as_="pia"))["completeShip"]
+    assert shipped["errors"] == []
+    assert shipped["order"]["status"] == "SHIPPED"
+    assert [t["completedBy"] for t in shipped["order"]["tasks"]] == ["staff:pia"] * 3
+    again = (await demo_api.data(pick, as_="pia"))["completePick"]["errors"]
+    assert [e["code"] for e in again] == ["ALREADY_DONE"]

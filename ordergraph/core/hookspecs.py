@@ -90,12 +90,14 @@ def http_routes(settings):
 
 
 @hookspec
-def register_jobs(settings):
+def register_jobs(runtime, settings):
     """Name background jobs this plugin can enqueue with ``enqueue_job``.
 
     When: once at start-up, in the API process and in ``ordergraph worker``. Sync.
 
     Arguments:
+        runtime: the service's ``Runtime`` (settings, plugins, status graph), for
+            jobs that fire transitions or call other hooks.
         settings: this plugin's settings.
 
     Returns: a dict of job name to ``async def job(payload: dict) -> None``. A job
@@ -196,18 +198,50 @@ def review_order(order, settings):
 
 
 @hookspec
-def assign_order(order, candidates, settings):
+def assign_order(order, teams, settings):
     """Choose the team and the person who will fulfil an approved order.
 
-    When: in the job runner, after an order reaches APPROVED.
+    When: in the job runner, when an order enters APPROVED (through the outbox), when
+    work is released or handed back, and when a team's queue moves because someone
+    freed up or came back. Sync, and pure: it is called inside the transaction that
+    writes the assignment, while assignments are serialized across processes, so it
+    must decide from its arguments alone (no database, no network).
 
     Arguments:
-        order: the ``OrderView``.
-        candidates: the staff who may take it, with their team and open load.
+        order: the ``OrderView`` (type, priority, channel, total, shipping address).
+        teams: every team as a ``TeamView``: its name, its round-robin pointer
+            (``last_assigned``, a staff name or ``None``) and its members as
+            ``Candidate``s (staff name, capacity, order types, availability, open
+            orders by priority, and ``skipped``: why they cannot take this order, or
+            ``None`` when they can).
         settings: this plugin's settings.
 
-    Returns: an assignment (team and person) or ``None`` to leave the choice to
-    the next plugin (first result). No result: the order waits in its team's queue.
+    Returns: an ``AssignmentChoice(team, member, rule, explanation)`` (first result).
+    ``member`` ``None`` puts the order in the team's queue until someone can take
+    it. ``explanation`` (a dict) is stored and shown on the order. No result: the
+    order stays unassigned for staff to assign. A choice of a member who is
+    skipped, or not in the team, counts as a failure of the plugin: the order waits
+    in the team's queue and the failure is on its timeline.
+    """
+
+
+@hookspec
+def apply_fulfilment(order, shipped, cancelled, settings):
+    """Write this plugin's own records when goods ship or ordered quantities are cancelled.
+
+    When: inside the transaction that records a shipment (``shipped``) or a short
+    pick whose rest is cancelled (``cancelled``), before commit; the stock rule
+    consumes or releases its reservation here, per quantity. Only database work
+    belongs here.
+
+    Arguments:
+        order: the ``OrderView`` as read before the change.
+        shipped: quantities that left the warehouse now, ``{sku: quantity}``.
+        cancelled: quantities that will never ship, ``{sku: quantity}``.
+        settings: this plugin's settings.
+
+    Returns: nothing. Raise ``DomainError`` to abort: nothing is written and the
+    caller gets the problems.
     """
 
 

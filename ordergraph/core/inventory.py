@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ordergraph.core import db
 from ordergraph.core.errors import ErrorCode, Problem
@@ -90,9 +90,19 @@ async def reserve(lines: Iterable[LineView]) -> list[Problem]:
 
 async def release(lines: Iterable[LineView]) -> None:
     """Give back what ``reserve`` took (cancel, reject)."""
-    await _adjust(quantities(lines), reserved=-1, on_hand=0)
+    await release_quantities(quantities(lines))
+
+
+async def release_quantities(counts: Mapping[str, int]) -> None:
+    """Give back part of a reservation, ``{sku: quantity}`` (a cancelled remainder)."""
+    await _adjust(dict(sorted(counts.items())), reserved=-1, on_hand=0)
 
 
 async def consume(lines: Iterable[LineView]) -> None:
     """Turn a reservation into a shipment: the goods leave the warehouse."""
-    await _adjust(quantities(lines), reserved=-1, on_hand=-1)
+    await consume_quantities(quantities(lines))
+
+
+async def consume_quantities(counts: Mapping[str, int]) -> None:
+    """Turn part of a reservation, ``{sku: quantity}``, into goods shipped."""
+    await _adjust(dict(sorted(counts.items())), reserved=-1, on_hand=-1)

@@ -74,6 +74,7 @@ EMAIL = TextLimit("The e-mail address", Customer.email.length)
 CUSTOMER_NAME = TextLimit("The customer's name", Customer.name.length)
 SKU = TextLimit("The SKU", Product.sku.length)
 PRODUCT_NAME = TextLimit("The product name", Product.name.length)
+BIN_LOCATION = TextLimit("The bin location", Product.bin_location.length)
 SEARCH = TextLimit("The search", 200)
 # A token's name is the actor of its events, "role:name"; "integrator" is the longest role.
 TOKEN_NAME = TextLimit("The token's name", OrderEvent.actor.length - len("integrator:"))

@@ -9,7 +9,14 @@ from typing import Any
 
 from ordergraph.core import db
 from ordergraph.core.errors import DomainError, ErrorCode, Problem, translate
-from ordergraph.core.limits import CUSTOMER_NAME, EMAIL, MAX_STOCK, PRODUCT_NAME, SKU
+from ordergraph.core.limits import (
+    BIN_LOCATION,
+    CUSTOMER_NAME,
+    EMAIL,
+    MAX_STOCK,
+    PRODUCT_NAME,
+    SKU,
+)
 from ordergraph.core.money import is_currency, to_minor
 from ordergraph.core.tables import Customer, Product
 
@@ -29,6 +36,8 @@ class ProductData:
     currency: str
     stock_on_hand: int = 0
     active: bool = True
+    # Where pickers find it (pick lists); empty: not said.
+    bin_location: str = ""
 
 
 @dataclass
@@ -99,6 +108,7 @@ async def upsert_products(items: list[ProductData]) -> list[dict[str, Any]]:
                     f"{where}.stockOnHand",
                 )
             )
+        BIN_LOCATION.check(item.bin_location.strip(), f"{where}.binLocation", problems)
         currency = item.currency.strip().upper()
         price = _money(item.list_price, currency, f"{where}.listPrice", problems)
         if price is not None:
@@ -110,6 +120,7 @@ async def upsert_products(items: list[ProductData]) -> list[dict[str, Any]]:
                     currency=currency,
                     stock_on_hand=item.stock_on_hand,
                     active=item.active,
+                    bin_location=item.bin_location.strip(),
                     updated_at=db.now(),
                 )
             )
@@ -127,6 +138,7 @@ async def upsert_products(items: list[ProductData]) -> list[dict[str, Any]]:
                 Product.currency,
                 Product.stock_on_hand,
                 Product.active,
+                Product.bin_location,
                 Product.updated_at,
             ],
         )

@@ -55,6 +55,8 @@ class Setting:
     choices: tuple[str, ...] = ()
     # For ``type=dict``: the type of every value of the table (keys are strings).
     item_type: type = str
+    # Turns the checked value into what the plugin uses; a ValueError names the problem.
+    parse: Callable[[Any], Any] | None = None
 
     def coerce(self, plugin: str, value: Any) -> Any:
         where = f"plugins.{plugin}.{self.name}"
@@ -88,6 +90,11 @@ class Setting:
             raise PluginConfigError(
                 f"{where}: must be one of {', '.join(self.choices)} (got {value!r})"
             )
+        if self.parse is not None:
+            try:
+                return self.parse(value)
+            except ValueError as exc:
+                raise PluginConfigError(f"{where}: {exc}") from None
         return value
 
     @property
@@ -202,6 +209,7 @@ class PluginManager:
         self.pm = pluggy.PluginManager("ordergraph")
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, LoadedPlugin] = {}
+        self.internal: dict[str, LoadedPlugin] = {}
         for name, module in installed.items():
             info = _info_of(name, module)
             table = config.get(name, {})
@@ -235,6 +243,14 @@ class PluginManager:
                 ) from exc
         return cls(installed, config, timeout=timeout)
 
+    def add_internal(self, name: str, module: Any) -> None:
+        """Register one of the core's own stages: its hooks run like a plugin's, always
+        enabled, without settings, and it is not listed among the installed plugins."""
+        if name in self.plugins:
+            raise PluginConfigError(f"plugin {name}: the name is taken by a stage of the core")
+        self.internal[name] = LoadedPlugin(name, module, _info_of(name, module), True)
+        self.pm.register(module, name=name)
+
     def enabled(self) -> list[LoadedPlugin]:
         return [p for p in self.plugins.values() if p.enabled]
 
@@ -248,7 +264,8 @@ class PluginManager:
         return [by_name[name] for name in only if name in by_name]
 
     def _kwargs(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> dict[str, Any]:
-        available = {**kwargs, "settings": self.plugins[impl.plugin_name].settings}
+        plugin = self.plugins.get(impl.plugin_name) or self.internal[impl.plugin_name]
+        available = {**kwargs, "settings": plugin.settings}
         return {arg: available[arg] for arg in impl.argnames}
 
     def call_sync(self, hook: str, **kwargs: Any) -> HookResults:

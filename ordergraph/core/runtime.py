@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,10 @@ from ordergraph.core.plugins import PluginConfigError, PluginManager
 from ordergraph.core.review import REVIEW_JOB, configured_rules, review_jobs
 from ordergraph.core.statusgraph import StatusGraph, default_graph
 from ordergraph.settings import Settings
+
+# The core's stages, registered like plugins (their jobs, reactions and vetoes come
+# through the same hooks), so the kernel imports none of them.
+STAGES = {"fulfilment": "ordergraph.core.fulfilment:Stage"}
 
 
 @dataclass
@@ -90,9 +95,12 @@ def build(settings: Settings, installed_plugins: Mapping[str, Any] | None = None
     plugins = load_plugins(settings, installed_plugins)
     bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
     rt = Runtime(settings=settings, plugins=plugins, graph=build_graph(plugins), bus=bus)
+    for name, target in STAGES.items():
+        module, _, factory = target.partition(":")
+        plugins.add_internal(name, getattr(importlib.import_module(module), factory)(rt))
     rt.job_handlers = core_jobs(rt) | review_jobs(rt)
     rt.review_rules = configured_rules(rt)
-    for plugin, jobs in plugins.call_sync("register_jobs").results:
+    for plugin, jobs in plugins.call_sync("register_jobs", runtime=rt).results:
         for name, job in jobs.items():
             if name in rt.job_handlers:
                 raise PluginConfigError(f"plugin {plugin}: job {name!r} is already registered")

@@ -10,7 +10,18 @@ from piccolo.columns import Column
 from piccolo.table import Table
 from strawberry.dataloader import DataLoader
 
-from ordergraph.core.tables import Customer, OrderEvent, OrderLine, ReviewFinding
+from ordergraph.core.tables import (
+    Assignment,
+    Customer,
+    FulfilmentLine,
+    OrderEvent,
+    OrderLine,
+    Product,
+    ReviewFinding,
+    Shipment,
+    ShipmentLine,
+    Task,
+)
 
 
 def _by_order(
@@ -33,6 +44,22 @@ async def _customers(ids: list[int]) -> list[dict[str, Any] | None]:
     return [rows.get(i) for i in ids]
 
 
+async def _assignments(order_ids: list[int]) -> list[dict[str, Any] | None]:
+    rows = await Assignment.select(
+        *Assignment.all_columns(),
+        Assignment.team.name.as_alias("team_name"),
+        Assignment.member.staff.as_alias("member_staff"),
+    ).where(Assignment.order.is_in(order_ids))
+    by_order = {r["order"]: r for r in rows}
+    return [by_order.get(i) for i in order_ids]
+
+
+async def _bins(skus: list[str]) -> list[str]:
+    rows = await Product.select(Product.sku, Product.bin_location).where(Product.sku.is_in(skus))
+    where = {r["sku"]: r["bin_location"] for r in rows}
+    return [where.get(sku, "") for sku in skus]
+
+
 class Loaders:
     def __init__(self) -> None:
         self.lines: DataLoader[int, list[dict[str, Any]]] = DataLoader(
@@ -45,3 +72,17 @@ class Loaders:
             _by_order(ReviewFinding, ReviewFinding.id)
         )
         self.customers: DataLoader[int, dict[str, Any] | None] = DataLoader(_customers)
+        self.assignments: DataLoader[int, dict[str, Any] | None] = DataLoader(_assignments)
+        self.tasks: DataLoader[int, list[dict[str, Any]]] = DataLoader(
+            _by_order(Task, Task.position)
+        )
+        self.fulfilment_lines: DataLoader[int, list[dict[str, Any]]] = DataLoader(
+            _by_order(FulfilmentLine, FulfilmentLine.line_no)
+        )
+        self.shipments: DataLoader[int, list[dict[str, Any]]] = DataLoader(
+            _by_order(Shipment, Shipment.id)
+        )
+        self.shipment_lines: DataLoader[int, list[dict[str, Any]]] = DataLoader(
+            _by_order(ShipmentLine, ShipmentLine.id)
+        )
+        self.bins: DataLoader[str, str] = DataLoader(_bins)

@@ -61,6 +61,9 @@ class ProductInput:
     currency: str
     stock_on_hand: int = 0
     active: bool = True
+    bin_location: str = strawberry.field(
+        default="", description="Where pickers find it (shown on pick lists)."
+    )
 
 
 @strawberry.input
@@ -211,6 +214,7 @@ class Mutation:
                         currency=p.currency,
                         stock_on_hand=p.stock_on_hand,
                         active=p.active,
+                        bin_location=p.bin_location,
                     )
                     for p in input
                 ]

@@ -18,6 +18,7 @@ from piccolo.table import Table
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.db import icontains
 from ordergraph.core.errors import DomainError, ErrorCode
+from ordergraph.core.fulfilment.teams import team_orders
 from ordergraph.core.limits import CHANNEL, MAX_FILTER_VALUES, SEARCH, STATUS
 from ordergraph.core.orders import parse_order_number
 from ordergraph.core.tables import Customer as CustomerRow
@@ -65,6 +66,8 @@ def _visible_orders(principal: Principal) -> list[Combinable]:
     """Where-clauses that limit orders to those the principal may see."""
     if principal.role == Role.CUSTOMER:
         return [OrderRow.customer == principal.customer_id]
+    if principal.role == Role.STAFF and principal.team is not None:
+        return [team_orders(principal.team)]
     return []
 
 
@@ -132,7 +135,9 @@ def _where(query: Q, clauses: list[Combinable]) -> Q:
 
 async def _order_by_id(info: Info, order_id: int) -> Order | None:
     principal = require(info, *READERS)
-    row = await OrderRow.select().where(OrderRow.id == order_id).first()
+    row = await _where(
+        OrderRow.select().where(OrderRow.id == order_id), _visible_orders(principal)
+    ).first()
     if row is None or not principal.may_see_customer(row["customer"]):
         return None
     return Order.from_row(row)

@@ -30,6 +30,11 @@ from strawberry.types.graphql import OperationType
 from ordergraph.core.errors import ErrorCode
 from ordergraph.core.runtime import Runtime
 from ordergraph.graphql.context import ApiError
+from ordergraph.graphql.fulfilment import (
+    FulfilmentMutation,
+    FulfilmentQuery,
+    FulfilmentSubscription,
+)
 from ordergraph.graphql.inbox import InboxMutation, InboxQuery
 from ordergraph.graphql.mutations import Mutation
 from ordergraph.graphql.queries import Query
@@ -183,9 +188,19 @@ class Schema(strawberry.Schema):
 
 def build_schema(rt: Runtime) -> strawberry.Schema:
     parts: dict[str, list[tuple[str, type]]] = {
-        "Query": [("core", Query), ("core", ReviewQuery), ("core", InboxQuery)],
-        "Mutation": [("core", Mutation), ("core", ReviewMutation), ("core", InboxMutation)],
-        "Subscription": [("core", Subscription)],
+        "Query": [
+            ("core", Query),
+            ("core", ReviewQuery),
+            ("core", InboxQuery),
+            ("core", FulfilmentQuery),
+        ],
+        "Mutation": [
+            ("core", Mutation),
+            ("core", ReviewMutation),
+            ("core", InboxMutation),
+            ("core", FulfilmentMutation),
+        ],
+        "Subscription": [("core", Subscription), ("core", FulfilmentSubscription)],
     }
     extra_types: list[type] = []
     for plugin, ext in rt.plugins.call_sync("graphql_schema").results:

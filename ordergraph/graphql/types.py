@@ -7,7 +7,7 @@ import datetime
 import json
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
@@ -26,7 +26,12 @@ from ordergraph.core.orders import (
 )
 from ordergraph.core.plugins import LoadedPlugin
 from ordergraph.core.statusgraph import Transition
-from ordergraph.graphql.context import READERS, ApiError, Info, require
+from ordergraph.graphql.context import OPERATORS, READERS, ApiError, Info, require
+
+if TYPE_CHECKING:
+    from ordergraph.graphql.fulfilment import Assignment, Shipment, Task
+
+_FULFILMENT = "ordergraph.graphql.fulfilment"
 
 ErrorCode = strawberry.enum(CoreErrorCode, description="Stable error codes.")
 
@@ -152,6 +157,7 @@ class Product:
     stock_on_hand: int
     stock_reserved: int
     active: bool
+    bin_location: str
 
     @strawberry.field(description="Stock on hand that is not reserved.")
     def stock_available(self) -> int:
@@ -168,6 +174,7 @@ class Product:
             stock_on_hand=row["stock_on_hand"],
             stock_reserved=row["stock_reserved"],
             active=row["active"],
+            bin_location=row["bin_location"],
         )
 
 
@@ -366,6 +373,31 @@ class Order:
             ReviewFinding.from_row(row, for_customer=principal.role == Role.CUSTOMER)
             for row in rows
         ]
+
+    @strawberry.field(description="Who fulfils it and why (staff).")
+    async def assignment(
+        self, info: Info
+    ) -> Annotated[Assignment, strawberry.lazy(_FULFILMENT)] | None:
+        from ordergraph.graphql.fulfilment import order_assignment
+
+        self._caller(info, *OPERATORS)
+        return await order_assignment(self, info)
+
+    @strawberry.field(description="Its pick, pack and ship tasks, in order (staff).")
+    async def tasks(self, info: Info) -> list[Annotated[Task, strawberry.lazy(_FULFILMENT)]]:
+        from ordergraph.graphql.fulfilment import order_tasks
+
+        self._caller(info, *OPERATORS)
+        return await order_tasks(self, info)
+
+    @strawberry.field(description="Its shipments, each a set of (line, quantity), oldest first.")
+    async def shipments(
+        self, info: Info
+    ) -> list[Annotated[Shipment, strawberry.lazy(_FULFILMENT)]]:
+        from ordergraph.graphql.fulfilment import order_shipments
+
+        self._caller(info, *READERS)
+        return await order_shipments(self, info)
 
     @strawberry.field(description="The transitions the caller may fire from the current status.")
     def available_transitions(self, info: Info) -> list[TransitionType]:

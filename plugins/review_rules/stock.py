@@ -14,9 +14,10 @@ from ordergraph.plugin_api import (
     PluginInfo,
     Transition,
     available_stock,
-    consume_stock,
+    consume_stock_quantities,
     hookimpl,
-    release_stock,
+    open_quantities,
+    release_stock_quantities,
     reserve_stock,
     stock_quantities,
 )
@@ -32,7 +33,8 @@ def plugin_info() -> PluginInfo:
         category="review_rule",
         description=(
             "Every line must be in stock. Approval reserves the stock; cancelling or "
-            "rejecting an approved order releases it; shipping consumes it."
+            "rejecting an approved order releases what it still holds; every shipped "
+            "quantity consumes its part."
         ),
     )
 
@@ -75,8 +77,9 @@ async def review_order(order: OrderView) -> list[Finding] | Finding:
 
 @hookimpl
 async def apply_transition(order: OrderView, transition: Transition) -> None:
-    """Reserve on entering APPROVED/PROCESSING; on leaving them, consume when the goods
-    ship and release otherwise (cancel, reject). ``order.status`` is the status before."""
+    """Reserve on entering APPROVED/PROCESSING; on leaving them, what the order still
+    holds (less what shipped or was cancelled in its work) is consumed when the goods
+    ship and released otherwise (cancel, reject). ``order.status`` is the status before."""
     held_before = order.status in HOLDS_STOCK
     held_after = transition.target in HOLDS_STOCK
     if held_after and not held_before:
@@ -84,7 +87,15 @@ async def apply_transition(order: OrderView, transition: Transition) -> None:
         if problems:
             raise DomainError(*problems)
     elif held_before and not held_after:
+        still_held = await open_quantities(order)
         if transition.target == SHIPPED:
-            await consume_stock(order.lines)
+            await consume_stock_quantities(still_held)
         else:
-            await release_stock(order.lines)
+            await release_stock_quantities(still_held)
+
+
+@hookimpl
+async def apply_fulfilment(shipped: dict[str, int], cancelled: dict[str, int]) -> None:
+    """Each shipment consumes its quantities; a cancelled remainder gives its stock back."""
+    await consume_stock_quantities(shipped)
+    await release_stock_quantities(cancelled)

@@ -1,0 +1,117 @@
+"""Assigning approved orders: statements per assignment, orders per second, fairness.
+
+    .venv/bin/python benchmarks/assign_orders.py [--orders N] [--members 4 40] [--concurrency C]
+
+For each backend and team size it approves N one-line orders (the stock rule reserving
+them), then runs their ``assign_order`` jobs from C concurrent tasks, as several job
+runners would, with the built-in ``rules`` plugin (least_loaded). It reports the
+statements each assignment sent (the mean and the largest: bounded, not growing with the
+team), assignments per second, and the fairness: the spread (max - min) of open orders
+per member afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections import Counter
+from decimal import Decimal
+
+from submit_orders import ADDRESS, fresh_database, markdown_table
+
+from ordergraph.core import db, jobs, review, runtime
+from ordergraph.core.auth import Principal, Role
+from ordergraph.core.fulfilment import teams
+from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
+from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
+from ordergraph.core.tables import Assignment, OutboxJob
+from ordergraph.settings import Settings
+
+PLUGINS = {"stock": {"enabled": True}, "rules": {"enabled": True, "rules": ["-> floor"]}}
+
+
+async def run(backend: str, orders: int, members: int, concurrency: int) -> tuple[str, ...]:
+    async with fresh_database(backend) as url:
+        rt = runtime.build(Settings(database_url=url, plugins=PLUGINS))
+        await rt.open(run_jobs=False)
+        try:
+            await upsert_customer(CustomerData("bench@example.com", "Bench", Decimal(10**9), "EUR"))
+            await upsert_products([ProductData("BENCH", "Bench", Decimal("9.90"), "EUR", orders)])
+            await teams.upsert_team(
+                "floor", "", [teams.MemberData(f"m{i}", orders) for i in range(members)]
+            )
+            principal = Principal(Role.INTEGRATOR, "benchmark")
+            for i in range(orders):
+                draft = OrderDraft(
+                    channel="bench",
+                    external_id=f"A-{i}",
+                    customer_email="bench@example.com",
+                    lines=[LineDraft("BENCH", 1)],
+                    shipping_address=ADDRESS,
+                )
+                order = (await submit_order(rt, draft, principal)).order
+                await review.review_order(rt, order.id)
+            due = [
+                r["id"]
+                for r in await OutboxJob.select(OutboxJob.id).where(
+                    OutboxJob.name == "assign_order"
+                )
+            ]
+            counts: list[int] = []
+            queue = iter(due)
+
+            async def runner() -> None:
+                for job_id in queue:
+                    with db.count_statements() as log:
+                        await jobs.run_job(rt, job_id)
+                    counts.append(log.count)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(runner() for _ in range(concurrency)))
+            seconds = time.perf_counter() - started
+            held = Counter(
+                r["member"]
+                for r in await Assignment.select(Assignment.member).where(
+                    Assignment.state == "assigned"
+                )
+            )
+        finally:
+            await rt.close()
+    # Each job also claims and finishes its outbox row: two statements that are not the
+    # assignment's own.
+    own = [n - 2 for n in counts]
+    return (
+        backend,
+        str(members),
+        str(sum(held.values())),
+        f"{sum(own) / len(own):.1f}",
+        str(max(own)),
+        f"{len(due) / seconds:.0f}",
+        str(max(held.values()) - min(held.values())),
+    )
+
+
+async def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=1000, help="orders per run (1000)")
+    parser.add_argument("--members", type=int, nargs="+", default=[4, 40], help="team sizes")
+    parser.add_argument("--concurrency", type=int, default=8, help="job-running tasks (8)")
+    parser.add_argument(
+        "--backends", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"]
+    )
+    args = parser.parse_args(argv)
+    rows = []
+    for backend in args.backends:
+        for members in args.members:
+            print(f"{backend}: {args.orders} orders into {members} members...", file=sys.stderr)
+            rows.append(await run(backend, args.orders, members, args.concurrency))
+    header = ("backend", "members", "assigned", "statements/assignment", "max statements",
+              "assignments/s", "max - min open per member")  # fmt: skip
+    print(markdown_table(header, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))

@@ -1,0 +1,1 @@
+"""Built-in assignment plugins: who fulfils an approved order."""

@@ -1,0 +1,108 @@
+"""Statements per fulfilment step: bounded, and not growing with the team or the work."""
+
+from __future__ import annotations
+
+from conftest import Api, make_settings, serve_api, submit
+
+from ordergraph.core import auth, db, review
+from ordergraph.core.auth import Principal, Role
+from ordergraph.core.fulfilment import assignment, teams, work
+from ordergraph.core.tables import Task
+from plugins.assignment.rules import parse_rules
+
+PIA = Principal(Role.STAFF, "pia", team="floor")
+
+# Assigning one approved order (the assign_order job), whatever the team's size:
+#   2  SELECT the order and its lines
+#   1  SELECT pg_advisory_xact_lock (PostgreSQL only: assignments are serialized)
+#   1  SELECT the order's assignment, if any
+#   1  SELECT the order's status again, under the lock (first assignment only)
+#   3  SELECT the teams, the members, the open work per member and priority
+#   2  INSERT the order's tasks, INSERT its per-line quantities (first assignment only)
+#   1  INSERT the assignment
+#   2  UPDATE the tasks' assignee, UPDATE the team's round-robin pointer
+#   2  INSERT the "assigned" event, INSERT its outbox jobs
+ASSIGN_STATEMENTS = {"sqlite": 14, "postgresql": 15}
+
+# myWork, for any number of items: the token, the page of work, the tasks of every order.
+MY_WORK_STATEMENTS = 3
+
+# Each step of the work on a one-line order, through the core functions. Every step
+# reads the task, the team scope, the order and its tasks, then writes the task with one
+# conditional UPDATE and its event; the steps that can change the status then derive it
+# (start: start_processing, ship: ship, each a full transition_order with its hooks;
+# closing the assignment on ship takes the assignment lock, on PostgreSQL a statement).
+STEP_STATEMENTS = {
+    "sqlite": {"start": 20, "pick": 13, "pack": 9, "ship": 26},
+    "postgresql": {"start": 20, "pick": 13, "pack": 9, "ship": 27},
+}
+
+
+async def test_assigning_costs_the_same_for_a_team_of_4_or_40(database_url: str) -> None:
+    backend = "postgresql" if database_url.startswith("postgresql") else "sqlite"
+    plugins = {"stock": {"enabled": True}, "rules": {"enabled": True, "rules": []}}
+    async with serve_api(make_settings(database_url, plugins=plugins), run_jobs=False) as api:
+        rules = api.rt.plugins.plugins["rules"].settings
+        small = await _assign_into(api, rules, 4)
+        large = await _assign_into(api, rules, 40)
+    assert small == large == ASSIGN_STATEMENTS[backend]
+
+
+async def _assign_into(api: Api, rules: dict, members: int) -> int:
+    """Statements to assign one order into a new team of ``members`` equal members."""
+    await teams.upsert_team(
+        f"team-{members}", "", [teams.MemberData(f"m{members}-{i}", 1000) for i in range(members)]
+    )
+    rules["rules"] = parse_rules([f"-> team-{members}"])
+    order = await submit(api, f"S-{members}", lines=[{"sku": "MUG", "quantity": 1}])
+    await review.review_order(api.rt, int(order["id"]))
+    with db.count_statements() as log:
+        state = await assignment.assign(api.rt, int(order["id"]))
+    assert state == "assigned"
+    return log.count
+
+
+async def test_my_work_and_each_step_cost_a_bounded_number_of_statements(
+    database_url: str,
+) -> None:
+    plugins = {"stock": {"enabled": True}, "rules": {"enabled": True, "rules": ["-> floor"]}}
+    async with serve_api(make_settings(database_url, plugins=plugins)) as api:
+        api.tokens["pia"] = await auth.create_token("staff", name="pia", team="floor")
+        await teams.upsert_team("floor", "", [teams.MemberData("pia", 100)])
+        ids = [
+            int((await submit(api, f"W-{i}", lines=[{"sku": "MUG", "quantity": 1}]))["id"])
+            for i in range(12)
+        ]
+        await api.rt.runner.drain()
+
+        counts = []
+        for first in (2, 12):
+            with db.count_statements() as log:
+                data = await api.data(
+                    "query($n: Int) { myWork(first: $n) { dueAt order { number } "
+                    "nextTask { kind } } }",
+                    {"n": first},
+                    as_="pia",
+                )
+            assert len(data["myWork"]) == first
+            counts.append(log.count)
+        assert counts == [MY_WORK_STATEMENTS, MY_WORK_STATEMENTS]
+
+        tasks = {t["kind"]: t["id"] for t in await Task.select().where(Task.order == ids[0])}
+        steps = {}
+        with db.count_statements() as log:
+            await work.start_task(api.rt, tasks["pick"], PIA)
+        steps["start"] = log.count
+        with db.count_statements() as log:
+            await work.complete_pick(api.rt, tasks["pick"], {}, None, PIA)
+        steps["pick"] = log.count
+        with db.count_statements() as log:
+            await work.complete_pack(
+                api.rt, tasks["pack"], [work.Parcel(500, 100, 100, 100, {1: 1})], PIA
+            )
+        steps["pack"] = log.count
+        with db.count_statements() as log:
+            await work.complete_ship(api.rt, tasks["ship"], "dhl", "", ["T1"], PIA)
+        steps["ship"] = log.count
+        backend = "postgresql" if database_url.startswith("postgresql") else "sqlite"
+        assert steps == STEP_STATEMENTS[backend], steps
