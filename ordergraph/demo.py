@@ -155,7 +155,7 @@ async def seed(rt: Runtime) -> bool:
         await _work(rt, order.id, steps)
     if await Task.count() > 0:
         # pat goes off shift: the work not started goes back to the packers' queue.
-        await teams.set_availability("pat", False, Principal(Role.STAFF, "pat", team="packers"))
+        await teams.set_availability(rt, "pat", False, Principal(Role.STAFF, "pat", team="packers"))
         await _drain(rt)
     return True
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
@@ -658,4 +659,39 @@ async def announce(rt: Runtime, customer_id: int, events: Sequence[OrderEventVie
             await rt.bus.publish(event_message(event, customer_id))
         except Exception:
             log.exception("publishing event %s of order %s failed", event.id, event.order_id)
+    rt.wake_jobs()
+
+
+@dataclass
+class Timeline:
+    """The events one write transaction records, to announce once it has committed."""
+
+    rt: Runtime
+    recorded: list[tuple[int, list[OrderEventView]]] = field(default_factory=list)
+
+    async def record(
+        self,
+        order: OrderView,
+        type: str,
+        principal: Principal,
+        *,
+        data: dict[str, Any] | None = None,
+        more_jobs: Sequence[tuple[str, dict[str, Any]]] = (),
+    ) -> None:
+        """Append one event (and ``more_jobs``) to ``order``'s timeline, as ``record_events``."""
+        events = await record_events(
+            self.rt, order, principal, [NewEvent(type, data=data or {})], more_jobs=more_jobs
+        )
+        self.recorded.append((order.customer_id, events))
+
+
+@contextlib.asynccontextmanager
+async def recording(rt: Runtime) -> AsyncIterator[Timeline]:
+    """``db.write_transaction()`` for a change that records order events: after commit the
+    events are announced and the job runner is woken; a rollback drops them."""
+    timeline = Timeline(rt)
+    async with db.write_transaction():
+        yield timeline
+    for customer_id, events in timeline.recorded:
+        await announce(rt, customer_id, events)
     rt.wake_jobs()

@@ -381,10 +381,9 @@ class FulfilmentMutation:
     async def set_member_availability(self, info: Info, staff: str, available: bool) -> TeamPayload:
         principal = _operator(info)
         try:
-            team_id = await teams.set_availability(staff, available, principal)
+            team_id = await teams.set_availability(info.context.rt, staff, available, principal)
         except DomainError as error:
             return TeamPayload(errors=user_errors(error))
-        info.context.rt.wake_jobs()
         return TeamPayload(team=await _team(team_id))
 
     @strawberry.mutation(description="Give an order to a member (default: take it yourself).")

@@ -24,7 +24,7 @@ from ordergraph.core.fulfilment.teams import (
     load_teams,
     serialize_assignments,
 )
-from ordergraph.core.orders import PRIORITIES, OrderView, load_order, record_event
+from ordergraph.core.orders import PRIORITIES, OrderView, Timeline, load_order, recording
 from ordergraph.core.tables import Assignment, FulfilmentLine, Order, Task, Team
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def _candidates(team: TeamView) -> list[dict[str, Any]]:
 
 
 async def _write(
-    rt: Runtime,
+    timeline: Timeline,
     order: OrderView,
     current: dict[str, Any] | None,
     team: TeamView | None,
@@ -125,6 +125,7 @@ async def _write(
     explanation: dict[str, Any],
 ) -> str:
     """Write the assignment row, the tasks' assignee, the round-robin pointer and the event."""
+    rt = timeline.rt
     state = "assigned" if member else ("queued" if team else "unassigned")
     if current is None:
         await _create_work(rt, order)
@@ -155,8 +156,8 @@ async def _write(
         )
         assert team is not None
         await Team.update({Team.last_assigned: member.id}).where(Team.id == team.id)
-    await record_event(
-        order.id,
+    await timeline.record(
+        order,
         "assigned" if member else state,
         by,
         data={
@@ -177,7 +178,7 @@ async def assign(rt: Runtime, order_id: int, *, exclude: str | None = None) -> s
     order = await load_order(order_id)
     if order is None or order.status not in WORKING:
         return None
-    async with db.write_transaction():
+    async with recording(rt) as timeline:
         await serialize_assignments()
         current = await Assignment.select().where(Assignment.order == order_id).first()
         if current is not None and current["state"] in ("assigned", "done"):
@@ -208,8 +209,8 @@ async def assign(rt: Runtime, order_id: int, *, exclude: str | None = None) -> s
             failure = (f.plugin, f.error)
         if failure is not None:
             explanation = {**explanation, "failure": f"{failure[0]}: {failure[1]}"}
-            await record_event(
-                order.id,
+            await timeline.record(
+                order,
                 "plugin_failed",
                 SYSTEM,
                 data={"plugin": failure[0], "hook": "assign_order", "error": failure[1]},
@@ -223,9 +224,8 @@ async def assign(rt: Runtime, order_id: int, *, exclude: str | None = None) -> s
         ):
             return state  # still waiting where it was: nothing to write
         state = await _write(
-            rt, order, current, team, member, rule=rule, by=SYSTEM, explanation=explanation
+            timeline, order, current, team, member, rule=rule, by=SYSTEM, explanation=explanation
         )
-    rt.wake_jobs()
     return state
 
 
@@ -245,7 +245,7 @@ async def assign_to(rt: Runtime, order_id: int, staff: str, principal: Principal
             "are assigned.",
             "id",
         )
-    async with db.write_transaction():
+    async with recording(rt) as timeline:
         await serialize_assignments()
         current = await Assignment.select().where(Assignment.order == order_id).first()
         if not await _still_working(order_id) or (current and current["state"] == "done"):
@@ -287,7 +287,7 @@ async def assign_to(rt: Runtime, order_id: int, staff: str, principal: Principal
             None,
         )
         await _write(
-            rt,
+            timeline,
             order,
             current,
             team,
@@ -302,7 +302,6 @@ async def assign_to(rt: Runtime, order_id: int, staff: str, principal: Principal
         )
         if current_team is not None:
             await jobs.enqueue_job(DRAIN_JOB, {"team_id": current_team.id})
-    rt.wake_jobs()
 
 
 async def release(rt: Runtime, order_id: int, principal: Principal) -> str | None:
@@ -318,7 +317,8 @@ async def release(rt: Runtime, order_id: int, principal: Principal) -> str | Non
         .where(Assignment.order == order_id)
         .first()
     )
-    if current is None or current["state"] != "assigned":
+    order = await load_order(order_id)
+    if current is None or current["state"] != "assigned" or order is None:
         raise DomainError.of(
             ErrorCode.NOT_ASSIGNED, f"Order {order_id} is not assigned to anyone.", "id"
         )
@@ -330,7 +330,7 @@ async def release(rt: Runtime, order_id: int, principal: Principal) -> str | Non
         raise DomainError.of(
             ErrorCode.OTHER_TEAM, f"The order belongs to team {current['team_name']}.", "id"
         )
-    async with db.write_transaction():
+    async with recording(rt) as timeline:
         await serialize_assignments()
         released = await (
             Assignment.update({Assignment.state: "queued", Assignment.member: None})
@@ -341,8 +341,7 @@ async def release(rt: Runtime, order_id: int, principal: Principal) -> str | Non
             raise DomainError.of(
                 ErrorCode.NOT_ASSIGNED, f"Order {order_id} is not assigned to anyone.", "id"
             )
-        await record_event(order_id, "released", principal, data={"member": current["staff"]})
-    rt.wake_jobs()
+        await timeline.record(order, "released", principal, data={"member": current["staff"]})
     return await assign(rt, order_id, exclude=current["staff"]) or "queued"
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ordergraph.core import db, jobs
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.orders import OrderView, record_event
+from ordergraph.core.orders import OrderView, load_order, recording
 from ordergraph.core.tables import Assignment, Order, Team, TeamMember
+
+if TYPE_CHECKING:
+    from ordergraph.core.runtime import Runtime
 
 DRAIN_JOB = "drain_team_queue"
 # An arbitrary key for PostgreSQL's advisory lock held while assignments are written.
@@ -238,14 +241,14 @@ async def upsert_team(name: str, description: str, members: list[MemberData]) ->
     return team_id
 
 
-async def set_availability(staff: str, available: bool, principal: Principal) -> int:
+async def set_availability(rt: Runtime, staff: str, available: bool, principal: Principal) -> int:
     """Put a member on shift or away. Going away hands their not-started work back to
     their team's queue, which is then drained to the others. Returns the team id."""
     if principal.role == Role.STAFF and principal.name != staff:
         raise DomainError.of(
             ErrorCode.FORBIDDEN, "Staff may change only their own availability.", "staff"
         )
-    async with db.write_transaction():
+    async with recording(rt) as timeline:
         await serialize_assignments()
         member = await TeamMember.select().where(TeamMember.staff == staff).first()
         if member is None:
@@ -264,8 +267,10 @@ async def set_availability(staff: str, available: bool, principal: Principal) ->
                 "open",
             )
             for row in handed_back:
-                await record_event(
-                    row["order"],
+                order = await load_order(row["order"])
+                assert order is not None  # orders are never deleted
+                await timeline.record(
+                    order,
                     "handed_back",
                     principal,
                     data={"member": staff, "reason": "away"},

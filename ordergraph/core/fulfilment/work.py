@@ -20,7 +20,7 @@ from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.fulfilment.assignment import WORKING
 from ordergraph.core.money import to_minor
-from ordergraph.core.orders import OrderView, load_order, record_event
+from ordergraph.core.orders import OrderView, Timeline, load_order, recording
 from ordergraph.core.tables import Assignment, FulfilmentLine, Order, Shipment, ShipmentLine, Task
 from ordergraph.core.transitions import transition_order
 
@@ -155,7 +155,7 @@ async def start_task(rt: Runtime, task_id: int, principal: Principal) -> None:
             f"The {task['kind']} task {task_id} was already started by {task['started_by']}.",
             "id",
         )
-    async with db.write_transaction():
+    async with recording(rt) as timeline:
         started = await (
             Task.update(
                 {Task.state: "started", Task.started_at: db.now(), Task.started_by: principal.actor}
@@ -167,14 +167,13 @@ async def start_task(rt: Runtime, task_id: int, principal: Principal) -> None:
             raise DomainError.of(
                 ErrorCode.ALREADY_DONE, f"Task {task_id} was started by someone else.", "id"
             )
-        await record_event(
-            order.id,
+        await timeline.record(
+            order,
             "task_started",
             principal,
             data={"task": task_id, "kind": task["kind"]},
             more_jobs=[(DERIVE_JOB, {"order_id": order.id})],
         )
-    rt.wake_jobs()
     await derive_status(rt, order.id)
 
 
@@ -218,7 +217,7 @@ async def complete_pick(
             + "): choose CANCEL_REST or BACKORDER.",
             "shortPick",
         )
-    async with db.write_transaction():
+    async with recording(rt) as timeline:
         await _finish(
             task, principal, {"picked": found_per_line, "short": short, "shortPick": short_pick}
         )
@@ -235,14 +234,13 @@ async def complete_pick(
             ).where(FulfilmentLine.id == lines[line_no]["id"])
         if short and short_pick == "CANCEL_REST":
             await _cancel_rest(rt, order, short)
-        await record_event(
-            order.id,
+        await timeline.record(
+            order,
             "task_completed",
             principal,
             data={"task": task_id, "kind": "pick", "short": short, "shortPick": short_pick},
             more_jobs=[(DERIVE_JOB, {"order_id": order.id})],
         )
-    rt.wake_jobs()
     await derive_status(rt, order.id)
 
 
@@ -351,15 +349,14 @@ async def complete_pack(
             for p in parcels
         ]
     }
-    async with db.write_transaction():
+    async with recording(rt) as timeline:
         await _finish(task, principal, result)
-        await record_event(
-            order.id,
+        await timeline.record(
+            order,
             "task_completed",
             principal,
             data={"task": task_id, "kind": "pack", "parcels": len(parcels)},
         )
-    rt.wake_jobs()
 
 
 def _check_carrier(carrier: str, service: str) -> list[Problem]:
@@ -417,12 +414,11 @@ async def complete_ship(
         {**parcel, "trackingNumber": number}
         for parcel, number in zip(parcels, tracking_numbers, strict=True)
     ]
-    async with db.write_transaction():
+    async with recording(rt) as timeline:
         await _finish(task, principal, {"carrier": carrier, "service": service})
         shipment_id = await _write_shipment(
-            rt, order, principal, dict(quantities), carrier, service, shipped_parcels
+            timeline, order, principal, dict(quantities), carrier, service, shipped_parcels
         )
-    rt.wake_jobs()
     await derive_status(rt, order.id)
     return shipment_id
 
@@ -463,9 +459,9 @@ async def ship_order(
             )
     if problems:
         raise DomainError(*problems)
-    async with db.write_transaction():
+    async with recording(rt) as timeline:
         shipment_id = await _write_shipment(
-            rt,
+            timeline,
             order,
             principal,
             quantities,
@@ -478,13 +474,12 @@ async def ship_order(
                 }
             ],
         )
-    rt.wake_jobs()
     await derive_status(rt, order.id)
     return shipment_id
 
 
 async def _write_shipment(
-    rt: Runtime,
+    timeline: Timeline,
     order: OrderView,
     principal: Principal,
     quantities: dict[int, int],
@@ -535,9 +530,9 @@ async def _write_shipment(
     shipped: Counter[str] = Counter()
     for n, q in quantities.items():
         shipped[skus[n]] += q
-    await _apply_fulfilment(rt, order, shipped=dict(sorted(shipped.items())), cancelled={})
-    await record_event(
-        order.id,
+    await _apply_fulfilment(timeline.rt, order, shipped=dict(sorted(shipped.items())), cancelled={})
+    await timeline.record(
+        order,
         "shipment",
         principal,
         data={
