@@ -8,22 +8,24 @@ from functools import reduce
 from typing import Any, TypeVar
 
 import strawberry
-from piccolo.columns.combination import Or
+from piccolo.columns.combination import Or, WhereRaw
 from piccolo.custom_types import Combinable
-from piccolo.query.functions.aggregate import Count
-from piccolo.query.methods.count import Count as CountQuery
+from piccolo.query.functions.aggregate import Count, Sum
 from piccolo.query.methods.select import Select
 from piccolo.table import Table
 
+from ordergraph.core import db
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.db import icontains
 from ordergraph.core.errors import DomainError
 from ordergraph.core.orders import parse_order_number
 from ordergraph.core.tables import Customer as CustomerRow
 from ordergraph.core.tables import Order as OrderRow
+from ordergraph.core.tables import OrderStatusCount
 from ordergraph.core.tables import Product as ProductRow
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
 from ordergraph.graphql.types import (
+    COUNT_CAP,
     Connection,
     Customer,
     Me,
@@ -40,7 +42,6 @@ from ordergraph.graphql.types import (
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
 T = TypeVar("T")
-Q = TypeVar("Q", Select, CountQuery)
 
 
 def page_size(first: int | None) -> int:
@@ -83,20 +84,60 @@ def _order_filters(f: OrderFilter | None) -> list[Combinable]:
     if f.created_before:
         clauses.append(OrderRow.created_at < f.created_before)
     if f.search and f.search.strip():
-        text = f.search.strip()
-        matches = [
-            icontains(OrderRow.external_id, text),
-            icontains(OrderRow.customer.email, text),
-            icontains(OrderRow.customer.name, text),
-        ]
-        number = parse_order_number(f.search)
-        if number is not None:
-            matches.append(OrderRow.id == number)
-        clauses.append(reduce(Or, matches))
+        clauses.append(_search(f.search))
     return clauses
 
 
-def _where(query: Q, clauses: list[Combinable]) -> Q:
+def _search(search: str) -> Combinable:
+    """Orders whose external id or customer contains ``search``, or with that number.
+
+    The customers are matched in a subquery rather than a join, so that on PostgreSQL
+    each alternative is an index scan (trigram, customer, primary key) and their union
+    is a bitmap OR; ``= ANY(ARRAY(...))`` makes the subquery a value PostgreSQL can
+    look up in the customer index.
+    """
+    text = search.strip()
+    customers = CustomerRow.select(CustomerRow.id).where(
+        Or(icontains(CustomerRow.email, text), icontains(CustomerRow.name, text))
+    )
+    in_customers = (
+        '"orders"."customer" IN ({})'
+        if db.current().is_sqlite
+        else ('"orders"."customer" = ANY(ARRAY({}))')
+    )
+    matches = [
+        icontains(OrderRow.external_id, text),
+        WhereRaw(in_customers, customers.querystrings[0]),
+    ]
+    number = parse_order_number(search)
+    if number is not None:
+        matches.append(OrderRow.id == number)
+    return reduce(Or, matches)
+
+
+def _status_only(f: OrderFilter | None) -> bool:
+    """Whether ``f`` narrows by status and nothing else (the counts can count it)."""
+    only_status = OrderFilter(status=f.status) if f is not None else None
+    return len(_order_filters(f)) == len(_order_filters(only_status))
+
+
+async def orders_in_states(statuses: list[str] | None) -> int:
+    """How many orders are in ``statuses`` (all when None), from the per-status counts."""
+    query = OrderStatusCount.select(Sum(OrderStatusCount.n, alias="n"))
+    if statuses is not None:
+        query = query.where(OrderStatusCount.status.is_in(statuses))
+    rows = await query
+    return int(rows[0]["n"] or 0)
+
+
+async def capped_count(table: type[Table], clauses: list[Combinable]) -> int:
+    """The rows of ``table`` matching ``clauses``, counted up to ``COUNT_CAP + 1``."""
+    matching = _where(table.select(table.id), clauses).limit(COUNT_CAP + 1)
+    rows = await db.raw("SELECT COUNT(*) AS n FROM ({}) AS matching", matching.querystrings[0])
+    return rows[0]["n"]
+
+
+def _where(query: Select, clauses: list[Combinable]) -> Select:
     return query.where(*clauses) if clauses else query
 
 
@@ -151,19 +192,28 @@ class Query:
         except DomainError:
             # Orders of a customer who cannot exist: there are none.
             return connection("order", [], [], False, 0)
+        if principal.role != Role.CUSTOMER and _status_only(filter):
+            total = await orders_in_states(filter.status if filter and filter.status else None)
+        else:
+            total = None
         return await keyset_page(
-            "order", OrderRow, clauses, first, after, Order.from_row, newest_first=True
+            "order", OrderRow, clauses, first, after, Order.from_row, newest_first=True, total=total
         )
 
     @strawberry.field(description="The merged status graph with live counts of orders per state.")
     async def status_graph(self, info: Info) -> StatusGraph:
         principal = require(info, *READERS)
         graph = info.context.rt.graph
-        counts = await _where(
-            OrderRow.select(OrderRow.status, Count(OrderRow.id, alias="n")),
-            _visible_orders(principal),
-        ).group_by(OrderRow.status)
-        by_status = {row["status"]: row["n"] for row in counts}
+        if principal.role == Role.CUSTOMER:
+            counts = await _where(
+                OrderRow.select(OrderRow.status, Count(OrderRow.id, alias="n")),
+                _visible_orders(principal),
+            ).group_by(OrderRow.status)
+        else:
+            counts = await OrderStatusCount.select(
+                OrderStatusCount.status, Sum(OrderStatusCount.n, alias="n")
+            ).group_by(OrderStatusCount.status)
+        by_status = {row["status"]: int(row["n"]) for row in counts}
         return StatusGraph(
             initial=graph.initial,
             states=[
@@ -220,8 +270,10 @@ async def keyset_page(
     make: Callable[[dict[str, Any]], T],
     *,
     newest_first: bool = False,
+    total: int | None = None,
 ) -> Connection[T]:
-    """One page of ``table`` in id order, after the cursor ``after``, with a total count."""
+    """One page of ``table`` in id order, after the cursor ``after``, with ``total`` or,
+    when the caller has none, a count capped at ``COUNT_CAP + 1``."""
     size = page_size(first)
     after_id = decode_cursor(kind, after)
     if after_id is not None:
@@ -233,6 +285,7 @@ async def keyset_page(
         .order_by(table.id, ascending=not newest_first)
         .limit(size + 1)
     )
-    total = await _where(table.count(), clauses)
+    if total is None:
+        total = await capped_count(table, clauses)
     rows, has_next = rows[:size], len(rows) > size
     return connection(kind, [make(r) for r in rows], [r["id"] for r in rows], has_next, total)
