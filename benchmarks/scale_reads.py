@@ -9,7 +9,8 @@ N / 10 customers, 1,000 products and N / 100 import errors, in bulk: COPY on Pos
 (with the counting triggers off, then one count, as a bulk import would do), one
 transaction of ``executemany`` on SQLite (triggers on). It runs ANALYZE, then sends every
 query below R times, one at a time, through the real GraphQL app (ASGI transport, job
-runner off) and prints p50 and p99 per query.
+runner off) and prints p50 and p99 per query; then, as "SQL", the same for the
+statements of one such request sent alone, without the app (the database's share).
 
 Before measuring, it prints the plan of every statement each query sends (EXPLAIN on
 PostgreSQL, EXPLAIN QUERY PLAN on SQLite) and stops with an error when one reads a big
@@ -26,6 +27,7 @@ import argparse
 import asyncio
 import datetime
 import json
+import os
 import random
 import re
 import sqlite3
@@ -84,9 +86,12 @@ class Measure:
     as_: str = "admin"
     sqlite_may_scan: bool = False
     latencies_ms: list[float] = field(default_factory=list)
+    statements: list[str] = field(default_factory=list)
+    sql_ms: list[float] = field(default_factory=list)
 
-    def percentile(self, p: int) -> float:
-        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[p - 1]
+
+def percentile(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
 def measures(orders: int, customers: int) -> list[Measure]:
@@ -440,7 +445,8 @@ async def check_plans(
     for measure in todo:
         with db.count_statements() as log:
             await send(client, tokens, measure, random.Random(1))
-        text, scans = await plans(log.statements, big, measure.sqlite_may_scan)
+        measure.statements = [s for s in log.statements if s.lstrip().upper().startswith("SELECT")]
+        text, scans = await plans(measure.statements, big, measure.sqlite_may_scan)
         print(f"\n## {backend}: {measure.name}\n{text}")
         if scans:
             failures.append(f"{measure.name}: sequential scan of {', '.join(sorted(set(scans)))}")
@@ -455,12 +461,25 @@ async def measure_one(
     for _ in range(5):
         await send(client, tokens, measure, rng)
     measure.latencies_ms = [await send(client, tokens, measure, rng) for _ in range(requests)]
+    measure.sql_ms = [await replay(measure.statements) for _ in range(requests)]
+
+
+async def replay(statements: list[str]) -> float:
+    """Milliseconds the database takes for these statements, sent one after the other."""
+    started = time.perf_counter()
+    for sql in statements:
+        await db.raw(_braces(sql))
+    return (time.perf_counter() - started) * 1000
+
+
+def quartet(m: Measure) -> list[tuple[list[float], int]]:
+    return [(m.latencies_ms, 50), (m.latencies_ms, 99), (m.sql_ms, 50), (m.sql_ms, 99)]
 
 
 def table(results: list[tuple[str, int, float, list[Measure]]]) -> str:
-    header = ("backend", "orders", "query", "p50 ms", "p99 ms")
+    header = ("backend", "orders", "query", "p50 ms", "p99 ms", "SQL p50 ms", "SQL p99 ms")
     rows = [
-        (backend, f"{orders:,}", m.name, f"{m.percentile(50):.1f}", f"{m.percentile(99):.1f}")
+        (backend, f"{orders:,}", m.name, *(f"{percentile(v, p):.1f}" for v, p in quartet(m)))
         for backend, orders, _, done in results
         for m in done
     ]
@@ -468,7 +487,10 @@ def table(results: list[tuple[str, int, float, list[Measure]]]) -> str:
         f"{backend}: loaded {orders:,} orders in {seconds:.0f} s"
         for backend, orders, seconds, _ in results
     )
-    return markdown_table(header, rows) + "\n\n" + loads
+    busy = "load average over the last 1, 5, 15 minutes: " + ", ".join(
+        f"{n:.1f}" for n in os.getloadavg()
+    )
+    return markdown_table(header, rows) + "\n\n" + loads + f"\n{busy} ({os.cpu_count()} CPUs)"
 
 
 async def main(argv: list[str]) -> int:
