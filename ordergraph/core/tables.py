@@ -40,9 +40,9 @@ class Product(Table, tablename="products"):
 class Order(Table, tablename="orders"):
     """An order. Only ``ordergraph.core.transitions.transition_order`` writes ``status``.
 
-    Its list indexes, (status, id), (customer, id), (channel, id), the review queue's and
-    the trigram ones, span several columns or expressions and are declared in migration
-    m0004 only, as are the triggers that keep ``OrderStatusCount``.
+    Its list indexes span several columns or an expression ((status, id), (customer, id),
+    (channel, id), the review queue's rank, trigrams) and are declared only in migration
+    m0004, as are the triggers that keep ``OrderStatusCount``.
     """
 
     channel = Varchar(length=32)
@@ -128,7 +128,10 @@ class ReviewFinding(Table, tablename="review_findings"):
 
 
 class ImportError_(Table, tablename="import_errors"):
-    """Input a channel received but could not turn into an order, kept for an operator."""
+    """Input a channel received but could not turn into an order, kept for an operator.
+
+    Listed through its (status, id) and (channel, id) indexes, declared in migration m0004.
+    """
 
     channel = Varchar(length=32)
     reference = Varchar(length=200)
