@@ -12,7 +12,7 @@ from ordergraph.core.review import amend_order
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
 from ordergraph.graphql.mutations import OrderPayload, SubmitOrderInput, draft_from_input
-from ordergraph.graphql.queries import DEFAULT_PAGE, page_size
+from ordergraph.graphql.queries import DEFAULT_PAGE, orders_in_states, page_size
 from ordergraph.graphql.types import (
     Connection,
     Order,
@@ -22,7 +22,8 @@ from ordergraph.graphql.types import (
     user_errors,
 )
 
-# Highest priority first, then oldest first; the key is (rank, id).
+# Highest priority first, then oldest first; the key is (rank, id). The partial index
+# orders_review_queue (migration m0004) is on this same expression and id.
 _RANK = (
     "CASE priority "
     + " ".join(f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(reversed(PRIORITIES)))
@@ -49,14 +50,14 @@ class ReviewQuery:
             rank, order_id = divmod(key, 10**12)
             if not 0 < order_id <= MAX_ID:
                 raise invalid_cursor(str(after))
-            where += f" AND ({_RANK} > {{}} OR ({_RANK} = {{}} AND id > {{}}))"
-            args = [rank, rank, order_id]
+            where += f" AND ({_RANK}, id) > ({{}}, {{}})"
+            args = [rank, order_id]
         rows = await db.raw(
             f"SELECT *, {_RANK} AS queue_rank FROM orders WHERE {where} "
             f"ORDER BY queue_rank, id LIMIT {size + 1}",
             *args,
         )
-        total = (await db.raw("SELECT COUNT(*) AS n FROM orders WHERE status = 'ON_HOLD'"))[0]["n"]
+        total = await orders_in_states(["ON_HOLD"])
         rows, has_next = rows[:size], len(rows) > size
         return connection(
             "queue",

@@ -72,11 +72,23 @@ class Edge(Generic[T]):
     cursor: str
 
 
+# totalCount stops counting here unless the per-status counts can answer: a filter that
+# matches most of a million orders would otherwise read them all on every page.
+COUNT_CAP = 10_000
+
+
 @strawberry.type
 class Connection(Generic[T]):
     edges: list[Edge[T]]
     page_info: PageInfo
-    total_count: int
+    total_count: int = strawberry.field(
+        description=(
+            f"How many items the list holds with these filters, exact up to {COUNT_CAP:,}; "
+            f"past that it stops counting and says {COUNT_CAP + 1:,}, meaning more than "
+            f"{COUNT_CAP:,}. Staff's orders, unfiltered or filtered by status alone, and "
+            "the review queue are always exact: they come from counts kept per status."
+        )
+    )
 
 
 def encode_cursor(kind: str, key: int) -> str:
