@@ -16,6 +16,7 @@ import pytest
 from conftest import make_settings
 
 from ordergraph.core import db
+from ordergraph.core import jobs as jobs_module
 from ordergraph.core.jobs import JobRunner, claim, enqueue_job, enqueue_many, run_claimed
 from ordergraph.core.plugins import PluginConfigError, PluginInfo, hookimpl
 from ordergraph.core.runtime import Runtime, build
@@ -478,3 +479,28 @@ async def test_a_long_job_of_a_live_runner_is_not_taken_over(database_url: str, 
         recorder.release.set()
         await other.stop()
         await runtime.close()
+
+
+async def test_enqueuing_no_jobs_writes_nothing(rt: Runtime):
+    with db.count_statements() as log:
+        async with db.write_transaction():
+            assert await enqueue_many([]) == []
+    assert log.statements == []
+    assert await outbox() == []
+
+
+async def test_a_job_that_outlasts_the_stop_is_given_back_due_at_once(
+    rt: Runtime, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(jobs_module, "STOP_GRACE_SECONDS", 0.2)
+    async with db.write_transaction():
+        await enqueue_many([("slow", {})])
+    rt.wake_jobs()
+    await asyncio.wait_for(recorder.started.wait(), 10)
+
+    await runner_of(rt).stop()  # the job is never released: stop() cancels it
+
+    [job] = await outbox()
+    # Not left `running` until its lease ends, and the interrupted attempt is not counted.
+    assert (job["status"], job["attempts"], recorder.runs["slow"]) == ("pending", 0, 0)
+    assert job["run_after"] <= db.now()

@@ -71,7 +71,11 @@ class UnknownJob(RuntimeError):
 async def enqueue_many(
     items: list[tuple[str, dict[str, Any]]], *, delay: float = 0, max_attempts: int = 5
 ) -> list[int]:
-    """Write jobs to the outbox in one statement; call inside the caller's transaction."""
+    """Write jobs to the outbox in one statement (none for no jobs); call inside the
+    caller's transaction. Jobs whose payload has an ``order_id`` run in the order they
+    were written, one after another, with that order's other jobs."""
+    if not items:
+        return []
     run_after = db.now() + datetime.timedelta(seconds=delay)
     rows = await OutboxJob.insert(
         *(
@@ -192,10 +196,15 @@ async def renew_leases(runner: str, ids: list[int], lease: datetime.timedelta) -
 
 
 async def give_back(runner: str, ids: list[int]) -> None:
-    """Make jobs a stopping runner did not finish due again at once."""
-    await OutboxJob.update({OutboxJob.status: "pending", OutboxJob.run_after: db.now()}).where(
-        _held_by(runner, ids)
-    )
+    """Make jobs a stopping runner did not finish due again at once; the interrupted
+    attempt does not count."""
+    await OutboxJob.update(
+        {
+            OutboxJob.status: "pending",
+            OutboxJob.run_after: db.now(),
+            OutboxJob.attempts: OutboxJob.attempts - 1,
+        }
+    ).where(_held_by(runner, ids))
 
 
 async def next_due() -> datetime.datetime | None:
