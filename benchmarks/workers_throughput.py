@@ -15,7 +15,8 @@ through ``submit_order`` from C concurrent tasks), it measures two deployments:
 The clock stops when every order is APPROVED and no job is left unfinished. Then
 every process stays idle for ``--idle`` seconds, and the transactions the database
 server counted meanwhile (``pg_stat_database``, so every process and every pool
-reset is included) give the idle statements per minute. For the embedded runner it
+reset is included; autovacuum is turned off for this) give the idle statements per
+minute. For the embedded runner it
 also counts the statements that claimed and finished the jobs. With ``--rounds`` the
 two take turns that many times (the idle period is measured in the first round), so
 that a busy machine slows both alike.
@@ -113,12 +114,33 @@ async def server_transactions(url: str) -> int:
         await connection.close()
 
 
-# A backend reports its transactions to the statistics within PostgreSQL's idle
-# interval (10 s): readings are taken that long after the window they cover.
-STATS_DELAY = 11.0
+# A busy backend may hold back its counts for up to a minute (PostgreSQL's
+# PGSTAT_MAX_INTERVAL): readings are taken that long after the window they cover.
+STATS_DELAY = 65.0
+
+
+async def without_autovacuum(url: str) -> None:
+    """Keep autovacuum (which the busy period set off) out of the idle count: off for
+    every table, and wait until no autovacuum worker is left in this database."""
+    connection = await asyncpg.connect(url)
+    try:
+        for table in await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ):
+            await connection.execute(
+                f'ALTER TABLE "{table["tablename"]}" SET (autovacuum_enabled = false)'
+            )
+        while await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'autovacuum worker'"
+        ):
+            await asyncio.sleep(0.5)
+    finally:
+        await connection.close()
 
 
 async def idle_per_minute(url: str, seconds: float) -> float:
+    await without_autovacuum(url)
     await asyncio.sleep(STATS_DELAY)  # the busy period's counts arrive first
     before = await server_transactions(url)
     await asyncio.sleep(seconds + STATS_DELAY)
@@ -158,9 +180,9 @@ async def measure(
     return result
 
 
-async def embedded(orders: int, concurrency: int, idle: float | None) -> Result:
+async def embedded(orders: int, concurrency: int, idle: float | None, slots: int) -> Result:
     async with fresh_database("postgresql") as url:
-        rt = runtime.build(Settings(database_url=url, plugins=RULES))
+        rt = runtime.build(Settings(database_url=url, plugins=RULES, job_concurrency=slots))
         # The runner's tasks start in open(): they record into a log entered before it.
         with db.count_statements() as log:
             await rt.open(run_jobs=True)
@@ -170,10 +192,11 @@ async def embedded(orders: int, concurrency: int, idle: float | None) -> Result:
                 await rt.close()
 
 
-def rules_config(directory: Path) -> Path:
+def rules_config(directory: Path, slots: int) -> Path:
     path = directory / "ordergraph.toml"
     path.write_text(
-        "".join(f"[plugins.{name}]\nenabled = true\n\n" for name in RULES),
+        f"[ordergraph]\njob_concurrency = {slots}\n\n"
+        + "".join(f"[plugins.{name}]\nenabled = true\n\n" for name in RULES),
     )
     return path
 
@@ -196,9 +219,11 @@ def worker_processes(count: int, env: dict[str, str], directory: Path) -> Iterat
 
 
 @contextlib.asynccontextmanager
-async def with_workers(count: int, url: str, redis_url: str) -> AsyncIterator[runtime.Runtime]:
+async def with_workers(
+    count: int, url: str, redis_url: str, slots: int
+) -> AsyncIterator[runtime.Runtime]:
     with tempfile.TemporaryDirectory(prefix="og_workers_") as directory:
-        config = rules_config(Path(directory))
+        config = rules_config(Path(directory), slots)
         env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url}
         env["ORDERGRAPH_CONFIG"] = str(config)
         rt = runtime.build(Settings.from_env(env))
@@ -212,9 +237,12 @@ async def with_workers(count: int, url: str, redis_url: str) -> AsyncIterator[ru
 
 
 async def workers(
-    count: int, redis_url: str, orders: int, concurrency: int, idle: float | None
+    count: int, redis_url: str, orders: int, concurrency: int, idle: float | None, slots: int
 ) -> Result:
-    async with fresh_database("postgresql") as url, with_workers(count, url, redis_url) as rt:
+    async with (
+        fresh_database("postgresql") as url,
+        with_workers(count, url, redis_url, slots) as rt,
+    ):
         return await measure(rt, f"{count} workers", url, orders, concurrency, idle)
 
 
@@ -223,19 +251,29 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--orders", type=int, default=500, help="orders per run (default 500)")
     parser.add_argument("--concurrency", type=int, default=16, help="submitting tasks (16)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (2)")
-    parser.add_argument("--idle", type=float, default=60, help="idle seconds measured (60)")
+    parser.add_argument(
+        "--idle", type=float, default=60, help="idle seconds measured (60; 0: not measured)"
+    )
     parser.add_argument("--rounds", type=int, default=1, help="turns of both runs (1)")
+    parser.add_argument(
+        "--job-concurrency", type=int, default=8, help="jobs at once per runner (8)"
+    )
     args = parser.parse_args(argv)
-    if min(args.orders, args.concurrency, args.workers, args.rounds) < 1 or args.idle <= 0:
-        parser.error("--orders, --concurrency, --workers, --rounds and --idle must be positive")
+    counts = (args.orders, args.concurrency, args.workers, args.rounds, args.job_concurrency)
+    if min(counts) < 1 or args.idle < 0:
+        parser.error("every count must be positive, and --idle not negative")
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     results = []
     for round in range(args.rounds):
-        idle = args.idle if round == 0 else None
+        idle = args.idle if round == 0 and args.idle else None
         print(f"embedded: {args.orders} orders, {args.concurrency} tasks...", file=sys.stderr)
-        results.append(await embedded(args.orders, args.concurrency, idle))
+        results.append(await embedded(args.orders, args.concurrency, idle, args.job_concurrency))
         print(f"{args.workers} workers...", file=sys.stderr)
-        results.append(await workers(args.workers, redis_url, args.orders, args.concurrency, idle))
+        results.append(
+            await workers(
+                args.workers, redis_url, args.orders, args.concurrency, idle, args.job_concurrency
+            )
+        )
     header = ("jobs run by", "orders", "seconds", "orders/s", "jobs/s",
               "statements per job (claim + finish)", "idle statements/min")  # fmt: skip
     print(markdown_table(header, [r.row() for r in results]))

@@ -21,6 +21,7 @@ from ordergraph.core.jobs import JobRunner, claim, enqueue_job, enqueue_many, ru
 from ordergraph.core.plugins import PluginConfigError, PluginInfo, hookimpl
 from ordergraph.core.runtime import Runtime, build
 from ordergraph.core.tables import Customer, OutboxJob
+from ordergraph.settings import ConfigError, Settings
 
 
 class Boom(RuntimeError):
@@ -504,3 +505,26 @@ async def test_a_job_that_outlasts_the_stop_is_given_back_due_at_once(
     # Not left `running` until its lease ends, and the interrupted attempt is not counted.
     assert (job["status"], job["attempts"], recorder.runs["slow"]) == ("pending", 0, 0)
     assert job["run_after"] <= db.now()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("job_concurrency = 0", "ordergraph.job_concurrency: expected a whole number of at least"),
+        ("job_concurrency = 2.5", "ordergraph.job_concurrency: expected a whole number"),
+        ("job_lease_seconds = 0.5", "ordergraph.job_lease_seconds: expected at least 1 second"),
+        ("job_lease_seconds = 'long'", "ordergraph.job_lease_seconds: expected seconds"),
+    ],
+)
+def test_runner_settings_are_checked_at_start_up(tmp_path, config: str, message: str):
+    path = tmp_path / "ordergraph.toml"
+    path.write_text(f"[ordergraph]\n{config}\n")
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({"ORDERGRAPH_CONFIG": str(path)})
+
+
+def test_runner_settings_are_read_from_the_config_file(tmp_path):
+    path = tmp_path / "ordergraph.toml"
+    path.write_text("[ordergraph]\njob_concurrency = 3\njob_lease_seconds = 12\n")
+    settings = Settings.from_env({"ORDERGRAPH_CONFIG": str(path)})
+    assert (settings.job_concurrency, settings.job_lease_seconds) == (3, 12.0)

@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -95,6 +95,7 @@ async def deployment_url(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
 def started(
     tmp_path: Path, env: dict[str, str], name: str, *command: str
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """``ordergraph COMMAND`` running in ``tmp_path``, logging to NAME.log; stopped after."""
     log = tmp_path / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -112,7 +113,9 @@ def started(
                 process.wait()
 
 
-async def until(condition, what: str, timeout: float, logs: list[Path]) -> None:
+async def until(
+    condition: Callable[[], Awaitable[bool]], what: str, timeout: float, logs: list[Path]
+) -> None:
     """Poll ``condition`` (an async callable) until it is true, or fail after ``timeout``."""
     try:
         async with asyncio.timeout(timeout):
@@ -120,7 +123,8 @@ async def until(condition, what: str, timeout: float, logs: list[Path]) -> None:
                 await asyncio.sleep(0.1)
     except TimeoutError:
         pytest.fail(
-            f"{what} within {timeout} s\n" + "\n".join(p.read_text() for p in logs if p.exists())
+            f"not within {timeout} s: {what}\n"
+            + "\n".join(p.read_text() for p in logs if p.exists())
         )
 
 
