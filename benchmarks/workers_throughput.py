@@ -12,14 +12,12 @@ through ``submit_order`` from C concurrent tasks), it measures two deployments:
 * ``N workers``: the process submits with ``REDIS_URL`` set, so it runs no job, and
   N ``ordergraph worker`` processes run them.
 
-The clock stops when every order is APPROVED and no job is left unfinished. Then
-every process stays idle for ``--idle`` seconds, and the transactions the database
-server counted meanwhile (``pg_stat_database``, so every process and every pool
-reset is included; autovacuum is turned off for this) give the idle statements per
-minute. For the embedded runner it
-also counts the statements that claimed and finished the jobs. With ``--rounds`` the
-two take turns that many times (the idle period is measured in the first round), so
-that a busy machine slows both alike.
+The clock stops when every order is APPROVED and no job is left unfinished. For the
+embedded runner, which runs the same code as a worker, it also counts the statements
+that claimed and finished the jobs, and, staying idle for ``--idle`` seconds after,
+the statements sent meanwhile (on PostgreSQL each also costs the pool's reset).
+With ``--rounds`` the two take turns that many times (the idle period is measured in
+the first round), so that a busy machine slows both alike.
 """
 
 from __future__ import annotations
@@ -36,7 +34,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 from review_throughput import RULES, WARM_UP, draft, seed
 from submit_orders import fresh_database, markdown_table
 
@@ -101,58 +98,16 @@ async def decided(total: int, timeout: float = 600) -> None:
             await asyncio.sleep(0.02)
 
 
-async def server_transactions(url: str) -> int:
-    """Transactions the server has counted in this database (every statement outside a
-    transaction is one)."""
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetchval(
-            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
-            "WHERE datname = current_database()"
-        )
-    finally:
-        await connection.close()
-
-
-# A busy backend may hold back its counts for up to a minute (PostgreSQL's
-# PGSTAT_MAX_INTERVAL): readings are taken that long after the window they cover.
-STATS_DELAY = 65.0
-
-
-async def without_autovacuum(url: str) -> None:
-    """Keep autovacuum (which the busy period set off) out of the idle count: off for
-    every table, and wait until no autovacuum worker is left in this database."""
-    connection = await asyncpg.connect(url)
-    try:
-        for table in await connection.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-        ):
-            await connection.execute(
-                f'ALTER TABLE "{table["tablename"]}" SET (autovacuum_enabled = false)'
-            )
-        while await connection.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND backend_type = 'autovacuum worker'"
-        ):
-            await asyncio.sleep(0.5)
-    finally:
-        await connection.close()
-
-
-async def idle_per_minute(url: str, seconds: float) -> float:
-    await without_autovacuum(url)
-    await asyncio.sleep(STATS_DELAY)  # the busy period's counts arrive first
-    before = await server_transactions(url)
-    await asyncio.sleep(seconds + STATS_DELAY)
-    after = await server_transactions(url)
-    # Less the first reading's own connection and query.
-    return max(after - before - 2, 0) * 60 / (seconds + STATS_DELAY)
+async def idle_per_minute(log: db.StatementLog, seconds: float) -> float:
+    """Statements this process sent while nothing happened for ``seconds``."""
+    mark = len(log.statements)
+    await asyncio.sleep(seconds)
+    return (len(log.statements) - mark) * 60 / seconds
 
 
 async def measure(
     rt: runtime.Runtime,
     name: str,
-    url: str,
     orders: int,
     concurrency: int,
     idle: float | None,
@@ -172,7 +127,7 @@ async def measure(
     seconds = time.perf_counter() - started
     timed = log.statements[mark:] if log else []
     jobs = await OutboxJob.count().where(OutboxJob.id > first_job)
-    idle_rate = None if idle is None else await idle_per_minute(url, idle)
+    idle_rate = None if idle is None or log is None else await idle_per_minute(log, idle)
     result = Result(name, orders, jobs, seconds, idle_rate)
     if log is not None:
         result.claims = sum(s.startswith(CLAIM) for s in timed)
@@ -187,7 +142,7 @@ async def embedded(orders: int, concurrency: int, idle: float | None, slots: int
         with db.count_statements() as log:
             await rt.open(run_jobs=True)
             try:
-                return await measure(rt, "embedded", url, orders, concurrency, idle, log)
+                return await measure(rt, "embedded", orders, concurrency, idle, log)
             finally:
                 await rt.close()
 
@@ -243,7 +198,7 @@ async def workers(
         fresh_database("postgresql") as url,
         with_workers(count, url, redis_url, slots) as rt,
     ):
-        return await measure(rt, f"{count} workers", url, orders, concurrency, idle)
+        return await measure(rt, f"{count} workers", orders, concurrency, idle)
 
 
 async def main(argv: list[str]) -> int:
