@@ -103,7 +103,7 @@ async def health(request: Request) -> JSONResponse:
         {
             "status": "ok",
             "database": "sqlite" if db.current().is_sqlite else "postgresql",
-            "jobs": "arq" if rt.settings.redis_url else "embedded",
+            "jobs": "workers" if rt.settings.redis_url else "embedded",
         }
     )
 

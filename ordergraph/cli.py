@@ -118,9 +118,12 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from ordergraph.worker import create_worker
+    import logging
 
-    create_worker(settings).run()
+    from ordergraph.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run_worker(settings))
     return 0
 
 
@@ -172,9 +175,7 @@ def parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     sub.add_parser("migrate", help="apply pending database migrations").set_defaults(run=_migrate)
-    sub.add_parser("worker", help="run background jobs from arq (needs REDIS_URL)").set_defaults(
-        run=_worker
-    )
+    sub.add_parser("worker", help="run background jobs (needs REDIS_URL)").set_defaults(run=_worker)
 
     token = sub.add_parser("token", help="manage API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)

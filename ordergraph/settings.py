@@ -28,7 +28,7 @@ class Settings:
     """Everything the service reads at start-up.
 
     ``DATABASE_URL``: ``sqlite:///path/file.db`` (default ``sqlite:///ordergraph.db``)
-    or ``postgresql://...``. ``REDIS_URL``: when set, jobs go to arq workers and
+    or ``postgresql://...``. ``REDIS_URL``: when set, jobs run in worker processes and
     subscription events travel through Redis. ``ORDERGRAPH_CONFIG``: the plugin
     configuration file (default ``ordergraph.toml`` when it exists).
     ``ORDERGRAPH_ENV=production`` hides GraphiQL and masks unexpected errors.
@@ -46,6 +46,10 @@ class Settings:
     job_retry_base_seconds: float = 2.0
     # Done jobs are deleted this long after they finished; failed ones are kept.
     outbox_retention_days: float = 7.0
+    # How many jobs one runner runs at once on PostgreSQL (SQLite runs one at a time).
+    job_concurrency: int = 8
+    # How long a claimed job stays a runner's without a heartbeat (renewed every third of it).
+    job_lease_seconds: float = 30.0
     # None: every enabled review rule, in the order of the config file.
     review_rules: tuple[str, ...] | None = None
     # Request bodies larger than these are refused (413) while they are read.
@@ -76,6 +80,8 @@ class Settings:
             "plugin_timeout_seconds": float(core.get("plugin_timeout_seconds", 10.0)),
             "job_retry_base_seconds": float(core.get("job_retry_base_seconds", 2.0)),
             "outbox_retention_days": float(core.get("outbox_retention_days", 7.0)),
+            "job_concurrency": core.get("job_concurrency", 8),
+            "job_lease_seconds": float(core.get("job_lease_seconds", 30.0)),
             "review_rules": tuple(core["review_rules"]) if "review_rules" in core else None,
             "max_webhook_body_bytes": core.get("max_webhook_body_bytes", 1_000_000),
             "max_upload_bytes": core.get("max_upload_bytes", 10_000_000),
@@ -109,9 +115,14 @@ def _check_core(path: Path, core: dict[str, Any]) -> None:
     """The ``[ordergraph]`` table: a misspelt key would otherwise silently keep its default."""
     if not isinstance(core, dict):
         raise ConfigError(f"{path}: ordergraph must be a table ([ordergraph])")
-    durations = ("plugin_timeout_seconds", "job_retry_base_seconds", "outbox_retention_days")
+    durations = (
+        "plugin_timeout_seconds",
+        "job_retry_base_seconds",
+        "outbox_retention_days",
+        "job_lease_seconds",
+    )
     sizes = ("max_webhook_body_bytes", "max_upload_bytes", "max_graphql_body_bytes")
-    known = (*durations, *sizes, "review_rules", "due_hours")
+    known = (*durations, *sizes, "job_concurrency", "review_rules", "due_hours")
     unknown = sorted(set(core) - set(known))
     if unknown:
         raise ConfigError(
@@ -129,6 +140,14 @@ def _check_core(path: Path, core: dict[str, Any]) -> None:
                 f"{path}: ordergraph.{key}: expected a number of bytes (got {value!r})"
             )
     _check_due_hours(path, core.get("due_hours", {}))
+    if core.get("job_lease_seconds", 1) < 1:
+        raise ConfigError(f"{path}: ordergraph.job_lease_seconds: expected at least 1 second")
+    concurrency = core.get("job_concurrency", 1)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(
+            f"{path}: ordergraph.job_concurrency: expected a whole number of at least 1 "
+            f"(got {concurrency!r})"
+        )
     rules = core.get("review_rules", [])
     if not isinstance(rules, list) or not all(isinstance(name, str) for name in rules):
         raise ConfigError(

@@ -1,45 +1,48 @@
-"""``ordergraph worker``: runs outbox jobs handed over by ``ArqRelay`` (needs ``REDIS_URL``)."""
+"""``ordergraph worker``: a process that runs outbox jobs (with ``REDIS_URL``).
+
+API processes of a deployment with Redis only write jobs; workers claim and run
+them (``core.jobs.JobRunner``) and publish the events through Redis, so that every
+API process hears them. Start as many as the work needs: they share the outbox.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from collections.abc import Mapping
 from typing import Any
 
-from arq.connections import RedisSettings
-from arq.worker import Worker, func
-
-from ordergraph.core import jobs, runtime
+from ordergraph.core import runtime
 from ordergraph.settings import Settings
 
 
-def create_worker(
-    settings: Settings, *, installed_plugins: Mapping[str, Any] | None = None, **kwargs: Any
-) -> Worker:
-    """An arq worker that runs outbox jobs; it relays due jobs to arq itself too.
+async def run_worker(
+    settings: Settings,
+    *,
+    installed_plugins: Mapping[str, Any] | None = None,
+    stop: asyncio.Event | None = None,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Run jobs until ``stop`` is set (by default: until SIGTERM or SIGINT).
 
-    ``installed_plugins`` replaces entry-point discovery, as in ``create_app``; the
-    other keyword arguments go to arq's ``Worker``.
+    ``installed_plugins`` replaces entry-point discovery, as in ``create_app``;
+    ``started`` is set once the runner runs.
     """
     if not settings.redis_url:
         raise ValueError("ordergraph worker needs REDIS_URL (for example redis://127.0.0.1:6379)")
     rt = runtime.build(settings, installed_plugins)
-
-    async def startup(ctx: dict[str, Any]) -> None:
-        await rt.open(run_jobs=True)
-
-    async def shutdown(ctx: dict[str, Any]) -> None:
-        await rt.close()
-
-    async def run_outbox_job(ctx: dict[str, Any], job_id: int) -> str | None:
-        return await jobs.run_job(rt, job_id)
-
-    return Worker(
-        functions=[func(run_outbox_job, name=jobs.ARQ_FUNCTION)],
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
-        on_startup=startup,
-        on_shutdown=shutdown,
-        # Retries are the outbox's business; arq runs each attempt once.
-        max_tries=1,
-        handle_signals=kwargs.pop("handle_signals", True),
-        **kwargs,
-    )
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+    await rt.open(worker=True)
+    try:
+        if started is not None:
+            started.set()
+        await stop.wait()
+    finally:
+        # Stopping lets the jobs in hand finish; a second signal must not cut that short.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(rt.close())

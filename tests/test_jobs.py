@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import datetime
+import sqlite3
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
+import asyncpg
 import pytest
 from conftest import make_settings
 
 from ordergraph.core import db
-from ordergraph.core.jobs import LEASE, EmbeddedRunner, enqueue_job, enqueue_many, run_job
+from ordergraph.core import jobs as jobs_module
+from ordergraph.core.jobs import JobRunner, claim, enqueue_job, enqueue_many, run_claimed
 from ordergraph.core.plugins import PluginConfigError, PluginInfo, hookimpl
 from ordergraph.core.runtime import Runtime, build
 from ordergraph.core.tables import Customer, OutboxJob
+from ordergraph.settings import ConfigError, Settings
 
 
 class Boom(RuntimeError):
@@ -29,6 +34,7 @@ class Recorder:
     def __init__(self) -> None:
         self.runs: collections.Counter[str] = collections.Counter()
         self.greeted: list[str] = []
+        self.in_order: list[tuple[int, int]] = []
         self.started = asyncio.Event()
         self.release = asyncio.Event()
 
@@ -52,9 +58,16 @@ class Recorder:
 
     async def slow(self, payload: dict[str, Any]) -> None:
         """Runs until the test releases it."""
+        self.runs["slow started"] += 1
         self.started.set()
         await self.release.wait()
         self.runs["slow"] += 1
+
+    async def step(self, payload: dict[str, Any]) -> None:
+        """One step of an order; steps of different orders take different times."""
+        for _ in range(payload["order_id"] * 3 % 7):
+            await asyncio.sleep(0)
+        self.in_order.append((payload["order_id"], payload["step"]))
 
 
 def jobs_plugin(recorder: Recorder) -> SimpleNamespace:
@@ -72,6 +85,7 @@ def jobs_plugin(recorder: Recorder) -> SimpleNamespace:
             "flaky": recorder.flaky,
             "broken": recorder.broken,
             "slow": recorder.slow,
+            "step": recorder.step,
         }
 
     return SimpleNamespace(plugin_info=plugin_info, register_jobs=register_jobs)
@@ -97,9 +111,12 @@ async def outbox() -> list[dict[str, Any]]:
     return await OutboxJob.select().order_by(OutboxJob.id)
 
 
-def runner_of(rt: Runtime) -> EmbeddedRunner:
-    assert isinstance(rt.runner, EmbeddedRunner)
+def runner_of(rt: Runtime) -> JobRunner:
+    assert isinstance(rt.runner, JobRunner)
     return rt.runner
+
+
+LEASE = datetime.timedelta(seconds=30)
 
 
 async def test_a_job_of_a_rolled_back_transaction_never_runs(rt: Runtime, recorder: Recorder):
@@ -116,16 +133,17 @@ async def test_a_job_of_a_rolled_back_transaction_never_runs(rt: Runtime, record
 
 
 async def test_a_committed_job_runs_after_the_commit_and_sees_the_change(
-    rt: Runtime, recorder: Recorder
+    rt: Runtime, recorder: Recorder, is_postgres: bool
 ):
     runner = runner_of(rt)
     async with db.write_transaction():
         await Customer.insert(Customer(email="grace@example.com", name="Grace"))
         await enqueue_job("greet", {"email": "grace@example.com"})
-        # The runner polls while the transaction is open: the job is not visible to it yet.
-        runner.wake()
-        await asyncio.wait_for(runner.idle.wait(), 10)
-        assert recorder.greeted == []
+        if is_postgres:
+            # Another runner claiming now, outside this transaction, finds nothing yet.
+            # (On SQLite it would wait for the write lock that this transaction holds.)
+            outside = asyncio.create_task(claim("other", 10, LEASE), context=contextvars.Context())
+            assert await outside == []
     rt.wake_jobs()
     await runner.drain()
 
@@ -181,15 +199,16 @@ async def test_retries_wait_with_exponential_backoff(database_url: str, recorder
             [job_id] = await enqueue_many([("broken", {})])
         for attempt, delay in ((1, 60), (2, 120), (3, 240)):
             before = db.now()
-            assert await run_job(runtime, job_id) == "pending"
+            [claimed] = await claim("runner", 10, LEASE)
+            assert await run_claimed(runtime, "runner", claimed) is False
             [job] = await outbox()
-            assert job["attempts"] == attempt
+            assert (job["id"], job["status"], job["attempts"]) == (job_id, "pending", attempt)
             wait = job["run_after"] - before
             assert (
                 datetime.timedelta(seconds=delay) <= wait < datetime.timedelta(seconds=delay + 30)
             )
             # Not due yet: no runner may take it before its time.
-            assert await run_job(runtime, job_id) is None
+            assert await claim("runner", 10, LEASE) == []
             await OutboxJob.update({OutboxJob.run_after: db.now()}).where(OutboxJob.id == job_id)
     finally:
         await runtime.close()
@@ -221,7 +240,7 @@ async def test_two_runners_on_one_outbox_run_every_job_exactly_once(
 ):
     runtime = build(make_settings(database_url), installed_plugins={"jobs": jobs_plugin(recorder)})
     await runtime.open(run_jobs=False)
-    runners = [EmbeddedRunner(runtime, poll=0.05), EmbeddedRunner(runtime, poll=0.05)]
+    runners = [JobRunner(runtime), JobRunner(runtime)]
     try:
         for runner in runners:
             await runner.start()
@@ -238,23 +257,27 @@ async def test_two_runners_on_one_outbox_run_every_job_exactly_once(
     assert recorder.runs == {f"job-{n}": 1 for n in range(40)}
 
 
-async def test_concurrent_claims_of_the_same_jobs_run_each_once(rt: Runtime, recorder: Recorder):
-    await runner_of(rt).stop()  # only the calls below may run the jobs
+async def test_concurrent_claims_never_hand_one_job_to_two_runners(rt: Runtime):
+    await runner_of(rt).stop()  # only the claims below may take the jobs
     async with db.write_transaction():
-        ids = await enqueue_many([("count", {"key": f"job-{n}"}) for n in range(10)])
+        ids = await enqueue_many([("count", {"key": f"job-{n}"}) for n in range(30)])
 
-    results = await asyncio.gather(*(run_job(rt, job_id) for job_id in ids for _ in range(3)))
+    batches = await asyncio.gather(*(claim(f"runner-{n}", 4, LEASE) for n in range(10)))
+    batches.append(await claim("runner-10", 30, LEASE))  # whatever the others skipped
 
-    assert collections.Counter(results) == {"done": 10, None: 20}
-    assert recorder.runs == {f"job-{n}": 1 for n in range(10)}
-    assert {job["status"] for job in await outbox()} == {"done"}
+    claimed = [job.id for batch in batches for job in batch]
+    assert sorted(claimed) == ids
+    holders = {job["id"]: job["claimed_by"] for job in await outbox()}
+    for n, batch in enumerate(batches):
+        assert all(holders[job.id] == f"runner-{n}" for job in batch)
+        assert len(batch) <= (4 if n < 10 else 30)
 
 
 async def test_stopping_the_runner_finishes_the_job_in_hand_and_starts_no_other(
     rt: Runtime, recorder: Recorder
 ):
     async with db.write_transaction():
-        await enqueue_many([("slow", {}), ("count", {"key": "next"})])
+        await enqueue_many([("slow", {})])
     rt.wake_jobs()
     await asyncio.wait_for(recorder.started.wait(), 10)
 
@@ -262,6 +285,9 @@ async def test_stopping_the_runner_finishes_the_job_in_hand_and_starts_no_other(
     stopping = asyncio.create_task(runner.stop())
     await asyncio.sleep(0)  # stop() begins: it waits for the job in hand
     assert runner.stopping and not stopping.done()
+    async with db.write_transaction():
+        await enqueue_many([("count", {"key": "next"})])
+    rt.wake_jobs()
     recorder.release.set()
     await asyncio.wait_for(stopping, 10)
 
@@ -303,7 +329,7 @@ async def test_done_jobs_past_their_retention_are_deleted_failed_ones_are_kept(
                 OutboxJob(name="greet", status="done", finished_at=now - 6 * day),
                 OutboxJob(name="broken", status="failed", finished_at=now - 30 * day),
             )
-        runner = EmbeddedRunner(runtime)
+        runner = JobRunner(runtime)
         await runner.start()
         await runner.drain()
         await runner.stop()
@@ -311,3 +337,194 @@ async def test_done_jobs_past_their_retention_are_deleted_failed_ones_are_kept(
         assert kept == [("done", 6), ("failed", 30)]
     finally:
         await runtime.close()
+
+
+async def noop_jobs(count: int) -> None:
+    async with db.write_transaction():
+        await enqueue_many([("count", {"key": f"job-{n}"}) for n in range(count)])
+
+
+async def test_jobs_are_claimed_and_finished_in_batches(database_url: str, recorder: Recorder):
+    runtime = build(make_settings(database_url), installed_plugins={"jobs": jobs_plugin(recorder)})
+    # The runner's tasks start inside open(): they record into the log entered before it.
+    with db.count_statements() as log:
+        await runtime.open(run_jobs=True)
+        try:
+            await runner_of(runtime).drain()
+            before = log.count
+            await noop_jobs(100)
+            runtime.wake_jobs()
+            await runner_of(runtime).drain()
+            sent = log.statements[before:]
+        finally:
+            await runtime.close()
+
+    assert recorder.runs == {f"job-{n}": 1 for n in range(100)}
+    claims = [s for s in sent if s.startswith('UPDATE "outbox" SET "status" = \'running\'')]
+    finishes = [s for s in sent if "'done'" in s or "\"status\" = 'done'" in s]
+    # The 100 jobs were claimed 20 at a time and recorded done 10 or 20 at a time.
+    assert 5 <= len(claims) <= 11, claims
+    assert 5 <= len(finishes) <= 11, finishes
+    # Beside them: the insert, and when the runner went idle, the next due time.
+    assert len(sent) <= len(claims) + len(finishes) + 4, sent
+
+
+async def test_an_idle_runner_sends_no_statements(database_url: str, recorder: Recorder):
+    runtime = build(make_settings(database_url), installed_plugins={"jobs": jobs_plugin(recorder)})
+    with db.count_statements() as log:
+        await runtime.open(run_jobs=True)
+        try:
+            await noop_jobs(3)
+            runtime.wake_jobs()
+            await runner_of(runtime).drain()
+            before = log.count
+            # The idle period measured: a runner that polled would ask every second.
+            await asyncio.sleep(3)
+            idle = log.statements[before:]
+        finally:
+            await runtime.close()
+
+    assert idle == []
+    assert recorder.runs == {"job-0": 1, "job-1": 1, "job-2": 1}
+
+
+async def insert_job_from_elsewhere(database_url: str, key: str) -> None:
+    """Write a job the way another process does: on a connection this process knows
+    nothing of, without waking its runner."""
+    if database_url.startswith("sqlite"):
+        connection = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+        with connection:
+            connection.execute(
+                "INSERT INTO outbox (name, payload, status, attempts, max_attempts, run_after,"
+                " last_error, created_at) VALUES ('count', ?, 'pending', 0, 5, ?, '', ?)",
+                (f'{{"key": "{key}"}}', str(db.now()), str(db.now())),
+            )
+        connection.close()
+        return
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            "INSERT INTO outbox (name, payload, run_after) VALUES ('count', $1, now())",
+            f'{{"key": "{key}"}}',
+        )
+    finally:
+        await connection.close()
+
+
+async def test_a_job_committed_by_another_process_wakes_the_runner(rt: Runtime, recorder: Recorder):
+    runner = runner_of(rt)
+    await runner.drain()
+    # Idle now, and not woken by this process again: only the database can tell it.
+    await insert_job_from_elsewhere(rt.settings.database_url, "from elsewhere")
+
+    async with asyncio.timeout(10):  # well below the runner's idle check (60 s)
+        while recorder.runs["from elsewhere"] == 0:
+            await asyncio.sleep(0.05)
+    [job] = await outbox()
+    assert (job["status"], job["attempts"]) in {("running", 1), ("done", 1)}
+
+
+async def test_jobs_of_one_order_run_in_the_order_they_were_written(
+    rt: Runtime, recorder: Recorder
+):
+    async with db.write_transaction():
+        await enqueue_many(
+            [
+                ("step", {"order_id": order, "step": step})
+                for step in range(5)
+                for order in (1, 2, 3)
+            ]
+        )
+    rt.wake_jobs()
+    await runner_of(rt).drain()
+
+    assert len(recorder.in_order) == 15
+    for order in (1, 2, 3):
+        assert [s for o, s in recorder.in_order if o == order] == [0, 1, 2, 3, 4]
+
+
+async def test_a_long_job_of_a_live_runner_is_not_taken_over(database_url: str, recorder: Recorder):
+    """The lease is short, so that a dead runner's jobs are soon due again; a live
+    runner renews it while its job runs, however long that takes."""
+    runtime = build(
+        make_settings(database_url, job_lease_seconds=1.0),
+        installed_plugins={"jobs": jobs_plugin(recorder)},
+    )
+    await runtime.open(run_jobs=True)
+    other = JobRunner(runtime)
+    try:
+        async with db.write_transaction():
+            await enqueue_many([("slow", {})])
+        runtime.wake_jobs()
+        await asyncio.wait_for(recorder.started.wait(), 10)
+        [job] = await outbox()
+        holder, claimed_until = job["claimed_by"], job["run_after"]
+        await other.start()
+
+        # Three leases go by while the job runs; the other runner looks again and again.
+        async with asyncio.timeout(20):
+            while db.now() < claimed_until + 3 * runtime.runner.lease:
+                await other.drain()
+                await asyncio.sleep(0.1)
+        [job] = await outbox()
+        assert (job["status"], job["attempts"], job["claimed_by"]) == ("running", 1, holder)
+        assert job["run_after"] > claimed_until  # renewed
+        assert recorder.runs["slow started"] == 1
+
+        recorder.release.set()
+        await runner_of(runtime).drain()
+        [job] = await outbox()
+        assert (job["status"], job["attempts"]) == ("done", 1)
+        assert recorder.runs["slow started"] == recorder.runs["slow"] == 1
+    finally:
+        recorder.release.set()
+        await other.stop()
+        await runtime.close()
+
+
+async def test_enqueuing_no_jobs_writes_nothing(rt: Runtime):
+    with db.count_statements() as log:
+        async with db.write_transaction():
+            assert await enqueue_many([]) == []
+    assert log.statements == []
+    assert await outbox() == []
+
+
+async def test_a_job_that_outlasts_the_stop_is_given_back_due_at_once(
+    rt: Runtime, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(jobs_module, "STOP_GRACE_SECONDS", 0.2)
+    async with db.write_transaction():
+        await enqueue_many([("slow", {})])
+    rt.wake_jobs()
+    await asyncio.wait_for(recorder.started.wait(), 10)
+
+    await runner_of(rt).stop()  # the job is never released: stop() cancels it
+
+    [job] = await outbox()
+    # Not left `running` until its lease ends, and the interrupted attempt is not counted.
+    assert (job["status"], job["attempts"], recorder.runs["slow"]) == ("pending", 0, 0)
+    assert job["run_after"] <= db.now()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("job_concurrency = 0", "ordergraph.job_concurrency: expected a whole number of at least"),
+        ("job_concurrency = 2.5", "ordergraph.job_concurrency: expected a whole number"),
+        ("job_lease_seconds = 0.5", "ordergraph.job_lease_seconds: expected at least 1 second"),
+        ("job_lease_seconds = 'long'", "ordergraph.job_lease_seconds: expected seconds"),
+    ],
+)
+def test_runner_settings_are_checked_at_start_up(tmp_path, config: str, message: str):
+    path = tmp_path / "ordergraph.toml"
+    path.write_text(f"[ordergraph]\n{config}\n")
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({"ORDERGRAPH_CONFIG": str(path)})
+
+
+def test_runner_settings_are_read_from_the_config_file(tmp_path):
+    path = tmp_path / "ordergraph.toml"
+    path.write_text("[ordergraph]\njob_concurrency = 3\njob_lease_seconds = 12\n")
+    settings = Settings.from_env({"ORDERGRAPH_CONFIG": str(path)})
+    assert (settings.job_concurrency, settings.job_lease_seconds) == (3, 12.0)

@@ -20,7 +20,13 @@ from conftest import SUBMIT, new_postgres_database, order_input, seed_shop
 from websockets.asyncio.client import ClientConnection, connect
 
 from ordergraph.core import auth, db
-from ordergraph.core.events import CHANNEL, QUEUE_SIZE, InProcessBus, RedisBus, SubscriberTooSlow
+from ordergraph.core.events import (
+    QUEUE_SIZE,
+    InProcessBus,
+    RedisBus,
+    SubscriberTooSlow,
+    channel_for,
+)
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
 PROBE = "probe"
@@ -55,10 +61,13 @@ async def take(messages: AsyncIterator[dict[str, Any]], count: int) -> list[int]
         return [(await anext(messages))["order_id"] for _ in range(count)]
 
 
+CHANNEL = channel_for("postgresql://og@db.internal:5432/shop")
+
+
 async def test_two_redis_buses_both_deliver_every_event_to_their_subscribers(redis_url: str):
     async with (
-        running(RedisBus(redis_url)) as first,
-        running(RedisBus(redis_url)) as second,
+        running(RedisBus(redis_url, CHANNEL)) as first,
+        running(RedisBus(redis_url, CHANNEL)) as second,
         first.subscribe() as first_a,
         first.subscribe() as first_b,
         second.subscribe() as second_a,
@@ -70,6 +79,29 @@ async def test_two_redis_buses_both_deliver_every_event_to_their_subscribers(red
 
         for messages in (first_a, first_b, second_a):
             assert await take(messages, 3) == [1, 2, 3]
+
+
+async def test_two_deployments_on_one_redis_do_not_hear_each_other(redis_url: str):
+    """Pub/sub ignores Redis database numbers: the channel names the deployment's database."""
+    shop = channel_for("postgresql://og:secret@db.internal:5432/shop")
+    staging = channel_for("postgresql://og:secret@db.internal:5432/shop_staging")
+    other_server = channel_for("postgresql://og:secret@db2.internal:5432/shop")
+    assert len({shop, staging, other_server, channel_for("sqlite:///shop.db")}) == 4
+    assert "secret" not in shop
+    # Another Redis database number, as another deployment would choose.
+    elsewhere = redis_url.rsplit("/", 1)[0] + "/15"
+    async with (
+        running(RedisBus(redis_url, shop)) as ours,
+        running(RedisBus(elsewhere, staging)) as theirs,
+        ours.subscribe() as ours_hear,
+        theirs.subscribe() as theirs_hear,
+    ):
+        await theirs.publish(event(1))
+        await ours.publish(event(2))
+        await theirs.publish(event(3))
+
+        assert await take(ours_hear, 1) == [2]
+        assert await take(theirs_hear, 2) == [1, 3]
 
 
 async def test_a_subscriber_that_falls_too_far_behind_is_told_to_resubscribe():
@@ -165,14 +197,16 @@ async def next_event(ws: ClientConnection, timeout: float = 0.1) -> dict[str, An
     return message["payload"]["data"]["orderEvents"]
 
 
-async def wait_until_live(sockets: list[ClientConnection], redis_url: str) -> None:
+async def wait_until_live(
+    sockets: list[ClientConnection], redis_url: str, database_url: str
+) -> None:
     """Publish probes on the Redis channel until every subscription has delivered one."""
     client = redis.Redis.from_url(redis_url)
     waiting = set(sockets)
     try:
         async with asyncio.timeout(10):
             while waiting:
-                await client.publish(CHANNEL, json.dumps(event(0, PROBE)))
+                await client.publish(channel_for(database_url), json.dumps(event(0, PROBE)))
                 for ws in list(waiting):
                     with contextlib.suppress(TimeoutError):
                         if (await next_event(ws))["type"] == PROBE:
@@ -217,7 +251,7 @@ async def test_two_api_processes_and_a_worker_deliver_an_event_to_both(
             await wait_until_healthy(port, log)
         async with contextlib.AsyncExitStack() as stack:
             sockets = [await subscribe(port, token, stack) for port in ports]
-            await wait_until_live(sockets, redis_url)
+            await wait_until_live(sockets, redis_url, postgres_url)
 
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports[0]}") as client:
                 response = await client.post(

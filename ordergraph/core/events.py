@@ -13,11 +13,26 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 log = logging.getLogger(__name__)
-CHANNEL = "ordergraph:order-events"
 QUEUE_SIZE = 1000
+
+
+def channel_for(database_url: str) -> str:
+    """The Redis pub/sub channel of the deployment that uses ``database_url``.
+
+    Pub/sub ignores Redis database numbers, so two deployments sharing one Redis are
+    kept apart by naming their database (server and name, or the SQLite file) in it.
+    """
+    parsed = urlparse(database_url)
+    if parsed.scheme == "sqlite":
+        where = str(Path(database_url.removeprefix("sqlite:///") or parsed.path).resolve())
+    else:
+        where = f"{parsed.hostname or 'localhost'}:{parsed.port or 5432}{parsed.path}"
+    return f"ordergraph:order-events:{where}"
 
 
 # End markers put on a subscriber's queue (compared by identity).
@@ -81,9 +96,10 @@ class InProcessBus:
 
 
 class RedisBus(InProcessBus):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, channel: str) -> None:
         super().__init__()
         self.url = url
+        self.channel = channel
         self._listener: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -103,13 +119,13 @@ class RedisBus(InProcessBus):
         await super().stop()
 
     async def publish(self, message: dict[str, Any]) -> None:
-        await self._redis.publish(CHANNEL, json.dumps(message, default=str))
+        await self._redis.publish(self.channel, json.dumps(message, default=str))
 
     async def _listen(self) -> None:
         while True:
             try:
                 async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(self.channel)
                     self._ready.set()
                     async for item in pubsub.listen():
                         if item["type"] == "message":

@@ -1,13 +1,21 @@
-"""The outbox and the job runners that drain it.
+"""The outbox and the job runner that drains it.
 
 A job is an outbox row written in the same transaction as the state change that
-caused it; after commit a runner executes it. Two runners share this module:
+caused it; after commit a ``JobRunner`` executes it. Without Redis the API process
+runs one (embedded); with ``REDIS_URL`` the ``ordergraph worker`` processes do, and
+API processes only write jobs. A runner:
 
-* ``EmbeddedRunner`` runs jobs inside the API process (the SQLite default);
-* ``ArqRelay`` hands due jobs to arq, and ``ordergraph worker`` runs them.
-
-Either way ``run_job`` does the work, so retries, backoff and the final failed
-record behave the same.
+* claims due jobs in batches, one statement per batch, each under a lease that it
+  renews with a heartbeat while it holds the job: a job whose runner died is due
+  again within one lease, and a live runner's long job is never taken over;
+* runs them concurrently on PostgreSQL (every query on a pool connection of its
+  own), one at a time on SQLite (one writer anyway), keeping the jobs of one order,
+  and each kind of event job, in the order they were written;
+* marks the jobs that succeeded ``done`` in one statement, and puts a failed one
+  back with backoff, or ``failed`` after its last attempt;
+* sleeps until woken: by its own process after a commit, by PostgreSQL's NOTIFY
+  from any process (a trigger on the outbox, heard on a connection of its own), by a
+  change of the SQLite file, or when the next job falls due.
 """
 
 from __future__ import annotations
@@ -17,27 +25,43 @@ import contextlib
 import datetime
 import json
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ordergraph.core import db
 from ordergraph.core.tables import OutboxJob
 
 if TYPE_CHECKING:
-    from arq.connections import ArqRedis
+    import asyncpg
 
     from ordergraph.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 Job = Callable[[dict[str, Any]], Awaitable[None]]
-# How long a claimed job may run before another runner may take it over.
-LEASE = datetime.timedelta(minutes=10)
-BATCH = 100
+# The PostgreSQL channel the outbox trigger (migration m0003) notifies on commit.
+NOTIFY_CHANNEL = "ordergraph_jobs"
+# A runner holds at most this many jobs (running or waiting their turn) per slot of
+# concurrency, and at least HOLD_AT_LEAST, and claims again once half are finished.
+HOLD_PER_SLOT = 2
+HOLD_AT_LEAST = 20
+# Even without a wake-up, a runner looks at the outbox this often (a lost notification,
+# a retry scheduled by a runner that then died).
+IDLE_CHECK_SECONDS = 60.0
+# A job due but claimed by nobody yet (another runner's claim is committing): look again.
+RECHECK_SECONDS = 0.05
+FILE_CHECK_SECONDS = 1.0
 PURGE_EVERY_SECONDS = 3600
-# How long stopping a runner waits for the job in hand before cancelling it.
+# How long stopping a runner waits for the jobs in hand before giving them back.
 STOP_GRACE_SECONDS = 10.0
+# Matches the partial index outbox_unfinished (a literal, so both planners use it).
+_UNFINISHED = "\"status\" IN ('pending', 'running')"
 
 
 class UnknownJob(RuntimeError):
@@ -47,7 +71,11 @@ class UnknownJob(RuntimeError):
 async def enqueue_many(
     items: list[tuple[str, dict[str, Any]]], *, delay: float = 0, max_attempts: int = 5
 ) -> list[int]:
-    """Write jobs to the outbox in one statement; call inside the caller's transaction."""
+    """Write jobs to the outbox in one statement (none for no jobs); call inside the
+    caller's transaction. Jobs whose payload has an ``order_id`` run in the order they
+    were written, one after another, with that order's other jobs."""
+    if not items:
+        return []
     run_after = db.now() + datetime.timedelta(seconds=delay)
     rows = await OutboxJob.insert(
         *(
@@ -68,58 +96,81 @@ async def enqueue_job(name: str, payload: dict[str, Any], *, delay: float = 0) -
     return (await enqueue_many([(name, payload)], delay=delay))[0]
 
 
-async def due_jobs(limit: int = BATCH) -> list[dict[str, Any]]:
-    """Pending jobs whose time has come, and running ones whose lease ran out."""
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    name: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+    @property
+    def ordering_key(self) -> tuple[str, Any]:
+        """Jobs with the same key run one after another, in id order: an order's jobs,
+        and event jobs (whose payload names the event only) by kind."""
+        if "order_id" in self.payload:
+            return ("order", self.payload["order_id"])
+        return ("job", self.name)
+
+
+async def claim(runner: str, limit: int, lease: datetime.timedelta) -> list[ClaimedJob]:
+    """Claim up to ``limit`` due jobs for ``runner`` in one statement, oldest first.
+
+    Due are pending jobs whose time has come and running ones whose lease ran out.
+    PostgreSQL skips rows another runner is claiming at this moment; SQLite
+    serialises writers anyway.
+    """
     now = db.now()
-    return await (
-        OutboxJob.select(OutboxJob.id, OutboxJob.attempts)
-        .where(OutboxJob.status.is_in(["pending", "running"]) & (OutboxJob.run_after <= now))
-        .order_by(OutboxJob.id)
-        .limit(limit)
+    skip_locked = "" if db.current().is_sqlite else " FOR UPDATE SKIP LOCKED"
+    rows = await db.raw(
+        'UPDATE "outbox" SET "status" = \'running\', "attempts" = "attempts" + 1, '
+        '"run_after" = {}, "claimed_by" = {} WHERE "id" IN (SELECT "id" FROM "outbox" '
+        f'WHERE {_UNFINISHED} AND "run_after" <= {{}} ORDER BY "id" LIMIT {{}}{skip_locked}) '
+        'RETURNING "id", "name", "payload", "attempts", "max_attempts"',
+        now + lease,
+        runner,
+        now,
+        limit,
+    )
+    return sorted(
+        (
+            ClaimedJob(
+                id=row["id"],
+                name=row["name"],
+                payload=json.loads(row["payload"])
+                if isinstance(row["payload"], str)
+                else row["payload"],
+                attempts=row["attempts"],
+                max_attempts=row["max_attempts"],
+            )
+            for row in rows
+        ),
+        key=lambda job: job.id,
     )
 
 
-async def run_job(rt: Runtime, job_id: int) -> str | None:
-    """Claim and run one job; return its new status, or None when another runner has it."""
-    now = db.now()
-    claimed = await (
-        OutboxJob.update(
-            {
-                OutboxJob.status: "running",
-                OutboxJob.attempts: OutboxJob.attempts + 1,
-                OutboxJob.run_after: now + LEASE,
-            }
-        )
-        .where(
-            (OutboxJob.id == job_id)
-            & OutboxJob.status.is_in(["pending", "running"])
-            & (OutboxJob.run_after <= now)
-        )
-        .returning(OutboxJob.name, OutboxJob.payload, OutboxJob.attempts, OutboxJob.max_attempts)
+def _held_by(runner: str, ids: list[int]) -> Any:
+    """The jobs among ``ids`` that ``runner`` still holds: a job whose lease ran out may
+    have been claimed again, and then the later claim renews and records it."""
+    return (
+        OutboxJob.id.is_in(ids) & (OutboxJob.claimed_by == runner) & (OutboxJob.status == "running")
     )
-    if not claimed:
-        return None
-    job = claimed[0]
-    # Finish only while this claim holds: a job that overran its lease may have been
-    # claimed again, and then the later claim records the outcome.
-    still_mine = (
-        (OutboxJob.id == job_id)
-        & (OutboxJob.status == "running")
-        & (OutboxJob.attempts == job["attempts"])
-    )
+
+
+async def run_claimed(rt: Runtime, runner: str, job: ClaimedJob) -> bool:
+    """Run a claimed job. A failure is recorded at once (pending again with backoff, or
+    ``failed`` after the last attempt); success is for the caller to record, in a batch
+    (``finish_done``). Returns whether the job succeeded."""
     try:
-        handler = rt.job_handlers.get(job["name"])
+        handler = rt.job_handlers.get(job.name)
         if handler is None:
-            raise UnknownJob(f"no job named {job['name']!r} is registered")
-        payload = job["payload"]
-        await handler(json.loads(payload) if isinstance(payload, str) else payload)
+            raise UnknownJob(f"no job named {job.name!r} is registered")
+        await handler(job.payload)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        final = job["attempts"] >= job["max_attempts"]
-        delay = rt.settings.job_retry_base_seconds * 2 ** (job["attempts"] - 1)
-        log.warning(
-            "job %s (%s) attempt %s failed: %s", job_id, job["name"], job["attempts"], error
-        )
+        final = job.attempts >= job.max_attempts
+        delay = rt.settings.job_retry_base_seconds * 2 ** (job.attempts - 1)
+        log.warning("job %s (%s) attempt %s failed: %s", job.id, job.name, job.attempts, error)
         await OutboxJob.update(
             {
                 OutboxJob.status: "failed" if final else "pending",
@@ -127,12 +178,47 @@ async def run_job(rt: Runtime, job_id: int) -> str | None:
                 OutboxJob.run_after: db.now() + datetime.timedelta(seconds=min(delay, 3600)),
                 OutboxJob.finished_at: db.now() if final else None,
             }
-        ).where(still_mine)
-        return "failed" if final else "pending"
+        ).where(_held_by(runner, [job.id]))
+        return False
+    return True
+
+
+async def finish_done(runner: str, ids: list[int]) -> None:
+    """Mark jobs that succeeded ``done``, in one statement."""
     await OutboxJob.update({OutboxJob.status: "done", OutboxJob.finished_at: db.now()}).where(
-        still_mine
+        _held_by(runner, ids)
     )
-    return "done"
+
+
+async def renew_leases(runner: str, ids: list[int], lease: datetime.timedelta) -> None:
+    """The heartbeat: extend the lease of every job ``runner`` holds, in one statement."""
+    await OutboxJob.update({OutboxJob.run_after: db.now() + lease}).where(_held_by(runner, ids))
+
+
+async def give_back(runner: str, ids: list[int]) -> None:
+    """Make jobs a stopping runner did not finish due again at once; the interrupted
+    attempt does not count."""
+    await OutboxJob.update(
+        {
+            OutboxJob.status: "pending",
+            OutboxJob.run_after: db.now(),
+            OutboxJob.attempts: OutboxJob.attempts - 1,
+        }
+    ).where(_held_by(runner, ids))
+
+
+async def next_due() -> datetime.datetime | None:
+    """When the next unfinished job falls due (a lease ends, a retry or delay is over)."""
+    rows = await db.raw(f'SELECT min("run_after") AS "at" FROM "outbox" WHERE {_UNFINISHED}')
+    at = rows[0]["at"] if rows else None
+    if isinstance(at, str):  # SQLite's min() loses the column's type
+        at = datetime.datetime.fromisoformat(at)
+    return at
+
+
+async def any_due() -> bool:
+    at = await next_due()
+    return at is not None and at <= db.now()
 
 
 async def purge_done(older_than: datetime.timedelta) -> int:
@@ -146,61 +232,266 @@ async def purge_done(older_than: datetime.timedelta) -> int:
     return len(deleted)
 
 
-class _Loop:
-    """A background loop that drains due jobs when woken, and at least every ``poll`` s."""
+class _Notifications:
+    """Calls ``wake`` on every NOTIFY of the outbox trigger, from any process.
 
-    def __init__(self, rt: Runtime, poll: float = 1.0) -> None:
-        self.rt = rt
-        self.poll = poll
-        self._wake = asyncio.Event()
+    LISTEN needs a connection of its own: a pooled one is reset (UNLISTEN) when it
+    goes back to the pool. It sends nothing while it waits.
+    """
+
+    def __init__(self, url: str, wake: Callable[[], None]) -> None:
+        self.url = url
+        self.wake = wake
         self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    def seen(self) -> None:
+        pass
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="outbox-notifications")
+        await asyncio.wait_for(self._listening.wait(), 10)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _listen(self) -> None:
+        import asyncpg
+
+        while True:
+            connection: asyncpg.Connection | None = None
+            try:
+                connection = await asyncpg.connect(self.url)
+                lost = asyncio.Event()
+                connection.add_termination_listener(lambda _, lost=lost: lost.set())
+                await connection.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake())
+                self._listening.set()
+                self.wake()  # whatever was written while nobody listened
+                await lost.wait()
+                log.warning("lost the outbox notifications; reconnecting")
+            except asyncio.CancelledError:
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(connection.close(timeout=2))
+                raise
+            except Exception:
+                log.exception("cannot listen for outbox notifications; retrying")
+            await asyncio.sleep(1)
+
+
+class _FileWatch:
+    """Calls ``wake`` when the SQLite file changes, which is how a commit of another
+    process shows (SQLite has no notifications): a look at the file every second, no
+    statement."""
+
+    def __init__(self, path: str, wake: Callable[[], None]) -> None:
+        self.paths = [Path(path), Path(f"{path}-wal")]
+        self.wake = wake
+        self._task: asyncio.Task[None] | None = None
+
+    def _stamp(self) -> list[tuple[int, int]]:
+        stamps = []
+        for path in self.paths:
+            with contextlib.suppress(FileNotFoundError):
+                stat = path.stat()
+                stamps.append((stat.st_mtime_ns, stat.st_size))
+        return stamps
+
+    def seen(self) -> None:
+        """The runner is about to look at the outbox: changes so far need no wake-up
+        (among them this process's own writes)."""
+        self._seen = self._stamp()
+
+    async def start(self) -> None:
+        self.seen()
+        self._task = asyncio.create_task(self._watch(), name="outbox-file-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(FILE_CHECK_SECONDS)
+            stamp = self._stamp()
+            if stamp != self._seen:
+                self._seen = stamp
+                self.wake()
+
+
+class JobRunner:
+    """Claims, runs and finishes outbox jobs in this process, until stopped."""
+
+    def __init__(self, rt: Runtime, *, concurrency: int | None = None) -> None:
+        self.rt = rt
+        self.id = f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        sqlite = db.current().is_sqlite
+        self.concurrency = 1 if sqlite else (concurrency or rt.settings.job_concurrency)
+        self.capacity = max(HOLD_PER_SLOT * self.concurrency, HOLD_AT_LEAST)
+        self.lease = datetime.timedelta(seconds=rt.settings.job_lease_seconds)
         self.stopping = False
         self.idle = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._held: dict[int, asyncio.Task[None]] = {}
+        self._done: list[int] = []
+        self._last_of: dict[tuple[str, Any], asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
         self._next_purge = 0.0
+        url = db.current().url
+        self._wakeups: _Notifications | _FileWatch = (
+            _FileWatch(db.current().engine.path, self.wake)  # type: ignore[attr-defined]
+            if sqlite
+            else _Notifications(url, self.wake)
+        )
 
     def wake(self) -> None:
+        """Look for due jobs now (a transaction with jobs has committed)."""
         self.idle.clear()
         self._wake.set()
 
     async def start(self) -> None:
         self.stopping = False
         await self._purge_now_and_then()
-        self._task = asyncio.create_task(self._run(), name=type(self).__name__)
+        await self._wakeups.start()
+        self._tasks = [
+            asyncio.create_task(self._run(), name="job-runner"),
+            asyncio.create_task(self._heartbeat(), name="job-heartbeat"),
+        ]
 
     async def stop(self) -> None:
-        """Let the job in hand finish, then stop.
-
-        Cancelling a job midway would leave it ``running`` until its lease ends
-        (and, on SQLite, a connection behind); only a job that overruns the grace
-        period is cancelled.
-        """
-        if self._task is None:
+        """Claim nothing more, let the jobs in hand finish (for up to STOP_GRACE_SECONDS),
+        record them, and give back the ones that did not finish."""
+        if not self._tasks:
             return
         self.stopping = True
         self._wake.set()
-        done, _ = await asyncio.wait({self._task}, timeout=STOP_GRACE_SECONDS)
-        if not done:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None
+        run, heartbeat = self._tasks
+        await run
+        in_hand = list(self._held.values())
+        if in_hand:
+            _, unfinished = await asyncio.wait(in_hand, timeout=STOP_GRACE_SECONDS)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+        await self._wakeups.stop()
+        try:
+            await self._finish_done()
+            if self._held:
+                await give_back(self.id, list(self._held))
+        except Exception:
+            log.exception("could not record the jobs in hand; their leases will run out")
+        self._held.clear()
+        self._tasks = []
+
+    async def drain(self) -> None:
+        """Wait until no job is due and none is in hand (for the CLI, tests and shutdown)."""
+        while True:
+            self.wake()
+            await self.idle.wait()
+            if not await any_due():
+                return
 
     async def _run(self) -> None:
         while not self.stopping:
             self._wake.clear()
             try:
-                jobs = await due_jobs()
-                await self.handle(jobs)
-                await self._purge_now_and_then()
+                claimed = await self._finish_and_claim()
+                if not self._held:
+                    await self._purge_now_and_then()
+                    await self._sleep_until_due(claimed_nothing=not claimed)
+                    continue
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("%s: draining the outbox failed", type(self).__name__)
-                jobs = []
-            if len(jobs) < BATCH and not self._wake.is_set():
-                self.idle.set()
+                log.exception("job runner: reading the outbox failed")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll)
+                    await asyncio.wait_for(self._wake.wait(), 1)
+                continue
+            await self._wake.wait()
+
+    async def _finish_and_claim(self) -> list[ClaimedJob]:
+        """Record finished jobs and claim more, in batches: once half the jobs held are
+        finished (or all of them), so that busy runners send few statements per job."""
+        unfinished = len(self._held) - len(self._done)
+        room = self.capacity - unfinished
+        if self._done and (room >= self.capacity // 2 or unfinished == 0):
+            await self._finish_done()
+        if len(self._held) > self.capacity - self.capacity // 2 or self.stopping:
+            return []
+        self._wakeups.seen()
+        claimed = await claim(self.id, self.capacity - len(self._held), self.lease)
+        for job in claimed:
+            if job.id not in self._held:  # already in hand: its lease was renewed late
+                self._start(job)
+        return claimed
+
+    async def _finish_done(self) -> None:
+        if not self._done:
+            return
+        done, self._done = self._done, []
+        await finish_done(self.id, done)
+        for job_id in done:
+            self._held.pop(job_id, None)
+
+    def _start(self, job: ClaimedJob) -> None:
+        key = job.ordering_key
+        task = asyncio.create_task(self._run_one(job, self._last_of.get(key)))
+        self._held[job.id] = task
+        self._last_of[key] = task
+        task.add_done_callback(
+            lambda t: self._last_of.pop(key) if self._last_of.get(key) is t else None
+        )
+
+    async def _run_one(self, job: ClaimedJob, after: asyncio.Task[None] | None) -> None:
+        if after is not None:
+            await asyncio.wait({after})
+        async with self._slots:
+            try:
+                succeeded = await run_claimed(self.rt, self.id, job)
+            except Exception:
+                log.exception("job %s (%s): recording its failure failed", job.id, job.name)
+                succeeded = False
+        if succeeded:
+            self._done.append(job.id)
+        else:
+            self._held.pop(job.id, None)
+        self._wake.set()
+
+    async def _sleep_until_due(self, *, claimed_nothing: bool) -> None:
+        if not claimed_nothing:
+            return
+        due = await next_due()
+        if due is None:
+            timeout = IDLE_CHECK_SECONDS
+        else:
+            timeout = (due - db.now()).total_seconds()
+            timeout = min(max(timeout, RECHECK_SECONDS), IDLE_CHECK_SECONDS)
+        if self._wake.is_set():
+            return
+        self.idle.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _heartbeat(self) -> None:
+        every = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            if self._held:
+                try:
+                    await renew_leases(self.id, list(self._held), self.lease)
+                except Exception:
+                    log.exception("job runner: renewing the leases of the jobs in hand failed")
 
     async def _purge_now_and_then(self) -> None:
         """Keep the outbox small: at start and then hourly, delete done jobs past their
@@ -212,43 +503,3 @@ class _Loop:
         deleted = await purge_done(retention)
         if deleted:
             log.info("deleted %s done jobs finished more than %s ago", deleted, retention)
-
-    async def handle(self, jobs: list[dict[str, Any]]) -> None:
-        raise NotImplementedError
-
-    async def drain(self) -> None:
-        """Wait until no job is due (for the CLI, tests and shutdown)."""
-        while True:
-            self.wake()
-            await self.idle.wait()
-            if not await due_jobs(1):
-                return
-
-
-class EmbeddedRunner(_Loop):
-    """Runs jobs in this process, one at a time (SQLite has one writer anyway)."""
-
-    async def handle(self, jobs: list[dict[str, Any]]) -> None:
-        for job in jobs:
-            if self.stopping:
-                return
-            await run_job(self.rt, job["id"])
-
-
-ARQ_FUNCTION = "run_outbox_job"
-
-
-class ArqRelay(_Loop):
-    """Hands due jobs to arq; the attempt number in the arq job id keeps retries apart."""
-
-    def __init__(self, rt: Runtime, redis: ArqRedis, poll: float = 1.0) -> None:
-        super().__init__(rt, poll)
-        self.redis = redis
-
-    async def handle(self, jobs: list[dict[str, Any]]) -> None:
-        for job in jobs:
-            if self.stopping:
-                return
-            await self.redis.enqueue_job(
-                ARQ_FUNCTION, job["id"], _job_id=f"outbox:{job['id']}:{job['attempts']}"
-            )

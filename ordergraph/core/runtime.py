@@ -9,8 +9,8 @@ from typing import Any
 
 from ordergraph.core import db, migrations
 from ordergraph.core.dispatch import core_jobs
-from ordergraph.core.events import InProcessBus, RedisBus
-from ordergraph.core.jobs import ArqRelay, EmbeddedRunner, Job
+from ordergraph.core.events import InProcessBus, RedisBus, channel_for
+from ordergraph.core.jobs import Job, JobRunner
 from ordergraph.core.plugins import PluginConfigError, PluginManager
 from ordergraph.core.review import REVIEW_JOB, configured_rules, review_jobs
 from ordergraph.core.statusgraph import StatusGraph, default_graph
@@ -28,7 +28,7 @@ class Runtime:
     graph: StatusGraph
     bus: InProcessBus
     job_handlers: dict[str, Job] = field(default_factory=dict)
-    runner: EmbeddedRunner | ArqRelay | None = None
+    runner: JobRunner | None = None
     review_rules: list[str] = field(default_factory=list)
     database: db.Database | None = None
 
@@ -36,36 +36,38 @@ class Runtime:
         """Jobs to enqueue when an order enters the initial state: review, if configured."""
         return [(REVIEW_JOB, {"order_id": order_id})] if self.review_rules else []
 
-    async def open(self, *, run_jobs: bool = True) -> None:
-        """Connect the database, migrate (SQLite) or check migrations, start bus and runner."""
-        database = self.database = await db.connect(self.settings.database_url)
+    async def open(self, *, run_jobs: bool = True, worker: bool = False) -> None:
+        """Connect the database, migrate (SQLite) or check migrations, start bus and runner.
+
+        With ``run_jobs`` the process runs a job runner, unless ``REDIS_URL`` says that
+        worker processes run the jobs; a ``worker`` always runs one.
+        """
+        database = self.database = await db.connect(
+            self.settings.database_url, pool_size=max(10, self.settings.job_concurrency + 2)
+        )
         try:
             await migrations.ensure_current()
             await self.bus.start()
         except BaseException:
             await db.disconnect(database)
             raise
-        if run_jobs:
-            if self.settings.redis_url:
-                from arq import create_pool
-                from arq.connections import RedisSettings
-
-                redis = await create_pool(RedisSettings.from_dsn(self.settings.redis_url))
-                self.runner = ArqRelay(self, redis)
-            else:
-                self.runner = EmbeddedRunner(self)
-            await self.runner.start()
+        if worker or (run_jobs and not self.settings.redis_url):
+            self.runner = JobRunner(self)
+            try:
+                await self.runner.start()
+            except BaseException:
+                await self.close()
+                raise
 
     def wake_jobs(self) -> None:
-        """Tell the job runner that a transaction with new jobs has committed."""
+        """Tell this process's job runner that a transaction with new jobs has committed
+        (other processes hear of it from the database)."""
         if self.runner is not None:
             self.runner.wake()
 
     async def close(self) -> None:
         if self.runner is not None:
             await self.runner.stop()
-            if isinstance(self.runner, ArqRelay):
-                await self.runner.redis.aclose()
             self.runner = None
         await self.bus.stop()
         await db.disconnect(self.database)
@@ -93,7 +95,11 @@ def build(settings: Settings, installed_plugins: Mapping[str, Any] | None = None
     Raises ``PluginConfigError`` or ``StatusGraphError`` naming what is wrong.
     """
     plugins = load_plugins(settings, installed_plugins)
-    bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
+    bus = (
+        RedisBus(settings.redis_url, channel_for(settings.database_url))
+        if settings.redis_url
+        else InProcessBus()
+    )
     rt = Runtime(settings=settings, plugins=plugins, graph=build_graph(plugins), bus=bus)
     for name, target in STAGES.items():
         module, _, factory = target.partition(":")

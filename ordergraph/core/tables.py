@@ -97,6 +97,8 @@ class OutboxJob(Table, tablename="outbox"):
     last_error = Text(default="")
     created_at = Timestamptz(default=TimestamptzNow())
     finished_at = Timestamptz(null=True, default=None)
+    # The runner that holds a running job (renews its lease, records its outcome).
+    claimed_by = Varchar(length=64, null=True, default=None)
 
 
 class ApiToken(Table, tablename="api_tokens"):

@@ -1,0 +1,239 @@
+"""The review pipeline with the embedded job runner beside the same with worker processes.
+
+    .venv/bin/python benchmarks/workers_throughput.py [--orders N] [--concurrency C]
+        [--workers 2] [--idle 60] [--rounds 1]
+
+On a temporary PostgreSQL database (on the server of TEST_POSTGRES_URL) and the Redis
+of REDIS_URL (default redis://127.0.0.1:6379/0), with the workload of
+``review_throughput.py`` (the four review rules on, N orders of 3 lines submitted
+through ``submit_order`` from C concurrent tasks), it measures two deployments:
+
+* ``embedded``: one process submits and runs the jobs (no Redis);
+* ``N workers``: the process submits with ``REDIS_URL`` set, so it runs no job, and
+  N ``ordergraph worker`` processes run them.
+
+The clock stops when every order is APPROVED and no job is left unfinished. For the
+embedded runner, which runs the same code as a worker, it also counts the statements
+that claimed and finished the jobs, and, staying idle for ``--idle`` seconds after,
+the statements sent meanwhile (on PostgreSQL each also costs the pool's reset).
+With ``--rounds`` the two take turns that many times (the idle period is measured in
+the first round), so that a busy machine slows both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from review_throughput import RULES, WARM_UP, draft, seed
+from submit_orders import fresh_database, markdown_table
+
+from ordergraph.core import db, runtime
+from ordergraph.core.auth import Principal, Role
+from ordergraph.core.orders import submit_order
+from ordergraph.core.tables import Order, OutboxJob
+from ordergraph.settings import Settings
+
+ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
+CLAIM = 'UPDATE "outbox" SET "status" = \'running\''
+FINISH = 'UPDATE "outbox" SET "status" = \'done\''
+
+
+@dataclass
+class Result:
+    runner: str
+    orders: int
+    jobs: int
+    seconds: float
+    idle_per_minute: float | None
+    claims: int | None = None
+    finishes: int | None = None
+
+    def row(self) -> tuple[str, ...]:
+        per_job = (
+            f"{self.claims / self.jobs:.2f} + {self.finishes / self.jobs:.2f}"
+            if self.claims is not None and self.finishes is not None
+            else "-"
+        )
+        return (
+            self.runner,
+            str(self.orders),
+            f"{self.seconds:.2f}",
+            f"{self.orders / self.seconds:.1f}",
+            f"{self.jobs / self.seconds:.1f}",
+            per_job,
+            "-" if self.idle_per_minute is None else f"{self.idle_per_minute:.1f}",
+        )
+
+
+async def submit_all(rt: runtime.Runtime, prefix: str, orders: int, concurrency: int) -> None:
+    principal = Principal(Role.INTEGRATOR, "benchmark")
+    queue = iter(range(orders))
+
+    async def client() -> None:
+        for i in queue:
+            await submit_order(rt, draft(f"{prefix}-{i}"), principal)
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+
+
+async def decided(total: int, timeout: float = 600) -> None:
+    """Wait until ``total`` orders are APPROVED and no job is left unfinished."""
+    async with asyncio.timeout(timeout):
+        while True:
+            unfinished = await OutboxJob.count().where(
+                OutboxJob.status.is_in(["pending", "running"])
+            )
+            if not unfinished and await Order.count().where(Order.status == "APPROVED") == total:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def idle_per_minute(log: db.StatementLog, seconds: float) -> float:
+    """Statements this process sent while nothing happened for ``seconds``."""
+    mark = len(log.statements)
+    await asyncio.sleep(seconds)
+    return (len(log.statements) - mark) * 60 / seconds
+
+
+async def measure(
+    rt: runtime.Runtime,
+    name: str,
+    orders: int,
+    concurrency: int,
+    idle: float | None,
+    log: db.StatementLog | None = None,
+) -> Result:
+    """Warm up, then time ``orders``; ``log`` (this process's statements) gives the
+    claims and finishes of the timed run."""
+    await seed(orders)
+    await submit_all(rt, "warm", WARM_UP, concurrency)
+    await decided(WARM_UP)
+    first_job = (await OutboxJob.select(OutboxJob.id).order_by(OutboxJob.id, ascending=False)
+                 .first())["id"]  # fmt: skip
+    mark = len(log.statements) if log else 0
+    started = time.perf_counter()
+    await submit_all(rt, "bench", orders, concurrency)
+    await decided(WARM_UP + orders)
+    seconds = time.perf_counter() - started
+    timed = log.statements[mark:] if log else []
+    jobs = await OutboxJob.count().where(OutboxJob.id > first_job)
+    idle_rate = None if idle is None or log is None else await idle_per_minute(log, idle)
+    result = Result(name, orders, jobs, seconds, idle_rate)
+    if log is not None:
+        result.claims = sum(s.startswith(CLAIM) for s in timed)
+        result.finishes = sum(s.startswith(FINISH) for s in timed)
+    return result
+
+
+async def embedded(orders: int, concurrency: int, idle: float | None, slots: int) -> Result:
+    async with fresh_database("postgresql") as url:
+        rt = runtime.build(Settings(database_url=url, plugins=RULES, job_concurrency=slots))
+        # The runner's tasks start in open(): they record into a log entered before it.
+        with db.count_statements() as log:
+            await rt.open(run_jobs=True)
+            try:
+                return await measure(rt, "embedded", orders, concurrency, idle, log)
+            finally:
+                await rt.close()
+
+
+def rules_config(directory: Path, slots: int) -> Path:
+    path = directory / "ordergraph.toml"
+    path.write_text(
+        f"[ordergraph]\njob_concurrency = {slots}\n\n"
+        + "".join(f"[plugins.{name}]\nenabled = true\n\n" for name in RULES),
+    )
+    return path
+
+
+@contextlib.contextmanager
+def worker_processes(count: int, env: dict[str, str], directory: Path) -> Iterator[None]:
+    started = []
+    try:
+        for n in range(count):
+            with (directory / f"worker-{n}.log").open("wb") as log:
+                started.append(
+                    subprocess.Popen([ORDERGRAPH, "worker"], env=env, stdout=log, stderr=log)
+                )
+        yield
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            process.wait(timeout=30)
+
+
+@contextlib.asynccontextmanager
+async def with_workers(
+    count: int, url: str, redis_url: str, slots: int
+) -> AsyncIterator[runtime.Runtime]:
+    with tempfile.TemporaryDirectory(prefix="og_workers_") as directory:
+        config = rules_config(Path(directory), slots)
+        env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url}
+        env["ORDERGRAPH_CONFIG"] = str(config)
+        rt = runtime.build(Settings.from_env(env))
+        await rt.open(run_jobs=True)  # with REDIS_URL: this process runs no job
+        assert rt.runner is None
+        try:
+            with worker_processes(count, env, Path(directory)):
+                yield rt
+        finally:
+            await rt.close()
+
+
+async def workers(
+    count: int, redis_url: str, orders: int, concurrency: int, idle: float | None, slots: int
+) -> Result:
+    async with (
+        fresh_database("postgresql") as url,
+        with_workers(count, url, redis_url, slots) as rt,
+    ):
+        return await measure(rt, f"{count} workers", orders, concurrency, idle)
+
+
+async def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=500, help="orders per run (default 500)")
+    parser.add_argument("--concurrency", type=int, default=16, help="submitting tasks (16)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (2)")
+    parser.add_argument(
+        "--idle", type=float, default=60, help="idle seconds measured (60; 0: not measured)"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="turns of both runs (1)")
+    parser.add_argument(
+        "--job-concurrency", type=int, default=8, help="jobs at once per runner (8)"
+    )
+    args = parser.parse_args(argv)
+    counts = (args.orders, args.concurrency, args.workers, args.rounds, args.job_concurrency)
+    if min(counts) < 1 or args.idle < 0:
+        parser.error("every count must be positive, and --idle not negative")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    results = []
+    for round in range(args.rounds):
+        idle = args.idle if round == 0 and args.idle else None
+        print(f"embedded: {args.orders} orders, {args.concurrency} tasks...", file=sys.stderr)
+        results.append(await embedded(args.orders, args.concurrency, idle, args.job_concurrency))
+        print(f"{args.workers} workers...", file=sys.stderr)
+        results.append(
+            await workers(
+                args.workers, redis_url, args.orders, args.concurrency, idle, args.job_concurrency
+            )
+        )
+    header = ("jobs run by", "orders", "seconds", "orders/s", "jobs/s",
+              "statements per job (claim + finish)", "idle statements/min")  # fmt: skip
+    print(markdown_table(header, [r.row() for r in results]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))
