@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from collections import Counter
@@ -21,7 +22,7 @@ from decimal import Decimal
 
 from submit_orders import ADDRESS, fresh_database, markdown_table
 
-from ordergraph.core import db, jobs, review, runtime
+from ordergraph.core import db, review, runtime
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.fulfilment import teams
 from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
@@ -54,8 +55,8 @@ async def run(backend: str, orders: int, members: int, concurrency: int) -> tupl
                 order = (await submit_order(rt, draft, principal)).order
                 await review.review_order(rt, order.id)
             due = [
-                r["id"]
-                for r in await OutboxJob.select(OutboxJob.id).where(
+                json.loads(r["payload"]) if isinstance(r["payload"], str) else r["payload"]
+                for r in await OutboxJob.select(OutboxJob.payload).where(
                     OutboxJob.name == "assign_order"
                 )
             ]
@@ -63,9 +64,9 @@ async def run(backend: str, orders: int, members: int, concurrency: int) -> tupl
             queue = iter(due)
 
             async def runner() -> None:
-                for job_id in queue:
+                for payload in queue:
                     with db.count_statements() as log:
-                        await jobs.run_job(rt, job_id)
+                        await rt.job_handlers["assign_order"](payload)
                     counts.append(log.count)
 
             started = time.perf_counter()

@@ -14,7 +14,7 @@ from conftest import ADDRESS, Api, make_settings, serve_api, submit
 
 from ordergraph.core import db
 from ordergraph.core.auth import Principal, Role
-from ordergraph.core.jobs import EmbeddedRunner
+from ordergraph.core.jobs import JobRunner
 from ordergraph.core.masterdata import ProductData, upsert_products
 from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
 from ordergraph.plugin_api import (
@@ -48,10 +48,11 @@ SUBMIT_STATEMENTS = ["SELECT", "SELECT", "BEGIN", "INSERT", "INSERT", "INSERT", 
 #    2-3. SELECT the customer, SELECT the products (validation)
 #    4-9. BEGIN, INSERT order, INSERT lines, INSERT event, INSERT the review job, COMMIT
 #    10. SELECT the lines for the response
-#   the job runner, as it is today (2, and 4 per pass: purge, SELECT due jobs, twice more
-#   to see the outbox drained)
-#    11. UPDATE the review job to claim it
-#    12. UPDATE the review job to finish it
+#   the job runner (2, and 4 per pass: purge, claim, and twice the next due time to see
+#   the outbox drained); holding fewer jobs than half its capacity (20), it finishes and
+#   claims after each job, as here; busier, it batches both
+#    11. UPDATE to claim (the claim after the previous job)
+#    12. UPDATE to finish the review job
 #   the review (8)
 #    13. SELECT the order with its lines, its last review round, its customer and the
 #        products of its lines (what rules look up first)
@@ -138,7 +139,7 @@ async def statements_to_decide(
                 )
                 for i in range(orders)
             ]
-            api.rt.runner = EmbeddedRunner(api.rt)
+            api.rt.runner = JobRunner(api.rt)
             await api.rt.runner.start()
             await api.rt.runner.drain()
             await api.rt.runner.stop()
