@@ -50,6 +50,8 @@ class Settings:
     review_rules: tuple[str, ...] | None = None
     # [ordergraph.due_hours]: step -> priority -> hours; missing entries keep the default.
     due_hours: dict[str, dict[str, float]] = field(default_factory=lambda: DEFAULT_DUE_HOURS)
+    # [ordergraph.settlement]: checked by ordergraph.core.settlement.config at start-up.
+    settlement: dict[str, Any] = field(default_factory=dict)
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -77,6 +79,7 @@ class Settings:
                 step: {**hours, **core.get("due_hours", {}).get(step, {})}
                 for step, hours in DEFAULT_DUE_HOURS.items()
             },
+            "settlement": core.get("settlement", {}),
             "plugins": config.get("plugins", {}),
         }
         values.update(overrides)
@@ -103,7 +106,7 @@ def _check_core(path: Path, core: dict[str, Any]) -> None:
     if not isinstance(core, dict):
         raise ConfigError(f"{path}: ordergraph must be a table ([ordergraph])")
     durations = ("plugin_timeout_seconds", "job_retry_base_seconds", "outbox_retention_days")
-    known = (*durations, "review_rules", "due_hours")
+    known = (*durations, "review_rules", "due_hours", "settlement")
     unknown = sorted(set(core) - set(known))
     if unknown:
         raise ConfigError(

@@ -283,16 +283,57 @@ def track_shipment(shipment, settings):
 
 
 @hookspec
-def order_adjustments(order, settings):
-    """Compute promotions, discounts and surcharges for the final amount.
+def order_adjustments(order, lines, shipping, settings):
+    """Propose promotions, discounts and surcharges for the final amount.
 
-    When: when an order is COMPLETED and its settlement statement is computed.
+    When: when an order's statement is computed, after its delivery is confirmed
+    (COMPLETED), on what was delivered.
 
     Arguments:
         order: the ``OrderView``.
+        lines: the delivered lines, a list of ``ChargeLine`` (line_no, sku, name,
+            quantity delivered, unit_price, amount), exact ``Decimal`` amounts.
+        shipping: the shipping charge before adjustments (``Decimal``).
         settings: this plugin's settings.
 
-    Returns: a list of adjustments (label, exact amount, currency) (collected).
+    Returns: a list of ``Adjustment`` (code, label, signed amount in the order's
+    currency, ``line_no`` for one line or ``None`` for the whole order, ``target``
+    ``"lines"`` or ``"shipping"``, a ``reference`` such as a promotion id) (collected).
+    A discount larger than what it applies to is capped there, and the statement says
+    so. A plugin that fails stops the statement (the job retries); nothing is issued.
+    """
+
+
+@hookspec
+def tax_rate(order, country, settings):
+    """Give the tax rate for an order's destination.
+
+    When: when an order's statement is computed. Async allowed.
+
+    Arguments:
+        order: the ``OrderView``.
+        country: the destination country (ISO 3166 alpha-2, upper case).
+        settings: this plugin's settings.
+
+    Returns: the rate in percent as a ``Decimal`` (``Decimal("19")``), or ``None`` to
+    leave it to the next plugin and finally to the built-in table of standard rates
+    (overridden by ``tax_rates`` in ``[ordergraph.settlement]``) (first result).
+    """
+
+
+@hookspec
+def delivery_problem_reported(order, problem, settings):
+    """React to a problem a customer reported with a delivery: open an alert.
+
+    When: after the problem is stored; the delivery's confirmation waits until staff
+    resolve it (``resolveDeliveryProblem``).
+
+    Arguments:
+        order: the ``OrderView`` (DELIVERED).
+        problem: the problem (id, reported_by, description, opened_at).
+        settings: this plugin's settings.
+
+    Returns: nothing (collected). A failure is logged; the problem stays recorded.
     """
 
 

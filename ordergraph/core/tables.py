@@ -232,6 +232,60 @@ class ShipmentLine(Table, tablename="shipment_lines"):
     quantity = Integer()
 
 
+# -- Stage 5: settlement (ordergraph.core.settlement, ordergraph.core.payments) ------------
+
+
+class StatementSeries(Table, tablename="statement_series"):
+    """The last number given in a series (``ST-2026``); raised in the statement's transaction."""
+
+    series = Varchar(length=32, unique=True)
+    last_number = Integer(default=0)
+
+
+class Statement(Table, tablename="statements"):
+    """An order's settlement statement: a gap-free number and an immutable snapshot."""
+
+    order = ForeignKey(references=Order, null=False, on_delete=OnDelete.restrict, unique=True)
+    series = Varchar(length=32)
+    seq = Integer()
+    number = Varchar(length=40, unique=True)
+    currency = Varchar(length=3)
+    total_minor = BigInt()
+    snapshot = JSON(default={})
+    issued_at = Timestamptz(default=TimestamptzNow())
+    due_at = Timestamptz(default=TimestamptzNow())
+
+
+class LedgerEntry(Table, tablename="ledger_entries"):
+    """One payment movement on a statement; append-only, one per idempotency key."""
+
+    statement = ForeignKey(
+        references=Statement, null=False, on_delete=OnDelete.restrict, index=True
+    )
+    kind = Varchar(length=16)
+    amount_minor = BigInt()
+    currency = Varchar(length=3)
+    method = Varchar(length=32, default="")
+    reference = Varchar(length=200, default="")
+    idempotency_key = Varchar(length=255, unique=True)
+    fingerprint = Varchar(length=64)
+    actor = Varchar(length=200, default="")
+    data = JSON(default={})
+    at = Timestamptz(default=TimestamptzNow())
+
+
+class DeliveryProblem(Table, tablename="delivery_problems"):
+    """A problem the customer reported with a delivery; open ones pause its confirmation."""
+
+    order = ForeignKey(references=Order, null=False, on_delete=OnDelete.restrict, index=True)
+    reported_by = Varchar(length=200)
+    description = Text(default="")
+    opened_at = Timestamptz(default=TimestamptzNow())
+    resolved_at = Timestamptz(null=True, default=None)
+    resolved_by = Varchar(length=200, null=True, default=None)
+    resolution = Text(default="")
+
+
 ALL_TABLES: tuple[type[Table], ...] = (
     Customer,
     Product,
@@ -251,4 +305,8 @@ ALL_TABLES: tuple[type[Table], ...] = (
     Task,
     Shipment,
     ShipmentLine,
+    StatementSeries,
+    Statement,
+    LedgerEntry,
+    DeliveryProblem,
 )

@@ -34,6 +34,7 @@ from ordergraph.graphql.inbox import InboxMutation, InboxQuery
 from ordergraph.graphql.mutations import Mutation
 from ordergraph.graphql.queries import Query
 from ordergraph.graphql.review import ReviewMutation, ReviewQuery
+from ordergraph.graphql.settlement import SettlementMutation, SettlementQuery
 from ordergraph.graphql.subscriptions import Subscription
 
 MAX_DEPTH = 10
@@ -104,12 +105,14 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
             ("core", ReviewQuery),
             ("core", InboxQuery),
             ("core", FulfilmentQuery),
+            ("core", SettlementQuery),
         ],
         "Mutation": [
             ("core", Mutation),
             ("core", ReviewMutation),
             ("core", InboxMutation),
             ("core", FulfilmentMutation),
+            ("core", SettlementMutation),
         ],
         "Subscription": [("core", Subscription), ("core", FulfilmentSubscription)],
     }
