@@ -30,6 +30,7 @@ from ordergraph.core.lookups import (
     get_customer,
     get_products,
 )
+from ordergraph.core.money import minor_unit
 from ordergraph.core.orders import (
     LineDraft,
     LineView,
@@ -41,9 +42,11 @@ from ordergraph.core.orders import (
 )
 from ordergraph.core.orders import validate as validate_order_draft
 from ordergraph.core.plugins import PluginInfo, Setting, hookimpl
+from ordergraph.core.promotions import PromotionContext, PromotionKind
 from ordergraph.core.review import Finding
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.runtime import build as build_runtime
+from ordergraph.core.settlement import Adjustment, ChargeLine, confirmation_link
 from ordergraph.core.statusgraph import StatusGraph, Transition
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.context import OPERATORS, READERS, Info, principal_for, require
@@ -62,8 +65,10 @@ __all__ = [
     "OPERATORS",
     "READERS",
     "SYSTEM",
+    "Adjustment",
     "AssignmentChoice",
     "Candidate",
+    "ChargeLine",
     "CustomerView",
     "DomainError",
     "ErrorCode",
@@ -82,6 +87,8 @@ __all__ = [
     "Principal",
     "Problem",
     "ProductView",
+    "PromotionContext",
+    "PromotionKind",
     "Role",
     "Runtime",
     "SchemaExtension",
@@ -95,6 +102,7 @@ __all__ = [
     "UserError",
     "approved_order_count",
     "available_stock",
+    "confirmation_link",
     "consume_stock_quantities",
     "customer_exposure",
     "draft_from_input",
@@ -105,6 +113,7 @@ __all__ = [
     "hookimpl",
     "ingest",
     "load_order",
+    "minor_unit",
     "open_quantities",
     "open_runtime",
     "principal_for",

@@ -305,6 +305,24 @@ def order_adjustments(order, lines, shipping, settings):
 
 
 @hookspec
+def promotion_kinds(settings):
+    """Declare kinds of promotion that admins can create promotions of.
+
+    When: when promotions are created and evaluated (at submission for the price
+    preview, at settlement for real). Sync.
+
+    Arguments:
+        settings: this plugin's settings.
+
+    Returns: a list of ``PromotionKind`` (name, description, ``arguments`` as a tuple
+    of ``Setting``, and ``apply(context, arguments)`` returning a list of
+    ``Adjustment``); ``context`` is a ``PromotionContext`` (order, lines, shipping,
+    customer_email, subtotal) (collected). Arguments are checked against their
+    settings when a promotion is created; a name declared twice keeps the first.
+    """
+
+
+@hookspec
 def tax_rate(order, country, settings):
     """Give the tax rate for an order's destination.
 

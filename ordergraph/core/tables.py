@@ -286,6 +286,35 @@ class DeliveryProblem(Table, tablename="delivery_problems"):
     resolution = Text(default="")
 
 
+class Promotion(Table, tablename="promotions"):
+    """A promotion admins manage: a kind (a plugin) with typed arguments, a schedule, and
+    for coupons a code with usage limits; ``uses`` counts redemptions."""
+
+    name = Varchar(length=200)
+    kind = Varchar(length=64)
+    arguments = JSON(default={})
+    priority = Integer(default=0)
+    combinable = Boolean(default=True)
+    starts_at = Timestamptz(null=True, default=None)
+    ends_at = Timestamptz(null=True, default=None)
+    retired_at = Timestamptz(null=True, default=None)
+    coupon_code = Varchar(length=64, unique=True, null=True, default=None)
+    usage_limit = Integer(null=True, default=None)
+    per_customer_limit = Integer(null=True, default=None)
+    uses = Integer(default=0)
+    created_by = Varchar(length=200, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class PromotionUse(Table, tablename="promotion_uses"):
+    """A coupon redeemed for an order (once per order)."""
+
+    promotion = ForeignKey(references=Promotion, null=False, on_delete=OnDelete.restrict)
+    order = ForeignKey(references=Order, null=False, on_delete=OnDelete.restrict, index=True)
+    customer = ForeignKey(references=Customer, null=False, on_delete=OnDelete.restrict)
+    at = Timestamptz(default=TimestamptzNow())
+
+
 ALL_TABLES: tuple[type[Table], ...] = (
     Customer,
     Product,
@@ -309,4 +338,6 @@ ALL_TABLES: tuple[type[Table], ...] = (
     Statement,
     LedgerEntry,
     DeliveryProblem,
+    Promotion,
+    PromotionUse,
 )

@@ -32,6 +32,7 @@ from ordergraph.graphql.fulfilment import (
 )
 from ordergraph.graphql.inbox import InboxMutation, InboxQuery
 from ordergraph.graphql.mutations import Mutation
+from ordergraph.graphql.promotions import PromotionMutation, PromotionQuery
 from ordergraph.graphql.queries import Query
 from ordergraph.graphql.review import ReviewMutation, ReviewQuery
 from ordergraph.graphql.settlement import SettlementMutation, SettlementQuery
@@ -106,6 +107,7 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
             ("core", InboxQuery),
             ("core", FulfilmentQuery),
             ("core", SettlementQuery),
+            ("core", PromotionQuery),
         ],
         "Mutation": [
             ("core", Mutation),
@@ -113,6 +115,7 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
             ("core", InboxMutation),
             ("core", FulfilmentMutation),
             ("core", SettlementMutation),
+            ("core", PromotionMutation),
         ],
         "Subscription": [("core", Subscription), ("core", FulfilmentSubscription)],
     }

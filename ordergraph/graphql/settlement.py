@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 from enum import Enum
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -12,7 +13,9 @@ from strawberry.scalars import JSON
 from ordergraph.core import payments
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.settlement import confirmation, statements
+from ordergraph.core.orders import load_order
+from ordergraph.core.settlement import config_of, confirmation, statements
+from ordergraph.core.settlement.amount import expected_amount
 from ordergraph.core.settlement.statements import StatementView
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
@@ -123,36 +126,8 @@ class Statement:
             tax=Decimal(s["tax"]),
             issued_at=view.issued_at,
             due_date=datetime.date.fromisoformat(s["dueDate"]),
-            lines=[
-                StatementLine(
-                    kind=li["kind"],
-                    line_no=li["lineNo"],
-                    sku=li["sku"],
-                    name=li["name"],
-                    quantity=li["quantity"],
-                    unit_price=Decimal(li["unitPrice"]),
-                    amount=Decimal(li["amount"]),
-                    adjustments=Decimal(li["adjustments"]),
-                    tax_rate=Decimal(li["taxRate"]),
-                    net=Decimal(li["net"]),
-                    tax=Decimal(li["tax"]),
-                    total=Decimal(li["total"]),
-                )
-                for li in s["lines"]
-            ],
-            adjustments=[
-                StatementAdjustment(
-                    code=a["code"],
-                    label=a["label"],
-                    source=a["source"],
-                    reference=a["reference"],
-                    line_no=a["lineNo"],
-                    target=a["target"],
-                    amount=Decimal(a["amount"]),
-                    capped=bool(a.get("capped")),
-                )
-                for a in s["adjustments"]
-            ],
+            lines=_lines(s),
+            adjustments=_adjustments(s),
             seller=s["seller"],
             customer=s["customer"],
             payment_instructions=s["paymentInstructions"],
@@ -171,6 +146,75 @@ class Statement:
     async def entries(self, info: Info) -> list[LedgerEntry]:
         require(info, *OPERATORS)
         return [LedgerEntry.from_view(e) for e in await payments.entries_of(self.statement_id)]
+
+
+def _lines(snapshot: dict[str, Any]) -> list[StatementLine]:
+    return [
+        StatementLine(
+            kind=li["kind"],
+            line_no=li["lineNo"],
+            sku=li["sku"],
+            name=li["name"],
+            quantity=li["quantity"],
+            unit_price=Decimal(li["unitPrice"]),
+            amount=Decimal(li["amount"]),
+            adjustments=Decimal(li["adjustments"]),
+            tax_rate=Decimal(li["taxRate"]),
+            net=Decimal(li["net"]),
+            tax=Decimal(li["tax"]),
+            total=Decimal(li["total"]),
+        )
+        for li in snapshot["lines"]
+    ]
+
+
+def _adjustments(snapshot: dict[str, Any]) -> list[StatementAdjustment]:
+    return [
+        StatementAdjustment(
+            code=a["code"],
+            label=a["label"],
+            source=a["source"],
+            reference=a["reference"],
+            line_no=a["lineNo"],
+            target=a["target"],
+            amount=Decimal(a["amount"]),
+            capped=bool(a.get("capped")),
+        )
+        for a in snapshot["adjustments"]
+    ]
+
+
+@strawberry.type
+class PricePreview:
+    """What the order comes to if it is delivered in full, with today's promotions."""
+
+    currency: str
+    subtotal: Decimal
+    adjustment_total: Decimal
+    net: Decimal
+    tax: Decimal
+    total: Decimal
+    lines: list[StatementLine]
+    adjustments: list[StatementAdjustment]
+    notes: list[str]
+
+
+async def order_price_preview(order: Order, info: Info) -> PricePreview:
+    rt = info.context.rt
+    view = await load_order(order.order_id)
+    assert view is not None
+    s = (await expected_amount(rt, view, config_of(rt))).to_snapshot()
+    return PricePreview(
+        currency=s["currency"],
+        subtotal=Decimal(s["subtotal"]),
+        adjustment_total=Decimal(s["adjustmentTotal"]),
+        net=Decimal(s["net"]),
+        tax=Decimal(s["tax"]),
+        total=Decimal(s["total"]),
+        lines=_lines(s),
+        adjustments=_adjustments(s),
+        notes=s["notes"],
+    )
 
 
 def _balance(balance: payments.Balance) -> Balance:

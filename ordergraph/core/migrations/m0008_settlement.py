@@ -1,5 +1,5 @@
 """0008: stage 5, settlement: statement series and statements, the payment ledger,
-delivery problems."""
+delivery problems, promotions and their uses."""
 
 # ruff: noqa: E501
 
@@ -13,6 +13,10 @@ def _tables(pk: str, index_using: str) -> list[str]:
         f'CREATE INDEX ledger_entries_statement ON "ledger_entries" {index_using}("statement")',
         f'CREATE TABLE "delivery_problems" ("id" {pk}, "order" INTEGER NOT NULL REFERENCES "orders" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "reported_by" VARCHAR(200) NOT NULL DEFAULT \'\', "description" TEXT NOT NULL DEFAULT \'\', "opened_at" TIMESTAMPTZ NOT NULL DEFAULT current_timestamp, "resolved_at" TIMESTAMPTZ DEFAULT null, "resolved_by" VARCHAR(200) DEFAULT null, "resolution" TEXT NOT NULL DEFAULT \'\')',
         f'CREATE INDEX delivery_problems_order ON "delivery_problems" {index_using}("order")',
+        f'CREATE TABLE "promotions" ("id" {pk}, "name" VARCHAR(200) NOT NULL DEFAULT \'\', "kind" VARCHAR(64) NOT NULL DEFAULT \'\', "arguments" JSON NOT NULL DEFAULT \'{{}}\', "priority" INTEGER NOT NULL DEFAULT 0, "combinable" BOOLEAN NOT NULL DEFAULT true, "starts_at" TIMESTAMPTZ DEFAULT null, "ends_at" TIMESTAMPTZ DEFAULT null, "retired_at" TIMESTAMPTZ DEFAULT null, "coupon_code" VARCHAR(64) UNIQUE DEFAULT null, "usage_limit" INTEGER DEFAULT null, "per_customer_limit" INTEGER DEFAULT null, "uses" INTEGER NOT NULL DEFAULT 0, "created_by" VARCHAR(200) NOT NULL DEFAULT \'\', "created_at" TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)',
+        f'CREATE TABLE "promotion_uses" ("id" {pk}, "promotion" INTEGER NOT NULL REFERENCES "promotions" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "order" INTEGER NOT NULL REFERENCES "orders" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "customer" INTEGER NOT NULL REFERENCES "customers" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "at" TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)',
+        'CREATE UNIQUE INDEX promotion_uses_promotion_order ON "promotion_uses" ("promotion", "order")',
+        f'CREATE INDEX promotion_uses_order ON "promotion_uses" {index_using}("order")',
     ]
 
 

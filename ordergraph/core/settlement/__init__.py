@@ -9,9 +9,10 @@ SETTLED.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import jobs
+from ordergraph.core import jobs, promotions
 from ordergraph.core.orders import OrderView
 from ordergraph.core.payments import balance_of, derive_settled
 from ordergraph.core.plugins import PluginInfo, hookimpl
@@ -64,6 +65,13 @@ class Stage:
             await confirm_due_deliveries(rt, self.config)
 
         return {ISSUE_JOB: issue, AUTO_CONFIRM_JOB: confirm_due}
+
+    @hookimpl
+    async def order_adjustments(
+        self, order: OrderView, lines: list[ChargeLine], shipping: Decimal
+    ) -> list[Adjustment]:
+        """The promotions that apply (admin-managed rows of the plugins' kinds)."""
+        return await promotions.adjustments_for(self.rt, order, lines, shipping)
 
     @hookimpl
     async def before_transition(self, order: OrderView, transition: Transition) -> str | None:

@@ -291,3 +291,8 @@ def _apply(
     for line, part in zip(lines, share(applied, left), strict=True):
         line.adjustments_minor += part
     return applied
+
+
+async def expected_amount(rt: Runtime, order: OrderView, config: SettlementConfig) -> FinalAmount:
+    """The amount the order will come to if it is delivered in full: the price preview."""
+    return await final_amount(rt, order, config, {li.line_no: li.quantity for li in order.lines})
