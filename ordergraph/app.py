@@ -14,7 +14,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from ordergraph import confirm_page
+from ordergraph import settlement_routes
 from ordergraph.core import db, runtime
 from ordergraph.core.runtime import Runtime
 from ordergraph.graphql.context import Context, principal_for
@@ -76,7 +76,7 @@ def create_app(
         Route("/health", health),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
-        *confirm_page.ROUTES,
+        *settlement_routes.ROUTES,
     ]
     for _, plugin_routes in rt.plugins.call_sync("http_routes").results:
         routes += plugin_routes

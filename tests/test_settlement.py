@@ -38,7 +38,7 @@ query($id: ID!) {
   order(id: $id) {
     status
     statement {
-      number total subtotal adjustmentTotal net tax currency dueDate notes
+      number pdfUrl total subtotal adjustmentTotal net tax currency dueDate notes
       lines { kind lineNo sku quantity unitPrice amount adjustments taxRate net tax total }
       adjustments { code label source reference lineNo target amount capped }
       balance { total paid outstanding overpaid state }

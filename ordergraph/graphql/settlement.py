@@ -137,6 +137,10 @@ class Statement:
             view=view,
         )
 
+    @strawberry.field(description="Where to download it as a PDF (with the same bearer token).")
+    def pdf_url(self) -> str:
+        return f"/statements/{self.number}.pdf"
+
     @strawberry.field(description="Paid and outstanding, derived from the ledger.")
     async def balance(self, info: Info) -> Balance:
         require(info, *READERS)

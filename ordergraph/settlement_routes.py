@@ -1,7 +1,9 @@
-"""The page behind the signed delivery confirmation link (``/confirm-delivery``).
+"""The settlement stage's HTTP routes: the page behind the signed delivery confirmation
+link (``/confirm-delivery``) and the statement PDF (``/statements/NUMBER.pdf``).
 
-Following the link shows the order and a button; only the button's POST confirms, so
-a mail scanner that opens every link confirms nothing.
+Following the confirmation link shows the order and a button; only the button's POST
+confirms, so a mail scanner that opens every link confirms nothing. The PDF needs the
+same bearer token as the API: customers get their own statements only.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from html import escape
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ordergraph.core.auth import Principal, Role
@@ -18,6 +20,9 @@ from ordergraph.core.orders import load_order
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.settlement import config_of
 from ordergraph.core.settlement.confirmation import CONFIRM_PATH, confirm_delivery, verify_token
+from ordergraph.core.settlement.pdf import render_statement
+from ordergraph.core.settlement.statements import statement_by_number
+from ordergraph.graphql.context import principal_for
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -61,4 +66,34 @@ async def confirm_page(request: Request) -> HTMLResponse:
     return _page("Thank you", f"<p>Delivery of order {order.number} is confirmed.</p>")
 
 
-ROUTES = [Route(CONFIRM_PATH, confirm_page, methods=["GET", "POST"])]
+async def statement_pdf(request: Request) -> Response:
+    principal = await principal_for(request.headers.get("authorization"))
+    if principal is None:
+        return JSONResponse(
+            {
+                "code": "UNAUTHENTICATED",
+                "message": "Send the header Authorization: Bearer <token>.",
+            },
+            status_code=401,
+        )
+    number = request.path_params["number"]
+    statement = await statement_by_number(number)
+    if statement is not None:
+        order = await load_order(statement.order_id)
+        if order is None or not principal.may_see_customer(order.customer_id):
+            statement = None
+    if statement is None or principal.role == Role.INTEGRATOR:
+        return JSONResponse(
+            {"code": "NOT_FOUND", "message": f"There is no statement {number}."}, status_code=404
+        )
+    return Response(
+        render_statement(statement.snapshot),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{statement.number}.pdf"'},
+    )
+
+
+ROUTES = [
+    Route(CONFIRM_PATH, confirm_page, methods=["GET", "POST"]),
+    Route("/statements/{number}.pdf", statement_pdf, methods=["GET"]),
+]
