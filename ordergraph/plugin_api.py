@@ -43,6 +43,9 @@ from ordergraph.core.orders import (
 from ordergraph.core.orders import validate as validate_order_draft
 from ordergraph.core.plugins import PluginInfo, Setting, hookimpl
 from ordergraph.core.promotions import PromotionContext, PromotionKind
+from ordergraph.core.reconciliation import BankCredit, bank_lines
+from ordergraph.core.reconciliation import import_credits as import_bank_credits
+from ordergraph.core.reconciliation import match_line as match_bank_line
 from ordergraph.core.review import Finding
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.runtime import build as build_runtime
@@ -67,6 +70,7 @@ __all__ = [
     "SYSTEM",
     "Adjustment",
     "AssignmentChoice",
+    "BankCredit",
     "Candidate",
     "ChargeLine",
     "CustomerView",
@@ -102,6 +106,7 @@ __all__ = [
     "UserError",
     "approved_order_count",
     "available_stock",
+    "bank_lines",
     "confirmation_link",
     "consume_stock_quantities",
     "customer_exposure",
@@ -111,8 +116,10 @@ __all__ = [
     "get_customer",
     "get_products",
     "hookimpl",
+    "import_bank_credits",
     "ingest",
     "load_order",
+    "match_bank_line",
     "minor_unit",
     "open_quantities",
     "open_runtime",

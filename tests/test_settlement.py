@@ -71,6 +71,11 @@ async def shop(
     plugins = {name: {"enabled": True} for name in installed}
     plugins["rules"]["rules"] = ["-> floor"]
     plugins["credit_limit"]["on_no_limit"] = "pass"
+    if "bank_transfer" in plugins:
+        plugins["bank_transfer"] |= {
+            "iban": "DE89370400440532013000",
+            "account_holder": "Mugs & Co",
+        }
     settings = make_settings(database_url, plugins=plugins, settlement={**SETTLEMENT, **settlement})
     async with serve_api(settings, installed_plugins=installed) as api:
         await upsert_team("floor", "", [MemberData("pia", 1000)])

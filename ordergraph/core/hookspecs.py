@@ -356,6 +356,22 @@ def delivery_problem_reported(order, problem, settings):
 
 
 @hookspec
+def payment_instructions(order, settings):
+    """Tell the customer how to pay: printed on the statement and its PDF.
+
+    When: when an order's statement is issued (the statement number follows as the
+    payment reference).
+
+    Arguments:
+        order: the ``OrderView``.
+        settings: this plugin's settings.
+
+    Returns: a sentence such as "Pay by bank transfer to IBAN ..." (collected, joined
+    after the ``payment_instructions`` of ``[ordergraph.settlement]``).
+    """
+
+
+@hookspec
 def collect_payment(order, statement, settings):
     """Collect the settled amount, online or offline.
 

@@ -315,6 +315,23 @@ class PromotionUse(Table, tablename="promotion_uses"):
     at = Timestamptz(default=TimestamptzNow())
 
 
+class BankLine(Table, tablename="bank_lines"):
+    """A credit from an imported bank statement: matched to a statement, or kept
+    ``unmatched`` for an operator. ``line_key`` makes importing a file twice harmless."""
+
+    line_key = Varchar(length=200, unique=True)
+    source = Varchar(length=16)
+    booked_on = Varchar(length=10)
+    amount_minor = BigInt()
+    currency = Varchar(length=3)
+    text = Text(default="")
+    counterparty = Varchar(length=200, default="")
+    state = Varchar(length=16, default="unmatched", index=True)
+    statement = ForeignKey(references=Statement, null=True, on_delete=OnDelete.restrict)
+    note = Text(default="")
+    imported_at = Timestamptz(default=TimestamptzNow())
+
+
 ALL_TABLES: tuple[type[Table], ...] = (
     Customer,
     Product,
@@ -340,4 +357,5 @@ ALL_TABLES: tuple[type[Table], ...] = (
     DeliveryProblem,
     Promotion,
     PromotionUse,
+    BankLine,
 )

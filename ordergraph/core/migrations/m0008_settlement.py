@@ -1,5 +1,5 @@
 """0008: stage 5, settlement: statement series and statements, the payment ledger,
-delivery problems, promotions and their uses."""
+delivery problems, promotions and their uses, imported bank statement lines."""
 
 # ruff: noqa: E501
 
@@ -17,6 +17,8 @@ def _tables(pk: str, index_using: str) -> list[str]:
         f'CREATE TABLE "promotion_uses" ("id" {pk}, "promotion" INTEGER NOT NULL REFERENCES "promotions" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "order" INTEGER NOT NULL REFERENCES "orders" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "customer" INTEGER NOT NULL REFERENCES "customers" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "at" TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)',
         'CREATE UNIQUE INDEX promotion_uses_promotion_order ON "promotion_uses" ("promotion", "order")',
         f'CREATE INDEX promotion_uses_order ON "promotion_uses" {index_using}("order")',
+        f'CREATE TABLE "bank_lines" ("id" {pk}, "line_key" VARCHAR(200) UNIQUE NOT NULL DEFAULT \'\', "source" VARCHAR(16) NOT NULL DEFAULT \'\', "booked_on" VARCHAR(10) NOT NULL DEFAULT \'\', "amount_minor" BIGINT NOT NULL DEFAULT 0, "currency" VARCHAR(3) NOT NULL DEFAULT \'\', "text" TEXT NOT NULL DEFAULT \'\', "counterparty" VARCHAR(200) NOT NULL DEFAULT \'\', "state" VARCHAR(16) NOT NULL DEFAULT \'unmatched\', "statement" INTEGER REFERENCES "statements" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "note" TEXT NOT NULL DEFAULT \'\', "imported_at" TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)',
+        f'CREATE INDEX bank_lines_state ON "bank_lines" {index_using}("state")',
     ]
 
 

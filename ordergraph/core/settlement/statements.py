@@ -83,6 +83,11 @@ async def _allocate(series: str) -> int:
     return int(rows[0]["last_number"])
 
 
+async def _instructions(rt: Runtime, order: OrderView, config: SettlementConfig) -> str:
+    told = await rt.plugins.call("payment_instructions", order=order)
+    return " ".join(p for p in (config.payment_instructions, *told.values) if p)
+
+
 async def _snapshot(
     rt: Runtime, order: OrderView, config: SettlementConfig, issued: datetime.datetime
 ) -> tuple[dict[str, Any], int]:
@@ -100,7 +105,7 @@ async def _snapshot(
         **amount.to_snapshot(),
         "issuedAt": issued.isoformat(),
         "dueDate": due.date().isoformat(),
-        "paymentInstructions": config.payment_instructions,
+        "paymentInstructions": await _instructions(rt, order, config),
     }  # fmt: skip
     return snapshot, amount.total_minor
 
