@@ -41,6 +41,7 @@ from ordergraph.core.orders import (
     submit_order,
 )
 from ordergraph.core.orders import validate as validate_order_draft
+from ordergraph.core.payments import record_entry as record_ledger_entry
 from ordergraph.core.plugins import PluginInfo, Setting, hookimpl
 from ordergraph.core.promotions import PromotionContext, PromotionKind
 from ordergraph.core.reconciliation import BankCredit, bank_lines
@@ -50,6 +51,9 @@ from ordergraph.core.review import Finding
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.runtime import build as build_runtime
 from ordergraph.core.settlement import Adjustment, ChargeLine, confirmation_link
+from ordergraph.core.settlement.statements import (
+    statement_for_order_number as load_order_statement,
+)
 from ordergraph.core.statusgraph import StatusGraph, Transition
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.context import OPERATORS, READERS, Info, principal_for, require
@@ -119,6 +123,7 @@ __all__ = [
     "import_bank_credits",
     "ingest",
     "load_order",
+    "load_order_statement",
     "match_bank_line",
     "minor_unit",
     "open_quantities",
@@ -126,6 +131,7 @@ __all__ = [
     "principal_for",
     "receive_delivery",
     "record_import_error",
+    "record_ledger_entry",
     "release_stock",
     "release_stock_quantities",
     "remember_delivery",

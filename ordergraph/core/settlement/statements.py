@@ -19,7 +19,7 @@ from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM
 from ordergraph.core.errors import DomainError, ErrorCode, is_unique_violation
 from ordergraph.core.money import from_minor
-from ordergraph.core.orders import OrderView, load_order, record_event
+from ordergraph.core.orders import OrderView, load_order, parse_order_number, record_event
 from ordergraph.core.settlement.amount import delivered_quantities, final_amount
 from ordergraph.core.settlement.config import SettlementConfig, config_of
 from ordergraph.core.tables import Customer, Statement
@@ -164,3 +164,15 @@ async def issue_statement(rt: Runtime, order_id: int) -> StatementView:
         return found
     rt.wake_jobs()
     return statement_view(inserted[0])
+
+
+async def statement_for_order_number(number: str) -> StatementView:
+    """The statement of an order named by its number (``SO-000012`` or ``12``), or by the
+    statement's own number; NOT_FOUND when there is none yet."""
+    order_id = parse_order_number(number)
+    found = await statement_of(order_id) if order_id else await statement_by_number(number)
+    if found is None:
+        raise DomainError.of(
+            ErrorCode.NOT_FOUND, f"There is no statement for {number.strip()} yet.", "order"
+        )
+    return found
