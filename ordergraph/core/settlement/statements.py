@@ -72,7 +72,7 @@ async def statement_by_number(number: str) -> StatementView | None:
     return statement_view(row) if row else None
 
 
-async def _allocate(series: str) -> int:
+async def allocate_number(series: str) -> int:
     """The next number of ``series``, inside the caller's transaction (which holds it)."""
     rows = await db.raw(
         "INSERT INTO statement_series (series, last_number) VALUES ({}, 1) "
@@ -131,7 +131,7 @@ async def issue_statement(rt: Runtime, order_id: int) -> StatementView:
     series = f"{config.series_prefix}-{issued.year}"
     try:
         async with db.write_transaction():
-            seq = await _allocate(series)
+            seq = await allocate_number(series)
             number = f"{series}-{seq:06d}"
             snapshot["number"] = number
             inserted = await Statement.insert(
