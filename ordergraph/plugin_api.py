@@ -30,7 +30,9 @@ from ordergraph.core.lookups import (
     get_customer,
     get_products,
 )
+from ordergraph.core.money import from_minor as money_from_minor
 from ordergraph.core.money import minor_unit
+from ordergraph.core.money import to_minor as money_to_minor
 from ordergraph.core.orders import (
     LineDraft,
     LineView,
@@ -51,6 +53,10 @@ from ordergraph.core.review import Finding
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.runtime import build as build_runtime
 from ordergraph.core.settlement import Adjustment, ChargeLine, confirmation_link
+from ordergraph.core.settlement.statements import (
+    StatementView,
+    statement_by_number,
+)
 from ordergraph.core.settlement.statements import (
     statement_for_order_number as load_order_statement,
 )
@@ -102,6 +108,7 @@ __all__ = [
     "SchemaExtension",
     "ServiceSettings",
     "Setting",
+    "StatementView",
     "StatusGraph",
     "SubmitOrderInput",
     "SubmitOrderPayload",
@@ -126,6 +133,8 @@ __all__ = [
     "load_order_statement",
     "match_bank_line",
     "minor_unit",
+    "money_from_minor",
+    "money_to_minor",
     "open_quantities",
     "open_runtime",
     "principal_for",
@@ -139,6 +148,7 @@ __all__ = [
     "reserve_stock",
     "runtime_of",
     "seen_delivery",
+    "statement_by_number",
     "stock_quantities",
     "submit_order",
     "transition_order",

@@ -57,10 +57,15 @@ mutation($id: ID!) {
 
 @contextlib.asynccontextmanager
 async def shop(
-    database_url: str, *, extra: dict[str, Any] | None = None, **settlement: Any
+    database_url: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    plugin_settings: dict[str, dict[str, Any]] | None = None,
+    **settlement: Any,
 ) -> AsyncIterator[Api]:
     """The app with stock, credit limit and assignment rules, a team "floor" with pia,
-    and the settlement settings above (overridden by ``settlement``)."""
+    the ``extra`` plugins (with ``plugin_settings``), and the settlement settings above
+    (overridden by ``settlement``)."""
     installed = {
         "web": web,
         "stock": stock,
@@ -71,6 +76,8 @@ async def shop(
     plugins = {name: {"enabled": True} for name in installed}
     plugins["rules"]["rules"] = ["-> floor"]
     plugins["credit_limit"]["on_no_limit"] = "pass"
+    for name, values in (plugin_settings or {}).items():
+        plugins[name] |= values
     if "bank_transfer" in plugins:
         plugins["bank_transfer"] |= {
             "iban": "DE89370400440532013000",

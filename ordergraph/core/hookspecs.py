@@ -373,19 +373,21 @@ def payment_instructions(order, settings):
 
 @hookspec
 def collect_payment(order, statement, settings):
-    """Collect the settled amount, online or offline.
+    """Ask for the statement's payment, online or offline.
 
-    When: in the job runner after the settlement statement is issued, with an
-    idempotency key; never while a row lock is held.
+    When: in the job runner, right after the statement is issued, when something is
+    outstanding; never while a row lock is held. The job retries when it fails, so
+    create provider objects with an idempotency key (such as the statement number).
 
     Arguments:
         order: the ``OrderView``.
-        statement: the settlement statement (lines, adjustments, amount due,
-            idempotency key).
+        statement: the ``StatementView`` (number, currency, total, snapshot).
         settings: this plugin's settings.
 
-    Returns: the payment result or ``None`` when this plugin does not handle the
-    order's payment method (first result).
+    Returns: a dict of what was requested (``{"reference": "pi_..."}``), written on the
+    order's timeline as ``payment_requested``, or ``None`` when this plugin does not
+    collect this order's payment (first result). The money itself reaches the ledger
+    later, from the provider's webhook or a file import.
     """
 
 

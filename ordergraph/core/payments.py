@@ -281,3 +281,32 @@ async def derive_settled(rt: Runtime, statement: StatementView) -> None:
         except DomainError as error:
             if error.code != ErrorCode.VERSION_CONFLICT:
                 raise
+
+
+async def request_payment(rt: Runtime, statement: StatementView) -> None:
+    """Ask the payment plugins to collect what is outstanding (``collect_payment``, first
+    result), outside any transaction; the answer goes on the order's timeline. A plugin
+    that fails raises, so the job that called this retries (its idempotency key makes the
+    retry safe)."""
+    if (await balance_of(statement)).outstanding <= 0:
+        return
+    order = await load_order(statement.order_id)
+    answer = await rt.plugins.call(
+        "collect_payment", first_result=True, order=order, statement=statement
+    )
+    if answer.failures:
+        failure = answer.failures[0]
+        raise DomainError.of(
+            ErrorCode.PLUGIN_FAILED, f"{failure.plugin} could not request payment: {failure.error}"
+        )
+    if not answer.results:
+        return
+    plugin, result = answer.results[0]
+    async with db.write_transaction():
+        await record_event(
+            statement.order_id,
+            "payment_requested",
+            SYSTEM,
+            data={"statement": statement.number, "method": plugin, **result},
+        )
+    rt.wake_jobs()

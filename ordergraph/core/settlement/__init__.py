@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ordergraph.core import jobs, promotions
 from ordergraph.core.orders import OrderView
-from ordergraph.core.payments import balance_of, derive_settled
+from ordergraph.core.payments import balance_of, derive_settled, request_payment
 from ordergraph.core.plugins import PluginInfo, hookimpl
 from ordergraph.core.settlement.amount import Adjustment, ChargeLine, delivered_quantities
 from ordergraph.core.settlement.config import SettlementConfig, config_of, parse_config
@@ -59,7 +59,9 @@ class Stage:
 
         async def issue(payload: dict[str, Any]) -> None:
             # A statement of nothing (every line cancelled, all free) is paid already.
-            await derive_settled(rt, await issue_statement(rt, payload["order_id"]))
+            statement = await issue_statement(rt, payload["order_id"])
+            await derive_settled(rt, statement)
+            await request_payment(rt, statement)
 
         async def confirm_due(payload: dict[str, Any]) -> None:
             await confirm_due_deliveries(rt, self.config)
