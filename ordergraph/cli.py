@@ -29,7 +29,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
         if settings.config_path is None:
             # No ordergraph.toml: turn the review rules on so the demo shows every outcome.
-            settings = dataclasses.replace(settings, plugins=demo.DEMO_PLUGINS)
+            settings = dataclasses.replace(
+                settings, plugins=demo.DEMO_PLUGINS, settlement=demo.DEMO_SETTLEMENT
+            )
 
         async def load_demo(rt: Runtime) -> None:
             if await demo.seed(rt):
