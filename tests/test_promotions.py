@@ -12,6 +12,7 @@ from test_settlement import confirmed, delivered, shop
 
 from ordergraph.core import db
 from plugins.promotions import builtin
+from plugins.review_rules import price_policy
 
 CREATE = """
 mutation($input: PromotionInput!) {
@@ -214,3 +215,25 @@ async def test_per_customer_limits_and_customer_groups(database_url: str) -> Non
     assert sorted(a["code"] for a in ada_preview["adjustments"]) == ["customer_group",
                                                                      "order_fixed"]  # fmt: skip
     assert bob_preview["adjustments"] == []
+
+
+async def test_price_policy_still_refuses_prices_beyond_policy_with_promotions_running(
+    database_url: str,
+) -> None:
+    extra = {**promos(), "price_policy": price_policy}
+    policy = {"price_policy": {"max_discount_percent": "10", "on_violation": "reject"}}
+    async with shop(database_url, extra=extra, plugin_settings=policy) as api:
+        await promotion(api, "Half off", "order_percentage", {"percent": "50"})
+        cheap = await submit(
+            api, "POL-1", lines=[{"sku": "MUG", "quantity": 1, "unitPrice": "9.00"}]
+        )
+        fair = await submit(api, "POL-2", lines=[{"sku": "MUG", "quantity": 1}])
+        await api.rt.runner.drain()
+        status = "query($id: ID!) { order(id: $id) { status } }"
+        refused = (await api.data(status, {"id": cheap["id"]}))["order"]["status"]
+        accepted = (await api.data(status, {"id": fair["id"]}))["order"]["status"]
+        fair_preview = await preview(api, fair["id"], as_="admin")
+    # 9.00 is 28% under the 12.50 list price: refused, whatever the promotions; the
+    # promotion itself lowers the statement, not the unit price the policy judges.
+    assert (refused, accepted) == ("REJECTED", "APPROVED")
+    assert [a["amount"] for a in fair_preview["adjustments"]] == ["-6.25"]
