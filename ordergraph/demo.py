@@ -5,8 +5,9 @@ With the review rules on (``DEMO_CONFIG``, which ``serve --demo`` writes to
 outcome: approved, rejected (credit, blocked customer, stock), on hold (amount, price) and
 a rejected order amended by its customer and approved in a second round. With the
 ``rules`` assignment plugin on as well, two teams fulfil the approved orders, which are
-left in every state of the work: assigned and not started, picked, partly shipped,
-shipped, and waiting in a team's queue.
+left in every state of the work: assigned and not started, partly shipped, shipped,
+and waiting in a team's queue. Two of Ada's orders were delivered and confirmed: one
+statement is paid (SETTLED), the other is not (COMPLETED, unpaid).
 """
 
 from __future__ import annotations
@@ -16,24 +17,35 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ordergraph.core import auth, review
+from ordergraph.core import auth, payments, review
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.fulfilment import teams, work
 from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
 from ordergraph.core.orders import LineDraft, OrderDraft, load_order, submit_order
 from ordergraph.core.runtime import Runtime
+from ordergraph.core.settlement import statements
 from ordergraph.core.tables import Customer, Order, Task
 from ordergraph.core.transitions import transition_order
 
-# The demo's configuration: the review rules it runs, in order, and their settings, and the
-# assignment rules of its two teams. It is
-# a file rather than settings of the ``serve`` process so that every process of the demo
-# (``import csv``, ``worker``, ``plugins``) runs and shows the same rules.
+# The demo's configuration: the review rules it runs, in order, and their settings, the
+# assignment rules of its two teams, bank transfers and the seller on its statements. It
+# is a file rather than settings of the ``serve`` process so that every process of the
+# demo (``import csv``, ``worker``, ``plugins``) runs and shows the same rules.
 DEMO_CONFIG = """\
-# Written by `ordergraph serve --demo`: the demo's review and assignment rules. Every
-# ordergraph command run in this directory reads this file (ordergraph.toml.example lists
-# every setting). Without it, `ordergraph serve` runs no review rules and `serve --demo`
-# writes it again.
+# Written by `ordergraph serve --demo`: the demo's review and assignment rules, payments
+# and settlement. Every ordergraph command run in this directory reads this file
+# (ordergraph.toml.example lists every setting). Without it, `ordergraph serve` runs no
+# review rules and `serve --demo` writes it again.
+
+[ordergraph.settlement]
+shipping_charge = "4.90"
+link_secret = "demo-only-secret"
+
+[ordergraph.settlement.seller]
+name = "ordergraph demo shop"
+address = ["1 Market Street", "Leeds LS1 6DT", "United Kingdom"]
+vat_id = "GB999999973"
+email = "billing@example.com"
 
 [plugins.credit_limit]
 enabled = true
@@ -55,8 +67,15 @@ types = ["wholesale"]
 [plugins.rules]
 enabled = true
 rules = ["type=wholesale -> bulk", "-> packers"]
+
+[plugins.bank_transfer]
+enabled = true
+iban = "DE89370400440532013000"
+account_holder = "ordergraph demo shop"
 """
-DEMO_PLUGINS: dict[str, dict[str, Any]] = tomllib.loads(DEMO_CONFIG)["plugins"]
+_DEMO = tomllib.loads(DEMO_CONFIG)
+DEMO_PLUGINS: dict[str, dict[str, Any]] = _DEMO["plugins"]
+DEMO_SETTLEMENT: dict[str, Any] = _DEMO["ordergraph"]["settlement"]
 # (team, [(member, capacity)]): packers fill up, so the amended order waits in their queue.
 TEAMS = [("packers", [("pia", 2), ("pat", 2)]), ("bulk", [("bo", 3)])]
 CUSTOMERS = [
@@ -84,7 +103,7 @@ ADDRESS = {
 # its work once approved). Reviewed in this order; the comment says what review decides.
 ORDERS = [
     ("DEMO-1001", "ada@example.com", [("MUG-001", 2), ("PEN-SET", 1)], []),  # approved
-    ("DEMO-1002", "ada@example.com", [("LAMP-DESK", 1)], ["pick"]),  # approved, picked
+    ("DEMO-1002", "ada@example.com", [("LAMP-DESK", 1)], ["pick", "pack", "ship"]),
     # Approved (249 of 300), 6 of the 10 shipped.
     ("DEMO-1003", "grace@example.com", [("TEE-BLK-M", 10)], ["pick", "pack 6", "ship"]),
     ("DEMO-1004", "ada@example.com", [("BAG-TOTE", 1)], ["pick", "pack", "ship"]),
@@ -94,6 +113,8 @@ ORDERS = [
     ("DEMO-1008", "ada@example.com", [("LAMP-DESK", 8)], []),  # on hold: over 500.00
     ("DEMO-1009", "ada@example.com", [("PEN-SET", 2, "35.00")], []),  # on hold: 22% off
 ]
+# Shipped orders that were delivered and confirmed, and whether their statement is paid.
+SETTLED = {"DEMO-1002": True, "DEMO-1004": False}
 # Rejected orders their customer corrects; reviewed again, they are approved.
 AMENDMENTS = {"DEMO-1006": [("MUG-001", 2)]}
 STAFF = Principal(Role.STAFF, "demo")
@@ -153,6 +174,8 @@ async def seed(rt: Runtime) -> bool:
         elif order.status != "APPROVED":
             continue
         await _work(rt, order.id, steps)
+    for external_id, paid in SETTLED.items():
+        await _settle(rt, ids[external_id], paid)
     if await Task.count() > 0:
         # pat goes off shift: the work not started goes back to the packers' queue.
         await teams.set_availability(rt, "pat", False, Principal(Role.STAFF, "pat", team="packers"))
@@ -168,6 +191,28 @@ def write_config(path: Path) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+async def _settle(rt: Runtime, order_id: int, paid: bool) -> None:
+    """Deliver and confirm a shipped order; pay its statement by bank transfer if ``paid``."""
+    order = await load_order(order_id)
+    if order is None or order.status != "SHIPPED":
+        return
+    await transition_order(rt, order_id, "deliver", STAFF)
+    customer = Principal(Role.CUSTOMER, "demo", customer_id=order.customer_id)
+    await transition_order(rt, order_id, "complete", customer, reason="delivery confirmed")
+    statement = await statements.issue_statement(rt, order_id)
+    if paid:
+        await payments.record_entry(
+            rt,
+            statement,
+            "matched",
+            statement.total,
+            idempotency_key=f"demo-bank-{statement.number}",
+            method="bank_transfer",
+            reference=statement.number,
+        )
+    await _drain(rt)
 
 
 async def _drain(rt: Runtime) -> None:

@@ -37,6 +37,9 @@ from ordergraph.core.lookups import (
     get_customer,
     get_products,
 )
+from ordergraph.core.money import from_minor as money_from_minor
+from ordergraph.core.money import minor_unit
+from ordergraph.core.money import to_minor as money_to_minor
 from ordergraph.core.orders import (
     LineDraft,
     LineView,
@@ -47,10 +50,23 @@ from ordergraph.core.orders import (
     submit_order,
 )
 from ordergraph.core.orders import validate as validate_order_draft
+from ordergraph.core.payments import record_entry as record_ledger_entry
 from ordergraph.core.plugins import PluginInfo, Setting, hookimpl
+from ordergraph.core.promotions import PromotionContext, PromotionKind
+from ordergraph.core.reconciliation import BankCredit, bank_lines
+from ordergraph.core.reconciliation import import_credits as import_bank_credits
+from ordergraph.core.reconciliation import match_line as match_bank_line
 from ordergraph.core.review import Finding
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.runtime import build as build_runtime
+from ordergraph.core.settlement import Adjustment, ChargeLine, confirmation_link
+from ordergraph.core.settlement.statements import (
+    StatementView,
+    statement_by_number,
+)
+from ordergraph.core.settlement.statements import (
+    statement_for_order_number as load_order_statement,
+)
 from ordergraph.core.statusgraph import StatusGraph, Transition
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.context import OPERATORS, READERS, Info, principal_for, require
@@ -69,9 +85,12 @@ __all__ = [
     "OPERATORS",
     "READERS",
     "SYSTEM",
+    "Adjustment",
     "AssignmentChoice",
+    "BankCredit",
     "BodyTooLarge",
     "Candidate",
+    "ChargeLine",
     "CustomerView",
     "DomainError",
     "ErrorCode",
@@ -90,11 +109,14 @@ __all__ = [
     "Principal",
     "Problem",
     "ProductView",
+    "PromotionContext",
+    "PromotionKind",
     "Role",
     "Runtime",
     "SchemaExtension",
     "ServiceSettings",
     "Setting",
+    "StatementView",
     "StatusGraph",
     "SubmitOrderInput",
     "SubmitOrderPayload",
@@ -103,7 +125,9 @@ __all__ = [
     "UserError",
     "approved_order_count",
     "available_stock",
+    "bank_lines",
     "capped_request",
+    "confirmation_link",
     "consume_stock_quantities",
     "customer_exposure",
     "draft_from_input",
@@ -112,9 +136,15 @@ __all__ = [
     "get_customer",
     "get_products",
     "hookimpl",
+    "import_bank_credits",
     "ingest",
     "load_json",
     "load_order",
+    "load_order_statement",
+    "match_bank_line",
+    "minor_unit",
+    "money_from_minor",
+    "money_to_minor",
     "open_quantities",
     "open_runtime",
     "principal_for",
@@ -122,6 +152,7 @@ __all__ = [
     "read_webhook_body",
     "receive_delivery",
     "record_import_error",
+    "record_ledger_entry",
     "release_stock",
     "release_stock_quantities",
     "remember_delivery",
@@ -129,6 +160,7 @@ __all__ = [
     "reserve_stock",
     "runtime_of",
     "seen_delivery",
+    "statement_by_number",
     "stock_quantities",
     "submit_order",
     "transition_order",

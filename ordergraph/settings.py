@@ -58,6 +58,8 @@ class Settings:
     max_graphql_body_bytes: int = 1_000_000
     # [ordergraph.due_hours]: step -> priority -> hours; missing entries keep the default.
     due_hours: dict[str, dict[str, float]] = field(default_factory=lambda: DEFAULT_DUE_HOURS)
+    # [ordergraph.settlement]: checked by ordergraph.core.settlement.config at start-up.
+    settlement: dict[str, Any] = field(default_factory=dict)
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -90,6 +92,7 @@ class Settings:
                 step: {**hours, **core.get("due_hours", {}).get(step, {})}
                 for step, hours in DEFAULT_DUE_HOURS.items()
             },
+            "settlement": core.get("settlement", {}),
             "plugins": config.get("plugins", {}),
         }
         values.update(overrides)
@@ -122,7 +125,7 @@ def _check_core(path: Path, core: dict[str, Any]) -> None:
         "job_lease_seconds",
     )
     sizes = ("max_webhook_body_bytes", "max_upload_bytes", "max_graphql_body_bytes")
-    known = (*durations, *sizes, "job_concurrency", "review_rules", "due_hours")
+    known = (*durations, *sizes, "job_concurrency", "review_rules", "due_hours", "settlement")
     unknown = sorted(set(core) - set(known))
     if unknown:
         raise ConfigError(

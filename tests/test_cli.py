@@ -289,7 +289,7 @@ async def test_orders_imported_beside_the_demo_are_reviewed_with_its_rules(
         plugins = await asyncio.to_thread(ordergraph, "plugins", cwd=tmp_path)
         assert plugins.returncode == 0, plugins.stderr
         states = dict(line.split()[:2] for line in plugins.stdout.splitlines())
-        enabled = list(demo.DEMO_PLUGINS)  # the review rules and the assignment rules
+        enabled = list(demo.DEMO_PLUGINS)  # review, assignment and payment plugins
         assert {name: states[name] for name in enabled} == dict.fromkeys(enabled, "enabled")
 
         (tmp_path / "orders.csv").write_text(

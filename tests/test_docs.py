@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import re
@@ -199,7 +200,11 @@ async def demo_api(tmp_path: Path) -> AsyncIterator[Api]:
     sequences skip the id a refused duplicate insert took).
     """
     demo.write_config(tmp_path / "ordergraph.toml")
-    settings = make_settings(f"sqlite:///{tmp_path}/ordergraph.db", plugins=demo.DEMO_PLUGINS)
+    settings = make_settings(
+        f"sqlite:///{tmp_path}/ordergraph.db",
+        plugins=demo.DEMO_PLUGINS,
+        settlement=demo.DEMO_SETTLEMENT,
+    )
     app = create_app(settings, on_startup=[demo.seed])
     async with LifespanManager(app) as manager:
         tokens = await demo.demo_tokens()
@@ -378,7 +383,7 @@ def test_the_channel_configuration_example_is_accepted() -> None:
 
 async def test_the_readme_processing_walk_does_what_it_says(demo_api: Api) -> None:
     text = README.read_text()
-    walk = between(text, "## Processing: a staff member's walk", "## Running on PostgreSQL")
+    walk = between(text, "## Processing: a staff member's walk", "## Settlement: confirm")
     work, start, pick, pack, ship = re.findall(r"```graphql\n(.*?)```", walk, re.DOTALL)
 
     mine = (await demo_api.data(work, as_="pia"))["myWork"]
@@ -400,3 +405,45 @@ async def test_the_readme_processing_walk_does_what_it_says(demo_api: Api) -> No
     assert [t["completedBy"] for t in shipped["order"]["tasks"]] == ["staff:pia"] * 3
     again = (await demo_api.data(pick, as_="pia"))["completePick"]["errors"]
     assert [e["code"] for e in again] == ["ALREADY_DONE"]
+
+
+async def test_the_readme_settlement_tour_does_what_it_says(demo_api: Api) -> None:
+    text = README.read_text()
+    walk = between(text, "## Processing: a staff member's walk", "## Settlement: confirm")
+    _, start, pick, pack, ship = re.findall(r"```graphql\n(.*?)```", walk, re.DOTALL)
+    for document in (start, pick, pack, ship):
+        await demo_api.data(document, as_="pia")
+    tour = between(text, "## Settlement: confirm", "## Running on PostgreSQL")
+    year = str(datetime.datetime.now(datetime.UTC).year)
+    deliver, confirm, read, pay = (
+        doc.replace("2026", year) for doc in re.findall(r"```graphql\n(.*?)```", tour, re.DOTALL)
+    )
+    status = '{ order(id: "%s") { status statement { balance { state } } } }'
+    assert (await demo_api.data(status % "2"))["order"] == {
+        "status": "SETTLED", "statement": {"balance": {"state": "paid"}}
+    }  # fmt: skip
+    assert (await demo_api.data(status % "4"))["order"] == {
+        "status": "COMPLETED", "statement": {"balance": {"state": "unpaid"}}
+    }  # fmt: skip
+
+    assert (await demo_api.data(deliver))["transitionOrder"]["order"]["status"] == "DELIVERED"
+    confirmed = (await demo_api.data(confirm, as_="ada"))["confirmDelivery"]
+    assert confirmed == {"order": {"status": "COMPLETED"}, "errors": []}
+    await demo_api.rt.runner.drain()
+    order = (await demo_api.data(read, as_="ada"))["order"]
+    statement = order["statement"]
+    assert statement["number"] == f"ST-{year}-000003"
+    assert statement["total"] == "89.88" and statement["tax"] == "14.98"
+    assert "IBAN DE89 3704 0044 0532 0130 00" in statement["paymentInstructions"]
+    assert statement["balance"] == {"paid": "0.00", "outstanding": "89.88", "state": "unpaid"}
+    assert statement["pdfUrl"] in " ".join(tour.replace("2026", year).split())
+    pdf = await demo_api.client.get(
+        statement["pdfUrl"], headers={"Authorization": f"Bearer {demo_api.tokens['ada']}"}
+    )
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+    paid = (await demo_api.data(pay))["importBankStatement"]
+    assert paid == {"imported": 1, "matched": 1, "unmatched": 0, "errors": []}
+    assert (await demo_api.data(status % "1"))["order"]["status"] == "SETTLED"
+    again = await demo_api.data(pay.replace("imported matched", "alreadyImported matched"))
+    assert again["importBankStatement"]["alreadyImported"] == 1

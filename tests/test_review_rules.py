@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from conftest import Api, make_settings, serve_api, submit
 
 from ordergraph.app import create_app
+from ordergraph.core.payments import record_entry
 from ordergraph.core.plugins import PluginConfigError
+from ordergraph.core.settlement.statements import statement_of
 
 ORDER = """
 query Order($id: ID!) {
@@ -111,13 +114,19 @@ async def test_an_order_every_rule_passes_is_approved_with_one_finding_per_rule(
 # -- credit_limit -------------------------------------------------------------------------
 
 
-async def test_credit_limit_counts_settled_and_open_orders_and_rejects_beyond_it(
+async def test_credit_limit_counts_unpaid_statements_and_open_orders_and_rejects_beyond_it(
     database_url: str,
 ) -> None:
     async with shop(database_url, rules(credit_limit={})) as api:
         settled = await reviewed(api, "C-SETTLED", **priced("MUG", "500.00"))
         assert settled["status"] == "APPROVED"
-        await move(api, settled["id"], "start_processing", "ship", "deliver", "complete", "settle")
+        await move(api, settled["id"], "start_processing", "ship", "deliver", "complete")
+        # Its statement: 500.00 + 20% VAT for GB = 600.00, of which 100.00 is paid.
+        statement = await statement_of(int(settled["id"]))
+        assert statement is not None and statement.total == Decimal("600.00")
+        await record_entry(
+            api.rt, statement, "matched", "100.00", idempotency_key="bank-1", method="bank"
+        )
         open_order = await reviewed(api, "C-OPEN", **priced("MUG", "400.00"))
         assert open_order["status"] == "APPROVED"
         # Bob's orders are his own: they do not use Ada's credit.
@@ -131,7 +140,7 @@ async def test_credit_limit_counts_settled_and_open_orders_and_rejects_beyond_it
         assert finding["data"] == {
             "currency": "EUR",
             "credit_limit": "1000.00",
-            "unpaid_settled": "500.00",
+            "unpaid_statements": "500.00",
             "open_orders": "400.00",
             "this_order": "100.01",
             "exposure": "1000.01",

@@ -286,34 +286,111 @@ def track_shipment(shipment, settings):
 
 
 @hookspec
-def order_adjustments(order, settings):
-    """Compute promotions, discounts and surcharges for the final amount.
+def order_adjustments(order, lines, shipping, settings):
+    """Propose promotions, discounts and surcharges for the final amount.
 
-    When: when an order is COMPLETED and its settlement statement is computed.
+    When: when an order's statement is computed, after its delivery is confirmed
+    (COMPLETED), on what was delivered.
+
+    Arguments:
+        order: the ``OrderView``.
+        lines: the delivered lines, a list of ``ChargeLine`` (line_no, sku, name,
+            quantity delivered, unit_price, amount), exact ``Decimal`` amounts.
+        shipping: the shipping charge before adjustments (``Decimal``).
+        settings: this plugin's settings.
+
+    Returns: a list of ``Adjustment`` (code, label, signed amount in the order's
+    currency, ``line_no`` for one line or ``None`` for the whole order, ``target``
+    ``"lines"`` or ``"shipping"``, a ``reference`` such as a promotion id) (collected).
+    A discount larger than what it applies to is capped there, and the statement says
+    so. A plugin that fails stops the statement (the job retries); nothing is issued.
+    """
+
+
+@hookspec
+def promotion_kinds(settings):
+    """Declare kinds of promotion that admins can create promotions of.
+
+    When: when promotions are created and evaluated (at submission for the price
+    preview, at settlement for real). Sync.
+
+    Arguments:
+        settings: this plugin's settings.
+
+    Returns: a list of ``PromotionKind`` (name, description, ``arguments`` as a tuple
+    of ``Setting``, and ``apply(context, arguments)`` returning a list of
+    ``Adjustment``); ``context`` is a ``PromotionContext`` (order, lines, shipping,
+    customer_email, subtotal) (collected). Arguments are checked against their
+    settings when a promotion is created; a name declared twice keeps the first.
+    """
+
+
+@hookspec
+def tax_rate(order, country, settings):
+    """Give the tax rate for an order's destination.
+
+    When: when an order's statement is computed. Async allowed.
+
+    Arguments:
+        order: the ``OrderView``.
+        country: the destination country (ISO 3166 alpha-2, upper case).
+        settings: this plugin's settings.
+
+    Returns: the rate in percent as a ``Decimal`` (``Decimal("19")``), or ``None`` to
+    leave it to the next plugin and finally to the built-in table of standard rates
+    (overridden by ``tax_rates`` in ``[ordergraph.settlement]``) (first result).
+    """
+
+
+@hookspec
+def delivery_problem_reported(order, problem, settings):
+    """React to a problem a customer reported with a delivery: open an alert.
+
+    When: after the problem is stored; the delivery's confirmation waits until staff
+    resolve it (``resolveDeliveryProblem``).
+
+    Arguments:
+        order: the ``OrderView`` (DELIVERED).
+        problem: the problem (id, reported_by, description, opened_at).
+        settings: this plugin's settings.
+
+    Returns: nothing (collected). A failure is logged; the problem stays recorded.
+    """
+
+
+@hookspec
+def payment_instructions(order, settings):
+    """Tell the customer how to pay: printed on the statement and its PDF.
+
+    When: when an order's statement is issued (the statement number follows as the
+    payment reference).
 
     Arguments:
         order: the ``OrderView``.
         settings: this plugin's settings.
 
-    Returns: a list of adjustments (label, exact amount, currency) (collected).
+    Returns: a sentence such as "Pay by bank transfer to IBAN ..." (collected, joined
+    after the ``payment_instructions`` of ``[ordergraph.settlement]``).
     """
 
 
 @hookspec
 def collect_payment(order, statement, settings):
-    """Collect the settled amount, online or offline.
+    """Ask for the statement's payment, online or offline.
 
-    When: in the job runner after the settlement statement is issued, with an
-    idempotency key; never while a row lock is held.
+    When: in the job runner, right after the statement is issued, when something is
+    outstanding; never while a row lock is held. The job retries when it fails, so
+    create provider objects with an idempotency key (such as the statement number).
 
     Arguments:
         order: the ``OrderView``.
-        statement: the settlement statement (lines, adjustments, amount due,
-            idempotency key).
+        statement: the ``StatementView`` (number, currency, total, snapshot).
         settings: this plugin's settings.
 
-    Returns: the payment result or ``None`` when this plugin does not handle the
-    order's payment method (first result).
+    Returns: a dict of what was requested (``{"reference": "pi_..."}``), written on the
+    order's timeline as ``payment_requested``, or ``None`` when this plugin does not
+    collect this order's payment (first result). The money itself reaches the ledger
+    later, from the provider's webhook or a file import.
     """
 
 

@@ -18,6 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from ordergraph.core import db
 from ordergraph.core.money import from_minor
+from ordergraph.core.payments import EFFECT as PAYMENT_EFFECT
 from ordergraph.core.tables import Customer, Product
 
 # Orders that no longer commit the customer to pay.
@@ -86,18 +87,19 @@ class CustomerView:
 class Exposure:
     """What a customer owes or has on order in one currency, without the order under review.
 
-    ``unpaid_settled`` is every SETTLED order: until payments are recorded (stage 5)
-    a settled order counts as unpaid. ``open_orders`` is every order neither
-    settled nor closed (cancelled, rejected), whatever its status.
+    ``unpaid_statements`` is what is outstanding on the customer's issued statements
+    (their total less what the ledger shows paid). ``open_orders`` is the total of
+    every order with no statement yet that is neither closed (cancelled, rejected) nor
+    SETTLED.
     """
 
     currency: str
-    unpaid_settled: Decimal
+    unpaid_statements: Decimal
     open_orders: Decimal
 
     @property
     def total(self) -> Decimal:
-        return self.unpaid_settled + self.open_orders
+        return self.unpaid_statements + self.open_orders
 
 
 @dataclass(frozen=True)
@@ -129,13 +131,16 @@ def _customer_view(row: dict[str, Any]) -> CustomerView:
 
 @_shared
 async def customer_exposure(customer_id: int, currency: str, *, excluding_order: int) -> Exposure:
-    """The customer's unpaid settled and open orders in ``currency``, one query."""
+    """The customer's unpaid statements and open orders in ``currency``, one query."""
+    paid = " ".join(f"WHEN '{kind}' THEN {sign}" for kind, sign in PAYMENT_EFFECT.items())
     rows = await db.raw(
-        "SELECT COALESCE(SUM(CASE WHEN status = {} THEN total_minor ELSE 0 END), 0) AS settled, "
-        "COALESCE(SUM(CASE WHEN status = {} THEN 0 ELSE total_minor END), 0) AS open "
-        "FROM orders WHERE customer = {} AND currency = {} AND id <> {} "
-        "AND status NOT IN ({}, {})",
-        SETTLED_STATUS,
+        "SELECT COALESCE(SUM(CASE WHEN s.id IS NOT NULL AND s.total_minor > COALESCE(p.paid, 0) "
+        "THEN s.total_minor - COALESCE(p.paid, 0) ELSE 0 END), 0) AS unpaid, "
+        "COALESCE(SUM(CASE WHEN s.id IS NULL AND o.status <> {} THEN o.total_minor ELSE 0 END), "
+        '0) AS open FROM orders o LEFT JOIN statements s ON s."order" = o.id '
+        f"LEFT JOIN (SELECT statement, SUM(CASE kind {paid} ELSE 0 END * amount_minor) AS paid "
+        "FROM ledger_entries GROUP BY statement) p ON p.statement = s.id "
+        "WHERE o.customer = {} AND o.currency = {} AND o.id <> {} AND o.status NOT IN ({}, {})",
         SETTLED_STATUS,
         customer_id,
         currency,
@@ -144,7 +149,7 @@ async def customer_exposure(customer_id: int, currency: str, *, excluding_order:
     )
     return Exposure(
         currency=currency,
-        unpaid_settled=from_minor(int(rows[0]["settled"]), currency),
+        unpaid_statements=from_minor(int(rows[0]["unpaid"]), currency),
         open_orders=from_minor(int(rows[0]["open"]), currency),
     )
 

@@ -75,3 +75,8 @@ def to_minor(amount: Decimal, currency: str) -> int:
 def from_minor(minor: int, currency: str) -> Decimal:
     places = exponent(currency)
     return Decimal(minor).scaleb(-places).quantize(Decimal(1).scaleb(-places))
+
+
+def minor_unit(currency: str) -> Decimal:
+    """The smallest amount of ``currency`` (0.01 for EUR, 1 for JPY), to quantize to."""
+    return Decimal(1).scaleb(-exponent(currency))

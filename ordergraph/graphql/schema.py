@@ -37,8 +37,10 @@ from ordergraph.graphql.fulfilment import (
 )
 from ordergraph.graphql.inbox import InboxMutation, InboxQuery
 from ordergraph.graphql.mutations import Mutation
+from ordergraph.graphql.promotions import PromotionMutation, PromotionQuery
 from ordergraph.graphql.queries import Query
 from ordergraph.graphql.review import ReviewMutation, ReviewQuery
+from ordergraph.graphql.settlement import SettlementMutation, SettlementQuery
 from ordergraph.graphql.subscriptions import Subscription
 
 MAX_DEPTH = 10
@@ -193,12 +195,16 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
             ("core", ReviewQuery),
             ("core", InboxQuery),
             ("core", FulfilmentQuery),
+            ("core", SettlementQuery),
+            ("core", PromotionQuery),
         ],
         "Mutation": [
             ("core", Mutation),
             ("core", ReviewMutation),
             ("core", InboxMutation),
             ("core", FulfilmentMutation),
+            ("core", SettlementMutation),
+            ("core", PromotionMutation),
         ],
         "Subscription": [("core", Subscription), ("core", FulfilmentSubscription)],
     }

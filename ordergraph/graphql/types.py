@@ -30,8 +30,10 @@ from ordergraph.graphql.context import OPERATORS, READERS, ApiError, Info, requi
 
 if TYPE_CHECKING:
     from ordergraph.graphql.fulfilment import Assignment, Shipment, Task
+    from ordergraph.graphql.settlement import PricePreview, Statement
 
 _FULFILMENT = "ordergraph.graphql.fulfilment"
+_SETTLEMENT = "ordergraph.graphql.settlement"
 
 ErrorCode = strawberry.enum(CoreErrorCode, description="Stable error codes.")
 
@@ -410,6 +412,26 @@ class Order:
 
         self._caller(info, *READERS)
         return await order_shipments(self, info)
+
+    @strawberry.field(description="Its settlement statement, once delivery is confirmed.")
+    async def statement(
+        self, info: Info
+    ) -> Annotated[Statement, strawberry.lazy(_SETTLEMENT)] | None:
+        from ordergraph.graphql.settlement import order_statement
+
+        self._caller(info, *READERS)
+        return await order_statement(self, info)
+
+    @strawberry.field(
+        description="The expected price: the order delivered in full, with its promotions."
+    )
+    async def price_preview(
+        self, info: Info
+    ) -> Annotated[PricePreview, strawberry.lazy(_SETTLEMENT)]:
+        from ordergraph.graphql.settlement import order_price_preview
+
+        self._caller(info, *READERS)
+        return await order_price_preview(self, info)
 
     @strawberry.field(description="The transitions the caller may fire from the current status.")
     def available_transitions(self, info: Info) -> list[TransitionType]:

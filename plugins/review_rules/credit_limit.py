@@ -1,8 +1,8 @@
 """Credit limit: what the customer would owe with this order must fit their credit limit.
 
-Exposure = unpaid settled orders + open orders not yet settled + this order, all in
-the currency of the credit limit. Until payments exist (stage 5) every SETTLED order
-counts as unpaid. A blocked customer always fails.
+Exposure = what is outstanding on the customer's statements (their totals less the
+payments in the ledger) + open orders without a statement + this order, all in the
+currency of the credit limit. A blocked customer always fails.
 """
 
 from decimal import Decimal
@@ -27,7 +27,7 @@ def plugin_info() -> PluginInfo:
     return PluginInfo(
         category="review_rule",
         description=(
-            "Unpaid settled orders, open orders and this order must fit the customer's "
+            "Unpaid statements, open orders and this order must fit the customer's "
             "credit limit; blocked customers always fail."
         ),
         settings=(
@@ -103,7 +103,7 @@ async def review_order(order: OrderView, settings: dict[str, Any]) -> Finding:
     data = {
         "currency": currency,
         "credit_limit": str(limit),
-        "unpaid_settled": str(owed.unpaid_settled),
+        "unpaid_statements": str(owed.unpaid_statements),
         "open_orders": str(owed.open_orders),
         "this_order": str(order.total),
         "exposure": str(exposure),
@@ -121,7 +121,7 @@ async def review_order(order: OrderView, settings: dict[str, Any]) -> Finding:
         outcome=_outcome(on_exceed),
         code="CREDIT_LIMIT_EXCEEDED",
         message=(
-            f"Exposure {exposure} {currency} (unpaid settled {owed.unpaid_settled} + open "
+            f"Exposure {exposure} {currency} (unpaid statements {owed.unpaid_statements} + open "
             f"orders {owed.open_orders} + this order {order.total}) exceeds the credit limit "
             f"of {limit} by {exposure - limit}."
         ),

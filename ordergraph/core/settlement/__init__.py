@@ -1,0 +1,102 @@
+"""Stage 5, settlement: delivery confirmation, the final amount, statements and the ledger.
+
+The stage is registered like a plugin (``Stage``, added by the runtime): entering
+COMPLETED asks for the statement (a job, after commit); its ``before_transition``
+pauses confirmation while a delivery problem is open and refuses ``settle`` until the
+statement is paid in full; the payment ledger (``ordergraph.core.payments``) derives
+SETTLED.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ordergraph.core import jobs, promotions
+from ordergraph.core.orders import OrderView
+from ordergraph.core.payments import balance_of, derive_settled, request_payment
+from ordergraph.core.plugins import PluginInfo, hookimpl
+from ordergraph.core.settlement.amount import Adjustment, ChargeLine, delivered_quantities
+from ordergraph.core.settlement.config import SettlementConfig, config_of, parse_config
+from ordergraph.core.settlement.confirmation import (
+    AUTO_CONFIRM_JOB,
+    confirm_due_deliveries,
+    confirmation_link,
+    open_problem,
+)
+from ordergraph.core.settlement.statements import ISSUE_JOB, issue_statement, statement_of
+from ordergraph.core.statusgraph import Transition
+
+if TYPE_CHECKING:
+    from ordergraph.core.runtime import Runtime
+
+__all__ = [
+    "Adjustment",
+    "ChargeLine",
+    "SettlementConfig",
+    "Stage",
+    "config_of",
+    "confirmation_link",
+    "delivered_quantities",
+]
+
+
+class Stage:
+    """The settlement stage's hooks, bound to one running service."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        # Checked here, at start-up: a wrong value stops the service naming the key.
+        self.config = parse_config(rt.settings.settlement)
+
+    @hookimpl
+    def plugin_info(self) -> PluginInfo:
+        return PluginInfo(category="other", description="Stage 5: settlement.")
+
+    @hookimpl
+    def register_jobs(self) -> dict[str, jobs.Job]:
+        rt = self.rt
+
+        async def issue(payload: dict[str, Any]) -> None:
+            # A statement of nothing (every line cancelled, all free) is paid already.
+            statement = await issue_statement(rt, payload["order_id"])
+            await derive_settled(rt, statement)
+            await request_payment(rt, statement)
+
+        async def confirm_due(payload: dict[str, Any]) -> None:
+            await confirm_due_deliveries(rt, self.config)
+
+        return {ISSUE_JOB: issue, AUTO_CONFIRM_JOB: confirm_due}
+
+    @hookimpl
+    async def order_adjustments(
+        self, order: OrderView, lines: list[ChargeLine], shipping: Decimal
+    ) -> list[Adjustment]:
+        """The promotions that apply (admin-managed rows of the plugins' kinds)."""
+        return await promotions.adjustments_for(self.rt, order, lines, shipping)
+
+    @hookimpl
+    async def before_transition(self, order: OrderView, transition: Transition) -> str | None:
+        if transition.target == "COMPLETED":
+            problem = await open_problem(order.id)
+            if problem is not None:
+                return (
+                    f"a delivery problem is open (reported by {problem.reported_by}); "
+                    "staff resolve it before the delivery is confirmed"
+                )
+        if transition.target == "SETTLED":
+            statement = await statement_of(order.id)
+            if statement is None:
+                return f"order {order.number} has no statement yet"
+            outstanding = (await balance_of(statement)).outstanding
+            if outstanding > 0:
+                return (
+                    f"statement {statement.number} has {outstanding} {statement.currency} "
+                    "outstanding"
+                )
+        return None
+
+    @hookimpl
+    async def apply_transition(self, order: OrderView, transition: Transition) -> None:
+        if transition.target == "COMPLETED":
+            await jobs.enqueue_job(ISSUE_JOB, {"order_id": order.id})

@@ -1,0 +1,140 @@
+"""Stripe: a PaymentIntent per statement, and the webhook that records what Stripe reports.
+
+The PaymentIntent is created with the official ``stripe`` library under the idempotency
+key ``statement-NUMBER``, so a retried job gets the same PaymentIntent back. The webhook
+(``POST /plugins/stripe/webhook``) verifies ``Stripe-Signature`` (``t=...,v1=...``:
+HMAC-SHA256 of ``t.body`` with the endpoint secret, 300 s tolerance) before it reads
+anything, then records ``payment_intent.succeeded`` as a ``captured`` ledger entry and
+``payment_intent.payment_failed`` as ``failed``, under keys derived from the
+PaymentIntent: the same event delivered ten times is one entry.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import stripe
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ordergraph.plugin_api import (
+    OrderView,
+    PluginInfo,
+    Setting,
+    StatementView,
+    hookimpl,
+    money_from_minor,
+    money_to_minor,
+    record_ledger_entry,
+    runtime_of,
+    statement_by_number,
+)
+
+WEBHOOK_PATH = "/plugins/stripe/webhook"
+TOLERANCE_SECONDS = 300
+MAX_BODY = 1_000_000
+
+
+@hookimpl
+def plugin_info() -> PluginInfo:
+    return PluginInfo(
+        category="payment",
+        description="Card payments through Stripe PaymentIntents and their webhook.",
+        settings=(
+            Setting(
+                "api_key", str, required=True, secret=True, description="sk_live_... or sk_test_..."
+            ),
+            Setting("webhook_secret", str, required=True, secret=True, description="whsec_..."),
+            Setting("api_base", str, default="https://api.stripe.com", description="Stripe's API."),
+            Setting(
+                "channels", list, default=[], description="Channels paid by card (empty: all)."
+            ),
+        ),
+    )
+
+
+def _client(settings: dict[str, Any]) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        settings["api_key"],
+        base_addresses={"api": settings["api_base"]},
+        http_client=stripe.HTTPXClient(),
+        max_network_retries=2,
+    )
+
+
+@hookimpl
+async def collect_payment(
+    order: OrderView, statement: StatementView, settings: dict[str, Any]
+) -> dict[str, Any] | None:
+    if settings["channels"] and order.channel not in settings["channels"]:
+        return None
+    intent = await _client(settings).v1.payment_intents.create_async(
+        params={
+            "amount": money_to_minor(statement.total, statement.currency),
+            "currency": statement.currency.lower(),
+            "description": f"Statement {statement.number}",
+            "metadata": {"statement": statement.number, "order": order.number},
+            "automatic_payment_methods": {"enabled": True},
+        },
+        options={"idempotency_key": f"statement-{statement.number}"},
+    )
+    return {"reference": intent.id, "status": intent.status}
+
+
+async def _record(request: Request, event: dict[str, Any]) -> str:
+    intent = event["data"]["object"]
+    number = (intent.get("metadata") or {}).get("statement", "")
+    statement = await statement_by_number(number) if number else None
+    if statement is None:
+        return "ignored: no statement"
+    currency = intent["currency"].upper()
+    if event["type"] == "payment_intent.succeeded":
+        kind, key, minor = "captured", f"stripe:{intent['id']}:captured", intent["amount_received"]
+    else:
+        kind, key, minor = "failed", f"stripe:{intent['id']}:failed:{event['id']}", intent["amount"]
+    await record_ledger_entry(
+        runtime_of(request),
+        statement,
+        kind,
+        money_from_minor(minor, currency),
+        idempotency_key=key,
+        method="stripe",
+        reference=intent["id"],
+        data={"event": event["id"]},
+    )
+    return kind
+
+
+def webhook(settings: dict[str, Any]):
+    async def receive(request: Request) -> JSONResponse:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        try:
+            stripe.WebhookSignature.verify_header(
+                body.decode(),
+                request.headers.get("stripe-signature", ""),
+                settings["webhook_secret"],
+                TOLERANCE_SECONDS,
+            )
+        except (stripe.SignatureVerificationError, UnicodeDecodeError):
+            return JSONResponse({"error": "invalid signature"}, status_code=400)
+        try:
+            event = json.loads(body)
+            handled = (
+                await _record(request, event)
+                if event["type"] in ("payment_intent.succeeded", "payment_intent.payment_failed")
+                else "ignored"
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": f"unreadable event: {exc}"}, status_code=400)
+        return JSONResponse({"received": True, "handled": handled})
+
+    return receive
+
+
+@hookimpl
+def http_routes(settings: dict[str, Any]) -> list[Route]:
+    return [Route(WEBHOOK_PATH, webhook(settings), methods=["POST"])]

@@ -1,0 +1,1 @@
+"""Stage 5 (settlement): kinds of promotion, declared through ``promotion_kinds``."""

@@ -1,0 +1,144 @@
+"""Delivery confirmation: by the customer, by a signed link, or automatically; a reported
+problem pauses it until staff resolve it."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+from test_settlement import ADMIN, CONFIRM, delivered, read, shop
+
+from ordergraph.core import db, jobs
+from ordergraph.core.settlement import config_of, confirmation_link
+from ordergraph.core.settlement.confirmation import AUTO_CONFIRM_JOB, confirm_due_deliveries
+from ordergraph.core.transitions import transition_order
+
+REPORT = """
+mutation($id: ID!, $text: String!) {
+  reportDeliveryProblem(orderId: $id, description: $text) {
+    problem { id reportedBy description resolvedAt } errors { field code message }
+  }
+}
+"""
+RESOLVE = """
+mutation($id: ID!) {
+  resolveDeliveryProblem(id: $id, resolution: "Replacement sent") {
+    problem { resolvedBy resolution } errors { field code message }
+  }
+}
+"""
+DAY = datetime.timedelta(days=1)
+
+
+async def confirm(api, order_id: int, as_: str = "ada") -> dict:
+    return (await api.data(CONFIRM, {"id": str(order_id)}, as_=as_))["confirmDelivery"]
+
+
+async def test_a_reported_problem_pauses_confirmation_until_staff_resolve_it(
+    database_url: str,
+) -> None:
+    async with shop(database_url) as api:
+        order_id = await delivered(api, "P-1", [{"sku": "MUG", "quantity": 1}])
+        reported = await api.data(
+            REPORT, {"id": str(order_id), "text": "The mug arrived broken"}, as_="ada"
+        )
+        problem = reported["reportDeliveryProblem"]["problem"]
+        assert problem["reportedBy"] == "customer:ada"
+        assert problem["resolvedAt"] is None
+
+        refused = await confirm(api, order_id)
+        assert refused["errors"][0]["code"] == "VETOED"
+        assert "a delivery problem is open" in refused["errors"][0]["message"]
+        config = config_of(api.rt)
+        assert await confirm_due_deliveries(api.rt, config, db.now() + 30 * DAY) == []
+        assert (await read(api, order_id))["status"] == "DELIVERED"
+
+        as_customer = await api.gql(RESOLVE, {"id": problem["id"]}, as_="ada")
+        assert as_customer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        resolved = await api.data(RESOLVE, {"id": problem["id"]}, as_="staff")
+        assert resolved["resolveDeliveryProblem"]["problem"] == {
+            "resolvedBy": "staff:sam",
+            "resolution": "Replacement sent",
+        }
+        assert await confirm_due_deliveries(api.rt, config, db.now() + 30 * DAY) == [order_id]
+        await api.rt.runner.drain()
+        order = await read(api, order_id)
+    assert order["status"] == "COMPLETED"
+    assert order["statement"] is not None
+    completed = next(e for e in order["events"] if e["toStatus"] == "COMPLETED")
+    assert completed["data"]["reason"] == (
+        "delivery confirmed automatically: no problem reported within 7 days"
+    )
+    types = [e["type"] for e in order["events"]]
+    assert types.index("delivery_problem_reported") < types.index("delivery_problem_resolved")
+
+
+async def test_deliveries_are_confirmed_automatically_only_after_the_window(
+    database_url: str,
+) -> None:
+    async with shop(database_url, confirm_after_days=3) as api:
+        order_id = await delivered(api, "AUTO-1", [{"sku": "MUG", "quantity": 1}])
+        config = config_of(api.rt)
+        assert await confirm_due_deliveries(api.rt, config, db.now() + 2 * DAY) == []
+        assert await confirm_due_deliveries(api.rt, config, db.now() + 3 * DAY) == [order_id]
+        assert (await read(api, order_id))["status"] == "COMPLETED"
+
+
+async def test_the_periodic_job_confirms_what_is_due(database_url: str) -> None:
+    async with shop(database_url, confirm_after_days=0) as api:
+        order_id = await delivered(api, "JOB-1", [{"sku": "MUG", "quantity": 1}])
+        async with db.write_transaction():
+            await jobs.enqueue_job(AUTO_CONFIRM_JOB, {})
+        api.rt.wake_jobs()
+        await api.rt.runner.drain()
+        order = await read(api, order_id)
+    assert order["status"] == "COMPLETED"
+    assert order["statement"]["number"].endswith("-000001")
+
+
+async def test_the_signed_link_shows_a_button_and_only_its_post_confirms(
+    database_url: str,
+) -> None:
+    async with shop(database_url) as api:
+        order_id = await delivered(api, "LINK-1", [{"sku": "MUG", "quantity": 1}])
+        config = config_of(api.rt)
+        link = confirmation_link(config, order_id)
+        assert link is not None and link.startswith("http://localhost:8000/confirm-delivery?")
+        path = link.removeprefix("http://localhost:8000")
+
+        page = await api.client.get(path)
+        assert page.status_code == 200
+        assert "Yes, confirm delivery" in page.text
+        assert (await read(api, order_id))["status"] == "DELIVERED"
+        token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
+
+        forged = token.replace(f"{order_id}.", f"{order_id + 1}.", 1)
+        bad = await api.client.post("/confirm-delivery", data={"token": forged})
+        assert bad.status_code == 400 and "not valid" in bad.text
+        expired_link = confirmation_link(config, order_id, db.now() - 31 * DAY)
+        assert expired_link is not None
+        expired = await api.client.get(expired_link.removeprefix("http://localhost:8000"))
+        assert expired.status_code == 400 and "expired" in expired.text
+
+        done = await api.client.post("/confirm-delivery", data={"token": token})
+        assert done.status_code == 200 and "is confirmed" in done.text
+        again = await api.client.get(path)
+        assert "confirmed already" in again.text
+        order = await read(api, order_id)
+    assert order["status"] == "COMPLETED"
+    completed = next(e for e in order["events"] if e["toStatus"] == "COMPLETED")
+    assert completed["data"]["reason"] == "delivery confirmed through the e-mailed link"
+
+
+async def test_only_the_customer_of_a_delivered_order_confirms_it(database_url: str) -> None:
+    async with shop(database_url, link_secret="") as api:
+        order_id = await delivered(api, "WHO-1", [{"sku": "MUG", "quantity": 1}])
+        assert confirmation_link(config_of(api.rt), order_id) is None
+        assert (await confirm(api, order_id, as_="bob"))["errors"][0]["code"] == "NOT_FOUND"
+        empty = await api.data(REPORT, {"id": str(order_id), "text": " "}, as_="ada")
+        assert empty["reportDeliveryProblem"]["errors"][0]["field"] == "description"
+        await transition_order(api.rt, order_id, "complete", ADMIN)
+        twice = await confirm(api, order_id)
+        assert twice["errors"][0]["code"] == "INVALID_TRANSITION"
+        late = await api.data(REPORT, {"id": str(order_id), "text": "late"}, as_="ada")
+        assert late["reportDeliveryProblem"]["errors"][0]["code"] == "OUT_OF_ORDER"
