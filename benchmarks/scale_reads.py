@@ -86,7 +86,8 @@ class Measure:
     as_: str = "admin"
     sqlite_may_scan: bool = False
     latencies_ms: list[float] = field(default_factory=list)
-    statements: list[str] = field(default_factory=list)
+    # The SELECTs one request sends, with their arguments.
+    statements: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     sql_ms: list[float] = field(default_factory=list)
 
 
@@ -343,24 +344,22 @@ async def big_tables() -> set[str]:
 
 
 async def plans(
-    statements: list[str], big: set[str], allow_sqlite_scan: bool
+    statements: list[tuple[str, tuple[Any, ...]]], big: set[str], allow_sqlite_scan: bool
 ) -> tuple[str, list[str]]:
     """The plan of every SELECT in ``statements``, and the big tables read by a scan."""
     texts, scans = [], []
-    for sql in statements:
-        if not sql.lstrip().upper().startswith("SELECT"):
-            continue
+    for sql, args in statements:
         if db.current().is_sqlite:
-            rows = await db.raw("EXPLAIN QUERY PLAN " + _braces(sql))
+            rows = await db.raw("EXPLAIN QUERY PLAN " + _braces(sql), *args)
             plan = "\n".join(row["detail"] for row in rows)
             scanned = re.findall(r"^SCAN (\w+)(?! USING)", plan, re.MULTILINE)
             in_id_order = re.search(r'ORDER BY "\w+"\."id" (ASC|DESC) LIMIT \d+$', sql)
             if allow_sqlite_scan or (in_id_order and "TEMP B-TREE" not in plan):
                 scanned = []
         else:
-            rows = await db.raw("EXPLAIN " + _braces(sql))
+            rows = await db.raw("EXPLAIN " + _braces(sql), *args)
             plan = "\n".join(row["QUERY PLAN"] for row in rows)
-            [tree] = await db.raw("EXPLAIN (FORMAT JSON) " + _braces(sql))
+            [tree] = await db.raw("EXPLAIN (FORMAT JSON) " + _braces(sql), *args)
             document = tree["QUERY PLAN"]
             root = (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
             scanned = list(unbounded_seq_scans(root))
@@ -379,8 +378,11 @@ def unbounded_seq_scans(node: dict[str, Any], parent: str = "") -> Iterator[str]
 
 
 def _braces(sql: str) -> str:
-    # db.raw formats ``{}`` placeholders; a rendered statement has none.
-    return sql.replace("{", "{{").replace("}", "}}")
+    """A statement as sent (``?`` or ``$1`` for its arguments) in ``db.raw``'s ``{}`` form."""
+    escaped = sql.replace("{", "{{").replace("}", "}}")
+    if db.current().is_sqlite:
+        return escaped.replace("?", "{}")
+    return re.sub(r"\$\d+", "{}", escaped)
 
 
 # -- Measuring --------------------------------------------------------------------------
@@ -445,7 +447,11 @@ async def check_plans(
     for measure in todo:
         with db.count_statements() as log:
             await send(client, tokens, measure, random.Random(1))
-        measure.statements = [s for s in log.statements if s.lstrip().upper().startswith("SELECT")]
+        measure.statements = [
+            (sql, args)
+            for sql, args in zip(log.statements, log.arguments, strict=True)
+            if sql.lstrip().upper().startswith("SELECT")
+        ]
         text, scans = await plans(measure.statements, big, measure.sqlite_may_scan)
         print(f"\n## {backend}: {measure.name}\n{text}")
         if scans:
@@ -464,11 +470,11 @@ async def measure_one(
     measure.sql_ms = [await replay(measure.statements) for _ in range(requests)]
 
 
-async def replay(statements: list[str]) -> float:
+async def replay(statements: list[tuple[str, tuple[Any, ...]]]) -> float:
     """Milliseconds the database takes for these statements, sent one after the other."""
     started = time.perf_counter()
-    for sql in statements:
-        await db.raw(_braces(sql))
+    for sql, args in statements:
+        await db.raw(_braces(sql), *args)
     return (time.perf_counter() - started) * 1000
 
 

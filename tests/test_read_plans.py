@@ -85,25 +85,40 @@ READ_BY = {
 }
 
 
-async def sent_statements(api: Api, query: str, as_: str) -> list[str]:
+async def sent_statements(api: Api, query: str, as_: str) -> list[tuple[str, tuple]]:
+    """The SELECTs a query sent, with their arguments."""
     with db.count_statements() as log:
         await api.data(query, as_=as_)
-    return [s for s in log.statements if s.lstrip().upper().startswith("SELECT")]
+    return [
+        (sql, args)
+        for sql, args in zip(log.statements, log.arguments, strict=True)
+        if sql.lstrip().upper().startswith("SELECT")
+    ]
 
 
-async def postgres_plan(sql: str, *, bitmaps_only: bool = False) -> str:
+def with_placeholders(sql: str) -> str:
+    """A statement as sent (``?`` or ``$1`` for its arguments) in ``db.raw``'s ``{}`` form."""
+    escaped = sql.replace("{", "{{").replace("}", "}}")
+    return (
+        re.sub(r"\$\d+", "{}", escaped)
+        if not db.current().is_sqlite
+        else escaped.replace("?", "{}")
+    )
+
+
+async def postgres_plan(sql: str, args: tuple, *, bitmaps_only: bool = False) -> str:
     async with db.write_transaction():
         await db.raw("SET LOCAL enable_seqscan = off")
         if bitmaps_only:
             # A table of a few rows is best walked by its primary key even when
             # searched; without that walk the plan shows which indexes can serve it.
             await db.raw("SET LOCAL enable_indexscan = off")
-        rows = await db.raw("EXPLAIN " + sql.replace("{", "{{").replace("}", "}}"))
+        rows = await db.raw("EXPLAIN " + with_placeholders(sql), *args)
     return "\n".join(row["QUERY PLAN"] for row in rows)
 
 
-async def sqlite_plan(sql: str) -> str:
-    rows = await db.raw("EXPLAIN QUERY PLAN " + sql.replace("{", "{{").replace("}", "}}"))
+async def sqlite_plan(sql: str, args: tuple) -> str:
+    rows = await db.raw("EXPLAIN QUERY PLAN " + with_placeholders(sql), *args)
     return "\n".join(row["detail"] for row in rows)
 
 
@@ -124,14 +139,14 @@ async def scans_of(
 ) -> list[tuple[str, list[str]]]:
     """(plan, tables scanned) of every statement that reads a growing table."""
     found = []
-    for sql in await sent_statements(api, query, as_):
+    for sql, args in await sent_statements(api, query, as_):
         if not any(f'"{t}"' in sql or f" {t} " in sql for t in TABLES):
             continue
         if db.current().is_sqlite:
-            plan = await sqlite_plan(sql)
+            plan = await sqlite_plan(sql, args)
             found.append((f"{sql}\n{plan}", sqlite_scans(sql, plan)))
         else:
-            plan = await postgres_plan(sql, bitmaps_only=bitmaps_only)
+            plan = await postgres_plan(sql, args, bitmaps_only=bitmaps_only)
             found.append((f"{sql}\n{plan}", postgres_scans(plan)))
     return found
 
@@ -191,6 +206,6 @@ async def test_counting_orders_does_not_read_the_orders(api: Api) -> None:
         LISTS["orders by status"],
         "{ statusGraph { states { count } } }",
     ):
-        statements = await sent_statements(api, query, "admin")
+        statements = [sql for sql, _ in await sent_statements(api, query, "admin")]
         counts = [s for s in statements if "COUNT(" in s.upper() or "SUM(" in s.upper()]
         assert counts and all('"order_status_counts"' in s for s in counts), counts

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import contextvars
 import datetime
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,9 +41,10 @@ def now() -> datetime.datetime:
 
 @dataclass
 class StatementLog:
-    """The SQL statements one block of code sent to the database."""
+    """The SQL statements one block of code sent to the database, and their arguments."""
 
     statements: list[str] = field(default_factory=list)
+    arguments: list[tuple[Any, ...]] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -67,10 +68,11 @@ def count_statements() -> Iterator[StatementLog]:
         _statement_log.reset(token)
 
 
-def _record(sql: str) -> None:
+def _record(sql: str, args: Sequence[Any] = ()) -> None:
     log = _statement_log.get()
     if log is not None:
         log.statements.append(sql)
+        log.arguments.append(tuple(args))
 
 
 @dataclass
@@ -142,7 +144,7 @@ class _CountingSQLiteEngine(SQLiteEngine):
     ) -> list[dict[str, Any]]:
         # piccolo's version sends PRAGMA foreign_keys before every statement; every
         # connection here comes from get_connection(), which has set it once.
-        _record(query)
+        _record(query, args or ())
         async with connection.execute(query, args or []) as cursor:
             return await cursor.fetchall()
 
@@ -198,7 +200,7 @@ class _CountingConnection(asyncpg.Connection):
     """
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
-        _record(query)
+        _record(query, args)
         return await super().execute(query, *args, timeout=timeout)
 
     async def executemany(self, command: str, args: Any, *, timeout: float | None = None) -> None:
@@ -206,15 +208,15 @@ class _CountingConnection(asyncpg.Connection):
         return await super().executemany(command, args, timeout=timeout)
 
     async def fetch(self, query: str, *args: Any, **kwargs: Any) -> list[Any]:
-        _record(query)
+        _record(query, args)
         return await super().fetch(query, *args, **kwargs)
 
     async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        _record(query)
+        _record(query, args)
         return await super().fetchrow(query, *args, **kwargs)
 
     async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        _record(query)
+        _record(query, args)
         return await super().fetchval(query, *args, **kwargs)
 
 

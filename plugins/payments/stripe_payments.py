@@ -11,7 +11,6 @@ PaymentIntent: the same event delivered ten times is one entry.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import stripe
@@ -20,13 +19,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ordergraph.plugin_api import (
+    BodyTooLarge,
+    DomainError,
     OrderView,
     PluginInfo,
     Setting,
     StatementView,
     hookimpl,
+    load_json,
     money_from_minor,
     money_to_minor,
+    read_webhook_body,
     record_ledger_entry,
     runtime_of,
     statement_by_number,
@@ -34,7 +37,6 @@ from ordergraph.plugin_api import (
 
 WEBHOOK_PATH = "/plugins/stripe/webhook"
 TOLERANCE_SECONDS = 300
-MAX_BODY = 1_000_000
 
 
 @hookimpl
@@ -109,9 +111,10 @@ async def _record(request: Request, event: dict[str, Any]) -> str:
 
 def webhook(settings: dict[str, Any]):
     async def receive(request: Request) -> JSONResponse:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"error": "body too large"}, status_code=413)
+        try:
+            body = await read_webhook_body(request)  # at most max_webhook_body_bytes
+        except BodyTooLarge as exc:
+            return exc.response()
         try:
             stripe.WebhookSignature.verify_header(
                 body.decode(),
@@ -122,13 +125,13 @@ def webhook(settings: dict[str, Any]):
         except (stripe.SignatureVerificationError, UnicodeDecodeError):
             return JSONResponse({"error": "invalid signature"}, status_code=400)
         try:
-            event = json.loads(body)
+            event = load_json(body.decode())
             handled = (
                 await _record(request, event)
                 if event["type"] in ("payment_intent.succeeded", "payment_intent.payment_failed")
                 else "ignored"
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (DomainError, KeyError, TypeError) as exc:
             return JSONResponse({"error": f"unreadable event: {exc}"}, status_code=400)
         return JSONResponse({"received": True, "handled": handled})
 
