@@ -45,6 +45,8 @@ from ordergraph.core.review import Finding
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.runtime import build as build_runtime
 from ordergraph.core.statusgraph import StatusGraph, Transition
+from ordergraph.core.tracking import Estimate, Location, TrackingEvent, TrackingUpdate, shipment_row
+from ordergraph.core.tracking import ingest as ingest_tracking
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.context import OPERATORS, READERS, Info, principal_for, require
 from ordergraph.graphql.mutations import (
@@ -54,6 +56,8 @@ from ordergraph.graphql.mutations import (
     draft_from_input,
 )
 from ordergraph.graphql.schema import SchemaExtension
+from ordergraph.graphql.tracking import ShipmentTracking as ShipmentTrackingType
+from ordergraph.graphql.tracking import shipment_tracking as load_shipment_tracking
 from ordergraph.graphql.types import Order as OrderType
 from ordergraph.graphql.types import UserError, user_errors
 from ordergraph.settings import Settings as ServiceSettings
@@ -67,12 +71,14 @@ __all__ = [
     "CustomerView",
     "DomainError",
     "ErrorCode",
+    "Estimate",
     "Exposure",
     "Finding",
     "Info",
     "IngestResult",
     "LineDraft",
     "LineView",
+    "Location",
     "OrderDraft",
     "OrderEventView",
     "OrderPayload",
@@ -87,10 +93,13 @@ __all__ = [
     "SchemaExtension",
     "ServiceSettings",
     "Setting",
+    "ShipmentTrackingType",
     "StatusGraph",
     "SubmitOrderInput",
     "SubmitOrderPayload",
     "TeamView",
+    "TrackingEvent",
+    "TrackingUpdate",
     "Transition",
     "UserError",
     "approved_order_count",
@@ -104,7 +113,9 @@ __all__ = [
     "get_products",
     "hookimpl",
     "ingest",
+    "ingest_tracking",
     "load_order",
+    "load_shipment_tracking",
     "open_quantities",
     "open_runtime",
     "principal_for",
@@ -117,6 +128,7 @@ __all__ = [
     "reserve_stock",
     "runtime_of",
     "seen_delivery",
+    "shipment_row",
     "stock_quantities",
     "submit_order",
     "transition_order",

@@ -6,6 +6,7 @@ from piccolo.columns import (
     JSON,
     BigInt,
     Boolean,
+    Date,
     ForeignKey,
     Integer,
     Text,
@@ -232,6 +233,60 @@ class ShipmentLine(Table, tablename="shipment_lines"):
     quantity = Integer()
 
 
+class ShipmentTracking(Table, tablename="shipment_tracking"):
+    """Where a shipment is, as its carrier last said, and when to ask the carrier again."""
+
+    shipment = ForeignKey(references=Shipment, null=False, on_delete=OnDelete.restrict, unique=True)
+    order = ForeignKey(references=Order, null=False, on_delete=OnDelete.restrict, index=True)
+    status = Varchar(length=32, default="pending")
+    reason = Varchar(length=64, null=True, default=None)
+    last_event_at = Timestamptz(null=True, default=None)
+    delivered_at = Timestamptz(null=True, default=None)
+    estimated_delivery = Timestamptz(null=True, default=None)
+    estimate_from = Timestamptz(null=True, default=None)
+    estimate_to = Timestamptz(null=True, default=None)
+    promised_date = Date(null=True, default=None)
+    polls = Integer(default=0)
+    poll_failures = Integer(default=0)
+    last_polled_at = Timestamptz(null=True, default=None)
+    next_poll_at = Timestamptz(null=True, default=None, index=True)
+    poll_error = Text(default="")
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class TrackingEventRow(Table, tablename="tracking_events"):
+    """One carrier scan: the UTC instant with the local offset kept, and a structured place."""
+
+    shipment = ForeignKey(references=Shipment, null=False, on_delete=OnDelete.restrict)
+    order = ForeignKey(references=Order, null=False, on_delete=OnDelete.restrict, index=True)
+    occurred_at = Timestamptz()
+    utc_offset_minutes = Integer(null=True, default=None)
+    status = Varchar(length=32)
+    reason = Varchar(length=64, null=True, default=None)
+    code = Varchar(length=64, default="")
+    description = Text(default="")
+    city = Varchar(length=128, default="")
+    region = Varchar(length=128, default="")
+    postal_code = Varchar(length=32, default="")
+    country = Varchar(length=2, default="")
+    latitude = Varchar(length=16, null=True, default=None)
+    longitude = Varchar(length=16, null=True, default=None)
+    source = Varchar(length=64, default="")
+    dedupe_key = Varchar(length=64)
+    received_at = Timestamptz(default=TimestamptzNow())
+
+
+class EtaHistory(Table, tablename="eta_history"):
+    """Every estimate a carrier gave for a shipment, in the order they came."""
+
+    shipment = ForeignKey(references=Shipment, null=False, on_delete=OnDelete.restrict, index=True)
+    estimated_delivery = Timestamptz(null=True, default=None)
+    estimate_from = Timestamptz(null=True, default=None)
+    estimate_to = Timestamptz(null=True, default=None)
+    source = Varchar(length=64, default="")
+    recorded_at = Timestamptz(default=TimestamptzNow())
+
+
 ALL_TABLES: tuple[type[Table], ...] = (
     Customer,
     Product,
@@ -251,4 +306,7 @@ ALL_TABLES: tuple[type[Table], ...] = (
     Task,
     Shipment,
     ShipmentLine,
+    ShipmentTracking,
+    TrackingEventRow,
+    EtaHistory,
 )

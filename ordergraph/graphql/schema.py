@@ -35,6 +35,7 @@ from ordergraph.graphql.mutations import Mutation
 from ordergraph.graphql.queries import Query
 from ordergraph.graphql.review import ReviewMutation, ReviewQuery
 from ordergraph.graphql.subscriptions import Subscription
+from ordergraph.graphql.tracking import TrackingMutation, TrackingQuery
 
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
@@ -104,12 +105,14 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
             ("core", ReviewQuery),
             ("core", InboxQuery),
             ("core", FulfilmentQuery),
+            ("core", TrackingQuery),
         ],
         "Mutation": [
             ("core", Mutation),
             ("core", ReviewMutation),
             ("core", InboxMutation),
             ("core", FulfilmentMutation),
+            ("core", TrackingMutation),
         ],
         "Subscription": [("core", Subscription), ("core", FulfilmentSubscription)],
     }
