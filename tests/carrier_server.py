@@ -135,6 +135,38 @@ def ups_app(state: CarrierState) -> Starlette:
     )
 
 
+def usps_app(state: CarrierState) -> Starlette:
+    async def token(request: Request) -> JSONResponse:
+        form = await request.form()
+        if form.get("grant_type") != "client_credentials" or not form.get("client_secret"):
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        return JSONResponse({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 28799})
+
+    async def track(request: Request) -> JSONResponse | PlainTextResponse:
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return JSONResponse(
+                {"error": {"code": "401", "message": "Unauthorized"}}, status_code=401
+            )
+        if state.failures_left:
+            state.failures_left -= 1
+            return PlainTextResponse("Service Unavailable", status_code=503)
+        number = request.path_params["number"]
+        state.requests.append([number])
+        if number not in state.results:
+            return JSONResponse(
+                {"error": {"code": "404", "message": "Tracking number not found", "errors": []}},
+                status_code=404,
+            )
+        return JSONResponse({"trackingNumber": number, **state.results[number]})
+
+    return Starlette(
+        routes=[
+            Route("/oauth2/v3/token", token, methods=["POST"]),
+            Route("/tracking/v3/tracking/{number}", track, methods=["GET"]),
+        ]
+    )
+
+
 @contextlib.asynccontextmanager
 async def serve(app: Starlette) -> AsyncIterator[str]:
     """Serve ``app`` on a free port of 127.0.0.1; yields its base URL.

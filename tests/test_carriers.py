@@ -7,7 +7,7 @@ import datetime
 from collections.abc import AsyncIterator
 from typing import Any
 
-from carrier_server import CarrierState, fedex_app, serve, ups_app
+from carrier_server import CarrierState, fedex_app, serve, ups_app, usps_app
 from conftest import Api, make_settings, serve_api
 from test_fulfilment import PACK, PICK, approved, parcel, read, task, team
 from test_tracking import SHIP_BY, TRACKING
@@ -67,8 +67,9 @@ IN_TRANSIT = {
 CREDENTIALS = {
     "fedex": {"track_api_key": "key", "track_secret_key": "secret"},
     "ups": {"client_id": "id", "client_secret": "secret"},
+    "usps": {"client_id": "id", "client_secret": "secret"},
 }
-APPS = {"fedex": fedex_app, "ups": ups_app}
+APPS = {"fedex": fedex_app, "ups": ups_app, "usps": usps_app}
 
 
 @contextlib.asynccontextmanager
@@ -231,3 +232,60 @@ async def test_a_ups_poll_rebuilds_the_instant_from_gmt_and_keeps_the_window(
         assert tracked["estimate"]["windowFrom"] == "2024-04-28T13:00:00+00:00"
         assert tracked["status"] == "on_hold"
         assert (await read(api, order_id))["status"] == "SHIPPED"
+
+
+def usps_event(local: str, gmt: str, offset: str, kind: str, code: str, city: str, **more: Any):
+    return {
+        "eventType": kind,
+        "eventTimestamp": local,
+        "GMTTimestamp": gmt,
+        "GMTOffset": offset,
+        "eventCountry": None,
+        "eventCity": city,
+        "eventState": "IL",
+        "eventZIP": "60601",
+        "firm": None,
+        "name": None,
+        "authorizedAgent": False,
+        "eventCode": code,
+        **more,
+    }
+
+
+async def test_a_usps_poll_takes_the_instant_from_gmt_not_the_local_clock(
+    database_url: str,
+) -> None:
+    async with fedex_shop(database_url, "usps") as (api, usps):
+        order_id = await ship_fedex(api, "USPS-1", "9400100000000000000000", carrier="usps")
+        usps.results["9400100000000000000000"] = {
+            "status": "Delivered, In/At Mailbox",
+            "statusCategory": "Delivered",
+            "expectedDeliveryTimeStamp": "2024-04-27T20:00:00Z",
+            "trackingEvents": [
+                usps_event(
+                    "2024-04-27T10:23:00",
+                    "2024-04-27T15:23:00Z",
+                    "-05:00",
+                    "Delivered, In/At Mailbox",
+                    "01",
+                    "CHICAGO",
+                ),
+                usps_event(
+                    "2024-04-27T07:01:00",
+                    "2024-04-27T12:01:00Z",
+                    "-05:00",
+                    "Out for Delivery",
+                    "OF",
+                    "CHICAGO",
+                ),
+            ],
+        }
+        result = await polling.poll_carriers(api.rt)
+        assert (result["usps"].asked, result["usps"].new_events) == (1, 2)
+        [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
+        assert [(e["occurredAt"], e["localTime"], e["status"]) for e in tracked["events"]] == [
+            ("2024-04-27T15:23:00+00:00", "2024-04-27T10:23:00-05:00", "delivered"),
+            ("2024-04-27T12:01:00+00:00", "2024-04-27T07:01:00-05:00", "out_for_delivery"),
+        ]
+        assert tracked["estimate"]["estimatedDelivery"] == "2024-04-27T20:00:00+00:00"
+        assert (await read(api, order_id))["status"] == "DELIVERED"

@@ -139,3 +139,13 @@ def iso_time(value: Any) -> datetime.datetime | None:
         return None
     parsed = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed if parsed.utcoffset() is not None else None
+
+
+def utc_offset(value: str) -> datetime.timezone:
+    """The zone of an offset written ``-07:00`` (or ``+0530``)."""
+    sign = -1 if value.strip().startswith("-") else 1
+    digits = value.strip().lstrip("+-").replace(":", "")
+    if not digits.isdigit() or len(digits) not in (2, 4):
+        raise ValueError(f"not a UTC offset: {value!r}")
+    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+    return datetime.timezone(sign * datetime.timedelta(hours=hours, minutes=minutes))

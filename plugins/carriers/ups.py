@@ -22,13 +22,8 @@ from plugins.carriers.karrio_tracking import (
     RawEvent,
     RawTracking,
     text,
+    utc_offset,
 )
-
-
-def _offset(value: str) -> datetime.timezone:
-    sign = -1 if value.startswith("-") else 1
-    hours, _, minutes = value.lstrip("+-").partition(":")
-    return datetime.timezone(sign * datetime.timedelta(hours=int(hours), minutes=int(minutes or 0)))
 
 
 def activity_instant(activity: dict[str, Any]) -> datetime.datetime:
@@ -37,7 +32,7 @@ def activity_instant(activity: dict[str, Any]) -> datetime.datetime:
         utc = datetime.datetime.strptime(
             f"{activity['gmtDate']} {activity['gmtTime']}", "%Y%m%d %H:%M:%S"
         ).replace(tzinfo=datetime.UTC)
-        return utc.astimezone(_offset(activity["gmtOffset"]))
+        return utc.astimezone(utc_offset(activity["gmtOffset"]))
     except (KeyError, ValueError) as exc:
         raise CarrierError(f"ups: an activity has no GMT date, time and offset ({exc})") from None
 
