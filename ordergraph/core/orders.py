@@ -143,7 +143,9 @@ def order_view(row: dict[str, Any], lines: Sequence[dict[str, Any]] = ()) -> Ord
     )
 
 
-INTERNAL_EVENT_TYPES = frozenset({"plugin_failed"})
+INTERNAL_EVENT_TYPES = frozenset(
+    {"plugin_failed", "alert_opened", "alert_acknowledged", "alert_resolved"}
+)
 """Event types for staff only: they name plugins and quote their errors."""
 
 

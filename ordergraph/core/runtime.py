@@ -18,7 +18,10 @@ from ordergraph.settings import Settings
 
 # The core's stages, registered like plugins (their jobs, reactions and vetoes come
 # through the same hooks), so the kernel imports none of them.
-STAGES = {"fulfilment": "ordergraph.core.fulfilment:Stage"}
+STAGES = {
+    "fulfilment": "ordergraph.core.fulfilment:Stage",
+    "alerts": "ordergraph.core.alerts:Stage",
+}
 
 
 @dataclass

@@ -287,6 +287,28 @@ class EtaHistory(Table, tablename="eta_history"):
     recorded_at = Timestamptz(default=TimestamptzNow())
 
 
+class Alert(Table, tablename="alerts"):
+    """An exception someone must resolve; ``open_key`` (order and kind) is set while it is
+    open, so an order has at most one open alert of each kind."""
+
+    kind = Varchar(length=32)
+    severity = Varchar(length=16, default="warning")
+    order = ForeignKey(references=Order, null=False, on_delete=OnDelete.restrict, index=True)
+    shipment = ForeignKey(references=Shipment, null=True, on_delete=OnDelete.restrict)
+    team = ForeignKey(references=Team, null=True, on_delete=OnDelete.restrict)
+    owner = Varchar(length=200, null=True, default=None)
+    state = Varchar(length=16, default="open")
+    open_key = Varchar(length=80, null=True, default=None, unique=True)
+    opened_at = Timestamptz(default=TimestamptzNow())
+    due_at = Timestamptz(null=True, default=None)
+    acknowledged_by = Varchar(length=200, null=True, default=None)
+    acknowledged_at = Timestamptz(null=True, default=None)
+    resolved_by = Varchar(length=200, null=True, default=None)
+    resolved_at = Timestamptz(null=True, default=None)
+    resolution = Text(default="")
+    detail = JSON(default={})
+
+
 ALL_TABLES: tuple[type[Table], ...] = (
     Customer,
     Product,
@@ -309,4 +331,5 @@ ALL_TABLES: tuple[type[Table], ...] = (
     ShipmentTracking,
     TrackingEventRow,
     EtaHistory,
+    Alert,
 )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db
+from ordergraph.core import alerts, db
 from ordergraph.core.auth import SYSTEM
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.orders import load_order, record_event
@@ -375,6 +375,9 @@ async def ingest(
             await ShipmentTracking.update(values).where(ShipmentTracking.id == current["id"])
         moved = current is None or current["status"] != status
         if inserted or moved:
+            await alerts.follow_tracking(
+                order_id, shipment_id, status, values[ShipmentTracking.reason]
+            )
             await record_event(
                 order_id,
                 TRACKING_EVENT,

@@ -24,6 +24,7 @@ from strawberry.types import ExecutionContext
 from strawberry.types.base import has_object_definition
 
 from ordergraph.core.runtime import Runtime
+from ordergraph.graphql.alerts import AlertMutation, AlertQuery, AlertSubscription
 from ordergraph.graphql.context import ApiError
 from ordergraph.graphql.fulfilment import (
     FulfilmentMutation,
@@ -106,6 +107,7 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
             ("core", InboxQuery),
             ("core", FulfilmentQuery),
             ("core", TrackingQuery),
+            ("core", AlertQuery),
         ],
         "Mutation": [
             ("core", Mutation),
@@ -113,8 +115,13 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
             ("core", InboxMutation),
             ("core", FulfilmentMutation),
             ("core", TrackingMutation),
+            ("core", AlertMutation),
         ],
-        "Subscription": [("core", Subscription), ("core", FulfilmentSubscription)],
+        "Subscription": [
+            ("core", Subscription),
+            ("core", FulfilmentSubscription),
+            ("core", AlertSubscription),
+        ],
     }
     extra_types: list[type] = []
     for plugin, ext in rt.plugins.call_sync("graphql_schema").results:

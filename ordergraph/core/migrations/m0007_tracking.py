@@ -1,4 +1,4 @@
-"""0007: stage 4, tracking: per-shipment tracking state, tracking events, ETA history."""
+"""0007: stage 4: per-shipment tracking state, tracking events, ETA history, alerts."""
 
 # ruff: noqa: E501
 
@@ -13,6 +13,11 @@ def _tables(serial: str, btree: str) -> list[str]:
         f'CREATE INDEX tracking_events_order ON "tracking_events" {btree}("order")',
         f'CREATE TABLE "eta_history" ("id" {serial} PRIMARY KEY NOT NULL, "shipment" INTEGER NOT NULL REFERENCES "shipments" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "estimated_delivery" TIMESTAMPTZ DEFAULT null, "estimate_from" TIMESTAMPTZ DEFAULT null, "estimate_to" TIMESTAMPTZ DEFAULT null, "source" VARCHAR(64) NOT NULL DEFAULT \'\', "recorded_at" TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)',
         f'CREATE INDEX eta_history_shipment ON "eta_history" {btree}("shipment")',
+        f'CREATE TABLE "alerts" ("id" {serial} PRIMARY KEY NOT NULL, "kind" VARCHAR(32) NOT NULL DEFAULT \'\', "severity" VARCHAR(16) NOT NULL DEFAULT \'warning\', "order" INTEGER NOT NULL REFERENCES "orders" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "shipment" INTEGER REFERENCES "shipments" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "team" INTEGER REFERENCES "teams" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "owner" VARCHAR(200) DEFAULT null, "state" VARCHAR(16) NOT NULL DEFAULT \'open\', "open_key" VARCHAR(80) UNIQUE DEFAULT null, "opened_at" TIMESTAMPTZ NOT NULL DEFAULT current_timestamp, "due_at" TIMESTAMPTZ DEFAULT null, "acknowledged_by" VARCHAR(200) DEFAULT null, "acknowledged_at" TIMESTAMPTZ DEFAULT null, "resolved_by" VARCHAR(200) DEFAULT null, "resolved_at" TIMESTAMPTZ DEFAULT null, "resolution" TEXT NOT NULL DEFAULT \'\', "detail" JSON NOT NULL DEFAULT \'{{}}\')',
+        f'CREATE INDEX alerts_order ON "alerts" {btree}("order")',
+        f'CREATE INDEX alerts_state_team ON "alerts" {btree}("state", "team")',
+        # The stuck scan reads orders by status and priority that have sat since a time.
+        f'CREATE INDEX orders_status_priority_updated ON "orders" {btree}("status", "priority", "updated_at")',
     ]
 
 
