@@ -14,6 +14,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from ordergraph import track_page
 from ordergraph.core import db, runtime
 from ordergraph.core.runtime import Runtime
 from ordergraph.graphql.context import Context, principal_for
@@ -75,6 +76,7 @@ def create_app(
         Route("/health", health),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        *track_page.ROUTES,
     ]
     for _, plugin_routes in rt.plugins.call_sync("http_routes").results:
         routes += plugin_routes

@@ -40,12 +40,21 @@ from ordergraph.core.orders import (
     submit_order,
 )
 from ordergraph.core.orders import validate as validate_order_draft
+from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, Setting, hookimpl
 from ordergraph.core.review import Finding
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.runtime import build as build_runtime
 from ordergraph.core.statusgraph import StatusGraph, Transition
-from ordergraph.core.tracking import Estimate, Location, TrackingEvent, TrackingUpdate, shipment_row
+from ordergraph.core.tracking import (
+    Estimate,
+    Location,
+    TrackingEvent,
+    TrackingUpdate,
+    find_shipment,
+    set_promised_date,
+    shipment_row,
+)
 from ordergraph.core.tracking import ingest as ingest_tracking
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.context import OPERATORS, READERS, Info, principal_for, require
@@ -84,6 +93,7 @@ __all__ = [
     "OrderPayload",
     "OrderType",
     "OrderView",
+    "Periodic",
     "PluginInfo",
     "Principal",
     "Problem",
@@ -109,6 +119,7 @@ __all__ = [
     "draft_from_input",
     "enqueue_job",
     "find_order",
+    "find_shipment",
     "get_customer",
     "get_products",
     "hookimpl",
@@ -128,6 +139,7 @@ __all__ = [
     "reserve_stock",
     "runtime_of",
     "seen_delivery",
+    "set_promised_date",
     "shipment_row",
     "stock_quantities",
     "submit_order",

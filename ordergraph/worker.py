@@ -8,7 +8,7 @@ from typing import Any
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
-from ordergraph.core import jobs, runtime
+from ordergraph.core import jobs, periodic, runtime
 from ordergraph.settings import Settings
 
 
@@ -35,6 +35,8 @@ def create_worker(
 
     return Worker(
         functions=[func(run_outbox_job, name=jobs.ARQ_FUNCTION)],
+        # Periodic work (register_periodic): arq's cron looks for it; the database decides.
+        cron_jobs=[periodic.arq_cron_job(rt)],
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         on_startup=startup,
         on_shutdown=shutdown,

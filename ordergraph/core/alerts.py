@@ -19,6 +19,7 @@ from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import OrderEventView, OrderView, record_event
+from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, hookimpl
 from ordergraph.core.tables import Alert, Assignment, Order, OutboxJob, ShipmentTracking
 
@@ -44,6 +45,7 @@ SILENT_HOURS = 48
 STUCK_HOURS = {"RECEIVED": 1, "IN_REVIEW": 2, "ON_HOLD": 24}
 """Hours an order may sit in a state before it is stuck (APPROVED and PROCESSING take
 stage 3's due hours per priority: the pick's and the ship's)."""
+SCAN_EVERY = datetime.timedelta(minutes=5)
 SCAN_LIMIT = 1000
 """The most alerts one scan opens of one kind (the next period continues)."""
 MAX_RESOLUTION = 2000
@@ -312,6 +314,16 @@ async def scan_failed_jobs(now: datetime.datetime | None = None) -> int:
     return opened
 
 
+async def scan_all(rt: Runtime, now: datetime.datetime) -> dict[str, int]:
+    """Every scan; the alerts each opened."""
+    return {
+        "stuck": await scan_stuck(rt, now),
+        "sla_breach": await scan_sla(now),
+        "tracking_silent": await scan_silent(now),
+        "job_failed": await scan_failed_jobs(now),
+    }
+
+
 @dataclass(frozen=True)
 class AlertView:
     id: int
@@ -465,6 +477,15 @@ class Stage:
     @hookimpl
     def plugin_info(self) -> PluginInfo:
         return PluginInfo(category="other", description="Stage 4: alerts.")
+
+    @hookimpl
+    def register_periodic(self) -> dict[str, Periodic]:
+        rt = self.rt
+
+        async def scan(now: datetime.datetime) -> None:
+            await scan_all(rt, now)
+
+        return {"alerts.scan": Periodic(SCAN_EVERY, scan, "Stuck, SLA, silent and failed jobs.")}
 
     @hookimpl
     async def notify(self, order: OrderView, event: OrderEventView) -> None:

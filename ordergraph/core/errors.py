@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     MEMBER_AWAY = "MEMBER_AWAY"
     WRONG_ORDER_TYPE = "WRONG_ORDER_TYPE"
     NOT_ASSIGNED = "NOT_ASSIGNED"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 @dataclass(frozen=True)

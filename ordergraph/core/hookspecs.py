@@ -107,6 +107,25 @@ def register_jobs(runtime, settings):
 
 
 @hookspec
+def register_periodic(runtime, settings):
+    """Declare work to run on a schedule: polls, scans, clean-ups.
+
+    When: once at start-up, in every process that runs periodic work (the embedded
+    runner and ``ordergraph worker``, through arq's cron). Sync.
+
+    Arguments:
+        runtime: the service's ``Runtime``.
+        settings: this plugin's settings.
+
+    Returns: a dict of job name to ``Periodic(every, run)``, where ``run`` is
+    ``async def run(now: datetime) -> None``. Each job runs at most once per ``every``
+    across all processes (a row per job with its next run time, claimed by a
+    conditional update); one that raises is logged and recorded, and runs again the
+    next period (collected).
+    """
+
+
+@hookspec
 def register_commands(commands, settings):
     """Add subcommands to the ``ordergraph`` command line.
 

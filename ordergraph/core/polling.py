@@ -16,12 +16,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ordergraph.core import db, tracking
+from ordergraph.core.periodic import Periodic
+from ordergraph.core.plugins import PluginInfo, hookimpl
 from ordergraph.core.tables import ShipmentTracking
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
 
 POLL_HOOK = "track_shipments"
+POLL_EVERY = datetime.timedelta(minutes=1)
+"""How often the poll looks for due shipments (each carrier's interval decides which)."""
 DEFAULT_INTERVAL_MINUTES = 120
 DEFAULT_BATCH = 10
 DEFAULT_STOP_AFTER_DAYS = 90
@@ -149,3 +153,24 @@ def polled_carriers(rt: Runtime) -> list[str]:
 
 async def poll_carriers(rt: Runtime, now: datetime.datetime | None = None) -> dict[str, PollResult]:
     return {carrier: await poll_carrier(rt, carrier, now) for carrier in polled_carriers(rt)}
+
+
+class Stage:
+    """The tracking stage's hooks: the carrier poll as periodic work."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    @hookimpl
+    def plugin_info(self) -> PluginInfo:
+        return PluginInfo(category="other", description="Stage 4: tracking.")
+
+    @hookimpl
+    def register_periodic(self) -> dict[str, Periodic]:
+        if not polled_carriers(self.rt):
+            return {}
+
+        async def poll(now: datetime.datetime) -> None:
+            await poll_carriers(self.rt, now)
+
+        return {"tracking.poll_carriers": Periodic(POLL_EVERY, poll, "Ask carriers for news.")}

@@ -11,6 +11,7 @@ from ordergraph.core import db, migrations
 from ordergraph.core.dispatch import core_jobs
 from ordergraph.core.events import InProcessBus, RedisBus
 from ordergraph.core.jobs import ArqRelay, EmbeddedRunner, Job
+from ordergraph.core.periodic import PeriodicLoop
 from ordergraph.core.plugins import PluginConfigError, PluginManager
 from ordergraph.core.review import REVIEW_JOB, configured_rules, review_jobs
 from ordergraph.core.statusgraph import StatusGraph, default_graph
@@ -21,6 +22,7 @@ from ordergraph.settings import Settings
 STAGES = {
     "fulfilment": "ordergraph.core.fulfilment:Stage",
     "alerts": "ordergraph.core.alerts:Stage",
+    "tracking": "ordergraph.core.polling:Stage",
 }
 
 
@@ -34,6 +36,7 @@ class Runtime:
     runner: EmbeddedRunner | ArqRelay | None = None
     review_rules: list[str] = field(default_factory=list)
     database: db.Database | None = None
+    periodic: PeriodicLoop | None = None
 
     def jobs_on_entry(self, order_id: int) -> list[tuple[str, dict[str, Any]]]:
         """Jobs to enqueue when an order enters the initial state: review, if configured."""
@@ -57,7 +60,11 @@ class Runtime:
                 self.runner = ArqRelay(self, redis)
             else:
                 self.runner = EmbeddedRunner(self)
+                # Periodic work runs here in the embedded setup; arq's cron runs it otherwise.
+                self.periodic = PeriodicLoop(self)
             await self.runner.start()
+            if self.periodic is not None:
+                await self.periodic.start()
 
     def wake_jobs(self) -> None:
         """Tell the job runner that a transaction with new jobs has committed."""
@@ -65,6 +72,9 @@ class Runtime:
             self.runner.wake()
 
     async def close(self) -> None:
+        if self.periodic is not None:
+            await self.periodic.stop()
+            self.periodic = None
         if self.runner is not None:
             await self.runner.stop()
             if isinstance(self.runner, ArqRelay):

@@ -309,6 +309,17 @@ class Alert(Table, tablename="alerts"):
     detail = JSON(default={})
 
 
+class PeriodicJob(Table, tablename="periodic_jobs"):
+    """When a periodic job runs next: claimed by a conditional UPDATE, once per period."""
+
+    name = Varchar(length=200, unique=True)
+    next_run_at = Timestamptz(default=TimestamptzNow())
+    last_started_at = Timestamptz(null=True, default=None)
+    last_finished_at = Timestamptz(null=True, default=None)
+    last_status = Varchar(length=16, default="")
+    last_error = Text(default="")
+
+
 ALL_TABLES: tuple[type[Table], ...] = (
     Customer,
     Product,
@@ -332,4 +343,5 @@ ALL_TABLES: tuple[type[Table], ...] = (
     TrackingEventRow,
     EtaHistory,
     Alert,
+    PeriodicJob,
 )

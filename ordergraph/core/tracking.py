@@ -264,6 +264,18 @@ async def shipment_row(shipment_id: int) -> dict[str, Any]:
     return row
 
 
+async def find_shipment(tracking_number: str) -> dict[str, Any] | None:
+    """The latest shipment with this tracking number (id, order, carrier, number)."""
+    if not tracking_number:
+        return None
+    return await (
+        Shipment.select(Shipment.id, Shipment.order, Shipment.carrier, Shipment.tracking_number)
+        .where(Shipment.tracking_number == tracking_number)
+        .order_by(Shipment.id, ascending=False)
+        .first()
+    )
+
+
 async def ingest(
     rt: Runtime,
     shipment_id: int,
@@ -282,6 +294,9 @@ async def ingest(
     order_id = shipment["order"]
     events = update.events[:MAX_EVENTS]
     async with db.write_transaction():
+        # One ingest per shipment at a time: the tracking row exists, and is locked
+        # (SQLite's write transaction is exclusive already).
+        current = await _locked_tracking(shipment_id, order_id)
         inserted = []
         if events:
             inserted = await (
@@ -324,13 +339,9 @@ async def ingest(
             .first()
         )
         status = latest["status"] if latest else "pending"
-        current = (
-            await ShipmentTracking.select().where(ShipmentTracking.shipment == shipment_id).first()
-        )
         estimate = update.estimate
         changed_estimate = estimate is not None and (
-            current is None
-            or (
+            (
                 _aware(current["estimated_delivery"]),
                 _aware(current["estimate_from"]),
                 _aware(current["estimate_to"]),
@@ -363,17 +374,8 @@ async def ingest(
                     source=update.source,
                 )
             )
-        if current is None:
-            await ShipmentTracking.insert(
-                ShipmentTracking(
-                    shipment=shipment_id,
-                    order=order_id,
-                    **{column._meta.name: value for column, value in values.items()},
-                )
-            )
-        else:
-            await ShipmentTracking.update(values).where(ShipmentTracking.id == current["id"])
-        moved = current is None or current["status"] != status
+        await ShipmentTracking.update(values).where(ShipmentTracking.id == current["id"])
+        moved = current["status"] != status
         if inserted or moved:
             await alerts.follow_tracking(
                 order_id, shipment_id, status, values[ShipmentTracking.reason]
@@ -395,6 +397,17 @@ async def ingest(
     rt.wake_jobs()
     delivered = await derive_delivered(rt, order_id) if status == "delivered" else False
     return IngestResult(new_events=len(inserted), status=status, order_delivered=delivered)
+
+
+async def _locked_tracking(shipment_id: int, order_id: int) -> dict[str, Any]:
+    """The shipment's tracking row, created if missing, locked until the transaction ends."""
+    await ShipmentTracking.insert(
+        ShipmentTracking(shipment=shipment_id, order=order_id)
+    ).on_conflict(target=ShipmentTracking.shipment, action="DO NOTHING")
+    query = ShipmentTracking.select().where(ShipmentTracking.shipment == shipment_id)
+    if not db.current().is_sqlite:
+        query = query.lock_rows()
+    return await query.first()
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -444,19 +457,10 @@ async def set_promised_date(shipment_id: int, promised: datetime.date | None) ->
     """Record the delivery date promised to the customer for a shipment."""
     shipment = await shipment_row(shipment_id)
     async with db.write_transaction():
-        updated = await (
-            ShipmentTracking.update(
-                {ShipmentTracking.promised_date: promised, ShipmentTracking.updated_at: db.now()}
-            )
-            .where(ShipmentTracking.shipment == shipment_id)
-            .returning(ShipmentTracking.id)
-        )
-        if not updated:
-            await ShipmentTracking.insert(
-                ShipmentTracking(
-                    shipment=shipment_id, order=shipment["order"], promised_date=promised
-                )
-            )
+        await _locked_tracking(shipment_id, shipment["order"])
+        await ShipmentTracking.update(
+            {ShipmentTracking.promised_date: promised, ShipmentTracking.updated_at: db.now()}
+        ).where(ShipmentTracking.shipment == shipment_id)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import strawberry
 
-from ordergraph.core import tracking
+from ordergraph.core import tracking, tracking_lookup
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.graphql.context import OPERATORS, READERS, ApiError, Info, require, row_id
@@ -136,7 +136,92 @@ class PromisePayload:
 
 
 @strawberry.type
+class PublicPlace:
+    city: str
+    region: str
+    country: str
+
+
+@strawberry.type
+class PublicTrackingEvent:
+    occurred_at: datetime.datetime
+    local_time: datetime.datetime
+    status: str
+    description: str
+    location: PublicPlace
+
+
+@strawberry.type
+class PublicShipment:
+    carrier: str
+    status: str
+    estimate: DeliveryEstimate
+    delivered_at: datetime.datetime | None
+    events: list[PublicTrackingEvent] = strawberry.field(description="Newest first.")
+
+
+@strawberry.type
+class PublicOrderTracking:
+    number: str
+    status: str
+    shipments: list[PublicShipment]
+
+    @classmethod
+    def from_view(cls, view: tracking_lookup.PublicTracking) -> PublicOrderTracking:
+        return cls(
+            number=view.number,
+            status=view.status,
+            shipments=[
+                PublicShipment(
+                    carrier=s.carrier,
+                    status=s.status,
+                    estimate=_estimate(s.estimate),
+                    delivered_at=s.delivered_at,
+                    events=[
+                        PublicTrackingEvent(
+                            occurred_at=e.occurred_at,
+                            local_time=e.local_time,
+                            status=e.status,
+                            description=e.description,
+                            location=PublicPlace(
+                                city=e.location.city,
+                                region=e.location.region,
+                                country=e.location.country,
+                            ),
+                        )
+                        for e in s.events
+                    ],
+                )
+                for s in view.shipments
+            ],
+        )
+
+
+def client_of(info: Info) -> str:
+    client = info.context.request.client
+    return client.host if client else "unknown"
+
+
+@strawberry.type
 class TrackingQuery:
+    @strawberry.field(
+        description="An order's status and tracking, without a token: its number and the "
+        "customer's e-mail, or the delivery postal code. Null when they do not match."
+    )
+    async def track_order(
+        self,
+        info: Info,
+        number: str,
+        email: str | None = None,
+        postal_code: str | None = None,
+    ) -> PublicOrderTracking | None:
+        try:
+            tracking_lookup.limits_for(info.context.rt).check(client_of(info), number)
+        except DomainError as error:
+            raise ApiError(error.code, str(error.problems[0].message)) from None
+        found = await tracking_lookup.look_up(number, email=email, postal_code=postal_code)
+        return PublicOrderTracking.from_view(found) if found else None
+
     @strawberry.field(description="The tracking of every shipment of an order.")
     async def shipment_tracking(
         self, info: Info, order_id: strawberry.ID

@@ -1,4 +1,5 @@
-"""0007: stage 4: per-shipment tracking state, tracking events, ETA history, alerts."""
+"""0007: stage 4: per-shipment tracking state, tracking events, ETA history, alerts,
+and the periodic jobs' schedule."""
 
 # ruff: noqa: E501
 
@@ -16,6 +17,8 @@ def _tables(serial: str, btree: str) -> list[str]:
         f'CREATE TABLE "alerts" ("id" {serial} PRIMARY KEY NOT NULL, "kind" VARCHAR(32) NOT NULL DEFAULT \'\', "severity" VARCHAR(16) NOT NULL DEFAULT \'warning\', "order" INTEGER NOT NULL REFERENCES "orders" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "shipment" INTEGER REFERENCES "shipments" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "team" INTEGER REFERENCES "teams" ("id") ON DELETE RESTRICT ON UPDATE CASCADE DEFAULT null, "owner" VARCHAR(200) DEFAULT null, "state" VARCHAR(16) NOT NULL DEFAULT \'open\', "open_key" VARCHAR(80) UNIQUE DEFAULT null, "opened_at" TIMESTAMPTZ NOT NULL DEFAULT current_timestamp, "due_at" TIMESTAMPTZ DEFAULT null, "acknowledged_by" VARCHAR(200) DEFAULT null, "acknowledged_at" TIMESTAMPTZ DEFAULT null, "resolved_by" VARCHAR(200) DEFAULT null, "resolved_at" TIMESTAMPTZ DEFAULT null, "resolution" TEXT NOT NULL DEFAULT \'\', "detail" JSON NOT NULL DEFAULT \'{{}}\')',
         f'CREATE INDEX alerts_order ON "alerts" {btree}("order")',
         f'CREATE INDEX alerts_state_team ON "alerts" {btree}("state", "team")',
+        f'CREATE TABLE "periodic_jobs" ("id" {serial} PRIMARY KEY NOT NULL, "name" VARCHAR(200) UNIQUE NOT NULL DEFAULT \'\', "next_run_at" TIMESTAMPTZ NOT NULL DEFAULT current_timestamp, "last_started_at" TIMESTAMPTZ DEFAULT null, "last_finished_at" TIMESTAMPTZ DEFAULT null, "last_status" VARCHAR(16) NOT NULL DEFAULT \'\', "last_error" TEXT NOT NULL DEFAULT \'\')',
+        f'CREATE INDEX shipments_tracking_number ON "shipments" {btree}("tracking_number")',
         # The stuck scan reads orders by status and priority that have sat since a time.
         f'CREATE INDEX orders_status_priority_updated ON "orders" {btree}("status", "priority", "updated_at")',
     ]
