@@ -30,6 +30,8 @@ from ordergraph.core.lookups import (
     get_customer,
     get_products,
 )
+from ordergraph.core.notifications import attempt as notification_attempt
+from ordergraph.core.notifications import record_outcome as record_notification
 from ordergraph.core.orders import (
     LineDraft,
     LineView,
@@ -52,6 +54,7 @@ from ordergraph.core.tracking import (
     TrackingEvent,
     TrackingUpdate,
     find_shipment,
+    order_tracking,
     set_promised_date,
     shipment_row,
 )
@@ -127,11 +130,14 @@ __all__ = [
     "ingest_tracking",
     "load_order",
     "load_shipment_tracking",
+    "notification_attempt",
     "open_quantities",
     "open_runtime",
+    "order_tracking",
     "principal_for",
     "receive_delivery",
     "record_import_error",
+    "record_notification",
     "release_stock",
     "release_stock_quantities",
     "remember_delivery",

@@ -320,6 +320,21 @@ class PeriodicJob(Table, tablename="periodic_jobs"):
     last_error = Text(default="")
 
 
+class Notification(Table, tablename="notifications"):
+    """One message about one order event to one recipient by one channel: sent once."""
+
+    order = ForeignKey(references=Order, null=False, on_delete=OnDelete.restrict, index=True)
+    event = Integer()
+    channel = Varchar(length=32)
+    recipient = Varchar(length=254)
+    kind = Varchar(length=32, default="")
+    outcome = Varchar(length=16, default="pending")
+    attempts = Integer(default=0)
+    last_error = Text(default="")
+    sent_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
 ALL_TABLES: tuple[type[Table], ...] = (
     Customer,
     Product,
@@ -344,4 +359,5 @@ ALL_TABLES: tuple[type[Table], ...] = (
     EtaHistory,
     Alert,
     PeriodicJob,
+    Notification,
 )
