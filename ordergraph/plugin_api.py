@@ -31,6 +31,7 @@ from ordergraph.core.lookups import (
     get_products,
 )
 from ordergraph.core.notifications import attempt as notification_attempt
+from ordergraph.core.notifications import load_order_event
 from ordergraph.core.notifications import record_outcome as record_notification
 from ordergraph.core.orders import (
     LineDraft,
@@ -129,6 +130,7 @@ __all__ = [
     "ingest",
     "ingest_tracking",
     "load_order",
+    "load_order_event",
     "load_shipment_tracking",
     "notification_attempt",
     "open_quantities",

@@ -12,16 +12,23 @@ from __future__ import annotations
 
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM
-from ordergraph.core.orders import record_event
-from ordergraph.core.tables import Notification
+from ordergraph.core.orders import OrderEventView, event_view, record_event
+from ordergraph.core.tables import Notification, OrderEvent
 
 NOTIFICATION_EVENT = "notification"
 
 
 async def attempt(
-    order_id: int, event_id: int, channel: str, recipient: str, kind: str
+    order_id: int,
+    event_id: int,
+    channel: str,
+    recipient: str,
+    kind: str,
+    *,
+    again: bool = False,
 ) -> int | None:
-    """Count one more attempt; the attempt number, or None when it was sent already."""
+    """Count one more attempt; the attempt number, or None when it was sent already
+    (``again``: send anyway, for a replay)."""
     async with db.write_transaction():
         await Notification.insert(
             Notification(
@@ -31,14 +38,16 @@ async def attempt(
             target=(Notification.event, Notification.channel, Notification.recipient),
             action="DO NOTHING",
         )
+        which = (
+            (Notification.event == event_id)
+            & (Notification.channel == channel)
+            & (Notification.recipient == recipient)
+        )
+        if not again:
+            which &= Notification.outcome != "sent"
         counted = await (
             Notification.update({Notification.attempts: Notification.attempts + 1})
-            .where(
-                (Notification.event == event_id)
-                & (Notification.channel == channel)
-                & (Notification.recipient == recipient)
-                & (Notification.outcome != "sent")
-            )
+            .where(which)
             .returning(Notification.attempts)
         )
     return counted[0]["attempts"] if counted else None
@@ -81,3 +90,13 @@ async def record_outcome(
                 "error": error or None,
             },
         )
+
+
+async def load_order_event(order_id: int, event_id: int) -> OrderEventView | None:
+    """One event of an order's timeline (to send it again)."""
+    row = await (
+        OrderEvent.select()
+        .where((OrderEvent.id == event_id) & (OrderEvent.order == order_id))
+        .first()
+    )
+    return event_view(row) if row else None
