@@ -22,6 +22,7 @@ from ordergraph.core.orders import LineDraft, OrderDraft, load_order, submit_ord
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.tables import Customer, Order, Task
 from ordergraph.core.transitions import transition_order
+from ordergraph.demo_tracking import seed_tracking
 
 # The review rules the demo runs, in order, and their settings ([plugins.NAME] tables).
 DEMO_PLUGINS: dict[str, dict[str, Any]] = {
@@ -126,6 +127,7 @@ async def seed(rt: Runtime) -> bool:
         elif order.status != "APPROVED":
             continue
         await _work(rt, order.id, steps)
+    await seed_tracking(rt, ids)
     if await Task.count() > 0:
         # pat goes off shift: the work not started goes back to the packers' queue.
         await teams.set_availability("pat", False, Principal(Role.STAFF, "pat", team="packers"))
