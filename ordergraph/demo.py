@@ -26,6 +26,7 @@ from ordergraph.core.runtime import Runtime
 from ordergraph.core.settlement import statements
 from ordergraph.core.tables import Customer, Order, Task
 from ordergraph.core.transitions import transition_order
+from ordergraph.demo_tracking import seed_tracking
 
 # The demo's configuration: the review rules it runs, in order, and their settings, the
 # assignment rules of its two teams, bank transfers and the seller on its statements. It
@@ -174,6 +175,7 @@ async def seed(rt: Runtime) -> bool:
         elif order.status != "APPROVED":
             continue
         await _work(rt, order.id, steps)
+    await seed_tracking(rt, ids)
     for external_id, paid in SETTLED.items():
         await _settle(rt, ids[external_id], paid)
     if await Task.count() > 0:
@@ -194,11 +196,13 @@ def write_config(path: Path) -> bool:
 
 
 async def _settle(rt: Runtime, order_id: int, paid: bool) -> None:
-    """Deliver and confirm a shipped order; pay its statement by bank transfer if ``paid``."""
+    """Deliver (unless its tracking did) and confirm a shipped order; pay its statement by
+    bank transfer if ``paid``."""
     order = await load_order(order_id)
-    if order is None or order.status != "SHIPPED":
+    if order is None or order.status not in ("SHIPPED", "DELIVERED"):
         return
-    await transition_order(rt, order_id, "deliver", STAFF)
+    if order.status == "SHIPPED":  # no carrier said it was delivered: staff do
+        await transition_order(rt, order_id, "deliver", STAFF)
     customer = Principal(Role.CUSTOMER, "demo", customer_id=order.customer_id)
     await transition_order(rt, order_id, "complete", customer, reason="delivery confirmed")
     statement = await statements.issue_statement(rt, order_id)

@@ -40,6 +40,9 @@ from ordergraph.core.lookups import (
 from ordergraph.core.money import from_minor as money_from_minor
 from ordergraph.core.money import minor_unit
 from ordergraph.core.money import to_minor as money_to_minor
+from ordergraph.core.notifications import attempt as notification_attempt
+from ordergraph.core.notifications import load_order_event
+from ordergraph.core.notifications import record_outcome as record_notification
 from ordergraph.core.orders import (
     LineDraft,
     LineView,
@@ -51,6 +54,7 @@ from ordergraph.core.orders import (
 )
 from ordergraph.core.orders import validate as validate_order_draft
 from ordergraph.core.payments import record_entry as record_ledger_entry
+from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, Setting, hookimpl
 from ordergraph.core.promotions import PromotionContext, PromotionKind
 from ordergraph.core.reconciliation import BankCredit, bank_lines
@@ -68,6 +72,17 @@ from ordergraph.core.settlement.statements import (
     statement_for_order_number as load_order_statement,
 )
 from ordergraph.core.statusgraph import StatusGraph, Transition
+from ordergraph.core.tracking import (
+    Estimate,
+    Location,
+    TrackingEvent,
+    TrackingUpdate,
+    find_shipment,
+    order_tracking,
+    set_promised_date,
+    shipment_row,
+)
+from ordergraph.core.tracking import ingest as ingest_tracking
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.context import OPERATORS, READERS, Info, principal_for, require
 from ordergraph.graphql.mutations import (
@@ -77,6 +92,8 @@ from ordergraph.graphql.mutations import (
     draft_from_input,
 )
 from ordergraph.graphql.schema import SchemaExtension
+from ordergraph.graphql.tracking import ShipmentTracking as ShipmentTrackingType
+from ordergraph.graphql.tracking import shipment_tracking as load_shipment_tracking
 from ordergraph.graphql.types import Order as OrderType
 from ordergraph.graphql.types import UserError, user_errors
 from ordergraph.settings import Settings as ServiceSettings
@@ -94,17 +111,20 @@ __all__ = [
     "CustomerView",
     "DomainError",
     "ErrorCode",
+    "Estimate",
     "Exposure",
     "Finding",
     "Info",
     "IngestResult",
     "LineDraft",
     "LineView",
+    "Location",
     "OrderDraft",
     "OrderEventView",
     "OrderPayload",
     "OrderType",
     "OrderView",
+    "Periodic",
     "PluginInfo",
     "Principal",
     "Problem",
@@ -116,11 +136,14 @@ __all__ = [
     "SchemaExtension",
     "ServiceSettings",
     "Setting",
+    "ShipmentTrackingType",
     "StatementView",
     "StatusGraph",
     "SubmitOrderInput",
     "SubmitOrderPayload",
     "TeamView",
+    "TrackingEvent",
+    "TrackingUpdate",
     "Transition",
     "UserError",
     "approved_order_count",
@@ -133,26 +156,33 @@ __all__ = [
     "draft_from_input",
     "enqueue_job",
     "find_order",
+    "find_shipment",
     "get_customer",
     "get_products",
     "hookimpl",
     "import_bank_credits",
     "ingest",
+    "ingest_tracking",
     "load_json",
     "load_order",
+    "load_order_event",
     "load_order_statement",
+    "load_shipment_tracking",
     "match_bank_line",
     "minor_unit",
     "money_from_minor",
     "money_to_minor",
+    "notification_attempt",
     "open_quantities",
     "open_runtime",
+    "order_tracking",
     "principal_for",
     "read_body",
     "read_webhook_body",
     "receive_delivery",
     "record_import_error",
     "record_ledger_entry",
+    "record_notification",
     "release_stock",
     "release_stock_quantities",
     "remember_delivery",
@@ -160,6 +190,8 @@ __all__ = [
     "reserve_stock",
     "runtime_of",
     "seen_delivery",
+    "set_promised_date",
+    "shipment_row",
     "statement_by_number",
     "stock_quantities",
     "submit_order",

@@ -55,6 +55,7 @@ class ErrorCode(StrEnum):
     INVALID_TOKEN = "INVALID_TOKEN"
     COUPON_USED_UP = "COUPON_USED_UP"
     COUPON_LIMIT_REACHED = "COUPON_LIMIT_REACHED"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 @dataclass(frozen=True)

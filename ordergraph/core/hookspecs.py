@@ -107,6 +107,25 @@ def register_jobs(runtime, settings):
 
 
 @hookspec
+def register_periodic(runtime, settings):
+    """Declare work to run on a schedule: polls, scans, clean-ups.
+
+    When: once at start-up, in every process that runs periodic work (the embedded
+    runner and ``ordergraph worker``, through arq's cron). Sync.
+
+    Arguments:
+        runtime: the service's ``Runtime``.
+        settings: this plugin's settings.
+
+    Returns: a dict of job name to ``Periodic(every, run)``, where ``run`` is
+    ``async def run(now: datetime) -> None``. Each job runs at most once per ``every``
+    across all processes (a row per job with its next run time, claimed by a
+    conditional update); one that raises is logged and recorded, and runs again the
+    next period (collected).
+    """
+
+
+@hookspec
 def register_commands(commands, settings):
     """Add subcommands to the ``ordergraph`` command line.
 
@@ -267,18 +286,25 @@ def create_shipment(order, shipment, settings):
 
 
 @hookspec
-def track_shipment(shipment, settings):
-    """Report what a carrier knows about a shipment.
+def track_shipments(shipments, settings):
+    """Ask the carrier what it knows about some of its shipments.
 
-    When: in the job runner, on a schedule for every shipment in transit, and when
-    a carrier webhook arrives.
+    When: by the carrier poll (``ordergraph.core.polling``), for this plugin's
+    shipments (those whose ``carrier`` is this plugin's name) not delivered or
+    cancelled, at most ``poll_batch_size`` at a time, every ``poll_interval_minutes``,
+    until ``stop_after_days`` after shipping (settings the plugin may declare;
+    defaults 10, 120 and 90). Never while a row lock is held.
 
     Arguments:
-        shipment: the shipment with its carrier and tracking number.
+        shipments: a list of dicts with ``id``, ``order``, ``carrier`` and
+            ``tracking_number``.
         settings: this plugin's settings.
 
-    Returns: a list of tracking events (status, location, ETA, time) (collected).
-    Delivery derives the order's DELIVERED status; an exception opens an alert.
+    Returns: a dict of tracking number to ``TrackingUpdate`` (events with their
+    UTC offset, status and reason in karrio's vocabulary, structured location; the
+    estimate). Numbers the carrier does not know may be left out. The core stores
+    each event once and derives DELIVERED. A plugin that raises or times out makes
+    the batch be asked again later, backing off.
     """
 
 

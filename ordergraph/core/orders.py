@@ -160,7 +160,9 @@ def order_view(row: dict[str, Any], lines: Sequence[dict[str, Any]] = ()) -> Ord
     )
 
 
-INTERNAL_EVENT_TYPES = frozenset({"plugin_failed"})
+INTERNAL_EVENT_TYPES = frozenset(
+    {"plugin_failed", "alert_opened", "alert_acknowledged", "alert_resolved", "notification"}
+)
 """Event types for staff only: they name plugins and quote their errors."""
 
 

@@ -11,6 +11,7 @@ from ordergraph.core import db, migrations
 from ordergraph.core.dispatch import core_jobs
 from ordergraph.core.events import InProcessBus, RedisBus, channel_for
 from ordergraph.core.jobs import Job, JobRunner
+from ordergraph.core.periodic import PeriodicLoop
 from ordergraph.core.plugins import PluginConfigError, PluginManager
 from ordergraph.core.review import REVIEW_JOB, configured_rules, review_jobs
 from ordergraph.core.statusgraph import StatusGraph, default_graph
@@ -21,6 +22,8 @@ from ordergraph.settings import Settings
 STAGES = {
     "fulfilment": "ordergraph.core.fulfilment:Stage",
     "settlement": "ordergraph.core.settlement:Stage",
+    "alerts": "ordergraph.core.alerts:Stage",
+    "tracking": "ordergraph.core.polling:Stage",
 }
 
 
@@ -34,6 +37,7 @@ class Runtime:
     runner: JobRunner | None = None
     review_rules: list[str] = field(default_factory=list)
     database: db.Database | None = None
+    periodic: PeriodicLoop | None = None
 
     def jobs_on_entry(self, order_id: int) -> list[tuple[str, dict[str, Any]]]:
         """Jobs to enqueue when an order enters the initial state: review, if configured."""
@@ -56,8 +60,11 @@ class Runtime:
             raise
         if worker or (run_jobs and not self.settings.redis_url):
             self.runner = JobRunner(self)
+            # Periodic work runs wherever jobs run; the database lets one process a period.
+            self.periodic = PeriodicLoop(self)
             try:
                 await self.runner.start()
+                await self.periodic.start()
             except BaseException:
                 await self.close()
                 raise
@@ -69,6 +76,9 @@ class Runtime:
             self.runner.wake()
 
     async def close(self) -> None:
+        if self.periodic is not None:
+            await self.periodic.stop()
+            self.periodic = None
         if self.runner is not None:
             await self.runner.stop()
             self.runner = None

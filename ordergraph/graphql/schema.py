@@ -29,6 +29,7 @@ from strawberry.types.graphql import OperationType
 
 from ordergraph.core.errors import ErrorCode
 from ordergraph.core.runtime import Runtime
+from ordergraph.graphql.alerts import AlertMutation, AlertQuery, AlertSubscription
 from ordergraph.graphql.context import ApiError
 from ordergraph.graphql.fulfilment import (
     FulfilmentMutation,
@@ -42,6 +43,7 @@ from ordergraph.graphql.queries import Query
 from ordergraph.graphql.review import ReviewMutation, ReviewQuery
 from ordergraph.graphql.settlement import SettlementMutation, SettlementQuery
 from ordergraph.graphql.subscriptions import Subscription
+from ordergraph.graphql.tracking import TrackingMutation, TrackingQuery
 
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
@@ -197,6 +199,8 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
             ("core", FulfilmentQuery),
             ("core", SettlementQuery),
             ("core", PromotionQuery),
+            ("core", TrackingQuery),
+            ("core", AlertQuery),
         ],
         "Mutation": [
             ("core", Mutation),
@@ -205,8 +209,14 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
             ("core", FulfilmentMutation),
             ("core", SettlementMutation),
             ("core", PromotionMutation),
+            ("core", TrackingMutation),
+            ("core", AlertMutation),
         ],
-        "Subscription": [("core", Subscription), ("core", FulfilmentSubscription)],
+        "Subscription": [
+            ("core", Subscription),
+            ("core", FulfilmentSubscription),
+            ("core", AlertSubscription),
+        ],
     }
     extra_types: list[type] = []
     for plugin, ext in rt.plugins.call_sync("graphql_schema").results:

@@ -1,0 +1,164 @@
+"""Tracking: carrier updates ingested per second, and the stuck scan at 1,000,000 orders.
+
+    .venv/bin/python benchmarks/tracking.py [--shipments N] [--orders M] [--concurrency C]
+
+Ingest: N shipped orders with one shipment each are written straight into the tables
+(the flow before shipping is not measured), then one carrier response of three scans per
+shipment is ingested from C concurrent tasks, as several poll batches would; it reports
+responses and events per second and the statements per response. Stuck scan
+(PostgreSQL only): M orders, of which 0.1% have sat in APPROVED past their due hours;
+it reports the scan's time and whether the plan uses the index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import sys
+import time
+from decimal import Decimal
+
+from submit_orders import fresh_database, markdown_table
+
+from ordergraph.core import alerts, db, runtime, tracking
+from ordergraph.core.masterdata import CustomerData, upsert_customer
+from ordergraph.settings import Settings
+
+ZONE = datetime.timezone(datetime.timedelta(hours=-7))
+
+
+def _numbers(count: int, sqlite: bool) -> str:
+    if sqlite:
+        return (
+            f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count}) "
+            "SELECT i FROM n"
+        )
+    return f"SELECT i FROM generate_series(1, {count}) AS i"
+
+
+async def _orders(count: int, status: str, since: str, customer: int) -> None:
+    sqlite = db.current().is_sqlite
+    await db.current().engine.run_ddl(
+        "INSERT INTO orders (channel, external_id, customer, type, priority, currency, "
+        "subtotal_minor, total_minor, status, version, shipping_address, note, created_at, "
+        f"updated_at) SELECT 'bench', '{status}-' || i, {customer}, 'standard', "
+        f"'NORMAL', 'EUR', 990, 990, '{status}', 1, '{{}}', '', {since}, {since} "
+        f"FROM ({_numbers(count, sqlite)}) AS numbers"
+    )
+
+
+async def ingest_run(backend: str, shipments: int, concurrency: int) -> tuple[str, ...]:
+    async with fresh_database(backend) as url:
+        rt = runtime.build(Settings(database_url=url))
+        await rt.open(run_jobs=False)
+        try:
+            customer = await upsert_customer(
+                CustomerData("bench@example.com", "Bench", Decimal(10**9), "EUR")
+            )
+            await _orders(shipments, "SHIPPED", "current_timestamp", customer["id"])
+            await db.current().engine.run_ddl(
+                'INSERT INTO shipments ("order", carrier, service, tracking_number, parcels, '
+                "created_by, created_at) SELECT id, 'fedex', '', 'T' || id, '[]', 'bench', "
+                "current_timestamp FROM orders"
+            )
+            rows = await db.raw('SELECT id, "order", carrier, tracking_number FROM shipments')
+            start = datetime.datetime(2024, 4, 25, 8, tzinfo=ZONE)
+            update = tracking.TrackingUpdate(
+                events=[
+                    tracking.TrackingEvent(
+                        start + datetime.timedelta(hours=6 * k),
+                        "in_transit",
+                        f"scan {k}",
+                        "DP",
+                        location=tracking.Location("Memphis", "TN", "38118", "US"),
+                    )
+                    for k in range(3)
+                ],
+                estimate=tracking.Estimate(window_to=start + datetime.timedelta(days=2)),
+                source="bench",
+            )
+            queue = iter(rows)
+            counts: list[int] = []
+
+            async def runner() -> None:
+                for row in queue:
+                    with db.count_statements() as log:
+                        await tracking.ingest(rt, row["id"], update, shipment=row)
+                    counts.append(log.count)
+
+            began = time.perf_counter()
+            await asyncio.gather(*(runner() for _ in range(concurrency)))
+            seconds = time.perf_counter() - began
+        finally:
+            await rt.close()
+    return (
+        backend,
+        str(shipments),
+        f"{shipments / seconds:.0f}",
+        f"{3 * shipments / seconds:.0f}",
+        f"{sum(counts) / len(counts):.1f}",
+    )
+
+
+async def stuck_run(orders: int) -> tuple[str, ...]:
+    async with fresh_database("postgresql") as url:
+        rt = runtime.build(Settings(database_url=url))
+        await rt.open(run_jobs=False)
+        try:
+            customer = await upsert_customer(
+                CustomerData("bench@example.com", "Bench", Decimal(10**9), "EUR")
+            )
+            stuck = orders // 1000
+            await _orders(orders - stuck, "SHIPPED", "now()", customer["id"])
+            await _orders(stuck, "APPROVED", "now() - interval '2 days'", customer["id"])
+            await db.current().engine.run_ddl("ANALYZE orders")
+            plan = await db.raw(
+                "EXPLAIN SELECT id FROM orders WHERE status = 'APPROVED' AND priority = "
+                "'NORMAL' AND updated_at < now() - interval '12 hours' LIMIT 1000"
+            )
+            uses_index = any(
+                "orders_status_priority_updated" in str(v) for r in plan for v in r.values()
+            )
+            began = time.perf_counter()
+            opened = await alerts.scan_stuck(rt)
+            first = time.perf_counter() - began
+            began = time.perf_counter()
+            again = await alerts.scan_stuck(rt)
+            second = time.perf_counter() - began
+        finally:
+            await rt.close()
+    return (
+        str(orders),
+        str(opened),
+        f"{first:.3f}",
+        f"{second:.3f} ({again} opened)",
+        "yes" if uses_index else "no",
+    )
+
+
+async def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shipments", type=int, default=10_000, help="shipments (10,000)")
+    parser.add_argument("--orders", type=int, default=1_000_000, help="orders (1,000,000)")
+    parser.add_argument("--concurrency", type=int, default=8, help="ingesting tasks (8)")
+    parser.add_argument(
+        "--backends", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"]
+    )
+    args = parser.parse_args(argv)
+    rows = []
+    for backend in args.backends:
+        print(f"{backend}: ingesting for {args.shipments} shipments...", file=sys.stderr)
+        rows.append(await ingest_run(backend, args.shipments, args.concurrency))
+    header = ("backend", "shipments", "responses/s", "events/s", "statements/response")
+    print(markdown_table(header, rows))
+    print(f"postgresql: stuck scan over {args.orders} orders...", file=sys.stderr)
+    scan = await stuck_run(args.orders)
+    header = ("orders", "stuck alerts opened", "first scan s", "next scan s", "index used")
+    print()
+    print(markdown_table(header, [scan]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))

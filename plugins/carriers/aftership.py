@@ -1,0 +1,273 @@
+"""Tracking pushed by AfterShip: its tracking webhook, signed with the webhook secret.
+
+``POST /plugins/aftership/webhook`` checks ``aftership-hmac-sha256`` (base64 of the raw
+body's HMAC-SHA256) and handles each delivery once, by its ``event_id``. The tracking's
+checkpoints become tracking events of the shipment with that tracking number: AfterShip's
+tags and subtags mapped to karrio's statuses and reasons, the checkpoint time with its
+offset, the place field by field, the estimate with its window and the promised date. A
+delivery that cannot be read is answered 200, so AfterShip stops retrying, and kept in the
+import inbox with its reasons; one for a tracking number no shipment has is ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+from decimal import Decimal
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ordergraph.plugin_api import (
+    DomainError,
+    ErrorCode,
+    Estimate,
+    Location,
+    PluginInfo,
+    Problem,
+    Setting,
+    TrackingEvent,
+    TrackingUpdate,
+    find_shipment,
+    hookimpl,
+    ingest_tracking,
+    record_import_error,
+    remember_delivery,
+    runtime_of,
+    seen_delivery,
+    set_promised_date,
+)
+
+CHANNEL = "aftership"
+WEBHOOK_PATH = "/plugins/aftership/webhook"
+MAX_BODY = 1_000_000
+TAGS = {
+    "Pending": "pending",
+    "InfoReceived": "pending",
+    "InTransit": "in_transit",
+    "OutForDelivery": "out_for_delivery",
+    "AttemptFail": "delivery_failed",
+    "Delivered": "delivered",
+    "AvailableForPickup": "ready_for_pickup",
+    "Exception": "on_hold",
+    "Expired": "unknown",
+}
+"""AfterShip's tags in karrio's statuses."""
+SUBTAGS = {
+    "AttemptFail_001": ("delivery_failed", "consignee_not_home"),
+    "AttemptFail_002": ("delivery_failed", "consignee_business_closed"),
+    "Exception_003": ("delivery_failed", "consignee_refused"),
+    "Exception_004": ("delivery_delayed", "carrier_not_enough_time"),
+    "Exception_005": ("on_hold", "consignee_incorrect_address"),
+    "Exception_007": ("on_hold", "carrier_damaged_parcel"),
+    "Exception_008": ("cancelled", "retailer_cancelled"),
+    "Exception_010": ("on_hold", "customs_delay"),
+    "Exception_011": ("return_to_sender", None),
+    "Exception_013": ("on_hold", "carrier_parcel_lost"),
+}
+"""Subtags that say more than their tag: the status and karrio's reason."""
+COUNTRIES = {
+    "USA": "US",
+    "CAN": "CA",
+    "MEX": "MX",
+    "GBR": "GB",
+    "DEU": "DE",
+    "FRA": "FR",
+    "NLD": "NL",
+    "BEL": "BE",
+    "ESP": "ES",
+    "ITA": "IT",
+    "AUT": "AT",
+    "CHE": "CH",
+    "POL": "PL",
+    "IRL": "IE",
+    "CHN": "CN",
+    "HKG": "HK",
+    "JPN": "JP",
+    "AUS": "AU",
+}
+"""AfterShip names countries by ISO alpha-3; these are the ones given as alpha-2."""
+
+
+def signature_is_valid(secret: str, body: bytes, signature: str | None) -> bool:
+    if not signature:
+        return False
+    expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
+    return hmac.compare_digest(expected, signature.strip().encode("latin-1", "replace"))
+
+
+def _text(value: Any) -> str:
+    return str(value).strip() if value is not None else ""
+
+
+def _time(value: Any, where: str, problems: list[Problem]) -> datetime.datetime | None:
+    try:
+        parsed = datetime.datetime.fromisoformat(_text(value).replace("Z", "+00:00"))
+    except ValueError:
+        problems.append(Problem(ErrorCode.INVALID_VALUE, f"Not a time: {value!r}.", where))
+        return None
+    if parsed.utcoffset() is None:
+        problems.append(
+            Problem(ErrorCode.INVALID_VALUE, f"The time {value!r} has no UTC offset.", where)
+        )
+        return None
+    return parsed
+
+
+def _date_or_time(value: Any) -> datetime.datetime | None:
+    """An AfterShip estimate: a date (the day, at UTC midnight) or a time with offset."""
+    text = _text(value)
+    if not text:
+        return None
+    if len(text) == 10:
+        return datetime.datetime.fromisoformat(text).replace(tzinfo=datetime.UTC)
+    parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=datetime.UTC)
+
+
+def update_from_tracking(tracking: dict[str, Any]) -> TrackingUpdate:
+    """The ``TrackingUpdate`` of an AfterShip tracking (a webhook's ``msg``)."""
+    problems: list[Problem] = []
+    events = []
+    for i, checkpoint in enumerate(tracking.get("checkpoints") or []):
+        where = f"msg.checkpoints[{i}]"
+        when = _time(checkpoint.get("checkpoint_time"), f"{where}.checkpoint_time", problems)
+        status, reason = SUBTAGS.get(
+            _text(checkpoint.get("subtag")), (TAGS.get(_text(checkpoint.get("tag"))), None)
+        )
+        if status is None:
+            problems.append(
+                Problem(ErrorCode.INVALID_VALUE, f"Unknown tag {checkpoint.get('tag')!r}.", where)
+            )
+        coordinates = checkpoint.get("coordinates") or []
+        latitude, longitude = (
+            (Decimal(str(coordinates[0])), Decimal(str(coordinates[1])))
+            if len(coordinates) == 2
+            else (None, None)
+        )
+        if when is None or status is None:
+            continue
+        events.append(
+            TrackingEvent(
+                occurred_at=when,
+                status=status,
+                reason=reason,
+                code=_text(checkpoint.get("subtag"))[:64],
+                description=_text(checkpoint.get("message"))[:500],
+                location=Location(
+                    city=_text(checkpoint.get("city")),
+                    region=_text(checkpoint.get("state")),
+                    postal_code=_text(checkpoint.get("zip")),
+                    country=COUNTRIES.get(_text(checkpoint.get("country_iso3")), ""),
+                    latitude=latitude,
+                    longitude=longitude,
+                ),
+            )
+        )
+    if problems:
+        raise DomainError(*problems)
+    window = tracking.get("aftership_estimated_delivery_date") or {}
+    estimate = None
+    try:
+        single = _date_or_time(window.get("estimated_delivery_date")) or _date_or_time(
+            tracking.get("expected_delivery")
+        )
+        start = _date_or_time(window.get("estimated_delivery_date_min"))
+        end = _date_or_time(window.get("estimated_delivery_date_max"))
+    except ValueError:
+        raise DomainError.of(
+            ErrorCode.INVALID_VALUE, "The estimated delivery is not a date.", "msg"
+        ) from None
+    if single or start or end:
+        estimate = Estimate(estimated_delivery=single, window_from=start, window_to=end)
+    return TrackingUpdate(events=events, estimate=estimate, source=CHANNEL)
+
+
+def _promised(tracking: dict[str, Any]) -> datetime.date | None:
+    """The delivery date the order promised (``order_promised_delivery_date``)."""
+    value = _text(tracking.get("order_promised_delivery_date"))
+    if not value:
+        return None
+    try:
+        return datetime.date.fromisoformat(value[:10])
+    except ValueError:
+        raise DomainError.of(
+            ErrorCode.INVALID_VALUE,
+            f"Not a date: {value!r}.",
+            "msg.order_promised_delivery_date",
+        ) from None
+
+
+def _webhook_route(secret: str) -> Route:
+    async def webhook(request: Request) -> JSONResponse:
+        """Receive a tracking update."""
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            return JSONResponse({"error": f"The body is over {MAX_BODY} bytes."}, 413)
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"error": f"The body is over {MAX_BODY} bytes."}, 413)
+        if not signature_is_valid(secret, body, request.headers.get("aftership-hmac-sha256")):
+            return JSONResponse(
+                {"error": "The aftership-hmac-sha256 signature is missing or wrong."}, 401
+            )
+        payload = body.decode("utf-8", "replace")
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            data = None
+        delivery = _text(data.get("event_id")) if isinstance(data, dict) else ""
+        delivery = delivery or hashlib.sha256(body).hexdigest()
+        if await seen_delivery(CHANNEL, delivery):
+            return JSONResponse({"status": "duplicate"})
+        rt = runtime_of(request)
+        try:
+            if not isinstance(data, dict) or not isinstance(data.get("msg"), dict):
+                raise DomainError.of(ErrorCode.INVALID_VALUE, "The body has no tracking (msg).")
+            tracking = data["msg"]
+            shipment = await find_shipment(_text(tracking.get("tracking_number")))
+            if shipment is None:
+                await remember_delivery(CHANNEL, delivery)
+                return JSONResponse({"status": "ignored", "reason": "no such tracking number"})
+            update = update_from_tracking(tracking)
+            promised = _promised(tracking)
+        except DomainError as error:
+            entry = await record_import_error(CHANNEL, delivery, payload, list(error.problems))
+            await remember_delivery(CHANNEL, delivery)
+            return JSONResponse({"status": "rejected", "inboxId": entry})
+        if promised is not None:
+            await set_promised_date(shipment["id"], promised)
+        result = await ingest_tracking(rt, shipment["id"], update, shipment=shipment)
+        await remember_delivery(CHANNEL, delivery)
+        return JSONResponse(
+            {"status": "ingested", "newEvents": result.new_events, "tracking": result.status}
+        )
+
+    return Route(WEBHOOK_PATH, webhook, methods=["POST"])
+
+
+@hookimpl
+def plugin_info() -> PluginInfo:
+    return PluginInfo(
+        category="carrier",
+        description=f"Tracking pushed by AfterShip's signed webhook (POST {WEBHOOK_PATH}).",
+        settings=(
+            Setting(
+                "webhook_secret",
+                required=True,
+                secret=True,
+                description="The webhook secret shown in AfterShip's notification settings.",
+            ),
+        ),
+    )
+
+
+@hookimpl
+def http_routes(settings: dict[str, Any]) -> list[Route]:
+    if not settings["webhook_secret"].strip():
+        raise ValueError("plugins.aftership.webhook_secret: must not be empty")
+    return [_webhook_route(settings["webhook_secret"])]

@@ -1,0 +1,187 @@
+"""A carrier's API on 127.0.0.1, answering in the carrier's documented format.
+
+A real HTTP server (uvicorn) that the karrio-based plugins reach through their
+``server_url`` setting: it issues OAuth tokens, answers tracking requests from the
+scans a test gives it, and can be told to fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+TOKEN = "local-token"
+
+
+@dataclass
+class CarrierState:
+    """What the server knows (tracking number -> the carrier's track result) and saw."""
+
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[list[str]] = field(default_factory=list)
+    failures_left: int = 0
+
+
+def fedex_app(state: CarrierState) -> Starlette:
+    async def token(request: Request) -> JSONResponse:
+        form = await request.form()
+        if form.get("grant_type") != "client_credentials" or not form.get("client_id"):
+            return JSONResponse({"errors": [{"code": "NOT.AUTHORIZED.ERROR"}]}, status_code=401)
+        return JSONResponse(
+            {"access_token": TOKEN, "token_type": "bearer", "expires_in": 3599, "scope": "CXS"}
+        )
+
+    async def track(request: Request) -> JSONResponse | PlainTextResponse:
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return JSONResponse({"errors": [{"code": "NOT.AUTHORIZED.ERROR"}]}, status_code=401)
+        if state.failures_left:
+            state.failures_left -= 1
+            return PlainTextResponse("Service Unavailable", status_code=503)
+        body = await request.json()
+        numbers = [i["trackingNumberInfo"]["trackingNumber"] for i in body["trackingInfo"]]
+        state.requests.append(numbers)
+        complete = []
+        for number in numbers:
+            if number in state.results:
+                result = {"trackingNumberInfo": {"trackingNumber": number, "carrierCode": "FDXE"}}
+                complete.append(
+                    {
+                        "trackingNumber": number,
+                        "trackResults": [{**result, **state.results[number]}],
+                    }
+                )
+            else:
+                complete.append(
+                    {
+                        "trackingNumber": number,
+                        "trackResults": [
+                            {
+                                "trackingNumberInfo": {"trackingNumber": number},
+                                "error": {
+                                    "code": "TRACKING.TRACKINGNUMBER.NOTFOUND",
+                                    "message": "Tracking number cannot be found.",
+                                },
+                            }
+                        ],
+                    }
+                )
+        return JSONResponse(
+            {"transactionId": "local", "output": {"completeTrackResults": complete}}
+        )
+
+    return Starlette(
+        routes=[
+            Route("/oauth/token", token, methods=["POST"]),
+            Route("/track/v1/trackingnumbers", track, methods=["POST"]),
+        ]
+    )
+
+
+def ups_app(state: CarrierState) -> Starlette:
+    async def token(request: Request) -> JSONResponse:
+        if not request.headers.get("authorization", "").startswith("Basic "):
+            return JSONResponse({"response": {"errors": [{"code": "250002"}]}}, status_code=401)
+        issued = int(time.time() * 1000)
+        return JSONResponse(
+            {
+                "access_token": TOKEN,
+                "token_type": "Bearer",
+                "issued_at": str(issued),
+                "expires_in": "14399",
+                "status": "approved",
+            }
+        )
+
+    async def track(request: Request) -> JSONResponse | PlainTextResponse:
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return JSONResponse({"response": {"errors": [{"code": "250002"}]}}, status_code=401)
+        if state.failures_left:
+            state.failures_left -= 1
+            return PlainTextResponse("Service Unavailable", status_code=503)
+        number = request.path_params["number"]
+        state.requests.append([number])
+        if number not in state.results:
+            return JSONResponse(
+                {
+                    "response": {
+                        "errors": [
+                            {"code": "151044", "message": "No tracking information available"}
+                        ]
+                    }
+                },
+                status_code=404,
+            )
+        package = {"trackingNumber": number, **state.results[number]}
+        return JSONResponse(
+            {"trackResponse": {"shipment": [{"inquiryNumber": number, "package": [package]}]}}
+        )
+
+    return Starlette(
+        routes=[
+            Route("/security/v1/oauth/token", token, methods=["POST"]),
+            Route("/api/track/v1/details/{number}", track, methods=["GET"]),
+        ]
+    )
+
+
+def usps_app(state: CarrierState) -> Starlette:
+    async def token(request: Request) -> JSONResponse:
+        form = await request.form()
+        if form.get("grant_type") != "client_credentials" or not form.get("client_secret"):
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        return JSONResponse({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 28799})
+
+    async def track(request: Request) -> JSONResponse | PlainTextResponse:
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return JSONResponse(
+                {"error": {"code": "401", "message": "Unauthorized"}}, status_code=401
+            )
+        if state.failures_left:
+            state.failures_left -= 1
+            return PlainTextResponse("Service Unavailable", status_code=503)
+        number = request.path_params["number"]
+        state.requests.append([number])
+        if number not in state.results:
+            return JSONResponse(
+                {"error": {"code": "404", "message": "Tracking number not found", "errors": []}},
+                status_code=404,
+            )
+        return JSONResponse({"trackingNumber": number, **state.results[number]})
+
+    return Starlette(
+        routes=[
+            Route("/oauth2/v3/token", token, methods=["POST"]),
+            Route("/tracking/v3/tracking/{number}", track, methods=["GET"]),
+        ]
+    )
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Starlette) -> AsyncIterator[str]:
+    """Serve ``app`` on a free port of 127.0.0.1; yields its base URL.
+
+    The socket listens before the server starts, so a request made at once waits in
+    the backlog instead of being refused.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -1,0 +1,291 @@
+"""Carrier plugins built on karrio, polled against a carrier API served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import AsyncIterator
+from typing import Any
+
+from carrier_server import CarrierState, fedex_app, serve, ups_app, usps_app
+from conftest import Api, make_settings, serve_api
+from test_fulfilment import PACK, PICK, approved, parcel, read, task, team
+from test_tracking import SHIP_BY, TRACKING
+
+from ordergraph.core import auth, db, polling
+from ordergraph.core.tables import ShipmentTracking
+
+
+def fedex_scan(when: str, code: str, description: str, city: str, region: str, postal: str):
+    return {
+        "date": when,
+        "eventType": code,
+        "eventDescription": description,
+        "exceptionCode": "",
+        "exceptionDescription": "",
+        "scanLocation": {
+            "streetLines": [""],
+            "city": city,
+            "stateOrProvinceCode": region,
+            "postalCode": postal,
+            "countryCode": "US",
+            "residential": False,
+        },
+    }
+
+
+DELIVERED = {
+    "latestStatusDetail": {"code": "DL", "derivedCode": "DL", "description": "Delivered"},
+    "estimatedDeliveryTimeWindow": {
+        "window": {"begins": "2024-04-26T08:00:00-07:00", "ends": "2024-04-26T20:00:00-07:00"}
+    },
+    "scanEvents": [
+        fedex_scan("2024-04-26T14:29:00-07:00", "DL", "Delivered", "RENO", "NV", "89501"),
+        fedex_scan(
+            "2024-04-26T09:26:00-07:00",
+            "OD",
+            "On FedEx vehicle for delivery",
+            "RENO",
+            "NV",
+            "89502",
+        ),
+        fedex_scan(
+            "2024-04-25T22:10:00-05:00", "DP", "Departed FedEx hub", "MEMPHIS", "TN", "38118"
+        ),
+    ],
+}
+IN_TRANSIT = {
+    "latestStatusDetail": {"code": "IT", "description": "In transit"},
+    "scanEvents": [
+        fedex_scan(
+            "2024-04-25T22:10:00-05:00", "DP", "Departed FedEx hub", "MEMPHIS", "TN", "38118"
+        )
+    ],
+}
+
+
+CREDENTIALS = {
+    "fedex": {"track_api_key": "key", "track_secret_key": "secret"},
+    "ups": {"client_id": "id", "client_secret": "secret"},
+    "usps": {"client_id": "id", "client_secret": "secret"},
+}
+APPS = {"fedex": fedex_app, "ups": ups_app, "usps": usps_app}
+
+
+@contextlib.asynccontextmanager
+async def fedex_shop(
+    database_url: str, carrier: str = "fedex", **more: Any
+) -> AsyncIterator[tuple[Api, CarrierState]]:
+    """The app with ``carrier``'s plugin pointed at that carrier's API on 127.0.0.1."""
+    state = CarrierState()
+    async with serve(APPS[carrier](state)) as url:
+        plugins = {
+            "stock": {"enabled": True},
+            "rules": {"enabled": True, "rules": ["-> packers"]},
+            carrier: {"enabled": True, "server_url": url, **CREDENTIALS[carrier], **more},
+        }
+        async with serve_api(make_settings(database_url, plugins=plugins)) as api:
+            api.tokens["pia"] = await auth.create_token("staff", name="pia", team="packers")
+            await team(api, "packers", ("pia", 50))
+            yield api, state
+
+
+async def ship_fedex(api: Api, external_id: str, number: str, carrier: str = "fedex") -> str:
+    order = await approved(api, external_id, lines=[{"sku": "MUG", "quantity": 1}])
+    await api.data(PICK, {"id": task(order, "pick")["id"]}, as_="pia")
+    await api.data(PACK, {"id": task(order, "pack")["id"], "parcels": [parcel((1, 1))]}, as_="pia")
+    shipped = await api.data(
+        SHIP_BY,
+        {"id": task(order, "ship")["id"], "carrier": carrier, "numbers": [number]},
+        as_="pia",
+    )
+    assert shipped["completeShip"]["errors"] == []
+    return order["id"]
+
+
+async def test_a_fedex_poll_keeps_the_offset_karrio_drops_and_delivers_the_order(
+    database_url: str,
+) -> None:
+    async with fedex_shop(database_url) as (api, fedex):
+        order_id = await ship_fedex(api, "FX-1", "794843185271")
+        fedex.results["794843185271"] = DELIVERED
+
+        result = await polling.poll_carriers(api.rt)
+
+        assert result["fedex"].asked == 1 and result["fedex"].new_events == 3
+        [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
+        assert tracked["status"] == "delivered"
+        # 14:29 at -07:00 is 21:29 UTC; karrio alone would say 14:29.
+        assert tracked["deliveredAt"] == "2024-04-26T21:29:00+00:00"
+        assert [(e["code"], e["status"], e["localTime"]) for e in tracked["events"]] == [
+            ("DL", "delivered", "2024-04-26T14:29:00-07:00"),
+            ("OD", "out_for_delivery", "2024-04-26T09:26:00-07:00"),
+            ("DP", "in_transit", "2024-04-25T22:10:00-05:00"),
+        ]
+        assert tracked["events"][1]["location"]["postalCode"] == "89502"
+        assert tracked["estimate"]["windowTo"] == "2024-04-27T03:00:00+00:00"
+        assert (await read(api, order_id))["status"] == "DELIVERED"
+        # Delivered: not asked again.
+        later = db.now() + datetime.timedelta(days=1)
+        assert (await polling.poll_carriers(api.rt, later))["fedex"].asked == 0
+        assert fedex.requests == [["794843185271"]]
+
+
+async def test_fedex_is_asked_in_batches_and_again_after_the_interval(database_url: str) -> None:
+    async with fedex_shop(database_url, poll_batch_size=2, poll_interval_minutes=60) as (
+        api,
+        fedex,
+    ):
+        for n in range(3):
+            await ship_fedex(api, f"FXB-{n}", f"7000{n}")
+            fedex.results[f"7000{n}"] = IN_TRANSIT
+        now = db.now()
+        first = await polling.poll_carriers(api.rt, now)
+        assert first["fedex"].asked == 3
+        assert sorted(len(r) for r in fedex.requests) == [1, 2]
+        assert (await polling.poll_carriers(api.rt, now + datetime.timedelta(minutes=30)))[
+            "fedex"
+        ].asked == 0
+        again = await polling.poll_carriers(api.rt, now + datetime.timedelta(minutes=61))
+        # Asked again, and the same scan is not stored twice.
+        assert (again["fedex"].asked, again["fedex"].new_events) == (3, 0)
+
+
+async def test_a_failing_carrier_is_asked_again_later_backing_off(database_url: str) -> None:
+    async with fedex_shop(database_url, poll_interval_minutes=60) as (api, fedex):
+        order_id = await ship_fedex(api, "FXF-1", "7111")
+        fedex.results["7111"] = IN_TRANSIT
+        fedex.failures_left = 2
+        now = db.now()
+        assert (await polling.poll_carriers(api.rt, now))["fedex"].failed_batches == 1
+        row = await ShipmentTracking.select().first()
+        assert row["poll_failures"] == 1 and row["poll_error"]
+        # Twice the interval after one failure, then four times.
+        assert (await polling.poll_carriers(api.rt, now + datetime.timedelta(minutes=90)))[
+            "fedex"
+        ].asked == 0
+        second = now + datetime.timedelta(minutes=121)
+        assert (await polling.poll_carriers(api.rt, second))["fedex"].failed_batches == 1
+        assert (await polling.poll_carriers(api.rt, second + datetime.timedelta(minutes=200)))[
+            "fedex"
+        ].asked == 0
+        third = await polling.poll_carriers(api.rt, second + datetime.timedelta(minutes=241))
+        assert (third["fedex"].failed_batches, third["fedex"].new_events) == (0, 1)
+        [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
+        assert tracked["status"] == "in_transit"
+        assert (await ShipmentTracking.select().first())["poll_failures"] == 0
+
+
+async def test_polling_stops_after_the_configured_days(database_url: str) -> None:
+    async with fedex_shop(database_url, stop_after_days=3) as (api, fedex):
+        await ship_fedex(api, "FXS-1", "7222")
+        fedex.results["7222"] = IN_TRANSIT
+        late = db.now() + datetime.timedelta(days=3, minutes=1)
+        assert (await polling.poll_carriers(api.rt, late))["fedex"].asked == 0
+        assert fedex.requests == []
+
+
+def ups_activity(gmt: str, offset: str, kind: str, code: str, description: str, city: str):
+    """A UPS activity: the local date and time, and the same instant in GMT with the offset."""
+    utc = datetime.datetime.strptime(gmt, "%Y%m%d %H:%M:%S")
+    local = utc + datetime.timedelta(hours=int(offset[:3]))
+    return {
+        "location": {
+            "address": {
+                "city": city,
+                "stateProvince": "KY",
+                "postalCode": "40213",
+                "countryCode": "US",
+                "country": "US",
+            }
+        },
+        "status": {"type": kind, "description": description, "code": code, "statusCode": "005"},
+        "date": local.strftime("%Y%m%d"),
+        "time": local.strftime("%H%M%S"),
+        "gmtDate": gmt[:8],
+        "gmtTime": gmt[9:],
+        "gmtOffset": offset,
+    }
+
+
+async def test_a_ups_poll_rebuilds_the_instant_from_gmt_and_keeps_the_window(
+    database_url: str,
+) -> None:
+    async with fedex_shop(database_url, "ups") as (api, ups):
+        order_id = await ship_fedex(api, "UPS-1", "1Z999AA10123456784", carrier="ups")
+        ups.results["1Z999AA10123456784"] = {
+            "deliveryDate": [{"type": "SDD", "date": "20240428"}],
+            "deliveryTime": {"type": "EOD", "startTime": "090000", "endTime": "190000"},
+            "activity": [
+                ups_activity("20240427 13:05:00", "-04:00", "X", "UE", "Exception", "LOUISVILLE"),
+                ups_activity("20240426 23:40:00", "-04:00", "I", "DP", "Departed", "LOUISVILLE"),
+            ],
+        }
+        result = await polling.poll_carriers(api.rt)
+        assert (result["ups"].asked, result["ups"].new_events) == (1, 2)
+        [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
+        assert [(e["occurredAt"], e["localTime"], e["status"]) for e in tracked["events"]] == [
+            ("2024-04-27T13:05:00+00:00", "2024-04-27T09:05:00-04:00", "on_hold"),
+            ("2024-04-26T23:40:00+00:00", "2024-04-26T19:40:00-04:00", "in_transit"),
+        ]
+        assert tracked["events"][0]["location"]["region"] == "KY"
+        assert tracked["estimate"]["windowFrom"] == "2024-04-28T13:00:00+00:00"
+        assert tracked["status"] == "on_hold"
+        assert (await read(api, order_id))["status"] == "SHIPPED"
+
+
+def usps_event(local: str, gmt: str, offset: str, kind: str, code: str, city: str, **more: Any):
+    return {
+        "eventType": kind,
+        "eventTimestamp": local,
+        "GMTTimestamp": gmt,
+        "GMTOffset": offset,
+        "eventCountry": None,
+        "eventCity": city,
+        "eventState": "IL",
+        "eventZIP": "60601",
+        "firm": None,
+        "name": None,
+        "authorizedAgent": False,
+        "eventCode": code,
+        **more,
+    }
+
+
+async def test_a_usps_poll_takes_the_instant_from_gmt_not_the_local_clock(
+    database_url: str,
+) -> None:
+    async with fedex_shop(database_url, "usps") as (api, usps):
+        order_id = await ship_fedex(api, "USPS-1", "9400100000000000000000", carrier="usps")
+        usps.results["9400100000000000000000"] = {
+            "status": "Delivered, In/At Mailbox",
+            "statusCategory": "Delivered",
+            "expectedDeliveryTimeStamp": "2024-04-27T20:00:00Z",
+            "trackingEvents": [
+                usps_event(
+                    "2024-04-27T10:23:00",
+                    "2024-04-27T15:23:00Z",
+                    "-05:00",
+                    "Delivered, In/At Mailbox",
+                    "01",
+                    "CHICAGO",
+                ),
+                usps_event(
+                    "2024-04-27T07:01:00",
+                    "2024-04-27T12:01:00Z",
+                    "-05:00",
+                    "Out for Delivery",
+                    "OF",
+                    "CHICAGO",
+                ),
+            ],
+        }
+        result = await polling.poll_carriers(api.rt)
+        assert (result["usps"].asked, result["usps"].new_events) == (1, 2)
+        [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
+        assert [(e["occurredAt"], e["localTime"], e["status"]) for e in tracked["events"]] == [
+            ("2024-04-27T15:23:00+00:00", "2024-04-27T10:23:00-05:00", "delivered"),
+            ("2024-04-27T12:01:00+00:00", "2024-04-27T07:01:00-05:00", "out_for_delivery"),
+        ]
+        assert tracked["estimate"]["estimatedDelivery"] == "2024-04-27T20:00:00+00:00"
+        assert (await read(api, order_id))["status"] == "DELIVERED"

@@ -1,0 +1,159 @@
+"""Customers look for themselves: trackOrder and the /track page, without a token."""
+
+from __future__ import annotations
+
+import asyncio
+
+from test_fulfilment import shop
+from test_tracking import record, scan, shipment_ids, shipped
+
+from ordergraph.core import db, tracking_lookup
+
+TRACK = """
+query($number: String!, $email: String, $postalCode: String) {
+  trackOrder(number: $number, email: $email, postalCode: $postalCode) {
+    number status
+    shipments { carrier status deliveredAt estimate { estimatedDelivery }
+                events { occurredAt localTime status description
+                         location { city region country } } }
+  }
+}
+"""
+EVERYTHING = """
+query($number: String!) {
+  trackOrder(number: $number, email: "ada@example.com") {
+    shipments { events { location { postalCode } } }
+  }
+}
+"""
+
+
+def number_of(order_id: str) -> str:
+    return f"SO-{int(order_id):06d}"
+
+
+async def test_the_customer_sees_status_events_and_city_and_nothing_else(database_url: str) -> None:
+    async with shop(database_url) as api:
+        order_id = await shipped(api, "PUB-1")
+        [shipment] = await shipment_ids(api, order_id)
+        await record(
+            api,
+            shipment,
+            scan("2024-05-02T08:10:00+02:00", "out_for_delivery", "Berlin"),
+            estimate={"estimatedDelivery": "2024-05-02T18:00:00+02:00"},
+        )
+        variables = {"number": number_of(order_id), "email": "ADA@example.com"}
+        found = (await api.data(TRACK, variables, as_=None))["trackOrder"]
+        assert found == {
+            "number": number_of(order_id),
+            "status": "SHIPPED",
+            "shipments": [
+                {
+                    "carrier": "manual",
+                    "status": "out_for_delivery",
+                    "deliveredAt": None,
+                    "estimate": {"estimatedDelivery": "2024-05-02T16:00:00+00:00"},
+                    "events": [
+                        {
+                            "occurredAt": "2024-05-02T06:10:00+00:00",
+                            "localTime": "2024-05-02T08:10:00+02:00",
+                            "status": "out_for_delivery",
+                            "description": "out for delivery",
+                            "location": {"city": "Berlin", "region": "TN", "country": "US"},
+                        }
+                    ],
+                }
+            ],
+        }
+        by_postcode = {"number": number_of(order_id), "postalCode": "sw1y4jh"}
+        assert (await api.data(TRACK, by_postcode, as_=None))["trackOrder"]["status"] == "SHIPPED"
+        # The postal code of an event is not part of the public answer.
+        refused = await api.gql(EVERYTHING, {"number": number_of(order_id)}, as_=None)
+        assert "postalCode" in refused["errors"][0]["message"]
+
+
+async def test_a_wrong_email_gets_the_same_answer_as_an_unknown_number(database_url: str) -> None:
+    async with shop(database_url) as api:
+        order_id = await shipped(api, "PUB-2")
+        answers = [
+            await api.gql(TRACK, variables, as_=None)
+            for variables in (
+                {"number": number_of(order_id), "email": "bob@example.com"},
+                {"number": "SO-999999", "email": "ada@example.com"},
+                {"number": "not a number", "email": "ada@example.com"},
+                {"number": number_of(order_id), "postalCode": "00000"},
+                {"number": number_of(order_id)},
+            )
+        ]
+        assert all(answer == {"data": {"trackOrder": None}} for answer in answers)
+
+
+async def test_lookups_are_limited_per_order_number_and_per_client(database_url: str) -> None:
+    async with shop(database_url) as api:
+        order_id = await shipped(api, "PUB-3")
+        guesses = [
+            api.gql(TRACK, {"number": number_of(order_id), "email": f"x{i}@example.com"}, as_=None)
+            for i in range(tracking_lookup.LOOKUPS_PER_ORDER + 2)
+        ]
+        answers = await asyncio.gather(*guesses)
+        limited = [a for a in answers if "errors" in a]
+        assert len(limited) == 2
+        assert limited[0]["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        # The right e-mail is limited too now: guessing bought nothing.
+        late = await api.gql(
+            TRACK, {"number": number_of(order_id), "email": "ada@example.com"}, as_=None
+        )
+        assert late["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        # Other orders, from the same client, until the client's own limit.
+        others = await asyncio.gather(
+            *(
+                api.gql(TRACK, {"number": f"SO-{900000 + i}", "email": "a@b.c"}, as_=None)
+                for i in range(tracking_lookup.LOOKUPS_PER_CLIENT)
+            )
+        )
+        assert (
+            sum("errors" in a for a in others)
+            == (tracking_lookup.LOOKUPS_PER_ORDER + 2 + 1 + tracking_lookup.LOOKUPS_PER_CLIENT)
+            - tracking_lookup.LOOKUPS_PER_CLIENT
+        )
+
+
+async def test_the_track_page_works_without_javascript(database_url: str) -> None:
+    async with shop(database_url) as api:
+        order_id = await shipped(api, "PAGE-1")
+        [shipment] = await shipment_ids(api, order_id)
+        await record(api, shipment, scan("2024-05-02T08:10:00+02:00", "delivery_failed", "Köln"))
+        form = await api.client.get("/track")
+        assert form.status_code == 200
+        assert '<form method="post" action="/track">' in form.text
+        assert 'name="viewport"' in form.text
+        page = await api.client.post(
+            "/track", data={"number": number_of(order_id), "email": "ada@example.com"}
+        )
+        assert page.status_code == 200
+        assert f"Order {number_of(order_id)}: Shipped" in page.text
+        assert "Delivery attempt failed" in page.text
+        assert "02 May 08:10 local" in page.text
+        assert "Köln" in page.text
+        assert "St James" not in page.text  # no address
+        assert "setInterval" in page.text  # live where JavaScript is on
+        wrong = await api.client.post(
+            "/track", data={"number": number_of(order_id), "email": "bob@example.com"}
+        )
+        assert "We found no order" in wrong.text and "Delivery attempt" not in wrong.text
+
+
+async def test_track_order_reads_a_fixed_number_of_statements(database_url: str) -> None:
+    async with shop(database_url) as api:
+        order_id = await shipped(api, "PUB-4")
+        [shipment] = await shipment_ids(api, order_id)
+        await record(
+            api,
+            shipment,
+            *(scan(f"2024-05-0{d}T08:10:00+02:00", "in_transit") for d in range(1, 9)),
+        )
+        with db.count_statements() as log:
+            found = await tracking_lookup.look_up(number_of(order_id), email="ada@example.com")
+        assert found is not None and len(found.shipments[0].events) == 8
+        print(f"\ntrackOrder: {log.count} statements")
+        assert log.count <= 7
