@@ -135,8 +135,8 @@ async def test_a_shipment_without_carrier_news_raises_tracking_silent_until_news
         [shipment] = await shipment_ids(api, order_id)
         await record(api, shipment, scan(db.now().isoformat(), "in_transit"))
         later = db.now() + datetime.timedelta(hours=alerts.SILENT_HOURS + 1)
-        assert await alerts.scan_silent(later) == 1
-        assert await alerts.scan_silent(later) == 0
+        assert await alerts.scan_silent(api.rt, later) == 1
+        assert await alerts.scan_silent(api.rt, later) == 0
         [alert] = await alerts_of(api, order_id, "OPEN")
         assert alert["kind"] == "tracking_silent"
         await record(api, shipment, scan(later.isoformat(), "out_for_delivery"))

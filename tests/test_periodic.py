@@ -1,14 +1,12 @@
-"""Periodic work: declared by a plugin, run by the embedded loop and by arq's cron, at
-most once per period however many runners look at once."""
+"""Periodic work: declared by a plugin, run by the API process's loop and by worker
+processes, at most once per period however many look at once."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 from types import SimpleNamespace
 
-import pytest
 from conftest import make_settings, serve_api
 from piccolo.engine.postgres import PostgresEngine
 
@@ -16,9 +14,8 @@ from ordergraph.core import db, periodic
 from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, hookimpl
 from ordergraph.core.tables import PeriodicJob
-from ordergraph.worker import create_worker
+from ordergraph.worker import run_worker
 
-pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
 HOUR = datetime.timedelta(hours=1)
 
 
@@ -91,9 +88,7 @@ async def test_the_embedded_runner_runs_declared_work(database_url: str) -> None
         assert row["next_run_at"] > db.now() + datetime.timedelta(minutes=59)
 
 
-async def test_arqs_cron_runs_declared_work_in_the_worker(
-    database_url: str, redis_url: str
-) -> None:
+async def test_a_worker_runs_declared_work(database_url: str, redis_url: str) -> None:
     ran = asyncio.Event()
 
     async def mark(now: datetime.datetime) -> None:
@@ -102,25 +97,22 @@ async def test_arqs_cron_runs_declared_work_in_the_worker(
     plugin = plugin_with({"mark": Periodic(HOUR, mark)})
     settings = make_settings(database_url, redis_url=redis_url)
     async with serve_api(settings, installed_plugins={"p": plugin}) as api:
-        # With Redis the API process leaves periodic work to the worker.
+        # With Redis the API process leaves periodic work to the workers.
         assert api.rt.periodic is None
         api_engine = db.current().engine
-        worker = create_worker(
-            settings, installed_plugins={"p": plugin}, handle_signals=False, poll_delay=0.05
+        stop, started = asyncio.Event(), asyncio.Event()
+        running = asyncio.create_task(
+            run_worker(settings, installed_plugins={"p": plugin}, stop=stop, started=started)
         )
-        assert [job.name for job in worker.cron_jobs] == ["run_periodic_work"]
-        running = asyncio.create_task(worker.async_run())
         try:
+            await asyncio.wait_for(started.wait(), 10)
             await asyncio.wait_for(ran.wait(), 20)
             # The worker records the run (read before it stops: its engine is the one bound).
             async with asyncio.timeout(10):
                 while not await PeriodicJob.exists().where(PeriodicJob.last_status == "done"):
                     await asyncio.sleep(0.05)
         finally:
-            if worker.tasks:
-                await asyncio.wait(list(worker.tasks.values()), timeout=10)
-            await worker.close()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
+            stop.set()
+            await running
             if isinstance(api_engine, PostgresEngine):
                 await api_engine.close_connection_pool()

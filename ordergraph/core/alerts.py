@@ -18,10 +18,17 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.orders import OrderEventView, OrderView, record_event
+from ordergraph.core.orders import recording
 from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, hookimpl
-from ordergraph.core.tables import Alert, Assignment, Order, OutboxJob, ShipmentTracking
+from ordergraph.core.tables import (
+    Alert,
+    Assignment,
+    Order,
+    OrderEvent,
+    OutboxJob,
+    ShipmentTracking,
+)
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
@@ -60,6 +67,7 @@ def open_key(order_id: int, kind: str) -> str:
 
 
 async def open_alert(
+    rt: Runtime,
     order_id: int,
     kind: str,
     *,
@@ -74,7 +82,7 @@ async def open_alert(
     """
     now = now or db.now()
     severity = SEVERITY[kind]
-    async with db.write_transaction():
+    async with recording(rt) as timeline:
         owner = await (
             Assignment.select(
                 Assignment.team, Assignment.team.name.as_alias("team_name"), Assignment.member.staff
@@ -103,7 +111,7 @@ async def open_alert(
         if not inserted:
             return None
         alert_id = inserted[0]["id"]
-        await record_event(
+        await timeline.record(
             order_id,
             "alert_opened",
             SYSTEM,
@@ -120,10 +128,10 @@ async def open_alert(
 
 
 async def close_alerts(
-    order_id: int, kinds: list[str], resolution: str, principal: Principal = SYSTEM
+    rt: Runtime, order_id: int, kinds: list[str], resolution: str, principal: Principal = SYSTEM
 ) -> list[int]:
     """Resolve the open alerts of these kinds on an order (their condition cleared)."""
-    async with db.write_transaction():
+    async with recording(rt) as timeline:
         closed = await (
             Alert.update(
                 {
@@ -140,7 +148,7 @@ async def close_alerts(
             .returning(Alert.id, Alert.kind)
         )
         for row in closed:
-            await record_event(
+            await timeline.record(
                 order_id,
                 "alert_resolved",
                 principal,
@@ -149,7 +157,9 @@ async def close_alerts(
     return [row["id"] for row in closed]
 
 
-async def follow_tracking(order_id: int, shipment_id: int, status: str, reason: str | None) -> None:
+async def follow_tracking(
+    rt: Runtime, order_id: int, shipment_id: int, status: str, reason: str | None
+) -> None:
     """Open or close the tracking alerts of an order as a shipment's status moves.
 
     In the caller's transaction (``tracking.ingest``). Any carrier news ends a
@@ -164,15 +174,15 @@ async def follow_tracking(order_id: int, shipment_id: int, status: str, reason: 
     ]
     detail = {"shipment": shipment_id, "status": status, "reason": reason}
     if status == "delivery_failed":
-        await open_alert(order_id, "delivery_failed", shipment_id=shipment_id, detail=detail)
+        await open_alert(rt, order_id, "delivery_failed", shipment_id=shipment_id, detail=detail)
     elif status in CARRIER_EXCEPTIONS:
-        await open_alert(order_id, "carrier_exception", shipment_id=shipment_id, detail=detail)
+        await open_alert(rt, order_id, "carrier_exception", shipment_id=shipment_id, detail=detail)
     clear = ["tracking_silent"]
     if "delivery_failed" not in statuses:
         clear.append("delivery_failed")
     if not CARRIER_EXCEPTIONS.intersection(statuses):
         clear.append("carrier_exception")
-    await close_alerts(order_id, clear, f"the carrier reports {status}")
+    await close_alerts(rt, order_id, clear, f"the carrier reports {status}")
 
 
 def stuck_hours(rt: Runtime) -> dict[str, dict[str, float]]:
@@ -219,7 +229,9 @@ async def scan_stuck(rt: Runtime, now: datetime.datetime | None = None) -> int:
             )
             for order_id in await _without_open([r["id"] for r in rows], "stuck"):
                 detail = {"status": status, "priority": priority, "hours": hours}
-                opened += await open_alert(order_id, "stuck", detail=detail, now=now) is not None
+                opened += (
+                    await open_alert(rt, order_id, "stuck", detail=detail, now=now) is not None
+                )
     still_open = await (
         Alert.select(Alert.order, Alert.detail, Alert.order.status.as_alias("status"))
         .where((Alert.kind == "stuck") & Alert.open_key.is_not_null())
@@ -227,11 +239,11 @@ async def scan_stuck(rt: Runtime, now: datetime.datetime | None = None) -> int:
     )
     moved = [row for row in still_open if _json(row["detail"]).get("status") != row["status"]]
     for row in moved:
-        await close_alerts(row["order"], ["stuck"], "the order moved on")
+        await close_alerts(rt, row["order"], ["stuck"], "the order moved on")
     return opened
 
 
-async def scan_sla(now: datetime.datetime | None = None) -> int:
+async def scan_sla(rt: Runtime, now: datetime.datetime | None = None) -> int:
     """``sla_breach`` for work past its due time (stage 3's assignment ``due_at``)."""
     now = now or db.now()
     late = await (
@@ -242,7 +254,7 @@ async def scan_sla(now: datetime.datetime | None = None) -> int:
     )
     opened = 0
     for order_id in await _without_open([r["order"] for r in late], "sla_breach"):
-        opened += await open_alert(order_id, "sla_breach", now=now) is not None
+        opened += await open_alert(rt, order_id, "sla_breach", now=now) is not None
     breached = await (
         Alert.select(Alert.order)
         .where((Alert.kind == "sla_breach") & Alert.open_key.is_not_null())
@@ -254,11 +266,13 @@ async def scan_sla(now: datetime.datetime | None = None) -> int:
             Assignment.order.is_in([r["order"] for r in breached]) & (Assignment.state == "done")
         )
     for row in done:
-        await close_alerts(row["order"], ["sla_breach"], "the work was done")
+        await close_alerts(rt, row["order"], ["sla_breach"], "the work was done")
     return opened
 
 
-async def scan_silent(now: datetime.datetime | None = None, hours: float = SILENT_HOURS) -> int:
+async def scan_silent(
+    rt: Runtime, now: datetime.datetime | None = None, hours: float = SILENT_HOURS
+) -> int:
     """``tracking_silent`` for shipments in transit with no carrier event for ``hours``."""
     now = now or db.now()
     since = now - datetime.timedelta(hours=hours)
@@ -281,6 +295,7 @@ async def scan_silent(now: datetime.datetime | None = None, hours: float = SILEN
     for order_id in await _without_open(list(shipment_of), "tracking_silent"):
         opened += (
             await open_alert(
+                rt,
                 order_id,
                 "tracking_silent",
                 shipment_id=shipment_of[order_id],
@@ -292,7 +307,7 @@ async def scan_silent(now: datetime.datetime | None = None, hours: float = SILEN
     return opened
 
 
-async def scan_failed_jobs(now: datetime.datetime | None = None) -> int:
+async def scan_failed_jobs(rt: Runtime, now: datetime.datetime | None = None) -> int:
     """``job_failed`` for an order whose job failed for good in the last day."""
     now = now or db.now()
     failed = await OutboxJob.select(
@@ -310,7 +325,42 @@ async def scan_failed_jobs(now: datetime.datetime | None = None) -> int:
     for order_id in await _without_open(list(by_order), "job_failed"):
         job = by_order[order_id]
         detail = {"job": job["id"], "name": job["name"], "error": job["last_error"]}
-        opened += await open_alert(order_id, "job_failed", detail=detail, now=now) is not None
+        opened += await open_alert(rt, order_id, "job_failed", detail=detail, now=now) is not None
+    return opened
+
+
+async def scan_plugin_failures(rt: Runtime, now: datetime.datetime | None = None) -> int:
+    """``plugin_failed`` for an order whose timeline records a plugin failure in the last
+    day that no ``plugin_failed`` alert has answered yet (one opened since)."""
+    now = now or db.now()
+    failures = await (
+        OrderEvent.select(OrderEvent.order, OrderEvent.data, OrderEvent.at)
+        .where(
+            (OrderEvent.type == "plugin_failed")
+            & (OrderEvent.at > now - datetime.timedelta(days=1))
+        )
+        .order_by(OrderEvent.id, ascending=False)
+        .limit(SCAN_LIMIT)
+    )
+    latest: dict[int, dict[str, Any]] = {}
+    for row in failures:
+        latest.setdefault(row["order"], row)
+    answered = {
+        row["order"]
+        for row in await Alert.select(Alert.order, Alert.opened_at).where(
+            Alert.order.is_in(list(latest) or [0]) & (Alert.kind == "plugin_failed")
+        )
+        if row["opened_at"] >= latest[row["order"]]["at"]
+    }
+    opened = 0
+    for order_id, row in latest.items():
+        if order_id in answered:
+            continue
+        data = _json(row["data"]) or {}
+        detail = {"plugin": data.get("plugin"), "error": data.get("error")}
+        opened += (
+            await open_alert(rt, order_id, "plugin_failed", detail=detail, now=now) is not None
+        )
     return opened
 
 
@@ -318,9 +368,10 @@ async def scan_all(rt: Runtime, now: datetime.datetime) -> dict[str, int]:
     """Every scan; the alerts each opened."""
     return {
         "stuck": await scan_stuck(rt, now),
-        "sla_breach": await scan_sla(now),
-        "tracking_silent": await scan_silent(now),
-        "job_failed": await scan_failed_jobs(now),
+        "sla_breach": await scan_sla(rt, now),
+        "tracking_silent": await scan_silent(rt, now),
+        "job_failed": await scan_failed_jobs(rt, now),
+        "plugin_failed": await scan_plugin_failures(rt, now),
     }
 
 
@@ -403,10 +454,10 @@ async def get_alert(alert_id: int, principal: Principal) -> AlertView:
     return _view(row)
 
 
-async def acknowledge(alert_id: int, principal: Principal) -> AlertView:
+async def acknowledge(rt: Runtime, alert_id: int, principal: Principal) -> AlertView:
     """Say someone is on it; an alert is acknowledged once."""
     alert = await get_alert(alert_id, principal)
-    async with db.write_transaction():
+    async with recording(rt) as timeline:
         updated = await (
             Alert.update(
                 {
@@ -422,7 +473,7 @@ async def acknowledge(alert_id: int, principal: Principal) -> AlertView:
             raise DomainError.of(
                 ErrorCode.ALREADY_DONE, f"Alert {alert_id} is {alert.state} already.", "id"
             )
-        await record_event(
+        await timeline.record(
             alert.order_id,
             "alert_acknowledged",
             principal,
@@ -431,7 +482,7 @@ async def acknowledge(alert_id: int, principal: Principal) -> AlertView:
     return await get_alert(alert_id, principal)
 
 
-async def resolve(alert_id: int, principal: Principal, resolution: str) -> AlertView:
+async def resolve(rt: Runtime, alert_id: int, principal: Principal, resolution: str) -> AlertView:
     """Close an alert with a note saying what was done."""
     alert = await get_alert(alert_id, principal)
     note = resolution.strip()
@@ -441,7 +492,7 @@ async def resolve(alert_id: int, principal: Principal, resolution: str) -> Alert
             f"Say what was done (1 to {MAX_RESOLUTION} characters).",
             "resolution",
         )
-    async with db.write_transaction():
+    async with recording(rt) as timeline:
         updated = await (
             Alert.update(
                 {
@@ -459,7 +510,7 @@ async def resolve(alert_id: int, principal: Principal, resolution: str) -> Alert
             raise DomainError.of(
                 ErrorCode.ALREADY_DONE, f"Alert {alert_id} is resolved already.", "id"
             )
-        await record_event(
+        await timeline.record(
             alert.order_id,
             "alert_resolved",
             principal,
@@ -469,7 +520,7 @@ async def resolve(alert_id: int, principal: Principal, resolution: str) -> Alert
 
 
 class Stage:
-    """The alerts stage's hooks: a plugin's failure on an order opens ``plugin_failed``."""
+    """The alerts stage's hooks: its scans run as periodic work."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -485,13 +536,8 @@ class Stage:
         async def scan(now: datetime.datetime) -> None:
             await scan_all(rt, now)
 
-        return {"alerts.scan": Periodic(SCAN_EVERY, scan, "Stuck, SLA, silent and failed jobs.")}
-
-    @hookimpl
-    async def notify(self, order: OrderView, event: OrderEventView) -> None:
-        if event.type == "plugin_failed":
-            await open_alert(
-                order.id,
-                "plugin_failed",
-                detail={"plugin": event.data.get("plugin"), "error": event.data.get("error")},
+        return {
+            "alerts.scan": Periodic(
+                SCAN_EVERY, scan, "Stuck, SLA, silent, failed jobs and plugin failures."
             )
+        }

@@ -110,8 +110,8 @@ def register_jobs(runtime, settings):
 def register_periodic(runtime, settings):
     """Declare work to run on a schedule: polls, scans, clean-ups.
 
-    When: once at start-up, in every process that runs periodic work (the embedded
-    runner and ``ordergraph worker``, through arq's cron). Sync.
+    When: once at start-up, in every process that runs jobs (the API process without
+    ``REDIS_URL``, and every ``ordergraph worker``). Sync.
 
     Arguments:
         runtime: the service's ``Runtime``.

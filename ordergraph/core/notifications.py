@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM
-from ordergraph.core.orders import OrderEventView, event_view, record_event
+from ordergraph.core.orders import OrderEventView, append_event, event_view
 from ordergraph.core.tables import Notification, OrderEvent
 
 NOTIFICATION_EVENT = "notification"
@@ -76,11 +76,11 @@ async def record_outcome(
             & (Notification.channel == channel)
             & (Notification.recipient == recipient)
         )
-        await record_event(
+        await append_event(
             order_id,
             NOTIFICATION_EVENT,
             SYSTEM,
-            data={
+            {
                 "channel": channel,
                 "recipient": recipient,
                 "kind": kind,

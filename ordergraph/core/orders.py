@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import re
@@ -664,6 +665,19 @@ async def announce(rt: Runtime, customer_id: int, events: Sequence[OrderEventVie
     rt.wake_jobs()
 
 
+async def append_event(
+    order_id: int, type: str, principal: Principal, data: dict[str, Any]
+) -> None:
+    """Append an event that keeps a record for staff only (a notification's outcome): no
+    plugin reacts to it and the live feed does not carry it, so it needs no runtime.
+    Call inside ``db.write_transaction()``."""
+    await OrderEvent.insert(
+        OrderEvent(
+            order=order_id, type=type, actor=principal.actor, data=json.dumps(data, default=str)
+        )
+    )
+
+
 @dataclass
 class Timeline:
     """The events one write transaction records, to announce once it has committed."""
@@ -673,27 +687,48 @@ class Timeline:
 
     async def record(
         self,
-        order: OrderView,
+        order: OrderView | int,
         type: str,
         principal: Principal,
         *,
         data: dict[str, Any] | None = None,
         more_jobs: Sequence[tuple[str, dict[str, Any]]] = (),
     ) -> None:
-        """Append one event (and ``more_jobs``) to ``order``'s timeline, as ``record_events``."""
+        """Append one event (and ``more_jobs``) to ``order``'s timeline, as ``record_events``;
+        ``order`` may be an id (it is read then)."""
+        if isinstance(order, int):
+            loaded = await load_order(order)
+            if loaded is None:
+                raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no order {order}.", "id")
+            order = loaded
         events = await record_events(
             self.rt, order, principal, [NewEvent(type, data=data or {})], more_jobs=more_jobs
         )
         self.recorded.append((order.customer_id, events))
 
 
+_open_timeline: contextvars.ContextVar[Timeline | None] = contextvars.ContextVar(
+    "ordergraph_open_timeline", default=None
+)
+
+
 @contextlib.asynccontextmanager
 async def recording(rt: Runtime) -> AsyncIterator[Timeline]:
     """``db.write_transaction()`` for a change that records order events: after commit the
-    events are announced and the job runner is woken; a rollback drops them."""
+    events are announced and the job runner is woken; a rollback drops them. Inside
+    another ``recording`` block it joins that one, which announces them once it commits."""
+    outer = _open_timeline.get()
+    if outer is not None:
+        async with db.write_transaction():
+            yield outer
+        return
     timeline = Timeline(rt)
-    async with db.write_transaction():
-        yield timeline
+    token = _open_timeline.set(timeline)
+    try:
+        async with db.write_transaction():
+            yield timeline
+    finally:
+        _open_timeline.reset(token)
     for customer_id, events in timeline.recorded:
         await announce(rt, customer_id, events)
     rt.wake_jobs()

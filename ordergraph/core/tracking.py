@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import alerts, db
 from ordergraph.core.auth import SYSTEM
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.orders import load_order, record_event
+from ordergraph.core.orders import load_order, recording
 from ordergraph.core.tables import EtaHistory, Shipment, ShipmentTracking, TrackingEventRow
 
 if TYPE_CHECKING:
@@ -293,7 +293,7 @@ async def ingest(
     shipment = shipment or await shipment_row(shipment_id)
     order_id = shipment["order"]
     events = update.events[:MAX_EVENTS]
-    async with db.write_transaction():
+    async with recording(rt) as timeline:
         # One ingest per shipment at a time: the tracking row exists, and is locked
         # (SQLite's write transaction is exclusive already).
         current = await _locked_tracking(shipment_id, order_id)
@@ -378,9 +378,9 @@ async def ingest(
         moved = current["status"] != status
         if inserted or moved:
             await alerts.follow_tracking(
-                order_id, shipment_id, status, values[ShipmentTracking.reason]
+                rt, order_id, shipment_id, status, values[ShipmentTracking.reason]
             )
-            await record_event(
+            await timeline.record(
                 order_id,
                 TRACKING_EVENT,
                 SYSTEM,
@@ -394,7 +394,6 @@ async def ingest(
                     "source": update.source,
                 },
             )
-    rt.wake_jobs()
     delivered = await derive_delivered(rt, order_id) if status == "delivered" else False
     return IngestResult(new_events=len(inserted), status=status, order_delivered=delivered)
 

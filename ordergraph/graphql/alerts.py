@@ -105,12 +105,11 @@ async def _act(info: Info, alert_id: strawberry.ID, resolution: str | None) -> A
     try:
         wanted = row_id(alert_id, "alert")
         if resolution is None:
-            view = await alerts.acknowledge(wanted, principal)
+            view = await alerts.acknowledge(info.context.rt, wanted, principal)
         else:
-            view = await alerts.resolve(wanted, principal, resolution)
+            view = await alerts.resolve(info.context.rt, wanted, principal, resolution)
     except DomainError as error:
         return AlertPayload(alert=None, errors=user_errors(error))
-    info.context.rt.wake_jobs()
     return AlertPayload(alert=Alert.from_view(view), errors=[])
 
 

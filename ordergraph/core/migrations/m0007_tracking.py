@@ -24,6 +24,8 @@ def _tables(serial: str, btree: str) -> list[str]:
         f'CREATE INDEX shipments_tracking_number ON "shipments" {btree}("tracking_number")',
         # The stuck scan reads orders by status and priority that have sat since a time.
         f'CREATE INDEX orders_status_priority_updated ON "orders" {btree}("status", "priority", "updated_at")',
+        # The plugin-failure scan reads the last day's events of one type.
+        f'CREATE INDEX order_events_type_at ON "order_events" {btree}("type", "at")',
     ]
 
 
