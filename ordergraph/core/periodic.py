@@ -124,6 +124,8 @@ class PeriodicLoop:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.work = collect(rt)
+        # Set while the loop sleeps between runs (tests measure a quiet process).
+        self.idle = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -140,9 +142,11 @@ class PeriodicLoop:
             except Exception:
                 log.exception("periodic work failed")
                 wait = 60.0
+            self.idle.set()
             with contextlib.suppress(TimeoutError):
                 # At least a second: a job due now was claimed by another process.
                 await asyncio.wait_for(self._stop.wait(), min(max(wait, 1.0), MAX_SLEEP_SECONDS))
+            self.idle.clear()
 
     async def stop(self) -> None:
         """Let the work in hand finish (never cut a transaction short), then stop."""

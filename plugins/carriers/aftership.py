@@ -15,7 +15,6 @@ import base64
 import datetime
 import hashlib
 import hmac
-import json
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ordergraph.plugin_api import (
+    BodyTooLarge,
     DomainError,
     ErrorCode,
     Estimate,
@@ -36,6 +36,8 @@ from ordergraph.plugin_api import (
     find_shipment,
     hookimpl,
     ingest_tracking,
+    load_json,
+    read_webhook_body,
     record_import_error,
     remember_delivery,
     runtime_of,
@@ -45,7 +47,6 @@ from ordergraph.plugin_api import (
 
 CHANNEL = "aftership"
 WEBHOOK_PATH = "/plugins/aftership/webhook"
-MAX_BODY = 1_000_000
 TAGS = {
     "Pending": "pending",
     "InfoReceived": "pending",
@@ -206,23 +207,22 @@ def _promised(tracking: dict[str, Any]) -> datetime.date | None:
 def _webhook_route(secret: str) -> Route:
     async def webhook(request: Request) -> JSONResponse:
         """Receive a tracking update."""
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
-            return JSONResponse({"error": f"The body is over {MAX_BODY} bytes."}, 413)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"error": f"The body is over {MAX_BODY} bytes."}, 413)
+        try:
+            body = await read_webhook_body(request)  # at most max_webhook_body_bytes
+        except BodyTooLarge as exc:
+            return exc.response()
         if not signature_is_valid(secret, body, request.headers.get("aftership-hmac-sha256")):
             return JSONResponse(
                 {"error": "The aftership-hmac-sha256 signature is missing or wrong."}, 401
             )
         payload = body.decode("utf-8", "replace")
         try:
-            data = json.loads(payload)
-        except ValueError:
+            data = load_json(payload)
+        except DomainError:
             data = None
         delivery = _text(data.get("event_id")) if isinstance(data, dict) else ""
         delivery = delivery or hashlib.sha256(body).hexdigest()
-        if await seen_delivery(CHANNEL, delivery):
+        if await seen_delivery(CHANNEL, delivery, payload):
             return JSONResponse({"status": "duplicate"})
         rt = runtime_of(request)
         try:
@@ -231,18 +231,18 @@ def _webhook_route(secret: str) -> Route:
             tracking = data["msg"]
             shipment = await find_shipment(_text(tracking.get("tracking_number")))
             if shipment is None:
-                await remember_delivery(CHANNEL, delivery)
+                await remember_delivery(CHANNEL, delivery, payload)
                 return JSONResponse({"status": "ignored", "reason": "no such tracking number"})
             update = update_from_tracking(tracking)
             promised = _promised(tracking)
         except DomainError as error:
             entry = await record_import_error(CHANNEL, delivery, payload, list(error.problems))
-            await remember_delivery(CHANNEL, delivery)
+            await remember_delivery(CHANNEL, delivery, payload)
             return JSONResponse({"status": "rejected", "inboxId": entry})
         if promised is not None:
             await set_promised_date(shipment["id"], promised)
         result = await ingest_tracking(rt, shipment["id"], update, shipment=shipment)
-        await remember_delivery(CHANNEL, delivery)
+        await remember_delivery(CHANNEL, delivery, payload)
         return JSONResponse(
             {"status": "ingested", "newEvents": result.new_events, "tracking": result.status}
         )
