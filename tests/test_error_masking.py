@@ -124,3 +124,36 @@ async def test_two_failures_get_two_references(faulty_api: Api) -> None:
     body: dict[str, Any] = await faulty_api.gql("{ a: explode b: explode }")
     references = {e["extensions"]["reference"] for e in body["errors"]}
     assert len(references) == 2
+
+
+RECORD_PAYMENT = """
+mutation Pay($input: RecordPaymentInput!) {
+  recordPayment(input: $input) { created errors { code } }
+}
+"""
+
+
+async def test_a_value_only_the_database_refuses_is_an_answer_not_a_fault(
+    database_url: str,
+) -> None:
+    """The checks before the database are the first line; a value one of them misses
+    (here a NUL in a payment's reference, which PostgreSQL cannot store) is still the
+    client's mistake: answered with its code, not masked, and nothing is stored."""
+    settings = make_settings(database_url, production=True)
+    async with serve_api(settings) as api:
+        body = await api.gql(
+            RECORD_PAYMENT,
+            {
+                "input": {
+                    "statementNumber": "ST-2026-000001\u0000",
+                    "kind": "CAPTURED",
+                    "amount": "1.00",
+                    "method": "bank_transfer",
+                    "idempotencyKey": "k\u0000",
+                    "reference": "r\u0000",
+                }
+            },
+        )
+    codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+    codes += [e["code"] for e in (body.get("data") or {}).get("recordPayment", {}).get("errors", [])]
+    assert "INTERNAL_ERROR" not in codes, body

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.base import has_object_definition
 from strawberry.types.graphql import OperationType
 
-from ordergraph.core.errors import ErrorCode
+from ordergraph.core.errors import ErrorCode, translate
 from ordergraph.core.runtime import Runtime
 from ordergraph.graphql.alerts import AlertMutation, AlertQuery, AlertSubscription
 from ordergraph.graphql.context import ApiError
@@ -138,6 +138,27 @@ def reference_of(error: GraphQLError) -> str:
     return reference
 
 
+def answered(error: GraphQLError) -> GraphQLError:
+    """``error`` as an answer when the database refused a value (too long, a NUL, out of
+    range) that no check caught: the client's to fix, with its code (``core.errors``)."""
+    refusal = translate(error.original_error) if error.original_error is not None else None
+    if refusal is None:
+        return error
+    answer = ApiError(refusal.code, refusal.problems[0].message)
+    answer.path, answer.locations = error.path, error.locations
+    return answer
+
+
+class AnswerDatabaseRefusals(StrawberryExtension):
+    """Turns the database's refusals of values into answers before errors are masked."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is not None and result.errors:
+            result.errors = [answered(error) for error in result.errors]
+
+
 class MaskUnexpectedErrors(MaskErrors):
     """In production, an unexpected error's message is replaced by its reference."""
 
@@ -241,6 +262,8 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
     ]
     if rt.settings.production:
         extensions.append(MaskUnexpectedErrors)
+    # Last, so that it runs first once the operation is done: before masking.
+    extensions.append(AnswerDatabaseRefusals)
     return Schema(
         query=merge("Query", parts["Query"]),
         mutation=merge("Mutation", parts["Mutation"]),
