@@ -154,6 +154,7 @@ async def test_a_value_only_the_database_refuses_is_an_answer_not_a_fault(
                 }
             },
         )
+    payload = (body.get("data") or {}).get("recordPayment") or {}
     codes = [e["extensions"]["code"] for e in body.get("errors", [])]
-    codes += [e["code"] for e in (body.get("data") or {}).get("recordPayment", {}).get("errors", [])]
+    codes += [e["code"] for e in payload.get("errors", [])]
     assert "INTERNAL_ERROR" not in codes, body
