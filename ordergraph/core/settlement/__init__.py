@@ -9,17 +9,18 @@ SETTLED.
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ordergraph.core import jobs, promotions
 from ordergraph.core.orders import OrderView
 from ordergraph.core.payments import balance_of, derive_settled, request_payment
+from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, hookimpl
 from ordergraph.core.settlement.amount import Adjustment, ChargeLine, delivered_quantities
 from ordergraph.core.settlement.config import SettlementConfig, config_of, parse_config
 from ordergraph.core.settlement.confirmation import (
-    AUTO_CONFIRM_JOB,
     confirm_due_deliveries,
     confirmation_link,
     open_problem,
@@ -29,6 +30,9 @@ from ordergraph.core.statusgraph import Transition
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
+
+# How often deliveries past their window are looked for (confirm_after_days is in days).
+CONFIRM_EVERY = datetime.timedelta(hours=1)
 
 __all__ = [
     "Adjustment",
@@ -63,10 +67,20 @@ class Stage:
             await derive_settled(rt, statement)
             await request_payment(rt, statement)
 
-        async def confirm_due(payload: dict[str, Any]) -> None:
-            await confirm_due_deliveries(rt, self.config)
+        return {ISSUE_JOB: issue}
 
-        return {ISSUE_JOB: issue, AUTO_CONFIRM_JOB: confirm_due}
+    @hookimpl
+    def register_periodic(self) -> dict[str, Periodic]:
+        rt, config = self.rt, self.config
+
+        async def confirm(now: datetime.datetime) -> None:
+            await confirm_due_deliveries(rt, config, now)
+
+        return {
+            "settlement.confirm_deliveries": Periodic(
+                CONFIRM_EVERY, confirm, "Confirms deliveries past confirm_after_days."
+            )
+        }
 
     @hookimpl
     async def order_adjustments(

@@ -25,7 +25,6 @@ from ordergraph.core.transitions import transition_order
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
 
-AUTO_CONFIRM_JOB = "confirm_due_deliveries"
 CONFIRM_PATH = "/confirm-delivery"
 MAX_DESCRIPTION = 2000
 SCAN_BATCH = 500
@@ -200,7 +199,7 @@ async def confirm_due_deliveries(
     rt: Runtime, config: SettlementConfig, now: datetime.datetime | None = None
 ) -> list[int]:
     """Confirm every delivery older than ``confirm_after_days`` with no open problem;
-    return the orders confirmed. Run it periodically (the ``confirm_due_deliveries`` job)."""
+    return the orders confirmed. The settlement stage runs it as periodic work, hourly."""
     cutoff = (now or db.now()) - datetime.timedelta(days=config.confirm_after_days)
     delivered = await Order.select(Order.id).where(Order.status == "DELIVERED").limit(SCAN_BATCH)
     ids = [row["id"] for row in delivered]
