@@ -118,7 +118,7 @@ async def stuck_run(orders: int) -> tuple[str, ...]:
                 "'NORMAL' AND updated_at < now() - interval '12 hours' LIMIT 1000"
             )
             uses_index = any(
-                "orders_status_priority_updated" in str(v) for r in plan for v in r.values()
+                "orders_priority_status_updated" in str(v) for r in plan for v in r.values()
             )
             began = time.perf_counter()
             opened = await alerts.scan_stuck(rt)

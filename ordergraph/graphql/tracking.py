@@ -243,7 +243,7 @@ class TrackingQuery:
 class TrackingMutation:
     @strawberry.mutation(description="Set (or clear) the delivery date promised for a shipment.")
     async def set_promised_date(
-        self, info: Info, shipment_id: strawberry.ID, promised_date: datetime.date | None
+        self, info: Info, shipment_id: strawberry.ID, promised_date: datetime.date | None = None
     ) -> PromisePayload:
         require(info, *OPERATORS)
         try:

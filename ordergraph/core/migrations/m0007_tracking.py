@@ -22,8 +22,9 @@ def _tables(serial: str, btree: str) -> list[str]:
         f'CREATE INDEX notifications_order ON "notifications" {btree}("order")',
         f'CREATE TABLE "periodic_jobs" ("id" {serial} PRIMARY KEY NOT NULL, "name" VARCHAR(200) UNIQUE NOT NULL DEFAULT \'\', "next_run_at" TIMESTAMPTZ NOT NULL DEFAULT current_timestamp, "last_started_at" TIMESTAMPTZ DEFAULT null, "last_finished_at" TIMESTAMPTZ DEFAULT null, "last_status" VARCHAR(16) NOT NULL DEFAULT \'\', "last_error" TEXT NOT NULL DEFAULT \'\')',
         f'CREATE INDEX shipments_tracking_number ON "shipments" {btree}("tracking_number")',
-        # The stuck scan reads orders by status and priority that have sat since a time.
-        f'CREATE INDEX orders_status_priority_updated ON "orders" {btree}("status", "priority", "updated_at")',
+        # The stuck scan reads orders by priority and status that have sat since a time
+        # (priority first: the review queue's partial index stays the one for ON_HOLD).
+        f'CREATE INDEX orders_priority_status_updated ON "orders" {btree}("priority", "status", "updated_at")',
         # The plugin-failure scan reads the last day's events of one type.
         f'CREATE INDEX order_events_type_at ON "order_events" {btree}("type", "at")',
     ]
