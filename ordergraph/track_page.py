@@ -128,7 +128,7 @@ async def track_page(request: Request) -> HTMLResponse:
     postal_code = str(form.get("postalCode") or "").strip()
     client = request.client.host if request.client else "unknown"
     try:
-        tracking_lookup.limits_for(request.app.state.rt).check(client, number)
+        await tracking_lookup.limits_for(request.app.state.rt).check(client, number)
     except DomainError as error:
         return _page(_form(number, email, postal_code, error.problems[0].message))
     found = await tracking_lookup.look_up(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from conftest import make_settings, serve_api
 from test_fulfilment import shop
 from test_tracking import record, scan, shipment_ids, shipped
 
@@ -116,6 +117,29 @@ async def test_lookups_are_limited_per_order_number_and_per_client(database_url:
             == (tracking_lookup.LOOKUPS_PER_ORDER + 2 + 1 + tracking_lookup.LOOKUPS_PER_CLIENT)
             - tracking_lookup.LOOKUPS_PER_CLIENT
         )
+
+
+async def test_two_api_processes_sharing_redis_refuse_together_after_the_limit(
+    database_url: str, redis_url: str
+) -> None:
+    settings = make_settings(database_url, redis_url=redis_url)
+    async with serve_api(settings) as first, serve_api(settings) as second:
+        assert first.rt is not second.rt
+        guesses = [
+            api.gql(TRACK, {"number": "SO-900001", "email": f"x{i}@example.com"}, as_=None)
+            for i in range(tracking_lookup.LOOKUPS_PER_ORDER)
+            for api in (first, second)
+        ]
+        answers = await asyncio.gather(*guesses)
+        # Counted apart, each process would have allowed its own 10.
+        codes = [a["errors"][0]["extensions"]["code"] for a in answers if "errors" in a]
+        assert codes == ["RATE_LIMITED"] * tracking_lookup.LOOKUPS_PER_ORDER
+        # The client's 20 lookups are spent on both processes as well.
+        elsewhere = [
+            await api.gql(TRACK, {"number": "SO-900002", "email": "a@b.c"}, as_=None)
+            for api in (first, second)
+        ]
+        assert all(a["errors"][0]["extensions"]["code"] == "RATE_LIMITED" for a in elsewhere)
 
 
 async def test_the_track_page_works_without_javascript(database_url: str) -> None:

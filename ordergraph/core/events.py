@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000
 
 
-def channel_for(database_url: str) -> str:
-    """The Redis pub/sub channel of the deployment that uses ``database_url``.
+def channel_for(database_url: str, purpose: str = "order-events") -> str:
+    """The Redis pub/sub channel (or key prefix, for another ``purpose``) of the
+    deployment that uses ``database_url``.
 
     Pub/sub ignores Redis database numbers, so two deployments sharing one Redis are
     kept apart by naming their database (server and name, or the SQLite file) in it.
@@ -32,7 +33,7 @@ def channel_for(database_url: str) -> str:
         where = str(Path(database_url.removeprefix("sqlite:///") or parsed.path).resolve())
     else:
         where = f"{parsed.hostname or 'localhost'}:{parsed.port or 5432}{parsed.path}"
-    return f"ordergraph:order-events:{where}"
+    return f"ordergraph:{purpose}:{where}"
 
 
 # End markers put on a subscriber's queue (compared by identity).
@@ -45,6 +46,9 @@ class SubscriberTooSlow(RuntimeError):
 
 
 class InProcessBus:
+    redis: Any = None
+    """The Redis client other shared state may use (None: one process, no Redis)."""
+
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
 
@@ -106,7 +110,7 @@ class RedisBus(InProcessBus):
     async def start(self) -> None:
         import redis.asyncio as redis
 
-        self._redis = redis.Redis.from_url(self.url)
+        self.redis = redis.Redis.from_url(self.url)
         self._listener = asyncio.create_task(self._listen(), name="redis-bus")
         await asyncio.wait_for(self._ready.wait(), 10)
 
@@ -115,16 +119,16 @@ class RedisBus(InProcessBus):
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
-        await self._redis.aclose()
+        await self.redis.aclose()
         await super().stop()
 
     async def publish(self, message: dict[str, Any]) -> None:
-        await self._redis.publish(self.channel, json.dumps(message, default=str))
+        await self.redis.publish(self.channel, json.dumps(message, default=str))
 
     async def _listen(self) -> None:
         while True:
             try:
-                async with self._redis.pubsub() as pubsub:
+                async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
                     self._ready.set()
                     async for item in pubsub.listen():

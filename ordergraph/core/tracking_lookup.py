@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import collections
 import time
+import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ordergraph.core import tracking
 from ordergraph.core.errors import DomainError, ErrorCode
+from ordergraph.core.events import channel_for
 from ordergraph.core.orders import load_order, parse_order_number
 from ordergraph.core.tables import Customer
+
+if TYPE_CHECKING:
+    from ordergraph.core.runtime import Runtime
 
 LOOKUPS_PER_CLIENT = 20
 LOOKUPS_PER_ORDER = 10
 WINDOW_SECONDS = 600.0
-"""At most 20 lookups per client and 10 per order number in 10 minutes (per process)."""
+"""At most 20 lookups per client and 10 per order number in 10 minutes, counted in Redis
+across all API processes when ``REDIS_URL`` is set (otherwise in the one process)."""
 MAX_INPUT = 254
 
 
@@ -43,24 +50,79 @@ class SlidingWindow:
         return True
 
 
+def _refused() -> DomainError:
+    return DomainError.of(
+        ErrorCode.RATE_LIMITED, "Too many lookups; try again in a few minutes.", "number"
+    )
+
+
+def _keys(client: str, number: str) -> tuple[str, str]:
+    return f"client:{client}", f"order:{number.strip().upper()}"
+
+
+class Limits(Protocol):
+    async def check(self, client: str, number: str) -> None:
+        """Count one lookup by ``client`` of order ``number``; RATE_LIMITED when either
+        is over its limit (a lookup refused for the order still counts for the client)."""
+
+
 @dataclass
-class Limits:
+class ProcessLimits:
+    """The limits of a service that runs as one process (no Redis)."""
+
     per_client: SlidingWindow
     per_order: SlidingWindow
 
     @classmethod
-    def default(cls) -> Limits:
+    def default(cls) -> ProcessLimits:
         return cls(SlidingWindow(LOOKUPS_PER_CLIENT), SlidingWindow(LOOKUPS_PER_ORDER))
 
-    def check(self, client: str, number: str) -> None:
+    async def check(self, client: str, number: str) -> None:
         now = time.monotonic()
-        if not (
-            self.per_client.allow(f"client:{client}", now)
-            and self.per_order.allow(f"order:{number.strip().upper()}", now)
-        ):
-            raise DomainError.of(
-                ErrorCode.RATE_LIMITED, "Too many lookups; try again in a few minutes.", "number"
-            )
+        client_key, order_key = _keys(client, number)
+        if not (self.per_client.allow(client_key, now) and self.per_order.allow(order_key, now)):
+            raise _refused()
+
+
+# The same sliding window in one atomic step for every process: per key, drop the hits
+# older than the window, refuse when the key is full, else add this hit. Redis's clock
+# is the one clock all processes share.
+SLIDING_WINDOW_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= tonumber(ARGV[i + 1]) then
+    return 0
+  end
+  redis.call('ZADD', key, now, ARGV[#ARGV])
+  redis.call('PEXPIRE', key, window)
+end
+return 1
+"""
+
+
+@dataclass
+class RedisLimits:
+    """The limits shared by every process of a deployment, kept in Redis."""
+
+    redis: Any
+    prefix: str
+
+    async def check(self, client: str, number: str) -> None:
+        keys = [f"{self.prefix}:{key}" for key in _keys(client, number)]
+        allowed = await self.redis.eval(
+            SLIDING_WINDOW_SCRIPT,
+            len(keys),
+            *keys,
+            int(WINDOW_SECONDS * 1000),
+            LOOKUPS_PER_CLIENT,
+            LOOKUPS_PER_ORDER,
+            uuid.uuid4().hex,
+        )
+        if not allowed:
+            raise _refused()
 
 
 @dataclass(frozen=True)
@@ -74,12 +136,14 @@ def _postal(value: str) -> str:
     return "".join(value.split()).upper()
 
 
-_limits: dict[int, Limits] = {}
+_process_limits: dict[int, ProcessLimits] = {}
 
 
-def limits_for(owner: object) -> Limits:
-    """The lookup limits of one running service (``owner``: its runtime)."""
-    return _limits.setdefault(id(owner), Limits.default())
+def limits_for(rt: Runtime) -> Limits:
+    """The lookup limits of one running service: in Redis when it has Redis."""
+    if rt.bus.redis is not None:
+        return RedisLimits(rt.bus.redis, channel_for(rt.settings.database_url, "track-lookups"))
+    return _process_limits.setdefault(id(rt), ProcessLimits.default())
 
 
 async def look_up(
