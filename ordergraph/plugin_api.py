@@ -54,6 +54,7 @@ from ordergraph.core.orders import (
 )
 from ordergraph.core.orders import validate as validate_order_draft
 from ordergraph.core.payments import record_entry as record_ledger_entry
+from ordergraph.core.payments import refund_key as refund_ledger_key
 from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, Setting, hookimpl
 from ordergraph.core.promotions import PromotionContext, PromotionKind
@@ -183,6 +184,7 @@ __all__ = [
     "record_import_error",
     "record_ledger_entry",
     "record_notification",
+    "refund_ledger_key",
     "release_stock",
     "release_stock_quantities",
     "remember_delivery",

@@ -1,5 +1,6 @@
 """Stripe against a local HTTP server that answers as Stripe's API does for the calls used:
-one PaymentIntent per statement, and a signed webhook recorded once."""
+one PaymentIntent per statement, a signed webhook recorded once, and overpayments paid
+back as Stripe Refunds."""
 
 from __future__ import annotations
 
@@ -30,12 +31,60 @@ SECRET = "whsec_test_secret"
 
 class FakeStripe:
     """``POST /v1/payment_intents``: the first request under an Idempotency-Key creates
-    a PaymentIntent; later ones replay the first response, as Stripe does."""
+    a PaymentIntent; later ones replay the first response, as Stripe does.
+
+    ``POST /v1/refunds`` likewise: a Refund of a PaymentIntent in ``status`` (Stripe's
+    answer to the next refund), refused as Stripe refuses it when the amount is more than
+    what is left of ``captured[payment_intent]``; the first answer (even a refusal) is
+    replayed under its key, a different request under the same key is an error."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.replies: dict[str, dict[str, Any]] = {}
-        self.app = Starlette(routes=[Route("/v1/payment_intents", self.create, methods=["POST"])])
+        self.refund_requests: list[tuple[str, dict[str, str]]] = []
+        self.refund_replies: dict[str, tuple[dict[str, str], int, dict[str, Any]]] = {}
+        self.captured: dict[str, int] = {}
+        self.status = "succeeded"
+        self.app = Starlette(
+            routes=[
+                Route("/v1/payment_intents", self.create, methods=["POST"]),
+                Route("/v1/refunds", self.refund, methods=["POST"]),
+            ]
+        )
+
+    async def refund(self, request: Request) -> JSONResponse:
+        assert request.headers["authorization"] == "Bearer sk_test_123"
+        key = request.headers["idempotency-key"]
+        form = dict(parse_qsl((await request.body()).decode()))
+        self.refund_requests.append((key, form))
+        if key in self.refund_replies:
+            first, status, reply = self.refund_replies[key]
+            if first != form:
+                status, reply = 400, stripe_error(
+                    "idempotency_error", "Keys for idempotent requests can only be used with "
+                    "the same parameters they were first used with.",
+                )  # fmt: skip
+            return JSONResponse(reply, status_code=status, headers={"Idempotent-Replayed": "true"})
+        intent, amount = form["payment_intent"], int(form["amount"])
+        left = self.captured.get(intent, 0) - sum(
+            r["amount"] for _, code, r in self.refund_replies.values()
+            if code == 200 and r["payment_intent"] == intent
+        )  # fmt: skip
+        if amount > left:
+            status, reply = 400, stripe_error(
+                "amount_too_large", f"Refund amount ({amount}) is greater than unrefunded "
+                f"amount on charge ({left})", "invalid_request_error",
+            )  # fmt: skip
+        else:
+            status, reply = 200, {
+                "id": f"re_{len(self.refund_replies) + 1}", "object": "refund",
+                "amount": amount, "currency": "eur", "payment_intent": intent,
+                "status": self.status, "metadata": {
+                    k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")
+                },
+            }  # fmt: skip
+        self.refund_replies[key] = (form, status, reply)
+        return JSONResponse(reply, status_code=status)
 
     async def create(self, request: Request) -> JSONResponse:
         assert request.headers["authorization"] == "Bearer sk_test_123"
@@ -52,6 +101,10 @@ class FakeStripe:
                 },
             }  # fmt: skip
         return JSONResponse(self.replies[key], headers={"Idempotent-Replayed": "true"})
+
+
+def stripe_error(code: str, message: str, kind: str = "idempotency_error") -> dict[str, Any]:
+    return {"error": {"type": kind, "code": code, "message": message}}
 
 
 @contextlib.asynccontextmanager
@@ -131,3 +184,150 @@ async def test_a_payment_intent_per_statement_and_a_webhook_recorded_once(
     assert all(a.status_code == 200 for a in answers)
     assert [(e.kind, str(e.amount), e.method) for e in entries] == [("captured", "29.75", "stripe")]
     assert settled["status"] == "SETTLED"
+
+
+REFUND = """
+mutation($number: String!, $key: String!) {
+  refundOverpayment(statementNumber: $number, method: "stripe", idempotencyKey: $key) {
+    created
+    entry { kind amount method reference }
+    statement { balance { paid overpaid refundPending refundable state } }
+    errors { field code message }
+  }
+}
+"""
+
+
+def succeeded(number: str, received: int) -> dict[str, Any]:
+    return {
+        "id": "evt_paid", "type": "payment_intent.succeeded",
+        "data": {"object": {"id": "pi_1", "object": "payment_intent", "amount": 2975,
+                            "amount_received": received, "currency": "eur",
+                            "metadata": {"statement": number}}},
+    }  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def overpaid_by_card(database_url: str, received: int = 3000):
+    """A statement of 29.75 paid with ``received`` cents through Stripe."""
+    async with fake_stripe() as (fake, api_base):
+        settings = {"api_key": "sk_test_123", "webhook_secret": SECRET, "api_base": api_base}
+        async with shop(
+            database_url,
+            extra={"stripe": stripe_payments},
+            plugin_settings={"stripe": settings},
+            shipping_charge="0",
+        ) as api:
+            order_id = await delivered(api, "REFUND-1", [{"sku": "MUG", "quantity": 2}])
+            number = (await confirmed(api, order_id))["statement"]["number"]
+            body, headers = signed(succeeded(number, received))
+            paid = await api.client.post(
+                stripe_payments.WEBHOOK_PATH, content=body, headers=headers
+            )
+            assert paid.status_code == 200
+            fake.captured["pi_1"] = received
+            statement = await statement_by_number(number)
+            assert statement is not None
+            yield api, fake, statement
+
+
+async def post_ten_times(api: Any, event: dict[str, Any]) -> list[Any]:
+    body, headers = signed(event)
+    return await asyncio.gather(
+        *(
+            api.client.post(stripe_payments.WEBHOOK_PATH, content=body, headers=headers)
+            for _ in range(10)
+        )
+    )
+
+
+def ledger(entries: list[payments.EntryView]) -> list[tuple[str, str, str]]:
+    return [(e.kind, str(e.amount), e.reference) for e in entries]
+
+
+async def test_an_overpayment_is_paid_back_as_a_stripe_refund_recorded_once(
+    database_url: str,
+) -> None:
+    async with overpaid_by_card(database_url) as (api, fake, statement):
+        before = await payments.entries_of(statement.id)
+        done = await api.data(REFUND, {"number": statement.number, "key": "r-1"})
+        again = await api.data(REFUND, {"number": statement.number, "key": "r-1"})
+        refund = {"id": "re_1", "object": "refund", "amount": 25, "currency": "eur",
+                  "payment_intent": "pi_1", "status": "succeeded",
+                  "metadata": {"statement": statement.number}}  # fmt: skip
+        answers = await post_ten_times(
+            api, {"id": "evt_r", "type": "refund.updated", "data": {"object": refund}}
+        )
+        entries = await payments.entries_of(statement.id)
+
+    assert done["refundOverpayment"] == {
+        "created": True,
+        "entry": {"kind": "refunded", "amount": "0.25", "method": "stripe", "reference": "re_1"},
+        "statement": {"balance": {"paid": "29.75", "overpaid": "0.00", "refundPending": "0.00",
+                                  "refundable": "0.00", "state": "paid"}},
+        "errors": [],
+    }  # fmt: skip
+    assert again["refundOverpayment"]["created"] is False
+    assert again["refundOverpayment"]["entry"] == done["refundOverpayment"]["entry"]
+    [(key, form)] = fake.refund_requests  # the repeated request did not ask Stripe again
+    assert key == f"refund-{statement.number}-after-{before[-1].id}"
+    assert (form["payment_intent"], form["amount"]) == ("pi_1", "25")
+    assert form["metadata[statement]"] == statement.number
+    assert all(a.status_code == 200 for a in answers)
+    assert ledger(entries) == [("captured", "30.00", "pi_1"), ("refunded", "0.25", "re_1")]
+
+
+async def test_a_pending_refund_is_not_repeated_and_its_webhook_completes_it_once(
+    database_url: str,
+) -> None:
+    async with overpaid_by_card(database_url, received=3100) as (api, fake, statement):
+        fake.status = "pending"
+        pending = await api.data(REFUND, {"number": statement.number, "key": "r-1"})
+        other_key = await api.data(REFUND, {"number": statement.number, "key": "r-2"})
+        refund = {"id": "re_1", "object": "refund", "amount": 125, "currency": "eur",
+                  "payment_intent": "pi_1", "status": "succeeded", "metadata": {}}  # fmt: skip
+        charge = {"id": "ch_1", "object": "charge", "payment_intent": "pi_1",
+                  "amount_refunded": 125, "metadata": {"statement": statement.number},
+                  "refunds": {"object": "list", "data": [refund]}}  # fmt: skip
+        answers = await post_ten_times(
+            api, {"id": "evt_c", "type": "charge.refunded", "data": {"object": charge}}
+        )
+        entries = await payments.entries_of(statement.id)
+        balance = await payments.balance_of(statement)
+
+    assert pending["refundOverpayment"]["entry"] == {
+        "kind": "refund_pending", "amount": "1.25", "method": "stripe", "reference": "re_1"
+    }  # fmt: skip
+    assert pending["refundOverpayment"]["statement"]["balance"] == {
+        "paid": "31.00", "overpaid": "1.25", "refundPending": "1.25", "refundable": "0.00",
+        "state": "overpaid",
+    }  # fmt: skip
+    assert other_key["refundOverpayment"]["errors"][0]["code"] == "NOTHING_TO_REFUND"
+    assert len(fake.refund_requests) == 1
+    assert [a.json()["handled"] for a in answers] == ["refunded"] * 10
+    assert ledger(entries) == [
+        ("captured", "31.00", "pi_1"),
+        ("refund_pending", "1.25", "re_1"),
+        ("refunded", "1.25", "re_1"),
+    ]
+    assert [str(balance.paid), str(balance.overpaid), str(balance.refund_pending)] == [
+        "29.75",
+        "0.00",
+        "0.00",
+    ]
+
+
+async def test_a_refund_stripe_refuses_names_the_cause_and_records_nothing(
+    database_url: str,
+) -> None:
+    async with overpaid_by_card(database_url) as (api, fake, statement):
+        fake.captured["pi_1"] = 10  # most of the payment was refunded in Stripe already
+        refused = await api.data(REFUND, {"number": statement.number, "key": "r-1"})
+        entries = await payments.entries_of(statement.id)
+
+    [error] = refused["refundOverpayment"]["errors"]
+    assert (error["field"], error["code"]) == ("statementNumber", "REFUND_FAILED")
+    assert "amount_too_large" in error["message"]
+    assert "greater than unrefunded amount on charge (10)" in error["message"]
+    assert refused["refundOverpayment"]["entry"] is None
+    assert ledger(entries) == [("captured", "30.00", "pi_1")]

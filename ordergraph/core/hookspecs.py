@@ -420,6 +420,35 @@ def collect_payment(order, statement, settings):
     """
 
 
+@hookspec
+def refund_payment(statement, amount, method, entries, idempotency_key, settings):
+    """Pay an overpayment back through the payment provider that collected it.
+
+    When: in ``refundOverpayment`` (staff), before anything is written and outside any
+    transaction, when the statement's ``refundable`` amount is above zero.
+
+    Arguments:
+        statement: the ``StatementView`` (number, currency, total).
+        amount: the ``Decimal`` to pay back, in the statement's currency.
+        method: the method the staff member named (``stripe``, ``bank_transfer``...).
+        entries: the statement's ledger entries, oldest first (``EntryView``: kind,
+            amount, method, reference such as the PaymentIntent, data).
+        idempotency_key: give it to the provider: derived from the statement and its
+            last ledger entry, so a repeated request for the same overpayment makes one
+            refund.
+        settings: this plugin's settings.
+
+    Returns: ``None`` when this plugin does not handle ``method`` (first result; with no
+    answer the refund is recorded as done by hand), else a dict ``{"reference":
+    "re_...", "status": "succeeded" | "pending" | "requires_action"}``. The core records
+    a ``refunded`` or ``refund_pending`` entry under the idempotency key
+    ``METHOD:REFERENCE:KIND``; a webhook that reports the refund later records under the
+    same kind of key (``refunded`` or ``refund_failed``). Raise (a ``DomainError`` with a
+    message naming the provider's reason) when the provider refuses: nothing is recorded
+    and the caller gets REFUND_FAILED with that message.
+    """
+
+
 # -- Every stage: transitions and notifications ------------------------------------------
 
 

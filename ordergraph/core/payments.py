@@ -5,6 +5,12 @@ parameters returns the first entry (a webhook delivered ten times at once is one
 entry), with different parameters it is refused. Paid and outstanding amounts are
 derived from the entries, never stored; an order whose statement is paid in full is
 moved to SETTLED through ``transition_order``.
+
+A refund through a payment provider (``refund_payment``) is recorded as the provider
+answers: ``refunded`` when done, ``refund_pending`` while it is under way (it moves no
+money, but is not refunded twice), ``refund_failed`` when it failed later. Those entries
+are keyed ``METHOD:REFUND-ID:KIND``, so the provider's webhook about the same refund
+finds the same entry.
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
     from ordergraph.core.settlement.statements import StatementView
 
-# What each kind of entry does to the amount paid: authorizations and failures are
-# recorded but move no money.
+# What each kind of entry does to the amount paid: authorizations, failures and refunds
+# under way are recorded but move no money.
 EFFECT = {
     "authorized": 0,
     "failed": 0,
@@ -37,6 +43,14 @@ EFFECT = {
     "collected": 1,
     "matched": 1,
     "refunded": -1,
+    "refund_pending": 0,
+    "refund_failed": 0,
+}
+# A provider's refund status -> the ledger entry it makes; any other status is a failure.
+REFUND_KINDS = {
+    "succeeded": "refunded",
+    "pending": "refund_pending",
+    "requires_action": "refund_pending",
 }
 MAX_KEY = 255
 MAX_REFERENCE = 200
@@ -61,6 +75,8 @@ class EntryView:
 class Balance:
     total: Decimal
     paid: Decimal
+    refund_pending: Decimal = Decimal(0)
+    """Refunds a provider has accepted but not yet paid back."""
 
     @property
     def outstanding(self) -> Decimal:
@@ -70,6 +86,11 @@ class Balance:
     @property
     def overpaid(self) -> Decimal:
         return max(self.paid - self.total, 0 * self.total)
+
+    @property
+    def refundable(self) -> Decimal:
+        """The overpayment that no refund, done or under way, covers yet."""
+        return max(self.overpaid - self.refund_pending, 0 * self.total)
 
     @property
     def state(self) -> str:
@@ -109,6 +130,25 @@ def paid_minor(entries: list[dict[str, Any]]) -> int:
     return sum(EFFECT[e["kind"]] * e["amount_minor"] for e in entries)
 
 
+def refund_pending_minor(entries: list[dict[str, Any]]) -> int:
+    """Pending refunds whose refund has no outcome (refunded or failed) in the ledger yet."""
+    ended = {e["reference"] for e in entries if e["kind"] in ("refunded", "refund_failed")}
+    return sum(
+        e["amount_minor"]
+        for e in entries
+        if e["kind"] == "refund_pending" and e["reference"] not in ended
+    )
+
+
+def _balance(statement: StatementView, rows: list[dict[str, Any]]) -> Balance:
+    currency = statement.currency
+    return Balance(
+        statement.total,
+        from_minor(paid_minor(rows), currency),
+        from_minor(refund_pending_minor(rows), currency),
+    )
+
+
 async def entries_of(statement_id: int) -> list[EntryView]:
     rows = (
         await LedgerEntry.select()
@@ -119,10 +159,10 @@ async def entries_of(statement_id: int) -> list[EntryView]:
 
 
 async def balance_of(statement: StatementView) -> Balance:
-    rows = await LedgerEntry.select(LedgerEntry.kind, LedgerEntry.amount_minor).where(
-        LedgerEntry.statement == statement.id
-    )
-    return Balance(statement.total, from_minor(paid_minor(rows), statement.currency))
+    rows = await LedgerEntry.select(
+        LedgerEntry.kind, LedgerEntry.amount_minor, LedgerEntry.reference
+    ).where(LedgerEntry.statement == statement.id)
+    return _balance(statement, rows)
 
 
 def _fingerprint(statement_id: int, kind: str, amount_minor: int, method: str, ref: str) -> str:
@@ -241,24 +281,85 @@ async def record_entry(
 async def refund_overpayment(
     rt: Runtime, statement: StatementView, method: str, idempotency_key: str, principal: Principal
 ) -> RecordResult:
-    """Record the refund of what was paid beyond the total (NOTHING_TO_REFUND otherwise)."""
-    overpaid = (await balance_of(statement)).overpaid
-    if overpaid <= 0:
+    """Refund what was paid beyond the total (NOTHING_TO_REFUND otherwise).
+
+    A payment plugin that handles ``method`` pays it back (``refund_payment``) and the
+    ledger records its answer; with none it is recorded as refunded by hand (a bank
+    transfer or cash given back). The request's ``idempotency_key`` asked again returns
+    the entry it made. The provider is asked under a key derived from the ledger (the
+    statement and its last entry), so two requests for the same overpayment make one
+    refund. A refund the provider refuses raises REFUND_FAILED and changes nothing.
+    """
+    rows = (
+        await LedgerEntry.select()
+        .where(LedgerEntry.statement == statement.id)
+        .order_by(LedgerEntry.id)
+    )
+    entries = [entry_view(row) for row in rows]
+    for entry in entries:
+        if idempotency_key in (entry.idempotency_key, entry.data.get("request")):
+            return RecordResult(entry, created=False)
+    refundable = _balance(statement, rows).refundable
+    if refundable <= 0:
         raise DomainError.of(
             ErrorCode.NOTHING_TO_REFUND,
-            f"Statement {statement.number} is not overpaid.",
+            f"Statement {statement.number} is not overpaid, or its refund is under way.",
+            "statementNumber",
+        )
+    answer = await rt.plugins.call(
+        "refund_payment",
+        first_result=True,
+        statement=statement,
+        amount=refundable,
+        method=method,
+        entries=entries,
+        idempotency_key=f"refund-{statement.number}-after-{entries[-1].id}",
+    )
+    if answer.failures:
+        failure = answer.failures[0]
+        raise DomainError.of(
+            ErrorCode.REFUND_FAILED,
+            f"{failure.plugin} could not refund {refundable} {statement.currency} on "
+            f"statement {statement.number}: {failure.error}",
+            "statementNumber",
+        )
+    data: dict[str, Any] = {"reason": "overpayment"}
+    if not answer.results:
+        return await record_entry(
+            rt,
+            statement,
+            "refunded",
+            refundable,
+            idempotency_key=idempotency_key,
+            method=method,
+            principal=principal,
+            data=data,
+        )
+    plugin, refund = answer.results[0]
+    reference, status = str(refund["reference"]), str(refund["status"])
+    kind = REFUND_KINDS.get(status)
+    if kind is None:
+        raise DomainError.of(
+            ErrorCode.REFUND_FAILED,
+            f"{plugin} answered that refund {reference} is {status}.",
             "statementNumber",
         )
     return await record_entry(
         rt,
         statement,
-        "refunded",
-        overpaid,
-        idempotency_key=idempotency_key,
+        kind,
+        refundable,
+        idempotency_key=refund_key(method, reference, kind),
         method=method,
+        reference=reference,
         principal=principal,
-        data={"reason": "overpayment"},
+        data=data | {"request": idempotency_key, "status": status},
     )
+
+
+def refund_key(method: str, refund_reference: str, kind: str) -> str:
+    """The idempotency key of a provider's refund in the ledger (also for its webhooks)."""
+    return f"{method}:{refund_reference}:{kind}"
 
 
 async def derive_settled(rt: Runtime, statement: StatementView) -> None:

@@ -55,7 +55,13 @@ class Balance:
     total: Decimal
     paid: Decimal = strawberry.field(description="Captured, collected and matched, less refunds.")
     outstanding: Decimal
-    overpaid: Decimal = strawberry.field(description="Paid beyond the total: refundable.")
+    overpaid: Decimal = strawberry.field(description="Paid beyond the total.")
+    refund_pending: Decimal = strawberry.field(
+        description="Refunds a payment provider accepted and has not yet paid back."
+    )
+    refundable: Decimal = strawberry.field(
+        description="The overpayment no refund covers yet (refundOverpayment's amount)."
+    )
     state: str = strawberry.field(description="unpaid, partially_paid, paid or overpaid.")
 
 
@@ -63,7 +69,8 @@ class Balance:
 class LedgerEntry:
     id: strawberry.ID
     kind: str = strawberry.field(
-        description="authorized, captured, failed, refunded, collected or matched."
+        description="authorized, captured, failed, refunded, collected, matched, "
+        "refund_pending or refund_failed."
     )
     amount: Decimal
     currency: str
@@ -227,6 +234,8 @@ def _balance(balance: payments.Balance) -> Balance:
         paid=balance.paid,
         outstanding=balance.outstanding,
         overpaid=balance.overpaid,
+        refund_pending=balance.refund_pending,
+        refundable=balance.refundable,
         state=balance.state,
     )
 
@@ -397,7 +406,11 @@ class SettlementMutation:
             statement=Statement.from_view(statement),
         )
 
-    @strawberry.mutation(description="Refund what was paid beyond a statement's total (staff).")
+    @strawberry.mutation(
+        description="Refund what was paid beyond a statement's total (staff): through the "
+        "payment plugin of the method when it refunds (stripe), else recorded as refunded by "
+        "hand. REFUND_FAILED names the provider's reason and records nothing."
+    )
     async def refund_overpayment(
         self, info: Info, statement_number: str, method: str, idempotency_key: str
     ) -> PaymentPayload:
