@@ -15,6 +15,7 @@ from ordergraph.channel_input import (
     read_body,
     read_webhook_body,
 )
+from ordergraph.core import webhook_endpoints
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.fulfilment import AssignmentChoice, Candidate, TeamView, open_quantities
@@ -85,7 +86,8 @@ from ordergraph.core.tracking import (
 )
 from ordergraph.core.tracking import ingest as ingest_tracking
 from ordergraph.core.transitions import transition_order
-from ordergraph.graphql.context import OPERATORS, READERS, Info, principal_for, require
+from ordergraph.core.webhook_endpoints import EndpointView
+from ordergraph.graphql.context import OPERATORS, READERS, Info, principal_for, require, row_id
 from ordergraph.graphql.mutations import (
     OrderPayload,
     SubmitOrderInput,
@@ -111,6 +113,7 @@ __all__ = [
     "ChargeLine",
     "CustomerView",
     "DomainError",
+    "EndpointView",
     "ErrorCode",
     "Estimate",
     "Exposure",
@@ -190,6 +193,7 @@ __all__ = [
     "remember_delivery",
     "require",
     "reserve_stock",
+    "row_id",
     "runtime_of",
     "seen_delivery",
     "set_promised_date",
@@ -200,6 +204,7 @@ __all__ = [
     "transition_order",
     "user_errors",
     "validate_order_draft",
+    "webhook_endpoints",
 ]
 
 

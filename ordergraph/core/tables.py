@@ -458,6 +458,23 @@ class Notification(Table, tablename="notifications"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+class WebhookEndpoint(Table, tablename="webhook_endpoints"):
+    """An integrator's URL for order events, registered through GraphQL, with its secret.
+
+    The secret is kept in the clear (HMAC signing needs it) and never read back through
+    the API; a deleted endpoint keeps its row for its delivery log.
+    """
+
+    url = Varchar(length=1000)
+    event_types = Text(default="*")
+    description = Varchar(length=200, default="")
+    secret = Varchar(length=100)
+    created_by = Varchar(length=200, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    secret_rotated_at = Timestamptz(null=True, default=None)
+    deleted_at = Timestamptz(null=True, default=None)
+
+
 ALL_TABLES: tuple[type[Table], ...] = (
     Customer,
     Product,
@@ -491,4 +508,5 @@ ALL_TABLES: tuple[type[Table], ...] = (
     Alert,
     PeriodicJob,
     Notification,
+    WebhookEndpoint,
 )

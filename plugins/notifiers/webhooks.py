@@ -1,18 +1,27 @@
 """The ``webhooks`` notifier: order events posted to integrators' URLs, signed.
 
-The admin registers endpoints (``endpoints``: name -> URL) and the event types each
-wants (``event_types``: name -> comma-separated types, or ``*``). Every matching order
-event becomes one delivery job per endpoint (in the outbox: retried with its backoff
-until it is answered 2xx), sent once per event and endpoint, each attempt logged on the
-order with its outcome. ``replayWebhook`` (admin) sends an event to an endpoint again.
+Endpoints come from two places. Integrators register their own through GraphQL (admin):
+``registerWebhookEndpoint`` stores the URL and event types and answers the endpoint's
+own signing secret, this once (``rotateWebhookEndpointSecret`` makes a new one);
+``webhookEndpoints`` lists them, ``deleteWebhookEndpoint`` stops their deliveries,
+``webhookDeliveries`` lists an endpoint's deliveries and ``replayWebhookDelivery``
+sends one again. The config file may also name endpoints (``endpoints``: name -> URL,
+``event_types``: name -> comma-separated types or ``*``), signed with
+``signing_secret``; ``replayWebhook`` sends an event to one of those again.
+
+Every matching order event becomes one delivery job per endpoint (in the outbox:
+retried with its backoff until it is answered 2xx), sent once per event and endpoint,
+each attempt logged on the order with its outcome.
 
 The body is JSON; ``Ordergraph-Signature: t=<unix time>,v1=<hex>`` carries the
-HMAC-SHA256 of ``"<t>.<body>"`` with ``signing_secret``, the scheme Stripe uses: the
-receiver recomputes it and refuses an old ``t`` (a replayed capture).
+HMAC-SHA256 of ``"<t>.<body>"`` with the endpoint's secret, the scheme Stripe uses: the
+receiver recomputes it and refuses an old ``t`` (a replayed capture). ``t`` is the time
+of each attempt, so a replay is signed afresh.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import json
@@ -24,6 +33,7 @@ import strawberry
 
 from ordergraph.plugin_api import (
     DomainError,
+    EndpointView,
     ErrorCode,
     Info,
     OrderEventView,
@@ -40,7 +50,9 @@ from ordergraph.plugin_api import (
     notification_attempt,
     record_notification,
     require,
+    row_id,
     user_errors,
+    webhook_endpoints,
 )
 
 DELIVER_JOB = "webhooks.deliver"
@@ -77,22 +89,30 @@ _settings: dict[str, Any] = {}
 
 async def deliver(payload: dict[str, Any]) -> None:
     """Post one event to one endpoint; raise (and so retry) unless answered 2xx."""
-    endpoint = payload["endpoint"]
-    url = _settings["endpoints"].get(endpoint)
-    if url is None:
-        return
-    channel = f"webhook:{endpoint}"[:32]
+    if "endpoint_id" in payload:
+        found = await webhook_endpoints.target(payload["endpoint_id"])
+        if found is None:
+            return  # deleted: nothing more is sent to it
+        endpoint, secret = found
+        url, channel, name = endpoint.url, endpoint.channel, f"#{endpoint.id}"
+    else:
+        name = payload["endpoint"]
+        url = _settings["endpoints"].get(name)
+        if url is None:
+            return
+        secret, channel = _settings["signing_secret"], f"webhook:{name}"[:32]
+    recipient = url[:254]
     kind = payload["body"]["type"]
     order_id, event_id = payload["body"]["order"]["id"], payload["body"]["id"]
     attempts = await notification_attempt(
-        order_id, event_id, channel, url, kind, again=payload.get("replay", False)
+        order_id, event_id, channel, recipient, kind, again=payload.get("replay", False)
     )
     if attempts is None:
         return
     body = json.dumps(payload["body"], separators=(",", ":"), default=str).encode()
     headers = {
         "content-type": "application/json",
-        SIGNATURE_HEADER: signature(_settings["signing_secret"], int(time.time()), body),
+        SIGNATURE_HEADER: signature(secret, int(time.time()), body),
     }
     error = ""
     try:
@@ -102,9 +122,121 @@ async def deliver(payload: dict[str, Any]) -> None:
             error = f"answered {response.status_code}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"
-    await record_notification(order_id, event_id, channel, url, kind, attempts, error)
+    await record_notification(order_id, event_id, channel, recipient, kind, attempts, error)
     if error:
-        raise RuntimeError(f"webhook {endpoint}: {error}")
+        raise RuntimeError(f"webhook {name}: {error}")
+
+
+async def _event_body(order_id: int, event_id: int) -> dict[str, Any] | None:
+    order = await load_order(order_id)
+    event = await load_order_event(order_id, event_id) if order else None
+    return body_of(order, event) if order and event else None
+
+
+@strawberry.type
+class WebhookEndpoint:
+    id: strawberry.ID
+    url: str
+    event_types: list[str]
+    description: str
+    created_by: str
+    created_at: datetime.datetime
+    secret_rotated_at: datetime.datetime | None
+
+    @classmethod
+    def from_view(cls, view: EndpointView) -> WebhookEndpoint:
+        return cls(
+            id=strawberry.ID(str(view.id)),
+            url=view.url,
+            event_types=list(view.event_types),
+            description=view.description,
+            created_by=view.created_by,
+            created_at=view.created_at,
+            secret_rotated_at=view.secret_rotated_at,
+        )
+
+
+@strawberry.type
+class WebhookDelivery:
+    id: strawberry.ID
+    endpoint_id: strawberry.ID
+    order_id: strawberry.ID
+    event_id: strawberry.ID
+    event_type: str
+    outcome: str = strawberry.field(description="pending, sent or failed.")
+    attempts: int
+    last_error: str
+    sent_at: datetime.datetime | None
+    created_at: datetime.datetime
+
+    @classmethod
+    def from_view(cls, view: webhook_endpoints.DeliveryView) -> WebhookDelivery:
+        return cls(
+            id=strawberry.ID(str(view.id)),
+            endpoint_id=strawberry.ID(str(view.endpoint_id)),
+            order_id=strawberry.ID(str(view.order_id)),
+            event_id=strawberry.ID(str(view.event_id)),
+            event_type=view.event_type,
+            outcome=view.outcome,
+            attempts=view.attempts,
+            last_error=view.last_error,
+            sent_at=view.sent_at,
+            created_at=view.created_at,
+        )
+
+
+@strawberry.input
+class RegisterWebhookEndpointInput:
+    url: str = strawberry.field(description="Where to POST: http:// or https://.")
+    event_types: list[str] = strawberry.field(
+        description="Order event types such as submitted or transition, or * for all."
+    )
+    description: str = ""
+
+
+@strawberry.type
+class WebhookEndpointPayload:
+    endpoint: WebhookEndpoint | None = None
+    secret: str | None = strawberry.field(
+        default=None,
+        description="The endpoint's signing secret, shown this once: keep it to verify "
+        "Ordergraph-Signature.",
+    )
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeleteWebhookEndpointPayload:
+    deleted: bool
+    errors: list[UserError]
+
+
+@strawberry.type
+class WebhooksQuery:
+    @strawberry.field(description="The webhook endpoints registered through the API (admin).")
+    async def webhook_endpoints(self, info: Info) -> list[WebhookEndpoint]:
+        require(info, Role.ADMIN)
+        return [WebhookEndpoint.from_view(e) for e in await webhook_endpoints.active()]
+
+    @strawberry.field(
+        description="A registered endpoint's deliveries, newest first: at most 100, older "
+        "than the delivery ``before`` (admin)."
+    )
+    async def webhook_deliveries(
+        self,
+        info: Info,
+        endpoint_id: strawberry.ID,
+        first: int = 50,
+        before: strawberry.ID | None = None,
+    ) -> list[WebhookDelivery]:
+        require(info, Role.ADMIN)
+        try:
+            endpoint = row_id(endpoint_id, "webhook endpoint", field="endpointId")
+            older = row_id(before, "delivery", field="before") if before is not None else None
+        except DomainError:
+            return []
+        found = await webhook_endpoints.deliveries(endpoint, first, older)
+        return [WebhookDelivery.from_view(d) for d in found]
 
 
 @strawberry.type
@@ -115,6 +247,79 @@ class ReplayPayload:
 
 @strawberry.type
 class WebhooksMutation:
+    @strawberry.mutation(
+        description="Register an endpoint for order events (admin); answers its secret once."
+    )
+    async def register_webhook_endpoint(
+        self, info: Info, input: RegisterWebhookEndpointInput
+    ) -> WebhookEndpointPayload:
+        principal = require(info, Role.ADMIN)
+        try:
+            endpoint, secret = await webhook_endpoints.register(
+                input.url, input.event_types, input.description, principal
+            )
+        except DomainError as error:
+            return WebhookEndpointPayload(errors=user_errors(error))
+        return WebhookEndpointPayload(endpoint=WebhookEndpoint.from_view(endpoint), secret=secret)
+
+    @strawberry.mutation(
+        description="Give an endpoint a new signing secret, answered once; the old one "
+        "signs nothing more (admin)."
+    )
+    async def rotate_webhook_endpoint_secret(
+        self, info: Info, id: strawberry.ID
+    ) -> WebhookEndpointPayload:
+        require(info, Role.ADMIN)
+        try:
+            endpoint, secret = await webhook_endpoints.rotate_secret(row_id(id, "webhook endpoint"))
+        except DomainError as error:
+            return WebhookEndpointPayload(errors=user_errors(error))
+        return WebhookEndpointPayload(endpoint=WebhookEndpoint.from_view(endpoint), secret=secret)
+
+    @strawberry.mutation(
+        description="Delete an endpoint: nothing more is sent to it, not even queued "
+        "retries; its deliveries stay listed (admin)."
+    )
+    async def delete_webhook_endpoint(
+        self, info: Info, id: strawberry.ID
+    ) -> DeleteWebhookEndpointPayload:
+        require(info, Role.ADMIN)
+        try:
+            await webhook_endpoints.delete(row_id(id, "webhook endpoint"))
+        except DomainError as error:
+            return DeleteWebhookEndpointPayload(deleted=False, errors=user_errors(error))
+        return DeleteWebhookEndpointPayload(deleted=True, errors=[])
+
+    @strawberry.mutation(
+        description="Send a delivery to its registered endpoint again, signed anew (admin)."
+    )
+    async def replay_webhook_delivery(self, info: Info, id: strawberry.ID) -> ReplayPayload:
+        require(info, Role.ADMIN)
+        try:
+            found = await webhook_endpoints.delivery(row_id(id, "webhook delivery"))
+            if found is None:
+                raise DomainError.of(
+                    ErrorCode.NOT_FOUND, f"There is no webhook delivery {id}.", "id"
+                )
+            if await webhook_endpoints.target(found.endpoint_id) is None:
+                raise DomainError.of(
+                    ErrorCode.NOT_FOUND,
+                    f"Webhook endpoint {found.endpoint_id} was deleted.",
+                    "id",
+                )
+            body = await _event_body(found.order_id, found.event_id)
+            if body is None:
+                raise DomainError.of(
+                    ErrorCode.NOT_FOUND, f"There is no webhook delivery {id}.", "id"
+                )
+        except DomainError as error:
+            return ReplayPayload(queued=False, errors=user_errors(error))
+        await enqueue_job(
+            DELIVER_JOB, {"endpoint_id": found.endpoint_id, "body": body, "replay": True}
+        )
+        info.context.rt.wake_jobs()
+        return ReplayPayload(queued=True, errors=[])
+
     @strawberry.mutation(description="Send an order event to an integrator's endpoint again.")
     async def replay_webhook(
         self, info: Info, order_id: strawberry.ID, event_id: strawberry.ID, endpoint: str
@@ -150,8 +355,19 @@ def plugin_info() -> PluginInfo:
         category="notifier",
         description="Signed order events posted to integrators' URLs, retried and replayable.",
         settings=(
-            Setting("signing_secret", required=True, secret=True, description="HMAC key."),
-            Setting("endpoints", dict, default={}, description="Endpoint name -> URL to post to."),
+            Setting(
+                "signing_secret",
+                default="",
+                secret=True,
+                description="HMAC key of the endpoints below (registered ones have their own).",
+            ),
+            Setting(
+                "endpoints",
+                dict,
+                default={},
+                description="Endpoint name -> URL to post to, besides those registered "
+                "through GraphQL.",
+            ),
             Setting(
                 "event_types",
                 dict,
@@ -164,19 +380,25 @@ def plugin_info() -> PluginInfo:
 
 @hookimpl
 def register_jobs(settings: dict[str, Any]) -> dict[str, Any]:
+    if settings["endpoints"] and not settings["signing_secret"]:
+        raise ValueError("plugins.webhooks.signing_secret is required for its endpoints")
     _settings.update(settings)
     return {DELIVER_JOB: deliver}
 
 
 @hookimpl
 def graphql_schema() -> SchemaExtension:
-    return SchemaExtension(mutation=(WebhooksMutation,))
+    return SchemaExtension(query=(WebhooksQuery,), mutation=(WebhooksMutation,))
 
 
 @hookimpl
 async def notify(order: OrderView, event: OrderEventView, settings: dict[str, Any]) -> None:
     if event.type in SKIPPED:
         return
+    body = body_of(order, event)
     for endpoint in sorted(settings["endpoints"]):
         if _wanted(settings["event_types"].get(endpoint, "*"), event.type):
-            await enqueue_job(DELIVER_JOB, {"endpoint": endpoint, "body": body_of(order, event)})
+            await enqueue_job(DELIVER_JOB, {"endpoint": endpoint, "body": body})
+    for registered in await webhook_endpoints.active():
+        if registered.wants(event.type):
+            await enqueue_job(DELIVER_JOB, {"endpoint_id": registered.id, "body": body})

@@ -1,0 +1,151 @@
+"""Webhook endpoints registered through GraphQL, each with its own secret, posting to a
+real receiver on 127.0.0.1: signed deliveries, logged and replayable, none after deletion."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Any
+
+from carrier_server import serve
+from conftest import make_settings, serve_api, submit
+from test_webhooks_notifier import Receiver
+
+REGISTER = """
+mutation($input: RegisterWebhookEndpointInput!) {
+  registerWebhookEndpoint(input: $input) {
+    endpoint { id url eventTypes description createdBy }
+    secret
+    errors { field code message }
+  }
+}
+"""
+ENDPOINTS = "{ webhookEndpoints { id url eventTypes } }"
+DELIVERIES = """
+query($e: ID!) {
+  webhookDeliveries(endpointId: $e) { id endpointId orderId eventId eventType outcome attempts }
+}
+"""
+REPLAY = "mutation($id: ID!) { replayWebhookDelivery(id: $id) { queued errors { field code } } }"
+DELETE = "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { deleted errors { field code } } }"
+ROTATE = "mutation($id: ID!) { rotateWebhookEndpointSecret(id: $id) { secret errors { code } } }"
+
+
+def fields_of(header: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in header.split(","))
+
+
+def verify(header: str, body: bytes, secret: str) -> bool:
+    """What an integrator does with the secret it was given: recompute v1 over "t.body"
+    and refuse an old t."""
+    fields = fields_of(header)
+    expected = hmac.new(secret.encode(), f"{fields['t']}.".encode() + body, hashlib.sha256)
+    fresh = abs(time.time() - int(fields["t"])) < 300
+    return fresh and hmac.compare_digest(expected.hexdigest(), fields["v1"])
+
+
+def settings_for(database_url: str) -> Any:
+    # No endpoint in the config file: only those registered through the API.
+    return make_settings(database_url, plugins={"webhooks": {"enabled": True}})
+
+
+async def test_a_registered_endpoint_gets_signed_events_until_it_is_deleted(
+    database_url: str,
+) -> None:
+    receiver = Receiver()
+    async with serve(receiver.app()) as url, serve_api(settings_for(database_url)) as api:
+        erp = {"url": f"{url}/hook", "eventTypes": ["submitted"], "description": "ERP"}
+        registered = (await api.data(REGISTER, {"input": erp}))["registerWebhookEndpoint"]
+        endpoint, secret = registered["endpoint"], registered["secret"]
+        listed = (await api.data(ENDPOINTS))["webhookEndpoints"]
+        never_shown = await api.gql("{ webhookEndpoints { secret } }")
+
+        order = await submit(api, "WHE-1")
+        await api.rt.runner.drain()
+        [(body, header, raw)] = receiver.received
+        [delivery] = (await api.data(DELIVERIES, {"e": endpoint["id"]}))["webhookDeliveries"]
+
+        replayed = await api.data(REPLAY, {"id": delivery["id"]})
+        await api.rt.runner.drain()
+        logged = (await api.data(DELIVERIES, {"e": endpoint["id"]}))["webhookDeliveries"]
+
+        deleted = await api.data(DELETE, {"id": endpoint["id"]})
+        await submit(api, "WHE-2")
+        await api.rt.runner.drain()
+        after_delete = await api.data(REPLAY, {"id": delivery["id"]})
+        await api.rt.runner.drain()
+        listed_after = (await api.data(ENDPOINTS))["webhookEndpoints"]
+
+    assert registered["errors"] == []
+    assert endpoint["eventTypes"] == ["submitted"] and endpoint["createdBy"] == "admin:alice"
+    assert secret.startswith("whsec_") and len(secret) > 40
+    assert listed == [{"id": endpoint["id"], "url": f"{url}/hook", "eventTypes": ["submitted"]}]
+    assert "secret" in never_shown["errors"][0]["message"]
+    # The first delivery verifies with the secret the registration answered.
+    assert verify(header, raw, secret)
+    assert not verify(header, raw, "whsec_someone_else")
+    assert (body["type"], body["order"]["number"]) == ("submitted", order["number"])
+    assert delivery["outcome"] == "sent" and delivery["attempts"] == 1
+    assert (delivery["orderId"], delivery["eventId"]) == (order["id"], str(body["id"]))
+    # The replay is the same event, signed again at the time it was sent.
+    assert replayed["replayWebhookDelivery"] == {"queued": True, "errors": []}
+    assert len(receiver.received) == 2
+    (again, again_header, again_raw) = receiver.received[1]
+    assert again["id"] == body["id"] and verify(again_header, again_raw, secret)
+    assert int(fields_of(again_header)["t"]) >= int(fields_of(header)["t"])
+    assert [(d["id"], d["attempts"], d["outcome"]) for d in logged] == [(delivery["id"], 2, "sent")]
+    # Deleted: the next order's event and a replay send nothing.
+    assert deleted["deleteWebhookEndpoint"] == {"deleted": True, "errors": []}
+    assert after_delete["replayWebhookDelivery"] == {
+        "queued": False,
+        "errors": [{"field": "id", "code": "NOT_FOUND"}],
+    }
+    assert len(receiver.received) == 2
+    assert listed_after == []
+
+
+async def test_only_an_admin_registers_and_a_bad_endpoint_is_refused_by_field(
+    database_url: str,
+) -> None:
+    receiver = Receiver()
+    async with serve(receiver.app()) as url, serve_api(settings_for(database_url)) as api:
+        good = {"url": f"{url}/hook", "eventTypes": ["*"]}
+        refused_roles = [
+            (await api.gql(REGISTER, {"input": good}, as_=role))["errors"][0]["extensions"]["code"]
+            for role in ("staff", "integrator", "ada")
+        ]
+        staff_list = await api.gql(ENDPOINTS, as_="staff")
+        bad = [
+            (await api.data(REGISTER, {"input": input}))["registerWebhookEndpoint"]["errors"]
+            for input in (
+                {"url": "ftp://example.com/hook", "eventTypes": ["submitted"]},
+                {"url": "not a url", "eventTypes": ["submitted"]},
+                {"url": "https://" + "a" * 1000 + ".example", "eventTypes": ["submitted"]},
+                {"url": f"{url}/hook", "eventTypes": []},
+                {"url": f"{url}/hook", "eventTypes": ["submitted", "Not A Type"]},
+            )
+        ]
+        nothing_stored = (await api.data(ENDPOINTS))["webhookEndpoints"]
+
+        # A rotated secret signs the next delivery; the old one verifies nothing more.
+        registered = (await api.data(REGISTER, {"input": good}))["registerWebhookEndpoint"]
+        rotated = await api.data(ROTATE, {"id": registered["endpoint"]["id"]})
+        await submit(api, "WHE-3")
+        await api.rt.runner.drain()
+
+    assert refused_roles == ["FORBIDDEN"] * 3
+    assert staff_list["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert [[(e["field"], e["code"]) for e in errors] for errors in bad] == [
+        [("url", "INVALID_VALUE")],
+        [("url", "INVALID_VALUE")],
+        [("url", "TOO_LONG")],
+        [("eventTypes", "REQUIRED")],
+        [("eventTypes[1]", "INVALID_VALUE")],
+    ]
+    assert nothing_stored == []
+    new_secret = rotated["rotateWebhookEndpointSecret"]["secret"]
+    assert new_secret and new_secret != registered["secret"]
+    assert receiver.received, "the event of WHE-3 was delivered"
+    assert all(verify(h, raw, new_secret) for _, h, raw in receiver.received)
+    assert not any(verify(h, raw, registered["secret"]) for _, h, raw in receiver.received)
