@@ -331,3 +331,46 @@ async def test_a_refund_stripe_refuses_names_the_cause_and_records_nothing(
     assert "greater than unrefunded amount on charge (10)" in error["message"]
     assert refused["refundOverpayment"]["entry"] is None
     assert ledger(entries) == [("captured", "30.00", "pi_1")]
+
+
+async def test_two_refund_requests_at_once_make_one_stripe_refund(database_url: str) -> None:
+    async with overpaid_by_card(database_url) as (api, fake, statement):
+        answers = await asyncio.gather(
+            *(api.data(REFUND, {"number": statement.number, "key": key}) for key in ("a", "b"))
+        )
+        entries = await payments.entries_of(statement.id)
+
+    refunds = [a["refundOverpayment"] for a in answers]
+    assert [r["errors"] for r in refunds] == [[], []]
+    assert sorted(r["created"] for r in refunds) == [False, True]
+    assert {r["entry"]["reference"] for r in refunds} == {"re_1"}
+    assert len(fake.refund_replies) == 1  # Stripe made one refund
+    assert ledger(entries) == [("captured", "30.00", "pi_1"), ("refunded", "0.25", "re_1")]
+
+
+async def test_a_pending_refund_that_fails_later_can_be_asked_for_again(database_url: str) -> None:
+    async with overpaid_by_card(database_url) as (api, fake, statement):
+        fake.status = "pending"
+        await api.data(REFUND, {"number": statement.number, "key": "r-1"})
+        failed = {"id": "re_1", "object": "refund", "amount": 25, "currency": "eur",
+                  "payment_intent": "pi_1", "status": "failed",
+                  "metadata": {"statement": statement.number}}  # fmt: skip
+        answers = await post_ten_times(
+            api, {"id": "evt_f", "type": "refund.updated", "data": {"object": failed}}
+        )
+        balance = await payments.balance_of(statement)
+        fake.status = "succeeded"
+        fake.captured["pi_1"] += 25  # Stripe gave the failed refund's amount back
+        retried = await api.data(REFUND, {"number": statement.number, "key": "r-2"})
+        entries = await payments.entries_of(statement.id)
+
+    assert [a.json()["handled"] for a in answers] == ["refund_failed"] * 10
+    assert (str(balance.refund_pending), str(balance.refundable)) == ("0.00", "0.25")
+    assert retried["refundOverpayment"]["entry"]["reference"] == "re_2"
+    assert len({key for key, _ in fake.refund_requests}) == 2  # asked under a new key
+    assert ledger(entries) == [
+        ("captured", "30.00", "pi_1"),
+        ("refund_pending", "0.25", "re_1"),
+        ("refund_failed", "0.25", "re_1"),
+        ("refunded", "0.25", "re_2"),
+    ]

@@ -10,6 +10,10 @@ from typing import Any
 
 from carrier_server import serve
 from conftest import make_settings, serve_api, submit
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 from test_webhooks_notifier import Receiver
 
 REGISTER = """
@@ -149,3 +153,28 @@ async def test_only_an_admin_registers_and_a_bad_endpoint_is_refused_by_field(
     assert receiver.received, "the event of WHE-3 was delivered"
     assert all(verify(h, raw, new_secret) for _, h, raw in receiver.received)
     assert not any(verify(h, raw, registered["secret"]) for _, h, raw in receiver.received)
+
+
+async def test_a_retry_queued_before_the_endpoint_was_deleted_is_not_sent(
+    database_url: str,
+) -> None:
+    calls: list[bytes] = []
+    async with serve_api(settings_for(database_url)) as api:
+
+        async def deleting_while_busy(request: Request) -> PlainTextResponse:
+            # The integrator deletes the endpoint while its first delivery fails.
+            calls.append(await request.body())
+            await api.data(DELETE, {"id": endpoint_id})
+            return PlainTextResponse("busy", status_code=503)
+
+        receiver = Starlette(routes=[Route("/hook", deleting_while_busy, methods=["POST"])])
+        async with serve(receiver) as url:
+            hook = {"url": url + "/hook", "eventTypes": ["submitted"]}
+            registered = await api.data(REGISTER, {"input": hook})
+            endpoint_id = registered["registerWebhookEndpoint"]["endpoint"]["id"]
+            await submit(api, "WHE-4")
+            await api.rt.runner.drain()
+            [delivery] = (await api.data(DELIVERIES, {"e": endpoint_id}))["webhookDeliveries"]
+
+    assert len(calls) == 1
+    assert (delivery["outcome"], delivery["attempts"]) == ("failed", 1)
