@@ -3,6 +3,7 @@ real receiver on 127.0.0.1: signed deliveries, logged and replayable, none after
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import time
@@ -19,7 +20,7 @@ from test_webhooks_notifier import Receiver
 REGISTER = """
 mutation($input: RegisterWebhookEndpointInput!) {
   registerWebhookEndpoint(input: $input) {
-    endpoint { id url eventTypes description createdBy }
+    endpoint { id url eventTypes description createdBy createdAt secretRotatedAt }
     secret
     errors { field code message }
   }
@@ -33,7 +34,11 @@ query($e: ID!) {
 """
 REPLAY = "mutation($id: ID!) { replayWebhookDelivery(id: $id) { queued errors { field code } } }"
 DELETE = "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { deleted errors { field code } } }"
-ROTATE = "mutation($id: ID!) { rotateWebhookEndpointSecret(id: $id) { secret errors { code } } }"
+ROTATE = """
+mutation($id: ID!) {
+  rotateWebhookEndpointSecret(id: $id) { endpoint { secretRotatedAt } secret errors { code } }
+}
+"""
 
 
 def fields_of(header: str) -> dict[str, str]:
@@ -84,6 +89,8 @@ async def test_a_registered_endpoint_gets_signed_events_until_it_is_deleted(
     assert registered["errors"] == []
     assert endpoint["eventTypes"] == ["submitted"] and endpoint["createdBy"] == "admin:alice"
     assert secret.startswith("whsec_") and len(secret) > 40
+    created = datetime.datetime.fromisoformat(endpoint["createdAt"])
+    assert created.tzinfo is not None and endpoint["secretRotatedAt"] is None
     assert listed == [{"id": endpoint["id"], "url": f"{url}/hook", "eventTypes": ["submitted"]}]
     assert "secret" in never_shown["errors"][0]["message"]
     # The first delivery verifies with the secret the registration answered.
@@ -150,6 +157,8 @@ async def test_only_an_admin_registers_and_a_bad_endpoint_is_refused_by_field(
     assert nothing_stored == []
     new_secret = rotated["rotateWebhookEndpointSecret"]["secret"]
     assert new_secret and new_secret != registered["secret"]
+    rotated_at = rotated["rotateWebhookEndpointSecret"]["endpoint"]["secretRotatedAt"]
+    assert datetime.datetime.fromisoformat(rotated_at).tzinfo is not None
     assert receiver.received, "the event of WHE-3 was delivered"
     assert all(verify(h, raw, new_secret) for _, h, raw in receiver.received)
     assert not any(verify(h, raw, registered["secret"]) for _, h, raw in receiver.received)
