@@ -12,7 +12,15 @@ import re
 from dataclasses import dataclass
 
 from ordergraph.core.errors import ErrorCode, Problem
-from ordergraph.core.tables import ApiToken, Customer, ImportError_, Order, OrderEvent, Product
+from ordergraph.core.tables import (
+    ApiToken,
+    Customer,
+    ImportError_,
+    Order,
+    OrderEvent,
+    Product,
+    WebhookEndpoint,
+)
 
 MAX_ID = 2**31 - 1
 """The largest id a row can have: ids are PostgreSQL SERIAL (32-bit) columns."""
@@ -79,6 +87,12 @@ SEARCH = TextLimit("The search", 200)
 # A token's name is the actor of its events, "role:name"; "integrator" is the longest role.
 TOKEN_NAME = TextLimit("The token's name", OrderEvent.actor.length - len("integrator:"))
 TEAM = TextLimit("The team", ApiToken.team.length)
+WEBHOOK_URL = TextLimit("The URL", WebhookEndpoint.url.length)
+WEBHOOK_DESCRIPTION = TextLimit("The description", WebhookEndpoint.description.length)
+MAX_WEBHOOK_ENDPOINTS = 100
+"""Webhook endpoints registered at most (deleted ones do not count): every list is capped."""
+MAX_WEBHOOK_EVENT_TYPES = 50
+"""Event types one webhook endpoint may name."""
 
 
 def shown(text: str, limit: int = 40) -> str:

@@ -22,16 +22,17 @@ from urllib.parse import urlsplit
 from ordergraph.core import db
 from ordergraph.core.auth import Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.limits import MAX_ID, TextLimit
+from ordergraph.core.limits import (
+    MAX_ID,
+    MAX_WEBHOOK_ENDPOINTS,
+    MAX_WEBHOOK_EVENT_TYPES,
+    WEBHOOK_DESCRIPTION,
+    WEBHOOK_URL,
+)
 from ordergraph.core.tables import Notification, WebhookEndpoint
 
 CHANNEL_PREFIX = "webhook-endpoint:"
-MAX_ENDPOINTS = 100
-"""Registered endpoints at most (deleted ones do not count): every list is capped."""
-MAX_EVENT_TYPES = 50
 MAX_DELIVERIES_PAGE = 100
-URL = TextLimit("The URL", WebhookEndpoint.url.length)
-DESCRIPTION = TextLimit("The description", WebhookEndpoint.description.length)
 _EVENT_TYPE = re.compile(r"\*|[a-z][a-z0-9_.]{0,63}")
 
 
@@ -89,7 +90,7 @@ def new_secret() -> str:
 def _checked(url: str, event_types: list[str], description: str) -> tuple[str, ...]:
     """The event types, deduplicated, or every problem with the input at once."""
     problems: list[Problem] = []
-    if URL.check(url, "url", problems):
+    if WEBHOOK_URL.check(url, "url", problems):
         parts = urlsplit(url)
         try:
             parts.port  # noqa: B018 (a port out of range raises)
@@ -103,21 +104,21 @@ def _checked(url: str, event_types: list[str], description: str) -> tuple[str, .
                     "url",
                 )
             )
-    DESCRIPTION.check(description, "description", problems)
+    WEBHOOK_DESCRIPTION.check(description, "description", problems)
     wanted = tuple(dict.fromkeys(t.strip() for t in event_types))
     if not wanted:
         problems.append(
             Problem(ErrorCode.REQUIRED, "Name at least one event type, or *.", "eventTypes")
         )
-    elif len(wanted) > MAX_EVENT_TYPES:
+    elif len(wanted) > MAX_WEBHOOK_EVENT_TYPES:
         problems.append(
             Problem(
                 ErrorCode.OUT_OF_RANGE,
-                f"An endpoint takes at most {MAX_EVENT_TYPES} event types.",
+                f"An endpoint takes at most {MAX_WEBHOOK_EVENT_TYPES} event types.",
                 "eventTypes",
             )
         )
-    for i, name in enumerate(wanted[:MAX_EVENT_TYPES]):
+    for i, name in enumerate(wanted[:MAX_WEBHOOK_EVENT_TYPES]):
         if not _EVENT_TYPE.fullmatch(name):
             problems.append(
                 Problem(
@@ -140,10 +141,11 @@ async def register(
     secret = new_secret()
     async with db.write_transaction():
         active = await WebhookEndpoint.count().where(WebhookEndpoint.deleted_at.is_null())
-        if active >= MAX_ENDPOINTS:
+        if active >= MAX_WEBHOOK_ENDPOINTS:
             raise DomainError.of(
                 ErrorCode.OUT_OF_RANGE,
-                f"At most {MAX_ENDPOINTS} webhook endpoints can be registered; delete one first.",
+                f"At most {MAX_WEBHOOK_ENDPOINTS} webhook endpoints can be registered; "
+                "delete one first.",
                 "url",
             )
         [row] = await WebhookEndpoint.insert(
@@ -159,7 +161,7 @@ async def register(
 
 
 async def active() -> list[EndpointView]:
-    """Every endpoint not deleted, oldest first (at most ``MAX_ENDPOINTS``)."""
+    """Every endpoint not deleted, oldest first (at most ``MAX_WEBHOOK_ENDPOINTS``)."""
     rows = (
         await WebhookEndpoint.select(*WebhookEndpoint.all_columns(exclude=[WebhookEndpoint.secret]))
         .where(WebhookEndpoint.deleted_at.is_null())
