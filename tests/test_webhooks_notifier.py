@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+import pytest
 from carrier_server import serve
 from conftest import make_settings, serve_api, submit
 from starlette.applications import Starlette
@@ -16,6 +17,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from ordergraph.core.orders import event_view
+from ordergraph.core.plugins import PluginConfigError
+from ordergraph.core.runtime import build
 from ordergraph.core.tables import Notification, OrderEvent
 
 SECRET = "whsec-test"
@@ -106,3 +109,9 @@ async def test_an_event_can_be_replayed_and_other_types_are_not_sent(database_ur
         assert staff["errors"][0]["extensions"]["code"] == "FORBIDDEN"
         unknown = await api.data(replay, {"o": order["id"], "e": "999999"})
         assert unknown["replayWebhook"]["errors"] == [{"code": "NOT_FOUND"}]
+
+
+def test_config_endpoints_need_the_signing_secret_at_start_up(database_url: str) -> None:
+    plugins = {"webhooks": {"enabled": True, "endpoints": {"erp": "http://127.0.0.1:9/hook"}}}
+    with pytest.raises(PluginConfigError, match=r"plugins\.webhooks\.signing_secret is required"):
+        build(make_settings(database_url, plugins=plugins))
