@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ordergraph.core.auth import Principal, Role
-from ordergraph.core.errors import DomainError
+from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import load_order
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.settlement import config_of
@@ -62,8 +62,8 @@ def _choices(token: str) -> str:
         "<p>Confirm that everything arrived in good order.</p>"
         "<button type=submit>Yes, confirm delivery</button></form>"
         f'<h2>Something wrong?</h2><form method="post" action="{PROBLEM_PATH}">{hidden}'
-        f'<p><label for="problem">Tell us what is wrong (missing, damaged, not what you '
-        f"ordered). We confirm nothing until it is sorted out.</label></p>"
+        '<p><label for="problem">Tell us what is wrong (missing, damaged, not what you '
+        "ordered). We confirm nothing until it is sorted out.</label></p>"
         f'<textarea id="problem" name="description" rows="4" required '
         f'maxlength="{MAX_DESCRIPTION}"></textarea>'
         "<p><button type=submit>Report a problem</button></p></form>"
@@ -110,7 +110,9 @@ async def problem_page(request: Request) -> HTMLResponse:
     try:
         await report_problem(rt, order_id, description, _link_customer(order.customer_id))
     except DomainError as error:
-        return _page("Not reported", f"<p>{escape(str(error))}</p>", 409)
+        # What was typed is refused (400), or the order is past reporting (409).
+        refused = error.code in (ErrorCode.REQUIRED, ErrorCode.INVALID_CHARACTER)
+        return _page("Not reported", f"<p>{escape(str(error))}</p>", 400 if refused else 409)
     return _page(
         "Thank you",
         f"<p>We have your report on order {order.number} and will be in touch. Its "

@@ -253,7 +253,11 @@ async def test_a_problem_reported_through_the_emailed_link_pauses_confirmation(
             empty = await api.client.post(
                 "/confirm-delivery/problem", data={"token": token, "description": " "}
             )
-            assert empty.status_code == 409 and "Describe the problem" in empty.text
+            assert empty.status_code == 400 and "Describe the problem" in empty.text
+            nul = await api.client.post(
+                "/confirm-delivery/problem", data={"token": token, "description": "bad\x00"}
+            )
+            assert nul.status_code == 400 and "control character" in nul.text
             reported = await api.client.post(
                 "/confirm-delivery/problem",
                 data={"token": token, "description": "One mug arrived broken"},

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode
+from ordergraph.core.limits import DELIVERY_PROBLEM, RESOLUTION
 from ordergraph.core.orders import OrderView, load_order, recording
 from ordergraph.core.settlement.config import SettlementConfig
 from ordergraph.core.tables import DeliveryProblem, Order, OrderEvent
@@ -22,7 +23,7 @@ from ordergraph.core.transitions import transition_order
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
 
-MAX_DESCRIPTION = 2000
+MAX_DESCRIPTION = DELIVERY_PROBLEM.max_length
 SCAN_BATCH = 500
 
 
@@ -82,6 +83,8 @@ async def report_problem(
             f"Describe the problem in 1 to {MAX_DESCRIPTION} characters.",
             "description",
         )
+    if (wrong := DELIVERY_PROBLEM.problem(text, "description")) is not None:
+        raise DomainError(wrong)
     async with recording(rt) as timeline:
         row = (
             await DeliveryProblem.insert(
@@ -115,6 +118,8 @@ async def resolve_problem(
             f"Say how it was resolved in 1 to {MAX_DESCRIPTION} characters.",
             "resolution",
         )
+    if (wrong := RESOLUTION.problem(text, "resolution")) is not None:
+        raise DomainError(wrong)
     async with recording(rt) as timeline:
         rows = await (
             DeliveryProblem.update(
