@@ -94,7 +94,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings, on_startup=on_startup)
     # Say what is wrong with the database before uvicorn starts, not inside its traceback.
     asyncio.run(_with_db(settings, migrations.ensure_current, migrated=False))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # Open /track live streams would hold a shutdown up for minutes; 10 s is enough for
+    # the requests in flight.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=10)
     return 0
 
 

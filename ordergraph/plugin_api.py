@@ -65,7 +65,15 @@ from ordergraph.core.reconciliation import match_line as match_bank_line
 from ordergraph.core.review import Finding
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.runtime import build as build_runtime
-from ordergraph.core.settlement import Adjustment, ChargeLine, confirmation_link
+from ordergraph.core.settlement import (
+    Adjustment,
+    ChargeLine,
+    SettlementConfig,
+    confirmation_link,
+    statement_link,
+)
+from ordergraph.core.settlement import config_of as settlement_config
+from ordergraph.core.settlement.pdf import render_statement as render_statement_pdf
 from ordergraph.core.settlement.statements import (
     StatementView,
     statement_by_number,
@@ -140,6 +148,7 @@ __all__ = [
     "SchemaExtension",
     "ServiceSettings",
     "Setting",
+    "SettlementConfig",
     "ShipmentTrackingType",
     "StatementView",
     "StatusGraph",
@@ -191,14 +200,17 @@ __all__ = [
     "release_stock",
     "release_stock_quantities",
     "remember_delivery",
+    "render_statement_pdf",
     "require",
     "reserve_stock",
     "row_id",
     "runtime_of",
     "seen_delivery",
     "set_promised_date",
+    "settlement_config",
     "shipment_row",
     "statement_by_number",
+    "statement_link",
     "stock_quantities",
     "submit_order",
     "transition_order",

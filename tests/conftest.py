@@ -109,6 +109,8 @@ class Api:
     client: httpx.AsyncClient
     rt: Runtime
     tokens: dict[str, str]
+    # The started app, to serve over a socket (for a browser).
+    app: Any = None
 
     async def gql(
         self, query: str, variables: dict[str, Any] | None = None, *, as_: str | None = "admin"
@@ -174,7 +176,7 @@ async def serve_api(
         }
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Api(client=client, rt=app.state.rt, tokens=tokens)
+            yield Api(client=client, rt=app.state.rt, tokens=tokens, app=manager.app)
 
 
 @pytest.fixture

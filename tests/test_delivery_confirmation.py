@@ -127,7 +127,7 @@ async def test_the_signed_link_shows_a_button_and_only_its_post_confirms(
         order = await read(api, order_id)
     assert order["status"] == "COMPLETED"
     completed = next(e for e in order["events"] if e["toStatus"] == "COMPLETED")
-    assert completed["data"]["reason"] == "delivery confirmed through the e-mailed link"
+    assert completed["data"]["reason"] == "delivery confirmed through the signed link"
 
 
 async def test_only_the_customer_of_a_delivered_order_confirms_it(database_url: str) -> None:

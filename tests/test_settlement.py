@@ -100,6 +100,22 @@ async def delivered(
 ) -> int:
     """An order picked (``found`` per line: the rest is cancelled), packed, shipped and
     delivered; returns its id."""
+    order_id = await sent(api, external_id, lines, found=found, as_=as_, **overrides)
+    await transition_order(api.rt, order_id, "deliver", ADMIN)
+    await api.rt.runner.drain()
+    return order_id
+
+
+async def sent(
+    api: Api,
+    external_id: str,
+    lines: list[dict[str, Any]],
+    *,
+    found: dict[int, int] | None = None,
+    as_: str = "ada",
+    **overrides: Any,
+) -> int:
+    """An order picked, packed and shipped with tracking number ``T-external_id``."""
     overrides.setdefault("shippingAddress", BERLIN)
     order = await submit(api, external_id, as_=as_, lines=lines, **overrides)
     order_id = int(order["id"])
@@ -113,7 +129,6 @@ async def delivered(
     }
     await work.complete_pack(api.rt, tasks["pack"], [work.Parcel(500, 10, 10, 10, packed)], PIA)
     await work.complete_ship(api.rt, tasks["ship"], "dhl", "", ["T-" + external_id], PIA)
-    await transition_order(api.rt, order_id, "deliver", ADMIN)
     await api.rt.runner.drain()
     return order_id
 

@@ -160,7 +160,7 @@ async def test_the_track_page_works_without_javascript(database_url: str) -> Non
         assert "02 May 08:10 local" in page.text
         assert "Köln" in page.text
         assert "St James" not in page.text  # no address
-        assert "setInterval" in page.text  # live where JavaScript is on
+        assert 'fetch("/track/live"' in page.text  # live where JavaScript is on
         wrong = await api.client.post(
             "/track", data={"number": number_of(order_id), "email": "bob@example.com"}
         )

@@ -21,7 +21,7 @@ def core_jobs(rt: Runtime) -> dict[str, Job]:
         carries and the order as it is now."""
         event = message_event(payload["event"])
         order = await load_order(event.order_id)
-        failures = (await rt.plugins.call("notify", order=order, event=event)).failures
+        failures = (await rt.plugins.call("notify", order=order, event=event, runtime=rt)).failures
         if event.type == "transition":
             failures += (
                 await rt.plugins.call("after_transition", order=order, event=event)

@@ -512,16 +512,18 @@ def after_transition(order, event, settings):
 
 
 @hookspec
-def notify(order, event, settings):
+def notify(order, event, runtime, settings):
     """Tell someone about an event on an order: e-mail, SMS, chat, a webhook.
 
     When: in the job runner, after commit, at least once for every event appended to
-    an order's timeline (its submission, every transition, a recorded plugin failure),
-    while some enabled plugin implements this hook.
+    an order's timeline (its submission, every transition, an issued statement, a
+    recorded plugin failure), while some enabled plugin implements this hook.
 
     Arguments:
         order: the ``OrderView``.
         event: the ``OrderEventView``.
+        runtime: the service's ``Runtime``, for what depends on its settings (such as
+            ``confirmation_link(settlement_config(runtime), order.id)``).
         settings: this plugin's settings.
 
     Returns: nothing. A plugin that raises makes the job retry.

@@ -76,6 +76,9 @@ IMPORT_STATUS = TextLimit("The status", ImportError_.status.length)
 NOTE = TextLimit("The note", 2000, multiline=True)
 # Why a transition was fired (a cancellation's reason, a reviewer's note): on the timeline.
 REASON = TextLimit("The reason", 2000, multiline=True)
+# What a customer says is wrong with a delivery, and how staff resolved it.
+DELIVERY_PROBLEM = TextLimit("The description", 2000, multiline=True)
+RESOLUTION = TextLimit("The resolution", 2000, multiline=True)
 # The shipping address's name may become the name of a new customer.
 ADDRESS_FIELD = TextLimit("An address field", Customer.name.length)
 EMAIL = TextLimit("The e-mail address", Customer.email.length)

@@ -127,6 +127,7 @@ class RedisLimits:
 
 @dataclass(frozen=True)
 class PublicTracking:
+    order_id: int  # for the page's own links and live feed; the answers do not show it
     number: str
     status: str
     shipments: list[tracking.ShipmentTrackingView]
@@ -169,4 +170,6 @@ async def look_up(
     if not matches:
         return None
     shipments = (await tracking.order_tracking([order_id]))[order_id]
-    return PublicTracking(number=order.number, status=order.status, shipments=shipments)
+    return PublicTracking(
+        order_id=order.id, number=order.number, status=order.status, shipments=shipments
+    )

@@ -1,9 +1,11 @@
 """The ``email`` notifier: tells the customer by e-mail (SMTP through aiosmtplib).
 
 On an order's receipt, approval, rejection (with the customer-worded reasons), shipping
-(carrier, tracking number, a link to the tracking page), a parcel out for delivery, and
-delivery. Each message has an HTML and a text part from Jinja2 templates: the built-in
-ones in ``plugins/notifiers/templates/email/``, or an admin's of the same name in
+(carrier, tracking number, a link to the tracking page), a parcel out for delivery,
+delivery (with the signed link that confirms it or reports a problem), and its
+settlement statement (the PDF attached, with the amount, due date and how to pay).
+Each message has an HTML and a text part from Jinja2 templates: the built-in ones in
+``plugins/notifiers/templates/email/``, or an admin's of the same name in
 ``templates_dir``. A message is sent once per order event and recipient (however often
 the job runs) and every attempt is logged on the order with its outcome.
 """
@@ -22,12 +24,19 @@ from ordergraph.plugin_api import (
     OrderEventView,
     OrderView,
     PluginInfo,
+    Runtime,
     Setting,
+    StatementView,
+    confirmation_link,
     get_customer,
     hookimpl,
     notification_attempt,
     order_tracking,
     record_notification,
+    render_statement_pdf,
+    settlement_config,
+    statement_by_number,
+    statement_link,
 )
 
 CHANNEL = "email"
@@ -39,6 +48,7 @@ SUBJECTS = {
     "shipped": "Your order {number} is on its way",
     "out_for_delivery": "Your order {number} is out for delivery",
     "delivered": "Your order {number} was delivered",
+    "statement": "Statement {statement} for your order {number}",
 }
 TRANSITION_KINDS = {
     "APPROVED": "approved",
@@ -56,6 +66,8 @@ def kind_of(event: OrderEventView) -> str | None:
         return TRANSITION_KINDS.get(event.to_status or "")
     if event.type == "tracking" and event.data.get("status") == "out_for_delivery":
         return "out_for_delivery" if event.data.get("newEvents") else None
+    if event.type == "statement_issued":
+        return "statement"
     return None
 
 
@@ -68,18 +80,40 @@ def environment(templates_dir: str) -> jinja2.Environment:
     )
 
 
+async def issued_statement(event: OrderEventView) -> StatementView:
+    """The statement a ``statement_issued`` event names."""
+    number = str(event.data.get("statement") or "")
+    statement = await statement_by_number(number) if number else None
+    if statement is None:
+        raise LookupError(f"event {event.id} names no stored statement ({number!r})")
+    return statement
+
+
 async def compose(
-    settings: dict[str, Any], order: OrderView, event: OrderEventView, kind: str, to: str
+    runtime: Runtime,
+    settings: dict[str, Any],
+    order: OrderView,
+    event: OrderEventView,
+    kind: str,
+    to: str,
 ) -> EmailMessage:
     customer = await get_customer(order.customer_id)
     tracking = (await order_tracking([order.id]))[order.id]
+    statement = await issued_statement(event) if kind == "statement" else None
+    config = settlement_config(runtime)
     context = {
         "order": order,
         "customer": customer,
         "reasons": event.data.get("reason") or "",
         "shipments": tracking,
         "tracking_link": f"{settings['tracking_page_url']}?number={order.number}",
-        "subject": SUBJECTS[kind].format(number=order.number),
+        # None without the settlement stage's link_secret: the message says to sign in.
+        "confirm_link": confirmation_link(config, order.id) if kind == "delivered" else None,
+        "statement": statement,
+        "statement_link": statement_link(config, statement.number) if statement else None,
+        "subject": SUBJECTS[kind].format(
+            number=order.number, statement=statement.number if statement else ""
+        ),
     }
     templates = environment(settings["templates_dir"])
     message = EmailMessage()
@@ -90,6 +124,13 @@ async def compose(
     message["Message-ID"] = make_msgid(f"order{order.id}.event{event.id}", "ordergraph")
     message.set_content(templates.get_template(f"{kind}.txt").render(context))
     message.add_alternative(templates.get_template(f"{kind}.html").render(context), subtype="html")
+    if statement is not None:
+        message.add_attachment(
+            render_statement_pdf(statement.snapshot),
+            maintype="application",
+            subtype="pdf",
+            filename=f"{statement.number}.pdf",
+        )
     return message
 
 
@@ -113,7 +154,8 @@ def plugin_info() -> PluginInfo:
             Setting(
                 "templates_dir",
                 default="",
-                description="A folder of templates (received.html, received.txt, ...) used "
+                description="A folder of templates (received.html, received.txt, ..., "
+                "statement.txt) used "
                 "instead of the built-in ones of the same name.",
             ),
         ),
@@ -121,7 +163,9 @@ def plugin_info() -> PluginInfo:
 
 
 @hookimpl
-async def notify(order: OrderView, event: OrderEventView, settings: dict[str, Any]) -> None:
+async def notify(
+    order: OrderView, event: OrderEventView, runtime: Runtime, settings: dict[str, Any]
+) -> None:
     kind = kind_of(event)
     if kind is None:
         return
@@ -132,7 +176,7 @@ async def notify(order: OrderView, event: OrderEventView, settings: dict[str, An
     if attempts is None:
         return
     try:
-        message = await compose(settings, order, event, kind, customer.email)
+        message = await compose(runtime, settings, order, event, kind, customer.email)
         await aiosmtplib.send(
             message,
             hostname=settings["smtp_host"],

@@ -20,11 +20,8 @@ from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, hookimpl
 from ordergraph.core.settlement.amount import Adjustment, ChargeLine, delivered_quantities
 from ordergraph.core.settlement.config import SettlementConfig, config_of, parse_config
-from ordergraph.core.settlement.confirmation import (
-    confirm_due_deliveries,
-    confirmation_link,
-    open_problem,
-)
+from ordergraph.core.settlement.confirmation import confirm_due_deliveries, open_problem
+from ordergraph.core.settlement.links import confirmation_link, statement_link
 from ordergraph.core.settlement.statements import ISSUE_JOB, issue_statement, statement_of
 from ordergraph.core.statusgraph import Transition
 
@@ -42,6 +39,7 @@ __all__ = [
     "config_of",
     "confirmation_link",
     "delivered_quantities",
+    "statement_link",
 ]
 
 

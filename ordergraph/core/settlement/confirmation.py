@@ -1,5 +1,5 @@
-"""Delivery confirmation: by the customer (a mutation or a signed link), or by the
-system once ``confirm_after_days`` passed with no problem reported. DELIVERED -> COMPLETED.
+"""Delivery confirmation: by the customer (a mutation or a signed link, see ``links``), or by
+the system once ``confirm_after_days`` passed with no problem reported. DELIVERED -> COMPLETED.
 
 A reported problem pauses confirmation until staff resolve it: ``complete`` is vetoed
 while a problem is open (the stage's ``before_transition``), whoever fires it.
@@ -7,16 +7,14 @@ while a problem is open (the stage's ``before_transition``), whoever fires it.
 
 from __future__ import annotations
 
-import base64
 import datetime
-import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode
+from ordergraph.core.limits import DELIVERY_PROBLEM, RESOLUTION
 from ordergraph.core.orders import OrderView, load_order, recording
 from ordergraph.core.settlement.config import SettlementConfig
 from ordergraph.core.tables import DeliveryProblem, Order, OrderEvent
@@ -25,8 +23,7 @@ from ordergraph.core.transitions import transition_order
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
 
-CONFIRM_PATH = "/confirm-delivery"
-MAX_DESCRIPTION = 2000
+MAX_DESCRIPTION = DELIVERY_PROBLEM.max_length
 SCAN_BATCH = 500
 
 
@@ -63,52 +60,6 @@ async def confirm_delivery(
     )
 
 
-# -- Signed links -------------------------------------------------------------------------
-
-
-def _signature(secret: str, payload: str) -> str:
-    digest = hmac.new(secret.encode(), f"confirm-delivery:{payload}".encode(), hashlib.sha256)
-    return base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
-
-
-def confirmation_token(config: SettlementConfig, order_id: int, now: datetime.datetime) -> str:
-    expires = int((now + datetime.timedelta(days=config.link_valid_days)).timestamp())
-    payload = f"{order_id}.{expires}"
-    return f"{payload}.{_signature(config.link_secret, payload)}"
-
-
-def confirmation_link(
-    config: SettlementConfig, order_id: int, now: datetime.datetime | None = None
-) -> str | None:
-    """The link a customer follows to confirm delivery (for the delivered e-mail and the
-    tracking page); None when no ``link_secret`` is configured."""
-    if not config.link_secret:
-        return None
-    token = confirmation_token(config, order_id, now or db.now())
-    return f"{config.public_url}{CONFIRM_PATH}?token={token}"
-
-
-def verify_token(config: SettlementConfig, token: str, now: datetime.datetime | None = None) -> int:
-    """The order id a link's token names; INVALID_TOKEN when forged, malformed or expired."""
-    parts = token.split(".")
-    if not config.link_secret or len(parts) != 3 or not all(p.isdigit() for p in parts[:2]):
-        raise DomainError.of(
-            ErrorCode.INVALID_TOKEN, "This confirmation link is not valid.", "token"
-        )
-    order_id, expires, signature = int(parts[0]), int(parts[1]), parts[2]
-    if not hmac.compare_digest(signature, _signature(config.link_secret, f"{order_id}.{expires}")):
-        raise DomainError.of(
-            ErrorCode.INVALID_TOKEN, "This confirmation link is not valid.", "token"
-        )
-    if (now or db.now()).timestamp() > expires:
-        raise DomainError.of(
-            ErrorCode.INVALID_TOKEN,
-            "This confirmation link has expired; confirm from your order page instead.",
-            "token",
-        )
-    return order_id
-
-
 # -- Problems -----------------------------------------------------------------------------
 
 
@@ -132,6 +83,8 @@ async def report_problem(
             f"Describe the problem in 1 to {MAX_DESCRIPTION} characters.",
             "description",
         )
+    if (wrong := DELIVERY_PROBLEM.problem(text, "description")) is not None:
+        raise DomainError(wrong)
     async with recording(rt) as timeline:
         row = (
             await DeliveryProblem.insert(
@@ -165,6 +118,8 @@ async def resolve_problem(
             f"Say how it was resolved in 1 to {MAX_DESCRIPTION} characters.",
             "resolution",
         )
+    if (wrong := RESOLUTION.problem(text, "resolution")) is not None:
+        raise DomainError(wrong)
     async with recording(rt) as timeline:
         rows = await (
             DeliveryProblem.update(
