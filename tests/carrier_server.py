@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import socket
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 TOKEN = "local-token"
@@ -165,6 +166,64 @@ def usps_app(state: CarrierState) -> Starlette:
             Route("/tracking/v3/tracking/{number}", track, methods=["GET"]),
         ]
     )
+
+
+DHL_SITE_ID = "site"
+DHL_PASSWORD = "password1"
+
+
+def _dhl_response(root: str, body: str) -> Response:
+    return Response(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<res:{root} xmlns:res="http://www.dhl.com" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        "<Response><ServiceHeader><MessageTime>2024-04-27T10:00:00+00:00</MessageTime>"
+        "<MessageReference>1234567890123456789012345678901</MessageReference>"
+        f"<SiteID>{DHL_SITE_ID}</SiteID></ServiceHeader></Response>{body}</res:{root}>",
+        media_type="application/xml",
+    )
+
+
+def dhl_app(state: CarrierState) -> Starlette:
+    """DHL XML Services: one servlet for every request, the site id and password in the
+    request's header. ``state.results`` holds, per AWB number, the ``ShipmentInfo`` XML."""
+
+    async def servlet(request: Request) -> Response:
+        request_xml = ET.fromstring(await request.body())
+        header = request_xml.find("./Request/ServiceHeader")
+        if (
+            header is None
+            or header.findtext("SiteID") != DHL_SITE_ID
+            or header.findtext("Password") != DHL_PASSWORD
+        ):
+            return _dhl_response(
+                "ShipmentTrackingErrorResponse",
+                "<Status><ActionStatus>Failure</ActionStatus><Condition>"
+                "<ConditionCode>100</ConditionCode><ConditionData>Invalid SiteID or Password"
+                "</ConditionData></Condition></Status>",
+            )
+        if state.failures_left:
+            state.failures_left -= 1
+            return PlainTextResponse("Service Unavailable", status_code=503)
+        numbers = [n.text or "" for n in request_xml.findall("AWBNumber")]
+        state.requests.append(numbers)
+        infos = []
+        for number in numbers:
+            if number in state.results:
+                infos.append(
+                    f"<AWBInfo><AWBNumber>{number}</AWBNumber><Status><ActionStatus>success"
+                    f"</ActionStatus></Status>{state.results[number]}</AWBInfo>"
+                )
+            else:
+                infos.append(
+                    "<AWBInfo><AWBNumber/><Status><ActionStatus>No Shipments Found"
+                    "</ActionStatus><Condition><ConditionCode>103</ConditionCode>"
+                    f"<ConditionData>No Shipments Found for AWBNumber {number}</ConditionData>"
+                    "</Condition></Status></AWBInfo>"
+                )
+        return _dhl_response("TrackingResponse", "".join(infos) + "<LanguageCode>en</LanguageCode>")
+
+    return Starlette(routes=[Route("/XMLShippingServlet", servlet, methods=["POST"])])
 
 
 @contextlib.asynccontextmanager
