@@ -8,6 +8,7 @@ scans a test gives it, and can be told to fail.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import socket
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+from fpdf import FPDF
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -32,6 +34,19 @@ class CarrierState:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[list[str]] = field(default_factory=list)
     failures_left: int = 0
+    # Shipments booked (the request bodies), and how many booking requests to refuse.
+    bookings: list[dict[str, Any]] = field(default_factory=list)
+    booking_failures_left: int = 0
+    labels: dict[str, bytes] = field(default_factory=dict)
+
+
+def label_pdf(tracking_number: str) -> bytes:
+    """A one-page PDF, as a carrier's label is."""
+    pdf = FPDF(format=(288, 432), unit="pt")
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=24)
+    pdf.cell(text=f"TRK {tracking_number}")
+    return bytes(pdf.output())
 
 
 def fedex_app(state: CarrierState) -> Starlette:
@@ -81,10 +96,80 @@ def fedex_app(state: CarrierState) -> Starlette:
             {"transactionId": "local", "output": {"completeTrackResults": complete}}
         )
 
+    async def ship(request: Request) -> JSONResponse:
+        """The Ship API: one master tracking number, a number and a base64 PDF label per
+        package, and the delivery date."""
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return JSONResponse({"errors": [{"code": "NOT.AUTHORIZED.ERROR"}]}, status_code=401)
+        body = await request.json()
+        if state.booking_failures_left:
+            state.booking_failures_left -= 1
+            return JSONResponse(
+                {
+                    "transactionId": "local",
+                    "errors": [
+                        {
+                            "code": "SHIPPER.POSTALSTATE.MISMATCH",
+                            "message": "Shipper Postal-State Mismatch.",
+                        }
+                    ],
+                },
+                status_code=400,
+            )
+        state.bookings.append(body)
+        first = 794_900_000_000 + 10 * len(state.bookings)
+        packages = body["requestedShipment"]["requestedPackageLineItems"]
+        numbers = [str(first + i) for i in range(len(packages))]
+        pieces = []
+        for i, number in enumerate(numbers):
+            state.labels[number] = label_pdf(number)
+            pieces.append(
+                {
+                    "masterTrackingNumber": numbers[0],
+                    "trackingNumber": number,
+                    "deliveryDatestamp": "2024-04-29",
+                    "serviceCategory": "GROUND",
+                    "trackingIdType": "FEDEX",
+                    "packageSequenceNumber": i + 1,
+                    "packageDocuments": [
+                        {
+                            "contentType": "LABEL",
+                            "copiesToPrint": 1,
+                            "docType": "PDF",
+                            "encodedLabel": base64.b64encode(state.labels[number]).decode(),
+                        }
+                    ],
+                }
+            )
+        return JSONResponse(
+            {
+                "transactionId": "local",
+                "output": {
+                    "transactionShipments": [
+                        {
+                            "serviceType": body["requestedShipment"]["serviceType"],
+                            "shipDatestamp": body["requestedShipment"]["shipDatestamp"],
+                            "serviceCategory": "GROUND",
+                            "masterTrackingNumber": numbers[0],
+                            "pieceResponses": pieces,
+                            "completedShipmentDetail": {
+                                "carrierCode": "FDXG",
+                                "operationalDetail": {
+                                    "deliveryDate": "2024-04-29",
+                                    "deliveryDay": "MON",
+                                },
+                            },
+                        }
+                    ]
+                },
+            }
+        )
+
     return Starlette(
         routes=[
             Route("/oauth/token", token, methods=["POST"]),
             Route("/track/v1/trackingnumbers", track, methods=["POST"]),
+            Route("/ship/v1/shipments", ship, methods=["POST"]),
         ]
     )
 

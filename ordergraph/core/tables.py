@@ -6,6 +6,7 @@ from piccolo.columns import (
     JSON,
     BigInt,
     Boolean,
+    Bytea,
     Date,
     ForeignKey,
     Integer,
@@ -249,6 +250,26 @@ class Shipment(Table, tablename="shipments"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+class ShipmentBooking(Table, tablename="shipment_bookings"):
+    """Buying a shipment's label from its carrier. ``state`` makes the request go out at
+    most once at a time and never again once booked: pending, requesting, failed (the
+    carrier refused; asked again), booked, or unknown (no answer in time: a person
+    checks with the carrier). The label's bytes live here, apart from the shipment row
+    that every order read loads."""
+
+    shipment = ForeignKey(references=Shipment, null=False, on_delete=OnDelete.restrict, unique=True)
+    order = ForeignKey(references=Order, null=False, on_delete=OnDelete.restrict, index=True)
+    carrier = Varchar(length=64)
+    state = Varchar(length=16, default="pending")
+    attempts = Integer(default=0)
+    last_error = Text(default="")
+    tracking_number = Varchar(length=128, default="")
+    label = Bytea(null=True, default=None)
+    label_format = Varchar(length=16, default="")
+    requested_at = Timestamptz(null=True, default=None)
+    booked_at = Timestamptz(null=True, default=None)
+
+
 class ShipmentLine(Table, tablename="shipment_lines"):
     shipment = ForeignKey(references=Shipment, null=False, on_delete=OnDelete.restrict, index=True)
     order = ForeignKey(references=Order, null=False, on_delete=OnDelete.restrict, index=True)
@@ -476,6 +497,7 @@ ALL_TABLES: tuple[type[Table], ...] = (
     FulfilmentLine,
     Task,
     Shipment,
+    ShipmentBooking,
     ShipmentLine,
     OrderStatusCount,
     StatementSeries,
