@@ -37,6 +37,8 @@ class CarrierState:
     # Shipments booked (the request bodies), and how many booking requests to refuse.
     bookings: list[dict[str, Any]] = field(default_factory=list)
     booking_failures_left: int = 0
+    # Seconds the Ship API takes to answer (after it has booked).
+    booking_delay: float = 0.0
     labels: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -117,6 +119,7 @@ def fedex_app(state: CarrierState) -> Starlette:
                 status_code=400,
             )
         state.bookings.append(body)
+        await asyncio.sleep(state.booking_delay)
         first = 794_900_000_000 + 10 * len(state.bookings)
         packages = body["requestedShipment"]["requestedPackageLineItems"]
         numbers = [str(first + i) for i in range(len(packages))]

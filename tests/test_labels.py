@@ -16,7 +16,7 @@ from test_carriers import CREDENTIALS, IN_TRANSIT
 from test_fulfilment import PACK, PICK, approved, parcel, task, team
 from test_tracking import SHIP_BY, TRACKING
 
-from ordergraph.core import auth, polling
+from ordergraph.core import auth, db, polling
 from ordergraph.core.fulfilment.labels import BOOK_JOB, BookingInProgress
 
 RENO = {
@@ -49,7 +49,7 @@ query($id: ID!) {
 
 @contextlib.asynccontextmanager
 async def label_shop(
-    database_url: str, *, retry_seconds: float = 0.0, **more: Any
+    database_url: str, *, retry_seconds: float = 0.0, timeout: float = 10.0, **more: Any
 ) -> AsyncIterator[tuple[Api, CarrierState]]:
     """The app with FedEx pointed at 127.0.0.1 and buying labels."""
     state = CarrierState()
@@ -71,7 +71,10 @@ async def label_shop(
             "fedex": fedex,
         }
         settings = make_settings(
-            database_url, plugins=plugins, job_retry_base_seconds=retry_seconds
+            database_url,
+            plugins=plugins,
+            job_retry_base_seconds=retry_seconds,
+            plugin_timeout_seconds=timeout,
         )
         async with serve_api(settings) as api:
             api.tokens["pia"] = await auth.create_token("staff", name="pia", team="packers")
@@ -196,3 +199,50 @@ async def test_without_buy_labels_a_ship_needs_its_tracking_numbers(database_url
         [error] = refused["completeShip"]["errors"]
         assert (error["field"], error["code"]) == ("trackingNumbers", "INVALID_VALUE")
         assert fedex.bookings == []
+
+
+async def test_a_booking_without_an_answer_in_time_is_never_asked_again(database_url: str) -> None:
+    async with label_shop(database_url, timeout=0.5) as (api, fedex):
+        fedex.booking_delay = 2.0
+        order_id = await ship_without_number(api, "LBL-4")
+        await api.rt.runner.drain()
+
+        # FedEx booked, but too late to say so: a person must check before anyone asks again.
+        assert len(fedex.bookings) == 1
+        shipment = await shipment_of(api, order_id)
+        assert shipment["label"]["state"] == "unknown" and shipment["trackingNumber"] == ""
+        assert "check before shipping again" in shipment["label"]["error"]
+        [alert] = await alerts_of(api, order_id, "OPEN")
+        assert alert["kind"] == "label_failed" and alert["detail"]["state"] == "unknown"
+        await api.rt.job_handlers[BOOK_JOB](
+            {"order_id": int(order_id), "shipment_id": int(shipment["id"])}
+        )
+        assert len(fedex.bookings) == 1
+
+
+LABELS_OF_ORDERS = (
+    "{ orders(first: 50) { edges { node { shipments { trackingNumber label { state url } } } } } }"
+)
+
+
+async def labels_read(api: Api) -> tuple[int, list[dict[str, Any]]]:
+    with db.count_statements() as log:
+        data = await api.data(LABELS_OF_ORDERS, as_="staff")
+    shipments = [s for e in data["orders"]["edges"] for s in e["node"]["shipments"]]
+    return log.count, shipments
+
+
+async def test_the_labels_of_many_orders_cost_the_same_statements_as_of_one(
+    database_url: str,
+) -> None:
+    async with label_shop(database_url) as (api, _):
+        await ship_without_number(api, "LBL-5")
+        await api.rt.runner.drain()
+        one, shipments = await labels_read(api)
+        assert [s["label"]["state"] for s in shipments] == ["booked"]
+        for n in range(6, 9):
+            await ship_without_number(api, f"LBL-{n}")
+        await api.rt.runner.drain()
+        four, shipments = await labels_read(api)
+        assert [s["label"]["state"] for s in shipments] == ["booked"] * 4
+        assert four == one
