@@ -16,7 +16,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from ordergraph import graphiql, settlement_routes, track_page
+from ordergraph import graphiql, settlement_routes, shipment_routes, track_page
 from ordergraph.channel_input import BodyTooLarge, read_body
 from ordergraph.core import db, runtime
 from ordergraph.core.errors import ErrorCode
@@ -127,6 +127,7 @@ def create_app(
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *settlement_routes.ROUTES,
+        *shipment_routes.ROUTES,
         *track_page.ROUTES,
     ]
     if not settings.production:

@@ -19,6 +19,7 @@ from ordergraph.core import webhook_endpoints
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.fulfilment import AssignmentChoice, Candidate, TeamView, open_quantities
+from ordergraph.core.fulfilment.labels import Booking
 from ordergraph.core.inbox import IngestResult, find_order, ingest, remember_delivery, seen_delivery
 from ordergraph.core.inbox import receive as receive_delivery
 from ordergraph.core.inbox import record as record_import_error
@@ -117,6 +118,7 @@ __all__ = [
     "AssignmentChoice",
     "BankCredit",
     "BodyTooLarge",
+    "Booking",
     "Candidate",
     "ChargeLine",
     "CustomerView",

@@ -8,17 +8,20 @@ scans a test gives it, and can be told to fail.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import socket
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+from fpdf import FPDF
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 TOKEN = "local-token"
@@ -31,6 +34,21 @@ class CarrierState:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[list[str]] = field(default_factory=list)
     failures_left: int = 0
+    # Shipments booked (the request bodies), and how many booking requests to refuse.
+    bookings: list[dict[str, Any]] = field(default_factory=list)
+    booking_failures_left: int = 0
+    # Seconds the Ship API takes to answer (after it has booked).
+    booking_delay: float = 0.0
+    labels: dict[str, bytes] = field(default_factory=dict)
+
+
+def label_pdf(tracking_number: str) -> bytes:
+    """A one-page PDF, as a carrier's label is."""
+    pdf = FPDF(format=(288, 432), unit="pt")
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=24)
+    pdf.cell(text=f"TRK {tracking_number}")
+    return bytes(pdf.output())
 
 
 def fedex_app(state: CarrierState) -> Starlette:
@@ -80,10 +98,81 @@ def fedex_app(state: CarrierState) -> Starlette:
             {"transactionId": "local", "output": {"completeTrackResults": complete}}
         )
 
+    async def ship(request: Request) -> JSONResponse:
+        """The Ship API: one master tracking number, a number and a base64 PDF label per
+        package, and the delivery date."""
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return JSONResponse({"errors": [{"code": "NOT.AUTHORIZED.ERROR"}]}, status_code=401)
+        body = await request.json()
+        if state.booking_failures_left:
+            state.booking_failures_left -= 1
+            return JSONResponse(
+                {
+                    "transactionId": "local",
+                    "errors": [
+                        {
+                            "code": "SHIPPER.POSTALSTATE.MISMATCH",
+                            "message": "Shipper Postal-State Mismatch.",
+                        }
+                    ],
+                },
+                status_code=400,
+            )
+        state.bookings.append(body)
+        await asyncio.sleep(state.booking_delay)
+        first = 794_900_000_000 + 10 * len(state.bookings)
+        packages = body["requestedShipment"]["requestedPackageLineItems"]
+        numbers = [str(first + i) for i in range(len(packages))]
+        pieces = []
+        for i, number in enumerate(numbers):
+            state.labels[number] = label_pdf(number)
+            pieces.append(
+                {
+                    "masterTrackingNumber": numbers[0],
+                    "trackingNumber": number,
+                    "deliveryDatestamp": "2024-04-29",
+                    "serviceCategory": "GROUND",
+                    "trackingIdType": "FEDEX",
+                    "packageSequenceNumber": i + 1,
+                    "packageDocuments": [
+                        {
+                            "contentType": "LABEL",
+                            "copiesToPrint": 1,
+                            "docType": "PDF",
+                            "encodedLabel": base64.b64encode(state.labels[number]).decode(),
+                        }
+                    ],
+                }
+            )
+        return JSONResponse(
+            {
+                "transactionId": "local",
+                "output": {
+                    "transactionShipments": [
+                        {
+                            "serviceType": body["requestedShipment"]["serviceType"],
+                            "shipDatestamp": body["requestedShipment"]["shipDatestamp"],
+                            "serviceCategory": "GROUND",
+                            "masterTrackingNumber": numbers[0],
+                            "pieceResponses": pieces,
+                            "completedShipmentDetail": {
+                                "carrierCode": "FDXG",
+                                "operationalDetail": {
+                                    "deliveryDate": "2024-04-29",
+                                    "deliveryDay": "MON",
+                                },
+                            },
+                        }
+                    ]
+                },
+            }
+        )
+
     return Starlette(
         routes=[
             Route("/oauth/token", token, methods=["POST"]),
             Route("/track/v1/trackingnumbers", track, methods=["POST"]),
+            Route("/ship/v1/shipments", ship, methods=["POST"]),
         ]
     )
 
@@ -165,6 +254,64 @@ def usps_app(state: CarrierState) -> Starlette:
             Route("/tracking/v3/tracking/{number}", track, methods=["GET"]),
         ]
     )
+
+
+DHL_SITE_ID = "site"
+DHL_PASSWORD = "password1"
+
+
+def _dhl_response(root: str, body: str) -> Response:
+    return Response(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<res:{root} xmlns:res="http://www.dhl.com" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        "<Response><ServiceHeader><MessageTime>2024-04-27T10:00:00+00:00</MessageTime>"
+        "<MessageReference>1234567890123456789012345678901</MessageReference>"
+        f"<SiteID>{DHL_SITE_ID}</SiteID></ServiceHeader></Response>{body}</res:{root}>",
+        media_type="application/xml",
+    )
+
+
+def dhl_app(state: CarrierState) -> Starlette:
+    """DHL XML Services: one servlet for every request, the site id and password in the
+    request's header. ``state.results`` holds, per AWB number, the ``ShipmentInfo`` XML."""
+
+    async def servlet(request: Request) -> Response:
+        request_xml = ET.fromstring(await request.body())
+        header = request_xml.find("./Request/ServiceHeader")
+        if (
+            header is None
+            or header.findtext("SiteID") != DHL_SITE_ID
+            or header.findtext("Password") != DHL_PASSWORD
+        ):
+            return _dhl_response(
+                "ShipmentTrackingErrorResponse",
+                "<Status><ActionStatus>Failure</ActionStatus><Condition>"
+                "<ConditionCode>100</ConditionCode><ConditionData>Invalid SiteID or Password"
+                "</ConditionData></Condition></Status>",
+            )
+        if state.failures_left:
+            state.failures_left -= 1
+            return PlainTextResponse("Service Unavailable", status_code=503)
+        numbers = [n.text or "" for n in request_xml.findall("AWBNumber")]
+        state.requests.append(numbers)
+        infos = []
+        for number in numbers:
+            if number in state.results:
+                infos.append(
+                    f"<AWBInfo><AWBNumber>{number}</AWBNumber><Status><ActionStatus>success"
+                    f"</ActionStatus></Status>{state.results[number]}</AWBInfo>"
+                )
+            else:
+                infos.append(
+                    "<AWBInfo><AWBNumber/><Status><ActionStatus>No Shipments Found"
+                    "</ActionStatus><Condition><ConditionCode>103</ConditionCode>"
+                    f"<ConditionData>No Shipments Found for AWBNumber {number}</ConditionData>"
+                    "</Condition></Status></AWBInfo>"
+                )
+        return _dhl_response("TrackingResponse", "".join(infos) + "<LanguageCode>en</LanguageCode>")
+
+    return Starlette(routes=[Route("/XMLShippingServlet", servlet, methods=["POST"])])
 
 
 @contextlib.asynccontextmanager

@@ -7,8 +7,18 @@ import datetime
 from collections.abc import AsyncIterator
 from typing import Any
 
-from carrier_server import CarrierState, fedex_app, serve, ups_app, usps_app
+from carrier_server import (
+    DHL_PASSWORD,
+    DHL_SITE_ID,
+    CarrierState,
+    dhl_app,
+    fedex_app,
+    serve,
+    ups_app,
+    usps_app,
+)
 from conftest import Api, make_settings, serve_api
+from test_alerts import alerts_of
 from test_fulfilment import PACK, PICK, approved, parcel, read, task, team
 from test_tracking import SHIP_BY, TRACKING
 
@@ -68,8 +78,9 @@ CREDENTIALS = {
     "fedex": {"track_api_key": "key", "track_secret_key": "secret"},
     "ups": {"client_id": "id", "client_secret": "secret"},
     "usps": {"client_id": "id", "client_secret": "secret"},
+    "dhl_express": {"site_id": DHL_SITE_ID, "password": DHL_PASSWORD},
 }
-APPS = {"fedex": fedex_app, "ups": ups_app, "usps": usps_app}
+APPS = {"fedex": fedex_app, "ups": ups_app, "usps": usps_app, "dhl_express": dhl_app}
 
 
 @contextlib.asynccontextmanager
@@ -289,3 +300,113 @@ async def test_a_usps_poll_takes_the_instant_from_gmt_not_the_local_clock(
         ]
         assert tracked["estimate"]["estimatedDelivery"] == "2024-04-27T20:00:00+00:00"
         assert (await read(api, order_id))["status"] == "DELIVERED"
+
+
+def dhl_event(date: str, time: str, code: str, description: str, area: str, place: str) -> str:
+    """A ``ShipmentEvent`` of DHL's tracking response: the local date and time (with its
+    offset), the event code and the service area."""
+    return (
+        f"<ShipmentEvent><Date>{date}</Date><Time>{time}</Time><ServiceEvent>"
+        f"<EventCode>{code}</EventCode><Description>{description}</Description>"
+        f"</ServiceEvent><Signatory/><ServiceArea><ServiceAreaCode>{area}</ServiceAreaCode>"
+        f"<Description>{place}</Description></ServiceArea></ShipmentEvent>"
+    )
+
+
+def dhl_shipment(*events: str, estimate: str = "") -> str:
+    """A ``ShipmentInfo``, its events oldest first as DHL lists them."""
+    return (
+        "<ShipmentInfo><OriginServiceArea><ServiceAreaCode>MEM</ServiceAreaCode>"
+        "<Description>MEMPHIS, TN-USA</Description></OriginServiceArea>"
+        "<DestinationServiceArea><ServiceAreaCode>LAX</ServiceAreaCode>"
+        "<Description>LOS ANGELES, CA-USA</Description></DestinationServiceArea>"
+        "<ShipperName>SHOP</ShipperName><ConsigneeName>ADA</ConsigneeName>"
+        "<ShipmentDate>2024-04-25T18:00:00</ShipmentDate><Pieces>1</Pieces>"
+        "<Weight>0.5</Weight><WeightUnit>K</WeightUnit>"
+        f"{estimate}{''.join(events)}</ShipmentInfo>"
+    )
+
+
+async def test_a_dhl_poll_keeps_the_offset_karrio_drops_and_delivers_the_order(
+    database_url: str,
+) -> None:
+    async with fedex_shop(database_url, "dhl_express") as (api, dhl):
+        order_id = await ship_fedex(api, "DHL-1", "1234567890", carrier="dhl_express")
+        dhl.results["1234567890"] = dhl_shipment(
+            dhl_event("2024-04-25", "20:10:00-05:00", "AF", "Arrived", "MEM", "MEMPHIS, TN-USA"),
+            dhl_event(
+                "2024-04-26", "09:26:00-07:00", "WC", "With courier", "LAX", "LOS ANGELES, CA-USA"
+            ),
+            dhl_event(
+                "2024-04-26", "14:29:00-07:00", "OK", "Delivered", "LAX", "LOS ANGELES, CA-USA"
+            ),
+            estimate="<EstDlvyDate>2024-04-26 23:59:00 GMT-07:00</EstDlvyDate>"
+            "<EstDlvyDateUTC>2024-04-27 06:59:00</EstDlvyDateUTC>",
+        )
+
+        result = await polling.poll_carriers(api.rt)
+
+        assert (result["dhl_express"].asked, result["dhl_express"].new_events) == (1, 3)
+        [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
+        # 09:26 at -07:00 is 16:26 UTC; karrio alone says 09:26 UTC.
+        assert [
+            (e["code"], e["status"], e["occurredAt"], e["localTime"]) for e in tracked["events"]
+        ] == [
+            ("OK", "delivered", "2024-04-26T21:29:00+00:00", "2024-04-26T14:29:00-07:00"),
+            ("WC", "out_for_delivery", "2024-04-26T16:26:00+00:00", "2024-04-26T09:26:00-07:00"),
+            ("AF", "in_transit", "2024-04-26T01:10:00+00:00", "2024-04-25T20:10:00-05:00"),
+        ]
+        assert tracked["events"][1]["location"]["city"] == "LOS ANGELES"
+        assert tracked["events"][1]["location"]["region"] == "CA"
+        assert tracked["estimate"]["estimatedDelivery"] == "2024-04-27T06:59:00+00:00"
+        assert tracked["status"] == "delivered"
+        assert (await read(api, order_id))["status"] == "DELIVERED"
+        later = db.now() + datetime.timedelta(days=1)
+        assert (await polling.poll_carriers(api.rt, later))["dhl_express"].asked == 0
+        assert dhl.requests == [["1234567890"]]
+
+
+async def test_a_dhl_failed_delivery_maps_to_karrios_status_and_opens_an_alert(
+    database_url: str,
+) -> None:
+    async with fedex_shop(database_url, "dhl_express") as (api, dhl):
+        order_id = await ship_fedex(api, "DHL-2", "2234567890", carrier="dhl_express")
+        dhl.results["2234567890"] = dhl_shipment(
+            dhl_event("2024-04-26", "11:02:00+02:00", "NH", "Not home", "MUC", "MUNICH-GERMANY")
+        )
+        await polling.poll_carriers(api.rt)
+        [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
+        assert (tracked["status"], tracked["reason"]) == ("delivery_failed", "consignee_not_home")
+        assert tracked["events"][0]["location"]["city"] == "MUNICH"
+        [alert] = await alerts_of(api, order_id, "OPEN")
+        assert alert["kind"] == "delivery_failed"
+
+
+async def test_dhl_errors_back_off_and_an_event_without_offset_is_refused(
+    database_url: str,
+) -> None:
+    async with fedex_shop(database_url, "dhl_express", poll_interval_minutes=60) as (api, dhl):
+        order_id = await ship_fedex(api, "DHL-3", "3234567890", carrier="dhl_express")
+        dhl.results["3234567890"] = dhl_shipment(
+            dhl_event("2024-04-26", "09:26:00", "AF", "Arrived", "LAX", "LOS ANGELES, CA-USA")
+        )
+        dhl.failures_left = 1
+        now = db.now()
+        assert (await polling.poll_carriers(api.rt, now))["dhl_express"].failed_batches == 1
+        assert (await ShipmentTracking.select().first())["poll_failures"] == 1
+        # Backing off: twice the interval.
+        soon = now + datetime.timedelta(minutes=90)
+        assert (await polling.poll_carriers(api.rt, soon))["dhl_express"].asked == 0
+        # DHL answers, but with a local time and no offset: nothing is stored at a guess.
+        second = now + datetime.timedelta(minutes=121)
+        assert (await polling.poll_carriers(api.rt, second))["dhl_express"].failed_batches == 1
+        row = await ShipmentTracking.select().first()
+        assert row["poll_failures"] == 2 and "no time with an offset" in row["poll_error"]
+        [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
+        assert tracked["events"] == []
+        dhl.results["3234567890"] = dhl_shipment(
+            dhl_event("2024-04-26", "09:26:00-07:00", "AF", "Arrived", "LAX", "LOS ANGELES, CA-USA")
+        )
+        third = await polling.poll_carriers(api.rt, second + datetime.timedelta(minutes=241))
+        assert (third["dhl_express"].failed_batches, third["dhl_express"].new_events) == (0, 1)
+        assert (await ShipmentTracking.select().first())["poll_failures"] == 0

@@ -41,6 +41,7 @@ SEVERITY = {
     "tracking_silent": "warning",
     "job_failed": "high",
     "plugin_failed": "high",
+    "label_failed": "high",
 }
 """Every kind of alert and its severity."""
 RESPONSE_HOURS = {"high": 4, "warning": 24}

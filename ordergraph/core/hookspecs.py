@@ -269,19 +269,29 @@ def apply_fulfilment(order, shipped, cancelled, settings):
 
 @hookspec
 def create_shipment(order, shipment, settings):
-    """Book a shipment with a carrier and return its label and tracking number.
+    """Book a shipment with the carrier: buy its label and learn its tracking number.
 
-    When: in the job runner, when staff ship a package; never while a row lock is
-    held.
+    When: in the job runner (job ``book_shipment``), after staff ship a package with
+    this plugin as the carrier and no tracking number, unless the plugin's
+    ``buy_labels`` setting is false. Only the chosen carrier's plugin is called, with
+    no transaction open and no row lock held. Not called again once a booking
+    succeeded, nor while another call for the same shipment is under way.
 
     Arguments:
-        order: the ``OrderView``.
-        shipment: the package: lines, weight, address, the carrier chosen.
+        order: the ``OrderView`` (its number, lines and ``shipping_address``).
+        shipment: a dict with ``id``, ``carrier``, ``service``, ``reference`` (the
+            order number), ``address`` (the order's shipping address) and ``parcels``
+            (each with ``weightGrams``, ``lengthMm``, ``widthMm``, ``heightMm`` and its
+            ``lines`` of ``lineNo`` and ``quantity``).
         settings: this plugin's settings.
 
-    Returns: the carrier's booking (tracking number, label, ETA) or ``None`` when
-    this plugin is not the chosen carrier (first result). A failure opens an alert
-    on the order.
+    Returns: a ``Booking`` (``ordergraph.plugin_api``): the tracking number, one per
+    parcel when the carrier numbers them, the label's bytes and format (``PDF``), and
+    the ETA as an ``Estimate`` or ``None``. May be async. Raising (the carrier refused)
+    opens a ``label_failed`` alert on the order and the job asks again later, backing
+    off; timing out marks the booking unknown (the carrier may have booked) and the
+    alert asks a person to check, without asking again. The booking that succeeds
+    closes the alert; polling then tracks the number.
     """
 
 

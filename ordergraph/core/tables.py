@@ -6,6 +6,7 @@ from piccolo.columns import (
     JSON,
     BigInt,
     Boolean,
+    Bytea,
     Date,
     ForeignKey,
     Integer,
@@ -247,6 +248,26 @@ class Shipment(Table, tablename="shipments"):
     parcels = JSON(default=[])
     created_by = Varchar(length=200)
     created_at = Timestamptz(default=TimestamptzNow())
+
+
+class ShipmentBooking(Table, tablename="shipment_bookings"):
+    """Buying a shipment's label from its carrier. ``state`` makes the request go out at
+    most once at a time and never again once booked: pending, requesting, failed (the
+    carrier refused; asked again), booked, or unknown (no answer in time: a person
+    checks with the carrier). The label's bytes live here, apart from the shipment row
+    that every order read loads."""
+
+    shipment = ForeignKey(references=Shipment, null=False, on_delete=OnDelete.restrict, unique=True)
+    order = ForeignKey(references=Order, null=False, on_delete=OnDelete.restrict, index=True)
+    carrier = Varchar(length=64)
+    state = Varchar(length=16, default="pending")
+    attempts = Integer(default=0)
+    last_error = Text(default="")
+    tracking_number = Varchar(length=128, default="")
+    label = Bytea(null=True, default=None)
+    label_format = Varchar(length=16, default="")
+    requested_at = Timestamptz(null=True, default=None)
+    booked_at = Timestamptz(null=True, default=None)
 
 
 class ShipmentLine(Table, tablename="shipment_lines"):
@@ -493,6 +514,7 @@ ALL_TABLES: tuple[type[Table], ...] = (
     FulfilmentLine,
     Task,
     Shipment,
+    ShipmentBooking,
     ShipmentLine,
     OrderStatusCount,
     StatementSeries,

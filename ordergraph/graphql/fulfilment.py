@@ -14,7 +14,7 @@ from strawberry.scalars import JSON
 from ordergraph.core import db
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.fulfilment import assignment, teams, work
+from ordergraph.core.fulfilment import assignment, labels, teams, work
 from ordergraph.core.fulfilment.assignment import PRIORITY_RANK, explanation_of
 from ordergraph.core.tables import Assignment as AssignmentRow
 from ordergraph.core.tables import Order as OrderRow
@@ -149,6 +149,21 @@ class ShipmentLine:
     quantity: int
 
 
+@strawberry.type(description="The label bought from the carrier for a shipment.")
+class ShipmentLabel:
+    state: str = strawberry.field(
+        description="pending, requesting, booked, failed (asked again) or unknown (the "
+        "carrier did not answer in time: check with it)."
+    )
+    attempts: int
+    error: str = strawberry.field(description="The carrier's last refusal, if any.")
+    format: str = strawberry.field(description="PDF, once booked.")
+    booked_at: datetime.datetime | None
+    url: str | None = strawberry.field(
+        description="Where staff download the label, with their bearer token, once booked."
+    )
+
+
 @strawberry.type
 class Shipment:
     id: strawberry.ID
@@ -159,6 +174,26 @@ class Shipment:
     created_by: str
     created_at: datetime.datetime
     lines: list[ShipmentLine]
+    order_id: strawberry.Private[int]
+
+    @strawberry.field(
+        description="The label bought from the carrier (staff), when its plugin buys labels."
+    )
+    async def label(self, info: Info) -> ShipmentLabel | None:
+        require(info, *OPERATORS)
+        bookings = await info.context.loaders.bookings.load(self.order_id)
+        row = next((b for b in bookings if str(b["shipment"]) == self.id), None)
+        if row is None:
+            return None
+        booked = row["state"] == "booked"
+        return ShipmentLabel(
+            state=row["state"],
+            attempts=row["attempts"],
+            error=row["last_error"],
+            format=row["label_format"],
+            booked_at=row["booked_at"],
+            url=labels.label_path(row["shipment"]) if booked else None,
+        )
 
 
 @strawberry.type
@@ -194,6 +229,7 @@ async def order_shipments(order: Order, info: Info) -> list[Shipment]:
                 for line in lines
                 if line["shipment"] == r["id"]
             ],
+            order_id=order.order_id,
         )
         for r in rows
     ]

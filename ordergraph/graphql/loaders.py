@@ -19,6 +19,7 @@ from ordergraph.core.tables import (
     Product,
     ReviewFinding,
     Shipment,
+    ShipmentBooking,
     ShipmentLine,
     Task,
 )
@@ -37,6 +38,15 @@ def _by_order(
         return [by_order[i] for i in order_ids]
 
     return load
+
+
+async def _bookings(order_ids: list[int]) -> list[list[dict[str, Any]]]:
+    """Label bookings per order, without the labels' bytes."""
+    columns = [c for c in ShipmentBooking.all_columns() if c is not ShipmentBooking.label]
+    by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in await ShipmentBooking.select(*columns).where(ShipmentBooking.order.is_in(order_ids)):
+        by_order[row["order"]].append(row)
+    return [by_order[i] for i in order_ids]
 
 
 async def _customers(ids: list[int]) -> list[dict[str, Any] | None]:
@@ -85,4 +95,5 @@ class Loaders:
         self.shipment_lines: DataLoader[int, list[dict[str, Any]]] = DataLoader(
             _by_order(ShipmentLine, ShipmentLine.id)
         )
+        self.bookings: DataLoader[int, list[dict[str, Any]]] = DataLoader(_bookings)
         self.bins: DataLoader[str, str] = DataLoader(_bins)

@@ -1,18 +1,34 @@
-"""FedEx tracking through karrio (FedEx Track API, OAuth client credentials).
+"""FedEx tracking and labels through karrio (FedEx Track and Ship APIs, OAuth client
+credentials).
 
 karrio sends the request and maps FedEx's event codes (``DL`` delivered, ``OD`` out
 for delivery, ...) to its statuses and reasons. Its parser drops the offset of FedEx's
 times (``2024-04-26T09:26:00-07:00`` would become 09:26 at no zone) and the delivery
 window, so they are read from FedEx's ``scanEvents`` and ``estimatedDeliveryTimeWindow``.
+
+With ``buy_labels`` the plugin books a shipment through the Ship API when staff ship
+without tracking numbers: karrio sends it and decodes the label; the piece tracking
+numbers and the delivery date, which karrio does not keep, come from FedEx's answer.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime
 from typing import Any
 
+import karrio.core.models as karrio_models
 from karrio.mappers.fedex import Mapper, Proxy, Settings
 
-from ordergraph.plugin_api import Estimate, Location, PluginInfo, Setting, hookimpl
+from ordergraph.plugin_api import (
+    Booking,
+    Estimate,
+    Location,
+    OrderView,
+    PluginInfo,
+    Setting,
+    hookimpl,
+)
 from plugins.carriers.karrio_tracking import (
     POLL_SETTINGS,
     CarrierError,
@@ -20,6 +36,8 @@ from plugins.carriers.karrio_tracking import (
     RawEvent,
     RawTracking,
     iso_time,
+    karrio_address,
+    karrio_parcel,
     text,
 )
 
@@ -103,6 +121,26 @@ def plugin_info() -> PluginInfo:
                 "track_secret_key", required=True, secret=True, description="Track API secret."
             ),
             *POLL_SETTINGS,
+            Setting(
+                "buy_labels",
+                bool,
+                default=False,
+                description="Buy the label through the Ship API when staff ship without "
+                "tracking numbers.",
+            ),
+            Setting("api_key", default="", secret=True, description="Ship API key."),
+            Setting("secret_key", default="", secret=True, description="Ship API secret."),
+            Setting("account_number", default="", description="The FedEx account billed."),
+            Setting(
+                "service", default="FEDEX_GROUND", description="The service when staff name none."
+            ),
+            Setting(
+                "shipper",
+                dict,
+                default={},
+                description="The sender: name, company, phone, line1, city, region, "
+                "postalCode, country.",
+            ),
         ),
     )
 
@@ -118,4 +156,61 @@ async def track_shipments(
             "track_secret_key": settings["track_secret_key"],
         },
         [s["tracking_number"] for s in shipments],
+    )
+
+
+def _delivery_day(shipment: dict[str, Any]) -> Estimate | None:
+    """The day FedEx commits to, at noon UTC so that it reads as that day in every zone."""
+    detail = (shipment.get("completedShipmentDetail") or {}).get("operationalDetail") or {}
+    pieces = shipment.get("pieceResponses") or [{}]
+    day = text(detail.get("deliveryDate") or pieces[0].get("deliveryDatestamp"))[:10]
+    try:
+        date = datetime.date.fromisoformat(day)
+    except ValueError:
+        return None
+    return Estimate(
+        estimated_delivery=datetime.datetime.combine(date, datetime.time(12), datetime.UTC)
+    )
+
+
+@hookimpl
+async def create_shipment(
+    order: OrderView, shipment: dict[str, Any], settings: dict[str, Any]
+) -> Booking:
+    missing = [n for n in ("api_key", "secret_key", "account_number") if not settings[n]]
+    if missing:
+        raise CarrierError(f"fedex: buying labels needs the settings {', '.join(missing)}")
+    request = karrio_models.ShipmentRequest(
+        service=shipment["service"] or settings["service"],
+        shipper=karrio_address(settings["shipper"]),
+        recipient=karrio_address(shipment["address"]),
+        parcels=[karrio_parcel(p) for p in shipment["parcels"]],
+        payment=karrio_models.Payment(paid_by="sender", account_number=settings["account_number"]),
+        label_type="PDF_4x6",
+        reference=shipment["reference"],
+    )
+    details, raw = await CARRIER.ship(
+        settings,
+        {
+            "api_key": settings["api_key"],
+            "secret_key": settings["secret_key"],
+            "account_number": settings["account_number"],
+        },
+        request,
+    )
+    booked = raw["output"]["transactionShipments"][0]
+    pieces = tuple(text(p.get("trackingNumber")) for p in booked.get("pieceResponses") or [])
+    # One label is kept as FedEx sent it; karrio merges several into one PDF.
+    labels = [
+        d["encodedLabel"]
+        for p in booked.get("pieceResponses") or []
+        for d in p.get("packageDocuments") or []
+        if "LABEL" in text(d.get("contentType")) and d.get("encodedLabel")
+    ]
+    return Booking(
+        tracking_number=details.tracking_number,
+        label=base64.b64decode(labels[0] if len(labels) == 1 else details.docs.label),
+        label_format=details.label_type or "PDF",
+        parcel_tracking_numbers=pieces if len(pieces) == len(shipment["parcels"]) else (),
+        estimate=_delivery_day(booked),
     )

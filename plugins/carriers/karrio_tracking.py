@@ -1,5 +1,6 @@
 """What the karrio-based carrier plugins share: asking karrio for tracking, and the
-times and places its parsers lose put back from the carrier's own response.
+times and places its parsers lose put back from the carrier's own response; and
+booking a shipment through karrio's shipping API for the carriers that buy labels.
 
 karrio sends the request (with its OAuth), and maps the carrier's event codes to its
 statuses and incident reasons; that is kept. Its parsers flatten the location to a
@@ -107,6 +108,25 @@ class KarrioCarrier:
             log.info("%s: %s %s", self.name, message.code, message.message)
         return updates
 
+    async def ship(
+        self, settings: dict[str, Any], fields: dict[str, Any], request: Any
+    ) -> tuple[Any, Any]:
+        """karrio's ``ShipmentDetails`` for a ``ShipmentRequest``, and the raw answer."""
+        karrio_settings = self.karrio_settings(settings, fields)
+        details, messages, raw = await asyncio.to_thread(self._ship, karrio_settings, request)
+        if details is None or not details.docs or not details.docs.label:
+            reasons = "; ".join(f"{m.code}: {m.message}" for m in messages)
+            raise CarrierError(f"{self.name}: no label booked ({reasons or 'no shipment'})")
+        return details, raw
+
+    def _ship(self, karrio_settings: Any, request: Any) -> tuple[Any, Any, Any]:
+        mapper = self.mapper(karrio_settings)
+        response = self.proxy(karrio_settings).create_shipment(
+            mapper.create_shipment_request(request)
+        )
+        details, messages = mapper.parse_shipment_response(response)
+        return details, messages, response.deserialize()
+
     def _fetch(self, karrio_settings: Any, numbers: list[str]) -> tuple[Any, Any, Any]:
         mapper = self.mapper(karrio_settings)
         proxy = self.proxy(karrio_settings)
@@ -149,3 +169,35 @@ def utc_offset(value: str) -> datetime.timezone:
         raise ValueError(f"not a UTC offset: {value!r}")
     hours, minutes = int(digits[:2]), int(digits[2:] or 0)
     return datetime.timezone(sign * datetime.timedelta(hours=hours, minutes=minutes))
+
+
+def karrio_address(address: dict[str, Any]) -> Any:
+    """karrio's ``Address`` from ours (``name``, ``company``, ``line1``, ``line2``,
+    ``city``, ``region``, ``postalCode``, ``country``, ``phone``)."""
+    return karrio_models.Address(
+        person_name=text(address.get("name")) or None,
+        company_name=text(address.get("company")) or None,
+        address_line1=text(address.get("line1")),
+        address_line2=text(address.get("line2")) or None,
+        city=text(address.get("city")),
+        state_code=text(address.get("region")) or None,
+        postal_code=text(address.get("postalCode")),
+        country_code=text(address.get("country")).upper(),
+        phone_number=text(address.get("phone")) or None,
+    )
+
+
+GRAMS_PER_POUND = 453.59237
+MM_PER_INCH = 25.4
+
+
+def karrio_parcel(parcel: dict[str, Any]) -> Any:
+    """karrio's ``Parcel`` in pounds and inches, the units karrio sends for US shippers."""
+    return karrio_models.Parcel(
+        weight=round(parcel["weightGrams"] / GRAMS_PER_POUND, 2),
+        weight_unit="LB",
+        length=round(parcel["lengthMm"] / MM_PER_INCH, 1),
+        width=round(parcel["widthMm"] / MM_PER_INCH, 1),
+        height=round(parcel["heightMm"] / MM_PER_INCH, 1),
+        dimension_unit="IN",
+    )

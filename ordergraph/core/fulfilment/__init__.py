@@ -21,6 +21,7 @@ from ordergraph.core.fulfilment.assignment import (
     assign,
     drain_queue,
 )
+from ordergraph.core.fulfilment.labels import BOOK_JOB, book
 from ordergraph.core.fulfilment.teams import (
     DRAIN_JOB,
     Candidate,
@@ -75,10 +76,14 @@ class Stage:
         async def derive_fulfilment_status(payload: dict[str, Any]) -> None:
             await derive_status(rt, payload["order_id"])
 
+        async def book_shipment(payload: dict[str, Any]) -> None:
+            await book(rt, payload["order_id"], payload["shipment_id"])
+
         return {
             ASSIGN_JOB: assign_order,
             DRAIN_JOB: drain_team_queue,
             DERIVE_JOB: derive_fulfilment_status,
+            BOOK_JOB: book_shipment,
         }
 
     @hookimpl

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
+from ordergraph.core.fulfilment import labels
 from ordergraph.core.fulfilment.assignment import WORKING
 from ordergraph.core.money import to_minor
 from ordergraph.core.orders import OrderView, Timeline, load_order, recording
@@ -381,17 +382,19 @@ async def complete_ship(
     principal: Principal,
 ) -> int:
     """Hand the packed parcels to a carrier: one shipment of what they hold, with a
-    tracking number per parcel. Returns the shipment's id."""
+    tracking number per parcel, or none when the carrier's plugin buys the label (the
+    booking job then stores the numbers). Returns the shipment's id."""
     task, order, tasks = await _task_and_order(task_id, principal, "ship")
     pack = next(t for t in tasks if t["kind"] == "pack")
     parcels = _json(pack["result"]).get("parcels", [])
     problems = _check_carrier(carrier, service)
-    if len(tracking_numbers) != len(parcels):
+    buy_label = not tracking_numbers and labels.buys_labels(rt, carrier.strip())
+    if len(tracking_numbers) != len(parcels) and not buy_label:
         problems.append(
             Problem(
                 ErrorCode.INVALID_VALUE,
                 f"Give one tracking number per parcel: {len(parcels)} parcels, "
-                f"{len(tracking_numbers)} numbers.",
+                f"{len(tracking_numbers)} numbers (or none, with a carrier that buys labels).",
                 "trackingNumbers",
             )
         )
@@ -412,12 +415,19 @@ async def complete_ship(
             quantities[line["lineNo"]] += line["quantity"]
     shipped_parcels = [
         {**parcel, "trackingNumber": number}
-        for parcel, number in zip(parcels, tracking_numbers, strict=True)
+        for parcel, number in zip(parcels, tracking_numbers or [""] * len(parcels), strict=True)
     ]
     async with recording(rt) as timeline:
         await _finish(task, principal, {"carrier": carrier, "service": service})
         shipment_id = await _write_shipment(
-            timeline, order, principal, dict(quantities), carrier, service, shipped_parcels
+            timeline,
+            order,
+            principal,
+            dict(quantities),
+            carrier,
+            service,
+            shipped_parcels,
+            buy_label=buy_label,
         )
     await derive_status(rt, order.id)
     return shipment_id
@@ -432,7 +442,8 @@ async def ship_order(
     tracking_number: str,
     principal: Principal,
 ) -> int:
-    """Ship more of an order after its ship task: a backorder, or another split."""
+    """Ship more of an order after its ship task: a backorder, or another split (no parcels
+    are measured here, so no label is bought: staff give the tracking number)."""
     await check_team(order_id, principal)
     order = await load_order(order_id)
     if order is None:
@@ -486,9 +497,12 @@ async def _write_shipment(
     carrier: str,
     service: str,
     parcels: list[dict[str, Any]],
+    *,
+    buy_label: bool = False,
 ) -> int:
     """Inside the caller's transaction: count the quantities as shipped (never beyond what is
-    left of a line), store the shipment, consume its stock, and record the event."""
+    left of a line), store the shipment, consume its stock, record the event, and with
+    ``buy_label`` ask for the label to be booked (a job, after commit)."""
     for line_no, quantity in sorted(quantities.items()):
         left = "quantity - shipped - cancelled"
         updated = await db.raw(
@@ -531,6 +545,9 @@ async def _write_shipment(
     for n, q in quantities.items():
         shipped[skus[n]] += q
     await _apply_fulfilment(timeline.rt, order, shipped=dict(sorted(shipped.items())), cancelled={})
+    jobs = [(DERIVE_JOB, {"order_id": order.id})]
+    if buy_label:
+        jobs.append(await labels.start_booking(order.id, shipment_id, carrier.strip()))
     await timeline.record(
         order,
         "shipment",
@@ -539,8 +556,9 @@ async def _write_shipment(
             "shipment": shipment_id,
             "carrier": carrier,
             "lines": [{"lineNo": n, "quantity": q} for n, q in sorted(quantities.items())],
+            "buyLabel": buy_label,
         },
-        more_jobs=[(DERIVE_JOB, {"order_id": order.id})],
+        more_jobs=jobs,
     )
     return shipment_id
 
