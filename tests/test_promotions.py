@@ -167,6 +167,55 @@ async def test_scheduled_and_retired_promotions_follow_when_the_order_was_placed
     assert after_preview["adjustments"] == []
 
 
+SCHEDULE = """
+mutation($id: ID!, $startsAt: DateTime, $endsAt: DateTime) {
+  schedulePromotion(id: $id, startsAt: $startsAt, endsAt: $endsAt) {
+    promotion { startsAt endsAt } errors { field code }
+  }
+}
+"""
+
+
+async def test_a_schedule_is_kept_in_utc_and_one_no_column_holds_is_refused(
+    database_url: str,
+) -> None:
+    async with shop(database_url, extra=promos()) as api:
+        # A time without an offset is UTC; one with an offset is the same instant in UTC.
+        made = await promotion(api, "Winter", "order_percentage", {"percent": "5"},
+                               startsAt="2026-12-01T08:00:00", endsAt="2026-12-24T18:00:00+02:00")  # fmt: skip
+        moved = (
+            await api.data(
+                SCHEDULE,
+                {"id": made["id"], "startsAt": "2026-12-02T09:30:00-05:00", "endsAt": None},
+            )
+        )["schedulePromotion"]
+        # The last instant of year 9999 at -05:00 is in year 10000 in UTC.
+        refused = (
+            await api.data(
+                SCHEDULE,
+                {"id": made["id"], "startsAt": None, "endsAt": "9999-12-31T23:00:00-05:00"},
+            )
+        )["schedulePromotion"]
+        # 01:00 at +02:00 on the 5th is 23:00 UTC on the 4th: before a start at 00:00 UTC.
+        backwards = (
+            await api.data(
+                SCHEDULE,
+                {"id": made["id"], "startsAt": "2026-12-05T00:00:00",
+                 "endsAt": "2026-12-05T01:00:00+02:00"},
+            )
+        )["schedulePromotion"]  # fmt: skip
+    assert moved["errors"] == []
+    assert datetime.datetime.fromisoformat(moved["promotion"]["startsAt"]) == datetime.datetime(
+        2026, 12, 2, 14, 30, tzinfo=datetime.UTC
+    )
+    assert moved["promotion"]["endsAt"] is None
+    assert refused == {"promotion": None, "errors": [{"field": "endsAt", "code": "OUT_OF_RANGE"}]}
+    assert backwards == {
+        "promotion": None,
+        "errors": [{"field": "endsAt", "code": "INVALID_VALUE"}],
+    }
+
+
 async def test_a_30_use_coupon_redeemed_100_times_at_once_gives_exactly_30(
     database_url: str,
 ) -> None:

@@ -8,6 +8,7 @@ beyond what a SERIAL column holds. Lengths are taken from the columns in ``table
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass
 
@@ -96,6 +97,27 @@ MAX_WEBHOOK_ENDPOINTS = 100
 """Webhook endpoints registered at most (deleted ones do not count): every list is capped."""
 MAX_WEBHOOK_EVENT_TYPES = 50
 """Event types one webhook endpoint may name."""
+
+
+def utc_instant(
+    value: datetime.datetime | None, field: str, problems: list[Problem]
+) -> datetime.datetime | None:
+    """``value`` in UTC (without an offset, it is taken as UTC). An instant outside the
+    years 1 to 9999 in UTC, which no column holds, appends an ``OUT_OF_RANGE`` problem to
+    ``problems`` and gives None."""
+    if value is None or value.tzinfo is None:
+        return value and value.replace(tzinfo=datetime.UTC)
+    try:
+        return value.astimezone(datetime.UTC)
+    except OverflowError:
+        problems.append(
+            Problem(
+                ErrorCode.OUT_OF_RANGE,
+                f"{value.isoformat()} is outside the years 1 to 9999 in UTC.",
+                field,
+            )
+        )
+        return None
 
 
 def shown(text: str, limit: int = 40) -> str:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db
 from ordergraph.core.auth import Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
+from ordergraph.core.limits import utc_instant
 from ordergraph.core.orders import OrderView, load_order, recording
 from ordergraph.core.plugins import PluginConfigError, Setting
 from ordergraph.core.settlement.amount import Adjustment, ChargeLine
@@ -120,8 +121,23 @@ def _stored(values: dict[str, Any]) -> str:
     return json.dumps(values, default=str)
 
 
-def _check(rt: Runtime, data: PromotionData) -> tuple[PromotionKind, dict[str, Any]]:
-    problems = []
+Schedule = tuple[datetime.datetime | None, datetime.datetime | None]
+
+
+def _check_schedule(
+    starts_at: datetime.datetime | None, ends_at: datetime.datetime | None, problems: list[Problem]
+) -> Schedule:
+    """The schedule in UTC (a time without an offset is UTC); it must end after it starts."""
+    starts_at = utc_instant(starts_at, "startsAt", problems)
+    ends_at = utc_instant(ends_at, "endsAt", problems)
+    if starts_at and ends_at and ends_at <= starts_at:
+        problems.append(Problem(ErrorCode.INVALID_VALUE, "It must end after it starts.", "endsAt"))
+    return starts_at, ends_at
+
+
+def _check(rt: Runtime, data: PromotionData) -> tuple[PromotionKind, dict[str, Any], Schedule]:
+    """The kind, the checked arguments and the schedule in UTC, or every problem."""
+    problems: list[Problem] = []
     if not 1 <= len(data.name.strip()) <= 200:
         problems.append(
             Problem(ErrorCode.REQUIRED, "Name the promotion (1 to 200 characters).", "name")
@@ -136,8 +152,7 @@ def _check(rt: Runtime, data: PromotionData) -> tuple[PromotionKind, dict[str, A
                 "kind",
             )
         )
-    if data.starts_at and data.ends_at and data.ends_at <= data.starts_at:
-        problems.append(Problem(ErrorCode.INVALID_VALUE, "It must end after it starts.", "endsAt"))
+    schedule = _check_schedule(data.starts_at, data.ends_at, problems)
     code = data.coupon_code
     if code is not None and not (1 <= len(code.strip()) <= 64 and code.strip().isprintable()):
         problems.append(
@@ -168,13 +183,13 @@ def _check(rt: Runtime, data: PromotionData) -> tuple[PromotionKind, dict[str, A
     if problems:
         raise DomainError(*problems)
     assert kind is not None
-    return kind, values
+    return kind, values, schedule
 
 
 async def create_promotion(
     rt: Runtime, data: PromotionData, principal: Principal
 ) -> dict[str, Any]:
-    _, values = _check(rt, data)
+    _, values, (starts_at, ends_at) = _check(rt, data)
     code = data.coupon_code.strip().upper() if data.coupon_code else None
     if code and await Promotion.exists().where(Promotion.coupon_code == code):
         raise DomainError.of(ErrorCode.DUPLICATE, f"Coupon code {code} is taken.", "couponCode")
@@ -185,8 +200,8 @@ async def create_promotion(
             arguments=_stored(values),
             priority=data.priority,
             combinable=data.combinable,
-            starts_at=data.starts_at,
-            ends_at=data.ends_at,
+            starts_at=starts_at,
+            ends_at=ends_at,
             coupon_code=code,
             usage_limit=data.usage_limit,
             per_customer_limit=data.per_customer_limit,
@@ -199,8 +214,10 @@ async def create_promotion(
 async def schedule_promotion(
     promotion_id: int, starts_at: datetime.datetime | None, ends_at: datetime.datetime | None
 ) -> dict[str, Any]:
-    if starts_at and ends_at and ends_at <= starts_at:
-        raise DomainError.of(ErrorCode.INVALID_VALUE, "It must end after it starts.", "endsAt")
+    problems: list[Problem] = []
+    starts_at, ends_at = _check_schedule(starts_at, ends_at, problems)
+    if problems:
+        raise DomainError(*problems)
     rows = await (
         Promotion.update({Promotion.starts_at: starts_at, Promotion.ends_at: ends_at})
         .where((Promotion.id == promotion_id) & Promotion.retired_at.is_null())
