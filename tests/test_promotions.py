@@ -181,8 +181,8 @@ async def test_a_schedule_is_kept_in_utc_and_one_no_column_holds_is_refused(
 ) -> None:
     async with shop(database_url, extra=promos()) as api:
         # A time without an offset is UTC; one with an offset is the same instant in UTC.
-        made = await promotion(api, "Winter", "order_percentage", {"percent": "5"},
-                               startsAt="2026-12-01T08:00:00", endsAt="2026-12-24T18:00:00+02:00")  # fmt: skip
+        schedule = {"startsAt": "2026-12-01T08:00:00", "endsAt": "2026-12-24T18:00:00+02:00"}
+        made = await promotion(api, "Winter", "order_percentage", {"percent": "5"}, **schedule)
         moved = (
             await api.data(
                 SCHEDULE,
