@@ -14,10 +14,12 @@ through ``submit_order`` from C concurrent tasks), it measures two deployments:
 
 The clock stops when every order is APPROVED and no job is left unfinished. For the
 embedded runner, which runs the same code as a worker, it also counts the statements
-that claimed and finished the jobs, and, staying idle for ``--idle`` seconds after,
+that claimed jobs (a claim also records the jobs finished since the last one done)
+and those that recorded finished jobs alone, and, staying idle for ``--idle`` seconds after,
 the statements sent meanwhile (on PostgreSQL each also costs the pool's reset).
 With ``--rounds`` the two take turns that many times (the idle period is measured in
-the first round), so that a busy machine slows both alike.
+the first round), so that a busy machine slows both alike; the last table is the median
+of each over the rounds.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,8 +47,9 @@ from ordergraph.core.tables import Order, OutboxJob
 from ordergraph.settings import Settings
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
-CLAIM = 'UPDATE "outbox" SET "status" = \'running\''
-FINISH = 'UPDATE "outbox" SET "status" = \'done\''
+# A claim (which may also record finished jobs done), and a finish sent alone.
+CLAIMS = ('UPDATE "outbox" SET "status" = \'running\'', 'UPDATE "outbox" SET "status" = CASE')
+OUTBOX_UPDATE = 'UPDATE "outbox"'
 
 
 @dataclass
@@ -130,8 +134,11 @@ async def measure(
     idle_rate = None if idle is None or log is None else await idle_per_minute(log, idle)
     result = Result(name, orders, jobs, seconds, idle_rate)
     if log is not None:
-        result.claims = sum(s.startswith(CLAIM) for s in timed)
-        result.finishes = sum(s.startswith(FINISH) for s in timed)
+        result.claims = sum(s.startswith(CLAIMS) for s in timed)
+        result.finishes = sum(
+            s.startswith(OUTBOX_UPDATE) and not s.startswith(CLAIMS) and "finished_at" in s
+            for s in timed
+        )
     return result
 
 
@@ -230,8 +237,15 @@ async def main(argv: list[str]) -> int:
             )
         )
     header = ("jobs run by", "orders", "seconds", "orders/s", "jobs/s",
-              "statements per job (claim + finish)", "idle statements/min")  # fmt: skip
+              "statements per job (claims + finishes alone)", "idle statements/min")  # fmt: skip
     print(markdown_table(header, [r.row() for r in results]))
+    print()
+    medians = {
+        name: statistics.median(r.orders / r.seconds for r in results if r.runner == name)
+        for name in dict.fromkeys(r.runner for r in results)
+    }
+    print(markdown_table(("jobs run by", "median orders/s"),
+                         [(name, f"{rate:.1f}") for name, rate in medians.items()]))  # fmt: skip
     return 0
 
 

@@ -48,18 +48,17 @@ SUBMIT_STATEMENTS = ["SELECT", "SELECT", "BEGIN", "INSERT", "INSERT", "INSERT", 
 #    2-3. SELECT the customer, SELECT the products (validation)
 #    4-9. BEGIN, INSERT order, INSERT lines, INSERT event, INSERT the review job, COMMIT
 #    10. SELECT the lines for the response
-#   the job runner (2, and 4 per pass: purge, claim, and twice the next due time to see
-#   the outbox drained); holding fewer jobs than half its capacity (20), it finishes and
-#   claims after each job, as here; busier, it batches both
-#    11. UPDATE to claim (the claim after the previous job)
-#    12. UPDATE to finish the review job
+#   the job runner (1, and 4 per pass: purge, claim, and twice the next due time to see
+#   the outbox drained); a claim also records done the jobs finished since the last one
+#    11. UPDATE to claim, which records the review job of the order before done (at
+#        most: several finish between two claims when jobs run concurrently)
 #   the review (8)
-#    13. SELECT the order with its lines, its last review round, its customer and the
+#    12. SELECT the order with its lines, its last review round, its customer and the
 #        products of its lines (what rules look up first)
-#    14. SELECT the customer's exposure, once for every rule
-#    15-20. BEGIN, UPDATE the order (start_review and the decision), UPDATE the stock of
+#    13. SELECT the customer's exposure, once for every rule
+#    14-19. BEGIN, UPDATE the order (start_review and the decision), UPDATE the stock of
 #           every SKU, INSERT the findings, INSERT both events, COMMIT
-DECIDE_STATEMENTS_PER_ORDER = 20
+DECIDE_STATEMENTS_PER_ORDER = 19
 RUNNER_STATEMENTS_PER_PASS = 4
 DECIDE_LIMIT = 25
 
@@ -157,7 +156,8 @@ async def test_orders_are_decided_in_at_most_25_statements_each(database_url: st
     ten = await statements_to_decide(database_url, "TEN", FOUR_RULES, orders=10)
 
     expected = 10 * DECIDE_STATEMENTS_PER_ORDER + RUNNER_STATEMENTS_PER_PASS
-    assert len(ten) == expected <= 10 * DECIDE_LIMIT, ten
+    # At most: on PostgreSQL jobs run concurrently, and one claim records several done.
+    assert len(ten) <= expected <= 10 * DECIDE_LIMIT, ten
     words = first_words(ten)
     assert words.count("BEGIN") == words.count("COMMIT") == 20  # submission, decision
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import datetime
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.orders import recording
+from ordergraph.core.orders import NewEvent, Timeline, recording
 from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, hookimpl
 from ordergraph.core.tables import (
@@ -67,6 +68,15 @@ def open_key(order_id: int, kind: str) -> str:
     return f"{order_id}:{kind}"
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """An alert to open on an order, unless one of its kind is open there already."""
+
+    order_id: int
+    shipment_id: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
 async def open_alert(
     rt: Runtime,
     order_id: int,
@@ -76,62 +86,120 @@ async def open_alert(
     detail: dict[str, Any] | None = None,
     now: datetime.datetime | None = None,
 ) -> int | None:
-    """Open an alert unless one of this kind is open on the order; its id when opened.
+    """Open an alert unless one of this kind is open on the order; its id when opened."""
+    opened = await open_alerts(rt, kind, [Wanted(order_id, shipment_id, detail or {})], now)
+    return opened[0] if opened else None
 
-    The owner is the order's team and member (stage 3's assignment). Joins the caller's
-    transaction, or runs in its own.
+
+async def open_alerts(
+    rt: Runtime, kind: str, wanted: Sequence[Wanted], now: datetime.datetime | None = None
+) -> list[int]:
+    """Open one alert of ``kind`` on each order that has none open; the ids opened.
+
+    The owner is the order's team and member (stage 3's assignment). However many
+    orders: one read of the owners, one insert that skips the orders with an open
+    alert (the unique ``open_key`` decides, also against a concurrent scan), and the
+    events of ``_record_opened``. Joins the caller's transaction, or runs in its own.
     """
+    if not wanted:
+        return []
     now = now or db.now()
     severity = SEVERITY[kind]
+    # One per order, in order: concurrent openers take the keys in the same order.
+    by_order = {item.order_id: item for item in sorted(wanted, key=lambda w: w.order_id)}
     async with recording(rt) as timeline:
-        owner = await (
-            Assignment.select(
-                Assignment.team, Assignment.team.name.as_alias("team_name"), Assignment.member.staff
-            )
-            .where(Assignment.order == order_id)
-            .first()
-        )
+        owners = {
+            row["order"]: row
+            for row in await Assignment.select(
+                Assignment.order, Assignment.team, Assignment.member.staff
+            ).where(Assignment.order.is_in(list(by_order)))
+        }
         inserted = await (
             Alert.insert(
-                Alert(
-                    kind=kind,
-                    severity=severity,
-                    order=order_id,
-                    shipment=shipment_id,
-                    team=owner["team"] if owner else None,
-                    owner=owner["member.staff"] if owner else None,
-                    open_key=open_key(order_id, kind),
-                    opened_at=now,
-                    due_at=now + datetime.timedelta(hours=RESPONSE_HOURS[severity]),
-                    detail=json.dumps(detail or {}, default=str),
+                *(
+                    Alert(
+                        kind=kind,
+                        severity=severity,
+                        order=item.order_id,
+                        shipment=item.shipment_id,
+                        team=owners[item.order_id]["team"] if item.order_id in owners else None,
+                        owner=owners.get(item.order_id, {}).get("member.staff"),
+                        open_key=open_key(item.order_id, kind),
+                        opened_at=now,
+                        due_at=now + datetime.timedelta(hours=RESPONSE_HOURS[severity]),
+                        detail=json.dumps(item.detail, default=str),
+                    )
+                    for item in by_order.values()
                 )
             )
             .on_conflict(target=Alert.open_key, action="DO NOTHING")
             .returning(Alert.id)
         )
-        if not inserted:
-            return None
-        alert_id = inserted[0]["id"]
-        await timeline.record(
-            order_id,
-            "alert_opened",
-            SYSTEM,
-            data={
-                "alert": alert_id,
-                "kind": kind,
-                "severity": severity,
-                "team": owner["team_name"] if owner else None,
-                "owner": owner["member.staff"] if owner else None,
-                **(detail or {}),
-            },
-        )
-    return alert_id
+        opened = [row["id"] for row in inserted]
+        await _record_opened(timeline, opened)
+    return opened
+
+
+async def _record_opened(timeline: Timeline, alert_ids: list[int]) -> None:
+    """Write ``alert_opened`` on the orders of these new alerts: one read, one insert."""
+    if not alert_ids:
+        return
+    rows = await Alert.select(
+        Alert.id,
+        Alert.order,
+        Alert.kind,
+        Alert.severity,
+        Alert.owner,
+        Alert.detail,
+        Alert.team.name.as_alias("team_name"),
+        Alert.order.customer.as_alias("customer"),
+    ).where(Alert.id.is_in(alert_ids))
+    await timeline.record_many(
+        [
+            (
+                row["order"],
+                row["customer"],
+                NewEvent(
+                    "alert_opened",
+                    data={
+                        "alert": row["id"],
+                        "kind": row["kind"],
+                        "severity": row["severity"],
+                        "team": row["team_name"],
+                        "owner": row["owner"],
+                        **(_json(row["detail"]) or {}),
+                    },
+                ),
+            )
+            for row in sorted(rows, key=lambda row: row["id"])
+        ],
+        SYSTEM,
+    )
 
 
 async def close_alerts(
     rt: Runtime, order_id: int, kinds: list[str], resolution: str, principal: Principal = SYSTEM
 ) -> list[int]:
     """Resolve the open alerts of these kinds on an order (their condition cleared)."""
+    return await _close(
+        rt,
+        (Alert.order == order_id) & Alert.kind.is_in(kinds) & Alert.open_key.is_not_null(),
+        resolution,
+        principal,
+    )
+
+
+async def _close_ids(rt: Runtime, alert_ids: list[int], resolution: str) -> list[int]:
+    """Resolve these alerts if still open (a scan's alerts whose condition cleared)."""
+    if not alert_ids:
+        return []
+    where = Alert.id.is_in(alert_ids) & Alert.open_key.is_not_null()
+    return await _close(rt, where, resolution, SYSTEM)
+
+
+async def _close(rt: Runtime, where: Any, resolution: str, principal: Principal) -> list[int]:
+    """Resolve the open alerts ``where`` selects, however many, in one update, and write
+    ``alert_resolved`` on their orders in one insert."""
     async with recording(rt) as timeline:
         closed = await (
             Alert.update(
@@ -143,19 +211,32 @@ async def close_alerts(
                     Alert.resolution: resolution,
                 }
             )
-            .where(
-                (Alert.order == order_id) & Alert.kind.is_in(kinds) & Alert.open_key.is_not_null()
-            )
-            .returning(Alert.id, Alert.kind)
+            .where(where)
+            .returning(Alert.id, Alert.kind, Alert.order)
         )
-        for row in closed:
-            await timeline.record(
-                order_id,
-                "alert_resolved",
-                principal,
-                data={"alert": row["id"], "kind": row["kind"], "resolution": resolution},
+        if not closed:
+            return []
+        customer_of = {
+            row["id"]: row["customer"]
+            for row in await Order.select(Order.id, Order.customer).where(
+                Order.id.is_in(sorted({row["order"] for row in closed}))
             )
-    return [row["id"] for row in closed]
+        }
+        await timeline.record_many(
+            [
+                (
+                    row["order"],
+                    customer_of[row["order"]],
+                    NewEvent(
+                        "alert_resolved",
+                        data={"alert": row["id"], "kind": row["kind"], "resolution": resolution},
+                    ),
+                )
+                for row in sorted(closed, key=lambda row: row["id"])
+            ],
+            principal,
+        )
+    return sorted(row["id"] for row in closed)
 
 
 async def follow_tracking(
@@ -196,52 +277,63 @@ def stuck_hours(rt: Runtime) -> dict[str, dict[str, float]]:
     return rules
 
 
-async def _without_open(order_ids: list[int], kind: str) -> list[int]:
-    if not order_ids:
-        return []
-    keys = [open_key(order_id, kind) for order_id in order_ids]
-    taken = {
-        row["open_key"]
-        for row in await Alert.select(Alert.open_key).where(Alert.open_key.is_in(keys))
-    }
-    return [order_id for order_id, key in zip(order_ids, keys, strict=True) if key not in taken]
+OPEN_STUCK = """
+INSERT INTO alerts (kind, severity, "order", team, owner, open_key, opened_at, due_at, detail)
+SELECT 'stuck', {}, o.id, a.team, m.staff, CAST(o.id AS TEXT) || ':stuck', {}, {}, {}
+FROM orders o
+LEFT JOIN assignments a ON a."order" = o.id
+LEFT JOIN team_members m ON m.id = a.member
+WHERE o.priority = {} AND o.status = {} AND o.updated_at < {}
+  AND NOT EXISTS (SELECT 1 FROM alerts x WHERE x.open_key = CAST(o.id AS TEXT) || ':stuck')
+ORDER BY o.updated_at, o.id
+LIMIT {}
+ON CONFLICT (open_key) DO NOTHING
+RETURNING id
+"""
+"""Open ``stuck`` for the orders of one status and priority that sat since a time and have
+none open: a range of ``orders (priority, status, updated_at)``, an index probe of
+``alerts.open_key`` per order, and the unique ``open_key`` against a concurrent scan."""
 
 
 async def scan_stuck(rt: Runtime, now: datetime.datetime | None = None) -> int:
     """Open ``stuck`` alerts for orders in a state past its hours, close those that moved.
 
-    One indexed range read per (status, priority) on ``orders (status, priority,
-    updated_at)``: it reads the stuck orders only, never the whole table.
+    One statement per (status, priority) opens the alerts (``OPEN_STUCK``), one writes
+    their events, one more closes the alerts of orders that moved on: the statements do
+    not grow with the number of alerts, and no statement reads the whole table.
     """
     now = now or db.now()
-    opened = 0
-    for status, by_priority in stuck_hours(rt).items():
-        for priority, hours in sorted(by_priority.items()):
-            since = now - datetime.timedelta(hours=hours)
-            rows = await (
-                Order.select(Order.id, Order.updated_at)
-                .where(
-                    (Order.status == status)
-                    & (Order.priority == priority)
-                    & (Order.updated_at < since)
+    severity = SEVERITY["stuck"]
+    due = now + datetime.timedelta(hours=RESPONSE_HOURS[severity])
+    opened: list[int] = []
+    async with recording(rt) as timeline:
+        for status, by_priority in stuck_hours(rt).items():
+            for priority, hours in sorted(by_priority.items()):
+                if len(opened) >= SCAN_LIMIT:
+                    break
+                detail = json.dumps({"status": status, "priority": priority, "hours": hours})
+                since = now - datetime.timedelta(hours=hours)
+                rows = await db.raw(
+                    OPEN_STUCK,
+                    severity,
+                    now,
+                    due,
+                    detail,
+                    priority,
+                    status,
+                    since,
+                    SCAN_LIMIT - len(opened),
                 )
-                .order_by(Order.updated_at)
-                .limit(SCAN_LIMIT)
-            )
-            for order_id in await _without_open([r["id"] for r in rows], "stuck"):
-                detail = {"status": status, "priority": priority, "hours": hours}
-                opened += (
-                    await open_alert(rt, order_id, "stuck", detail=detail, now=now) is not None
-                )
+                opened.extend(row["id"] for row in rows)
+        await _record_opened(timeline, opened)
     still_open = await (
-        Alert.select(Alert.order, Alert.detail, Alert.order.status.as_alias("status"))
+        Alert.select(Alert.id, Alert.detail, Alert.order.status.as_alias("status"))
         .where((Alert.kind == "stuck") & Alert.open_key.is_not_null())
         .limit(SCAN_LIMIT)
     )
-    moved = [row for row in still_open if _json(row["detail"]).get("status") != row["status"]]
-    for row in moved:
-        await close_alerts(rt, row["order"], ["stuck"], "the order moved on")
-    return opened
+    moved = [row["id"] for row in still_open if _json(row["detail"]).get("status") != row["status"]]
+    await _close_ids(rt, moved, "the order moved on")
+    return len(opened)
 
 
 async def scan_sla(rt: Runtime, now: datetime.datetime | None = None) -> int:
@@ -253,22 +345,25 @@ async def scan_sla(rt: Runtime, now: datetime.datetime | None = None) -> int:
         .order_by(Assignment.due_at)
         .limit(SCAN_LIMIT)
     )
-    opened = 0
-    for order_id in await _without_open([r["order"] for r in late], "sla_breach"):
-        opened += await open_alert(rt, order_id, "sla_breach", now=now) is not None
+    opened = await open_alerts(rt, "sla_breach", [Wanted(r["order"]) for r in late], now)
     breached = await (
-        Alert.select(Alert.order)
+        Alert.select(Alert.id, Alert.order)
         .where((Alert.kind == "sla_breach") & Alert.open_key.is_not_null())
         .limit(SCAN_LIMIT)
     )
-    done = []
+    done = set()
     if breached:
-        done = await Assignment.select(Assignment.order).where(
-            Assignment.order.is_in([r["order"] for r in breached]) & (Assignment.state == "done")
-        )
-    for row in done:
-        await close_alerts(rt, row["order"], ["sla_breach"], "the work was done")
-    return opened
+        done = {
+            row["order"]
+            for row in await Assignment.select(Assignment.order).where(
+                Assignment.order.is_in([r["order"] for r in breached])
+                & (Assignment.state == "done")
+            )
+        }
+    await _close_ids(
+        rt, [row["id"] for row in breached if row["order"] in done], "the work was done"
+    )
+    return len(opened)
 
 
 async def scan_silent(
@@ -292,20 +387,8 @@ async def scan_silent(
         .limit(SCAN_LIMIT)
     )
     shipment_of = {row["order"]: row["shipment"] for row in quiet}
-    opened = 0
-    for order_id in await _without_open(list(shipment_of), "tracking_silent"):
-        opened += (
-            await open_alert(
-                rt,
-                order_id,
-                "tracking_silent",
-                shipment_id=shipment_of[order_id],
-                detail={"hours": hours},
-                now=now,
-            )
-            is not None
-        )
-    return opened
+    wanted = [Wanted(order, shipment, {"hours": hours}) for order, shipment in shipment_of.items()]
+    return len(await open_alerts(rt, "tracking_silent", wanted, now))
 
 
 async def scan_failed_jobs(rt: Runtime, now: datetime.datetime | None = None) -> int:
@@ -322,12 +405,11 @@ async def scan_failed_jobs(rt: Runtime, now: datetime.datetime | None = None) ->
         order_id = payload.get("order_id") if isinstance(payload, dict) else None
         if isinstance(order_id, int):
             by_order.setdefault(order_id, job)
-    opened = 0
-    for order_id in await _without_open(list(by_order), "job_failed"):
-        job = by_order[order_id]
-        detail = {"job": job["id"], "name": job["name"], "error": job["last_error"]}
-        opened += await open_alert(rt, order_id, "job_failed", detail=detail, now=now) is not None
-    return opened
+    wanted = [
+        Wanted(order_id, detail={"job": job["id"], "name": job["name"], "error": job["last_error"]})
+        for order_id, job in by_order.items()
+    ]
+    return len(await open_alerts(rt, "job_failed", wanted, now))
 
 
 async def scan_plugin_failures(rt: Runtime, now: datetime.datetime | None = None) -> int:
@@ -353,16 +435,13 @@ async def scan_plugin_failures(rt: Runtime, now: datetime.datetime | None = None
         )
         if row["opened_at"] >= latest[row["order"]]["at"]
     }
-    opened = 0
+    wanted = []
     for order_id, row in latest.items():
-        if order_id in answered:
-            continue
-        data = _json(row["data"]) or {}
-        detail = {"plugin": data.get("plugin"), "error": data.get("error")}
-        opened += (
-            await open_alert(rt, order_id, "plugin_failed", detail=detail, now=now) is not None
-        )
-    return opened
+        if order_id not in answered:
+            data = _json(row["data"]) or {}
+            detail = {"plugin": data.get("plugin"), "error": data.get("error")}
+            wanted.append(Wanted(order_id, detail=detail))
+    return len(await open_alerts(rt, "plugin_failed", wanted, now))
 
 
 async def scan_all(rt: Runtime, now: datetime.datetime) -> dict[str, int]:

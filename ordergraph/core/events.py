@@ -62,6 +62,11 @@ class InProcessBus:
     async def publish(self, message: dict[str, Any]) -> None:
         self._deliver(message)
 
+    async def publish_many(self, messages: list[dict[str, Any]]) -> None:
+        """Publish several messages, in order, in one go."""
+        for message in messages:
+            self._deliver(message)
+
     def _deliver(self, message: dict[str, Any]) -> None:
         for queue in list(self._queues):
             try:
@@ -124,6 +129,13 @@ class RedisBus(InProcessBus):
 
     async def publish(self, message: dict[str, Any]) -> None:
         await self.redis.publish(self.channel, json.dumps(message, default=str))
+
+    async def publish_many(self, messages: list[dict[str, Any]]) -> None:
+        """One round trip to Redis for all the messages (a pipeline, in order)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for message in messages:
+                pipe.publish(self.channel, json.dumps(message, default=str))
+            await pipe.execute()
 
     async def _listen(self) -> None:
         while True:

@@ -11,8 +11,9 @@ API processes only write jobs. A runner:
 * runs them concurrently on PostgreSQL (every query on a pool connection of its
   own), one at a time on SQLite (one writer anyway), keeping the jobs of one order,
   and each kind of event job, in the order they were written;
-* marks the jobs that succeeded ``done`` in one statement, and puts a failed one
-  back with backoff, or ``failed`` after its last attempt;
+* marks the jobs that succeeded ``done`` in the statement of its next claim (or in
+  one of their own once every job in hand has finished), and puts a failed one back
+  with backoff, or ``failed`` after its last attempt;
 * sleeps until woken: by its own process after a commit, by PostgreSQL's NOTIFY
   from any process (a trigger on the outbox, heard on a connection of its own), by a
   change of the SQLite file, or when the next job falls due.
@@ -29,7 +30,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,25 +114,56 @@ class ClaimedJob:
         return ("job", self.name)
 
 
-async def claim(runner: str, limit: int, lease: datetime.timedelta) -> list[ClaimedJob]:
-    """Claim up to ``limit`` due jobs for ``runner`` in one statement, oldest first.
+async def claim(
+    runner: str, limit: int, lease: datetime.timedelta, *, finished: Sequence[int] = ()
+) -> list[ClaimedJob]:
+    """Claim up to ``limit`` due jobs for ``runner`` in one statement, oldest first, and
+    in the same statement mark ``finished`` (jobs it ran to success) done.
 
     Due are pending jobs whose time has come and running ones whose lease ran out.
     PostgreSQL skips rows another runner is claiming at this moment; SQLite
-    serialises writers anyway.
+    serialises writers anyway. A finished job is marked done only while ``runner``
+    still holds it, as ``finish_done`` does.
     """
     now = db.now()
     skip_locked = "" if db.current().is_sqlite else " FOR UPDATE SKIP LOCKED"
-    rows = await db.raw(
-        'UPDATE "outbox" SET "status" = \'running\', "attempts" = "attempts" + 1, '
-        '"run_after" = {}, "claimed_by" = {} WHERE "id" IN (SELECT "id" FROM "outbox" '
-        f'WHERE {_UNFINISHED} AND "run_after" <= {{}} ORDER BY "id" LIMIT {{}}{skip_locked}) '
-        'RETURNING "id", "name", "payload", "attempts", "max_attempts"',
-        now + lease,
-        runner,
-        now,
-        limit,
+    due = (
+        f'SELECT "id" FROM "outbox" WHERE {_UNFINISHED} AND "run_after" <= {{}} '
+        f'ORDER BY "id" LIMIT {{}}{skip_locked}'
     )
+    if not finished:
+        rows = await db.raw(
+            'UPDATE "outbox" SET "status" = \'running\', "attempts" = "attempts" + 1, '
+            f'"run_after" = {{}}, "claimed_by" = {{}} WHERE "id" IN ({due}) '
+            'RETURNING "id", "name", "payload", "attempts", "max_attempts", "status"',
+            now + lease,
+            runner,
+            now,
+            limit,
+        )
+    else:
+        ids = ", ".join("{}" for _ in finished)
+        held = f'("id" IN ({ids}) AND "claimed_by" = {{}} AND "status" = \'running\')'
+        held_args = [*finished, runner]
+        rows = await db.raw(
+            f'UPDATE "outbox" SET "status" = CASE WHEN {held} THEN \'done\' ELSE '
+            f"'running' END, \"finished_at\" = CASE WHEN {held} THEN {{}} ELSE "
+            f'"finished_at" END, "attempts" = "attempts" + CASE WHEN {held} THEN 0 ELSE 1 '
+            f'END, "run_after" = CASE WHEN {held} THEN "run_after" ELSE {{}} END, '
+            f'"claimed_by" = {{}} WHERE "id" IN (SELECT "id" FROM ({due}) AS due '
+            f'UNION ALL SELECT "id" FROM "outbox" WHERE {held}) '
+            'RETURNING "id", "name", "payload", "attempts", "max_attempts", "status"',
+            *held_args,
+            *held_args,
+            now,
+            *held_args,
+            *held_args,
+            now + lease,
+            runner,
+            now,
+            limit,
+            *held_args,
+        )
     return sorted(
         (
             ClaimedJob(
@@ -144,6 +176,7 @@ async def claim(runner: str, limit: int, lease: datetime.timedelta) -> list[Clai
                 max_attempts=row["max_attempts"],
             )
             for row in rows
+            if row["status"] == "running"
         ),
         key=lambda job: job.id,
     )
@@ -342,6 +375,7 @@ class JobRunner:
         self._slots = asyncio.Semaphore(self.concurrency)
         self._held: dict[int, asyncio.Task[None]] = {}
         self._done: list[int] = []
+        self._look = True  # whether new jobs may be due since the last claim
         self._last_of: dict[tuple[str, Any], asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._next_purge = 0.0
@@ -354,8 +388,16 @@ class JobRunner:
 
     def wake(self) -> None:
         """Look for due jobs now (a transaction with jobs has committed)."""
+        self._look = True
         self.idle.clear()
         self._wake.set()
+
+    def committed(self) -> None:
+        """A transaction of this process that wrote jobs has committed. On PostgreSQL the
+        outbox's NOTIFY tells of it too (of every process's commits): waking on both
+        would claim twice per job, so only the notification wakes the runner there."""
+        if isinstance(self._wakeups, _FileWatch):
+            self.wake()
 
     async def start(self) -> None:
         self.stopping = False
@@ -421,16 +463,31 @@ class JobRunner:
             await self._wake.wait()
 
     async def _finish_and_claim(self) -> list[ClaimedJob]:
-        """Record finished jobs and claim more, in batches: once half the jobs held are
-        finished (or all of them), so that busy runners send few statements per job."""
+        """Claim once at most half the capacity is in hand and new jobs may be due (a
+        wake-up came, or the last claim took all it could), and record the finished jobs
+        in the same statement; with nothing to look for, record them when every job in
+        hand has finished. A job that finishes sends no statement of its own: jobs done
+        in the same tick, or while others ran, are recorded together, whether the runner
+        is busy or holds a single job."""
         unfinished = len(self._held) - len(self._done)
-        room = self.capacity - unfinished
-        if self._done and (room >= self.capacity // 2 or unfinished == 0):
-            await self._finish_done()
-        if len(self._held) > self.capacity - self.capacity // 2 or self.stopping:
+        if self.stopping or not self._look or unfinished > self.capacity // 2:
+            if unfinished == 0:
+                await self._finish_done()
             return []
+        self._look = False
         self._wakeups.seen()
-        claimed = await claim(self.id, self.capacity - len(self._held), self.lease)
+        done, self._done = self._done, []
+        limit = self.capacity - unfinished
+        try:
+            claimed = await claim(self.id, limit, self.lease, finished=done)
+        except BaseException:
+            self._done = done + self._done
+            self._look = True
+            raise
+        for job_id in done:
+            self._held.pop(job_id, None)
+        if len(claimed) >= limit:
+            self._look = True  # more may be due
         for job in claimed:
             if job.id not in self._held:  # already in hand: its lease was renewed late
                 self._start(job)
@@ -477,6 +534,8 @@ class JobRunner:
         else:
             timeout = (due - db.now()).total_seconds()
             timeout = min(max(timeout, RECHECK_SECONDS), IDLE_CHECK_SECONDS)
+        # Whatever ends the sleep (a wake-up, the next job falling due), look again.
+        self._look = True
         if self._wake.is_set():
             return
         self.idle.set()
@@ -489,7 +548,11 @@ class JobRunner:
             await asyncio.sleep(every)
             if self._held:
                 try:
-                    await renew_leases(self.id, list(self._held), self.lease)
+                    # Jobs that finished while others still run are recorded now at the
+                    # latest; the rest keep their leases.
+                    await self._finish_done()
+                    if self._held:
+                        await renew_leases(self.id, list(self._held), self.lease)
                 except Exception:
                     log.exception("job runner: renewing the leases of the jobs in hand failed")
 

@@ -614,22 +614,36 @@ async def record_events(
 
     Call inside ``db.write_transaction()``, and ``announce()`` the events after commit.
     """
+    return await _insert_events(
+        rt, [(order.id, order.customer_id, event) for event in events], principal, more_jobs
+    )
+
+
+async def _insert_events(
+    rt: Runtime,
+    entries: Sequence[tuple[int, int, NewEvent]],
+    principal: Principal,
+    more_jobs: Sequence[tuple[str, dict[str, Any]]] = (),
+) -> list[OrderEventView]:
+    """``record_events`` for (order id, customer id, event) entries of any orders: one
+    statement for the events, one for their jobs, however many orders."""
     rows = await OrderEvent.insert(
         *(
             OrderEvent(
-                order=order.id,
+                order=order_id,
                 type=event.type,
                 from_status=event.from_status,
                 to_status=event.to_status,
                 actor=principal.actor,
                 data=json.dumps(event.data, default=str),
             )
-            for event in events
+            for order_id, _, event in entries
         )
     ).returning(*OrderEvent.all_columns())
+    customer_of = {order_id: customer_id for order_id, customer_id, _ in entries}
     recorded = sorted((event_view(row) for row in rows), key=lambda event: event.id)
     hook_jobs = [
-        (HOOKS_JOB, {"event": event_message(event, order.customer_id)})
+        (HOOKS_JOB, {"event": event_message(event, customer_of[event.order_id])})
         for event in recorded
         if _plugins_react_to(rt, event.type)
     ]
@@ -657,12 +671,22 @@ async def announce(rt: Runtime, customer_id: int, events: Sequence[OrderEventVie
     The timeline is the record; the live feed reaches the subscribers connected now.
     A bus that fails is logged and does not undo the committed change.
     """
-    for event in events:
-        try:
-            await rt.bus.publish(event_message(event, customer_id))
-        except Exception:
-            log.exception("publishing event %s of order %s failed", event.id, event.order_id)
+    await _publish(rt, [event_message(event, customer_id) for event in events])
     rt.wake_jobs()
+
+
+async def _publish(rt: Runtime, messages: list[dict[str, Any]]) -> None:
+    """Publish messages in one go; a bus that fails is logged, never raised."""
+    if not messages:
+        return
+    try:
+        await rt.bus.publish_many(messages)
+    except Exception:
+        log.exception(
+            "publishing %s events (the first of order %s) failed",
+            len(messages),
+            messages[0]["order_id"],
+        )
 
 
 async def append_event(
@@ -706,6 +730,18 @@ class Timeline:
         )
         self.recorded.append((order.customer_id, events))
 
+    async def record_many(
+        self, entries: Sequence[tuple[int, int, NewEvent]], principal: Principal
+    ) -> None:
+        """Append one event per (order id, customer id, event) entry, to any number of
+        orders, in one statement (and their jobs in one more): a scan that opens or
+        closes a thousand alerts records their events as cheaply as one."""
+        if not entries:
+            return
+        customer_of = {order_id: customer_id for order_id, customer_id, _ in entries}
+        for event in await _insert_events(self.rt, entries, principal):
+            self.recorded.append((customer_of[event.order_id], [event]))
+
 
 _open_timeline: contextvars.ContextVar[Timeline | None] = contextvars.ContextVar(
     "ordergraph_open_timeline", default=None
@@ -729,6 +765,12 @@ async def recording(rt: Runtime) -> AsyncIterator[Timeline]:
             yield timeline
     finally:
         _open_timeline.reset(token)
-    for customer_id, events in timeline.recorded:
-        await announce(rt, customer_id, events)
+    await _publish(
+        rt,
+        [
+            event_message(event, customer_id)
+            for customer_id, events in timeline.recorded
+            for event in events
+        ],
+    )
     rt.wake_jobs()

@@ -73,7 +73,7 @@ class Runtime:
         """Tell this process's job runner that a transaction with new jobs has committed
         (other processes hear of it from the database)."""
         if self.runner is not None:
-            self.runner.wake()
+            self.runner.committed()
 
     async def close(self) -> None:
         if self.periodic is not None:
