@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 GRAPHIQL := ordergraph/graphiql
 TEST_PLUGINS := build/test-plugins
 CHROMIUM := /usr/bin/chromium
+PDFTOTEXT := /usr/bin/pdftotext
 
 $(BIN)/ordergraph: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,12 @@ $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install --yes --quiet chromium
 
+# The statement tests read the text of the PDFs they get with poppler's pdftotext.
+$(PDFTOTEXT):
+	@[ "$$(id -u)" = 0 ] || { echo "the statement tests need Debian's poppler-utils: sudo apt-get install poppler-utils" >&2; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install --yes --quiet poppler-utils
+
 .PHONY: install demo test lint
 # Earlier versions installed the example plugin into .venv (marked by .example-plugin).
 install: $(BIN)/ordergraph $(GRAPHIQL)/node_modules/.package-lock.json
@@ -44,7 +51,7 @@ install: $(BIN)/ordergraph $(GRAPHIQL)/node_modules/.package-lock.json
 demo: install
 	$(BIN)/ordergraph serve --demo --host $(HOST) --port $(PORT)
 
-test: install $(TEST_PLUGINS)/.installed $(CHROMIUM)
+test: install $(TEST_PLUGINS)/.installed $(CHROMIUM) $(PDFTOTEXT)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -235,3 +236,11 @@ class Streamed:
             part = self.body[start : start + self.chunk]
             self.pulled += len(part)
             yield part
+
+
+def pdf_text(pdf: bytes) -> str:
+    """The text of a PDF as poppler's ``pdftotext`` lays it out (``make test`` installs
+    Debian's poppler-utils)."""
+    return subprocess.run(
+        ["pdftotext", "-layout", "-", "-"], input=pdf, check=True, capture_output=True
+    ).stdout.decode()

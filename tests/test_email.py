@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import email
 import email.policy
-import io
 import re
 import socket
 from collections.abc import Iterator
@@ -13,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from conftest import Api, make_settings, serve_api, submit
-from PyPDF2 import PdfReader
+from conftest import Api, make_settings, pdf_text, serve_api, submit
 from test_settlement import YEAR, delivered, read, shop
 
 from ordergraph.core.orders import event_view, load_order
@@ -233,7 +231,7 @@ async def test_the_delivered_email_links_to_confirming_and_the_statement_email_h
     assert attachment.get_filename() == f"{statement['number']}.pdf"
     pdf = attachment.get_content()
     assert pdf.startswith(b"%PDF-")
-    shown = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    shown = pdf_text(pdf)
     assert statement["number"] in shown
     assert statement["total"] in shown
     kinds = [(e["kind"], e["outcome"]) for e in logged if e["kind"] in ("delivered", "statement")]

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
-
-import pytest
+from conftest import pdf_text
 from test_settlement import TenPercentOffAndAFreeMug, confirmed, delivered, shop
 
 from ordergraph.core.tables import Customer
 
 
-def pdf_text(pdf: bytes, tmp_path: Path) -> str:
-    if shutil.which("pdftotext") is None:
-        pytest.skip("pdftotext (poppler-utils) is not installed")
-    path = tmp_path / "statement.pdf"
-    path.write_bytes(pdf)
-    return subprocess.run(
-        ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True
-    ).stdout
-
-
 async def test_the_pdf_shows_the_statement_as_issued_to_its_customer_only(
-    database_url: str, tmp_path: Path
+    database_url: str,
 ) -> None:
     async with shop(database_url, extra={"deals": TenPercentOffAndAFreeMug()}) as api:
         order_id = await delivered(
@@ -48,8 +34,7 @@ async def test_the_pdf_shows_the_statement_as_issued_to_its_customer_only(
     assert own.headers["content-type"] == "application/pdf"
     assert own.content.startswith(b"%PDF")
     assert (other.status_code, anonymous.status_code, missing.status_code) == (404, 401, 404)
-    (tmp_path / "sample.pdf").write_bytes(own.content)
-    text = pdf_text(own.content, tmp_path)
+    text = pdf_text(own.content)
     for expected in (
         "STATEMENT",
         number,
