@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 from piccolo.columns import Column
 from piccolo.table import Table
 from strawberry.dataloader import DataLoader
+from strawberry.types.nodes import SelectedField, Selection
 
 from ordergraph.core.tables import (
     Assignment,
@@ -22,6 +24,60 @@ from ordergraph.core.tables import (
     ShipmentLine,
     Task,
 )
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def when_loaded(pending: Awaitable[T], then: Callable[[T], R]) -> R | Awaitable[R]:
+    """``then`` of what a loader's ``load`` gives: at once when the loader already holds it,
+    otherwise once its batch has run.
+
+    A list of orders loads each relation of the whole page first (``preload``), so every
+    order's field answers at once: the executor then has no awaitable to gather, and no
+    task to start, per field of every order.
+    """
+    if isinstance(pending, asyncio.Future) and pending.done():
+        return then(pending.result())
+
+    async def later() -> R:
+        return then(await pending)
+
+    return later()
+
+
+async def preload(loaders: Iterable[tuple[DataLoader[Any, Any], Iterable[Any]]]) -> None:
+    """Load these keys into these loaders, one batch per loader, the batches at once.
+
+    A failed batch leaves its error in the loader, for each field that reads it to
+    report, as it would have without the preload.
+    """
+    await asyncio.gather(
+        *(loader.load_many(keys) for loader, keys in loaders), return_exceptions=True
+    )
+
+
+def selected_names(selections: Iterable[Selection], *path: str) -> set[str]:
+    """The names of the fields selected at ``path`` under ``selections`` (a strawberry
+    ``info.selected_fields``), through fragments, leaving out fields that ``@skip`` or
+    ``@include`` leave out."""
+    names: set[str] = set()
+    for selection in selections:
+        if _left_out(selection.directives):
+            continue
+        if not isinstance(selection, SelectedField):
+            names |= selected_names(selection.selections, *path)
+        elif not path:
+            names.add(selection.name)
+        elif selection.name == path[0]:
+            names |= selected_names(selection.selections, *path[1:])
+    return names
+
+
+def _left_out(directives: dict[str, Any]) -> bool:
+    return directives.get("skip", {}).get("if") is True or (
+        directives.get("include", {}).get("if") is False
+    )
 
 
 def _by_order(
