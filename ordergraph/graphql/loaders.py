@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from piccolo.columns import Column
+from piccolo.columns.combination import WhereRaw
+from piccolo.custom_types import Combinable
 from piccolo.table import Table
 from strawberry.dataloader import DataLoader
 from strawberry.types.nodes import SelectedField, Selection
 
+from ordergraph.core import db
 from ordergraph.core.tables import (
     Assignment,
     Customer,
@@ -80,6 +84,18 @@ def _left_out(directives: dict[str, Any]) -> bool:
     )
 
 
+def _one_of(column: Column, ids: list[int]) -> Combinable:
+    """``column`` is one of ``ids``, sent as one parameter.
+
+    piccolo's ``is_in`` builds a placeholder and checks a value per id: half a
+    millisecond of the request for a page's 50 ids, more than the database takes.
+    """
+    name = column._meta.get_full_name(with_alias=False)
+    if db.current().is_sqlite:
+        return WhereRaw(f"{name} IN (SELECT value FROM json_each({{}}))", json.dumps(ids))
+    return WhereRaw(f"{name} = ANY({{}})", ids)
+
+
 def _by_order(
     table: type[Table], order_by: Column
 ) -> Callable[[list[int]], Awaitable[list[list[dict[str, Any]]]]]:
@@ -87,7 +103,7 @@ def _by_order(
 
     async def load(order_ids: list[int]) -> list[list[dict[str, Any]]]:
         by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        rows = await table.select().where(table.order.is_in(order_ids)).order_by(order_by)
+        rows = await table.select().where(_one_of(table.order, order_ids)).order_by(order_by)
         for row in rows:
             by_order[row["order"]].append(row)
         return [by_order[i] for i in order_ids]
@@ -96,7 +112,7 @@ def _by_order(
 
 
 async def _customers(ids: list[int]) -> list[dict[str, Any] | None]:
-    rows = {r["id"]: r for r in await Customer.select().where(Customer.id.is_in(ids))}
+    rows = {r["id"]: r for r in await Customer.select().where(_one_of(Customer.id, ids))}
     return [rows.get(i) for i in ids]
 
 
@@ -105,7 +121,7 @@ async def _assignments(order_ids: list[int]) -> list[dict[str, Any] | None]:
         *Assignment.all_columns(),
         Assignment.team.name.as_alias("team_name"),
         Assignment.member.staff.as_alias("member_staff"),
-    ).where(Assignment.order.is_in(order_ids))
+    ).where(_one_of(Assignment.order, order_ids))
     by_order = {r["order"]: r for r in rows}
     return [by_order.get(i) for i in order_ids]
 
