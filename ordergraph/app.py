@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -108,6 +109,17 @@ async def health(request: Request) -> JSONResponse:
     )
 
 
+def _freeze_startup_objects() -> None:
+    """Put what start-up built (modules, the schema, the plugins: most of the process's
+    objects) out of the cycle collector's reach until shutdown.
+
+    A page of orders allocates enough that a full collection runs every few dozen
+    requests; scanning every object of the process, it held that request up for 100 ms
+    and more. Frozen, those objects are not scanned again; what requests allocate is.
+    """
+    gc.freeze()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -141,8 +153,10 @@ def create_app(
         try:
             for hook in on_startup or []:
                 await hook(rt)
+            _freeze_startup_objects()
             yield
         finally:
+            gc.unfreeze()
             await rt.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Api, submit
+from conftest import Api, make_settings, serve_api, submit
 
 from ordergraph.core import db
 
@@ -28,6 +28,25 @@ ORDERS = (
 STATUS_GRAPH = "{ statusGraph { states { name count } } }"
 QUEUE = "{ reviewQueue { totalCount edges { node { number reviewFindings { rule } } } } }"
 BY_NUMBER = "query($n: String!) { orderByNumber(number: $n) { lines { sku } customer { email } } }"
+# Every field of an order that a loader answers, for a page of orders and for one order.
+LOADED = (
+    "number lines { lineNo sku quantity unitPrice total } customer { email name } "
+    "events { type fromStatus toStatus actor } reviewFindings { rule outcome code message data }"
+)
+PAGE_OF_LOADED = "{ orders(first: 50) { edges { node { " + LOADED + " } } } }"
+ONE_LOADED = "query($id: ID!) { order(id: $id) { " + LOADED + " } }"
+# The same fields through a named fragment, an inline fragment and an alias, each
+# relation left out on request.
+THROUGH_FRAGMENTS = """
+query($lines: Boolean!, $customer: Boolean!) {
+  orders(first: 50) {
+    edges {
+      node { number ...Lines ... on Order { buyer: customer @include(if: $customer) { email } } }
+    }
+  }
+}
+fragment Lines on Order { items: lines @include(if: $lines) { sku } }
+"""
 MOVE = """
 mutation Move($id: ID!, $t: String!) {
   transitionOrder(id: $id, transition: $t) { errors { code } }
@@ -100,3 +119,44 @@ async def test_the_review_queue_costs_the_same_for_1_or_5_orders(api: Api) -> No
 async def test_an_order_by_number_is_one_statement_per_relation(api: Api) -> None:
     order = await submit(api, "NUM-1")
     assert len(await statements(api, BY_NUMBER, {"n": order["number"]})) == BY_NUMBER_STATEMENTS
+
+
+async def test_an_order_in_a_page_reads_as_it_does_alone(database_url: str) -> None:
+    """A page loads each relation of its orders in one batch; what each order shows is
+    what the order shows when asked for alone, for staff and for its customer."""
+    settings = make_settings(database_url, plugins={"stock": {"enabled": True}})
+    async with serve_api(settings) as api:
+        ids = [
+            (await submit(api, f"ALONE-{i}", lines=[{"sku": "MUG", "quantity": i + 1}]))["id"]
+            for i in range(3)
+        ]
+        await api.rt.runner.drain()
+        for as_ in ("admin", "ada"):
+            page = await api.data(PAGE_OF_LOADED, as_=as_)
+            nodes = [edge["node"] for edge in page["orders"]["edges"]]
+            alone = [(await api.data(ONE_LOADED, {"id": i}, as_=as_))["order"] for i in ids]
+
+            assert nodes == alone[::-1]
+            assert all(node["reviewFindings"] and node["events"] for node in nodes)
+        # One statement per relation, whether the page holds one order or three.
+        assert len(await statements(api, PAGE_OF_LOADED)) == PAGE_STATEMENTS + 2
+
+
+async def test_a_page_loads_what_fragments_select_and_nothing_left_out(api: Api) -> None:
+    for i in range(3):
+        await submit(api, f"FRAG-{i}")
+
+    both = await statements(api, THROUGH_FRAGMENTS, {"lines": True, "customer": True})
+    data = await api.data(THROUGH_FRAGMENTS, {"lines": True, "customer": True})
+    without_lines = await statements(api, THROUGH_FRAGMENTS, {"lines": False, "customer": True})
+    neither = await statements(api, THROUGH_FRAGMENTS, {"lines": False, "customer": False})
+
+    assert [edge["node"] for edge in data["orders"]["edges"]] == [
+        {"number": number, "items": [{"sku": "MUG"}], "buyer": {"email": "ada@example.com"}}
+        for number in ("SO-000003", "SO-000002", "SO-000001")
+    ]
+    assert (len(both), len(without_lines), len(neither)) == (
+        PAGE_STATEMENTS,
+        PAGE_STATEMENTS - 1,
+        PAGE_STATEMENTS - 2,
+    )

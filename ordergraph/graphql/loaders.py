@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 from piccolo.columns import Column
+from piccolo.columns.combination import WhereRaw
+from piccolo.custom_types import Combinable
 from piccolo.table import Table
 from strawberry.dataloader import DataLoader
+from strawberry.types.nodes import SelectedField, Selection
 
+from ordergraph.core import db
 from ordergraph.core.tables import (
     Assignment,
     Customer,
@@ -24,6 +30,72 @@ from ordergraph.core.tables import (
     Task,
 )
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def when_loaded(pending: Awaitable[T], then: Callable[[T], R]) -> R | Awaitable[R]:
+    """``then`` of what a loader's ``load`` gives: at once when the loader already holds it,
+    otherwise once its batch has run.
+
+    A list of orders loads each relation of the whole page first (``preload``), so every
+    order's field answers at once: the executor then has no awaitable to gather, and no
+    task to start, per field of every order.
+    """
+    if isinstance(pending, asyncio.Future) and pending.done():
+        return then(pending.result())
+
+    async def later() -> R:
+        return then(await pending)
+
+    return later()
+
+
+async def preload(loaders: Iterable[tuple[DataLoader[Any, Any], Iterable[Any]]]) -> None:
+    """Load these keys into these loaders, one batch per loader, the batches at once.
+
+    A failed batch leaves its error in the loader, for each field that reads it to
+    report, as it would have without the preload.
+    """
+    await asyncio.gather(
+        *(loader.load_many(keys) for loader, keys in loaders), return_exceptions=True
+    )
+
+
+def selected_names(selections: Iterable[Selection], *path: str) -> set[str]:
+    """The names of the fields selected at ``path`` under ``selections`` (a strawberry
+    ``info.selected_fields``), through fragments, leaving out fields that ``@skip`` or
+    ``@include`` leave out."""
+    names: set[str] = set()
+    for selection in selections:
+        if _left_out(selection.directives):
+            continue
+        if not isinstance(selection, SelectedField):
+            names |= selected_names(selection.selections, *path)
+        elif not path:
+            names.add(selection.name)
+        elif selection.name == path[0]:
+            names |= selected_names(selection.selections, *path[1:])
+    return names
+
+
+def _left_out(directives: dict[str, Any]) -> bool:
+    return directives.get("skip", {}).get("if") is True or (
+        directives.get("include", {}).get("if") is False
+    )
+
+
+def _one_of(column: Column, ids: list[int]) -> Combinable:
+    """``column`` is one of ``ids``, sent as one parameter.
+
+    piccolo's ``is_in`` builds a placeholder and checks a value per id: half a
+    millisecond of the request for a page's 50 ids, more than the database takes.
+    """
+    name = column._meta.get_full_name(with_alias=False)
+    if db.current().is_sqlite:
+        return WhereRaw(f"{name} IN (SELECT value FROM json_each({{}}))", json.dumps(ids))
+    return WhereRaw(f"{name} = ANY({{}})", ids)
+
 
 def _by_order(
     table: type[Table], order_by: Column
@@ -32,7 +104,7 @@ def _by_order(
 
     async def load(order_ids: list[int]) -> list[list[dict[str, Any]]]:
         by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        rows = await table.select().where(table.order.is_in(order_ids)).order_by(order_by)
+        rows = await table.select().where(_one_of(table.order, order_ids)).order_by(order_by)
         for row in rows:
             by_order[row["order"]].append(row)
         return [by_order[i] for i in order_ids]
@@ -50,7 +122,7 @@ async def _bookings(order_ids: list[int]) -> list[list[dict[str, Any]]]:
 
 
 async def _customers(ids: list[int]) -> list[dict[str, Any] | None]:
-    rows = {r["id"]: r for r in await Customer.select().where(Customer.id.is_in(ids))}
+    rows = {r["id"]: r for r in await Customer.select().where(_one_of(Customer.id, ids))}
     return [rows.get(i) for i in ids]
 
 
@@ -59,7 +131,7 @@ async def _assignments(order_ids: list[int]) -> list[dict[str, Any] | None]:
         *Assignment.all_columns(),
         Assignment.team.name.as_alias("team_name"),
         Assignment.member.staff.as_alias("member_staff"),
-    ).where(Assignment.order.is_in(order_ids))
+    ).where(_one_of(Assignment.order, order_ids))
     by_order = {r["order"]: r for r in rows}
     return [by_order.get(i) for i in order_ids]
 

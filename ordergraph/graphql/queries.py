@@ -40,6 +40,7 @@ from ordergraph.graphql.types import (
     TransitionType,
     connection,
     decode_cursor,
+    preload_orders,
 )
 
 DEFAULT_PAGE = 20
@@ -239,9 +240,11 @@ class Query:
             total = await orders_in_states(filter.status if filter and filter.status else None)
         else:
             total = None
-        return await keyset_page(
+        page = await keyset_page(
             "order", OrderRow, clauses, first, after, Order.from_row, newest_first=True, total=total
         )
+        await preload_orders(info, [edge.node for edge in page.edges], "edges", "node")
+        return page
 
     @strawberry.field(description="The merged status graph with live counts of orders per state.")
     async def status_graph(self, info: Info) -> StatusGraph:

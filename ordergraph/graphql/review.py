@@ -19,6 +19,7 @@ from ordergraph.graphql.types import (
     connection,
     decode_cursor,
     invalid_cursor,
+    preload_orders,
     user_errors,
 )
 
@@ -59,13 +60,10 @@ class ReviewQuery:
         )
         total = await orders_in_states(["ON_HOLD"])
         rows, has_next = rows[:size], len(rows) > size
-        return connection(
-            "queue",
-            [Order.from_row(r) for r in rows],
-            [_queue_cursor(r["queue_rank"], r["id"]) for r in rows],
-            has_next,
-            total,
-        )
+        orders = [Order.from_row(r) for r in rows]
+        await preload_orders(info, orders, "edges", "node")
+        keys = [_queue_cursor(r["queue_rank"], r["id"]) for r in rows]
+        return connection("queue", orders, keys, has_next, total)
 
 
 @strawberry.type

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.utils.await_maybe import AwaitableOrValue
 
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError
@@ -27,6 +29,7 @@ from ordergraph.core.orders import (
 from ordergraph.core.plugins import LoadedPlugin
 from ordergraph.core.statusgraph import Transition
 from ordergraph.graphql.context import OPERATORS, READERS, ApiError, Info, require
+from ordergraph.graphql.loaders import preload, selected_names, when_loaded
 
 if TYPE_CHECKING:
     from ordergraph.graphql.fulfilment import Assignment, Shipment, Task
@@ -347,16 +350,17 @@ class Order:
             raise ApiError(CoreErrorCode.NOT_FOUND, f"There is no order {self.order_id}.")
         return principal
 
-    @strawberry.field
-    async def customer(self, info: Info) -> Customer | None:
+    @strawberry.field(graphql_type=Customer | None)
+    def customer(self, info: Info) -> AwaitableOrValue[Customer | None]:
         self._caller(info, *READERS)
-        row = await info.context.loaders.customers.load(self.customer_id)
-        return Customer.from_row(row) if row else None
+        return when_loaded(info.context.loaders.customers.load(self.customer_id), _customer)
 
-    @strawberry.field
-    async def lines(self, info: Info) -> list[OrderLine]:
+    @strawberry.field(graphql_type=list[OrderLine])
+    def lines(self, info: Info) -> AwaitableOrValue[list[OrderLine]]:
         self._caller(info)
-        rows = await info.context.loaders.lines.load(self.order_id)
+        return when_loaded(info.context.loaders.lines.load(self.order_id), self._lines)
+
+    def _lines(self, rows: list[dict[str, Any]]) -> list[OrderLine]:
         return [
             OrderLine(
                 line_no=r["line_no"],
@@ -369,24 +373,30 @@ class Order:
             for r in rows
         ]
 
-    @strawberry.field(description="The timeline, oldest first.")
-    async def events(self, info: Info) -> list[OrderEvent]:
+    @strawberry.field(description="The timeline, oldest first.", graphql_type=list[OrderEvent])
+    def events(self, info: Info) -> AwaitableOrValue[list[OrderEvent]]:
         principal = self._caller(info, *READERS)
-        rows = await info.context.loaders.events.load(self.order_id)
-        return [
-            OrderEvent.from_view(event_view(row))
-            for row in rows
-            if may_see_event(principal, row["type"])
-        ]
 
-    @strawberry.field(description="What each review rule found, every round, oldest first.")
-    async def review_findings(self, info: Info) -> list[ReviewFinding]:
-        principal = self._caller(info, *READERS)
-        rows = await info.context.loaders.findings.load(self.order_id)
-        return [
-            ReviewFinding.from_row(row, for_customer=principal.role == Role.CUSTOMER)
-            for row in rows
-        ]
+        def visible(rows: list[dict[str, Any]]) -> list[OrderEvent]:
+            return [
+                OrderEvent.from_view(event_view(row))
+                for row in rows
+                if may_see_event(principal, row["type"])
+            ]
+
+        return when_loaded(info.context.loaders.events.load(self.order_id), visible)
+
+    @strawberry.field(
+        description="What each review rule found, every round, oldest first.",
+        graphql_type=list[ReviewFinding],
+    )
+    def review_findings(self, info: Info) -> AwaitableOrValue[list[ReviewFinding]]:
+        for_customer = self._caller(info, *READERS).role == Role.CUSTOMER
+
+        def findings(rows: list[dict[str, Any]]) -> list[ReviewFinding]:
+            return [ReviewFinding.from_row(row, for_customer=for_customer) for row in rows]
+
+        return when_loaded(info.context.loaders.findings.load(self.order_id), findings)
 
     @strawberry.field(description="Who fulfils it and why (staff).")
     async def assignment(
@@ -440,6 +450,34 @@ class Order:
             TransitionType.from_transition(t)
             for t in info.context.rt.graph.available(self.status, principal.role)
         ]
+
+
+def _customer(row: dict[str, Any] | None) -> Customer | None:
+    return Customer.from_row(row) if row else None
+
+
+# The fields of Order that a loader answers: the loader, and the key it loads by.
+_LOADED: dict[str, tuple[str, Callable[[Order], int]]] = {
+    "customer": ("customers", lambda order: order.customer_id),
+    "lines": ("lines", lambda order: order.order_id),
+    "events": ("events", lambda order: order.order_id),
+    "reviewFindings": ("findings", lambda order: order.order_id),
+}
+
+
+async def preload_orders(info: Info, orders: list[Order], *path: str) -> None:
+    """Load what the query selects of ``orders`` (at ``path`` under the current field,
+    ``"edges", "node"`` for a connection), one batch per field for the whole list, so
+    that each order's fields answer at once (``when_loaded``)."""
+    if not orders:
+        return
+    wanted = selected_names(info.selected_fields, info.field_name, *path)
+    loaders = info.context.loaders
+    await preload(
+        (getattr(loaders, loader), [key(order) for order in orders])
+        for name, (loader, key) in _LOADED.items()
+        if name in wanted
+    )
 
 
 # -- Status graph, plugins, me -------------------------------------------------------------
