@@ -132,7 +132,7 @@ class RedisBus(InProcessBus):
 
     async def publish_many(self, messages: list[dict[str, Any]]) -> None:
         """One round trip to Redis for all the messages (a pipeline, in order)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
             for message in messages:
                 pipe.publish(self.channel, json.dumps(message, default=str))
             await pipe.execute()
