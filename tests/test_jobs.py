@@ -497,9 +497,10 @@ async def test_jobs_of_one_order_run_in_the_order_they_were_written(
 
 async def test_a_long_job_of_a_live_runner_is_not_taken_over(database_url: str, recorder: Recorder):
     """The lease is short, so that a dead runner's jobs are soon due again; a live
-    runner renews it while its job runs, however long that takes."""
+    runner renews it while its job runs, however long that takes. (Renewals come every
+    third of a lease: 3 s leave a busy machine 2 s to send one in time.)"""
     runtime = build(
-        make_settings(database_url, job_lease_seconds=1.0),
+        make_settings(database_url, job_lease_seconds=3.0),
         installed_plugins={"jobs": jobs_plugin(recorder)},
     )
     await runtime.open(run_jobs=True)
@@ -514,7 +515,7 @@ async def test_a_long_job_of_a_live_runner_is_not_taken_over(database_url: str, 
         await other.start()
 
         # Three leases go by while the job runs; the other runner looks again and again.
-        async with asyncio.timeout(20):
+        async with asyncio.timeout(40):
             while db.now() < claimed_until + 3 * runtime.runner.lease:
                 await other.drain()
                 await asyncio.sleep(0.1)
