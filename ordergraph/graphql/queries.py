@@ -18,9 +18,9 @@ from piccolo.table import Table
 from ordergraph.core import db
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.db import icontains
-from ordergraph.core.errors import DomainError, ErrorCode
+from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.fulfilment.teams import team_orders
-from ordergraph.core.limits import CHANNEL, MAX_FILTER_VALUES, SEARCH, STATUS
+from ordergraph.core.limits import CHANNEL, MAX_FILTER_VALUES, SEARCH, STATUS, utc_instant
 from ordergraph.core.orders import parse_order_number
 from ordergraph.core.tables import Customer as CustomerRow
 from ordergraph.core.tables import Order as OrderRow
@@ -75,18 +75,13 @@ def _visible_orders(principal: Principal) -> list[Combinable]:
 
 
 def _instant(value: datetime.datetime, field: str) -> datetime.datetime:
-    """``value`` in UTC (without an offset, it is taken as UTC); an instant outside the
-    years 1 to 9999 in UTC, which no column holds, is an ``OUT_OF_RANGE`` error."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=datetime.UTC)
-    try:
-        return value.astimezone(datetime.UTC)
-    except OverflowError:
-        raise ApiError(
-            ErrorCode.OUT_OF_RANGE,
-            f"{value.isoformat()} is outside the years 1 to 9999 in UTC.",
-            field,
-        ) from None
+    """``value`` in UTC, or an ``OUT_OF_RANGE`` error (see ``limits.utc_instant``)."""
+    problems: list[Problem] = []
+    instant = utc_instant(value, field, problems)
+    if instant is None:
+        [problem] = problems
+        raise ApiError(problem.code, problem.message, problem.field)
+    return instant
 
 
 def _search(value: str | None, field: str = "search") -> str:

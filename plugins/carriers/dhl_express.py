@@ -109,6 +109,7 @@ CARRIER = KarrioCarrier(
     settings_class=Settings,
     default_server_url="https://xmlpi-ea.dhl.com",
     read_raw=read_raw,
+    display_name="DHL",
 )
 
 
@@ -118,11 +119,7 @@ def plugin_info() -> PluginInfo:
         category="carrier",
         description="DHL Express tracking by polling DHL's XML Services (through karrio).",
         settings=(
-            Setting(
-                "server_url",
-                default=CARRIER.default_server_url,
-                description="Where requests go: DHL, its test endpoint, or a recording.",
-            ),
+            CARRIER.server_url_setting("its test endpoint, or a recording"),
             Setting("site_id", required=True, secret=True, description="XML Services site id."),
             Setting("password", required=True, secret=True, description="XML Services password."),
             Setting("account_number", default="", description="The DHL Express account."),

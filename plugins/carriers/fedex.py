@@ -102,6 +102,7 @@ CARRIER = KarrioCarrier(
     settings_class=Settings,
     default_server_url="https://apis.fedex.com",
     read_raw=read_raw,
+    display_name="FedEx",
 )
 
 
@@ -111,11 +112,7 @@ def plugin_info() -> PluginInfo:
         category="carrier",
         description="FedEx tracking by polling the FedEx Track API (through karrio).",
         settings=(
-            Setting(
-                "server_url",
-                default=CARRIER.default_server_url,
-                description="Where requests go: FedEx, its sandbox, or a recording.",
-            ),
+            CARRIER.server_url_setting("its sandbox, or a recording"),
             Setting("track_api_key", required=True, secret=True, description="Track API key."),
             Setting(
                 "track_secret_key", required=True, secret=True, description="Track API secret."

@@ -71,6 +71,16 @@ class KarrioCarrier:
     settings_class: type
     default_server_url: str
     read_raw: Callable[[Any], dict[str, RawTracking]]
+    display_name: str
+
+    def server_url_setting(self, stand_ins: str) -> Setting:
+        """The ``server_url`` setting every carrier has: its own API by default, or a
+        stand-in (``stand_ins`` names them: "its sandbox, or a recording")."""
+        return Setting(
+            "server_url",
+            default=self.default_server_url,
+            description=f"Where requests go: {self.display_name}, {stand_ins}.",
+        )
 
     def karrio_settings(self, settings: dict[str, Any], fields: dict[str, Any]) -> Any:
         """karrio's settings object, sending requests to ``settings['server_url']``."""

@@ -93,6 +93,7 @@ CARRIER = KarrioCarrier(
     settings_class=Settings,
     default_server_url="https://onlinetools.ups.com",
     read_raw=read_raw,
+    display_name="UPS",
 )
 
 
@@ -102,11 +103,7 @@ def plugin_info() -> PluginInfo:
         category="carrier",
         description="UPS tracking by polling the UPS Track API (through karrio).",
         settings=(
-            Setting(
-                "server_url",
-                default=CARRIER.default_server_url,
-                description="Where requests go: UPS, its test environment, or a recording.",
-            ),
+            CARRIER.server_url_setting("its test environment, or a recording"),
             Setting("client_id", required=True, secret=True, description="OAuth client id."),
             Setting(
                 "client_secret", required=True, secret=True, description="OAuth client secret."

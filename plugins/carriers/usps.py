@@ -67,6 +67,7 @@ CARRIER = KarrioCarrier(
     settings_class=Settings,
     default_server_url="https://apis.usps.com",
     read_raw=read_raw,
+    display_name="USPS",
 )
 
 
@@ -76,11 +77,7 @@ def plugin_info() -> PluginInfo:
         category="carrier",
         description="USPS tracking by polling the USPS Tracking API v3 (through karrio).",
         settings=(
-            Setting(
-                "server_url",
-                default=CARRIER.default_server_url,
-                description="Where requests go: USPS, its test environment, or a recording.",
-            ),
+            CARRIER.server_url_setting("its test environment, or a recording"),
             Setting("client_id", required=True, secret=True, description="OAuth client id."),
             Setting(
                 "client_secret", required=True, secret=True, description="OAuth client secret."
