@@ -78,16 +78,18 @@ async def enqueue_many(
     if not items:
         return []
     run_after = db.now() + datetime.timedelta(seconds=delay)
-    rows = await OutboxJob.insert(
-        *(
-            OutboxJob(
-                name=name,
-                payload=json.dumps(payload, default=str),
-                run_after=run_after,
-                max_attempts=max_attempts,
-            )
+    rows = await db.insert(
+        OutboxJob,
+        [
+            {
+                "name": name,
+                "payload": json.dumps(payload, default=str),
+                "run_after": run_after,
+                "max_attempts": max_attempts,
+            }
             for name, payload in items
-        )
+        ],
+        returning=("id",),
     )
     return [row["id"] for row in rows]
 

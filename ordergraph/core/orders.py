@@ -30,7 +30,7 @@ from ordergraph.core.limits import (
 )
 from ordergraph.core.masterdata import is_email
 from ordergraph.core.money import MAX_MINOR, from_minor, is_currency, parse_amount, to_minor
-from ordergraph.core.tables import Customer, Order, OrderEvent, OrderLine, Product
+from ordergraph.core.tables import Customer, Order, OrderEvent, OrderLine
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
@@ -189,6 +189,8 @@ def event_view(row: dict[str, Any]) -> OrderEventView:
 
 
 _LINE_COLUMNS = ("line_no", "sku", "name", "quantity", "unit_price_minor", "total_minor")
+_ORDER_COLUMNS = tuple(column._meta.db_column_name for column in Order._meta.columns)
+_EVENT_COLUMNS = tuple(column._meta.db_column_name for column in OrderEvent._meta.columns)
 
 
 async def load_order_with(
@@ -248,20 +250,20 @@ def _quantity(value: Any) -> int | None:
     return None
 
 
+async def _customer(column: str, value: Any) -> dict[str, Any] | None:
+    rows = await db.raw(f'SELECT * FROM customers WHERE "{column}" = {{}}', value)
+    return rows[0] if rows else None
+
+
 async def _resolve_customer(
     draft: OrderDraft, principal: Principal, problems: list[Problem]
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(existing customer row, or a customer to create) for the draft."""
     if principal.role == Role.CUSTOMER:
-        row = await Customer.select().where(Customer.id == principal.customer_id).first()
-        return row, None
+        return await _customer("id", principal.customer_id), None
     if draft.customer_id is not None:
         known = 0 < draft.customer_id <= MAX_ID
-        row = (
-            await Customer.select().where(Customer.id == draft.customer_id).first()
-            if known
-            else None
-        )
+        row = await _customer("id", draft.customer_id) if known else None
         if row is None:
             problems.append(
                 Problem(
@@ -288,7 +290,7 @@ async def _resolve_customer(
             )
         )
         return None, None
-    row = await Customer.select().where(Customer.email == email).first()
+    row = await _customer("email", email)
     if row is not None:
         return row, None
     if not CUSTOMER_NAME.check(_text(draft.customer_name), "customerName", problems):
@@ -386,7 +388,12 @@ async def validate_draft(
         if sku and SKU.problem(sku, None) is None
     }
     products = (
-        {p["sku"]: p for p in await Product.select().where(Product.sku.is_in(list(skus)))}
+        {
+            p["sku"]: p
+            for p in await db.raw(
+                f"SELECT * FROM products WHERE sku IN ({', '.join('{}' for _ in skus)})", *skus
+            )
+        }
         if skus
         else {}
     )
@@ -534,23 +541,27 @@ async def _store(
                 Customer(**valid.new_customer, currency=valid.currency)
             )
             customer_id = inserted[0]["id"]
-        inserted = await Order.insert(
-            Order(
-                channel=draft.channel,
-                external_id=_text(draft.external_id),
-                customer=customer_id,
-                type=draft.type,
-                priority=draft.priority,
-                currency=valid.currency,
-                subtotal_minor=valid.subtotal_minor,
-                total_minor=valid.subtotal_minor,
-                status=initial,
-                shipping_address=json.dumps(draft.shipping_address),
-                note=draft.note or "",
-            )
-        ).returning(*Order.all_columns())
+        inserted = await db.insert(
+            Order,
+            [
+                {
+                    "channel": draft.channel,
+                    "external_id": _text(draft.external_id),
+                    "customer": customer_id,
+                    "type": draft.type,
+                    "priority": draft.priority,
+                    "currency": valid.currency,
+                    "subtotal_minor": valid.subtotal_minor,
+                    "total_minor": valid.subtotal_minor,
+                    "status": initial,
+                    "shipping_address": json.dumps(draft.shipping_address),
+                    "note": draft.note or "",
+                }
+            ],
+            returning=_ORDER_COLUMNS,
+        )
         order = order_view(inserted[0], valid.lines)
-        await OrderLine.insert(*(OrderLine(order=order.id, **line) for line in valid.lines))
+        await db.insert(OrderLine, [{"order": order.id, **line} for line in valid.lines])
         events = await record_events(
             rt,
             order,
@@ -627,19 +638,21 @@ async def _insert_events(
 ) -> list[OrderEventView]:
     """``record_events`` for (order id, customer id, event) entries of any orders: one
     statement for the events, one for their jobs, however many orders."""
-    rows = await OrderEvent.insert(
-        *(
-            OrderEvent(
-                order=order_id,
-                type=event.type,
-                from_status=event.from_status,
-                to_status=event.to_status,
-                actor=principal.actor,
-                data=json.dumps(event.data, default=str),
-            )
+    rows = await db.insert(
+        OrderEvent,
+        [
+            {
+                "order": order_id,
+                "type": event.type,
+                "from_status": event.from_status,
+                "to_status": event.to_status,
+                "actor": principal.actor,
+                "data": json.dumps(event.data, default=str),
+            }
             for order_id, _, event in entries
-        )
-    ).returning(*OrderEvent.all_columns())
+        ],
+        returning=_EVENT_COLUMNS,
+    )
     customer_of = {order_id: customer_id for order_id, customer_id, _ in entries}
     recorded = sorted((event_view(row) for row in rows), key=lambda event: event.id)
     hook_jobs = [

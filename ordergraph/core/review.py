@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from ordergraph.core import jobs
+from ordergraph.core import db, jobs
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.lookups import shared_lookups
@@ -105,22 +105,22 @@ def _writer(
     """Writes the round's findings inside the deciding transition, so they commit with it."""
 
     async def write(order: OrderView) -> None:
-        if findings:
-            await ReviewFinding.insert(
-                *(
-                    ReviewFinding(
-                        order=order.id,
-                        round=order_round,
-                        rule=rule,
-                        outcome=f.outcome,
-                        code=f.code,
-                        message=f.message,
-                        customer_message=f.customer_message or f.message,
-                        data=json.dumps(f.data, default=str),
-                    )
-                    for rule, f in findings
-                )
-            )
+        await db.insert(
+            ReviewFinding,
+            [
+                {
+                    "order": order.id,
+                    "round": order_round,
+                    "rule": rule,
+                    "outcome": f.outcome,
+                    "code": f.code,
+                    "message": f.message,
+                    "customer_message": f.customer_message or f.message,
+                    "data": json.dumps(f.data, default=str),
+                }
+                for rule, f in findings
+            ],
+        )
 
     return write
 

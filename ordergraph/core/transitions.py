@@ -13,7 +13,6 @@ from ordergraph.core.limits import REASON
 from ordergraph.core.orders import NewEvent, OrderView, announce, load_order, record_events
 from ordergraph.core.plugins import PluginFailure
 from ordergraph.core.statusgraph import Transition
-from ordergraph.core.tables import Order
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
@@ -101,16 +100,14 @@ async def transition_order(
         raise DomainError(*vetoes)
 
     async with db.write_transaction():
-        updated = await (
-            Order.update(
-                {
-                    Order.status: steps[-1].target,
-                    Order.version: Order.version + len(steps),
-                    Order.updated_at: db.now(),
-                }
-            )
-            .where((Order.id == order.id) & (Order.version == order.version))
-            .returning(Order.version, Order.updated_at)
+        updated = await db.raw(
+            "UPDATE orders SET status = {}, version = version + {}, updated_at = {} "
+            "WHERE id = {} AND version = {} RETURNING version, updated_at",
+            steps[-1].target,
+            len(steps),
+            db.now(),
+            order.id,
+            order.version,
         )
         if not updated:
             raise _version_conflict(order.number, order.version, None)
