@@ -46,7 +46,7 @@ class Settings:
     job_retry_base_seconds: float = 2.0
     # Done jobs are deleted this long after they finished; failed ones are kept.
     outbox_retention_days: float = 7.0
-    # How many jobs one runner runs at once on PostgreSQL (SQLite runs one at a time).
+    # How many jobs one runner runs at once.
     job_concurrency: int = 8
     # How long a claimed job stays a runner's without a heartbeat (renewed every third of it).
     job_lease_seconds: float = 30.0

@@ -150,8 +150,9 @@ class _CountingSQLiteEngine(SQLiteEngine):
         # piccolo's version sends PRAGMA foreign_keys before every statement; every
         # connection here comes from get_connection(), which has set it once.
         _record(query, args or ())
-        async with connection.execute(query, args or []) as cursor:
-            return await cursor.fetchall()
+        # One trip to the connection's thread: piccolo's cursor takes three (execute,
+        # fetchall, close), each waiting for this event loop to come round again.
+        return list(await connection.execute_fetchall(query, args or []))
 
     async def close_connections(self) -> None:
         held = self._by_loop.pop(asyncio.get_running_loop(), None)
@@ -409,9 +410,11 @@ def _default(column: Column) -> Any:
 def _placeholders(sql: str, style: str) -> str:
     """``{}`` placeholders as the driver's (``?``, or ``$1, $2...``); ``{{`` is ``{``."""
     parts = []
-    for number, (literal, field_name, _, _) in enumerate(string.Formatter().parse(sql), 1):
+    number = 0
+    for literal, field_name, _, _ in string.Formatter().parse(sql):
         parts.append(literal)
         if field_name is not None:
+            number += 1
             parts.append("?" if style == "?" else f"${number}")
     return "".join(parts)
 
@@ -420,8 +423,8 @@ async def insert(
     table: type[Table], rows: Sequence[dict[str, Any]], *, returning: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
     """Insert ``rows`` (column name to value, the same columns in each) in one statement,
-    a column left out taking its piccolo default, as ``Table.insert`` would; the
-    ``returning`` columns of the new rows, in the order given."""
+    a column left out taking its piccolo default as ``Table.insert`` would; the
+    ``returning`` columns of the new rows."""
     if not rows:
         return []
     given = tuple(rows[0])

@@ -8,9 +8,9 @@ API processes only write jobs. A runner:
 * claims due jobs in batches, one statement per batch, each under a lease that it
   renews with a heartbeat while it holds the job: a job whose runner died is due
   again within one lease, and a live runner's long job is never taken over;
-* runs them concurrently on PostgreSQL (every query on a pool connection of its
-  own), one at a time on SQLite (one writer anyway), keeping the jobs of one order,
-  and each kind of event job, in the order they were written;
+* runs them concurrently (on PostgreSQL every query on a pool connection of its own;
+  on SQLite, where writers take turns, one job reads while another writes), keeping
+  the jobs of one order, and each kind of event job, in the order they were written;
 * marks the jobs that succeeded ``done`` in the statement of its next claim (or in
   one of their own once every job in hand has finished), and puts a failed one back
   with backoff, or ``failed`` after its last attempt;
@@ -368,7 +368,7 @@ class JobRunner:
         self.rt = rt
         self.id = f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         sqlite = db.current().is_sqlite
-        self.concurrency = 1 if sqlite else (concurrency or rt.settings.job_concurrency)
+        self.concurrency = concurrency or rt.settings.job_concurrency
         self.capacity = max(HOLD_PER_SLOT * self.concurrency, HOLD_AT_LEAST)
         self.lease = datetime.timedelta(seconds=rt.settings.job_lease_seconds)
         self.stopping = False
