@@ -104,6 +104,7 @@ class _CountingSQLiteEngine(SQLiteEngine):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._by_loop: dict[asyncio.AbstractEventLoop, _SQLiteConnections] = {}
+        self._closed = False
 
     def connections(self) -> _SQLiteConnections:
         return self._by_loop.setdefault(asyncio.get_running_loop(), _SQLiteConnections())
@@ -124,6 +125,16 @@ class _CountingSQLiteEngine(SQLiteEngine):
                 await writer.close()
 
     async def _run_in_new_connection(self, query, args=None, query_type="generic", table=None):
+        if self._closed:
+            # A statement after close_connections() (a job cut off at shutdown) gets a
+            # connection of its own: one kept would keep its thread, and the process, alive.
+            connection = await self.get_connection()
+            try:
+                return await self._run_in_existing_connection(
+                    connection, query, args, query_type, table
+                )
+            finally:
+                await connection.close()
         held = self.connections()
         if query.lstrip()[:6].upper() != "SELECT":
             async with held.write_lock:
@@ -155,6 +166,7 @@ class _CountingSQLiteEngine(SQLiteEngine):
         return list(await connection.execute_fetchall(query, args or []))
 
     async def close_connections(self) -> None:
+        self._closed = True
         held = self._by_loop.pop(asyncio.get_running_loop(), None)
         for connection in (held.reader, held.writer) if held else ():
             if connection is not None:
