@@ -440,16 +440,12 @@ async def insert(
     if not rows:
         return []
     given = tuple(rows[0])
-    defaults = [
-        (column._meta.db_column_name, column)
-        for column in table._meta.columns
-        if not column._meta.primary_key and column._meta.db_column_name not in given
-    ]
-    names = [*given, *(name for name, _ in defaults)]
+    left_out = _left_out(table, given)
     values: list[Any] = []
     for row in rows:
         values += [row[name] for name in given]
-        values += [_default(column) for _, column in defaults]
+        values += [_default(column) for column in left_out]
+    names = [*given, *(column._meta.db_column_name for column in left_out)]
     row_marks = "(" + ", ".join("{}" for _ in names) + ")"
     columns = ", ".join(f'"{name}"' for name in names)
     sql = (
@@ -458,3 +454,13 @@ async def insert(
         + (" RETURNING " + ", ".join(f'"{name}"' for name in returning) if returning else "")
     )
     return await raw(sql, *values)
+
+
+@functools.lru_cache(maxsize=256)
+def _left_out(table: type[Table], given: tuple[str, ...]) -> tuple[Column, ...]:
+    """The columns of ``table`` other than its key and ``given``: those taking defaults."""
+    return tuple(
+        column
+        for column in table._meta.columns
+        if not column._meta.primary_key and column._meta.db_column_name not in given
+    )
