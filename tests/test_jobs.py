@@ -37,6 +37,7 @@ class Recorder:
         self.in_order: list[tuple[int, int]] = []
         self.started = asyncio.Event()
         self.release = asyncio.Event()
+        self.counted = asyncio.Event()
         self.wake: Any = lambda: None
 
     async def greet(self, payload: dict[str, Any]) -> None:
@@ -47,6 +48,7 @@ class Recorder:
     async def count(self, payload: dict[str, Any]) -> None:
         await asyncio.sleep(0)  # let other runners interleave with this one
         self.runs[payload["key"]] += 1
+        self.counted.set()
 
     async def flaky(self, payload: dict[str, Any]) -> None:
         self.runs["flaky"] += 1
@@ -493,6 +495,21 @@ async def test_jobs_of_one_order_run_in_the_order_they_were_written(
     assert len(recorder.in_order) == 15
     for order in (1, 2, 3):
         assert [s for o, s in recorder.in_order if o == order] == [0, 1, 2, 3, 4]
+
+
+async def test_a_job_that_waits_does_not_hold_up_the_others(rt: Runtime, recorder: Recorder):
+    """On both databases a runner runs several jobs at once: one waiting for a carrier
+    (here, for the test) leaves the others to run meanwhile."""
+    async with db.write_transaction():
+        await enqueue_many([("slow", {}), ("count", {"key": "beside"})])
+    rt.wake_jobs()
+    await asyncio.wait_for(recorder.started.wait(), 10)
+    await asyncio.wait_for(recorder.counted.wait(), 10)
+    assert (recorder.runs["beside"], recorder.runs["slow"]) == (1, 0)
+
+    recorder.release.set()
+    await runner_of(rt).drain()
+    assert recorder.runs["slow"] == 1
 
 
 async def test_a_long_job_of_a_live_runner_is_not_taken_over(database_url: str, recorder: Recorder):
