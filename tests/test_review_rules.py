@@ -7,6 +7,7 @@ and customers see: the status, the findings, and the stock.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -16,9 +17,12 @@ import pytest
 from conftest import Api, make_settings, serve_api, submit
 
 from ordergraph.app import create_app
+from ordergraph.core import db
+from ordergraph.core.lookups import customer_exposure, lookups_together
 from ordergraph.core.payments import record_entry
 from ordergraph.core.plugins import PluginConfigError
 from ordergraph.core.settlement.statements import statement_of
+from ordergraph.core.tables import Customer
 
 ORDER = """
 query Order($id: ID!) {
@@ -164,6 +168,47 @@ async def test_credit_limit_counts_unpaid_statements_and_open_orders_and_rejects
         assert (await reviewed(api, "C-MORE", **priced("MUG", "1.00")))["status"] == "REJECTED"
         await move(api, open_order["id"], "cancel")
         assert (await reviewed(api, "C-AFTER", **priced("MUG", "400.00")))["status"] == "APPROVED"
+
+
+async def test_exposures_asked_together_are_each_what_it_is_alone(database_url: str) -> None:
+    """The review of orders that came in together asks their exposures in one query."""
+    async with shop(database_url, rules(credit_limit={})) as api:
+        settled = await reviewed(api, "T-SETTLED", **priced("MUG", "500.00"))
+        await move(api, settled["id"], "start_processing", "ship", "deliver", "complete")
+        statement = await statement_of(int(settled["id"]))
+        assert statement is not None
+        await record_entry(
+            api.rt, statement, "matched", "100.00", idempotency_key="bank-t", method="bank"
+        )
+        ada_orders = [settled] + [
+            await reviewed(api, f"T-OPEN-{i}", **priced("MUG", f"{10 * (i + 1)}.00"))
+            for i in range(2)
+        ]
+        bobs = await reviewed(api, "T-BOB", customerEmail="bob@example.com", **priced("MUG", "7"))
+        ada, bob = [
+            (await Customer.select(Customer.id).where(Customer.email == email).first())["id"]
+            for email in ("ada@example.com", "bob@example.com")
+        ]
+        questions = [(ada, "EUR", int(o["id"])) for o in ada_orders]
+        questions += [(bob, "EUR", int(bobs["id"])), (ada, "USD", int(settled["id"]))]
+
+        alone = [await customer_exposure(c, cur, excluding_order=o) for c, cur, o in questions]
+        with db.count_statements() as log, lookups_together():
+            together = await asyncio.gather(
+                *(customer_exposure(c, cur, excluding_order=o) for c, cur, o in questions)
+            )
+
+        assert together == alone
+        assert log.count == 1
+        # Leaving out the settled order leaves its unpaid 500 out; leaving out an open one
+        # leaves out its own total only.
+        assert [(e.unpaid_statements, e.open_orders) for e in alone] == [
+            (Decimal("0.00"), Decimal("30.00")),
+            (Decimal("500.00"), Decimal("20.00")),
+            (Decimal("500.00"), Decimal("10.00")),
+            (Decimal("0.00"), Decimal("0.00")),
+            (Decimal("0.00"), Decimal("0.00")),
+        ]
 
 
 async def test_a_blocked_customer_always_fails(database_url: str) -> None:

@@ -106,6 +106,31 @@ async def test_a_hundred_concurrent_reviews_of_thirty_in_stock_approve_exactly_t
         assert (await stock(api))["HOT"] == (30, 25)
 
 
+async def test_orders_reviewed_together_are_decided_as_each_would_be_alone(
+    database_url: str,
+) -> None:
+    """Ten batches of ten at once: a batch whose stock runs out is decided order by order."""
+    async with shop(database_url, {"stock": {"enabled": True}}, run_jobs=False) as api:
+        ids = await submit_many(api, "BATCH", 100, [{"sku": "HOT", "quantity": 1}])
+        batches = [[int(order_id) for order_id in ids[i : i + 10]] for i in range(0, 100, 10)]
+
+        outcomes = await asyncio.gather(*(review.review_orders(api.rt, b) for b in batches))
+
+        assert outcomes == [[None] * 10] * 10
+        decided = await orders(api, ids)
+        assert collections.Counter(o["status"] for o in decided) == {
+            "APPROVED": 30,
+            "REJECTED": 70,
+        }
+        for found in decided:
+            codes = [f["code"] for f in found["reviewFindings"]]
+            if found["status"] == "APPROVED":
+                assert codes == ["IN_STOCK"], found
+            else:  # short when read, or when its reservation was written
+                assert codes in (["INSUFFICIENT_STOCK"], ["IN_STOCK", "INSUFFICIENT_STOCK"]), found
+        assert (await stock(api))["HOT"] == (30, 30)
+
+
 async def test_concurrent_orders_locking_two_skus_in_opposite_orders_do_not_deadlock(
     database_url: str,
 ) -> None:

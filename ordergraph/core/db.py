@@ -408,6 +408,14 @@ async def raw(sql: str, *args: Any) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
+def one_of(expression: str, values: Sequence[Any]) -> tuple[str, Any]:
+    """SQL for ``expression`` being one of ``values``, and its one argument: a list sent
+    as one parameter, so the text is the same for any number of values."""
+    if current().is_sqlite:
+        return f"{expression} IN (SELECT value FROM json_each({{}}))", json.dumps(list(values))
+    return f"{expression} = ANY({{}})", list(values)
+
+
 def _default(column: Column) -> Any:
     """The value piccolo would write for a column left out (``Table.__init__``)."""
     value = column.get_default_value()

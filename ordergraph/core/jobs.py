@@ -11,6 +11,8 @@ API processes only write jobs. A runner:
 * runs them concurrently (on PostgreSQL every query on a pool connection of its own;
   on SQLite, where writers take turns, one job reads while another writes), keeping
   the jobs of one order, and each kind of event job, in the order they were written;
+* hands the jobs of a kind made with ``batched`` (the review) that start while one
+  batch of them runs to one call as the next batch;
 * marks the jobs that succeeded ``done`` in the statement of its next claim (or in
   one of their own once every job in hand has finished), and puts a failed one back
   with backoff, or ``failed`` after its last attempt;
@@ -67,6 +69,59 @@ _UNFINISHED = "\"status\" IN ('pending', 'running')"
 
 class UnknownJob(RuntimeError):
     pass
+
+
+def batched(
+    run_many: Callable[[list[dict[str, Any]]], Awaitable[list[BaseException | None]]],
+) -> Job:
+    """A job whose runs are done together: while one batch runs, the runs that start
+    wait and then go as the next batch.
+
+    The returned job hands the payloads of a batch to ``run_many`` in one call, which
+    returns for each payload, in order, None (done) or the exception that failed that
+    job alone. The first run after a quiet spell goes once the event loop comes round
+    again, with the runs that the same claim started. Which jobs run together is only
+    a matter of speed: ``run_many`` must do for each payload what it would do for it
+    alone.
+    """
+    waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+    running: list[asyncio.Task[None]] = []
+
+    async def run_batches() -> None:
+        try:
+            while waiting:
+                batch = waiting[:]
+                waiting.clear()
+                await run_batch(batch)
+        finally:
+            running.clear()
+
+    async def run_batch(batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+        try:
+            outcomes = await run_many([payload for payload, _ in batch])
+        except Exception as exc:
+            outcomes = [exc] * len(batch)
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():  # its job was cancelled meanwhile
+                continue
+            if outcome is None:
+                future.set_result(None)
+            else:
+                future.set_exception(outcome)
+
+    async def job(payload: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        waiting.append((payload, future))
+        if not running:
+            running.append(loop.create_task(run_batches()))
+        await future
+
+    return job
 
 
 async def enqueue_many(

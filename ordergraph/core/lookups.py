@@ -8,11 +8,12 @@ rule that asks it again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import functools
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
@@ -131,27 +132,109 @@ def _customer_view(row: dict[str, Any]) -> CustomerView:
 
 @_shared
 async def customer_exposure(customer_id: int, currency: str, *, excluding_order: int) -> Exposure:
-    """The customer's unpaid statements and open orders in ``currency``, one query."""
+    """The customer's unpaid statements and open orders in ``currency``, one query.
+
+    Inside ``lookups_together()``, the questions that tasks ask at the same moment go to
+    the database as one query."""
+    question = (customer_id, currency, excluding_order)
+    together = _together.get()
+    if together is None:
+        return (await _exposures([question]))[question]
+    if not together.asked:
+        asyncio.get_running_loop().call_soon(together.answer)
+    future = asyncio.get_running_loop().create_future()
+    together.asked.append((question, future))
+    return await future
+
+
+_Question = tuple[int, str, int]  # customer, currency, the order left out
+
+
+@dataclass
+class _Together:
+    """The exposure questions asked since the event loop last came round."""
+
+    asked: list[tuple[_Question, asyncio.Future[Exposure]]] = field(default_factory=list)
+    answering: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def answer(self) -> None:
+        asked, self.asked = self.asked, []
+        task = asyncio.get_running_loop().create_task(self._answer(asked))
+        self.answering.add(task)
+        task.add_done_callback(self.answering.discard)
+
+    async def _answer(self, asked: list[tuple[_Question, asyncio.Future[Exposure]]]) -> None:
+        try:
+            answers = await _exposures([question for question, _ in asked])
+        except Exception as exc:
+            for _, future in asked:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for question, future in asked:
+            if not future.done():
+                future.set_result(answers[question])
+
+
+_together: contextvars.ContextVar[_Together | None] = contextvars.ContextVar(
+    "ordergraph_lookups_together", default=None
+)
+
+
+@contextlib.contextmanager
+def lookups_together() -> Iterator[None]:
+    """Send the lookups that tasks started in this block ask at once as one query (the
+    review of orders that came in together: each order's rules run in a task)."""
+    token = _together.set(_Together())
+    try:
+        yield
+    finally:
+        _together.reset(token)
+
+
+async def _exposures(questions: list[_Question]) -> dict[_Question, Exposure]:
+    """Every question's exposure from one query, which sums each customer's orders once
+    per currency, and apart the orders to leave out, each then taken off its customer's
+    sum."""
     paid = " ".join(f"WHEN '{kind}' THEN {sign}" for kind, sign in PAYMENT_EFFECT.items())
+    left_out, left_out_ids = db.one_of("o.id", [order for _, _, order in questions])
+    of_customers, customer_ids = db.one_of("o.customer", sorted({c for c, _, _ in questions}))
     rows = await db.raw(
-        "SELECT COALESCE(SUM(CASE WHEN s.id IS NOT NULL AND s.total_minor > COALESCE(p.paid, 0) "
+        "SELECT o.customer AS customer, o.currency AS currency, "
+        f"CASE WHEN {left_out} THEN o.id END AS left_out, "
+        "COALESCE(SUM(CASE WHEN s.id IS NOT NULL AND s.total_minor > COALESCE(p.paid, 0) "
         "THEN s.total_minor - COALESCE(p.paid, 0) ELSE 0 END), 0) AS unpaid, "
         "COALESCE(SUM(CASE WHEN s.id IS NULL AND o.status <> {} THEN o.total_minor ELSE 0 END), "
         '0) AS open FROM orders o LEFT JOIN statements s ON s."order" = o.id '
         f"LEFT JOIN (SELECT statement, SUM(CASE kind {paid} ELSE 0 END * amount_minor) AS paid "
         "FROM ledger_entries GROUP BY statement) p ON p.statement = s.id "
-        "WHERE o.customer = {} AND o.currency = {} AND o.id <> {} AND o.status NOT IN ({}, {})",
+        f"WHERE {of_customers} AND o.status NOT IN ({{}}, {{}}) "
+        "GROUP BY o.customer, o.currency, 3",
+        left_out_ids,
         SETTLED_STATUS,
-        customer_id,
-        currency,
-        excluding_order,
+        customer_ids,
         *CLOSED_STATUSES,
     )
-    return Exposure(
-        currency=currency,
-        unpaid_statements=from_minor(int(rows[0]["unpaid"]), currency),
-        open_orders=from_minor(int(rows[0]["open"]), currency),
-    )
+    sums: dict[tuple[int, str], tuple[int, int]] = {}
+    own: dict[tuple[int, str, int], tuple[int, int]] = {}
+    for row in rows:
+        key = (row["customer"], row["currency"])
+        unpaid, open_ = int(row["unpaid"]), int(row["open"])
+        before = sums.get(key, (0, 0))
+        sums[key] = (before[0] + unpaid, before[1] + open_)
+        if row["left_out"] is not None:
+            own[(*key, row["left_out"])] = (unpaid, open_)
+    answers = {}
+    for question in questions:
+        customer, currency, _ = question
+        unpaid, open_ = sums.get((customer, currency), (0, 0))
+        left_unpaid, left_open = own.get(question, (0, 0))
+        answers[question] = Exposure(
+            currency=currency,
+            unpaid_statements=from_minor(unpaid - left_unpaid, currency),
+            open_orders=from_minor(open_ - left_open, currency),
+        )
+    return answers
 
 
 @_shared

@@ -201,22 +201,40 @@ async def load_order_with(
     ``columns`` are more SQL expressions for those rows, on ``o`` (the order), ``l``
     (the line) and the tables ``join`` adds, each named ``AS "something.name"``.
     """
+    found = await _load_orders_where("o.id = {}", order_id, columns, join)
+    return found.get(order_id, (None, []))
+
+
+async def load_orders_with(
+    order_ids: Sequence[int], *columns: str, join: str = ""
+) -> dict[int, tuple[OrderView, list[dict[str, Any]]]]:
+    """``load_order_with`` for several orders in one statement, by id (found ones only)."""
+    return await _load_orders_where(*db.one_of("o.id", order_ids), columns, join)
+
+
+async def _load_orders_where(
+    where: str, argument: Any, columns: Sequence[str], join: str
+) -> dict[int, tuple[OrderView, list[dict[str, Any]]]]:
     selected = ", ".join(
         ["o.*", *(f'l.{column} AS "line.{column}"' for column in _LINE_COLUMNS), *columns]
     )
     rows = await db.raw(
         f'SELECT {selected} FROM orders o LEFT JOIN order_lines l ON l."order" = o.id {join} '
-        "WHERE o.id = {}",
-        order_id,
+        f"WHERE {where}",
+        argument,
     )
-    if not rows:
-        return None, []
-    lines = [
-        {column: row[f"line.{column}"] for column in _LINE_COLUMNS}
-        for row in rows
-        if row["line.line_no"] is not None
-    ]
-    return order_view(rows[0], lines), rows
+    by_order: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_order.setdefault(row["id"], []).append(row)
+    found = {}
+    for order_id, order_rows in by_order.items():
+        lines = [
+            {column: row[f"line.{column}"] for column in _LINE_COLUMNS}
+            for row in order_rows
+            if row["line.line_no"] is not None
+        ]
+        found[order_id] = (order_view(order_rows[0], lines), order_rows)
+    return found
 
 
 async def load_order(order_id: int) -> OrderView | None:
@@ -625,12 +643,12 @@ async def record_events(
 
     Call inside ``db.write_transaction()``, and ``announce()`` the events after commit.
     """
-    return await _insert_events(
+    return await insert_events(
         rt, [(order.id, order.customer_id, event) for event in events], principal, more_jobs
     )
 
 
-async def _insert_events(
+async def insert_events(
     rt: Runtime,
     entries: Sequence[tuple[int, int, NewEvent]],
     principal: Principal,
@@ -752,7 +770,7 @@ class Timeline:
         if not entries:
             return
         customer_of = {order_id: customer_id for order_id, customer_id, _ in entries}
-        for event in await _insert_events(self.rt, entries, principal):
+        for event in await insert_events(self.rt, entries, principal):
             self.recorded.append((customer_of[event.order_id], [event]))
 
 

@@ -2,31 +2,36 @@
 
 Entering the graph's initial state (submission, resubmission) enqueues a
 ``review_order`` job in the same transaction; the job runner then calls
-``review_order`` below. It reads the order once, asks every configured rule (their
-lookups shared, ``lookups.shared_lookups``) and fires ``start_review`` and the
-decision (``approve``, ``hold`` or ``reject``) in one transaction, with the findings.
+``review_orders`` below with the orders of the review jobs it started together. It
+reads them in one statement, asks every configured rule about each (their lookups
+shared, ``lookups.shared_lookups``, and asked together, ``lookups.lookups_together``)
+and fires ``start_review`` and each decision (``approve``, ``hold`` or ``reject``) in
+one transaction, with the findings.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import logging
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from ordergraph.core import db, jobs
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.lookups import shared_lookups
-from ordergraph.core.orders import OrderDraft, OrderView, load_order, load_order_with, validate
+from ordergraph.core.lookups import lookups_together, shared_lookups
+from ordergraph.core.orders import OrderDraft, OrderView, load_order, load_orders_with, validate
 from ordergraph.core.plugins import PluginConfigError
 from ordergraph.core.tables import Customer, Order, OrderLine, Product, ReviewFinding
-from ordergraph.core.transitions import transition_order
+from ordergraph.core.transitions import Move, transition_order, transition_orders
 
 if TYPE_CHECKING:
     from piccolo.table import Table
 
     from ordergraph.core.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 REVIEW_JOB = "review_order"
 START = "start_review"
@@ -99,32 +104,6 @@ def _reason(findings: list[tuple[str, Finding]], decision: str) -> str | None:
     return " ".join(messages) or None
 
 
-def _writer(
-    order_round: int, findings: list[tuple[str, Finding]]
-) -> Callable[[OrderView], Awaitable[None]]:
-    """Writes the round's findings inside the deciding transition, so they commit with it."""
-
-    async def write(order: OrderView) -> None:
-        await db.insert(
-            ReviewFinding,
-            [
-                {
-                    "order": order.id,
-                    "round": order_round,
-                    "rule": rule,
-                    "outcome": f.outcome,
-                    "code": f.code,
-                    "message": f.message,
-                    "customer_message": f.customer_message or f.message,
-                    "data": json.dumps(f.data, default=str),
-                }
-                for rule, f in findings
-            ],
-        )
-
-    return write
-
-
 async def review_order(rt: Runtime, order_id: int) -> OrderView | None:
     """Run the rules on one order and move it to APPROVED, ON_HOLD or REJECTED.
 
@@ -133,21 +112,16 @@ async def review_order(rt: Runtime, order_id: int) -> OrderView | None:
     for review is left alone, and a concurrent change wins on the version check (the
     decision and its findings are then not written).
     """
-    order, round_number, customer, products = await _load_for_review(order_id)
-    if order is None:
+    loaded = await _load_for_review([order_id])
+    if order_id not in loaded:
         return None
-    via = (START,) if order.status == rt.graph.initial else ()
-    reviewed = replace(order, status=IN_REVIEW) if via else order
-    if reviewed.status != IN_REVIEW:
+    order = loaded[order_id].order
+    verdict = await _judge(rt, loaded[order_id])
+    if verdict is None:
         return order
-
-    with shared_lookups(customers=customer, products=products):
-        checks = await rt.plugins.call("review_order", order=reviewed, only=rt.review_rules)
-    findings = _findings(checks.results)
-    findings += [(failure.plugin, rule_failed(failure.error)) for failure in checks.failures]
-    decision = decide(findings)
+    findings, decision = verdict.findings, verdict.decision
     try:
-        return await _fire_decision(rt, order, via, round_number, findings, decision)
+        return await _fire_decision(rt, verdict)
     except DomainError as error:
         if decision != "approve":
             raise
@@ -159,14 +133,75 @@ async def review_order(rt: Runtime, order_id: int) -> OrderView | None:
             fallback, outcome, in_words = "hold", "hold", MANUAL_CHECK
         else:
             raise
-        findings += [
+        findings = findings + [
             (
                 error.source or "core",
                 Finding(outcome, p.code.value, p.message, customer_message=in_words),
             )
             for p in error.problems
         ]
-        return await _fire_decision(rt, order, via, round_number, findings, fallback)
+        return await _fire_decision(rt, replace(verdict, findings=findings, decision=fallback))
+
+
+async def review_orders(rt: Runtime, order_ids: list[int]) -> list[BaseException | None]:
+    """Review orders that came in together: one read for all, the rules on each, and one
+    transaction for every decision (``transition_orders``). When that transaction
+    cannot be written as a whole (a concurrent change, stock that ran out, a plugin that
+    refused), each order is reviewed on its own, as ``review_order`` does, which knows
+    what to do in each case. For each order, None or the error of its review."""
+    if len(order_ids) > 1:
+        try:
+            loaded = await _load_for_review(order_ids)
+            with lookups_together():
+                verdicts = await asyncio.gather(*(_judge(rt, each) for each in loaded.values()))
+            await _fire_decisions(rt, [verdict for verdict in verdicts if verdict is not None])
+            return [None] * len(order_ids)
+        except Exception as error:
+            log.debug("reviewing %s orders together failed (%s): one by one", len(order_ids), error)
+    outcomes: list[BaseException | None] = []
+    for order_id in order_ids:
+        try:
+            await review_order(rt, order_id)
+        except Exception as error:
+            outcomes.append(error)
+        else:
+            outcomes.append(None)
+    return outcomes
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """An order as read for its review, with what the rules look up first."""
+
+    order: OrderView
+    round: int
+    customers: list[dict[str, Any]]
+    products: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """What the rules found and the decision it makes, for an order as read."""
+
+    order: OrderView
+    via: tuple[str, ...]
+    round: int
+    findings: list[tuple[str, Finding]]
+    decision: str
+
+
+async def _judge(rt: Runtime, loaded: _Loaded) -> _Verdict | None:
+    """Ask the rules about an order waiting for review; None for any other order."""
+    order = loaded.order
+    via = (START,) if order.status == rt.graph.initial else ()
+    reviewed = replace(order, status=IN_REVIEW) if via else order
+    if reviewed.status != IN_REVIEW:
+        return None
+    with shared_lookups(customers=loaded.customers, products=loaded.products):
+        checks = await rt.plugins.call("review_order", order=reviewed, only=rt.review_rules)
+    findings = _findings(checks.results)
+    findings += [(failure.plugin, rule_failed(failure.error)) for failure in checks.failures]
+    return _Verdict(order, via, loaded.round, findings, decide(findings))
 
 
 def _columns(alias: str, table: type[Table]) -> list[str]:
@@ -191,55 +226,90 @@ def _rows_of(table: type[Table], rows: list[dict[str, Any]]) -> list[dict[str, A
     return list(found.values())
 
 
-async def _load_for_review(
-    order_id: int,
-) -> tuple[OrderView | None, int, list[dict[str, Any]], list[dict[str, Any]]]:
-    """In one statement: the order and its lines, the number of this review round, and
-    the customer and products that rules look up first (``shared_lookups``)."""
-    order, rows = await load_order_with(
-        order_id,
+async def _load_for_review(order_ids: list[int]) -> dict[int, _Loaded]:
+    """In one statement: the orders and their lines, the number of each one's review
+    round, and the customers and products that rules look up first (``shared_lookups``)."""
+    found = await load_orders_with(
+        order_ids,
         'COALESCE((SELECT MAX(f.round) FROM review_findings f WHERE f."order" = o.id), 0) + 1 '
         'AS "review.round"',
         *_columns("c", Customer),
         *_columns("p", Product),
         join="JOIN customers c ON c.id = o.customer LEFT JOIN products p ON p.sku = l.sku",
     )
-    if order is None:
-        return None, 0, [], []
-    return order, rows[0]["review.round"], _rows_of(Customer, rows), _rows_of(Product, rows)
+    return {
+        order_id: _Loaded(
+            order, rows[0]["review.round"], _rows_of(Customer, rows), _rows_of(Product, rows)
+        )
+        for order_id, (order, rows) in found.items()
+    }
 
 
-async def _fire_decision(
-    rt: Runtime,
-    order: OrderView,
-    via: tuple[str, ...],
-    order_round: int,
-    findings: list[tuple[str, Finding]],
-    transition: str,
-) -> OrderView:
+async def _fire_decision(rt: Runtime, verdict: _Verdict) -> OrderView:
     """Fire the decision on the order as read (after ``via``); the round's findings
     commit with it."""
     return await transition_order(
         rt,
-        order,
-        transition,
+        verdict.order,
+        verdict.decision,
         SYSTEM,
-        via=via,
-        reason=_reason(findings, transition),
-        data={"round": order_round},
-        within=_writer(order_round, findings),
+        via=verdict.via,
+        reason=_reason(verdict.findings, verdict.decision),
+        data={"round": verdict.round},
+        within=lambda order: _write_findings([verdict]),
+    )
+
+
+async def _fire_decisions(rt: Runtime, verdicts: list[_Verdict]) -> None:
+    """``_fire_decision`` for several orders in one transaction, all or none."""
+    if not verdicts:
+        return
+    moves = [
+        Move(
+            v.order,
+            v.decision,
+            v.via,
+            reason=_reason(v.findings, v.decision),
+            data={"round": v.round},
+        )
+        for v in verdicts
+    ]
+    await transition_orders(rt, moves, SYSTEM, within=lambda orders: _write_findings(verdicts))
+
+
+async def _write_findings(verdicts: list[_Verdict]) -> None:
+    """The rounds' findings, in one statement, inside the deciding transaction."""
+    await db.insert(
+        ReviewFinding,
+        [
+            {
+                "order": v.order.id,
+                "round": v.round,
+                "rule": rule,
+                "outcome": f.outcome,
+                "code": f.code,
+                "message": f.message,
+                "customer_message": f.customer_message or f.message,
+                "data": json.dumps(f.data, default=str),
+            }
+            for v in verdicts
+            for rule, f in v.findings
+        ],
     )
 
 
 def review_jobs(rt: Runtime) -> dict[str, jobs.Job]:
-    async def review(payload: dict[str, Any]) -> None:
-        try:
-            await review_order(rt, payload["order_id"])
-        except DomainError as error:
-            if error.code != ErrorCode.VERSION_CONFLICT:
-                raise
+    async def review(payloads: list[dict[str, Any]]) -> list[BaseException | None]:
+        outcomes = await review_orders(rt, [payload["order_id"] for payload in payloads])
+        # A change that came first has decided the order, or will send it back to review.
+        return [
+            None
+            if isinstance(outcome, DomainError) and outcome.code == ErrorCode.VERSION_CONFLICT
+            else outcome
+            for outcome in outcomes
+        ]
 
-    return {REVIEW_JOB: review}
+    return {REVIEW_JOB: jobs.batched(review)}
 
 
 async def amend_order(

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.limits import REASON
-from ordergraph.core.orders import NewEvent, OrderView, announce, load_order, record_events
+from ordergraph.core.orders import (
+    NewEvent,
+    OrderView,
+    announce,
+    insert_events,
+    load_order,
+    record_events,
+)
 from ordergraph.core.plugins import PluginFailure
 from ordergraph.core.statusgraph import Transition
 
@@ -52,38 +60,114 @@ async def transition_order(
 
     Raises ``DomainError`` with NOT_FOUND, INVALID_TRANSITION, FORBIDDEN,
     VERSION_CONFLICT, VETOED, or TOO_LONG or INVALID_CHARACTER for the reason; the
-    order is unchanged then.
+    order is unchanged then. A ``before_transition`` hook that fails is recorded on
+    the order's timeline.
     """
-    problem = REASON.problem(reason, "reason") if reason is not None else None
-    if problem is not None:
-        raise DomainError(problem)
+    _check_reason(reason)
     if isinstance(order, int):
         loaded = await load_order(order)
         if loaded is None:
             raise _not_found(order)
         order = loaded
+    move = _prepare(rt, Move(order, transition, via, reason, data), principal, expected_version)
+    vetoes, failures = await _vet(rt, move, principal)
+    if failures:
+        await record_plugin_failures(rt, order, failures)
+    if vetoes:
+        raise DomainError(*vetoes)
+    writes = None if within is None else lambda orders: within(orders[0])
+    return (await _write(rt, [move], principal, writes))[0]
+
+
+@dataclass(frozen=True)
+class Move:
+    """One order's part in ``transition_orders``: as ``transition_order``'s arguments."""
+
+    order: OrderView
+    transition: str
+    via: Sequence[str] = ()
+    reason: str | None = None
+    data: dict[str, Any] | None = None
+
+
+async def transition_orders(
+    rt: Runtime,
+    moves: Sequence[Move],
+    principal: Principal,
+    *,
+    within: Callable[[list[OrderView]], Awaitable[None]] | None = None,
+) -> list[OrderView]:
+    """Fire the moves of several orders in one transaction, all or none: what
+    ``transition_order`` does for one, with one statement for every status and one for
+    every event, however many orders (the review decides the orders that came in
+    together so). ``within`` gets the orders as read.
+
+    Raises ``DomainError`` as ``transition_order`` does when any move cannot be made;
+    nothing is written then, a failing ``before_transition`` hook is not recorded
+    either, and the caller moves each order on its own to learn which one it was.
+    """
+    for move in moves:
+        _check_reason(move.reason)
+    prepared = [_prepare(rt, move, principal, None) for move in moves]
+    for move in prepared:
+        vetoes, _ = await _vet(rt, move, principal)
+        if vetoes:
+            raise DomainError(*vetoes)
+    return await _write(rt, prepared, principal, within)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A checked move: its transitions, and the order as each of them finds it."""
+
+    move: Move
+    steps: list[Transition]
+    before: list[OrderView]
+
+    @property
+    def order(self) -> OrderView:
+        return self.move.order
+
+
+def _check_reason(reason: str | None) -> None:
+    problem = REASON.problem(reason, "reason") if reason is not None else None
+    if problem is not None:
+        raise DomainError(problem)
+
+
+def _prepare(
+    rt: Runtime, move: Move, principal: Principal, expected_version: int | None
+) -> _Prepared:
+    """The checks of ``transition_order`` after the reason's and before the hooks'."""
+    order = move.order
     if not principal.may_see_customer(order.customer_id):
         raise _not_found(order.id)
-    steps = [_step(rt, name) for name in (*via, transition)]
+    steps = [_step(rt, name) for name in (*move.via, move.transition)]
     if expected_version is not None and expected_version != order.version:
         raise _version_conflict(order.number, expected_version, order.version)
-    # The order as each transition finds it: the status the one before left.
     before = [order]
     for step in steps:
         _check(before[-1], step, principal)
         before.append(replace(before[-1], status=step.target))
     before.pop()
+    return _Prepared(move, steps, before)
 
+
+async def _vet(
+    rt: Runtime, move: _Prepared, principal: Principal
+) -> tuple[list[Problem], list[PluginFailure]]:
+    """Ask the ``before_transition`` hooks about each transition: their vetoes (a failed
+    hook vetoes too) and their failures."""
     vetoes: list[Problem] = []
     failures: list[PluginFailure] = []
-    last = len(steps) - 1
-    for index, (step, seen) in enumerate(zip(steps, before, strict=True)):
+    last = len(move.steps) - 1
+    for index, (step, seen) in enumerate(zip(move.steps, move.before, strict=True)):
         checks = await rt.plugins.call(
             "before_transition",
             order=seen,
             transition=step,
             principal=principal,
-            reason=reason if index == last else None,
+            reason=move.move.reason if index == last else None,
         )
         vetoes += [
             Problem(ErrorCode.VETOED, f"{plugin}: {why}", "transition")
@@ -94,60 +178,119 @@ async def transition_order(
             for f in checks.failures
         ]
         failures += checks.failures
-    if failures:
-        await record_plugin_failures(rt, order, failures)
-    if vetoes:
-        raise DomainError(*vetoes)
+    return vetoes, failures
 
+
+async def _write(
+    rt: Runtime,
+    moves: list[_Prepared],
+    principal: Principal,
+    within: Callable[[list[OrderView]], Awaitable[None]] | None,
+) -> list[OrderView]:
+    """The transaction of checked moves: statuses (version-checked), ``apply_transition``
+    hooks, ``within``, events and their jobs; then the events are announced."""
     async with db.write_transaction():
-        updated = await db.raw(
-            "UPDATE orders SET status = {}, version = version + {}, updated_at = {} "
-            "WHERE id = {} AND version = {} RETURNING version, updated_at",
-            steps[-1].target,
-            len(steps),
-            db.now(),
-            order.id,
-            order.version,
-        )
-        if not updated:
-            raise _version_conflict(order.number, order.version, None)
-        for step, seen in zip(steps, before, strict=True):
-            effects = await rt.plugins.call(
-                "apply_transition", order=seen, transition=step, principal=principal
-            )
-            for failure in effects.failures:
-                if isinstance(failure.exception, DomainError):
-                    failure.exception.source = failure.plugin
-                    raise failure.exception
-                raise DomainError.of(
-                    ErrorCode.PLUGIN_FAILED,
-                    f"{failure.plugin} failed ({failure.error}).",
-                    "transition",
-                )
+        updated = await _update_statuses(moves)
+        for move in moves:
+            if move.order.id not in updated:
+                raise _version_conflict(move.order.number, move.order.version, None)
+        for move in moves:
+            for step, seen in zip(move.steps, move.before, strict=True):
+                await _apply(rt, seen, step, principal)
         if within is not None:
-            await within(order)
-        events = [
-            NewEvent(
-                "transition",
-                from_status=seen.status,
-                to_status=step.target,
-                data={"transition": step.name, "reason": None}
-                if index < last
-                else {"transition": step.name, "reason": reason, **(data or {})},
-            )
-            for index, (step, seen) in enumerate(zip(steps, before, strict=True))
-        ]
-        entered = any(step.target == rt.graph.initial for step in steps)
-        recorded = await record_events(
-            rt, order, principal, events, more_jobs=rt.jobs_on_entry(order.id) if entered else ()
+            await within([move.order for move in moves])
+        entries = []
+        more_jobs: list[tuple[str, dict[str, Any]]] = []
+        for move in moves:
+            entries += [(move.order.id, move.order.customer_id, e) for e in _events(move)]
+            if any(step.target == rt.graph.initial for step in move.steps):
+                more_jobs += rt.jobs_on_entry(move.order.id)
+        recorded = await insert_events(rt, entries, principal, more_jobs)
+    for move in moves:
+        await announce(
+            rt, move.order.customer_id, [e for e in recorded if e.order_id == move.order.id]
         )
-    await announce(rt, order.customer_id, recorded)
-    return replace(
-        order,
-        status=steps[-1].target,
-        version=updated[0]["version"],
-        updated_at=updated[0]["updated_at"],
+    return [
+        replace(
+            move.order,
+            status=move.steps[-1].target,
+            version=updated[move.order.id]["version"],
+            updated_at=updated[move.order.id]["updated_at"],
+        )
+        for move in moves
+    ]
+
+
+async def _update_statuses(moves: list[_Prepared]) -> dict[int, dict[str, Any]]:
+    """Write each order's new status in one statement, where its version is still the
+    one read; the new version and time of each order written, by id."""
+    if len(moves) == 1:
+        (move,) = moves
+        rows = await db.raw(
+            "UPDATE orders SET status = {}, version = version + {}, updated_at = {} "
+            "WHERE id = {} AND version = {} RETURNING id, version, updated_at",
+            move.steps[-1].target,
+            len(move.steps),
+            db.now(),
+            move.order.id,
+            move.order.version,
+        )
+    elif db.current().is_sqlite:
+        rows = await db.raw(
+            "UPDATE orders SET status = x.value ->> 2, version = orders.version + "
+            "(x.value ->> 3), updated_at = {} FROM json_each({}) AS x "
+            "WHERE orders.id = x.value ->> 0 AND orders.version = x.value ->> 1 "
+            "RETURNING orders.id, orders.version, orders.updated_at",
+            db.now(),
+            json.dumps(
+                [[m.order.id, m.order.version, m.steps[-1].target, len(m.steps)] for m in moves]
+            ),
+        )
+    else:
+        rows = await db.raw(
+            "UPDATE orders o SET status = x.status, version = o.version + x.steps, "
+            "updated_at = {} FROM unnest({}::int[], {}::int[], {}::text[], {}::int[]) "
+            "AS x(id, version, status, steps) WHERE o.id = x.id AND o.version = x.version "
+            "RETURNING o.id, o.version, o.updated_at",
+            db.now(),
+            [m.order.id for m in moves],
+            [m.order.version for m in moves],
+            [m.steps[-1].target for m in moves],
+            [len(m.steps) for m in moves],
+        )
+    return {row["id"]: row for row in rows}
+
+
+async def _apply(rt: Runtime, seen: OrderView, step: Transition, principal: Principal) -> None:
+    """The ``apply_transition`` hooks of one transition; a failure refuses the move."""
+    effects = await rt.plugins.call(
+        "apply_transition", order=seen, transition=step, principal=principal
     )
+    for failure in effects.failures:
+        if isinstance(failure.exception, DomainError):
+            failure.exception.source = failure.plugin
+            raise failure.exception
+        raise DomainError.of(
+            ErrorCode.PLUGIN_FAILED,
+            f"{failure.plugin} failed ({failure.error}).",
+            "transition",
+        )
+
+
+def _events(move: _Prepared) -> list[NewEvent]:
+    """One ``transition`` event per transition; the last carries the reason and data."""
+    last = len(move.steps) - 1
+    return [
+        NewEvent(
+            "transition",
+            from_status=seen.status,
+            to_status=step.target,
+            data={"transition": step.name, "reason": None}
+            if index < last
+            else {"transition": step.name, "reason": move.move.reason, **(move.move.data or {})},
+        )
+        for index, (step, seen) in enumerate(zip(move.steps, move.before, strict=True))
+    ]
 
 
 def _step(rt: Runtime, name: str) -> Transition:
