@@ -1,5 +1,6 @@
-"""``db.raw`` and ``db.insert``, the SQL the per-order statements are written in, answer
-alike on both databases and write what piccolo's own inserts write."""
+"""``db.raw``, ``db.insert`` and ``db.insert_together``, the SQL the per-order statements
+are written in, answer alike on both databases and write what piccolo's own inserts
+write."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ordergraph.core import db, migrations
-from ordergraph.core.tables import OutboxJob
+from ordergraph.core.errors import is_unique_violation
+from ordergraph.core.tables import Customer, Order, OutboxJob
 
 
 @pytest.fixture
@@ -57,3 +59,39 @@ async def test_a_statement_after_disconnect_leaves_no_connection_thread(
     for thread in set(threading.enumerate()) - before:
         thread.join(timeout=10)
         assert not thread.is_alive(), thread.name
+
+
+async def test_inserts_together_write_every_table_or_none(connected: db.Database):
+    """One statement on PostgreSQL, one transaction on SQLite: a row refused in the last
+    table leaves no row in the first."""
+    order_id = await db.next_id(Order)
+    customer = {"email": "together@example.com", "name": "Together", "currency": "EUR"}
+    (customer_row,) = await db.insert(Customer, [customer], returning=("id",))
+    order = {
+        **({"id": order_id} if order_id is not None else {}),
+        "channel": "sql",
+        "external_id": "T-1",
+        "customer": customer_row["id"],
+        "currency": "EUR",
+        "status": "RECEIVED",
+    }
+    job = {"name": "together", "payload": "{}"}
+
+    with pytest.raises(Exception) as refused:
+        async with db.write_transaction():
+            await db.insert_together(
+                [(Order, [order]), (OutboxJob, [job]), (Customer, [customer])], returning=("id",)
+            )
+    assert is_unique_violation(refused.value)
+    assert await Order.count() == 0
+    assert await OutboxJob.count() == 0
+
+    async with db.write_transaction():
+        written = await db.insert_together(
+            [(Order, [order]), (OutboxJob, [job, job])], returning=("id", "name")
+        )
+    assert [row["name"] for row in written] == ["together", "together"]
+    stored = await Order.select(Order.id, Order.external_id)
+    assert [row["external_id"] for row in stored] == ["T-1"]
+    if order_id is not None:
+        assert stored[0]["id"] == order_id

@@ -447,13 +447,62 @@ async def insert(
     ``returning`` columns of the new rows."""
     if not rows:
         return []
-    given = tuple(rows[0])
-    left_out = _left_out(table, given)
-    values: list[Any] = []
-    for row in rows:
-        values += [row[name] for name in given]
-        values += [_default(column) for column in left_out]
-    names = [*given, *(column._meta.db_column_name for column in left_out)]
+    sql, values = _insert_sql(table, complete_rows(table, rows), returning)
+    return await raw(sql, *values)
+
+
+async def insert_together(
+    inserts: Sequence[tuple[type[Table], Sequence[dict[str, Any]]]], *, returning: Sequence[str]
+) -> list[dict[str, Any]]:
+    """``insert`` into several tables, the ``returning`` columns of the last one's rows.
+
+    On PostgreSQL this is one statement (a data-modifying ``WITH``, atomic without a
+    transaction), so the rows must not need each other's generated values (``next_id``
+    gives a row its id beforehand); on SQLite the inserts run one after another in the
+    caller's transaction."""
+    *first, (last_table, last_rows) = [(table, rows) for table, rows in inserts if rows]
+    if current().is_sqlite:
+        for table, rows in first:
+            await insert(table, rows)
+        return await insert(last_table, last_rows, returning=returning)
+    parts, values = [], []
+    for index, (table, rows) in enumerate(first):
+        sql, args = _insert_sql(table, complete_rows(table, rows), ())
+        parts.append(f"w{index} AS ({sql})")
+        values += args
+    sql, args = _insert_sql(last_table, complete_rows(last_table, last_rows), returning)
+    columns = ", ".join(f'"{name}"' for name in returning)
+    return await raw(
+        f"WITH {', '.join(parts)}, last AS ({sql}) SELECT {columns} FROM last", *values, *args
+    )
+
+
+async def next_id(table: type[Table]) -> int | None:
+    """A new id from the table's sequence on PostgreSQL, for a row written together with
+    rows that refer to it (``insert_together``); None on SQLite, which has no sequences."""
+    if current().is_sqlite:
+        return None
+    name = table._meta.tablename
+    rows = await raw(f"SELECT nextval(pg_get_serial_sequence('\"{name}\"', 'id')) AS id")
+    return rows[0]["id"]
+
+
+def complete_rows(table: type[Table], rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows as ``insert`` writes them: every column but the key, those left out with
+    the value piccolo's ``Table.__init__`` would give them."""
+    left_out = _left_out(table, tuple(rows[0]))
+    return [
+        {**row, **{column._meta.db_column_name: _default(column) for column in left_out}}
+        for row in rows
+    ]
+
+
+def _insert_sql(
+    table: type[Table], rows: Sequence[dict[str, Any]], returning: Sequence[str]
+) -> tuple[str, list[Any]]:
+    """The ``INSERT`` of complete rows (the same columns in each), and its arguments."""
+    names = list(rows[0])
+    values = [row[name] for row in rows for name in names]
     row_marks = "(" + ", ".join("{}" for _ in names) + ")"
     columns = ", ".join(f'"{name}"' for name in names)
     sql = (
@@ -461,7 +510,7 @@ async def insert(
         + ", ".join(row_marks for _ in rows)
         + (" RETURNING " + ", ".join(f'"{name}"' for name in returning) if returning else "")
     )
-    return await raw(sql, *values)
+    return sql, values
 
 
 @functools.lru_cache(maxsize=256)

@@ -489,8 +489,12 @@ def apply_transition(order, transition, principal, settings):
 
     When: inside the transaction of ``transition_order``, after the status update
     and before commit (for example, the stock rule reserves stock on ``approve``);
-    once per transition when several are fired together, in order. Only database
-    work belongs here: never call a carrier or a payment provider.
+    once per transition when several are fired together, in order. The review
+    decides the orders whose jobs started together in one transaction
+    (``transition_orders``), calling this for each of them: a failure aborts them
+    all, and each is then moved on its own, so the hook may be called again for an
+    order whose batch was aborted. Only database work belongs here: never call a
+    carrier or a payment provider.
 
     Arguments:
         order: the ``OrderView`` as read before the change; for a transition fired

@@ -11,8 +11,8 @@ API processes only write jobs. A runner:
 * runs them concurrently (on PostgreSQL every query on a pool connection of its own;
   on SQLite, where writers take turns, one job reads while another writes), keeping
   the jobs of one order, and each kind of event job, in the order they were written;
-* hands the jobs of a kind made with ``batched`` (the review) that start while one
-  batch of them runs to one call as the next batch;
+* hands the jobs of a ``Batched`` kind (the review) that start while one batch of
+  them runs to one call as the next batch, outside its slots of concurrency;
 * marks the jobs that succeeded ``done`` in the statement of its next claim (or in
   one of their own once every job in hand has finished), and puts a failed one back
   with backoff, or ``failed`` after its last attempt;
@@ -71,34 +71,45 @@ class UnknownJob(RuntimeError):
     pass
 
 
-def batched(
-    run_many: Callable[[list[dict[str, Any]]], Awaitable[list[BaseException | None]]],
-) -> Job:
+class Batched:
     """A job whose runs are done together: while one batch runs, the runs that start
     wait and then go as the next batch.
 
-    The returned job hands the payloads of a batch to ``run_many`` in one call, which
-    returns for each payload, in order, None (done) or the exception that failed that
-    job alone. The first run after a quiet spell goes once the event loop comes round
-    again, with the runs that the same claim started. Which jobs run together is only
-    a matter of speed: ``run_many`` must do for each payload what it would do for it
-    alone.
+    It hands the payloads of a batch to ``run_many`` in one call, which returns for
+    each payload, in order, None (done) or the exception that failed that job alone.
+    The first run after a quiet spell goes once the event loop comes round again, with
+    the runs that the same claim started. A runner runs such jobs outside its slots of
+    concurrency: one batch at a time, whatever its size, is what they take. Which jobs
+    run together is only a matter of speed: ``run_many`` must do for each payload what
+    it would do for it alone.
     """
-    waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-    running: list[asyncio.Task[None]] = []
 
-    async def run_batches() -> None:
+    def __init__(
+        self, run_many: Callable[[list[dict[str, Any]]], Awaitable[list[BaseException | None]]]
+    ) -> None:
+        self.run_many = run_many
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._running: asyncio.Task[None] | None = None
+
+    async def __call__(self, payload: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting.append((payload, future))
+        if self._running is None:
+            self._running = loop.create_task(self._run_batches())
+        await future
+
+    async def _run_batches(self) -> None:
         try:
-            while waiting:
-                batch = waiting[:]
-                waiting.clear()
-                await run_batch(batch)
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                await self._run_batch(batch)
         finally:
-            running.clear()
+            self._running = None
 
-    async def run_batch(batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+    async def _run_batch(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
         try:
-            outcomes = await run_many([payload for payload, _ in batch])
+            outcomes = await self.run_many([payload for payload, _ in batch])
         except Exception as exc:
             outcomes = [exc] * len(batch)
         except BaseException:
@@ -113,16 +124,6 @@ def batched(
             else:
                 future.set_exception(outcome)
 
-    async def job(payload: dict[str, Any]) -> None:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        waiting.append((payload, future))
-        if not running:
-            running.append(loop.create_task(run_batches()))
-        await future
-
-    return job
-
 
 async def enqueue_many(
     items: list[tuple[str, dict[str, Any]]], *, delay: float = 0, max_attempts: int = 5
@@ -132,21 +133,26 @@ async def enqueue_many(
     were written, one after another, with that order's other jobs."""
     if not items:
         return []
-    run_after = db.now() + datetime.timedelta(seconds=delay)
     rows = await db.insert(
-        OutboxJob,
-        [
-            {
-                "name": name,
-                "payload": json.dumps(payload, default=str),
-                "run_after": run_after,
-                "max_attempts": max_attempts,
-            }
-            for name, payload in items
-        ],
-        returning=("id",),
+        OutboxJob, outbox_rows(items, delay=delay, max_attempts=max_attempts), returning=("id",)
     )
     return [row["id"] for row in rows]
+
+
+def outbox_rows(
+    items: Sequence[tuple[str, dict[str, Any]]], *, delay: float = 0, max_attempts: int = 5
+) -> list[dict[str, Any]]:
+    """The outbox rows of jobs, as ``enqueue_many`` writes them (for ``db.insert_together``)."""
+    run_after = db.now() + datetime.timedelta(seconds=delay)
+    return [
+        {
+            "name": name,
+            "payload": json.dumps(payload, default=str),
+            "run_after": run_after,
+            "max_attempts": max_attempts,
+        }
+        for name, payload in items
+    ]
 
 
 async def enqueue_job(name: str, payload: dict[str, Any], *, delay: float = 0) -> int:
@@ -570,7 +576,8 @@ class JobRunner:
     async def _run_one(self, job: ClaimedJob, after: asyncio.Task[None] | None) -> None:
         if after is not None:
             await asyncio.wait({after})
-        async with self._slots:
+        together = isinstance(self.rt.job_handlers.get(job.name), Batched)
+        async with contextlib.nullcontext() if together else self._slots:
             try:
                 succeeded = await run_claimed(self.rt, self.id, job)
             except Exception:

@@ -30,7 +30,7 @@ from ordergraph.core.limits import (
 )
 from ordergraph.core.masterdata import is_email
 from ordergraph.core.money import MAX_MINOR, from_minor, is_currency, parse_amount, to_minor
-from ordergraph.core.tables import Customer, Order, OrderEvent, OrderLine
+from ordergraph.core.tables import Customer, Order, OrderEvent, OrderLine, OutboxJob
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
@@ -551,6 +551,26 @@ async def _store(
     rt: Runtime, draft: OrderDraft, valid: _Valid, principal: Principal
 ) -> tuple[OrderView, list[OrderEventView]]:
     initial = rt.graph.initial
+    submitted = NewEvent("submitted", to_status=initial, data={"channel": draft.channel})
+    if valid.customer_id is not None and not _plugins_react_to(rt, submitted.type):
+        order_id = await db.next_id(Order)
+        if order_id is not None:
+            # PostgreSQL: the order, its lines, its event and its jobs in one statement.
+            (row,) = db.complete_rows(
+                Order, [{"id": order_id, **_order_row(draft, valid, valid.customer_id, initial)}]
+            )
+            order = order_view(row, valid.lines)
+            entry = [(order.id, order.customer_id, submitted)]
+            rows = await db.insert_together(
+                [
+                    (Order, [row]),
+                    (OrderLine, [{"order": order.id, **line} for line in valid.lines]),
+                    (OutboxJob, jobs.outbox_rows(rt.jobs_on_entry(order.id))),
+                    (OrderEvent, _event_rows(entry, principal)),
+                ],
+                returning=_EVENT_COLUMNS,
+            )
+            return order, [event_view(row) for row in rows]
     async with db.write_transaction():
         customer_id = valid.customer_id
         if customer_id is None:
@@ -560,34 +580,30 @@ async def _store(
             )
             customer_id = inserted[0]["id"]
         inserted = await db.insert(
-            Order,
-            [
-                {
-                    "channel": draft.channel,
-                    "external_id": _text(draft.external_id),
-                    "customer": customer_id,
-                    "type": draft.type,
-                    "priority": draft.priority,
-                    "currency": valid.currency,
-                    "subtotal_minor": valid.subtotal_minor,
-                    "total_minor": valid.subtotal_minor,
-                    "status": initial,
-                    "shipping_address": json.dumps(draft.shipping_address),
-                    "note": draft.note or "",
-                }
-            ],
-            returning=_ORDER_COLUMNS,
+            Order, [_order_row(draft, valid, customer_id, initial)], returning=_ORDER_COLUMNS
         )
         order = order_view(inserted[0], valid.lines)
         await db.insert(OrderLine, [{"order": order.id, **line} for line in valid.lines])
         events = await record_events(
-            rt,
-            order,
-            principal,
-            [NewEvent("submitted", to_status=initial, data={"channel": draft.channel})],
-            more_jobs=rt.jobs_on_entry(order.id),
+            rt, order, principal, [submitted], more_jobs=rt.jobs_on_entry(order.id)
         )
     return order, events
+
+
+def _order_row(draft: OrderDraft, valid: _Valid, customer_id: int, status: str) -> dict[str, Any]:
+    return {
+        "channel": draft.channel,
+        "external_id": _text(draft.external_id),
+        "customer": customer_id,
+        "type": draft.type,
+        "priority": draft.priority,
+        "currency": valid.currency,
+        "subtotal_minor": valid.subtotal_minor,
+        "total_minor": valid.subtotal_minor,
+        "status": status,
+        "shipping_address": json.dumps(draft.shipping_address),
+        "note": draft.note or "",
+    }
 
 
 async def _existing(draft: OrderDraft, principal: Principal) -> OrderView | None:
@@ -656,21 +672,7 @@ async def insert_events(
 ) -> list[OrderEventView]:
     """``record_events`` for (order id, customer id, event) entries of any orders: one
     statement for the events, one for their jobs, however many orders."""
-    rows = await db.insert(
-        OrderEvent,
-        [
-            {
-                "order": order_id,
-                "type": event.type,
-                "from_status": event.from_status,
-                "to_status": event.to_status,
-                "actor": principal.actor,
-                "data": json.dumps(event.data, default=str),
-            }
-            for order_id, _, event in entries
-        ],
-        returning=_EVENT_COLUMNS,
-    )
+    rows = await db.insert(OrderEvent, _event_rows(entries, principal), returning=_EVENT_COLUMNS)
     customer_of = {order_id: customer_id for order_id, customer_id, _ in entries}
     recorded = sorted((event_view(row) for row in rows), key=lambda event: event.id)
     hook_jobs = [
@@ -681,6 +683,22 @@ async def insert_events(
     if hook_jobs or more_jobs:
         await jobs.enqueue_many([*hook_jobs, *more_jobs])
     return recorded
+
+
+def _event_rows(
+    entries: Sequence[tuple[int, int, NewEvent]], principal: Principal
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "order": order_id,
+            "type": event.type,
+            "from_status": event.from_status,
+            "to_status": event.to_status,
+            "actor": principal.actor,
+            "data": json.dumps(event.data, default=str),
+        }
+        for order_id, _, event in entries
+    ]
 
 
 def event_message(event: OrderEventView, customer_id: int) -> dict[str, Any]:

@@ -309,7 +309,7 @@ def review_jobs(rt: Runtime) -> dict[str, jobs.Job]:
             for outcome in outcomes
         ]
 
-    return {REVIEW_JOB: jobs.batched(review)}
+    return {REVIEW_JOB: jobs.Batched(review)}
 
 
 async def amend_order(

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
 
 
+# An arbitrary key for PostgreSQL's advisory lock held while several orders are moved.
+BATCH_LOCK = 7_011_844
+
+
 def _not_found(order_id: int) -> DomainError:
     return DomainError.of(ErrorCode.NOT_FOUND, f"There is no order {order_id}.", "id")
 
@@ -190,6 +194,11 @@ async def _write(
     """The transaction of checked moves: statuses (version-checked), ``apply_transition``
     hooks, ``within``, events and their jobs; then the events are announced."""
     async with db.write_transaction():
+        if len(moves) > 1 and not db.current().is_sqlite:
+            # Two batches would lock their orders' count rows and stock rows each in its
+            # own order and could deadlock; they take turns instead. (SQLite's IMMEDIATE
+            # transaction is exclusive already.)
+            await db.raw("SELECT pg_advisory_xact_lock({})", BATCH_LOCK)
         updated = await _update_statuses(moves)
         for move in moves:
             if move.order.id not in updated:
