@@ -106,6 +106,9 @@ async def transition_orders(
     every event, however many orders (the review decides the orders that came in
     together so). ``within`` gets the orders as read.
 
+    On PostgreSQL such transactions take turns (an advisory lock), so that two of them
+    never deadlock on the rows they lock in their own orders.
+
     Raises ``DomainError`` as ``transition_order`` does when any move cannot be made;
     nothing is written then, a failing ``before_transition`` hook is not recorded
     either, and the caller moves each order on its own to learn which one it was.
