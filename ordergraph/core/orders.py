@@ -720,7 +720,18 @@ async def announce(rt: Runtime, customer_id: int, events: Sequence[OrderEventVie
     The timeline is the record; the live feed reaches the subscribers connected now.
     A bus that fails is logged and does not undo the committed change.
     """
-    await _publish(rt, [event_message(event, customer_id) for event in events])
+    await announce_all(rt, [(customer_id, events)])
+
+
+async def announce_all(
+    rt: Runtime, recorded: Sequence[tuple[int, Sequence[OrderEventView]]]
+) -> None:
+    """``announce`` for the events of several customers (customer id, events), in one
+    publish."""
+    await _publish(
+        rt,
+        [event_message(event, customer_id) for customer_id, events in recorded for event in events],
+    )
     rt.wake_jobs()
 
 
@@ -814,12 +825,4 @@ async def recording(rt: Runtime) -> AsyncIterator[Timeline]:
             yield timeline
     finally:
         _open_timeline.reset(token)
-    await _publish(
-        rt,
-        [
-            event_message(event, customer_id)
-            for customer_id, events in timeline.recorded
-            for event in events
-        ],
-    )
-    rt.wake_jobs()
+    await announce_all(rt, timeline.recorded)

@@ -15,6 +15,7 @@ from ordergraph.core.orders import (
     NewEvent,
     OrderView,
     announce,
+    announce_all,
     insert_events,
     load_order,
     record_events,
@@ -218,10 +219,8 @@ async def _write(
             if any(step.target == rt.graph.initial for step in move.steps):
                 more_jobs += rt.jobs_on_entry(move.order.id)
         recorded = await insert_events(rt, entries, principal, more_jobs)
-    for move in moves:
-        await announce(
-            rt, move.order.customer_id, [e for e in recorded if e.order_id == move.order.id]
-        )
+    customer_of = {move.order.id: move.order.customer_id for move in moves}
+    await announce_all(rt, [(customer_of[event.order_id], [event]) for event in recorded])
     return [
         replace(
             move.order,
@@ -236,18 +235,7 @@ async def _write(
 async def _update_statuses(moves: list[_Prepared]) -> dict[int, dict[str, Any]]:
     """Write each order's new status in one statement, where its version is still the
     one read; the new version and time of each order written, by id."""
-    if len(moves) == 1:
-        (move,) = moves
-        rows = await db.raw(
-            "UPDATE orders SET status = {}, version = version + {}, updated_at = {} "
-            "WHERE id = {} AND version = {} RETURNING id, version, updated_at",
-            move.steps[-1].target,
-            len(move.steps),
-            db.now(),
-            move.order.id,
-            move.order.version,
-        )
-    elif db.current().is_sqlite:
+    if db.current().is_sqlite:
         rows = await db.raw(
             "UPDATE orders SET status = x.value ->> 2, version = orders.version + "
             "(x.value ->> 3), updated_at = {} FROM json_each({}) AS x "
