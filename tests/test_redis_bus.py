@@ -72,13 +72,52 @@ async def test_two_redis_buses_both_deliver_every_event_to_their_subscribers(red
         first.subscribe() as first_b,
         second.subscribe() as second_a,
     ):
-        # Each bus has subscribed to Redis once start() returned: nothing published now is lost.
+        # Each bus has subscribed to Redis once subscribe() returned: nothing published
+        # now is lost.
         await first.publish(event(1))
         await second.publish(event(2))
         await first.publish(event(3))
 
         for messages in (first_a, first_b, second_a):
             assert await take(messages, 3) == [1, 2, 3]
+
+
+async def test_a_bus_listens_to_redis_only_once_it_has_a_subscriber(redis_url: str):
+    """A worker, which serves no subscription, receives none of the channel's traffic."""
+    client = redis.Redis.from_url(redis_url)
+    channel = channel_for("postgresql://og@db.internal:5432/listening")
+
+    async def listeners() -> int:
+        return dict(await client.pubsub_numsub(channel))[channel.encode()]
+
+    try:
+        async with running(RedisBus(redis_url, channel)) as bus:
+            assert await listeners() == 0
+            async with bus.subscribe() as messages:
+                assert await listeners() == 1
+                await bus.publish(event(1))
+                assert await take(messages, 1) == [1]
+    finally:
+        await client.aclose()
+
+
+async def test_concurrent_publishes_arrive_whole_and_in_the_order_they_were_made(redis_url: str):
+    name = f"og-publisher-{os.getpid()}"
+    separator = "&" if "?" in redis_url else "?"
+    async with (
+        running(RedisBus(f"{redis_url}{separator}client_name={name}", CHANNEL)) as publisher,
+        running(RedisBus(redis_url, CHANNEL)) as listener,
+        listener.subscribe() as messages,
+    ):
+        # 50 callers at once, each publishing two events: each caller's pair stays
+        # together, in the order the calls were made.
+        await asyncio.gather(
+            *(publisher.publish_many([event(2 * n), event(2 * n + 1)]) for n in range(50))
+        )
+        assert await take(messages, 100) == list(range(100))
+        # They shared their round trips: one connection to Redis, not one per caller.
+        clients = await listener.redis.client_list()
+        assert len([c for c in clients if c["name"] == name]) == 1
 
 
 async def test_two_deployments_on_one_redis_do_not_hear_each_other(redis_url: str):

@@ -2,8 +2,8 @@
 
 Order events reach the bus right after commit, from the process that committed
 them (``core.orders.announce``). ``InProcessBus`` fans them out to this process's subscribers;
-``RedisBus`` publishes through Redis pub/sub so that every API process receives
-every event and fans it out to its own subscribers.
+``RedisBus`` publishes through Redis pub/sub so that every process with subscribers
+receives every event and fans it out to its own.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from ordergraph.core.batching import Batched
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000
@@ -63,7 +65,7 @@ class InProcessBus:
         self._deliver(message)
 
     async def publish_many(self, messages: list[dict[str, Any]]) -> None:
-        """Publish several messages, in order, in one go."""
+        """Publish several messages, in order."""
         for message in messages:
             self._deliver(message)
 
@@ -105,37 +107,65 @@ class InProcessBus:
 
 
 class RedisBus(InProcessBus):
+    """Publishes on a Redis channel, and delivers what the channel carries to this
+    process's subscribers.
+
+    A process listens to the channel from its first subscriber on (a worker, which has
+    none, never does), and the publishes of concurrent callers that come while one is
+    on its way to Redis go together in the next pipeline.
+    """
+
     def __init__(self, url: str, channel: str) -> None:
         super().__init__()
         self.url = url
         self.channel = channel
         self._listener: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._publish = Batched(self._publish_together)
 
     async def start(self) -> None:
         import redis.asyncio as redis
 
         self.redis = redis.Redis.from_url(self.url)
-        self._listener = asyncio.create_task(self._listen(), name="redis-bus")
-        await asyncio.wait_for(self._ready.wait(), 10)
+        await self.redis.ping()  # an unreachable Redis fails the start, not a later publish
 
     async def stop(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
+            self._listener = None
+            self._ready.clear()
         await self.redis.aclose()
         await super().stop()
 
     async def publish(self, message: dict[str, Any]) -> None:
-        await self.redis.publish(self.channel, json.dumps(message, default=str))
+        await self.publish_many([message])
 
     async def publish_many(self, messages: list[dict[str, Any]]) -> None:
-        """One round trip to Redis for all the messages (a pipeline, in order)."""
+        """Publish the messages, in order, in one round trip to Redis, shared with the
+        publishes of other callers meanwhile."""
+        await self._publish(messages)
+
+    async def _publish_together(
+        self, batches: list[list[dict[str, Any]]]
+    ) -> list[BaseException | None]:
         async with self.redis.pipeline(transaction=False) as pipe:
-            for message in messages:
-                pipe.publish(self.channel, json.dumps(message, default=str))
+            for messages in batches:
+                for message in messages:
+                    pipe.publish(self.channel, json.dumps(message, default=str))
             await pipe.execute()
+        return [None] * len(batches)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        """Receive every message published from now on (by any process), until the
+        block ends."""
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="redis-bus")
+        await asyncio.wait_for(self._ready.wait(), 10)
+        async with super().subscribe() as messages:
+            yield messages
 
     async def _listen(self) -> None:
         while True:

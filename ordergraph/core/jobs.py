@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ordergraph.core import db
+from ordergraph.core.batching import Batched
 from ordergraph.core.tables import OutboxJob
 
 if TYPE_CHECKING:
@@ -69,60 +70,6 @@ _UNFINISHED = "\"status\" IN ('pending', 'running')"
 
 class UnknownJob(RuntimeError):
     pass
-
-
-class Batched:
-    """A job whose runs are done together: while one batch runs, the runs that start
-    wait and then go as the next batch.
-
-    It hands the payloads of a batch to ``run_many`` in one call, which returns for
-    each payload, in order, None (done) or the exception that failed that job alone.
-    The first run after a quiet spell goes once the event loop comes round again, with
-    the runs that the same claim started. A runner runs such jobs outside its slots of
-    concurrency: one batch at a time, whatever its size, is what they take. Which jobs
-    run together is only a matter of speed: ``run_many`` must do for each payload what
-    it would do for it alone.
-    """
-
-    def __init__(
-        self, run_many: Callable[[list[dict[str, Any]]], Awaitable[list[BaseException | None]]]
-    ) -> None:
-        self.run_many = run_many
-        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-        self._running: asyncio.Task[None] | None = None
-
-    async def __call__(self, payload: dict[str, Any]) -> None:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._waiting.append((payload, future))
-        if self._running is None:
-            self._running = loop.create_task(self._run_batches())
-        await future
-
-    async def _run_batches(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                await self._run_batch(batch)
-        finally:
-            self._running = None
-
-    async def _run_batch(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
-        try:
-            outcomes = await self.run_many([payload for payload, _ in batch])
-        except Exception as exc:
-            outcomes = [exc] * len(batch)
-        except BaseException:
-            for _, future in batch:
-                future.cancel()
-            raise
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():  # its job was cancelled meanwhile
-                continue
-            if outcome is None:
-                future.set_result(None)
-            else:
-                future.set_exception(outcome)
 
 
 async def enqueue_many(

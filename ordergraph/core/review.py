@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ordergraph.core import db, jobs
 from ordergraph.core.auth import SYSTEM, Principal
+from ordergraph.core.batching import Batched
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.lookups import lookups_together, shared_lookups
 from ordergraph.core.orders import OrderDraft, OrderView, load_order, load_orders_with, validate
@@ -309,7 +310,7 @@ def review_jobs(rt: Runtime) -> dict[str, jobs.Job]:
             for outcome in outcomes
         ]
 
-    return {REVIEW_JOB: jobs.Batched(review)}
+    return {REVIEW_JOB: Batched(review)}
 
 
 async def amend_order(
