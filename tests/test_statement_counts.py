@@ -63,8 +63,7 @@ SUBMIT_STATEMENTS = {
 #      the products of their lines (what rules look up first)
 #    - SELECT the customers' exposures, once for every rule
 #    - BEGIN, UPDATE the orders (start_review and the decision), UPDATE the stock of
-#      every SKU of an order (one per order), INSERT the findings, INSERT the events,
-#      COMMIT
+#      every SKU of the orders, INSERT the findings, INSERT the events, COMMIT
 REQUEST_STATEMENTS = {"sqlite": 10, "postgresql": 6}
 REVIEW_STATEMENTS = 8
 RUNNER_STATEMENTS_PER_PASS = 4
@@ -177,10 +176,10 @@ async def test_orders_are_decided_in_at_most_25_statements_each(database_url: st
     decide = request + 1 + REVIEW_STATEMENTS
     assert len(one) <= decide + RUNNER_STATEMENTS_PER_PASS + 1 <= DECIDE_LIMIT, one
     assert len(without_the_runner(one)) == decide - 1, one
-    # One claim starts the ten review jobs at once, and they are reviewed together: one
-    # review, plus a stock update for each order after the first (and on PostgreSQL the
-    # lock that makes batches take turns).
-    together = REVIEW_STATEMENTS + 9 + (1 if postgres else 0)
+    # One claim starts the ten review jobs at once, and they are reviewed together: the
+    # statements of one review (one stock update for all ten orders), and on PostgreSQL
+    # the lock that makes batches take turns.
+    together = REVIEW_STATEMENTS + (1 if postgres else 0)
     assert len(without_the_runner(ten)) == 10 * request + together, ten
     assert len(ten) <= 10 * DECIDE_LIMIT, ten
     words = first_words(ten)

@@ -15,12 +15,15 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from conftest import Api, make_settings, seed_shop, submit
 
 from ordergraph.app import create_app
-from ordergraph.core import auth, review
+from ordergraph.core import auth, db, inventory, review
+from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.masterdata import ProductData, upsert_products
+from ordergraph.core.orders import LineView
 
 ORDER = """
 query Order($id: ID!) {
@@ -129,6 +132,45 @@ async def test_orders_reviewed_together_are_decided_as_each_would_be_alone(
             else:  # short when read, or when its reservation was written
                 assert codes in (["INSUFFICIENT_STOCK"], ["IN_STOCK", "INSUFFICIENT_STOCK"]), found
         assert (await stock(api))["HOT"] == (30, 30)
+
+
+async def test_stock_changes_made_together_end_as_the_same_changes_made_one_by_one(
+    database_url: str,
+) -> None:
+    """``adjusted_together`` (the stock of a review batch) writes the sum of the changes,
+    in one statement, and refuses the whole when a reservation's total is short."""
+    hot = [LineView(1, "HOT", "Hot item", 4, Decimal("10.00"), Decimal("40.00"))]
+    pair = [LineView(1, "PAIR-A", "Pair, left", 2, Decimal("5.00"), Decimal("10.00"))]
+
+    async def changes() -> list[Problem]:
+        problems = await inventory.reserve(hot)
+        problems += await inventory.reserve(hot + pair)
+        await inventory.release(hot)
+        await inventory.consume(pair)
+        return problems
+
+    async with shop(database_url, {"stock": {"enabled": True}}, run_jobs=False) as api:
+        async with db.write_transaction():
+            assert await changes() == []
+        one_by_one = await stock(api)
+        with db.count_statements() as log:
+            async with db.write_transaction(), inventory.adjusted_together():
+                assert await changes() == []
+        together = await stock(api)
+        updates = [s for s in log.statements if "UPDATE products" in s]
+
+        assert one_by_one["HOT"] == (30, 4) and one_by_one["PAIR-A"] == (13, 0)
+        assert together["HOT"] == (30, 8) and together["PAIR-A"] == (11, 0)
+        assert len(updates) == 1
+
+        with pytest.raises(DomainError) as refused:
+            async with db.write_transaction(), inventory.adjusted_together():
+                await inventory.reserve(hot * 3)  # 12 of the 22 left: it fits alone
+                await inventory.reserve(hot * 3)  # but not twice
+        assert [(p.code, p.message) for p in refused.value.problems] == [
+            (ErrorCode.INSUFFICIENT_STOCK, "SKU HOT: 24 requested, 22 available.")
+        ]
+        assert await stock(api) == together
 
 
 async def test_concurrent_orders_locking_two_skus_in_opposite_orders_do_not_deadlock(

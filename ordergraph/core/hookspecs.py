@@ -493,8 +493,11 @@ def apply_transition(order, transition, principal, settings):
     decides the orders whose jobs started together in one transaction
     (``transition_orders``), calling this for each of them: a failure aborts them
     all, and each is then moved on its own, so the hook may be called again for an
-    order whose batch was aborted. Only database work belongs here: never call a
-    carrier or a payment provider.
+    order whose batch was aborted. In such a batch the stock functions of
+    ``ordergraph.plugin_api`` sum their changes, and write them in one statement
+    after the last order's hooks: ``reserve_stock`` reports no shortage then, and a
+    shortage in the total aborts the batch. Only database work belongs here: never
+    call a carrier or a payment provider.
 
     Arguments:
         order: the ``OrderView`` as read before the change; for a transition fired

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db
+from ordergraph.core import db, inventory
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.limits import REASON
@@ -199,19 +200,22 @@ async def _write(
     hooks, ``within``, events and their jobs; then the events are announced."""
     async with db.write_transaction():
         if len(moves) > 1 and not db.current().is_sqlite:
-            # Two batches would lock their orders' count rows and stock rows each in its
-            # own order and could deadlock; they take turns instead. (SQLite's IMMEDIATE
-            # transaction is exclusive already.)
+            # Two batches would lock their orders' count rows each in its own order and
+            # could deadlock; they take turns instead. (SQLite's IMMEDIATE transaction
+            # is exclusive already.)
             await db.raw("SELECT pg_advisory_xact_lock({})", BATCH_LOCK)
         updated = await _update_statuses(moves)
         for move in moves:
             if move.order.id not in updated:
                 raise _version_conflict(move.order.number, move.order.version, None)
-        for move in moves:
-            for step, seen in zip(move.steps, move.before, strict=True):
-                await _apply(rt, seen, step, principal)
-        if within is not None:
-            await within([move.order for move in moves])
+        # One statement for the stock of every order of a batch.
+        together = inventory.adjusted_together() if len(moves) > 1 else contextlib.nullcontext()
+        async with together:
+            for move in moves:
+                for step, seen in zip(move.steps, move.before, strict=True):
+                    await _apply(rt, seen, step, principal)
+            if within is not None:
+                await within([move.order for move in moves])
         entries = []
         more_jobs: list[tuple[str, dict[str, Any]]] = []
         for move in moves:
