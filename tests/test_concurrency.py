@@ -8,6 +8,9 @@ from typing import Any
 
 from conftest import SUBMIT, Api, order_input, submit
 
+from ordergraph.core import db
+from ordergraph.core.orders import order_number
+
 REQUESTS = 20
 
 TRANSITION = """
@@ -24,6 +27,7 @@ query($id: ID!) { order(id: $id) { status version events { type toStatus } } }
 """
 
 ORDERS = "{ orders { totalCount edges { node { id } } } }"
+OWNER = "query($id: ID!) { order(id: $id) { customer { email } lines { sku unitPrice } } }"
 
 
 async def start_review_at_once(api: Api, order_id: str, version: int | None) -> list[dict]:
@@ -105,3 +109,40 @@ async def test_concurrent_orders_for_one_new_customer_create_that_customer_once(
     assert all(p["created"] for p in payloads)
     customers = await api.data('{ customers(search: "newcomer") { totalCount } }')
     assert customers["customers"]["totalCount"] == 1
+
+
+async def test_concurrent_submissions_share_their_reads_and_each_gets_its_own(api: Api) -> None:
+    """The customer and product reads (and on PostgreSQL the ids) of submissions that
+    arrive together go in shared statements; each order still gets its own customer,
+    prices and number."""
+    who = ["ada@example.com", "bob@example.com"]
+    what = [("MUG", "12.50"), ("TEE", "24.90"), ("LAMP", "79.00")]
+    inputs = [
+        order_input(
+            f"SHARED-{i}",
+            customerEmail=who[i % 2],
+            lines=[{"sku": what[i % 3][0], "quantity": 1}],
+        )
+        for i in range(REQUESTS)
+    ]
+    with db.count_statements() as log:
+        bodies = await asyncio.gather(*(api.data(SUBMIT, {"input": i}) for i in inputs))
+
+    payloads = [body["submitOrder"] for body in bodies]
+    assert [p["errors"] for p in payloads] == [[]] * REQUESTS
+    for n, payload in enumerate(payloads):
+        order = (await api.data(OWNER, {"id": payload["order"]["id"]}))["order"]
+        assert order["customer"]["email"] == who[n % 2]
+        assert [(line["sku"], line["unitPrice"]) for line in order["lines"]] == [what[n % 3]]
+    numbers = [p["order"]["number"] for p in payloads]
+    assert len(set(numbers)) == REQUESTS
+    assert all(order_number(int(p["order"]["id"])) == p["order"]["number"] for p in payloads)
+    reads = Counter(
+        table
+        for statement in log.statements
+        for table in ("customers", "products", "nextval")
+        if statement.startswith("SELECT") and table in statement
+    )
+    assert 0 < reads["customers"] <= REQUESTS // 2, log.statements
+    assert 0 < reads["products"] <= REQUESTS // 2, log.statements
+    assert reads["nextval"] <= REQUESTS // 2, log.statements

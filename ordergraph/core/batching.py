@@ -7,14 +7,15 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-class Batched(Generic[T]):
+class Batched(Generic[T, R]):
     """A call whose runs are done together: while one batch runs, the calls that come
     wait and then go as the next batch.
 
     It hands the items of a batch to ``run_many`` in one call, which returns for each
-    item, in order, None (done) or the exception that failed that call alone; an
+    item, in order, its result or the exception that failed that call alone; an
     exception it raises fails them all. The first call after a quiet spell goes once
     the event loop comes round again, with the calls made in the same turn. Which
     calls go together is only a matter of speed: ``run_many`` must do for each item
@@ -23,23 +24,21 @@ class Batched(Generic[T]):
 
     Review jobs are made one (a job runner runs such jobs outside its slots of
     concurrency: one batch at a time, whatever its size, is what they take), and so
-    is the Redis bus's publishing.
+    are the Redis bus's publishing and the reads of a submission (``db.select_in``).
     """
 
-    def __init__(
-        self, run_many: Callable[[list[T]], Awaitable[list[BaseException | None]]]
-    ) -> None:
+    def __init__(self, run_many: Callable[[list[T]], Awaitable[list[R | BaseException]]]) -> None:
         self.run_many = run_many
-        self._waiting: list[tuple[T, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._running: asyncio.Task[None] | None = None
 
-    async def __call__(self, item: T) -> None:
+    async def __call__(self, item: T) -> R:
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future: asyncio.Future[R] = loop.create_future()
         self._waiting.append((item, future))
         if self._running is None:
             self._running = loop.create_task(self._run_batches())
-        await future
+        return await future
 
     async def _run_batches(self) -> None:
         try:
@@ -49,7 +48,8 @@ class Batched(Generic[T]):
         finally:
             self._running = None
 
-    async def _run_batch(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+    async def _run_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        outcomes: list[R | BaseException]
         try:
             outcomes = await self.run_many([item for item, _ in batch])
         except Exception as exc:
@@ -61,7 +61,7 @@ class Batched(Generic[T]):
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # its caller was cancelled meanwhile
                 continue
-            if outcome is None:
-                future.set_result(None)
-            else:
+            if isinstance(outcome, BaseException):
                 future.set_exception(outcome)
+            else:
+                future.set_result(outcome)

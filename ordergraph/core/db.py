@@ -17,7 +17,7 @@ import datetime
 import functools
 import json
 import string
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionTy
 from piccolo.querystring import QueryString
 from piccolo.table import Table
 
+from ordergraph.core.batching import Batched
 from ordergraph.core.errors import is_busy, translate
 
 DEFAULT_DATABASE_URL = "sqlite:///ordergraph.db"
@@ -253,6 +254,8 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 class Database:
     url: str
     engine: Engine
+    # The reads that concurrent tasks share (``select_in``, ``next_id``), by what they read.
+    together: dict[tuple[str, ...], Batched[Any, Any]] = field(default_factory=dict)
 
     @property
     def is_sqlite(self) -> bool:
@@ -479,12 +482,59 @@ async def insert_together(
 
 async def next_id(table: type[Table]) -> int | None:
     """A new id from the table's sequence on PostgreSQL, for a row written together with
-    rows that refer to it (``insert_together``); None on SQLite, which has no sequences."""
+    rows that refer to it (``insert_together``); None on SQLite, which has no sequences.
+
+    The calls of concurrent tasks that come while one is on its way take their ids in
+    the next statement, one for all (a sequence is outside transactions anyway)."""
     if current().is_sqlite:
         return None
     name = table._meta.tablename
-    rows = await raw(f"SELECT nextval(pg_get_serial_sequence('\"{name}\"', 'id')) AS id")
-    return rows[0]["id"]
+
+    async def take(calls: list[None]) -> list[int | BaseException]:
+        rows = await raw(
+            f"SELECT nextval(pg_get_serial_sequence('\"{name}\"', 'id')) AS id "
+            "FROM generate_series(1, {})",
+            len(calls),
+        )
+        return sorted(row["id"] for row in rows)
+
+    return await _shared(("next_id", name), take)(None)
+
+
+async def select_in(table: str, column: str, values: Sequence[Any]) -> list[dict[str, Any]]:
+    """The rows of ``table`` whose ``column`` is one of ``values`` (``SELECT *``).
+
+    Outside a transaction, the calls of concurrent tasks that come while one read of
+    the same table and column is on its way go together in the next, one statement for
+    all (the customer and the products of each submission, under load); inside one, the
+    read is the transaction's own."""
+    if not values:
+        return []
+    if current().engine.current_transaction.get() is not None:
+        return await _select_in(table, column, values)
+
+    async def read(calls: list[Sequence[Any]]) -> list[list[dict[str, Any]] | BaseException]:
+        rows = await _select_in(table, column, list(dict.fromkeys(v for c in calls for v in c)))
+        wanted = [set(call) for call in calls]
+        return [[dict(row) for row in rows if row[column] in each] for each in wanted]
+
+    return await _shared(("select_in", table, column), read)(values)
+
+
+async def _select_in(table: str, column: str, values: Sequence[Any]) -> list[dict[str, Any]]:
+    condition, argument = one_of(f'"{column}"', values)
+    return await raw(f'SELECT * FROM "{table}" WHERE {condition}', argument)
+
+
+def _shared(
+    key: tuple[str, ...], run_many: Callable[[list[Any]], Awaitable[list[Any]]]
+) -> Batched[Any, Any]:
+    """The ``Batched`` that the tasks using the current database share for ``key``
+    (made with ``run_many`` the first time)."""
+    together = current().together
+    if key not in together:
+        together[key] = Batched(run_many)
+    return together[key]
 
 
 def complete_rows(table: type[Table], rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

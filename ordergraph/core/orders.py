@@ -269,7 +269,7 @@ def _quantity(value: Any) -> int | None:
 
 
 async def _customer(column: str, value: Any) -> dict[str, Any] | None:
-    rows = await db.raw(f'SELECT * FROM customers WHERE "{column}" = {{}}', value)
+    rows = await db.select_in("customers", column, [value])
     return rows[0] if rows else None
 
 
@@ -405,16 +405,7 @@ async def validate_draft(
         for sku in (_text(line.sku) for line in draft.lines[:MAX_LINES])
         if sku and SKU.problem(sku, None) is None
     }
-    products = (
-        {
-            p["sku"]: p
-            for p in await db.raw(
-                f"SELECT * FROM products WHERE sku IN ({', '.join('{}' for _ in skus)})", *skus
-            )
-        }
-        if skus
-        else {}
-    )
+    products = {p["sku"]: p for p in await db.select_in("products", "sku", sorted(skus))}
     subtotal = 0
     for index, line in enumerate(draft.lines[:MAX_LINES]):
         where = f"lines[{index}]"
