@@ -16,7 +16,9 @@ The clock stops when every order is APPROVED and no job is left unfinished. For 
 embedded runner, which runs the same code as a worker, it also counts the statements
 that claimed jobs (a claim also records the jobs finished since the last one done)
 and those that recorded finished jobs alone, and, staying idle for ``--idle`` seconds after,
-the statements sent meanwhile (on PostgreSQL each also costs the pool's reset).
+the statements sent meanwhile (on PostgreSQL each also costs the pool's reset). For
+both it reads how many of the machine's cores were idle, on average, while timed
+(from ``/proc/stat``, on Linux).
 With ``--rounds`` the two take turns that many times (the idle period is measured in
 the first round), so that a busy machine slows both alike; the last table is the median
 of each over the rounds.
@@ -59,6 +61,7 @@ class Result:
     jobs: int
     seconds: float
     idle_per_minute: float | None
+    idle_cores: float | None = None
     claims: int | None = None
     finishes: int | None = None
 
@@ -76,6 +79,7 @@ class Result:
             f"{self.jobs / self.seconds:.1f}",
             per_job,
             "-" if self.idle_per_minute is None else f"{self.idle_per_minute:.1f}",
+            "-" if self.idle_cores is None else f"{self.idle_cores:.2f}",
         )
 
 
@@ -102,6 +106,16 @@ async def decided(total: int, timeout: float = 600) -> None:
             await asyncio.sleep(0.02)
 
 
+def idle_seconds() -> float | None:
+    """CPU time the machine's cores have spent idle since boot (Linux), or None."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    return int(fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 async def idle_per_minute(log: db.StatementLog, seconds: float) -> float:
     """Statements this process sent while nothing happened for ``seconds``."""
     mark = len(log.statements)
@@ -125,14 +139,18 @@ async def measure(
     first_job = (await OutboxJob.select(OutboxJob.id).order_by(OutboxJob.id, ascending=False)
                  .first())["id"]  # fmt: skip
     mark = len(log.statements) if log else 0
+    idle_before = idle_seconds()
     started = time.perf_counter()
     await submit_all(rt, "bench", orders, concurrency)
     await decided(WARM_UP + orders)
     seconds = time.perf_counter() - started
+    idle_after = idle_seconds()
     timed = log.statements[mark:] if log else []
     jobs = await OutboxJob.count().where(OutboxJob.id > first_job)
     idle_rate = None if idle is None or log is None else await idle_per_minute(log, idle)
     result = Result(name, orders, jobs, seconds, idle_rate)
+    if idle_before is not None and idle_after is not None:
+        result.idle_cores = (idle_after - idle_before) / seconds
     if log is not None:
         result.claims = sum(s.startswith(CLAIMS) for s in timed)
         result.finishes = sum(
@@ -237,7 +255,8 @@ async def main(argv: list[str]) -> int:
             )
         )
     header = ("jobs run by", "orders", "seconds", "orders/s", "jobs/s",
-              "statements per job (claims + finishes alone)", "idle statements/min")  # fmt: skip
+              "statements per job (claims + finishes alone)", "idle statements/min",
+              "idle cores")  # fmt: skip
     print(markdown_table(header, [r.row() for r in results]))
     print()
     medians = {
