@@ -104,9 +104,10 @@ async def transition_orders(
     within: Callable[[list[OrderView]], Awaitable[None]] | None = None,
 ) -> list[OrderView]:
     """Fire the moves of several orders in one transaction, all or none: what
-    ``transition_order`` does for one, with one statement for every status and one for
-    every event, however many orders (the review decides the orders that came in
-    together so). ``within`` gets the orders as read.
+    ``transition_order`` does for one, with one statement for every status, one for
+    every event and one for the stock the hooks change (``inventory.adjusted_together``),
+    however many orders (the review decides the orders that came in together so).
+    ``within`` gets the orders as read.
 
     On PostgreSQL such transactions take turns (an advisory lock), so that two of them
     never deadlock on the rows they lock in their own orders.
