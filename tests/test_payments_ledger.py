@@ -114,7 +114,7 @@ async def test_a_key_reused_for_another_movement_is_refused_and_bad_input_named(
         assert {(e["field"], e["code"]) for e in bad["errors"]} == {
             ("amount", "INVALID_VALUE"),
             ("idempotencyKey", "REQUIRED"),
-            ("reference", "INVALID_VALUE"),
+            ("reference", "TOO_LONG"),
         }
         unknown = (await api.data(RECORD, pay("ST-1999-000001", "1.00", "k-9")))["recordPayment"]
         assert unknown["errors"][0] == {
@@ -131,3 +131,59 @@ async def test_a_key_reused_for_another_movement_is_refused_and_bad_input_named(
         query = "query($n: String!) { statement(number: $n) { total } }"
         assert (await api.data(query, {"n": number}, as_="bob"))["statement"] is None
         assert (await api.data(query, {"n": number}, as_="ada"))["statement"] == {"total": "14.88"}
+
+
+async def test_eight_refunds_by_hand_at_once_pay_back_the_overpayment_once(
+    database_url: str,
+) -> None:
+    async with shop(database_url, shipping_charge="0") as api:
+        order_id = await delivered(api, "PAY-R8", [{"sku": "MUG", "quantity": 1}])
+        number = (await confirmed(api, order_id))["statement"]["number"]  # 14.88
+        await api.data(RECORD, pay(number, "24.88", "bank-over"))  # overpaid by 10.00
+        answers = await asyncio.gather(
+            *(api.data(REFUND, {"number": number, "key": f"refund-{i}"}) for i in range(8))
+        )
+        statement = await statement_by_number(number)
+        assert statement is not None
+        entries = await payments.entries_of(statement.id)
+        balance = await payments.balance_of(statement)
+
+    payloads = [a["refundOverpayment"] for a in answers]
+    done = [p for p in payloads if not p["errors"]]
+    assert [p["entry"] for p in done] == [{"kind": "refunded", "amount": "10.00"}]
+    assert [[e["code"] for e in p["errors"]] for p in payloads if p["errors"]] == [
+        ["NOTHING_TO_REFUND"]
+    ] * 7
+    assert [(e.kind, str(e.amount)) for e in entries] == [
+        ("matched", "24.88"),
+        ("refunded", "10.00"),
+    ]
+    assert (str(balance.paid), str(balance.refundable)) == ("14.88", "0.00")
+
+
+async def test_a_refund_recorded_by_hand_is_judged_against_what_is_refundable(
+    database_url: str,
+) -> None:
+    async with shop(database_url, shipping_charge="0") as api:
+        order_id = await delivered(api, "PAY-RH", [{"sku": "MUG", "quantity": 1}])
+        number = (await confirmed(api, order_id))["statement"]["number"]  # 14.88
+        await api.data(RECORD, pay(number, "15.88", "bank-over"))  # overpaid by 1.00
+        too_much = (await api.data(RECORD, pay(number, "1.01", "hand-1", kind="REFUNDED")))[
+            "recordPayment"
+        ]
+        # Eight at once, each of 0.50: two fit in the 1.00 overpaid.
+        halves = await asyncio.gather(
+            *(api.data(RECORD, pay(number, "0.50", f"half-{i}", kind="REFUNDED"))
+              for i in range(8))
+        )  # fmt: skip
+        statement = await statement_by_number(number)
+        assert statement is not None
+        balance = await payments.balance_of(statement)
+
+    assert [(e["field"], e["code"]) for e in too_much["errors"]] == [
+        ("amount", "NOTHING_TO_REFUND")
+    ]
+    assert "1.00 EUR" in too_much["errors"][0]["message"]
+    codes = sorted(e["code"] for h in halves for e in h["recordPayment"]["errors"])
+    assert codes == ["NOTHING_TO_REFUND"] * 6
+    assert (str(balance.paid), str(balance.overpaid)) == ("14.88", "0.00")

@@ -43,6 +43,7 @@ SEVERITY = {
     "job_failed": "high",
     "plugin_failed": "high",
     "label_failed": "high",
+    "payment_held": "high",
 }
 """Every kind of alert and its severity."""
 RESPONSE_HOURS = {"high": 4, "warning": 24}

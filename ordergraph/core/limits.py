@@ -17,6 +17,7 @@ from ordergraph.core.tables import (
     ApiToken,
     Customer,
     ImportError_,
+    LedgerEntry,
     Order,
     OrderEvent,
     Product,
@@ -93,6 +94,9 @@ TOKEN_NAME = TextLimit("The token's name", OrderEvent.actor.length - len("integr
 TEAM = TextLimit("The team", ApiToken.team.length)
 WEBHOOK_URL = TextLimit("The URL", WebhookEndpoint.url.length)
 WEBHOOK_DESCRIPTION = TextLimit("The description", WebhookEndpoint.description.length)
+# A payment movement's method (bank_transfer, stripe...) and its reference at the provider.
+PAYMENT_METHOD = TextLimit("The method", LedgerEntry.method.length)
+PAYMENT_REFERENCE = TextLimit("The reference", LedgerEntry.reference.length, multiline=True)
 MAX_WEBHOOK_ENDPOINTS = 100
 """Webhook endpoints registered at most (deleted ones do not count): every list is capped."""
 MAX_WEBHOOK_EVENT_TYPES = 50

@@ -162,7 +162,14 @@ def order_view(row: dict[str, Any], lines: Sequence[dict[str, Any]] = ()) -> Ord
 
 
 INTERNAL_EVENT_TYPES = frozenset(
-    {"plugin_failed", "alert_opened", "alert_acknowledged", "alert_resolved", "notification"}
+    {
+        "plugin_failed",
+        "alert_opened",
+        "alert_acknowledged",
+        "alert_resolved",
+        "notification",
+        "payment_held",
+    }
 )
 """Event types for staff only: they name plugins and quote their errors."""
 

@@ -6,6 +6,14 @@ entry), with different parameters it is refused. Paid and outstanding amounts ar
 derived from the entries, never stored; an order whose statement is paid in full is
 moved to SETTLED through ``transition_order``.
 
+Every entry is judged inside the transaction that writes it, under a lock on its
+statement (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's IMMEDIATE write
+transaction already holds the only write lock): its currency must be the statement's,
+and a refund may not pay back more than is refundable, whatever the method and however
+many requests come at once. A movement a provider reports as done that the ledger
+refuses (``record_reported``) is kept for a person instead: a ``payment_held`` event on
+the order's timeline and a ``payment_held`` alert, never a ledger row.
+
 A refund through a payment provider (``refund_payment``) is recorded as the provider
 answers: ``refunded`` when done, ``refund_pending`` while it is under way (it moves no
 money, but is not refunded twice), ``refund_failed`` when it failed later. Those entries
@@ -22,12 +30,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db
+from ordergraph.core import alerts, db
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
+from ordergraph.core.limits import PAYMENT_METHOD, PAYMENT_REFERENCE
 from ordergraph.core.money import from_minor, parse_amount, to_minor
-from ordergraph.core.orders import load_order, recording
-from ordergraph.core.tables import LedgerEntry
+from ordergraph.core.orders import OrderView, Timeline, load_order, recording
+from ordergraph.core.tables import LedgerEntry, OrderEvent
 from ordergraph.core.transitions import transition_order
 
 if TYPE_CHECKING:
@@ -52,8 +61,11 @@ REFUND_KINDS = {
     "pending": "refund_pending",
     "requires_action": "refund_pending",
 }
+# Refunds: judged against what is refundable before they are written.
+REFUNDS = ("refunded", "refund_pending")
 MAX_KEY = 255
-MAX_REFERENCE = 200
+HELD = "payment_held"
+"""The timeline event and the alert of a reported movement the ledger refused."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,13 @@ class Balance:
 class RecordResult:
     entry: EntryView
     created: bool
+
+
+@dataclass(frozen=True)
+class Held:
+    """A reported movement the ledger refused, kept for a person (``record_reported``)."""
+
+    problems: tuple[Problem, ...]
 
 
 def entry_view(row: dict[str, Any]) -> EntryView:
@@ -170,7 +189,10 @@ def _fingerprint(statement_id: int, kind: str, amount_minor: int, method: str, r
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _check(kind: str, amount: Any, currency: str, key: str, reference: str) -> int:
+def _check(
+    kind: str, amount: Any, currency: str, key: str, reference: str, method: str
+) -> tuple[int, list[Problem]]:
+    """The amount in minor units, and what is wrong with the movement's values."""
     problems = []
     if kind not in EFFECT:
         problems.append(
@@ -196,17 +218,65 @@ def _check(kind: str, amount: Any, currency: str, key: str, reference: str) -> i
                 "idempotencyKey",
             )
         )
-    if len(reference) > MAX_REFERENCE:
-        problems.append(
+    PAYMENT_REFERENCE.check(reference, "reference", problems)
+    PAYMENT_METHOD.check(method, "method", problems)
+    return amount_minor, problems
+
+
+def _judged(
+    statement: StatementView,
+    rows: list[dict[str, Any]],
+    kind: str,
+    amount_minor: int,
+    currency: str,
+    reference: str,
+) -> list[Problem]:
+    """What the ledger's ``rows`` (read under the statement's lock) say against writing
+    the movement: another currency than the statement's, or a refund beyond what is
+    refundable (the outcome of a pending refund may take the amount it held)."""
+    if currency != statement.currency:
+        return [
             Problem(
-                ErrorCode.INVALID_VALUE,
-                f"A reference has at most {MAX_REFERENCE} characters.",
-                "reference",
+                ErrorCode.CURRENCY_MISMATCH,
+                f"Statement {statement.number} is in {statement.currency}, not {currency}.",
+                "currency",
             )
+        ]
+    if kind not in REFUNDS:
+        return []
+    balance = _balance(statement, rows)
+    refundable = to_minor(balance.refundable, statement.currency)
+    if kind == "refunded" and reference:
+        refundable += refund_pending_minor([r for r in rows if r["reference"] == reference])
+    if amount_minor <= refundable:
+        return []
+    if refundable <= 0:
+        return [
+            Problem(
+                ErrorCode.NOTHING_TO_REFUND,
+                f"Statement {statement.number} is not overpaid, or its refund is under way.",
+                "statementNumber",
+            )
+        ]
+    return [
+        Problem(
+            ErrorCode.NOTHING_TO_REFUND,
+            f"Statement {statement.number} has {from_minor(refundable, statement.currency)} "
+            f"{statement.currency} to refund, less than "
+            f"{from_minor(amount_minor, statement.currency)}.",
+            "amount",
         )
-    if problems:
-        raise DomainError(*problems)
-    return amount_minor
+    ]
+
+
+async def _lock(statement: StatementView) -> list[dict[str, Any]]:
+    """Lock the statement until the transaction ends; its ledger rows, read after."""
+    if not db.current().is_sqlite:
+        await db.raw("SELECT id FROM statements WHERE id = {} FOR UPDATE", statement.id)
+    return await db.raw(
+        "SELECT kind, amount_minor, reference FROM ledger_entries WHERE statement = {}",
+        statement.id,
+    )
 
 
 async def record_entry(
@@ -220,16 +290,92 @@ async def record_entry(
     principal: Principal = SYSTEM,
     reference: str = "",
     data: dict[str, Any] | None = None,
+    currency: str | None = None,
 ) -> RecordResult:
-    """Append one entry (or return the one already written under ``idempotency_key``).
+    """Append one entry (or return the one already written under ``idempotency_key``),
+    judged under the statement's lock. ``currency`` is the amount's (default: the
+    statement's).
 
     Raises ``DomainError``: INVALID_VALUE or REQUIRED for bad input, IDEMPOTENCY_CONFLICT
-    when the key was used for a different movement.
+    when the key was used for a different movement, CURRENCY_MISMATCH for another
+    currency than the statement's, NOTHING_TO_REFUND for a refund beyond what is
+    refundable.
     """
-    amount_minor = _check(kind, amount, statement.currency, idempotency_key, reference)
+    written = await _write(
+        rt, statement, kind, amount, currency or statement.currency, idempotency_key, method,
+        principal, reference, data or {}, hold=False,
+    )  # fmt: skip
+    assert isinstance(written, RecordResult)
+    return written
+
+
+async def record_reported(
+    rt: Runtime,
+    statement: StatementView,
+    kind: str,
+    amount: Any,
+    *,
+    currency: str,
+    idempotency_key: str,
+    method: str,
+    reference: str,
+    principal: Principal = SYSTEM,
+    data: dict[str, Any] | None = None,
+) -> RecordResult | Held:
+    """Record a movement a provider reports as done (a webhook, a refund's answer) as
+    ``record_entry`` does; one the ledger refuses (another currency, an amount the
+    currency cannot hold, a refund beyond what is refundable, a key used for another
+    movement) is kept for a person: a ``payment_held`` event on the order's timeline
+    (once per key) and a ``payment_held`` alert, in the same transaction. A provider
+    is answered either way, so it does not send the event again for days."""
+    return await _write(
+        rt, statement, kind, amount, currency, idempotency_key, method, principal, reference,
+        data or {}, hold=True,
+    )  # fmt: skip
+
+
+async def _write(
+    rt: Runtime,
+    statement: StatementView,
+    kind: str,
+    amount: Any,
+    currency: str,
+    idempotency_key: str,
+    method: str,
+    principal: Principal,
+    reference: str,
+    data: dict[str, Any],
+    *,
+    hold: bool,
+) -> RecordResult | Held:
+    """The one place ledger rows are written: checked, then judged under the lock."""
+    amount_minor, problems = _check(
+        kind, amount, statement.currency, idempotency_key, reference, method
+    )
+    if problems and not hold:
+        raise DomainError(*problems)
     fingerprint = _fingerprint(statement.id, kind, amount_minor, method, reference)
     async with recording(rt) as timeline:
-        rows = await db.raw(
+        rows = await _lock(statement)
+        first = await _entry_by_key(idempotency_key)
+        if first is not None and first["fingerprint"] == fingerprint:
+            return RecordResult(entry_view(first), created=False)
+        if first is not None:
+            problems.append(_conflict(idempotency_key))
+        if not problems:
+            problems = _judged(statement, rows, kind, amount_minor, currency, reference)
+        if problems and not hold:
+            raise DomainError(*problems)
+        order = await load_order(statement.order_id)
+        assert order is not None  # orders are never deleted
+        movement = {
+            "statement": statement.number, "kind": kind, "amount": str(amount),
+            "currency": currency, "method": method, "reference": reference,
+        }  # fmt: skip
+        if problems:
+            await _hold(rt, timeline, order, movement, idempotency_key, problems)
+            return Held(tuple(problems))
+        inserted = await db.raw(
             "INSERT INTO ledger_entries (statement, kind, amount_minor, currency, method, "
             "reference, idempotency_key, fingerprint, actor, data, at) "
             "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) "
@@ -243,39 +389,54 @@ async def record_entry(
             idempotency_key,
             fingerprint,
             principal.actor,
-            json.dumps(data or {}, default=str),
+            json.dumps(data, default=str),
             db.now(),
         )
-        if rows:
-            order = await load_order(statement.order_id)
-            assert order is not None  # orders are never deleted
-            await timeline.record(
-                order,
-                "payment_recorded",
-                principal,
-                data={
-                    "statement": statement.number,
-                    "kind": kind,
-                    "amount": str(from_minor(amount_minor, statement.currency)),
-                    "method": method,
-                    "reference": reference,
-                    "entry": rows[0]["id"],
-                },
-            )
-    if not rows:
-        first = (
-            await LedgerEntry.select().where(LedgerEntry.idempotency_key == idempotency_key).first()
+        if not inserted:
+            # The key was taken meanwhile by a movement on another statement.
+            raise DomainError(_conflict(idempotency_key))
+        movement["amount"] = str(from_minor(amount_minor, statement.currency))
+        await timeline.record(
+            order, "payment_recorded", principal, data=movement | {"entry": inserted[0]["id"]}
         )
-        if first is None or first["fingerprint"] != fingerprint:
-            raise DomainError.of(
-                ErrorCode.IDEMPOTENCY_CONFLICT,
-                f"The idempotency key {idempotency_key!r} was already used for another "
-                "payment movement.",
-                "idempotencyKey",
-            )
-        return RecordResult(entry_view(first), created=False)
     await derive_settled(rt, statement)
-    return RecordResult(entry_view(rows[0]), created=True)
+    return RecordResult(entry_view(inserted[0]), created=True)
+
+
+async def _entry_by_key(idempotency_key: str) -> dict[str, Any] | None:
+    rows = await db.raw("SELECT * FROM ledger_entries WHERE idempotency_key = {}", idempotency_key)
+    return rows[0] if rows else None
+
+
+def _conflict(idempotency_key: str) -> Problem:
+    return Problem(
+        ErrorCode.IDEMPOTENCY_CONFLICT,
+        f"The idempotency key {idempotency_key!r} was already used for another payment movement.",
+        "idempotencyKey",
+    )
+
+
+async def _hold(
+    rt: Runtime,
+    timeline: Timeline,
+    order: OrderView,
+    movement: dict[str, Any],
+    idempotency_key: str,
+    problems: list[Problem],
+) -> None:
+    """Keep a refused movement on the timeline once per key, and open the alert (one
+    open per order); the caller holds the statement's lock, so copies queue here."""
+    held = await OrderEvent.select(OrderEvent.data).where(
+        (OrderEvent.order == order.id) & (OrderEvent.type == HELD)
+    )
+    keys = {(json.loads(e["data"]) if isinstance(e["data"], str) else e["data"]).get("key")
+            for e in held}  # fmt: skip
+    if idempotency_key in keys:
+        return
+    reasons = [{"field": p.field, "code": p.code.value, "message": p.message} for p in problems]
+    detail = movement | {"key": idempotency_key, "problems": reasons}
+    await timeline.record(order, HELD, SYSTEM, data=detail)
+    await alerts.open_alert(rt, order.id, HELD, detail=detail)
 
 
 async def refund_overpayment(
@@ -344,17 +505,33 @@ async def refund_overpayment(
             f"{plugin} answered that refund {reference} is {status}.",
             "statementNumber",
         )
-    return await record_entry(
+    result = await record_reported(
         rt,
         statement,
         kind,
         refundable,
+        currency=statement.currency,
         idempotency_key=refund_key(method, reference, kind),
         method=method,
         reference=reference,
         principal=principal,
         data=data | {"request": idempotency_key, "status": status},
     )
+    if isinstance(result, Held):
+        # Another refund took the overpayment while the provider was asked.
+        raise DomainError(
+            *(
+                Problem(
+                    p.code,
+                    f"{plugin} refunded {refundable} {statement.currency} as {reference}, "
+                    f"but the ledger refused it: {p.message} It is kept for a person "
+                    f"(alert {HELD}).",
+                    "statementNumber",
+                )
+                for p in result.problems
+            )
+        )
+    return result
 
 
 def refund_key(method: str, refund_reference: str, kind: str) -> str:
