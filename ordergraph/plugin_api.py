@@ -30,6 +30,7 @@ from ordergraph.core.inventory import release as release_stock
 from ordergraph.core.inventory import release_quantities as release_stock_quantities
 from ordergraph.core.inventory import reserve as reserve_stock
 from ordergraph.core.jobs import enqueue_job
+from ordergraph.core.limits import PAYMENT_REFERENCE, STATEMENT_NUMBER, TextLimit
 from ordergraph.core.lookups import (
     CustomerView,
     Exposure,
@@ -39,8 +40,8 @@ from ordergraph.core.lookups import (
     get_customer,
     get_products,
 )
+from ordergraph.core.money import MAX_MINOR, is_currency, minor_unit
 from ordergraph.core.money import from_minor as money_from_minor
-from ordergraph.core.money import minor_unit
 from ordergraph.core.money import to_minor as money_to_minor
 from ordergraph.core.notifications import attempt as notification_attempt
 from ordergraph.core.notifications import load_order_event
@@ -55,7 +56,9 @@ from ordergraph.core.orders import (
     submit_order,
 )
 from ordergraph.core.orders import validate as validate_order_draft
+from ordergraph.core.payments import Held as HeldMovement
 from ordergraph.core.payments import record_entry as record_ledger_entry
+from ordergraph.core.payments import record_reported as record_reported_movement
 from ordergraph.core.payments import refund_key as refund_ledger_key
 from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, Setting, hookimpl
@@ -111,8 +114,11 @@ from ordergraph.graphql.types import UserError, user_errors
 from ordergraph.settings import Settings as ServiceSettings
 
 __all__ = [
+    "MAX_MINOR",
     "OPERATORS",
+    "PAYMENT_REFERENCE",
     "READERS",
+    "STATEMENT_NUMBER",
     "SYSTEM",
     "Adjustment",
     "AssignmentChoice",
@@ -128,6 +134,7 @@ __all__ = [
     "Estimate",
     "Exposure",
     "Finding",
+    "HeldMovement",
     "Info",
     "IngestResult",
     "LineDraft",
@@ -157,6 +164,7 @@ __all__ = [
     "SubmitOrderInput",
     "SubmitOrderPayload",
     "TeamView",
+    "TextLimit",
     "TrackingEvent",
     "TrackingUpdate",
     "Transition",
@@ -178,6 +186,7 @@ __all__ = [
     "import_bank_credits",
     "ingest",
     "ingest_tracking",
+    "is_currency",
     "load_json",
     "load_order",
     "load_order_event",
@@ -198,6 +207,7 @@ __all__ = [
     "record_import_error",
     "record_ledger_entry",
     "record_notification",
+    "record_reported_movement",
     "refund_ledger_key",
     "release_stock",
     "release_stock_quantities",

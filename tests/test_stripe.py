@@ -374,3 +374,118 @@ async def test_a_pending_refund_that_fails_later_can_be_asked_for_again(database
         ("refund_failed", "0.25", "re_1"),
         ("refunded", "0.25", "re_2"),
     ]
+
+
+ALERTS = """
+query($id: ID!) { alerts(orderId: $id) { kind state detail } }
+"""
+
+
+async def held(api: Any, statement: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The payment_held events on the statement's order, and its alerts."""
+    order_id = str(statement.order_id)
+    events = [e for e in (await read(api, statement.order_id))["events"]
+              if e["type"] == "payment_held"]  # fmt: skip
+    return events, (await api.data(ALERTS, {"id": order_id}))["alerts"]
+
+
+async def test_a_payment_in_another_currency_is_kept_for_a_person_and_answered_200(
+    database_url: str,
+) -> None:
+    async with overpaid_by_card(database_url) as (api, _, statement):
+        yen = succeeded(statement.number, 2748)
+        yen["data"]["object"] |= {"id": "pi_yen", "currency": "jpy"}
+        unknown = succeeded(statement.number, 500)
+        unknown["data"]["object"] |= {"id": "pi_xyz", "currency": "xyz"}
+        answers = [*await post_ten_times(api, yen), *await post_ten_times(api, unknown)]
+        entries = await payments.entries_of(statement.id)
+        events, alerts = await held(api, statement)
+        customer_sees = [e["type"] for e in (await read(api, statement.order_id, "ada"))["events"]]
+
+    assert {(a.status_code, a.json()["handled"]) for a in answers} == {(200, "held")}
+    assert ledger(entries) == [("captured", "30.00", "pi_1")]
+    assert [(e["data"]["amount"], e["data"]["currency"], e["data"]["problems"][0]["code"])
+            for e in events] == [("2748", "JPY", "CURRENCY_MISMATCH"),
+                                 ("5.00", "XYZ", "CURRENCY_MISMATCH")]  # fmt: skip
+    assert "is in EUR, not JPY" in events[0]["data"]["problems"][0]["message"]
+    [alert] = alerts  # one open alert per order; every held movement is on the timeline
+    assert (alert["kind"], alert["state"], alert["detail"]["reference"]) == (
+        "payment_held", "open", "pi_yen"
+    )  # fmt: skip
+    assert "payment_held" not in customer_sees
+
+
+async def test_a_signed_refund_beyond_what_was_paid_is_kept_for_a_person(
+    database_url: str,
+) -> None:
+    async with overpaid_by_card(database_url) as (api, _, statement):
+        refund = {"id": "re_big", "object": "refund", "amount": 5000, "currency": "eur",
+                  "payment_intent": "pi_1", "status": "succeeded",
+                  "metadata": {"statement": statement.number}}  # fmt: skip
+        answers = await post_ten_times(
+            api, {"id": "evt_big", "type": "refund.updated", "data": {"object": refund}}
+        )
+        entries = await payments.entries_of(statement.id)
+        balance = await payments.balance_of(statement)
+        events, alerts = await held(api, statement)
+
+    assert {(a.status_code, a.json()["handled"]) for a in answers} == {(200, "held")}
+    assert ledger(entries) == [("captured", "30.00", "pi_1")]
+    assert str(balance.paid) == "30.00"
+    [event] = events
+    assert event["data"]["problems"][0]["code"] == "NOTHING_TO_REFUND"
+    assert "has 0.25 EUR to refund, less than 50.00" in event["data"]["problems"][0]["message"]
+    assert [a["kind"] for a in alerts] == ["payment_held"]
+
+
+def test_stripe_amounts_are_read_in_stripes_minor_units() -> None:
+    from decimal import Decimal
+
+    assert stripe_payments.from_stripe(2748, "JPY") == Decimal(2748)
+    assert stripe_payments.from_stripe(2748, "EUR") == Decimal("27.48")
+    assert stripe_payments.from_stripe(27480, "KWD") == Decimal("27.480")
+    assert stripe_payments.from_stripe(50000, "ISK") == Decimal(500)  # two-decimal at Stripe
+    assert stripe_payments.to_stripe(Decimal("1500"), "JPY") == 1500
+    assert stripe_payments.to_stripe(Decimal("500"), "ISK") == 50000
+
+
+async def test_a_signed_event_with_a_malformed_field_is_refused_naming_it(
+    database_url: str,
+) -> None:
+    async with overpaid_by_card(database_url) as (api, _, statement):
+
+        def paid(**fields: Any) -> dict[str, Any]:
+            event = succeeded(statement.number, 100)
+            event["data"]["object"] |= {"id": "pi_2"} | fields
+            return event
+
+        cases = {
+            "data.object.amount_received": [paid(amount_received="100"),
+                                            paid(amount_received=-5), paid(amount_received=1e30),
+                                            paid(amount_received=None), paid(amount_received=1.5),
+                                            paid(amount_received=True)],
+            "data.object.id": [paid(id=7), paid(id=["pi"]), paid(id="p" * 201)],
+            "data.object.metadata": [paid(metadata="ST-1"), paid(metadata=[])],
+            "data.object.metadata.statement": [paid(metadata={"statement": 12})],
+            "data.object.currency": [paid(currency="euro"), paid(currency=3),
+                                     paid(currency="€ur")],
+            "data.object": [{"id": "evt_x", "type": "payment_intent.succeeded",
+                             "data": {"object": "pi_2"}}],
+            "type": [{"id": "evt_x", "type": 5}],
+            "event": [[1, 2]],
+        }  # fmt: skip
+        answers = {
+            field: [
+                await api.client.post(stripe_payments.WEBHOOK_PATH, content=b, headers=h)
+                for b, h in map(signed, events)
+            ]
+            for field, events in cases.items()
+        }
+        entries = await payments.entries_of(statement.id)
+
+    for field, responses in answers.items():
+        for response in responses:
+            assert response.status_code == 400, (field, response.text)
+            [error] = response.json()["errors"]
+            assert error["field"] == field, (field, error)
+    assert ledger(entries) == [("captured", "30.00", "pi_1")]

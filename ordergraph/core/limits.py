@@ -21,6 +21,7 @@ from ordergraph.core.tables import (
     Order,
     OrderEvent,
     Product,
+    Statement,
     WebhookEndpoint,
 )
 
@@ -97,6 +98,7 @@ WEBHOOK_DESCRIPTION = TextLimit("The description", WebhookEndpoint.description.l
 # A payment movement's method (bank_transfer, stripe...) and its reference at the provider.
 PAYMENT_METHOD = TextLimit("The method", LedgerEntry.method.length)
 PAYMENT_REFERENCE = TextLimit("The reference", LedgerEntry.reference.length, multiline=True)
+STATEMENT_NUMBER = TextLimit("The statement number", Statement.number.length)
 MAX_WEBHOOK_ENDPOINTS = 100
 """Webhook endpoints registered at most (deleted ones do not count): every list is capped."""
 MAX_WEBHOOK_EVENT_TYPES = 50

@@ -30,7 +30,7 @@ class Alert:
     id: strawberry.ID
     kind: str = strawberry.field(
         description="stuck, sla_breach, delivery_failed, carrier_exception, tracking_silent, "
-        "job_failed, plugin_failed or label_failed."
+        "job_failed, plugin_failed, label_failed or payment_held."
     )
     severity: str = strawberry.field(description="high or warning.")
     order_id: strawberry.ID
