@@ -306,7 +306,10 @@ async def _apply(request: Request, event_id: str, movement: Movement) -> str:
 
 
 def _refused(problems: list[Problem], status: int = 400) -> JSONResponse:
-    errors = [{"field": p.field, "code": p.code.value, "message": p.message} for p in problems]
+    """The problems as JSON; one of the body as a whole (not JSON) is the field ``body``."""
+    errors = [
+        {"field": p.field or "body", "code": p.code.value, "message": p.message} for p in problems
+    ]
     return JSONResponse({"errors": errors}, status_code=status)
 
 
