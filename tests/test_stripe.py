@@ -12,9 +12,11 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
+import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,6 +25,7 @@ from starlette.routing import Route
 from test_settlement import confirmed, delivered, read, shop
 
 from ordergraph.core import payments
+from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
 from ordergraph.core.settlement.statements import statement_by_number
 from plugins.payments import stripe_payments
 
@@ -438,15 +441,42 @@ async def test_a_signed_refund_beyond_what_was_paid_is_kept_for_a_person(
     assert [a["kind"] for a in alerts] == ["payment_held"]
 
 
-def test_stripe_amounts_are_read_in_stripes_minor_units() -> None:
-    from decimal import Decimal
+@pytest.mark.parametrize(
+    ("currency", "charged"),
+    [("JPY", "1785"), ("ISK", "178500")],  # ISK keeps two decimals in Stripe's API
+)
+async def test_a_statement_is_charged_and_recorded_in_stripes_minor_units(
+    database_url: str, currency: str, charged: str
+) -> None:
+    """1500 + 19 % tax is 1785 yen or krónur, neither of which has a minor unit."""
+    async with fake_stripe() as (fake, api_base):
+        settings = {"api_key": "sk_test_123", "webhook_secret": SECRET, "api_base": api_base}
+        async with shop(
+            database_url,
+            extra={"stripe": stripe_payments},
+            plugin_settings={"stripe": settings},
+            shipping_charge="0",
+        ) as api:
+            await upsert_products([ProductData("CUP", "Cup", Decimal(1500), currency, 10)])
+            await upsert_customer(CustomerData("yu@example.com", "Yu", Decimal(10**6), currency))
+            order_id = await delivered(api, "YEN-1", [{"sku": "CUP", "quantity": 1}],
+                                       as_="admin", customerEmail="yu@example.com")  # fmt: skip
+            number = (await confirmed(api, order_id, as_="admin"))["statement"]["number"]
+            event = succeeded(number, int(charged))
+            event["data"]["object"]["currency"] = currency.lower()
+            answers = await post_ten_times(api, event)
+            statement = await statement_by_number(number)
+            assert statement is not None
+            entries = await payments.entries_of(statement.id)
+            order = await read(api, order_id)
 
-    assert stripe_payments.from_stripe(2748, "JPY") == Decimal(2748)
-    assert stripe_payments.from_stripe(2748, "EUR") == Decimal("27.48")
-    assert stripe_payments.from_stripe(27480, "KWD") == Decimal("27.480")
-    assert stripe_payments.from_stripe(50000, "ISK") == Decimal(500)  # two-decimal at Stripe
-    assert stripe_payments.to_stripe(Decimal("1500"), "JPY") == 1500
-    assert stripe_payments.to_stripe(Decimal("500"), "ISK") == 50000
+    [(_, form)] = fake.requests
+    assert (form["amount"], form["currency"]) == (charged, currency.lower())
+    assert {a.json()["handled"] for a in answers} == {"captured"}
+    assert [(e.kind, str(e.amount), e.currency) for e in entries] == [
+        ("captured", "1785", currency)
+    ]
+    assert order["status"] == "SETTLED"
 
 
 async def test_a_signed_event_with_a_malformed_field_is_refused_naming_it(
