@@ -56,6 +56,8 @@ def webhook_settings(database_url: str, url: str, types: str = "submitted"):
             "signing_secret": SECRET,
             "endpoints": {"erp": f"{url}/hook"},
             "event_types": {"erp": types},
+            # The receiver is on this machine, an internal host: allowed by name.
+            "allowed_hosts": ["127.0.0.1"],
         }
     }
     return make_settings(database_url, plugins=plugins)
