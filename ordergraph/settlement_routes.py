@@ -105,16 +105,19 @@ async def confirm_page(request: Request) -> HTMLResponse:
             f"<p>Order {order.number} is confirmed already.</p>{await _onward(rt, order)}",
         )
     if request.method == "GET":
-        return _page(f"Did order {order.number} arrive?", _choices(token))
+        return _page(
+            f"Did order {order.number} arrive?", _choices(token) + await _onward(rt, order)
+        )
     customer = _link_customer(order.customer_id)
     try:
         await confirm_delivery(rt, order_id, customer, how="through the signed link")
     except DomainError as error:
-        return _page("Not confirmed", f"<p>{escape(str(error))}</p>", 409)
+        body = f"<p>{escape(str(error))}</p>{await _onward(rt, order)}"
+        return _page("Not confirmed", body, 409)
     return _page(
         "Thank you",
-        f"<p>Delivery of order {order.number} is confirmed; its statement follows "
-        f"shortly.</p>{await _onward(rt, order)}",
+        f"<p>Delivery of order {order.number} is confirmed. Its statement will be on the "
+        f"order's tracking page once issued.</p>{await _onward(rt, order)}",
     )
 
 

@@ -240,6 +240,7 @@ async def test_the_confirmation_page_leads_back_to_the_order_and_its_statement(
         order_id = await delivered(api, "PHONE-4", [{"sku": "MUG", "quantity": 1}])
         number = (await load_order(order_id)).number
         token = confirmation_token(config_of(api.rt), order_id)
+        asking = await api.client.get("/confirm-delivery", params={"token": token})
         thanks = await api.client.post("/confirm-delivery", data={"token": token})
         await api.rt.runner.drain()  # the statement is issued by a job
         statement = (await read(api, order_id))["statement"]
@@ -250,6 +251,7 @@ async def test_the_confirmation_page_leads_back_to_the_order_and_its_statement(
         pdf_link = re.search(r'href="([^"]+)">Your statement', again.text)
         assert pdf_link is not None
         pdf = await api.client.get(html.unescape(pdf_link.group(1)))
+    assert f'href="/track?number={number}"' in asking.text
     assert thanks.status_code == 200 and "Thank you" in thanks.text
     assert f'name="number" required value="{number}"' in form.text  # the form starts with it
     assert f"/track?number={number}" in again.text

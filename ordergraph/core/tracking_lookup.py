@@ -28,7 +28,9 @@ def _order_key(number: str) -> str:
     """What a lookup of ``number`` counts against: the order it names however written
     (``11``, ``so-000011``, ``SO-0000000011``), else the number as typed, normalized."""
     order_id = parse_order_number(number)
-    return f"#{order_id}" if order_id is not None else " ".join(number[:MAX_INPUT].split()).upper()
+    if order_id is not None:
+        return f"order:{order_id}"
+    return "text:" + " ".join(number[:MAX_INPUT].split()).upper()
 
 
 async def limit_lookup(rt: Runtime, client: str, number: str, *, count: bool = True) -> None:

@@ -139,7 +139,8 @@ def refused_target(url: str, allowed_hosts: Collection[str] = ()) -> str | None:
     if _allowed(host, allowed_hosts):
         return None
     address = _address(host)
-    internal_name = host.lower().rstrip(".") in ("localhost", "") or host.endswith(".localhost")
+    name = host.lower().rstrip(".")
+    internal_name = name in ("localhost", "") or name.endswith(".localhost")
     if internal_name or (address is not None and not _public(address)):
         return (
             "The URL's host is a loopback, private, link-local or otherwise internal "

@@ -17,6 +17,11 @@ The body is JSON; ``Ordergraph-Signature: t=<unix time>,v1=<hex>`` carries the
 HMAC-SHA256 of ``"<t>.<body>"`` with the endpoint's secret, the scheme Stripe uses: the
 receiver recomputes it and refuses an old ``t`` (a replayed capture). ``t`` is the time
 of each attempt, so a replay is signed afresh.
+
+No endpoint may name an internal host (loopback, private, link-local, metadata) unless
+``allowed_hosts`` names it: refused at registration and at start-up, and every delivery
+connects only to an address it checked just before (see ``webhook_endpoints``). A
+delivery's error says "connection failed", "timed out" or "HTTP 503", nothing more.
 """
 
 from __future__ import annotations
