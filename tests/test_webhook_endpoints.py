@@ -283,3 +283,25 @@ async def test_delivery_errors_tell_nothing_of_the_network(database_url: str) ->
             for i in ids
         ]
     assert errors == ["connection failed", "HTTP 503"]
+
+
+async def test_an_allowed_name_is_reached_at_the_address_checked_and_keeps_its_host(
+    database_url: str,
+) -> None:
+    hosts: list[str] = []
+
+    async def hook(request: Request) -> PlainTextResponse:
+        hosts.append(request.headers["host"])
+        return PlainTextResponse("ok")
+
+    receiver = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    async with serve(receiver) as url, serve_api(with_allowed(database_url, "localhost")) as api:
+        port = url.rsplit(":", 1)[1]
+        hook_url = f"http://localhost:{port}/hook"
+        registered = await api.data(REGISTER, {"input": {"url": hook_url, "eventTypes": ["*"]}})
+        endpoint_id = registered["registerWebhookEndpoint"]["endpoint"]["id"]
+        await submit(api, "WHE-11")
+        await api.rt.runner.drain()
+        deliveries = (await api.data(LAST_ERRORS, {"e": endpoint_id}))["webhookDeliveries"]
+    assert deliveries == [{"outcome": "sent", "lastError": ""}]
+    assert hosts == [f"localhost:{port}"]  # the name, though the connection went to 127.0.0.1

@@ -155,9 +155,9 @@ class TargetRefused(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """Where one delivery connects: the checked address, and the name it stands for."""
+    """Where one delivery connects: the checked addresses, and the name they stand for."""
 
-    url: str  # the URL with the checked address in place of the name
+    urls: tuple[str, ...]  # the URL with each checked address in place of the name
     host_header: str
     server_name: str  # for TLS: the name the certificate must show
 
@@ -176,9 +176,9 @@ async def resolved_target(url: str, allowed_hosts: Collection[str] = ()) -> Targ
     public = all(a is not None and _public(a) for a in addresses)
     if not addresses or not (public or _allowed(host, allowed_hosts)):
         raise TargetRefused
-    chosen = str(infos[0][4][0])
+    checked = dict.fromkeys(str(info[4][0]) for info in infos)
     return Target(
-        url=_with_host(parts, f"[{chosen}]" if ":" in chosen else chosen),
+        urls=tuple(_with_host(parts, f"[{a}]" if ":" in a else a) for a in checked),
         host_header=parts.netloc.rpartition("@")[2],
         server_name=host,
     )

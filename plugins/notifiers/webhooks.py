@@ -131,20 +131,27 @@ async def _post(url: str, body: bytes, headers: dict[str, str]) -> str:
     (no address, no port, no "refused"), since admins read it back."""
     try:
         target = await webhook_endpoints.resolved_target(url, _settings["allowed_hosts"])
-        async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.post(
-                target.url,
-                content=body,
-                headers={**headers, "host": target.host_header},
-                extensions={"sni_hostname": target.server_name},
-            )
     except webhook_endpoints.TargetRefused:
         return "refused: the host is not a public address"
-    except httpx.TimeoutException:
-        return "timed out"
-    except (httpx.HTTPError, OSError):
-        return "connection failed"
-    return "" if response.is_success else f"HTTP {response.status_code}"
+    except OSError:
+        return "connection failed"  # the name does not resolve
+    async with httpx.AsyncClient(timeout=10) as client:
+        for address in target.urls:  # in the resolver's order, as a client tries them
+            try:
+                response = await client.post(
+                    address,
+                    content=body,
+                    headers={**headers, "host": target.host_header},
+                    extensions={"sni_hostname": target.server_name},
+                )
+            except httpx.ConnectError:
+                continue
+            except httpx.TimeoutException:
+                return "timed out"
+            except httpx.HTTPError:
+                return "connection failed"
+            return "" if response.is_success else f"HTTP {response.status_code}"
+    return "connection failed"
 
 
 async def _event_body(order_id: int, event_id: int) -> dict[str, Any] | None:
