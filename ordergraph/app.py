@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
@@ -109,6 +109,23 @@ async def health(request: Request) -> JSONResponse:
     )
 
 
+async def home(request: Request) -> RedirectResponse:
+    """``/`` leads to what a visitor can use: GraphiQL, at ``/graphql``."""
+    return RedirectResponse("/graphql")
+
+
+# A parcel, drawn small: browsers ask every page's site for an icon.
+FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    '<rect x="1.5" y="3.5" width="13" height="10" rx="1" fill="#c8a165" stroke="#6b4f2a"/>'
+    '<path d="M1.5 7h13M8 3.5v3.5" stroke="#6b4f2a"/></svg>'
+)
+
+
+async def favicon(request: Request) -> Response:
+    return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+
 def _freeze_startup_objects() -> None:
     """Put what start-up built (modules, the schema, the plugins: most of the process's
     objects) out of the cycle collector's reach until shutdown.
@@ -135,6 +152,8 @@ def create_app(
     rt = runtime.build(settings, installed_plugins)
     graphql = GraphQLApp(rt)
     routes: list[BaseRoute] = [
+        Route("/", home),
+        Route("/favicon.ico", favicon),
         Route("/health", health),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),

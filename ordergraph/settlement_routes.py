@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.orders import load_order
+from ordergraph.core.orders import OrderView, load_order
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.settlement import config_of
 from ordergraph.core.settlement.confirmation import (
@@ -28,11 +28,16 @@ from ordergraph.core.settlement.confirmation import (
 from ordergraph.core.settlement.links import (
     CONFIRM_PATH,
     STATEMENT,
+    statement_path,
     verify_confirmation,
     verify_signed,
 )
 from ordergraph.core.settlement.pdf import render_statement
-from ordergraph.core.settlement.statements import StatementView, statement_by_number
+from ordergraph.core.settlement.statements import (
+    StatementView,
+    statement_by_number,
+    statement_of,
+)
 from ordergraph.graphql.context import principal_for
 
 _PAGE = """<!doctype html>
@@ -53,6 +58,17 @@ PROBLEM_PATH = f"{CONFIRM_PATH}/problem"
 def _link_customer(customer_id: int) -> Principal:
     """Who acts through a confirmation link: the order's customer."""
     return Principal(Role.CUSTOMER, "confirmation-link", customer_id=customer_id)
+
+
+async def _onward(rt: Runtime, order: OrderView) -> str:
+    """Where the customer goes next: the order's tracking page and, once issued, the
+    statement (signed, as the tracking page links it)."""
+    links = [f'<a href="/track?number={escape(order.number)}">Follow order {order.number}</a>']
+    statement = await statement_of(order.id)
+    path = statement_path(config_of(rt), statement.number) if statement else None
+    if path:
+        links.append(f'<a href="{escape(path)}">Your statement (PDF)</a>')
+    return "".join(f"<p>{link}</p>" for link in links)
 
 
 def _choices(token: str) -> str:
@@ -84,15 +100,25 @@ async def confirm_page(request: Request) -> HTMLResponse:
     if order is None:
         return _page("Link not valid", "<p>This confirmation link is not valid.</p>", 400)
     if order.status in ("COMPLETED", "SETTLED"):
-        return _page("Delivery confirmed", f"<p>Order {order.number} is confirmed already.</p>")
+        return _page(
+            "Delivery confirmed",
+            f"<p>Order {order.number} is confirmed already.</p>{await _onward(rt, order)}",
+        )
     if request.method == "GET":
-        return _page(f"Did order {order.number} arrive?", _choices(token))
+        return _page(
+            f"Did order {order.number} arrive?", _choices(token) + await _onward(rt, order)
+        )
     customer = _link_customer(order.customer_id)
     try:
         await confirm_delivery(rt, order_id, customer, how="through the signed link")
     except DomainError as error:
-        return _page("Not confirmed", f"<p>{escape(str(error))}</p>", 409)
-    return _page("Thank you", f"<p>Delivery of order {order.number} is confirmed.</p>")
+        body = f"<p>{escape(str(error))}</p>{await _onward(rt, order)}"
+        return _page("Not confirmed", body, 409)
+    return _page(
+        "Thank you",
+        f"<p>Delivery of order {order.number} is confirmed. Its statement will be on the "
+        f"order's tracking page once issued.</p>{await _onward(rt, order)}",
+    )
 
 
 async def problem_page(request: Request) -> HTMLResponse:
@@ -110,13 +136,16 @@ async def problem_page(request: Request) -> HTMLResponse:
     try:
         await report_problem(rt, order_id, description, _link_customer(order.customer_id))
     except DomainError as error:
-        # What was typed is refused (400), or the order is past reporting (409).
+        # What was typed is refused (400), too many reports were sent (429), or the order
+        # is past reporting (409).
         refused = error.code in (ErrorCode.REQUIRED, ErrorCode.INVALID_CHARACTER)
-        return _page("Not reported", f"<p>{escape(str(error))}</p>", 400 if refused else 409)
+        limited = error.code == ErrorCode.RATE_LIMITED
+        status = 400 if refused else 429 if limited else 409
+        return _page("Not reported", f"<p>{escape(str(error))}</p>", status)
     return _page(
         "Thank you",
         f"<p>We have your report on order {order.number} and will be in touch. Its "
-        "delivery is not confirmed until the problem is sorted out.</p>",
+        f"delivery is not confirmed until the problem is sorted out.</p>{await _onward(rt, order)}",
     )
 
 

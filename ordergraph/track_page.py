@@ -98,7 +98,7 @@ def _result(found: tracking_lookup.PublicTracking, actions: str = "") -> str:
         for event in shipment.events:
             place = ", ".join(p for p in (event.location.city, event.location.country) if p)
             parts.append(
-                f'<li><span class="when">{_e(event.local_time.strftime("%d %b %H:%M"))} local'
+                f'<li><span class="when">{_e(event.local_time.strftime("%d %b %Y %H:%M"))} local'
                 f"</span><br>{_e(event.description or STATUS_WORDS.get(event.status, ''))}"
                 f"{f' &middot; {_e(place)}' if place else ''}</li>"
             )
@@ -208,11 +208,13 @@ def _client(request: Request) -> str:
 
 async def track_page(request: Request) -> HTMLResponse:
     if request.method == "GET":
-        return _page(_form())
+        # Links from the confirmation page and messages name the order: the form starts with it.
+        number = request.query_params.get("number", "")[: tracking_lookup.MAX_INPUT]
+        return _page(_form(number.strip()))
     rt: Runtime = request.app.state.rt
     number, email, postal_code = _asked(await request.form())
     try:
-        await tracking_lookup.limits_for(rt).check(_client(request), number)
+        await tracking_lookup.limit_lookup(rt, _client(request), number)
     except DomainError as error:
         return _page(_form(number, email, postal_code, error.problems[0].message))
     found = await _answer(number, email, postal_code)
@@ -225,16 +227,23 @@ async def track_page(request: Request) -> HTMLResponse:
 
 
 async def live_answers(request: Request) -> Response:
-    """``POST /track/live``: the form's lookup (limited as the page's), then its answer
-    as one JSON line (``html``, ``status``) now and after every event of the order."""
+    """``POST /track/live``: the form's lookup, then its answer as one JSON line
+    (``html``, ``status``) now and after every event of the order.
+
+    The page that opens it was counted as a lookup already, so a lookup that finds the
+    order is not counted again (a reload costs one lookup); one that finds nothing is.
+    Either is refused while the client or the order is over its limit, so this route
+    tells a guesser no more than the page does."""
     rt: Runtime = request.app.state.rt
     number, email, postal_code = _asked(await request.form())
     try:
-        await tracking_lookup.limits_for(rt).check(_client(request), number)
+        await tracking_lookup.limit_lookup(rt, _client(request), number, count=False)
+        found = await _answer(number, email, postal_code)
+        if found is None:
+            await tracking_lookup.limit_lookup(rt, _client(request), number)
     except DomainError as error:
         problem = error.problems[0]
         return JSONResponse({"code": problem.code.value, "message": problem.message}, 429)
-    found = await _answer(number, email, postal_code)
     if found is None:
         return JSONResponse({"code": "NOT_FOUND", "message": "No such order."}, 404)
     return StreamingResponse(

@@ -9,8 +9,10 @@ import re
 from test_settlement import ADMIN, CONFIRM, delivered, read, shop
 
 from ordergraph.core import db, periodic
+from ordergraph.core.limits import PROBLEM_REPORTS_PER_ORDER
 from ordergraph.core.settlement import config_of, confirmation_link
 from ordergraph.core.settlement.confirmation import confirm_due_deliveries
+from ordergraph.core.settlement.links import confirmation_token
 from ordergraph.core.transitions import transition_order
 
 REPORT = """
@@ -142,3 +144,28 @@ async def test_only_the_customer_of_a_delivered_order_confirms_it(database_url: 
         assert twice["errors"][0]["code"] == "INVALID_TRANSITION"
         late = await api.data(REPORT, {"id": str(order_id), "text": "late"}, as_="ada")
         assert late["reportDeliveryProblem"]["errors"][0]["code"] == "OUT_OF_ORDER"
+
+
+async def test_problem_reports_through_one_link_are_limited(database_url: str) -> None:
+    async with shop(database_url) as api:
+        order_id = await delivered(api, "SPAM-1", [{"sku": "MUG", "quantity": 1}])
+        token = confirmation_token(config_of(api.rt), order_id)
+        reports = [
+            await api.client.post(
+                "/confirm-delivery/problem", data={"token": token, "description": f"Broken {i}"}
+            )
+            for i in range(PROBLEM_REPORTS_PER_ORDER.count + 1)
+        ]
+        by_api = await api.data(REPORT, {"id": str(order_id), "text": "Still broken"}, as_="ada")
+        order = await read(api, order_id)
+    assert [r.status_code for r in reports] == [200] * PROBLEM_REPORTS_PER_ORDER.count + [429]
+    assert "Too many problem reports; try again in 60 minutes." in reports[-1].text
+    assert by_api["reportDeliveryProblem"]["errors"] == [
+        {
+            "field": "description",
+            "code": "RATE_LIMITED",
+            "message": "Too many problem reports; try again in 60 minutes.",
+        }
+    ]
+    reported = [e for e in order["events"] if e["type"] == "delivery_problem_reported"]
+    assert len(reported) == PROBLEM_REPORTS_PER_ORDER.count

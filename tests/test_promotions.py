@@ -11,6 +11,7 @@ from conftest import Api, make_settings, serve_api, submit
 from test_settlement import confirmed, delivered, shop
 
 from ordergraph.core import db
+from ordergraph.core.limits import COUPON_TRIES_PER_CUSTOMER
 from plugins.promotions import builtin
 from plugins.review_rules import price_policy
 
@@ -286,3 +287,24 @@ async def test_price_policy_still_refuses_prices_beyond_policy_with_promotions_r
     # promotion itself lowers the statement, not the unit price the policy judges.
     assert (refused, accepted) == ("REJECTED", "APPROVED")
     assert [a["amount"] for a in fair_preview["adjustments"]] == ["-6.25"]
+
+
+async def test_a_customer_guessing_coupon_codes_is_stopped(database_url: str) -> None:
+    async with shop(database_url, extra=promos()) as api:
+        await promotion(api, "Secret", "order_fixed", {"amount": "5.00"}, couponCode="S3CRET")
+        order = await submit(api, "GUESS-1", as_="ada")
+        guesses = [
+            await api.data(REDEEM, {"id": order["id"], "code": f"GUESS{i}"}, as_="ada")
+            for i in range(COUPON_TRIES_PER_CUSTOMER.count)
+        ]
+        found = await api.data(REDEEM, {"id": order["id"], "code": "S3CRET"}, as_="ada")
+        by_staff = await api.data(REDEEM, {"id": order["id"], "code": "S3CRET"})
+    assert all(g["redeemCoupon"]["errors"][0]["code"] == "NOT_FOUND" for g in guesses)
+    assert found["redeemCoupon"]["errors"] == [
+        {
+            "field": "code",
+            "code": "RATE_LIMITED",
+            "message": "Too many coupon codes tried; try again in 10 minutes.",
+        }
+    ]
+    assert by_staff["redeemCoupon"]["errors"] == []  # staff are not limited

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from conftest import make_settings, serve_api
 from test_fulfilment import shop
 from test_tracking import record, scan, shipment_ids, shipped
 
 from ordergraph.core import db, tracking_lookup
+from ordergraph.core.limits import LOOKUPS_PER_CLIENT, LOOKUPS_PER_ORDER
 
 TRACK = """
 query($number: String!, $email: String, $postalCode: String) {
@@ -94,7 +96,7 @@ async def test_lookups_are_limited_per_order_number_and_per_client(database_url:
         order_id = await shipped(api, "PUB-3")
         guesses = [
             api.gql(TRACK, {"number": number_of(order_id), "email": f"x{i}@example.com"}, as_=None)
-            for i in range(tracking_lookup.LOOKUPS_PER_ORDER + 2)
+            for i in range(LOOKUPS_PER_ORDER.count + 2)
         ]
         answers = await asyncio.gather(*guesses)
         limited = [a for a in answers if "errors" in a]
@@ -109,13 +111,13 @@ async def test_lookups_are_limited_per_order_number_and_per_client(database_url:
         others = await asyncio.gather(
             *(
                 api.gql(TRACK, {"number": f"SO-{900000 + i}", "email": "a@b.c"}, as_=None)
-                for i in range(tracking_lookup.LOOKUPS_PER_CLIENT)
+                for i in range(LOOKUPS_PER_CLIENT.count)
             )
         )
         assert (
             sum("errors" in a for a in others)
-            == (tracking_lookup.LOOKUPS_PER_ORDER + 2 + 1 + tracking_lookup.LOOKUPS_PER_CLIENT)
-            - tracking_lookup.LOOKUPS_PER_CLIENT
+            == (LOOKUPS_PER_ORDER.count + 2 + 1 + LOOKUPS_PER_CLIENT.count)
+            - LOOKUPS_PER_CLIENT.count
         )
 
 
@@ -127,13 +129,13 @@ async def test_two_api_processes_sharing_redis_refuse_together_after_the_limit(
         assert first.rt is not second.rt
         guesses = [
             api.gql(TRACK, {"number": "SO-900001", "email": f"x{i}@example.com"}, as_=None)
-            for i in range(tracking_lookup.LOOKUPS_PER_ORDER)
+            for i in range(LOOKUPS_PER_ORDER.count)
             for api in (first, second)
         ]
         answers = await asyncio.gather(*guesses)
         # Counted apart, each process would have allowed its own 10.
         codes = [a["errors"][0]["extensions"]["code"] for a in answers if "errors" in a]
-        assert codes == ["RATE_LIMITED"] * tracking_lookup.LOOKUPS_PER_ORDER
+        assert codes == ["RATE_LIMITED"] * LOOKUPS_PER_ORDER.count
         # The client's 20 lookups are spent on both processes as well.
         elsewhere = [
             await api.gql(TRACK, {"number": "SO-900002", "email": "a@b.c"}, as_=None)
@@ -157,7 +159,7 @@ async def test_the_track_page_works_without_javascript(database_url: str) -> Non
         assert page.status_code == 200
         assert f"Order {number_of(order_id)}: Shipped" in page.text
         assert "Delivery attempt failed" in page.text
-        assert "02 May 08:10 local" in page.text
+        assert "02 May 2024 08:10 local" in page.text  # the year, too
         assert "Köln" in page.text
         assert "St James" not in page.text  # no address
         assert 'fetch("/track/live"' in page.text  # live where JavaScript is on
@@ -181,3 +183,51 @@ async def test_track_order_reads_a_fixed_number_of_statements(database_url: str)
         assert found is not None and len(found.shipments[0].events) == 8
         print(f"\ntrackOrder: {log.count} statements")
         assert log.count <= 7
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["one-process", "redis"])
+async def test_an_order_number_counts_as_one_order_however_it_is_written(
+    database_url: str, redis_url: str, shared: bool
+) -> None:
+    settings = make_settings(database_url, redis_url=redis_url if shared else None)
+    async with serve_api(settings) as api:
+        spellings = ["900011", "so-900011", " SO-0000900011 ", "So-900011"]
+        answers = [
+            await api.gql(TRACK, {"number": spellings[i % 4], "email": "a@b.c"}, as_=None)
+            for i in range(LOOKUPS_PER_ORDER.count)
+        ]
+        assert all(a == {"data": {"trackOrder": None}} for a in answers)
+        refused = await api.gql(TRACK, {"number": "SO-00900011", "email": "a@b.c"}, as_=None)
+    [error] = refused["errors"]
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert error["message"] == "Too many lookups; try again in 10 minutes."
+
+
+async def test_a_number_that_names_no_order_is_counted_by_its_normalized_text(
+    database_url: str,
+) -> None:
+    async with serve_api(make_settings(database_url)) as api:
+        spellings = ["no such  order", "NO SUCH ORDER", " No such order "]
+        answers = [
+            await api.gql(TRACK, {"number": spellings[i % 3], "email": "a@b.c"}, as_=None)
+            for i in range(LOOKUPS_PER_ORDER.count)
+        ]
+        refused = await api.gql(TRACK, {"number": "no Such order", "email": "a@b.c"}, as_=None)
+        other = await api.gql(TRACK, {"number": "no such order 2", "email": "a@b.c"}, as_=None)
+    assert all(a == {"data": {"trackOrder": None}} for a in answers)
+    assert refused["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert other == {"data": {"trackOrder": None}}
+
+
+async def test_the_site_root_leads_to_graphiql_and_the_browser_gets_an_icon(
+    database_url: str,
+) -> None:
+    async with serve_api(make_settings(database_url)) as api:
+        home = await api.client.get("/", follow_redirects=False)
+        graphiql = await api.client.get("/", headers={"Accept": "text/html"}, follow_redirects=True)
+        icon = await api.client.get("/favicon.ico")
+    assert home.status_code in (302, 307) and home.headers["location"].endswith("/graphql")
+    assert graphiql.status_code == 200 and "graphiql" in graphiql.text.lower()
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/svg+xml"
+    assert icon.text.startswith("<svg")

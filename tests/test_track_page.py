@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import html
+import json
+import re
 import socket
 from collections.abc import AsyncIterator
 
@@ -18,10 +21,13 @@ import uvicorn
 from conftest import Api
 from playwright.async_api import Browser, Page, async_playwright, expect
 from test_graphiql import BROWSER_TIMEOUT_MS, CHROMIUM, CHROMIUM_ARGS
-from test_settlement import read, sent, shop
+from test_settlement import delivered, read, sent, shop
 
 from ordergraph.core import tracking
+from ordergraph.core.limits import LOOKUPS_PER_ORDER
 from ordergraph.core.orders import load_order
+from ordergraph.core.settlement import config_of
+from ordergraph.core.settlement.links import confirmation_token
 
 PHONE = {"width": 390, "height": 844}
 BERLIN = datetime.timezone(datetime.timedelta(hours=1))
@@ -198,3 +204,56 @@ async def test_with_javascript_a_new_tracking_event_shows_without_a_reload(
             await expect(page.get_by_role("button", name="Yes, confirm delivery")).to_be_visible()
             await expect(page.locator("body")).to_have_attribute("data-status", "DELIVERED")
             assert await page.evaluate("window.sameDocument") is True
+
+
+async def test_a_view_with_its_live_updates_costs_one_lookup(database_url: str) -> None:
+    async with (
+        shop(database_url) as api,
+        over_http(api) as base,
+        httpx.AsyncClient(base_url=base) as browser,
+    ):
+        order_id = await sent(api, "PHONE-3", [{"sku": "MUG", "quantity": 1}])
+        number = (await load_order(order_id)).number
+        asked = {"number": number, "email": "ada@example.com"}
+        # The customer reloads the page; each view opens its live updates, as the
+        # page's script does, and costs one of the order's lookups.
+        for _ in range(LOOKUPS_PER_ORDER.count - 1):
+            view = await browser.post("/track", data=asked)
+            assert f"Order {number}: Shipped" in view.text
+            async with browser.stream("POST", "/track/live", data=asked) as live:
+                assert live.status_code == 200
+                first = json.loads(await anext(live.aiter_lines()))
+            assert first["status"] == "SHIPPED"
+        last = await browser.post("/track", data=asked)
+        limited = await browser.post("/track", data=asked)
+        # A guess through the live route is counted, and refused once the order is full.
+        guessed = await browser.post("/track/live", data={**asked, "email": "x@example.com"})
+    assert f"Order {number}: Shipped" in last.text
+    assert "Too many lookups; try again in 10 minutes." in limited.text
+    assert guessed.status_code == 429 and guessed.json()["code"] == "RATE_LIMITED"
+
+
+async def test_the_confirmation_page_leads_back_to_the_order_and_its_statement(
+    database_url: str,
+) -> None:
+    async with shop(database_url) as api:
+        order_id = await delivered(api, "PHONE-4", [{"sku": "MUG", "quantity": 1}])
+        number = (await load_order(order_id)).number
+        token = confirmation_token(config_of(api.rt), order_id)
+        asking = await api.client.get("/confirm-delivery", params={"token": token})
+        thanks = await api.client.post("/confirm-delivery", data={"token": token})
+        await api.rt.runner.drain()  # the statement is issued by a job
+        statement = (await read(api, order_id))["statement"]
+        again = await api.client.get("/confirm-delivery", params={"token": token})
+        track_link = re.search(r'href="(/track\?number=[^"]+)"', thanks.text)
+        assert track_link is not None
+        form = await api.client.get(html.unescape(track_link.group(1)))
+        pdf_link = re.search(r'href="([^"]+)">Your statement', again.text)
+        assert pdf_link is not None
+        pdf = await api.client.get(html.unescape(pdf_link.group(1)))
+    assert f'href="/track?number={number}"' in asking.text
+    assert thanks.status_code == 200 and "Thank you" in thanks.text
+    assert f'name="number" required value="{number}"' in form.text  # the form starts with it
+    assert f"/track?number={number}" in again.text
+    assert pdf_link.group(1).startswith(f"/statements/{statement['number']}.pdf?token=")
+    assert (pdf.status_code, pdf.headers["content-type"]) == (200, "application/pdf")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import socket
 import time
 from typing import Any
 
@@ -56,7 +57,9 @@ def verify(header: str, body: bytes, secret: str) -> bool:
 
 def settings_for(database_url: str) -> Any:
     # No endpoint in the config file: only those registered through the API.
-    return make_settings(database_url, plugins={"webhooks": {"enabled": True}})
+    # The receiver is on this machine, an internal host: allowed by name.
+    webhooks = {"enabled": True, "allowed_hosts": ["127.0.0.1"]}
+    return make_settings(database_url, plugins={"webhooks": webhooks})
 
 
 async def test_a_registered_endpoint_gets_signed_events_until_it_is_deleted(
@@ -187,3 +190,118 @@ async def test_a_retry_queued_before_the_endpoint_was_deleted_is_not_sent(
 
     assert len(calls) == 1
     assert (delivery["outcome"], delivery["attempts"]) == ("failed", 1)
+
+
+LAST_ERRORS = "query($e: ID!) { webhookDeliveries(endpointId: $e) { outcome lastError } }"
+
+
+def with_allowed(database_url: str, *hosts: str) -> Any:
+    return make_settings(
+        database_url, plugins={"webhooks": {"enabled": True, "allowed_hosts": list(hosts)}}
+    )
+
+
+async def test_internal_targets_and_credentials_are_refused_at_registration(
+    database_url: str,
+) -> None:
+    internal = [
+        "http://127.0.0.1/hook",
+        "http://[::1]/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/hook",
+        "http://192.168.1.20:8080/hook",
+        "http://2130706433/hook",  # 127.0.0.1 as one decimal number
+        "http://0x7f.0.0.1/hook",
+        "http://0177.0.0.1/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://[::ffff:a9fe:a9fe]/hook",  # 169.254.169.254, IPv4-mapped
+        "http://0.0.0.0/hook",
+        "http://localhost:8000/hook",
+        "http://api.localhost/hook",
+        "https://user:pass@hooks.example.com/hook",
+    ]
+    async with serve_api(with_allowed(database_url)) as api:
+        answers = [
+            (await api.data(REGISTER, {"input": {"url": url, "eventTypes": ["*"]}}))[
+                "registerWebhookEndpoint"
+            ]
+            for url in internal
+        ]
+        public = await api.data(
+            REGISTER, {"input": {"url": "https://hooks.example.com/hook", "eventTypes": ["*"]}}
+        )
+        listed = (await api.data(ENDPOINTS))["webhookEndpoints"]
+    for url, answer in zip(internal, answers, strict=True):
+        assert answer["endpoint"] is None, url
+        assert [(e["field"], e["code"]) for e in answer["errors"]] == [("url", "INVALID_VALUE")]
+    assert "internal address" in answers[0]["errors"][0]["message"]
+    assert "credentials" in answers[-1]["errors"][0]["message"]
+    assert public["registerWebhookEndpoint"]["errors"] == []
+    assert [e["url"] for e in listed] == ["https://hooks.example.com/hook"]
+
+
+async def test_a_name_that_resolves_to_an_internal_address_is_refused_before_connecting(
+    database_url: str,
+) -> None:
+    receiver = Receiver()
+    async with serve(receiver.app()) as url:
+        hook = {"url": url.replace("127.0.0.1", "localhost") + "/hook", "eventTypes": ["*"]}
+        async with serve_api(with_allowed(database_url, "localhost")) as api:
+            registered = await api.data(REGISTER, {"input": hook})
+        endpoint_id = registered["registerWebhookEndpoint"]["endpoint"]["id"]
+        # The same endpoint once localhost is no longer allowed: its name still resolves
+        # to loopback, which each delivery checks before it connects.
+        async with serve_api(with_allowed(database_url)) as api:
+            await submit(api, "WHE-9")
+            await api.rt.runner.drain()
+            deliveries = (await api.data(LAST_ERRORS, {"e": endpoint_id}))["webhookDeliveries"]
+    assert receiver.received == []
+    assert deliveries == [
+        {"outcome": "failed", "lastError": "refused: the host is not a public address"}
+    ]
+
+
+async def test_delivery_errors_tell_nothing_of_the_network(database_url: str) -> None:
+    with socket.socket() as closed:  # a port on this machine where nothing listens
+        closed.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{closed.getsockname()[1]}/hook"
+    busy = Receiver(failures=100)
+    async with (
+        serve(busy.app()) as url,
+        serve_api(with_allowed(database_url, "127.0.0.1")) as api,
+    ):
+        ids = [
+            (await api.data(REGISTER, {"input": {"url": to, "eventTypes": ["submitted"]}}))[
+                "registerWebhookEndpoint"
+            ]["endpoint"]["id"]
+            for to in (nobody, f"{url}/hook")
+        ]
+        await submit(api, "WHE-10")
+        await api.rt.runner.drain()
+        errors = [
+            (await api.data(LAST_ERRORS, {"e": i}))["webhookDeliveries"][0]["lastError"]
+            for i in ids
+        ]
+    assert errors == ["connection failed", "HTTP 503"]
+
+
+async def test_an_allowed_name_is_reached_at_the_address_checked_and_keeps_its_host(
+    database_url: str,
+) -> None:
+    hosts: list[str] = []
+
+    async def hook(request: Request) -> PlainTextResponse:
+        hosts.append(request.headers["host"])
+        return PlainTextResponse("ok")
+
+    receiver = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    async with serve(receiver) as url, serve_api(with_allowed(database_url, "localhost")) as api:
+        port = url.rsplit(":", 1)[1]
+        hook_url = f"http://localhost:{port}/hook"
+        registered = await api.data(REGISTER, {"input": {"url": hook_url, "eventTypes": ["*"]}})
+        endpoint_id = registered["registerWebhookEndpoint"]["endpoint"]["id"]
+        await submit(api, "WHE-11")
+        await api.rt.runner.drain()
+        deliveries = (await api.data(LAST_ERRORS, {"e": endpoint_id}))["webhookDeliveries"]
+    assert deliveries == [{"outcome": "sent", "lastError": ""}]
+    assert hosts == [f"localhost:{port}"]  # the name, though the connection went to 127.0.0.1

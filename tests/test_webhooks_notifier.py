@@ -56,6 +56,8 @@ def webhook_settings(database_url: str, url: str, types: str = "submitted"):
             "signing_secret": SECRET,
             "endpoints": {"erp": f"{url}/hook"},
             "event_types": {"erp": types},
+            # The receiver is on this machine, an internal host: allowed by name.
+            "allowed_hosts": ["127.0.0.1"],
         }
     }
     return make_settings(database_url, plugins=plugins)
@@ -115,3 +117,15 @@ def test_config_endpoints_need_the_signing_secret_at_start_up(database_url: str)
     plugins = {"webhooks": {"enabled": True, "endpoints": {"erp": "http://127.0.0.1:9/hook"}}}
     with pytest.raises(PluginConfigError, match=r"plugins\.webhooks\.signing_secret is required"):
         build(make_settings(database_url, plugins=plugins))
+
+
+def test_a_config_endpoint_on_an_internal_host_stops_start_up(database_url: str) -> None:
+    webhooks = {
+        "enabled": True,
+        "signing_secret": SECRET,
+        "endpoints": {"metadata": "http://169.254.169.254/latest/meta-data/"},
+    }
+    with pytest.raises(PluginConfigError, match=r"plugins\.webhooks\.endpoints\.metadata: "):
+        build(make_settings(database_url, plugins={"webhooks": webhooks}))
+    webhooks["allowed_hosts"] = ["169.254.169.254"]  # named, it is allowed
+    build(make_settings(database_url, plugins={"webhooks": webhooks}))

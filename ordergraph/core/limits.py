@@ -129,3 +129,23 @@ def utc_instant(
 def shown(text: str, limit: int = 40) -> str:
     """``text`` as a message quotes it: a value too long to repeat is cut short."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``count`` uses of one key (a client, an order, a customer) in
+    ``window_seconds``; counted by ``ordergraph.core.rate_limits``."""
+
+    name: str
+    what: str
+    count: int
+    window_seconds: float
+
+
+# Customers' lookups of an order without a token (/track, trackOrder): guessing is slow.
+LOOKUPS_PER_CLIENT = RateLimit("lookups-per-client", "lookups", 20, 600)
+LOOKUPS_PER_ORDER = RateLimit("lookups-per-order", "lookups", 10, 600)
+# Delivery problems reported on one order (through its confirmation link or the API).
+PROBLEM_REPORTS_PER_ORDER = RateLimit("problem-reports", "problem reports", 5, 3600)
+# Coupon codes one customer tries: a guessed code is worth money.
+COUPON_TRIES_PER_CUSTOMER = RateLimit("coupon-tries", "coupon codes tried", 10, 600)

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db
-from ordergraph.core.auth import Principal
+from ordergraph.core import db, rate_limits
+from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.limits import utc_instant
+from ordergraph.core.limits import COUPON_TRIES_PER_CUSTOMER, utc_instant
 from ordergraph.core.orders import OrderView, load_order, recording
 from ordergraph.core.plugins import PluginConfigError, Setting
 from ordergraph.core.settlement.amount import Adjustment, ChargeLine
@@ -307,10 +307,14 @@ async def redeem_coupon(
     rt: Runtime, order_id: int, code: str, principal: Principal
 ) -> dict[str, Any]:
     """Use a coupon on an order, within its limits: the row lock (PostgreSQL) or the write
-    transaction (SQLite) makes a 30-use coupon give exactly 30 uses under any concurrency."""
+    transaction (SQLite) makes a 30-use coupon give exactly 30 uses under any concurrency.
+    A customer's tries are limited (``COUPON_TRIES_PER_CUSTOMER``), so codes are not guessed."""
     order = await load_order(order_id)
     if order is None or not principal.may_see_customer(order.customer_id):
         raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no order {order_id}.", "orderId")
+    if principal.role == Role.CUSTOMER:
+        tries = (COUPON_TRIES_PER_CUSTOMER, str(principal.customer_id))
+        await rate_limits.check(rt, "code", tries)
     if order.status not in REDEEMABLE:
         raise DomainError.of(
             ErrorCode.OUT_OF_ORDER,

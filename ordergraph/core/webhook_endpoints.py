@@ -8,16 +8,27 @@ listed) but receives nothing more, not even the retries already queued.
 Each delivery is a ``notifications`` row on the channel ``webhook-endpoint:ID`` (sent
 once per event, every attempt counted and logged on the order), so the deliveries of an
 endpoint are read from there.
+
+A webhook must not become a way into the service's own network: a URL with credentials,
+or whose host is a loopback, private, link-local or otherwise non-public address (in any
+spelling: ``2130706433``, ``0x7f.1``, ``[::ffff:127.0.0.1]``) or ``localhost``, is refused
+at registration, and each delivery resolves the name again, refuses it if any address is
+not public, and connects to the address it checked. Hosts named in the notifier's
+``allowed_hosts`` setting are exempt.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import ipaddress
 import re
 import secrets
+import socket
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from ordergraph.core import db
 from ordergraph.core.auth import Principal
@@ -87,23 +98,106 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
-def _checked(url: str, event_types: list[str], description: str) -> tuple[str, ...]:
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(host: str) -> IPAddress | None:
+    """The address ``host`` spells, in any form a resolver reads as one (``10.1``,
+    ``2130706433``, ``0x7f.0.0.1``, ``0177.0.0.1``, ``::ffff:127.0.0.1``); None for a name."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _public(address: IPAddress) -> bool:
+    return address.is_global and not address.is_multicast
+
+
+def _allowed(host: str, allowed_hosts: Collection[str]) -> bool:
+    return host.lower().rstrip(".") in {h.lower().rstrip(".") for h in allowed_hosts}
+
+
+def refused_target(url: str, allowed_hosts: Collection[str] = ()) -> str | None:
+    """Why a webhook may not post to ``url`` (before any name is resolved), or None."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (a port out of range raises)
+    except ValueError:
+        parts = parts._replace(netloc="")
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        return "The URL must be an absolute http:// or https:// URL with a host."
+    if parts.username is not None or parts.password is not None:
+        return "The URL must not carry credentials (user:password@); sign with the secret."
+    if _allowed(host, allowed_hosts):
+        return None
+    address = _address(host)
+    name = host.lower().rstrip(".")
+    internal_name = name in ("localhost", "") or name.endswith(".localhost")
+    if internal_name or (address is not None and not _public(address)):
+        return (
+            "The URL's host is a loopback, private, link-local or otherwise internal "
+            "address; name it in the webhooks notifier's allowed_hosts to allow it."
+        )
+    return None
+
+
+class TargetRefused(Exception):
+    """A delivery's host resolved to an address that is not public."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one delivery connects: the checked addresses, and the name they stand for."""
+
+    urls: tuple[str, ...]  # the URL with each checked address in place of the name
+    host_header: str
+    server_name: str  # for TLS: the name the certificate must show
+
+
+async def resolved_target(url: str, allowed_hosts: Collection[str] = ()) -> Target:
+    """Resolve ``url``'s host now; TargetRefused unless every address is public (or the
+    host is allowed). Connecting to the checked address keeps a name that changes its
+    answer between the check and the connection (DNS rebinding) from reaching inside."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if refused_target(url, allowed_hosts) is not None:
+        raise TargetRefused
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = [_address(str(info[4][0]).split("%")[0]) for info in infos]
+    public = all(a is not None and _public(a) for a in addresses)
+    if not addresses or not (public or _allowed(host, allowed_hosts)):
+        raise TargetRefused
+    checked = dict.fromkeys(str(info[4][0]) for info in infos)
+    return Target(
+        urls=tuple(_with_host(parts, f"[{a}]" if ":" in a else a) for a in checked),
+        host_header=parts.netloc.rpartition("@")[2],
+        server_name=host,
+    )
+
+
+def _with_host(parts: SplitResult, host: str) -> str:
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _checked(
+    url: str, event_types: list[str], description: str, allowed_hosts: Collection[str]
+) -> tuple[str, ...]:
     """The event types, deduplicated, or every problem with the input at once."""
     problems: list[Problem] = []
     if WEBHOOK_URL.check(url, "url", problems):
-        parts = urlsplit(url)
-        try:
-            parts.port  # noqa: B018 (a port out of range raises)
-        except ValueError:
-            parts = parts._replace(netloc="")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            problems.append(
-                Problem(
-                    ErrorCode.INVALID_VALUE,
-                    "The URL must be an absolute http:// or https:// URL with a host.",
-                    "url",
-                )
-            )
+        refused = refused_target(url, allowed_hosts)
+        if refused is not None:
+            problems.append(Problem(ErrorCode.INVALID_VALUE, refused, "url"))
     WEBHOOK_DESCRIPTION.check(description, "description", problems)
     wanted = tuple(dict.fromkeys(t.strip() for t in event_types))
     if not wanted:
@@ -134,10 +228,15 @@ def _checked(url: str, event_types: list[str], description: str) -> tuple[str, .
 
 
 async def register(
-    url: str, event_types: list[str], description: str, principal: Principal
+    url: str,
+    event_types: list[str],
+    description: str,
+    principal: Principal,
+    allowed_hosts: Collection[str] = (),
 ) -> tuple[EndpointView, str]:
-    """Store a new endpoint; it and its secret (shown to the caller this once)."""
-    wanted = _checked(url, event_types, description)
+    """Store a new endpoint; it and its secret (shown to the caller this once).
+    ``allowed_hosts``: internal hosts the URL may name (see ``refused_target``)."""
+    wanted = _checked(url, event_types, description, allowed_hosts)
     secret = new_secret()
     async with db.write_transaction():
         active = await WebhookEndpoint.count().where(WebhookEndpoint.deleted_at.is_null())

@@ -216,7 +216,7 @@ class TrackingQuery:
         postal_code: str | None = None,
     ) -> PublicOrderTracking | None:
         try:
-            await tracking_lookup.limits_for(info.context.rt).check(client_of(info), number)
+            await tracking_lookup.limit_lookup(info.context.rt, client_of(info), number)
         except DomainError as error:
             raise ApiError(error.code, str(error.problems[0].message)) from None
         found = await tracking_lookup.look_up(number, email=email, postal_code=postal_code)

@@ -17,6 +17,11 @@ The body is JSON; ``Ordergraph-Signature: t=<unix time>,v1=<hex>`` carries the
 HMAC-SHA256 of ``"<t>.<body>"`` with the endpoint's secret, the scheme Stripe uses: the
 receiver recomputes it and refuses an old ``t`` (a replayed capture). ``t`` is the time
 of each attempt, so a replay is signed afresh.
+
+No endpoint may name an internal host (loopback, private, link-local, metadata) unless
+``allowed_hosts`` names it: refused at registration and at start-up, and every delivery
+connects only to an address it checked just before (see ``webhook_endpoints``). A
+delivery's error says "connection failed", "timed out" or "HTTP 503", nothing more.
 """
 
 from __future__ import annotations
@@ -114,17 +119,39 @@ async def deliver(payload: dict[str, Any]) -> None:
         "content-type": "application/json",
         SIGNATURE_HEADER: signature(secret, int(time.time()), body),
     }
-    error = ""
-    try:
-        async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.post(url, content=body, headers=headers)
-        if not response.is_success:
-            error = f"answered {response.status_code}"
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"
+    error = await _post(url, body, headers)
     await record_notification(order_id, event_id, channel, recipient, kind, attempts, error)
     if error:
         raise RuntimeError(f"webhook {name}: {error}")
+
+
+async def _post(url: str, body: bytes, headers: dict[str, str]) -> str:
+    """Post ``body`` to the address ``url``'s host resolves to, once checked; what went
+    wrong ("" when answered 2xx), in words that tell nothing of the network behind it
+    (no address, no port, no "refused"), since admins read it back."""
+    try:
+        target = await webhook_endpoints.resolved_target(url, _settings["allowed_hosts"])
+    except webhook_endpoints.TargetRefused:
+        return "refused: the host is not a public address"
+    except OSError:
+        return "connection failed"  # the name does not resolve
+    async with httpx.AsyncClient(timeout=10) as client:
+        for address in target.urls:  # in the resolver's order, as a client tries them
+            try:
+                response = await client.post(
+                    address,
+                    content=body,
+                    headers={**headers, "host": target.host_header},
+                    extensions={"sni_hostname": target.server_name},
+                )
+            except httpx.ConnectError:
+                continue
+            except httpx.TimeoutException:
+                return "timed out"
+            except httpx.HTTPError:
+                return "connection failed"
+            return "" if response.is_success else f"HTTP {response.status_code}"
+    return "connection failed"
 
 
 async def _event_body(order_id: int, event_id: int) -> dict[str, Any] | None:
@@ -256,7 +283,11 @@ class WebhooksMutation:
         principal = require(info, Role.ADMIN)
         try:
             endpoint, secret = await webhook_endpoints.register(
-                input.url, input.event_types, input.description, principal
+                input.url,
+                input.event_types,
+                input.description,
+                principal,
+                _settings["allowed_hosts"],
             )
         except DomainError as error:
             return WebhookEndpointPayload(errors=user_errors(error))
@@ -374,6 +405,13 @@ def plugin_info() -> PluginInfo:
                 default={},
                 description="Endpoint name -> comma-separated event types (default *).",
             ),
+            Setting(
+                "allowed_hosts",
+                list,
+                default=[],
+                description="Hosts (names or addresses, as URLs write them) that endpoints "
+                "may name although they are internal: loopback, private or link-local.",
+            ),
         ),
     )
 
@@ -382,6 +420,10 @@ def plugin_info() -> PluginInfo:
 def register_jobs(settings: dict[str, Any]) -> dict[str, Any]:
     if settings["endpoints"] and not settings["signing_secret"]:
         raise ValueError("plugins.webhooks.signing_secret is required for its endpoints")
+    for name, url in settings["endpoints"].items():
+        refused = webhook_endpoints.refused_target(url, settings["allowed_hosts"])
+        if refused is not None:
+            raise ValueError(f"plugins.webhooks.endpoints.{name}: {refused}")
     _settings.update(settings)
     return {DELIVER_JOB: deliver}
 

@@ -11,10 +11,10 @@ import datetime
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ordergraph.core import db
+from ordergraph.core import db, rate_limits
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.limits import DELIVERY_PROBLEM, RESOLUTION
+from ordergraph.core.limits import DELIVERY_PROBLEM, PROBLEM_REPORTS_PER_ORDER, RESOLUTION
 from ordergraph.core.orders import OrderView, load_order, recording
 from ordergraph.core.settlement.config import SettlementConfig
 from ordergraph.core.tables import DeliveryProblem, Order, OrderEvent
@@ -66,7 +66,9 @@ async def confirm_delivery(
 async def report_problem(
     rt: Runtime, order_id: int, description: str, principal: Principal
 ) -> ProblemView:
-    """Record a problem with a delivery; confirmation waits until staff resolve it."""
+    """Record a problem with a delivery; confirmation waits until staff resolve it.
+    Reports on one order are limited (``PROBLEM_REPORTS_PER_ORDER``): a confirmation
+    link in the wrong hands cannot flood the order's timeline and its team's alerts."""
     order = await load_order(order_id)
     if order is None or not principal.may_see_customer(order.customer_id):
         raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no order {order_id}.", "orderId")
@@ -85,6 +87,7 @@ async def report_problem(
         )
     if (wrong := DELIVERY_PROBLEM.problem(text, "description")) is not None:
         raise DomainError(wrong)
+    await rate_limits.check(rt, "description", (PROBLEM_REPORTS_PER_ORDER, str(order_id)))
     async with recording(rt) as timeline:
         row = (
             await DeliveryProblem.insert(
