@@ -108,14 +108,22 @@ async def test_a_key_reused_for_another_movement_is_refused_and_bad_input_named(
         assert [e["code"] for e in other["errors"]] == ["IDEMPOTENCY_CONFLICT"]
         assert other["errors"][0]["field"] == "idempotencyKey"
 
-        bad = (await api.data(RECORD, pay(number, "-1.001", "", reference="x" * 201)))[
-            "recordPayment"
-        ]
+        bad = (
+            await api.data(RECORD, pay(number, "-1.001", "", reference="x" * 201, method="m" * 33))
+        )["recordPayment"]
         assert {(e["field"], e["code"]) for e in bad["errors"]} == {
             ("amount", "INVALID_VALUE"),
             ("idempotencyKey", "REQUIRED"),
             ("reference", "TOO_LONG"),
+            ("method", "TOO_LONG"),
         }
+        # A method or reference no column holds is refused alike on both databases.
+        control = (await api.data(RECORD, pay(number, "1.00", "k-2", reference="a\x01b")))[
+            "recordPayment"
+        ]
+        assert [(e["field"], e["code"]) for e in control["errors"]] == [
+            ("reference", "INVALID_CHARACTER")
+        ]
         unknown = (await api.data(RECORD, pay("ST-1999-000001", "1.00", "k-9")))["recordPayment"]
         assert unknown["errors"][0] == {
             "field": "statementNumber",

@@ -519,3 +519,30 @@ async def test_a_signed_event_with_a_malformed_field_is_refused_naming_it(
             [error] = response.json()["errors"]
             assert error["field"] == field, (field, error)
     assert ledger(entries) == [("captured", "30.00", "pi_1")]
+
+
+async def test_refunds_reported_at_once_pay_back_no_more_than_the_overpayment(
+    database_url: str,
+) -> None:
+    async with overpaid_by_card(database_url) as (api, _, statement):  # overpaid by 0.25
+
+        def refunded(n: int) -> tuple[str, dict[str, str]]:
+            refund = {"id": f"re_{n}", "object": "refund", "amount": 25, "currency": "eur",
+                      "payment_intent": "pi_1", "status": "succeeded",
+                      "metadata": {"statement": statement.number}}  # fmt: skip
+            return signed({"id": f"evt_{n}", "type": "refund.updated", "data": {"object": refund}})
+
+        answers = await asyncio.gather(
+            *(
+                api.client.post(stripe_payments.WEBHOOK_PATH, content=body, headers=headers)
+                for body, headers in map(refunded, range(8))
+            )
+        )
+        entries = await payments.entries_of(statement.id)
+        balance = await payments.balance_of(statement)
+        events, alerts = await held(api, statement)
+
+    assert sorted(a.json()["handled"] for a in answers) == ["held"] * 7 + ["refunded"]
+    assert [e.kind for e in entries] == ["captured", "refunded"]
+    assert (str(balance.paid), str(balance.overpaid)) == ("29.75", "0.00")
+    assert len(events) == 7 and [a["kind"] for a in alerts] == ["payment_held"]

@@ -233,7 +233,8 @@ def _judged(
 ) -> list[Problem]:
     """What the ledger's ``rows`` (read under the statement's lock) say against writing
     the movement: another currency than the statement's, or a refund beyond what is
-    refundable (the outcome of a pending refund may take the amount it held)."""
+    refundable (the outcome of a pending refund may take the amount it held; a provider's
+    webhook may report the outcome before the refund's answer is recorded)."""
     if currency != statement.currency:
         return [
             Problem(
@@ -242,12 +243,13 @@ def _judged(
                 "currency",
             )
         ]
-    if kind not in REFUNDS:
-        return []
-    balance = _balance(statement, rows)
-    refundable = to_minor(balance.refundable, statement.currency)
-    if kind == "refunded" and reference:
-        refundable += refund_pending_minor([r for r in rows if r["reference"] == reference])
+    same_refund = [r for r in rows if reference and r["reference"] == reference]
+    ended = any(r["kind"] in ("refunded", "refund_failed") for r in same_refund)
+    if kind not in REFUNDS or (kind == "refund_pending" and ended):
+        return []  # a pending refund whose outcome came first holds nothing
+    refundable = to_minor(_balance(statement, rows).refundable, statement.currency)
+    if kind == "refunded":
+        refundable += refund_pending_minor(same_refund)
     if amount_minor <= refundable:
         return []
     if refundable <= 0:

@@ -70,7 +70,7 @@ STRIPE_EXPONENTS = {
     ),
     **dict.fromkeys(("BHD", "JOD", "KWD", "OMR", "TND"), 3),
 }  # fmt: skip
-EVENT_TYPE = TextLimit("The event type", 100)
+TYPE_OR_STATUS = TextLimit("A type or status", 100)
 MAX_REFUNDS_LISTED = 100
 """The most refunds a ``charge.refunded`` event may list (Stripe includes up to 10)."""
 
@@ -199,8 +199,10 @@ def _object(value: Any, field: str) -> dict[str, Any]:
 
 def _text(parent: dict[str, Any], name: str, field: str, limit: TextLimit) -> str:
     value = parent.get(name)
+    if value is None or value == "":
+        raise _bad(field, "is missing", ErrorCode.REQUIRED)
     if not isinstance(value, str) or not value.strip():
-        raise _bad(field, "must be a non-empty string", ErrorCode.REQUIRED)
+        raise _bad(field, "must be a non-empty string")
     problem = limit.problem(value, field)
     if problem is not None:
         raise DomainError(problem)
@@ -237,7 +239,7 @@ def _statement_number(found: dict[str, Any], field: str, fallback: str = "") -> 
 def _refund(found: Any, field: str, fallback: str) -> Movement | None:
     """A Refund's outcome (None while it is under way)."""
     refund = _object(found, field)
-    status = _text(refund, "status", f"{field}.status", EVENT_TYPE)
+    status = _text(refund, "status", f"{field}.status", TYPE_OR_STATUS)
     kind = REFUND_OUTCOMES.get(status)
     reference = _text(refund, "id", f"{field}.id", PAYMENT_REFERENCE)
     minor = _minor(refund, "amount", f"{field}.amount")
@@ -254,7 +256,7 @@ def read_event(event: Any) -> tuple[str, str, list[Movement]]:
     first field of the wrong type or beyond its limits."""
     event = _object(event, "event")
     event_id = _text(event, "id", "id", PAYMENT_REFERENCE)
-    kind = _text(event, "type", "type", EVENT_TYPE)
+    kind = _text(event, "type", "type", TYPE_OR_STATUS)
     if kind not in PAYMENT_EVENTS + REFUND_EVENTS:
         return event_id, kind, []
     found = _object(_object(event.get("data"), "data").get("object"), "data.object")
