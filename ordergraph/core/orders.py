@@ -162,9 +162,23 @@ def order_view(row: dict[str, Any], lines: Sequence[dict[str, Any]] = ()) -> Ord
 
 
 INTERNAL_EVENT_TYPES = frozenset(
-    {"plugin_failed", "alert_opened", "alert_acknowledged", "alert_resolved", "notification"}
+    {
+        "plugin_failed",
+        "alert_opened",
+        "alert_acknowledged",
+        "alert_resolved",
+        "notification",
+        "assigned",
+        "queued",
+        "released",
+        "handed_back",
+        "task_started",
+        "task_completed",
+        "label_bought",
+    }
 )
-"""Event types for staff only: they name plugins and quote their errors."""
+"""Event types for staff only: they name plugins and quote their errors, or tell who in
+the shop was given or did which piece of work."""
 
 
 def may_see_event(principal: Principal, event_type: str) -> bool:
@@ -173,6 +187,15 @@ def may_see_event(principal: Principal, event_type: str) -> bool:
     The one rule for the timeline (``Order.events``) and the live feed (``orderEvents``).
     """
     return principal.role != Role.CUSTOMER or event_type not in INTERNAL_EVENT_TYPES
+
+
+def actor_seen_by(principal: Principal, actor: str) -> str:
+    """An event's actor as ``principal`` sees it: a customer sees that the shop acted
+    (``staff``), never which member of staff or admin did."""
+    role, _, _ = actor.partition(":")
+    if principal.role == Role.CUSTOMER and role in (Role.STAFF, Role.ADMIN):
+        return Role.STAFF.value
+    return actor
 
 
 def event_view(row: dict[str, Any]) -> OrderEventView:

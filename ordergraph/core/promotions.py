@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db
+from ordergraph.core import db, scope
 from ordergraph.core.auth import Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.limits import utc_instant
@@ -309,7 +309,7 @@ async def redeem_coupon(
     """Use a coupon on an order, within its limits: the row lock (PostgreSQL) or the write
     transaction (SQLite) makes a 30-use coupon give exactly 30 uses under any concurrency."""
     order = await load_order(order_id)
-    if order is None or not principal.may_see_customer(order.customer_id):
+    if order is None or not await scope.may_access_order(principal, order_id):
         raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no order {order_id}.", "orderId")
     if order.status not in REDEEMABLE:
         raise DomainError.of(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db
+from ordergraph.core import db, scope
 from ordergraph.core.auth import Principal
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.money import from_minor, to_minor
@@ -136,7 +136,11 @@ async def match_line(
     if line["state"] != "unmatched":
         raise DomainError.of(ErrorCode.ALREADY_DONE, f"Bank line {line_id} is matched.", "id")
     statement = await statement_by_number(statement_number)
-    if statement is None or statement.currency != line["currency"]:
+    if (
+        statement is None
+        or statement.currency != line["currency"]
+        or not await scope.may_access_order(principal, statement.order_id)
+    ):
         raise DomainError.of(
             ErrorCode.NOT_FOUND,
             f"There is no {line['currency']} statement {statement_number}.",

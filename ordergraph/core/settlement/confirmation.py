@@ -11,7 +11,7 @@ import datetime
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ordergraph.core import db
+from ordergraph.core import db, scope
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.limits import DELIVERY_PROBLEM, RESOLUTION
@@ -68,7 +68,7 @@ async def report_problem(
 ) -> ProblemView:
     """Record a problem with a delivery; confirmation waits until staff resolve it."""
     order = await load_order(order_id)
-    if order is None or not principal.may_see_customer(order.customer_id):
+    if order is None or not await scope.may_access_order(principal, order_id):
         raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no order {order_id}.", "orderId")
     if order.status != "DELIVERED":
         raise DomainError.of(
@@ -120,6 +120,15 @@ async def resolve_problem(
         )
     if (wrong := RESOLUTION.problem(text, "resolution")) is not None:
         raise DomainError(wrong)
+    reported = (
+        await DeliveryProblem.select(DeliveryProblem.order)
+        .where(DeliveryProblem.id == problem_id)
+        .first()
+    )
+    if reported is None or not await scope.may_access_order(principal, reported["order"]):
+        raise DomainError.of(
+            ErrorCode.NOT_FOUND, f"There is no open delivery problem {problem_id}.", "id"
+        )
     async with recording(rt) as timeline:
         rows = await (
             DeliveryProblem.update(
