@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db, jobs
+from ordergraph.core import db, jobs, scope
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem, is_unique_violation
 from ordergraph.core.limits import (
@@ -631,8 +631,8 @@ async def _existing(draft: OrderDraft, principal: Principal) -> OrderView | None
         return None
     order = await load_order(row["id"])
     assert order is not None
-    if not principal.may_see_customer(order.customer_id):
-        # Another customer's order: say the id is taken, never show that order.
+    if not await scope.may_access_order(principal, order.id, customer_id=order.customer_id):
+        # An order outside the caller's scope: say the id is taken, never show that order.
         raise DomainError.of(
             ErrorCode.DUPLICATE, "This external id is already in use.", "externalId"
         )

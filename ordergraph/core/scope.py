@@ -60,7 +60,7 @@ async def may_access_order(
     customer without a query.
     """
     if principal.role == Role.CUSTOMER and customer_id is not None:
-        return customer_id == principal.customer_id
+        return principal.may_see_customer(customer_id)
     return order_id in await accessible_orders(principal, [order_id])
 
 
