@@ -55,6 +55,7 @@ async def open_problem(order_id: int) -> ProblemView | None:
 async def confirm_delivery(
     rt: Runtime, order_id: int, principal: Principal, *, how: str = "by the customer"
 ) -> OrderView:
+    await scope.check_order(principal, order_id, field="orderId")
     return await transition_order(
         rt, order_id, "complete", principal, reason=f"delivery confirmed {how}"
     )
