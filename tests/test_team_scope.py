@@ -24,7 +24,7 @@ from test_subscriptions import connected_as, next_events, subscribe_live
 from ordergraph.core import alerts, auth, db
 from ordergraph.core.fulfilment import work
 from ordergraph.core.fulfilment.teams import MemberData, upsert_team
-from ordergraph.core.reconciliation import BankCredit, import_credits
+from ordergraph.core.reconciliation import BankCredit, import_credits, match_line
 from ordergraph.core.tables import BankLine, Order, Shipment, Task
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.schema import build_schema
@@ -106,12 +106,17 @@ async def two_teams(database_url: str) -> AsyncIterator[tuple[Api, Floor]]:
         alert = await alerts.open_alert(api.rt, done, "stuck")
         await import_credits(
             api.rt,
-            [BankCredit("scope-1", "test", "2026-01-05", Decimal("1.00"), "EUR", "no ref")],
+            [
+                BankCredit("scope-1", "test", "2026-01-05", Decimal("1.00"), "EUR", "no ref"),
+                BankCredit("scope-2", "test", "2026-01-05", Decimal("2.00"), "EUR", "for A-DONE"),
+            ],
             ADMIN,
         )
+        paid = await BankLine.select(BankLine.id).where(BankLine.text == "for A-DONE").first()
+        await match_line(api.rt, paid["id"], order["statement"]["number"], ADMIN)
         shipment = await Shipment.select(Shipment.id).where(Shipment.order == done).first()
         tasks = await Task.select().where(Task.order == int(working["id"]))
-        line = await BankLine.select(BankLine.id).first()
+        line = await BankLine.select(BankLine.id).where(BankLine.text == "no ref").first()
         number = (
             await api.data("query($id: ID!) { order(id: $id) { number } }", {"id": str(done)})
         )["order"]["number"]
@@ -204,6 +209,7 @@ CALLS: dict[str, Call] = {
         "query($id: ID) { alerts(orderId: $id) { orderNumber } every: alerts { orderNumber } }",
         lambda f: {"id": str(f.done)},
     ),
+    "Query.bankLines": _read('{ bankLines(state: "matched") { text } }', lambda f: {}),
     "Mutation.transitionOrder": _write(
         f'mutation($id: ID!) {{ transitionOrder(id: $id, transition: "cancel") {{ {ERRORS} }} }}',
         lambda f: {"id": str(f.working)},
@@ -351,7 +357,6 @@ NOT_ORDER_BOUND = {
     "Query.promotionKinds": "plugin metadata",
     "Query.promotions": "shop-wide rules, not orders",
     "Query.trackOrder": "public: answers whoever knows the customer's e-mail or postal code",
-    "Query.bankLines": "the bank's lines; one reaches an order only through matchBankLine",
     "Mutation.upsertProducts": "master data",
     "Mutation.upsertCustomer": "master data",
     "Mutation.replayImport": "an import error, not an order",
