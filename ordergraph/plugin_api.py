@@ -69,6 +69,8 @@ from ordergraph.core.reconciliation import match_line as match_bank_line
 from ordergraph.core.review import Finding
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.runtime import build as build_runtime
+from ordergraph.core.scope import check_order as check_order_scope
+from ordergraph.core.scope import may_access_order
 from ordergraph.core.settlement import (
     Adjustment,
     ChargeLine,
@@ -173,6 +175,7 @@ __all__ = [
     "available_stock",
     "bank_lines",
     "capped_request",
+    "check_order_scope",
     "confirmation_link",
     "consume_stock_quantities",
     "customer_exposure",
@@ -193,6 +196,7 @@ __all__ = [
     "load_order_statement",
     "load_shipment_tracking",
     "match_bank_line",
+    "may_access_order",
     "minor_unit",
     "money_from_minor",
     "money_to_minor",

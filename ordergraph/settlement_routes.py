@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from ordergraph.core import scope
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import OrderView, load_order
@@ -164,10 +165,8 @@ async def statement_pdf(request: Request) -> Response:
             status_code=401,
         )
     statement = await statement_by_number(number)
-    if statement is not None:
-        order = await load_order(statement.order_id)
-        if order is None or not principal.may_see_customer(order.customer_id):
-            statement = None
+    if statement is not None and not await scope.may_access_order(principal, statement.order_id):
+        statement = None
     if statement is None or principal.role == Role.INTEGRATOR:
         return JSONResponse(
             {"code": "NOT_FOUND", "message": f"There is no statement {number}."}, status_code=404

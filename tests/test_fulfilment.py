@@ -286,7 +286,7 @@ async def test_every_refusal_names_its_field_and_code(database_url: str) -> None
         )
         assert [e["code"] for e in out_of_order] == ["OUT_OF_ORDER"]
         other_team = await errors(api, START, {"id": task(order, "pick")["id"]}, as_="bo")
-        assert [(e["field"], e["code"]) for e in other_team] == [("id", "OTHER_TEAM")]
+        assert [(e["field"], e["code"]) for e in other_team] == [("id", "NOT_FOUND")]
         beyond = {"id": task(order, "pick")["id"], "lines": [{"lineNo": 1, "picked": 5}]}
         assert [(e["field"], e["code"]) for e in await errors(api, PICK, beyond)] == [
             ("lines[0].picked", "QUANTITY_EXCEEDED")

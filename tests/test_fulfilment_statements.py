@@ -24,8 +24,9 @@ PIA = Principal(Role.STAFF, "pia", team="floor")
 #   2  INSERT the "assigned" event, INSERT its outbox jobs
 ASSIGN_STATEMENTS = {"sqlite": 14, "postgresql": 15}
 
-# myWork, for any number of items: the token, the page of work, the tasks of every order.
-MY_WORK_STATEMENTS = 3
+# myWork, for any number of items: the token, the page of work, which of its orders are
+# in the caller's scope, the tasks of every order.
+MY_WORK_STATEMENTS = 4
 
 # Each step of the work on a one-line order, through the core functions. Every step
 # reads the task, the team scope, the order and its tasks, then writes the task with one

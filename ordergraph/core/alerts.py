@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db
-from ordergraph.core.auth import SYSTEM, Principal, Role
+from ordergraph.core import db, scope
+from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import NewEvent, Timeline, recording
 from ordergraph.core.periodic import Periodic
@@ -500,13 +500,6 @@ def _view(row: dict[str, Any]) -> AlertView:
     )
 
 
-def may_see(principal: Principal, team: str | None) -> bool:
-    """Admins and staff without a team see every alert; a team's staff see their team's."""
-    if principal.role == Role.ADMIN or (principal.role == Role.STAFF and principal.team is None):
-        return True
-    return principal.role == Role.STAFF and team == principal.team
-
-
 async def list_alerts(
     principal: Principal,
     *,
@@ -523,14 +516,15 @@ async def list_alerts(
         query = query.where(Alert.state == state)
     if order_id is not None:
         query = query.where(Alert.order == order_id)
-    if principal.role == Role.STAFF and principal.team is not None:
-        query = query.where(Alert.team.name == principal.team)
+    visible = scope.visible_orders(principal)
+    if visible:
+        query = query.where(Alert.order.is_in(Order.select(Order.id).where(*visible)))
     return [_view(row) for row in await query]
 
 
 async def get_alert(alert_id: int, principal: Principal) -> AlertView:
     row = await Alert.select(*_COLUMNS).where(Alert.id == alert_id).first()
-    if row is None or not may_see(principal, row["team_name"]):
+    if row is None or not await scope.may_access_order(principal, row["order"]):
         raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no alert {alert_id}.", "id")
     return _view(row)
 

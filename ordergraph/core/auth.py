@@ -37,6 +37,8 @@ class Principal:
         return f"{self.role}:{self.name}"
 
     def may_see_customer(self, customer_id: int) -> bool:
+        """Whether an order of ``customer_id`` may be this principal's: the part of the
+        scope rule (``core.scope``) that needs no query."""
         if self.role == Role.CUSTOMER:
             return customer_id == self.customer_id
         return self.role in (Role.ADMIN, Role.STAFF, Role.SYSTEM, Role.INTEGRATOR)

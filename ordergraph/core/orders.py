@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db, jobs
+from ordergraph.core import db, jobs, scope
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem, is_unique_violation
 from ordergraph.core.limits import (
@@ -169,9 +169,17 @@ INTERNAL_EVENT_TYPES = frozenset(
         "alert_resolved",
         "notification",
         "payment_held",
+        "assigned",
+        "queued",
+        "released",
+        "handed_back",
+        "task_started",
+        "task_completed",
+        "label_bought",
     }
 )
-"""Event types for staff only: they name plugins and quote their errors."""
+"""Event types for staff only: they name plugins and quote their errors, or tell who in
+the shop was given or did which piece of work."""
 
 
 def may_see_event(principal: Principal, event_type: str) -> bool:
@@ -180,6 +188,15 @@ def may_see_event(principal: Principal, event_type: str) -> bool:
     The one rule for the timeline (``Order.events``) and the live feed (``orderEvents``).
     """
     return principal.role != Role.CUSTOMER or event_type not in INTERNAL_EVENT_TYPES
+
+
+def actor_seen_by(principal: Principal, actor: str) -> str:
+    """An event's actor as ``principal`` sees it: a customer sees that the shop acted
+    (``staff``), never which member of staff or admin did."""
+    role, _, _ = actor.partition(":")
+    if principal.role == Role.CUSTOMER and role in (Role.STAFF, Role.ADMIN):
+        return Role.STAFF.value
+    return actor
 
 
 def event_view(row: dict[str, Any]) -> OrderEventView:
@@ -615,8 +632,8 @@ async def _existing(draft: OrderDraft, principal: Principal) -> OrderView | None
         return None
     order = await load_order(row["id"])
     assert order is not None
-    if not principal.may_see_customer(order.customer_id):
-        # Another customer's order: say the id is taken, never show that order.
+    if not await scope.may_access_order(principal, order.id, customer_id=order.customer_id):
+        # An order outside the caller's scope: say the id is taken, never show that order.
         raise DomainError.of(
             ErrorCode.DUPLICATE, "This external id is already in use.", "externalId"
         )

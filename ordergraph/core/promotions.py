@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db, rate_limits
+from ordergraph.core import db, rate_limits, scope
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.limits import COUPON_TRIES_PER_CUSTOMER, utc_instant
@@ -310,7 +310,7 @@ async def redeem_coupon(
     transaction (SQLite) makes a 30-use coupon give exactly 30 uses under any concurrency.
     A customer's tries are limited (``COUPON_TRIES_PER_CUSTOMER``), so codes are not guessed."""
     order = await load_order(order_id)
-    if order is None or not principal.may_see_customer(order.customer_id):
+    if order is None or not await scope.may_access_order(principal, order_id):
         raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no order {order_id}.", "orderId")
     if principal.role == Role.CUSTOMER:
         tries = (COUPON_TRIES_PER_CUSTOMER, str(principal.customer_id))

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db
+from ordergraph.core import db, scope
 from ordergraph.core.auth import Principal
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.money import from_minor, to_minor
 from ordergraph.core.payments import balance_of, record_entry
 from ordergraph.core.settlement.statements import StatementView, statement_by_number
-from ordergraph.core.tables import BankLine
+from ordergraph.core.tables import BankLine, Order, Statement
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
@@ -136,7 +136,11 @@ async def match_line(
     if line["state"] != "unmatched":
         raise DomainError.of(ErrorCode.ALREADY_DONE, f"Bank line {line_id} is matched.", "id")
     statement = await statement_by_number(statement_number)
-    if statement is None or statement.currency != line["currency"]:
+    if (
+        statement is None
+        or statement.currency != line["currency"]
+        or not await scope.may_access_order(principal, statement.order_id)
+    ):
         raise DomainError.of(
             ErrorCode.NOT_FOUND,
             f"There is no {line['currency']} statement {statement_number}.",
@@ -163,9 +167,18 @@ def line_view(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "amount": from_minor(row["amount_minor"], row["currency"])}
 
 
-async def bank_lines(state: str | None, limit: int = 200) -> list[dict[str, Any]]:
-    """Imported lines in ``state`` (all when None), newest first."""
+async def bank_lines(
+    state: str | None, principal: Principal, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Imported lines in ``state`` (all when None), newest first: those matched to a
+    statement only when its order is in ``principal``'s scope."""
     query = BankLine.select().order_by(BankLine.id, ascending=False).limit(limit)
     if state is not None:
         query = query.where(BankLine.state == state)
+    visible = scope.visible_orders(principal)
+    if visible:
+        statements = Statement.select(Statement.id).where(
+            Statement.order.is_in(Order.select(Order.id).where(*visible))
+        )
+        query = query.where(BankLine.statement.is_null() | BankLine.statement.is_in(statements))
     return [line_view(row) for row in await query]

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from ordergraph.core import db, jobs
+from ordergraph.core import db, jobs, scope
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.batching import Batched
 from ordergraph.core.errors import DomainError, ErrorCode
@@ -322,7 +322,9 @@ async def amend_order(
     validated like a submission and written in the transaction of the transition.
     """
     order = await load_order(order_id)
-    if order is None or not principal.may_see_customer(order.customer_id):
+    if order is None or not await scope.may_access_order(
+        principal, order_id, customer_id=order.customer_id
+    ):
         raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no order {order_id}.", "id")
     draft = replace(
         draft,

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db, inventory
+from ordergraph.core import db, inventory, scope
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.limits import REASON
@@ -75,6 +75,8 @@ async def transition_order(
         if loaded is None:
             raise _not_found(order)
         order = loaded
+    if not await scope.may_access_order(principal, order.id, customer_id=order.customer_id):
+        raise _not_found(order.id)
     move = _prepare(rt, Move(order, transition, via, reason, data), principal, expected_version)
     vetoes, failures = await _vet(rt, move, principal)
     if failures:
@@ -118,6 +120,9 @@ async def transition_orders(
     """
     for move in moves:
         _check_reason(move.reason)
+    ids = [move.order.id for move in moves]
+    if missing := set(ids) - await scope.accessible_orders(principal, ids):
+        raise _not_found(min(missing))
     prepared = [_prepare(rt, move, principal, None) for move in moves]
     for move in prepared:
         vetoes, _ = await _vet(rt, move, principal)
@@ -150,8 +155,6 @@ def _prepare(
 ) -> _Prepared:
     """The checks of ``transition_order`` after the reason's and before the hooks'."""
     order = move.order
-    if not principal.may_see_customer(order.customer_id):
-        raise _not_found(order.id)
     steps = [_step(rt, name) for name in (*move.via, move.transition)]
     if expected_version is not None and expected_version != order.version:
         raise _version_conflict(order.number, expected_version, order.version)

@@ -135,8 +135,6 @@ class AlertSubscription:
             async for message in messages:
                 if message.get("type") not in alerts.ALERT_EVENTS:
                     continue
-                if not alerts.may_see(principal, message["data"].get("team")):
-                    continue
                 try:
                     view = await alerts.get_alert(message["data"]["alert"], principal)
                 except DomainError:

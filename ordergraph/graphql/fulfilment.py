@@ -11,11 +11,12 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from ordergraph.core import db
+from ordergraph.core import db, scope
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.fulfilment import assignment, labels, teams, work
 from ordergraph.core.fulfilment.assignment import PRIORITY_RANK, explanation_of
+from ordergraph.core.orders import actor_seen_by
 from ordergraph.core.tables import Assignment as AssignmentRow
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.core.tables import Task as TaskRow
@@ -222,7 +223,7 @@ async def order_shipments(order: Order, info: Info) -> list[Shipment]:
             service=r["service"],
             tracking_number=r["tracking_number"],
             parcels=_json(r["parcels"]) or [],
-            created_by=r["created_by"],
+            created_by=actor_seen_by(info.context.principal, r["created_by"]),
             created_at=r["created_at"],
             lines=[
                 ShipmentLine(line_no=line["line_no"], quantity=line["quantity"])
@@ -379,6 +380,9 @@ class FulfilmentQuery:
             principal.name,
             "assigned",
         )
+        # A token's name may be a member of a team other than the token's own.
+        in_scope = await scope.accessible_orders(principal, [r["id"] for r in rows])
+        rows = [r for r in rows if r["id"] in in_scope]
         tasks = await info.context.loaders.tasks.load_many([r["id"] for r in rows])
         return [
             WorkItem(
@@ -441,7 +445,6 @@ class FulfilmentMutation:
         principal = _operator(info)
         try:
             order_id = row_id(id, "order")
-            await work.check_team(order_id, principal)
             await assignment.release(info.context.rt, order_id, principal)
         except DomainError as error:
             return WorkPayload(errors=user_errors(error))
@@ -572,5 +575,9 @@ class FulfilmentSubscription:
         async with info.context.rt.bus.subscribe() as messages:
             async for message in messages:
                 data = message.get("data") or {}
-                if message["type"] == "assigned" and data.get("member") == principal.name:
+                if (
+                    message["type"] == "assigned"
+                    and data.get("member") == principal.name
+                    and await scope.may_access_order(principal, message["order_id"])
+                ):
                     yield await _order(message["order_id"])

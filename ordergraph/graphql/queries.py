@@ -16,12 +16,12 @@ from piccolo.query.methods.select import Select
 from piccolo.table import Table
 
 from ordergraph.core import db
-from ordergraph.core.auth import Principal, Role
+from ordergraph.core.auth import Role
 from ordergraph.core.db import icontains
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.fulfilment.teams import team_orders
 from ordergraph.core.limits import CHANNEL, MAX_FILTER_VALUES, SEARCH, STATUS, utc_instant
 from ordergraph.core.orders import parse_order_number
+from ordergraph.core.scope import visible_orders
 from ordergraph.core.tables import Customer as CustomerRow
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.core.tables import OrderStatusCount
@@ -63,15 +63,6 @@ class OrderFilter:
     search: str | None = strawberry.field(
         default=None, description="Matches the number, the external id, or the customer."
     )
-
-
-def _visible_orders(principal: Principal) -> list[Combinable]:
-    """Where-clauses that limit orders to those the principal may see."""
-    if principal.role == Role.CUSTOMER:
-        return [OrderRow.customer == principal.customer_id]
-    if principal.role == Role.STAFF and principal.team is not None:
-        return [team_orders(principal.team)]
-    return []
 
 
 def _instant(value: datetime.datetime, field: str) -> datetime.datetime:
@@ -180,11 +171,9 @@ def _where(query: Select, clauses: list[Combinable]) -> Select:
 async def _order_by_id(info: Info, order_id: int) -> Order | None:
     principal = require(info, *READERS)
     row = await _where(
-        OrderRow.select().where(OrderRow.id == order_id), _visible_orders(principal)
+        OrderRow.select().where(OrderRow.id == order_id), visible_orders(principal)
     ).first()
-    if row is None or not principal.may_see_customer(row["customer"]):
-        return None
-    return Order.from_row(row)
+    return Order.from_row(row) if row is not None else None
 
 
 @strawberry.type
@@ -226,11 +215,11 @@ class Query:
     ) -> Connection[Order]:
         principal = require(info, *READERS)
         try:
-            clauses = _visible_orders(principal) + _order_filters(filter)
+            clauses = visible_orders(principal) + _order_filters(filter)
         except DomainError:
             # Orders of a customer who cannot exist: there are none.
             return connection("order", [], [], False, 0)
-        if not _visible_orders(principal) and _status_only(filter):
+        if not visible_orders(principal) and _status_only(filter):
             # The principal sees every order: the per-status counts answer.
             total = await orders_in_states(filter.status if filter and filter.status else None)
         else:
@@ -245,7 +234,7 @@ class Query:
     async def status_graph(self, info: Info) -> StatusGraph:
         principal = require(info, *READERS)
         graph = info.context.rt.graph
-        visible = _visible_orders(principal)
+        visible = visible_orders(principal)
         if visible:
             # A customer's own orders (the (customer, id) index) or a team's, counted.
             counts = (

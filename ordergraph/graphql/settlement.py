@@ -10,8 +10,8 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from ordergraph.core import payments
-from ordergraph.core.auth import Principal, Role
+from ordergraph.core import payments, scope
+from ordergraph.core.auth import Principal
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import load_order
 from ordergraph.core.settlement import config_of, confirmation, statements
@@ -318,11 +318,7 @@ async def _order(order_id: int) -> Order:
 async def _statement(number: str, principal: Principal) -> StatementView:
     """The statement, if the caller may see its order (NOT_FOUND otherwise)."""
     found = await statements.statement_by_number(number)
-    if found is not None and principal.role == Role.CUSTOMER:
-        row = await OrderRow.select(OrderRow.customer).where(OrderRow.id == found.order_id).first()
-        if row is None or not principal.may_see_customer(row["customer"]):
-            found = None
-    if found is None:
+    if found is None or not await scope.may_access_order(principal, found.order_id):
         raise DomainError.of(
             ErrorCode.NOT_FOUND, f"There is no statement {number}.", "statementNumber"
         )

@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from ordergraph.core.auth import Role
+from ordergraph.core import scope
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import may_see_event, message_event
 from ordergraph.core.tables import Order as OrderRow
@@ -31,16 +31,18 @@ class Subscription:
             except DomainError:
                 raise not_found from None
             row = await OrderRow.select(OrderRow.customer).where(OrderRow.id == wanted).first()
-            if row is None or not principal.may_see_customer(row["customer"]):
+            if row is None or not await scope.may_access_order(
+                principal, wanted, customer_id=row["customer"]
+            ):
                 raise not_found
         async with info.context.rt.bus.subscribe() as messages:
             async for message in messages:
                 if wanted is not None and message["order_id"] != wanted:
                     continue
-                if principal.role == Role.CUSTOMER and message["customer_id"] != (
-                    principal.customer_id
-                ):
-                    continue
                 if not may_see_event(principal, message["type"]):
                     continue
-                yield OrderEvent.from_view(message_event(message))
+                if wanted is None and not await scope.may_access_order(
+                    principal, message["order_id"], customer_id=message["customer_id"]
+                ):
+                    continue
+                yield OrderEvent.from_view(message_event(message), principal)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import strawberry
 
-from ordergraph.core import tracking, tracking_lookup
+from ordergraph.core import scope, tracking, tracking_lookup
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.graphql.context import OPERATORS, READERS, ApiError, Info, require, row_id
@@ -233,7 +233,9 @@ class TrackingQuery:
         except DomainError:
             raise not_found from None
         row = await OrderRow.select(OrderRow.customer).where(OrderRow.id == wanted).first()
-        if row is None or not principal.may_see_customer(row["customer"]):
+        if row is None or not await scope.may_access_order(
+            principal, wanted, customer_id=row["customer"]
+        ):
             raise not_found
         views = (await tracking.order_tracking([wanted]))[wanted]
         return [ShipmentTracking.from_view(v) for v in views]
@@ -245,9 +247,13 @@ class TrackingMutation:
     async def set_promised_date(
         self, info: Info, shipment_id: strawberry.ID, promised_date: datetime.date | None = None
     ) -> PromisePayload:
-        require(info, *OPERATORS)
+        principal = require(info, *OPERATORS)
         try:
             wanted = row_id(shipment_id, "shipment", field="shipmentId")
+            shipment = await tracking.shipment_row(wanted)
+            await scope.check_order(
+                principal, shipment["order"], what="shipment", ref=wanted, field="shipmentId"
+            )
             await tracking.set_promised_date(wanted, promised_date)
         except DomainError as error:
             return PromisePayload(tracking=None, errors=user_errors(error))

@@ -22,6 +22,7 @@ from ordergraph.core.money import from_minor
 from ordergraph.core.orders import (
     OrderEventView,
     OrderView,
+    actor_seen_by,
     event_view,
     may_see_event,
     order_view,
@@ -231,14 +232,15 @@ class OrderEvent:
     at: datetime.datetime
 
     @classmethod
-    def from_view(cls, view: OrderEventView) -> OrderEvent:
+    def from_view(cls, view: OrderEventView, principal: Principal) -> OrderEvent:
+        """The event as ``principal`` sees it (``actor_seen_by``)."""
         return cls(
             id=strawberry.ID(str(view.id)),
             order_id=strawberry.ID(str(view.order_id)),
             type=view.type,
             from_status=view.from_status,
             to_status=view.to_status,
-            actor=view.actor,
+            actor=actor_seen_by(principal, view.actor),
             data=view.data,
             at=view.at,
         )
@@ -379,7 +381,7 @@ class Order:
 
         def visible(rows: list[dict[str, Any]]) -> list[OrderEvent]:
             return [
-                OrderEvent.from_view(event_view(row))
+                OrderEvent.from_view(event_view(row), principal)
                 for row in rows
                 if may_see_event(principal, row["type"])
             ]

@@ -25,6 +25,7 @@ from ordergraph.plugin_api import (
     TrackingEvent,
     TrackingUpdate,
     UserError,
+    check_order_scope,
     hookimpl,
     ingest_tracking,
     load_shipment_tracking,
@@ -107,6 +108,9 @@ class ManualCarrierMutation:
                     ErrorCode.NOT_FOUND, f"There is no shipment {shipment_id}.", "shipmentId"
                 )
             shipment = await shipment_row(int(shipment_id))
+            await check_order_scope(
+                principal, shipment["order"], what="shipment", ref=shipment_id, field="shipmentId"
+            )
             if shipment["carrier"] != "manual":
                 raise DomainError.of(
                     ErrorCode.INVALID_VALUE,

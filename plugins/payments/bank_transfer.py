@@ -218,8 +218,8 @@ class BankLinePayload:
 class BankQuery:
     @strawberry.field(description="Imported bank lines, newest first (staff).")
     async def bank_lines(self, info: Info, state: str | None = "unmatched") -> list[BankLine]:
-        require(info, *OPERATORS)
-        return [_line(row) for row in await bank_lines(state)]
+        principal = require(info, *OPERATORS)
+        return [_line(row) for row in await bank_lines(state, principal)]
 
 
 @strawberry.type

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db, jobs
+from ordergraph.core import db, jobs, scope
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.fulfilment.teams import (
@@ -23,6 +23,7 @@ from ordergraph.core.fulfilment.teams import (
     TeamView,
     load_teams,
     serialize_assignments,
+    team_of_order,
 )
 from ordergraph.core.orders import PRIORITIES, OrderView, Timeline, load_order, recording
 from ordergraph.core.tables import Assignment, FulfilmentLine, Order, Task, Team
@@ -238,6 +239,9 @@ async def assign_to(rt: Runtime, order_id: int, staff: str, principal: Principal
     order = await load_order(order_id)
     if order is None:
         raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no order {order_id}.", "id")
+    if await team_of_order(order_id) is not None:
+        # An order no team holds yet may be taken by anyone; a team's, by its staff.
+        await scope.check_order(principal, order_id)
     if order.status not in WORKING:
         raise DomainError.of(
             ErrorCode.OUT_OF_ORDER,
@@ -260,17 +264,8 @@ async def assign_to(rt: Runtime, order_id: int, staff: str, principal: Principal
         current_team = next(
             (t for t in teams if current is not None and t.id == current["team"]), None
         )
-        if principal.role == Role.STAFF and principal.team is not None:
-            if current_team is not None and current_team.name != principal.team:
-                raise DomainError.of(
-                    ErrorCode.OTHER_TEAM,
-                    f"Order {order.number} belongs to team {current_team.name}.",
-                    "id",
-                )
-            if team.name != principal.team:
-                raise DomainError.of(
-                    ErrorCode.OTHER_TEAM, f"{staff} is in team {team.name}.", "member"
-                )
+        if principal.role == Role.STAFF and principal.team not in (None, team.name):
+            raise DomainError.of(ErrorCode.OTHER_TEAM, f"{staff} is in team {team.name}.", "member")
         if current is not None and current["member"] == member.id:
             return
         if member.skipped:
@@ -307,6 +302,7 @@ async def assign_to(rt: Runtime, order_id: int, staff: str, principal: Principal
 async def release(rt: Runtime, order_id: int, principal: Principal) -> str | None:
     """Hand an order back to assignment (``releaseOrder``); it goes to someone else in the
     team, or waits in the team's queue. Returns the new state."""
+    await scope.check_order(principal, order_id)
     current = await (
         Assignment.select(
             Assignment.id,
@@ -321,14 +317,6 @@ async def release(rt: Runtime, order_id: int, principal: Principal) -> str | Non
     if current is None or current["state"] != "assigned" or order is None:
         raise DomainError.of(
             ErrorCode.NOT_ASSIGNED, f"Order {order_id} is not assigned to anyone.", "id"
-        )
-    if (
-        principal.role == Role.STAFF
-        and principal.team is not None
-        and current["team_name"] != principal.team
-    ):
-        raise DomainError.of(
-            ErrorCode.OTHER_TEAM, f"The order belongs to team {current['team_name']}.", "id"
         )
     async with recording(rt) as timeline:
         await serialize_assignments()

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import alerts, db, tracking
+from ordergraph.core import alerts, db, scope, tracking
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import OrderView, load_order, recording
@@ -242,8 +242,6 @@ class Label:
 
 async def label_for(shipment_id: int, principal: Principal) -> Label:
     """A bought label, for staff of the order's team and admins (NOT_FOUND otherwise)."""
-    from ordergraph.core.fulfilment.work import check_team
-
     missing = DomainError.of(
         ErrorCode.NOT_FOUND, f"Shipment {shipment_id} has no label.", "shipmentId"
     )
@@ -261,10 +259,8 @@ async def label_for(shipment_id: int, principal: Principal) -> Label:
     )
     if row is None:
         raise missing
-    try:
-        await check_team(row["order"], principal)
-    except DomainError:
-        raise missing from None
+    if not await scope.may_access_order(principal, row["order"]):
+        raise missing
     return Label(shipment_id, bytes(row["label"]), row["label_format"], row["tracking_number"])
 
 

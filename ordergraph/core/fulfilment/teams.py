@@ -11,7 +11,7 @@ from ordergraph.core import db, jobs
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.orders import OrderView, load_order, recording
-from ordergraph.core.tables import Assignment, Order, Team, TeamMember
+from ordergraph.core.tables import Assignment, Team, TeamMember
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
@@ -286,12 +286,3 @@ async def team_of_order(order_id: int) -> str | None:
         .first()
     )
     return row["team"] if row else None
-
-
-def team_orders(team: str) -> Any:
-    """A where-clause on ``orders``: those assigned to ``team`` (staff scoped to a team)."""
-    return Order.id.is_in(
-        Assignment.select(Assignment.order).where(
-            Assignment.team.is_in(Team.select(Team.id).where(Team.name == team))
-        )
-    )

@@ -15,14 +15,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ordergraph.core import db
-from ordergraph.core.auth import SYSTEM, Principal, Role
+from ordergraph.core import db, scope
+from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.fulfilment import labels
 from ordergraph.core.fulfilment.assignment import WORKING
 from ordergraph.core.money import to_minor
 from ordergraph.core.orders import OrderView, Timeline, load_order, recording
-from ordergraph.core.tables import Assignment, FulfilmentLine, Order, Shipment, ShipmentLine, Task
+from ordergraph.core.tables import FulfilmentLine, Order, Shipment, ShipmentLine, Task
 from ordergraph.core.transitions import transition_order
 
 if TYPE_CHECKING:
@@ -67,25 +67,6 @@ async def open_quantities(order: OrderView) -> dict[str, int]:
     return {sku: n for sku, n in sorted(totals.items()) if n}
 
 
-async def check_team(order_id: int, principal: Principal) -> None:
-    """Staff of a team operate only their team's orders (OTHER_TEAM otherwise)."""
-    if principal.role != Role.STAFF or principal.team is None:
-        return
-    row = await (
-        Assignment.select(Assignment.team.name.as_alias("team"))
-        .where(Assignment.order == order_id)
-        .first()
-    )
-    team = row["team"] if row else None
-    if team != principal.team:
-        raise DomainError.of(
-            ErrorCode.OTHER_TEAM,
-            f"Order {order_id} belongs to {f'team {team}' if team else 'no team'}; "
-            f"you work in team {principal.team}.",
-            "id",
-        )
-
-
 async def _task_and_order(
     task_id: int, principal: Principal, kind: str | None = None
 ) -> tuple[dict[str, Any], OrderView, list[dict[str, Any]]]:
@@ -93,7 +74,7 @@ async def _task_and_order(
     task = await Task.select().where(Task.id == task_id).first()
     if task is None:
         raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no task {task_id}.", "id")
-    await check_team(task["order"], principal)
+    await scope.check_order(principal, task["order"], what="task", ref=task_id)
     if kind is not None and task["kind"] != kind:
         raise DomainError.of(
             ErrorCode.INVALID_VALUE, f"Task {task_id} is a {task['kind']} task, not {kind}.", "id"
@@ -444,7 +425,7 @@ async def ship_order(
 ) -> int:
     """Ship more of an order after its ship task: a backorder, or another split (no parcels
     are measured here, so no label is bought: staff give the tracking number)."""
-    await check_team(order_id, principal)
+    await scope.check_order(principal, order_id, field="orderId")
     order = await load_order(order_id)
     if order is None:
         raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no order {order_id}.", "orderId")

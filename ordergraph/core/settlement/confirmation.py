@@ -11,7 +11,7 @@ import datetime
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ordergraph.core import db, rate_limits
+from ordergraph.core import db, rate_limits, scope
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.limits import DELIVERY_PROBLEM, PROBLEM_REPORTS_PER_ORDER, RESOLUTION
@@ -55,6 +55,7 @@ async def open_problem(order_id: int) -> ProblemView | None:
 async def confirm_delivery(
     rt: Runtime, order_id: int, principal: Principal, *, how: str = "by the customer"
 ) -> OrderView:
+    await scope.check_order(principal, order_id, field="orderId")
     return await transition_order(
         rt, order_id, "complete", principal, reason=f"delivery confirmed {how}"
     )
@@ -70,7 +71,7 @@ async def report_problem(
     Reports on one order are limited (``PROBLEM_REPORTS_PER_ORDER``): a confirmation
     link in the wrong hands cannot flood the order's timeline and its team's alerts."""
     order = await load_order(order_id)
-    if order is None or not principal.may_see_customer(order.customer_id):
+    if order is None or not await scope.may_access_order(principal, order_id):
         raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no order {order_id}.", "orderId")
     if order.status != "DELIVERED":
         raise DomainError.of(
@@ -123,6 +124,15 @@ async def resolve_problem(
         )
     if (wrong := RESOLUTION.problem(text, "resolution")) is not None:
         raise DomainError(wrong)
+    reported = (
+        await DeliveryProblem.select(DeliveryProblem.order)
+        .where(DeliveryProblem.id == problem_id)
+        .first()
+    )
+    if reported is None or not await scope.may_access_order(principal, reported["order"]):
+        raise DomainError.of(
+            ErrorCode.NOT_FOUND, f"There is no open delivery problem {problem_id}.", "id"
+        )
     async with recording(rt) as timeline:
         rows = await (
             DeliveryProblem.update(
