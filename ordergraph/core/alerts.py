@@ -43,6 +43,7 @@ SEVERITY = {
     "job_failed": "high",
     "plugin_failed": "high",
     "label_failed": "high",
+    "delivery_problem": "high",
 }
 """Every kind of alert and its severity."""
 RESPONSE_HOURS = {"high": 4, "warning": 24}
@@ -608,6 +609,17 @@ class Stage:
     @hookimpl
     def plugin_info(self) -> PluginInfo:
         return PluginInfo(category="other", description="Stage 4: alerts.")
+
+    @hookimpl
+    async def delivery_problem_reported(self, order: Any, problem: Any) -> None:
+        """A customer's problem with a delivery is the order's team's to resolve; the
+        alert closes when the problem is resolved (``close_problem_alert``)."""
+        await open_alert(
+            self.rt,
+            order.id,
+            "delivery_problem",
+            detail={"problem": problem.id, "description": problem.description},
+        )
 
     @hookimpl
     def register_periodic(self) -> dict[str, Periodic]:
