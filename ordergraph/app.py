@@ -98,15 +98,46 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def health(request: Request) -> JSONResponse:
+    """Liveness: the process answers and its database too; ``degraded`` (still 200)
+    while Redis cannot be reached."""
     rt: Runtime = request.app.state.rt
     await db.raw("SELECT 1")
+    redis_problem = await rt.bus.unreachable()
     return JSONResponse(
         {
-            "status": "ok",
+            "status": "degraded" if redis_problem else "ok",
             "database": "sqlite" if db.current().is_sqlite else "postgresql",
             "jobs": "workers" if rt.settings.redis_url else "embedded",
+            "redis": _redis_state(rt, redis_problem),
         }
     )
+
+
+async def ready(request: Request) -> JSONResponse:
+    """Readiness: 200 when the database and Redis (if configured) both answer, 503
+    naming what does not."""
+    rt: Runtime = request.app.state.rt
+    try:
+        await db.raw("SELECT 1")
+        database = "ok"
+    except Exception as exc:
+        database = f"unreachable: {type(exc).__name__}"
+    redis_problem = await rt.bus.unreachable()
+    ok = database == "ok" and redis_problem is None
+    return JSONResponse(
+        {
+            "status": "ready" if ok else "unready",
+            "database": database,
+            "redis": _redis_state(rt, redis_problem),
+        },
+        status_code=200 if ok else 503,
+    )
+
+
+def _redis_state(rt: Runtime, problem: str | None) -> str:
+    if not rt.settings.redis_url:
+        return "not configured"
+    return problem or "ok"
 
 
 def _freeze_startup_objects() -> None:
@@ -136,6 +167,7 @@ def create_app(
     graphql = GraphQLApp(rt)
     routes: list[BaseRoute] = [
         Route("/health", health),
+        Route("/ready", ready),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *settlement_routes.ROUTES,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ordergraph.core import tracking
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.events import channel_for
+from ordergraph.core.events import UNREACHABLE, channel_for
 from ordergraph.core.orders import load_order, parse_order_number
 from ordergraph.core.tables import Customer
 
@@ -105,22 +105,28 @@ return 1
 
 @dataclass
 class RedisLimits:
-    """The limits shared by every process of a deployment, kept in Redis."""
+    """The limits shared by every process of a deployment, kept in Redis; counted by
+    this process alone (``fallback``) while Redis cannot be reached."""
 
     redis: Any
     prefix: str
+    fallback: ProcessLimits
 
     async def check(self, client: str, number: str) -> None:
         keys = [f"{self.prefix}:{key}" for key in _keys(client, number)]
-        allowed = await self.redis.eval(
-            SLIDING_WINDOW_SCRIPT,
-            len(keys),
-            *keys,
-            int(WINDOW_SECONDS * 1000),
-            LOOKUPS_PER_CLIENT,
-            LOOKUPS_PER_ORDER,
-            uuid.uuid4().hex,
-        )
+        try:
+            allowed = await self.redis.eval(
+                SLIDING_WINDOW_SCRIPT,
+                len(keys),
+                *keys,
+                int(WINDOW_SECONDS * 1000),
+                LOOKUPS_PER_CLIENT,
+                LOOKUPS_PER_ORDER,
+                uuid.uuid4().hex,
+            )
+        except UNREACHABLE:
+            await self.fallback.check(client, number)
+            return
         if not allowed:
             raise _refused()
 
@@ -142,9 +148,11 @@ _process_limits: dict[int, ProcessLimits] = {}
 
 def limits_for(rt: Runtime) -> Limits:
     """The lookup limits of one running service: in Redis when it has Redis."""
+    in_process = _process_limits.setdefault(id(rt), ProcessLimits.default())
     if rt.bus.redis is not None:
-        return RedisLimits(rt.bus.redis, channel_for(rt.settings.database_url, "track-lookups"))
-    return _process_limits.setdefault(id(rt), ProcessLimits.default())
+        prefix = channel_for(rt.settings.database_url, "track-lookups")
+        return RedisLimits(rt.bus.redis, prefix, in_process)
+    return in_process
 
 
 async def look_up(
