@@ -143,6 +143,26 @@ async def test_a_fedex_poll_keeps_the_offset_karrio_drops_and_delivers_the_order
         assert fedex.requests == [["794843185271"]]
 
 
+async def test_shipping_with_a_carrier_nobody_tracks_is_refused_naming_the_carriers(
+    database_url: str,
+) -> None:
+    async with fedex_shop(database_url) as (api, _fedex):
+        order = await approved(api, "NOBODY-1", lines=[{"sku": "MUG", "quantity": 1}])
+        await api.data(PICK, {"id": task(order, "pick")["id"]}, as_="pia")
+        packed = {"id": task(order, "pack")["id"], "parcels": [parcel((1, 1))]}
+        await api.data(PACK, packed, as_="pia")
+        ship = {"id": task(order, "ship")["id"], "carrier": "dhl", "numbers": ["JD0001"]}
+        refused = (await api.data(SHIP_BY, ship, as_="pia"))["completeShip"]
+        assert [(e["field"], e["code"]) for e in refused["errors"]] == [
+            ("carrier", "UNKNOWN_CARRIER")
+        ]
+        assert refused["errors"][0]["message"].endswith("the enabled carriers are: fedex, manual.")
+        assert (await read(api, order["id"]))["shipments"] == []
+        shipped = await api.data(SHIP_BY, {**ship, "carrier": "manual"}, as_="pia")
+        assert shipped["completeShip"]["errors"] == []
+        assert (await read(api, order["id"]))["status"] == "SHIPPED"
+
+
 async def test_fedex_is_asked_in_batches_and_again_after_the_interval(database_url: str) -> None:
     async with fedex_shop(database_url, poll_batch_size=2, poll_interval_minutes=60) as (
         api,
