@@ -613,7 +613,8 @@ class Stage:
     @hookimpl
     async def delivery_problem_reported(self, order: Any, problem: Any) -> None:
         """A customer's problem with a delivery is the order's team's to resolve; the
-        alert closes when the problem is resolved (``close_problem_alert``)."""
+        alert closes when the order's last open problem is resolved
+        (``settlement.confirmation.resolve_problem``)."""
         await open_alert(
             self.rt,
             order.id,

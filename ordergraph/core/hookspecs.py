@@ -313,8 +313,8 @@ def track_shipments(shipments, settings):
     Returns: a dict of tracking number to ``TrackingUpdate`` (events with their
     UTC offset, or a naive local time marked ``offset_unknown`` when the carrier's
     zone cannot be told; status and reason in karrio's vocabulary, structured
-    location; the estimate). Numbers the carrier does not know may be left out. The core stores
-    each event once and derives DELIVERED. A plugin that raises or times out makes
+    location; the estimate). Numbers the carrier does not know may be left out.
+    The core stores each event once and derives DELIVERED. A plugin that raises or times out makes
     the batch be asked again later, backing off.
     """
 
