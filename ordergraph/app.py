@@ -108,7 +108,7 @@ async def health(request: Request) -> JSONResponse:
             "status": "degraded" if redis_problem else "ok",
             "database": "sqlite" if db.current().is_sqlite else "postgresql",
             "jobs": "workers" if rt.settings.redis_url else "embedded",
-            "redis": _redis_state(rt, redis_problem),
+            **_redis_state(rt, redis_problem),
         }
     )
 
@@ -128,16 +128,15 @@ async def ready(request: Request) -> JSONResponse:
         {
             "status": "ready" if ok else "unready",
             "database": database,
-            "redis": _redis_state(rt, redis_problem),
+            **_redis_state(rt, redis_problem),
         },
         status_code=200 if ok else 503,
     )
 
 
-def _redis_state(rt: Runtime, problem: str | None) -> str:
-    if not rt.settings.redis_url:
-        return "not configured"
-    return problem or "ok"
+def _redis_state(rt: Runtime, problem: str | None) -> dict[str, str]:
+    """``{"redis": "ok"}`` or why it is unreachable; nothing without ``REDIS_URL``."""
+    return {"redis": problem or "ok"} if rt.settings.redis_url else {}
 
 
 def _freeze_startup_objects() -> None:
