@@ -98,13 +98,17 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def health(request: Request) -> JSONResponse:
+    """Liveness: the process answers and its database too; ``degraded`` (still 200)
+    while Redis cannot be reached."""
     rt: Runtime = request.app.state.rt
     await db.raw("SELECT 1")
+    redis_problem = await rt.bus.unreachable()
     return JSONResponse(
         {
-            "status": "ok",
+            "status": "degraded" if redis_problem else "ok",
             "database": "sqlite" if db.current().is_sqlite else "postgresql",
             "jobs": "workers" if rt.settings.redis_url else "embedded",
+            **_redis_state(rt, redis_problem),
         }
     )
 
@@ -124,6 +128,32 @@ FAVICON = (
 
 async def favicon(request: Request) -> Response:
     return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+
+async def ready(request: Request) -> JSONResponse:
+    """Readiness: 200 when the database and Redis (if configured) both answer, 503
+    naming what does not."""
+    rt: Runtime = request.app.state.rt
+    try:
+        await db.raw("SELECT 1")
+        database = "ok"
+    except Exception as exc:
+        database = f"unreachable: {type(exc).__name__}"
+    redis_problem = await rt.bus.unreachable()
+    ok = database == "ok" and redis_problem is None
+    return JSONResponse(
+        {
+            "status": "ready" if ok else "unready",
+            "database": database,
+            **_redis_state(rt, redis_problem),
+        },
+        status_code=200 if ok else 503,
+    )
+
+
+def _redis_state(rt: Runtime, problem: str | None) -> dict[str, str]:
+    """``{"redis": "ok"}`` or why it is unreachable; nothing without ``REDIS_URL``."""
+    return {"redis": problem or "ok"} if rt.settings.redis_url else {}
 
 
 def _freeze_startup_objects() -> None:
@@ -155,6 +185,7 @@ def create_app(
         Route("/", home),
         Route("/favicon.ico", favicon),
         Route("/health", health),
+        Route("/ready", ready),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *settlement_routes.ROUTES,

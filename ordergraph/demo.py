@@ -246,7 +246,7 @@ async def _work(rt: Runtime, order_id: int, steps: list[str]) -> None:
             lines = {line.line_no: int(quantity or line.quantity) for line in order.lines}
             await work.complete_pack(rt, task, [work.Parcel(1200, 400, 300, 200, lines)], worker)
         else:
-            await work.complete_ship(rt, task, "dhl", "express", [f"DEMO{task:05d}"], worker)
+            await work.complete_ship(rt, task, "manual", "express", [f"DEMO{task:05d}"], worker)
 
 
 async def demo_tokens() -> dict[str, str]:

@@ -15,6 +15,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -270,6 +271,21 @@ def _dhl_response(root: str, body: str) -> Response:
         f"<SiteID>{DHL_SITE_ID}</SiteID></ServiceHeader></Response>{body}</res:{root}>",
         media_type="application/xml",
     )
+
+
+RECORDED = Path(__file__).parent / "recorded"
+
+
+def recorded_dhl_shipments(name: str) -> dict[str, str]:
+    """The ``ShipmentInfo`` XML per AWB number of a tracking answer DHL gave, as karrio
+    recorded it for its own tests (``modules/connectors/dhl_express/tests/dhl_express/
+    test_tracking.py``), kept in ``tests/recorded/<name>.xml``: for ``state.results``."""
+    root = ET.parse(RECORDED / f"{name}.xml").getroot()
+    return {
+        awb.findtext("AWBNumber") or "": ET.tostring(info, encoding="unicode")
+        for awb in root.iter("AWBInfo")
+        if (info := awb.find("ShipmentInfo")) is not None
+    }
 
 
 def dhl_app(state: CarrierState) -> Starlette:

@@ -13,6 +13,7 @@ from carrier_server import (
     CarrierState,
     dhl_app,
     fedex_app,
+    recorded_dhl_shipments,
     serve,
     ups_app,
     usps_app,
@@ -140,6 +141,26 @@ async def test_a_fedex_poll_keeps_the_offset_karrio_drops_and_delivers_the_order
         later = db.now() + datetime.timedelta(days=1)
         assert (await polling.poll_carriers(api.rt, later))["fedex"].asked == 0
         assert fedex.requests == [["794843185271"]]
+
+
+async def test_shipping_with_a_carrier_nobody_tracks_is_refused_naming_the_carriers(
+    database_url: str,
+) -> None:
+    async with fedex_shop(database_url) as (api, _fedex):
+        order = await approved(api, "NOBODY-1", lines=[{"sku": "MUG", "quantity": 1}])
+        await api.data(PICK, {"id": task(order, "pick")["id"]}, as_="pia")
+        packed = {"id": task(order, "pack")["id"], "parcels": [parcel((1, 1))]}
+        await api.data(PACK, packed, as_="pia")
+        ship = {"id": task(order, "ship")["id"], "carrier": "dhl", "numbers": ["JD0001"]}
+        refused = (await api.data(SHIP_BY, ship, as_="pia"))["completeShip"]
+        assert [(e["field"], e["code"]) for e in refused["errors"]] == [
+            ("carrier", "UNKNOWN_CARRIER")
+        ]
+        assert refused["errors"][0]["message"].endswith("the enabled carriers are: fedex, manual.")
+        assert (await read(api, order["id"]))["shipments"] == []
+        shipped = await api.data(SHIP_BY, {**ship, "carrier": "manual"}, as_="pia")
+        assert shipped["completeShip"]["errors"] == []
+        assert (await read(api, order["id"]))["status"] == "SHIPPED"
 
 
 async def test_fedex_is_asked_in_batches_and_again_after_the_interval(database_url: str) -> None:
@@ -382,13 +403,67 @@ async def test_a_dhl_failed_delivery_maps_to_karrios_status_and_opens_an_alert(
         assert alert["kind"] == "delivery_failed"
 
 
-async def test_dhl_errors_back_off_and_an_event_without_offset_is_refused(
+EVENT_TIMES = """
+query($id: ID!) {
+  shipmentTracking(orderId: $id) {
+    status deliveredAt estimate { estimatedDelivery }
+    events { code status occurredAt localTime utcOffsetMinutes offsetKnown location { city } }
+  }
+}
+"""
+
+
+async def test_dhls_recorded_answers_in_local_time_take_the_offset_of_their_service_area(
+    database_url: str,
+) -> None:
+    """karrio's recorded DHL answers give every time without an offset: Barcelona,
+    Leipzig, Bergamo and Milan in August 2009 are at +02:00, Kingston at -05:00."""
+    async with fedex_shop(database_url, "dhl_express") as (api, dhl):
+        delivered = await ship_fedex(api, "DHL-R1", "3180831640", carrier="dhl_express")
+        picked_up = await ship_fedex(api, "DHL-R2", "9053283201", carrier="dhl_express")
+        dhl.results.update(recorded_dhl_shipments("dhl_express_tracking_delivered"))
+        dhl.results.update(recorded_dhl_shipments("dhl_express_tracking_in_transit"))
+
+        result = await polling.poll_carriers(api.rt)
+
+        assert (result["dhl_express"].asked, result["dhl_express"].new_events) == (2, 17)
+        [tracked] = (await api.data(EVENT_TIMES, {"id": delivered}))["shipmentTracking"]
+        assert len(tracked["events"]) == 16
+        assert all(e["offsetKnown"] and e["utcOffsetMinutes"] == 120 for e in tracked["events"])
+        newest, oldest = tracked["events"][0], tracked["events"][-1]
+        assert (newest["code"], newest["status"], newest["location"]["city"]) == (
+            "OK",
+            "delivered",
+            "Milan",
+        )
+        assert (newest["occurredAt"], newest["localTime"]) == (
+            "2009-08-31T08:09:00+00:00",
+            "2009-08-31T10:09:00+02:00",
+        )
+        assert (oldest["code"], oldest["occurredAt"]) == ("PU", "2009-08-28T11:26:00+00:00")
+        assert tracked["deliveredAt"] == "2009-08-31T08:09:00+00:00"
+        assert (await read(api, delivered))["status"] == "DELIVERED"
+
+        [moving] = (await api.data(EVENT_TIMES, {"id": picked_up}))["shipmentTracking"]
+        [event] = moving["events"]
+        assert (event["occurredAt"], event["localTime"], event["location"]["city"]) == (
+            "2021-05-05T14:42:00+00:00",
+            "2021-05-05T09:42:00-05:00",
+            "KINGSTON",
+        )
+        assert moving["estimate"]["estimatedDelivery"] == "2021-05-08T03:59:00+00:00"
+        assert (await read(api, picked_up))["status"] == "SHIPPED"
+
+
+async def test_dhl_errors_back_off_and_an_event_of_unknown_zone_is_kept_at_its_local_time(
     database_url: str,
 ) -> None:
     async with fedex_shop(database_url, "dhl_express", poll_interval_minutes=60) as (api, dhl):
         order_id = await ship_fedex(api, "DHL-3", "3234567890", carrier="dhl_express")
+        # Bentonville's service area is in none of the zone tables, and the USA has several.
         dhl.results["3234567890"] = dhl_shipment(
-            dhl_event("2024-04-26", "09:26:00", "AF", "Arrived", "LAX", "LOS ANGELES, CA-USA")
+            dhl_event("2024-04-26", "09:26:00", "AF", "Arrived", "XNA", "BENTONVILLE, AR-USA"),
+            dhl_event("2024-04-26", "15:02:00", "OK", "Delivered", "XNA", "BENTONVILLE, AR-USA"),
         )
         dhl.failures_left = 1
         now = db.now()
@@ -397,16 +472,16 @@ async def test_dhl_errors_back_off_and_an_event_without_offset_is_refused(
         # Backing off: twice the interval.
         soon = now + datetime.timedelta(minutes=90)
         assert (await polling.poll_carriers(api.rt, soon))["dhl_express"].asked == 0
-        # DHL answers, but with a local time and no offset: nothing is stored at a guess.
-        second = now + datetime.timedelta(minutes=121)
-        assert (await polling.poll_carriers(api.rt, second))["dhl_express"].failed_batches == 1
-        row = await ShipmentTracking.select().first()
-        assert row["poll_failures"] == 2 and "no time with an offset" in row["poll_error"]
-        [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
-        assert tracked["events"] == []
-        dhl.results["3234567890"] = dhl_shipment(
-            dhl_event("2024-04-26", "09:26:00-07:00", "AF", "Arrived", "LAX", "LOS ANGELES, CA-USA")
-        )
-        third = await polling.poll_carriers(api.rt, second + datetime.timedelta(minutes=241))
-        assert (third["dhl_express"].failed_batches, third["dhl_express"].new_events) == (0, 1)
+        second = await polling.poll_carriers(api.rt, now + datetime.timedelta(minutes=121))
+        assert (second["dhl_express"].failed_batches, second["dhl_express"].new_events) == (0, 2)
         assert (await ShipmentTracking.select().first())["poll_failures"] == 0
+        [tracked] = (await api.data(EVENT_TIMES, {"id": order_id}))["shipmentTracking"]
+        assert [
+            (e["code"], e["localTime"], e["utcOffsetMinutes"], e["offsetKnown"])
+            for e in tracked["events"]
+        ] == [
+            ("OK", "2024-04-26T15:02:00", None, False),
+            ("AF", "2024-04-26T09:26:00", None, False),
+        ]
+        assert tracked["status"] == "delivered"
+        assert (await read(api, order_id))["status"] == "DELIVERED"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import re
 
+from test_alerts import alerts_of
 from test_settlement import ADMIN, CONFIRM, delivered, read, shop
 
 from ordergraph.core import db, periodic
@@ -73,6 +74,35 @@ async def test_a_reported_problem_pauses_confirmation_until_staff_resolve_it(
     )
     types = [e["type"] for e in order["events"]]
     assert types.index("delivery_problem_reported") < types.index("delivery_problem_resolved")
+
+
+async def test_a_reported_problem_opens_an_alert_for_the_team_until_every_problem_is_resolved(
+    database_url: str,
+) -> None:
+    async with shop(database_url) as api:
+        order_id = await delivered(api, "PA-1", [{"sku": "MUG", "quantity": 2}])
+        problems = [
+            (await api.data(REPORT, {"id": str(order_id), "text": text}, as_="ada"))[
+                "reportDeliveryProblem"
+            ]["problem"]
+            for text in ("One mug arrived broken", "The other one is missing")
+        ]
+        [alert] = await alerts_of(api, str(order_id), "OPEN")
+        assert (alert["kind"], alert["severity"], alert["team"]) == (
+            "delivery_problem",
+            "high",
+            "floor",
+        )
+        assert alert["detail"]["description"] == "One mug arrived broken"
+
+        await api.data(RESOLVE, {"id": problems[0]["id"]}, as_="staff")
+        assert [a["kind"] for a in await alerts_of(api, str(order_id), "OPEN")] == [
+            "delivery_problem"
+        ]
+        await api.data(RESOLVE, {"id": problems[1]["id"]}, as_="staff")
+        assert await alerts_of(api, str(order_id), "OPEN") == []
+        [closed] = await alerts_of(api, str(order_id), "RESOLVED")
+        assert (closed["resolvedBy"], closed["resolution"]) == ("staff:sam", "Replacement sent")
 
 
 async def test_deliveries_are_confirmed_automatically_only_after_the_window(

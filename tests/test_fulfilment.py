@@ -60,7 +60,7 @@ mutation Pack($id: ID!, $parcels: [ParcelInput!]!) {
 """
 SHIP = """
 mutation Ship($id: ID!, $numbers: [String!]!) {
-  completeShip(id: $id, carrier: "dhl", service: "express", trackingNumbers: $numbers) {
+  completeShip(id: $id, carrier: "manual", service: "express", trackingNumbers: $numbers) {
     order { status } errors { field code message }
   }
 }
@@ -85,12 +85,17 @@ def parcel(*lines: tuple[int, int]) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def shop(
-    database_url: str, rules: list[str] | None = None, **settings: Any
+    database_url: str,
+    rules: list[str] | None = None,
+    more_plugins: dict[str, dict[str, Any]] | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Api]:
-    """The app with the stock rule and assignment rules on, and staff of two teams."""
+    """The app with the stock rule and assignment rules on (and ``more_plugins``), and
+    staff of two teams."""
     plugins = {
         "stock": {"enabled": True},
         "rules": {"enabled": True, "rules": rules or ["type=bulk -> bulk", "-> packers"]},
+        **(more_plugins or {}),
     }
     async with serve_api(make_settings(database_url, plugins=plugins, **settings)) as api:
         for name, team in [("pia", "packers"), ("pat", "packers"), ("bo", "bulk")]:
@@ -199,7 +204,7 @@ async def test_pick_pack_ship_records_who_and_when_and_the_status_follows(
         ]
         assert task(done, "pick")["startedBy"] == "staff:pia"
         assert done["shipments"] == [
-            {"carrier": "dhl", "trackingNumber": "TRK1", "lines": [{"lineNo": 1, "quantity": 3}]}
+            {"carrier": "manual", "trackingNumber": "TRK1", "lines": [{"lineNo": 1, "quantity": 3}]}
         ]
         assert done["assignment"]["state"] == "done"
         assert (await mug_stock(api)) == (97, 0)
@@ -226,12 +231,16 @@ async def test_two_of_three_units_of_one_line_ship_first_and_the_last_one_later(
 
         assert first["completeShip"]["order"]["status"] == "PROCESSING"
         assert (await mug_stock(api)) == (98, 1)
-        too_many = {"lines": [{"lineNo": 1, "quantity": 2}], "carrier": "ups"}
+        too_many = {"lines": [{"lineNo": 1, "quantity": 2}], "carrier": "manual"}
         refused = await errors(api, SHIP_MORE, {"id": order["id"], "input": too_many})
         assert [(e["code"], e["message"]) for e in refused] == [
             ("QUANTITY_EXCEEDED", "Line 1: 1 left to ship, 2 requested.")
         ]
-        rest = {"lines": [{"lineNo": 1, "quantity": 1}], "carrier": "ups", "trackingNumber": "T2"}
+        rest = {
+            "lines": [{"lineNo": 1, "quantity": 1}],
+            "carrier": "manual",
+            "trackingNumber": "T2",
+        }
         last = await api.data(SHIP_MORE, {"id": order["id"], "input": rest}, as_="pia")
 
         assert last["shipOrder"] == {"order": {"status": "SHIPPED"}, "errors": []}
@@ -270,7 +279,7 @@ async def test_a_short_pick_cancels_the_rest_or_keeps_it_as_a_backorder(
         waiting = await read(api, backorder["id"])
         assert waiting["status"] == "PROCESSING"
         assert task(waiting, "pick")["pickList"][0]["backordered"] == 3
-        later = {"lines": [{"lineNo": 1, "quantity": 3}], "carrier": "ups"}
+        later = {"lines": [{"lineNo": 1, "quantity": 3}], "carrier": "manual"}
         shipped = await api.data(SHIP_MORE, {"id": backorder["id"], "input": later}, as_="pia")
         assert shipped["shipOrder"]["order"]["status"] == "SHIPPED"
 

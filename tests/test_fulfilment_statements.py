@@ -106,7 +106,7 @@ async def test_my_work_and_each_step_cost_a_bounded_number_of_statements(
             )
         steps["pack"] = log.count
         with db.count_statements() as log:
-            await work.complete_ship(api.rt, tasks["ship"], "dhl", "", ["T1"], PIA)
+            await work.complete_ship(api.rt, tasks["ship"], "manual", "", ["T1"], PIA)
         steps["ship"] = log.count
         backend = "postgresql" if database_url.startswith("postgresql") else "sqlite"
         assert steps == STEP_STATEMENTS[backend], steps

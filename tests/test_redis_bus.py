@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -16,7 +17,14 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as redis
-from conftest import SUBMIT, new_postgres_database, order_input, seed_shop
+from conftest import (
+    SUBMIT,
+    make_settings,
+    new_postgres_database,
+    order_input,
+    seed_shop,
+    serve_api,
+)
 from websockets.asyncio.client import ClientConnection, connect
 
 from ordergraph.core import auth, db
@@ -27,6 +35,7 @@ from ordergraph.core.events import (
     SubscriberTooSlow,
     channel_for,
 )
+from ordergraph.core.tracking_lookup import LOOKUPS_PER_ORDER
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
 PROBE = "probe"
@@ -303,3 +312,69 @@ async def test_two_api_processes_and_a_worker_deliver_an_event_to_both(
             received = [await submitted_event(ws, order["id"]) for ws in sockets]
 
     assert received == [{"orderId": order["id"], "type": "submitted", "toStatus": "RECEIVED"}] * 2
+
+
+# -- Without Redis: the database serves what it can, and the service says what is missing ------
+
+TRACK = """
+query($number: String!) {
+  trackOrder(number: $number, email: "nobody@example.com") { status }
+}
+"""
+
+
+async def test_without_redis_the_api_serves_counts_lookups_itself_and_is_not_ready(
+    database_url: str, caplog: pytest.LogCaptureFixture
+):
+    closed = free_port()
+    settings = make_settings(database_url, redis_url=f"redis://127.0.0.1:{closed}/0")
+    with caplog.at_level(logging.WARNING, logger="ordergraph.core.events"):
+        async with serve_api(settings) as api:
+            answers = [
+                await api.gql(TRACK, {"number": "SO-000001"}, as_=None)
+                for _ in range(LOOKUPS_PER_ORDER + 1)
+            ]
+            submitted = await api.data(SUBMIT, {"input": order_input()})
+            health = await api.client.get("/health")
+            ready = await api.client.get("/ready")
+
+    [started] = [r for r in caplog.records if "starting without it" in r.getMessage()]
+    assert f"Redis at 127.0.0.1:{closed}/0 (REDIS_URL) is unreachable" in started.getMessage()
+    assert started.exc_info is None
+    # The lookups are answered, and limited by this process while Redis is away.
+    assert answers[:-1] == [{"data": {"trackOrder": None}}] * LOOKUPS_PER_ORDER
+    assert answers[-1]["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert submitted["submitOrder"]["order"]["status"] == "RECEIVED"
+    assert health.status_code == 200
+    assert health.json()["status"] == "degraded"
+    assert ready.status_code == 503
+    assert ready.json()["database"] == "ok"
+    assert ready.json()["redis"].startswith(f"Redis at 127.0.0.1:{closed}/0 (REDIS_URL)")
+
+
+async def test_without_redis_a_bus_delivers_its_own_events_to_its_subscribers():
+    bus = RedisBus(f"redis://127.0.0.1:{free_port()}/0", CHANNEL)
+    async with running(bus), bus.subscribe() as messages:
+        await bus.publish_many([event(1), event(2)])
+        assert await take(messages, 2) == [1, 2]
+
+
+async def test_serve_without_redis_says_so_in_one_line_and_answers_unready(tmp_path: Path):
+    port, closed = free_port(), free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("ORDERGRAPH_CONFIG", "DATABASE_URL", "REDIS_URL")
+    }
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path}/shop.db", REDIS_URL=f"redis://127.0.0.1:{closed}/0"
+    )
+    with processes(tmp_path, env, ["serve", "--port", str(port)]) as [log]:
+        await wait_until_healthy(port, log)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            ready = await client.get("/ready")
+    printed = log.read_text()
+    assert "Traceback" not in printed
+    [line] = [line for line in printed.splitlines() if "Redis" in line]
+    assert f"Redis at 127.0.0.1:{closed}/0 (REDIS_URL) is unreachable" in line
+    assert ready.status_code == 503

@@ -20,6 +20,7 @@ from ordergraph.core.settlement import Adjustment, statements
 from ordergraph.core.tables import Task
 from ordergraph.core.transitions import transition_order
 from plugins.assignment import rules
+from plugins.carriers import manual
 from plugins.channels import web
 from plugins.review_rules import credit_limit, stock
 
@@ -63,14 +64,15 @@ async def shop(
     plugin_settings: dict[str, dict[str, Any]] | None = None,
     **settlement: Any,
 ) -> AsyncIterator[Api]:
-    """The app with stock, credit limit and assignment rules, a team "floor" with pia,
-    the ``extra`` plugins (with ``plugin_settings``), and the settlement settings above
-    (overridden by ``settlement``)."""
+    """The app with stock, credit limit and assignment rules, the manual carrier, a team
+    "floor" with pia, the ``extra`` plugins (with ``plugin_settings``), and the settlement
+    settings above (overridden by ``settlement``)."""
     installed = {
         "web": web,
         "stock": stock,
         "rules": rules,
         "credit_limit": credit_limit,
+        "manual": manual,
         **(extra or {}),
     }
     plugins = {name: {"enabled": True} for name in installed}
@@ -128,7 +130,7 @@ async def sent(
         n: work.open_quantity(line) for n, line in lines_left.items() if work.open_quantity(line)
     }
     await work.complete_pack(api.rt, tasks["pack"], [work.Parcel(500, 10, 10, 10, packed)], PIA)
-    await work.complete_ship(api.rt, tasks["ship"], "dhl", "", ["T-" + external_id], PIA)
+    await work.complete_ship(api.rt, tasks["ship"], "manual", "", ["T-" + external_id], PIA)
     await api.rt.runner.drain()
     return order_id
 

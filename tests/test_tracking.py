@@ -268,7 +268,9 @@ async def test_bad_events_are_refused_by_field_and_nothing_is_stored(database_ur
 async def test_the_manual_carrier_records_only_its_own_shipments_and_customers_only_read(
     database_url: str,
 ) -> None:
-    async with shop(database_url) as api:
+    # AfterShip tracks every courier's parcels: a shipment may name "dhl".
+    aftership = {"aftership": {"enabled": True, "webhook_secret": "secret"}}
+    async with shop(database_url, more_plugins=aftership) as api:
         order_id = await shipped(api, "DHL-1", carrier="dhl")
         [shipment] = await shipment_ids(api, order_id)
         refused = await record(api, shipment, scan("2024-05-01T09:00:00+02:00", "in_transit"))

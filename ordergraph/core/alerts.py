@@ -44,6 +44,7 @@ SEVERITY = {
     "plugin_failed": "high",
     "label_failed": "high",
     "payment_held": "high",
+    "delivery_problem": "high",
 }
 """Every kind of alert and its severity."""
 RESPONSE_HOURS = {"high": 4, "warning": 24}
@@ -603,6 +604,18 @@ class Stage:
     @hookimpl
     def plugin_info(self) -> PluginInfo:
         return PluginInfo(category="other", description="Stage 4: alerts.")
+
+    @hookimpl
+    async def delivery_problem_reported(self, order: Any, problem: Any) -> None:
+        """A customer's problem with a delivery is the order's team's to resolve; the
+        alert closes when the order's last open problem is resolved
+        (``settlement.confirmation.resolve_problem``)."""
+        await open_alert(
+            self.rt,
+            order.id,
+            "delivery_problem",
+            detail={"problem": problem.id, "description": problem.description},
+        )
 
     @hookimpl
     def register_periodic(self) -> dict[str, Periodic]:

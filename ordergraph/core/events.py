@@ -17,10 +17,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from ordergraph.core.batching import Batched
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+"""What a Redis that cannot be reached raises: callers that can do without it degrade."""
+CONNECT_TIMEOUT_SECONDS = 2.0
 
 
 def channel_for(database_url: str, purpose: str = "order-events") -> str:
@@ -56,6 +62,11 @@ class InProcessBus:
 
     async def start(self) -> None:
         pass
+
+    async def unreachable(self) -> str | None:
+        """Why the shared state (Redis) cannot be reached now; None when it can, or
+        when there is none."""
+        return None
 
     async def stop(self) -> None:
         for queue in list(self._queues):
@@ -126,8 +137,26 @@ class RedisBus(InProcessBus):
     async def start(self) -> None:
         import redis.asyncio as redis
 
-        self.redis = redis.Redis.from_url(self.url)
-        await self.redis.ping()  # an unreachable Redis fails the start, not a later publish
+        self.redis = redis.Redis.from_url(self.url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        # Without Redis the service still serves what the database can: say so in one
+        # line; the client reconnects by itself once Redis answers.
+        problem = await self.unreachable()
+        if problem is not None:
+            log.warning(
+                "%s; starting without it: live events reach only this process's "
+                "subscribers and /track lookups are counted per process until it answers",
+                problem,
+            )
+
+    async def unreachable(self) -> str | None:
+        try:
+            await asyncio.wait_for(self.redis.ping(), CONNECT_TIMEOUT_SECONDS)
+        except UNREACHABLE as exc:
+            parsed = urlparse(self.url)
+            where = f"{parsed.hostname}:{parsed.port or 6379}{parsed.path}"
+            reason = str(exc).rstrip(".") or type(exc).__name__
+            return f"Redis at {where} (REDIS_URL) is unreachable: {reason}"
+        return None
 
     async def stop(self) -> None:
         if self._listener is not None:
@@ -144,8 +173,14 @@ class RedisBus(InProcessBus):
 
     async def publish_many(self, messages: list[dict[str, Any]]) -> None:
         """Publish the messages, in order, in one round trip to Redis, shared with the
-        publishes of other callers meanwhile."""
-        await self._publish(messages)
+        publishes of other callers meanwhile; while Redis cannot be reached, to this
+        process's subscribers only."""
+        try:
+            await self._publish(messages)
+        except UNREACHABLE as exc:
+            log.warning("Redis is unreachable (%s): events stay in this process", exc)
+            for message in messages:
+                self._deliver(message)
 
     async def _publish_together(
         self, batches: list[list[dict[str, Any]]]
@@ -163,7 +198,9 @@ class RedisBus(InProcessBus):
         block ends."""
         if self._listener is None:
             self._listener = asyncio.create_task(self._listen(), name="redis-bus")
-        await asyncio.wait_for(self._ready.wait(), 10)
+        # While Redis is away, this process's own events still come (see publish_many).
+        if self._ready.is_set() or await self.unreachable() is None:
+            await asyncio.wait_for(self._ready.wait(), 10)
         async with super().subscribe() as messages:
             yield messages
 
@@ -178,6 +215,9 @@ class RedisBus(InProcessBus):
                             self._deliver(json.loads(item["data"]))
             except asyncio.CancelledError:
                 raise
+            except UNREACHABLE as exc:
+                log.warning("lost the Redis event subscription (%s); reconnecting", exc)
+                await asyncio.sleep(1)
             except Exception:
                 log.exception("lost the Redis event subscription; reconnecting")
                 await asyncio.sleep(1)

@@ -311,9 +311,10 @@ def track_shipments(shipments, settings):
         settings: this plugin's settings.
 
     Returns: a dict of tracking number to ``TrackingUpdate`` (events with their
-    UTC offset, status and reason in karrio's vocabulary, structured location; the
-    estimate). Numbers the carrier does not know may be left out. The core stores
-    each event once and derives DELIVERED. A plugin that raises or times out makes
+    UTC offset, or a naive local time marked ``offset_unknown`` when the carrier's
+    zone cannot be told; status and reason in karrio's vocabulary, structured
+    location; the estimate). Numbers the carrier does not know may be left out.
+    The core stores each event once and derives DELIVERED. A plugin that raises or times out makes
     the batch be asked again later, backing off.
     """
 

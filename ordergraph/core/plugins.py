@@ -112,6 +112,9 @@ class PluginInfo:
     settings: tuple[Setting, ...] = ()
     # Built-in plugins that most deployments need are on unless switched off.
     enabled_by_default: bool = False
+    # A carrier plugin that follows every courier's parcels by tracking number
+    # (AfterShip): with it enabled, a shipment may name any carrier.
+    tracks_any_carrier: bool = False
 
 
 @dataclass

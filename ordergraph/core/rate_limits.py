@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.events import channel_for
+from ordergraph.core.events import UNREACHABLE, channel_for
 from ordergraph.core.limits import RateLimit
 
 if TYPE_CHECKING:
@@ -75,17 +75,22 @@ return {0, 0}
 
 @dataclass
 class RedisCounter:
-    """The counts shared by every process of a deployment, kept in Redis."""
+    """The counts shared by every process of a deployment, kept in Redis; counted by
+    this process alone (``fallback``) while Redis cannot be reached."""
 
     redis: Any
     prefix: str
+    fallback: ProcessCounter
 
     async def wait(self, uses: tuple[Use, ...], count: bool) -> tuple[float, int]:
         keys = [f"{self.prefix}:{limit.name}:{key}" for limit, key in uses]
         sizes = [n for limit, _ in uses for n in (limit.count, int(limit.window_seconds * 1000))]
-        waited, full = await self.redis.eval(
-            SLIDING_WINDOW_SCRIPT, len(keys), *keys, int(count), *sizes, uuid.uuid4().hex
-        )
+        try:
+            waited, full = await self.redis.eval(
+                SLIDING_WINDOW_SCRIPT, len(keys), *keys, int(count), *sizes, uuid.uuid4().hex
+            )
+        except UNREACHABLE:
+            return await self.fallback.wait(uses, count)
         return int(waited) / 1000, int(full)
 
 
@@ -93,9 +98,11 @@ _process_counters: dict[int, ProcessCounter] = {}
 
 
 def _counter(rt: Runtime) -> Counter:
+    in_process = _process_counters.setdefault(id(rt), ProcessCounter())
     if rt.bus.redis is not None:
-        return RedisCounter(rt.bus.redis, channel_for(rt.settings.database_url, "rate-limits"))
-    return _process_counters.setdefault(id(rt), ProcessCounter())
+        prefix = channel_for(rt.settings.database_url, "rate-limits")
+        return RedisCounter(rt.bus.redis, prefix, in_process)
+    return in_process
 
 
 def _later(seconds: float) -> str:

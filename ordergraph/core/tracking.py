@@ -103,7 +103,12 @@ class Location:
 
 @dataclass(frozen=True)
 class TrackingEvent:
-    """One scan. ``occurred_at`` carries the carrier's local offset (09:26-07:00)."""
+    """One scan. ``occurred_at`` carries the carrier's local offset (09:26-07:00).
+
+    ``offset_unknown``: the carrier gave only its local clock and nothing tells its
+    zone; ``occurred_at`` is then naive, that local time, and is kept as such rather
+    than dropped (stored as if UTC, with no offset, and shown as local time).
+    """
 
     occurred_at: datetime.datetime
     status: str
@@ -111,6 +116,7 @@ class TrackingEvent:
     code: str = ""
     reason: str | None = None
     location: Location = field(default_factory=Location)
+    offset_unknown: bool = False
 
     @property
     def utc_offset_minutes(self) -> int | None:
@@ -118,11 +124,18 @@ class TrackingEvent:
         return None if offset is None else int(offset.total_seconds() // 60)
 
     @property
+    def stored_instant(self) -> datetime.datetime:
+        """The instant in UTC; for a local time of unknown offset, that clock as UTC."""
+        if self.occurred_at.utcoffset() is None:
+            return self.occurred_at.replace(tzinfo=datetime.UTC)
+        return self.occurred_at.astimezone(datetime.UTC)
+
+    @property
     def dedupe_key(self) -> str:
         """The same scan reported twice (a poll and a webhook, a retried delivery) is one
         event: the instant, status, code, description and place identify it."""
         parts = (
-            self.occurred_at.astimezone(datetime.UTC).isoformat(),
+            self.stored_instant.isoformat(),
             self.status,
             self.code,
             self.description.strip().lower(),
@@ -164,7 +177,7 @@ def check_update(update: TrackingUpdate) -> None:
         )
     for i, event in enumerate(update.events[:MAX_EVENTS]):
         where = f"events[{i}]"
-        if event.occurred_at.utcoffset() is None:
+        if (event.occurred_at.utcoffset() is None) != event.offset_unknown:
             problems.append(
                 Problem(
                     ErrorCode.INVALID_VALUE,
@@ -305,7 +318,7 @@ async def ingest(
                         TrackingEventRow(
                             shipment=shipment_id,
                             order=order_id,
-                            occurred_at=e.occurred_at.astimezone(datetime.UTC),
+                            occurred_at=e.stored_instant,
                             utc_offset_minutes=e.utc_offset_minutes,
                             status=e.status,
                             reason=e.reason,
@@ -474,10 +487,15 @@ class EventView:
     source: str
 
     @property
+    def offset_known(self) -> bool:
+        return self.utc_offset_minutes is not None
+
+    @property
     def local_time(self) -> datetime.datetime:
-        """The instant on the carrier's wall clock, with its offset."""
+        """The instant on the carrier's wall clock, with its offset (without one when
+        the carrier's zone is unknown)."""
         if self.utc_offset_minutes is None:
-            return self.occurred_at
+            return self.occurred_at.replace(tzinfo=None)
         zone = datetime.timezone(datetime.timedelta(minutes=self.utc_offset_minutes))
         return self.occurred_at.astimezone(zone)
 

@@ -26,11 +26,17 @@ class TrackingLocation:
 
 @strawberry.type
 class TrackingEvent:
-    occurred_at: datetime.datetime = strawberry.field(description="The instant, in UTC.")
+    occurred_at: datetime.datetime = strawberry.field(
+        description="The instant, in UTC (when offsetKnown is false: the local time as UTC)."
+    )
     local_time: datetime.datetime = strawberry.field(
-        description="The same instant on the carrier's local clock, with its offset."
+        description="The same instant on the carrier's local clock, with its offset "
+        "(without one when offsetKnown is false)."
     )
     utc_offset_minutes: int | None
+    offset_known: bool = strawberry.field(
+        description="False when the carrier gave only its local time and its zone is unknown."
+    )
     status: str = strawberry.field(description="karrio's tracking status.")
     reason: str | None = strawberry.field(description="karrio's incident reason, if any.")
     code: str = strawberry.field(description="The carrier's own event code.")
@@ -45,6 +51,7 @@ class TrackingEvent:
             occurred_at=view.occurred_at,
             local_time=view.local_time,
             utc_offset_minutes=view.utc_offset_minutes,
+            offset_known=view.offset_known,
             status=view.status,
             reason=view.reason,
             code=view.code,
@@ -146,6 +153,7 @@ class PublicPlace:
 class PublicTrackingEvent:
     occurred_at: datetime.datetime
     local_time: datetime.datetime
+    offset_known: bool
     status: str
     description: str
     location: PublicPlace
@@ -181,6 +189,7 @@ class PublicOrderTracking:
                         PublicTrackingEvent(
                             occurred_at=e.occurred_at,
                             local_time=e.local_time,
+                            offset_known=e.offset_known,
                             status=e.status,
                             description=e.description,
                             location=PublicPlace(

@@ -254,6 +254,7 @@ def _webhook_route(secret: str) -> Route:
 def plugin_info() -> PluginInfo:
     return PluginInfo(
         category="carrier",
+        tracks_any_carrier=True,
         description=f"Tracking pushed by AfterShip's signed webhook (POST {WEBHOOK_PATH}).",
         settings=(
             Setting(

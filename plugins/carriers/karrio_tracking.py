@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RawEvent:
-    """What karrio loses of one event, read from the carrier's response."""
+    """What karrio loses of one event, read from the carrier's response. A naive
+    ``occurred_at`` is a local time whose offset nobody could tell: kept as such."""
 
     occurred_at: datetime.datetime
     location: Location
@@ -156,6 +157,7 @@ def _event(event: Any, raw: RawEvent) -> TrackingEvent:
         code=(event.code or "")[:64],
         reason=event.reason if event.reason and event.reason != "unknown" else None,
         location=raw.location,
+        offset_unknown=raw.occurred_at.utcoffset() is None,
     )
 
 

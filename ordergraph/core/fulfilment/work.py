@@ -341,11 +341,26 @@ async def complete_pack(
         )
 
 
-def _check_carrier(carrier: str, service: str) -> list[Problem]:
+def _check_carrier(rt: Runtime, carrier: str, service: str) -> list[Problem]:
+    """The carrier must be one that tracks its parcels: an enabled carrier plugin (the
+    ``manual`` one for a courier whose scans staff record), or any name while a plugin
+    that tracks every courier (AfterShip) is enabled."""
     problems = []
-    if not carrier.strip() or len(carrier) > 64:
+    name = carrier.strip()
+    carriers = [p for p in rt.plugins.enabled() if p.info.category == "carrier"]
+    if not name or len(carrier) > 64:
         problems.append(
             Problem(ErrorCode.REQUIRED, "Name the carrier (1 to 64 characters).", "carrier")
+        )
+    elif not any(p.name == name or p.info.tracks_any_carrier for p in carriers):
+        installed = ", ".join(sorted(p.name for p in carriers)) or "none"
+        problems.append(
+            Problem(
+                ErrorCode.UNKNOWN_CARRIER,
+                f"No enabled carrier is named {name!r}, so its parcels would never be "
+                f"tracked; the enabled carriers are: {installed}.",
+                "carrier",
+            )
         )
     if len(service) > 64:
         problems.append(
@@ -368,7 +383,7 @@ async def complete_ship(
     task, order, tasks = await _task_and_order(task_id, principal, "ship")
     pack = next(t for t in tasks if t["kind"] == "pack")
     parcels = _json(pack["result"]).get("parcels", [])
-    problems = _check_carrier(carrier, service)
+    problems = _check_carrier(rt, carrier, service)
     buy_label = not tracking_numbers and labels.buys_labels(rt, carrier.strip())
     if len(tracking_numbers) != len(parcels) and not buy_label:
         problems.append(
@@ -437,7 +452,7 @@ async def ship_order(
             "orderId",
         )
     lines = await fulfilment_lines(order_id)
-    problems = _check_carrier(carrier, service)
+    problems = _check_carrier(rt, carrier, service)
     if not quantities:
         problems.append(Problem(ErrorCode.REQUIRED, "Name the lines to ship.", "lines"))
     for i, (line_no, quantity) in enumerate(quantities.items()):

@@ -11,7 +11,7 @@ import datetime
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ordergraph.core import db, rate_limits, scope
+from ordergraph.core import alerts, db, rate_limits, scope
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.limits import DELIVERY_PROBLEM, PROBLEM_REPORTS_PER_ORDER, RESOLUTION
@@ -157,6 +157,8 @@ async def resolve_problem(
             principal,
             data={"problem": problem_id, "resolution": text},
         )
+        if await open_problem(order.id) is None:
+            await alerts.close_alerts(rt, order.id, ["delivery_problem"], text, principal)
     return ProblemView(**{("order_id" if k == "order" else k): v for k, v in rows[0].items()})
 
 
