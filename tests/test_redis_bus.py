@@ -35,7 +35,7 @@ from ordergraph.core.events import (
     SubscriberTooSlow,
     channel_for,
 )
-from ordergraph.core.tracking_lookup import LOOKUPS_PER_ORDER
+from ordergraph.core.limits import LOOKUPS_PER_ORDER
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
 PROBE = "probe"
@@ -332,7 +332,7 @@ async def test_without_redis_the_api_serves_counts_lookups_itself_and_is_not_rea
         async with serve_api(settings) as api:
             answers = [
                 await api.gql(TRACK, {"number": "SO-000001"}, as_=None)
-                for _ in range(LOOKUPS_PER_ORDER + 1)
+                for _ in range(LOOKUPS_PER_ORDER.count + 1)
             ]
             submitted = await api.data(SUBMIT, {"input": order_input()})
             health = await api.client.get("/health")
@@ -342,7 +342,7 @@ async def test_without_redis_the_api_serves_counts_lookups_itself_and_is_not_rea
     assert f"Redis at 127.0.0.1:{closed}/0 (REDIS_URL) is unreachable" in started.getMessage()
     assert started.exc_info is None
     # The lookups are answered, and limited by this process while Redis is away.
-    assert answers[:-1] == [{"data": {"trackOrder": None}}] * LOOKUPS_PER_ORDER
+    assert answers[:-1] == [{"data": {"trackOrder": None}}] * LOOKUPS_PER_ORDER.count
     assert answers[-1]["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
     assert submitted["submitOrder"]["order"]["status"] == "RECEIVED"
     assert health.status_code == 200
