@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ordergraph.core.errors import ErrorCode, Problem
 from ordergraph.core.tables import (
     ApiToken,
+    BankLine,
     Customer,
     ImportError_,
     Order,
@@ -93,6 +94,11 @@ TOKEN_NAME = TextLimit("The token's name", OrderEvent.actor.length - len("integr
 TEAM = TextLimit("The team", ApiToken.team.length)
 WEBHOOK_URL = TextLimit("The URL", WebhookEndpoint.url.length)
 WEBHOOK_DESCRIPTION = TextLimit("The description", WebhookEndpoint.description.length)
+# Bank statement lines: line breaks and tabs in them are wrapping, collapsed to spaces
+# before the check; any other control character refuses the file.
+BANK_ACCOUNT = TextLimit("The account", 70)
+BANK_COUNTERPARTY = TextLimit("The counterparty", BankLine.counterparty.length)
+BANK_TEXT = TextLimit("The remittance text", 10_000)
 MAX_WEBHOOK_ENDPOINTS = 100
 """Webhook endpoints registered at most (deleted ones do not count): every list is capped."""
 MAX_WEBHOOK_EVENT_TYPES = 50
