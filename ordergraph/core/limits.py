@@ -18,6 +18,7 @@ from ordergraph.core.tables import (
     BankLine,
     Customer,
     ImportError_,
+    LedgerEntry,
     Order,
     OrderEvent,
     Product,
@@ -94,6 +95,10 @@ TOKEN_NAME = TextLimit("The token's name", OrderEvent.actor.length - len("integr
 TEAM = TextLimit("The team", ApiToken.team.length)
 WEBHOOK_URL = TextLimit("The URL", WebhookEndpoint.url.length)
 WEBHOOK_DESCRIPTION = TextLimit("The description", WebhookEndpoint.description.length)
+# What a payment movement is written with (recordPayment, payment plugins).
+PAYMENT_METHOD = TextLimit("The method", LedgerEntry.method.length)
+PAYMENT_REFERENCE = TextLimit("The reference", LedgerEntry.reference.length)
+IDEMPOTENCY_KEY = TextLimit("The idempotency key", LedgerEntry.idempotency_key.length)
 # Bank statement lines: line breaks and tabs in them are wrapping, collapsed to spaces
 # before the check; any other control character refuses the file.
 BANK_ACCOUNT = TextLimit("The account", 70)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 
+from ordergraph.core.limits import shown
+
 # ISO 4217 currencies (list one) by the number of decimals of their minor unit. Units
 # without a minor unit (gold, SDRs, the test code XTS, XXX) are not currencies a statement
 # can be paid in and are left out.
@@ -60,9 +62,9 @@ def parse_amount(value: object) -> Decimal:
         try:
             amount = Decimal(text)
         except InvalidOperation:
-            raise ValueError(f"{value!r} is not a number") from None
+            raise ValueError(f"{shown(str(value))!r} is not a number") from None
     if not amount.is_finite():
-        raise ValueError(f"{value} is not a finite number")
+        raise ValueError(f"{shown(str(value))} is not a finite number")
     return amount
 
 
@@ -74,20 +76,22 @@ def to_minor(amount: Decimal, currency: str) -> int:
     (and overflow on ``1e999999999``) before the check could see it.
     """
     if not amount.is_finite():
-        raise ValueError(f"{amount} is not a finite number")
+        raise ValueError(f"{shown(str(amount))} is not a finite number")
     places = currency_exponent(currency)
     _, digits, power = amount.as_tuple()
     assert isinstance(power, int)
     significant = "".join(map(str, digits)).lstrip("0")
     trailing_zeros = len(significant) - len(significant.rstrip("0"))
     if significant and power + trailing_zeros < -places:
-        raise ValueError(f"{amount} has more than {places} decimal places for {currency}")
+        raise ValueError(
+            f"{shown(str(amount))} has more than {places} decimal places for {currency}"
+        )
     # Digits before the currency's minor unit: more than MAX_MINOR has cannot be stored.
     if significant and len(significant) + power + places > len(str(MAX_MINOR)):
-        raise ValueError(f"{amount} {currency} is too large")
+        raise ValueError(f"{shown(str(amount))} {currency} is too large")
     minor = int(amount.scaleb(places, _EXACT)) if significant else 0
     if abs(minor) > MAX_MINOR:
-        raise ValueError(f"{amount} {currency} is too large")
+        raise ValueError(f"{shown(str(amount))} {currency} is too large")
     return minor
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
+from ordergraph.core.limits import IDEMPOTENCY_KEY, PAYMENT_METHOD, PAYMENT_REFERENCE, shown
 from ordergraph.core.money import from_minor, parse_amount, to_minor
 from ordergraph.core.orders import load_order, recording
 from ordergraph.core.tables import LedgerEntry
@@ -52,8 +53,6 @@ REFUND_KINDS = {
     "pending": "refund_pending",
     "requires_action": "refund_pending",
 }
-MAX_KEY = 255
-MAX_REFERENCE = 200
 
 
 @dataclass(frozen=True)
@@ -170,7 +169,7 @@ def _fingerprint(statement_id: int, kind: str, amount_minor: int, method: str, r
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _check(kind: str, amount: Any, currency: str, key: str, reference: str) -> int:
+def _check(kind: str, amount: Any, currency: str, key: str, reference: str, method: str) -> int:
     problems = []
     if kind not in EFFECT:
         problems.append(
@@ -186,24 +185,18 @@ def _check(kind: str, amount: Any, currency: str, key: str, reference: str) -> i
         amount_minor = to_minor(parsed, currency)
     except ValueError as exc:
         problems.append(
-            Problem(ErrorCode.INVALID_VALUE, f"The amount {amount} is not valid: {exc}.", "amount")
-        )
-    if not key.strip() or len(key) > MAX_KEY:
-        problems.append(
-            Problem(
-                ErrorCode.REQUIRED,
-                f"Give an idempotency key of 1 to {MAX_KEY} characters.",
-                "idempotencyKey",
-            )
-        )
-    if len(reference) > MAX_REFERENCE:
-        problems.append(
             Problem(
                 ErrorCode.INVALID_VALUE,
-                f"A reference has at most {MAX_REFERENCE} characters.",
-                "reference",
+                f"The amount {shown(str(amount))} is not valid: {exc}.",
+                "amount",
             )
         )
+    if not key.strip():
+        problems.append(Problem(ErrorCode.REQUIRED, "Give an idempotency key.", "idempotencyKey"))
+    else:
+        IDEMPOTENCY_KEY.check(key, "idempotencyKey", problems)
+    PAYMENT_REFERENCE.check(reference, "reference", problems)
+    PAYMENT_METHOD.check(method, "method", problems)
     if problems:
         raise DomainError(*problems)
     return amount_minor
@@ -226,7 +219,7 @@ async def record_entry(
     Raises ``DomainError``: INVALID_VALUE or REQUIRED for bad input, IDEMPOTENCY_CONFLICT
     when the key was used for a different movement.
     """
-    amount_minor = _check(kind, amount, statement.currency, idempotency_key, reference)
+    amount_minor = _check(kind, amount, statement.currency, idempotency_key, reference, method)
     fingerprint = _fingerprint(statement.id, kind, amount_minor, method, reference)
     async with recording(rt) as timeline:
         rows = await db.raw(
