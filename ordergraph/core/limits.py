@@ -103,7 +103,9 @@ IDEMPOTENCY_KEY = TextLimit("The idempotency key", LedgerEntry.idempotency_key.l
 # before the check; any other control character refuses the file.
 BANK_ACCOUNT = TextLimit("The account", 70)
 BANK_COUNTERPARTY = TextLimit("The counterparty", BankLine.counterparty.length)
-BANK_TEXT = TextLimit("The remittance text", 10_000)
+# A batch booking's entry carries the texts of all its transactions: only the file's own
+# size bounds it.
+BANK_TEXT = TextLimit("The remittance text", 5_000_000)
 MAX_WEBHOOK_ENDPOINTS = 100
 """Webhook endpoints registered at most (deleted ones do not count): every list is capped."""
 MAX_WEBHOOK_EVENT_TYPES = 50

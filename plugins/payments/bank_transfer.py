@@ -149,10 +149,11 @@ def parse_camt053(content: str) -> list[BankCredit]:
 
 _TAG = re.compile(r":(\d{2}[A-Z]?):(.*)", re.DOTALL)
 # :61: value date, entry date, credit/debit mark (R: reversal), funds code, amount, and
-# the transaction type: the amount is what lies between, however it is written.
+# the transaction type (S, N or F and three more): the amount is what lies between,
+# however it is written, so that the core can refuse it rather than read a part of it.
 _STATEMENT_LINE = re.compile(
     r"(?P<value>\d{6})(?P<entry>\d{4})?(?P<mark>RC|RD|C|D)(?P<funds>[A-Z](?=[^A-Z]))?"
-    r"(?P<amount>[^A-Z]*)[A-Z][A-Z0-9]{3}(?P<rest>.*)",
+    r"(?P<amount>[^A-Z]*)[SNF][A-Z0-9]{3}(?P<rest>.*)",
     re.DOTALL,
 )
 # Structured :86: (German DFUe format): a transaction code, then ?NN subfields.
@@ -177,7 +178,7 @@ def _mt940_fields(content: str) -> list[_Field]:
         if tag:
             fields.append(_Field(tag[1], number, [tag[2]]))
             inside = True
-        elif line.startswith("-"):
+        elif line.rstrip() in ("-", "-}"):
             inside = False
         elif inside and fields:
             fields[-1].lines.append(line)
