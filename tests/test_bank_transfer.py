@@ -3,6 +3,7 @@ MT940 files, partial and over-payments, unmatched lines matched by hand."""
 
 from __future__ import annotations
 
+import asyncio
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -205,6 +206,20 @@ async def test_a_new_line_that_looks_like_another_waits_for_a_person(database_ur
     assert by_hand["matchBankLine"]["errors"] == []
 
 
+async def test_the_same_file_imported_twice_at_once_pays_once(database_url: str) -> None:
+    async with shop(database_url, extra=BANK, shipping_charge="0") as api:
+        first = await delivered(api, "CC-1", [{"sku": "MUG", "quantity": 2}])  # 29.75
+        number = (await confirmed(api, first))["statement"]["number"]
+        camt = camt053(("", "CRDT", "29.75", f"Invoice {number}"))
+        answers = await asyncio.gather(
+            *(import_file(api, "CAMT053", pretty(camt) if i % 2 else camt) for i in range(6))
+        )
+        statement = (await read(api, first))["statement"]
+    assert sorted(a["imported"] for a in answers) == [0, 0, 0, 0, 0, 1]
+    assert sum(a["matched"] for a in answers) == 1
+    assert statement["balance"]["paid"] == "29.75"
+
+
 def problems(payload: dict[str, Any]) -> set[tuple[str, str]]:
     return {(e["field"], e["code"]) for e in payload["errors"]}
 
@@ -256,11 +271,15 @@ async def test_currencies_and_texts_are_checked_alike_on_both_databases(
         # XML 1.0 allows C1 controls; a text file allows anything.
         c1 = await import_file(api, "CAMT053", camt053(("E1", "CRDT", "1.00", "a\x85b")))
         nul = await import_file(api, "MT940", mt940_file(("R1", "1,00", "a\x00b")))
+        # Every problem of the file at once: a line that cannot be read and a bad text.
+        both = mt940_file(("R1", "1,00", "a\x01b"), ("R2", "2,00", "fine"))
+        both = await import_file(api, "MT940", both.replace("CR2,00NTRFNONREF//R2", "CR2,00"))
         lines = (await api.data(ALL_LINES))["bankLines"]
     assert problems(unknown) == {("entries[1].currency", "INVALID_CURRENCY")}
     assert problems(yen) == {("entries[1].amount", "INVALID_VALUE")}
     assert problems(c1) == {("entries[1].text", "INVALID_CHARACTER")}
     assert problems(nul) == {("lines[5].text", "INVALID_CHARACTER")}
+    assert problems(both) == {("lines[5].text", "INVALID_CHARACTER"), ("lines[7]", "INVALID_VALUE")}
     assert lines == []
 
 

@@ -26,6 +26,7 @@ import json
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -108,7 +109,7 @@ def identity(
     account: str, booked_on: str, amount_minor: int, currency: str, counterparty: str, text: str
 ) -> str:
     """What makes two bank lines the same line, whatever file or layout they came in."""
-    parts = [_comparable(account).upper(), booked_on, amount_minor, currency,
+    parts = [_comparable(account), booked_on, amount_minor, currency,
              _comparable(counterparty), _comparable(text)]  # fmt: skip
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
@@ -193,10 +194,12 @@ def _checked(credit: BankCredit, problems: list[Problem]) -> CheckedLine | None:
                        counterparty, key)  # fmt: skip
 
 
-def checked_lines(credits: list[BankCredit]) -> list[CheckedLine]:
-    """The credits of a file as stored (zero amounts left out); any problem refuses the
-    file with every problem of every line."""
-    problems: list[Problem] = []
+def checked_lines(
+    credits: list[BankCredit], unreadable: Sequence[Problem] = ()
+) -> list[CheckedLine]:
+    """The credits of a file as stored (zero amounts left out); any problem, or a line
+    the parser could not read (``unreadable``), refuses the file with every problem."""
+    problems = list(unreadable)
     lines = [line for credit in credits if (line := _checked(credit, problems)) is not None]
     if len(problems) > MAX_PROBLEMS:
         more = len(problems) - MAX_PROBLEMS
@@ -244,7 +247,10 @@ async def _record(
 
 
 async def import_credits(
-    rt: Runtime, credits: list[BankCredit], principal: Principal
+    rt: Runtime,
+    credits: list[BankCredit],
+    principal: Principal,
+    unreadable: Sequence[Problem] = (),
 ) -> ImportSummary:
     """Store the new lines of a file and match them; nothing is stored when a line is bad.
 
@@ -252,7 +258,7 @@ async def import_credits(
     this file: a re-import finds every key taken. Only a first occurrence is matched; a
     later one looks like it and waits for a person.
     """
-    lines = checked_lines(credits)
+    lines = checked_lines(credits, unreadable)
     imported = already = matched = look_alike = 0
     occurrences: Counter[str] = Counter()
     for line in lines:

@@ -106,9 +106,10 @@ def _account(statement: ET.Element) -> str:
     )
 
 
-def parse_camt053(content: str) -> list[BankCredit]:
+def parse_camt053(content: str) -> tuple[list[BankCredit], list[Problem]]:
     """The credits (CRDT entries) of an ISO 20022 camt.053 bank-to-customer statement,
-    numbered in the file's order ("entry 3")."""
+    numbered in the file's order ("entry 3"); an entry's missing fields are the core's
+    to refuse, so no entry is unreadable."""
     try:
         root = ET.fromstring(content)
     except ET.ParseError as exc:
@@ -144,7 +145,7 @@ def parse_camt053(content: str) -> list[BankCredit]:
                     counterparty=_text_of(entry, "Dbtr", "Nm"),
                 )
             )
-    return credits
+    return credits, []
 
 
 _TAG = re.compile(r":(\d{2}[A-Z]?):(.*)", re.DOTALL)
@@ -216,8 +217,9 @@ def _details(lines: list[str]) -> tuple[str, str]:
     return text, "".join(v for k, v in subfields if k in ("32", "33"))
 
 
-def parse_mt940(content: str) -> list[BankCredit]:
-    """The credits of a SWIFT MT940 customer statement, named by their :61: line."""
+def parse_mt940(content: str) -> tuple[list[BankCredit], list[Problem]]:
+    """The credits of a SWIFT MT940 customer statement, named by their :61: line, and
+    the :61: lines that cannot be read."""
     fields = _mt940_fields(content)
     if not any(f.tag == "20" for f in fields):
         raise DomainError.of(
@@ -265,9 +267,7 @@ def parse_mt940(content: str) -> list[BankCredit]:
                     decimal_mark=",",
                 )
             )
-    if problems:
-        raise DomainError(*problems)
-    return credits
+    return credits, problems
 
 
 # -- GraphQL -------------------------------------------------------------------------------
@@ -347,7 +347,8 @@ class BankMutation:
                     ErrorCode.INVALID_VALUE, f"A file has at most {MAX_FILE} characters.", "content"
                 )
             parse = parse_camt053 if format == BankFileFormat.CAMT053 else parse_mt940
-            summary = await import_bank_credits(info.context.rt, parse(content), principal)
+            credits, unreadable = parse(content)
+            summary = await import_bank_credits(info.context.rt, credits, principal, unreadable)
         except DomainError as error:
             return BankImportPayload(errors=user_errors(error))
         return BankImportPayload(
