@@ -271,9 +271,10 @@ async def import_credits(
                 .where(BankLine.line_key == f"{line.identity}:1")
                 .first()
             )
+            assert first is not None  # stored by this import or an earlier one
             note = (
-                f"looks the same as bank line {first['id'] if first else '?'} (account, date, "
-                "amount, counterparty and text): match it by hand if it is another payment"
+                f"looks the same as bank line {first['id']} (account, date, amount, "
+                "counterparty and text): match it by hand if it is another payment"
             )
         rows = await db.raw(
             "INSERT INTO bank_lines (line_key, source, booked_on, amount_minor, currency, text, "
