@@ -30,7 +30,7 @@ from ordergraph.core.inventory import release as release_stock
 from ordergraph.core.inventory import release_quantities as release_stock_quantities
 from ordergraph.core.inventory import reserve as reserve_stock
 from ordergraph.core.jobs import enqueue_job
-from ordergraph.core.limits import PAYMENT_REFERENCE, STATEMENT_NUMBER, TextLimit
+from ordergraph.core.limits import PAYMENT_REFERENCE, STATEMENT_NUMBER, TextLimit, shown
 from ordergraph.core.lookups import (
     CustomerView,
     Exposure,
@@ -225,6 +225,7 @@ __all__ = [
     "set_promised_date",
     "settlement_config",
     "shipment_row",
+    "shown",
     "statement_by_number",
     "statement_link",
     "stock_quantities",

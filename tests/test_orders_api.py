@@ -245,6 +245,22 @@ async def test_a_price_finer_than_the_currency_is_refused_and_no_customer_is_cre
     assert (await order_count(api), await customer_count(api)) == before
 
 
+@pytest.mark.parametrize("currency", ["XYZ", "XAU"])
+async def test_a_currency_that_is_not_iso_4217_is_refused(api: Api, currency: str) -> None:
+    # Three letters are not enough: an unknown code would be stored with a guessed minor unit.
+    payload = await try_submit(
+        api,
+        order_input(
+            "EXT-XYZ",
+            customerEmail="newcomer@example.com",
+            customerName="New Comer",
+            currency=currency,
+        ),
+    )
+    assert problems(payload) == {("currency", "INVALID_CURRENCY")}
+    assert await order_count(api) == 0
+
+
 async def test_amounts_too_large_to_store_are_problems_not_crashes(api: Api) -> None:
     too_large = "100000000000000000"  # 10^19 cents: more than a 64-bit column holds
     huge_price = await try_submit(

@@ -97,6 +97,37 @@ async def test_the_same_payment_ten_times_at_once_is_one_entry(database_url: str
         assert [e["type"] for e in order["events"]].count("payment_recorded") == 1
 
 
+async def test_amounts_and_texts_of_a_payment_are_exact_or_refused_alike_on_both_databases(
+    database_url: str,
+) -> None:
+    async with shop(database_url, shipping_charge="0") as api:
+        order_id = await delivered(api, "PAY-T", [{"sku": "MUG", "quantity": 1}])
+        number = (await confirmed(api, order_id))["statement"]["number"]
+
+        async def refused(amount: str, key: str, **extra: str) -> set[tuple[str, str]]:
+            payload = (await api.data(RECORD, pay(number, amount, key, **extra)))["recordPayment"]
+            assert payload["entry"] is None
+            assert all(len(e["message"]) < 300 for e in payload["errors"])
+            return {(e["field"], e["code"]) for e in payload["errors"]}
+
+        amounts = {a: await refused(a, f"a-{a[:9]}") for a in
+                   ["NaN", "Infinity", "1.005", "1e30", "9" * 5000, "0"]}  # fmt: skip
+        texts = {
+            field: [await refused("1.00", f"t-{field}-{i}", **{field: f"a{c}b"})
+                    for i, c in enumerate("\x00\x01\x85")]
+            for field in ("reference", "method", "idempotencyKey")
+        }  # fmt: skip
+        long_method = await refused("1.00", "t-long", method="m" * 33)
+        balance = (await read(api, order_id))["statement"]["balance"]
+    assert all(found == {("amount", "INVALID_VALUE")} for found in amounts.values()), amounts
+    assert texts == {
+        field: [{(field, "INVALID_CHARACTER")}] * 3
+        for field in ("reference", "method", "idempotencyKey")
+    }
+    assert long_method == {("method", "TOO_LONG")}
+    assert balance["paid"] == "0.00"
+
+
 async def test_a_key_reused_for_another_movement_is_refused_and_bad_input_named(
     database_url: str,
 ) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ordergraph.core.errors import ErrorCode, Problem
 from ordergraph.core.tables import (
     ApiToken,
+    BankLine,
     Customer,
     ImportError_,
     LedgerEntry,
@@ -99,6 +100,14 @@ WEBHOOK_DESCRIPTION = TextLimit("The description", WebhookEndpoint.description.l
 PAYMENT_METHOD = TextLimit("The method", LedgerEntry.method.length)
 PAYMENT_REFERENCE = TextLimit("The reference", LedgerEntry.reference.length, multiline=True)
 STATEMENT_NUMBER = TextLimit("The statement number", Statement.number.length)
+IDEMPOTENCY_KEY = TextLimit("The idempotency key", LedgerEntry.idempotency_key.length)
+# Bank statement lines: line breaks and tabs in them are wrapping, collapsed to spaces
+# before the check; any other control character refuses the file.
+BANK_ACCOUNT = TextLimit("The account", 70)
+BANK_COUNTERPARTY = TextLimit("The counterparty", BankLine.counterparty.length)
+# A batch booking's entry carries the texts of all its transactions: only the file's own
+# size bounds it.
+BANK_TEXT = TextLimit("The remittance text", 5_000_000)
 MAX_WEBHOOK_ENDPOINTS = 100
 """Webhook endpoints registered at most (deleted ones do not count): every list is capped."""
 MAX_WEBHOOK_EVENT_TYPES = 50

@@ -17,7 +17,7 @@ from ordergraph.core.limits import (
     PRODUCT_NAME,
     SKU,
 )
-from ordergraph.core.money import is_currency, to_minor
+from ordergraph.core.money import is_iso_currency, to_minor
 from ordergraph.core.tables import Customer, Product
 
 MAX_PRODUCTS_PER_CALL = 1000
@@ -50,9 +50,9 @@ class CustomerData:
 
 
 def _money(amount: Decimal, currency: str, field: str, problems: list[Problem]) -> int | None:
-    if not is_currency(currency):
+    if not is_iso_currency(currency):
         problems.append(
-            Problem(ErrorCode.INVALID_CURRENCY, f"{currency!r} is not a currency code.", field)
+            Problem(ErrorCode.INVALID_CURRENCY, f"{currency!r} is not an ISO 4217 code.", field)
         )
         return None
     try:

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-import re
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 
-# ISO 4217 currencies whose minor unit is not 1/100.
+from ordergraph.core.limits import shown
+
+# ISO 4217 currencies (list one) by the number of decimals of their minor unit. Units
+# without a minor unit (gold, SDRs, the test code XTS, XXX) are not currencies a statement
+# can be paid in and are left out.
+_CODES_BY_EXPONENT = {
+    0: "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF",
+    2: """
+    AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BMD BND BOB BOV BRL BSD BTN BWP BYN BZD
+    CAD CDF CHE CHF CHW CNY COP COU CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
+    GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT LAK
+    LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO
+    NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP SLE SOS
+    SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD USN UYU UZS VED VES WST
+    XCD XCG YER ZAR ZMW ZWG
+    """,
+    3: "BHD IQD JOD KWD LYD OMR TND",
+    4: "CLF UYW",
+}
 _EXPONENTS = {
-    "BHD": 3, "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "IQD": 3, "ISK": 0, "JOD": 3,
-    "JPY": 0, "KMF": 0, "KRW": 0, "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0, "RWF": 0,
-    "TND": 3, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-}  # fmt: skip
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+    code: places for places, codes in _CODES_BY_EXPONENT.items() for code in codes.split()
+}
 # The largest amount in minor units a BIGINT column holds (on SQLite and PostgreSQL).
 MAX_MINOR = 2**63 - 1
 # Enough for any amount MAX_MINOR holds, with room for trailing zeros ("12.500").
@@ -20,12 +34,19 @@ MAX_AMOUNT_CHARS = 100
 _EXACT = Context(prec=MAX_AMOUNT_CHARS * 2, traps=[InvalidOperation, Inexact, Overflow])
 
 
-def is_currency(code: str) -> bool:
-    return bool(_CURRENCY.match(code or ""))
+def is_iso_currency(code: str) -> bool:
+    """Whether ``code`` is an ISO 4217 currency code (upper case, as "EUR")."""
+    return code in _EXPONENTS
 
 
-def exponent(currency: str) -> int:
-    return _EXPONENTS.get(currency, 2)
+def currency_exponent(code: str) -> int:
+    """Decimal places of the currency's minor unit: 2 for EUR, 0 for JPY, 3 for KWD.
+
+    An unknown code is refused (ValueError) rather than guessed."""
+    try:
+        return _EXPONENTS[code]
+    except KeyError:
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code") from None
 
 
 def parse_amount(value: object) -> Decimal:
@@ -41,9 +62,9 @@ def parse_amount(value: object) -> Decimal:
         try:
             amount = Decimal(text)
         except InvalidOperation:
-            raise ValueError(f"{value!r} is not a number") from None
+            raise ValueError(f"{shown(str(value))!r} is not a number") from None
     if not amount.is_finite():
-        raise ValueError(f"{value} is not a finite number")
+        raise ValueError(f"{shown(str(value))} is not a finite number")
     return amount
 
 
@@ -55,28 +76,30 @@ def to_minor(amount: Decimal, currency: str) -> int:
     (and overflow on ``1e999999999``) before the check could see it.
     """
     if not amount.is_finite():
-        raise ValueError(f"{amount} is not a finite number")
-    places = exponent(currency)
+        raise ValueError(f"{shown(str(amount))} is not a finite number")
+    places = currency_exponent(currency)
     _, digits, power = amount.as_tuple()
     assert isinstance(power, int)
     significant = "".join(map(str, digits)).lstrip("0")
     trailing_zeros = len(significant) - len(significant.rstrip("0"))
     if significant and power + trailing_zeros < -places:
-        raise ValueError(f"{amount} has more than {places} decimal places for {currency}")
+        raise ValueError(
+            f"{shown(str(amount))} has more than {places} decimal places for {currency}"
+        )
     # Digits before the currency's minor unit: more than MAX_MINOR has cannot be stored.
     if significant and len(significant) + power + places > len(str(MAX_MINOR)):
-        raise ValueError(f"{amount} {currency} is too large")
+        raise ValueError(f"{shown(str(amount))} {currency} is too large")
     minor = int(amount.scaleb(places, _EXACT)) if significant else 0
     if abs(minor) > MAX_MINOR:
-        raise ValueError(f"{amount} {currency} is too large")
+        raise ValueError(f"{shown(str(amount))} {currency} is too large")
     return minor
 
 
 def from_minor(minor: int, currency: str) -> Decimal:
-    places = exponent(currency)
+    places = currency_exponent(currency)
     return Decimal(minor).scaleb(-places).quantize(Decimal(1).scaleb(-places))
 
 
 def minor_unit(currency: str) -> Decimal:
     """The smallest amount of ``currency`` (0.01 for EUR, 1 for JPY), to quantize to."""
-    return Decimal(1).scaleb(-exponent(currency))
+    return Decimal(1).scaleb(-currency_exponent(currency))

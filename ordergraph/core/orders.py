@@ -29,7 +29,7 @@ from ordergraph.core.limits import (
     shown,
 )
 from ordergraph.core.masterdata import is_email
-from ordergraph.core.money import MAX_MINOR, from_minor, is_currency, parse_amount, to_minor
+from ordergraph.core.money import MAX_MINOR, from_minor, is_iso_currency, parse_amount, to_minor
 from ordergraph.core.tables import Customer, Order, OrderEvent, OrderLine, OutboxJob
 
 if TYPE_CHECKING:
@@ -390,7 +390,7 @@ async def validate_draft(
     currency = _text(draft.currency).upper() or (customer["currency"] if customer else "")
     if not currency:
         problems.append(Problem(ErrorCode.REQUIRED, "Give the order's currency.", "currency"))
-    elif not is_currency(currency):
+    elif not is_iso_currency(currency):
         problems.append(
             Problem(
                 ErrorCode.INVALID_CURRENCY,
@@ -458,7 +458,7 @@ async def validate_draft(
             )
         unit_minor = None
         if line.unit_price is None or line.unit_price == "":
-            if product is not None and is_currency(currency):
+            if product is not None and is_iso_currency(currency):
                 if product["currency"] != currency:
                     problems.append(
                         Problem(
@@ -475,7 +475,7 @@ async def validate_draft(
                 price = parse_amount(line.unit_price)
                 if price < 0:
                     raise ValueError("a price cannot be negative")
-                if is_currency(currency):
+                if is_iso_currency(currency):
                     unit_minor = to_minor(price, currency)
             except ValueError as exc:
                 problems.append(

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import alerts, db
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.limits import PAYMENT_METHOD, PAYMENT_REFERENCE
+from ordergraph.core.limits import IDEMPOTENCY_KEY, PAYMENT_METHOD, PAYMENT_REFERENCE, shown
 from ordergraph.core.money import from_minor, parse_amount, to_minor
 from ordergraph.core.orders import OrderView, Timeline, load_order, recording
 from ordergraph.core.tables import LedgerEntry, OrderEvent
@@ -63,7 +63,6 @@ REFUND_KINDS = {
 }
 # Refunds: judged against what is refundable before they are written.
 REFUNDS = ("refunded", "refund_pending")
-MAX_KEY = 255
 HELD = "payment_held"
 """The timeline event and the alert of a reported movement the ledger refused."""
 
@@ -208,16 +207,16 @@ def _check(
         amount_minor = to_minor(parsed, currency)
     except ValueError as exc:
         problems.append(
-            Problem(ErrorCode.INVALID_VALUE, f"The amount {amount} is not valid: {exc}.", "amount")
-        )
-    if not key.strip() or len(key) > MAX_KEY:
-        problems.append(
             Problem(
-                ErrorCode.REQUIRED,
-                f"Give an idempotency key of 1 to {MAX_KEY} characters.",
-                "idempotencyKey",
+                ErrorCode.INVALID_VALUE,
+                f"The amount {shown(str(amount))} is not valid: {exc}.",
+                "amount",
             )
         )
+    if not key.strip():
+        problems.append(Problem(ErrorCode.REQUIRED, "Give an idempotency key.", "idempotencyKey"))
+    else:
+        IDEMPOTENCY_KEY.check(key, "idempotencyKey", problems)
     PAYMENT_REFERENCE.check(reference, "reference", problems)
     PAYMENT_METHOD.check(method, "method", problems)
     return amount_minor, problems

@@ -5,21 +5,37 @@ A line whose reference names a statement of the same currency is recorded as a
 ``matched`` entry of its amount, whatever that is: the ledger then shows the statement
 partially paid, paid or overpaid, and the line's note says which. A line that names no
 statement is kept ``unmatched`` for an operator to match by hand (``match_line``).
-Importing the same file again changes nothing: each line has a unique key, and its
-ledger entry the idempotency key ``bank:KEY``.
+
+Every line of a file is checked before any is stored (``checked_lines``): a file with a
+bad amount, currency, date or text is refused whole, each problem named by its line.
+
+A bank line's identity survives re-exports of its file: it is derived from the account,
+booking date, amount, currency, counterparty and remittance text, normalized (``identity``),
+not from the file's bytes nor from a bank reference a re-export may drop. The n-th line of
+one identity in a file is the same line as the n-th of an earlier import of that day, so
+importing a file again, pretty-printed or re-wrapped, changes nothing. A line beyond those
+seen before looks like a line already recorded: it is kept ``unmatched`` for a person,
+never paid automatically.
 """
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import json
 import re
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ordergraph.core import db, scope
 from ordergraph.core.auth import Principal
-from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.money import from_minor, to_minor
+from ordergraph.core.errors import DomainError, ErrorCode, Problem
+from ordergraph.core.limits import BANK_ACCOUNT, BANK_COUNTERPARTY, BANK_TEXT, TextLimit, shown
+from ordergraph.core.money import from_minor, is_iso_currency, to_minor
 from ordergraph.core.payments import balance_of, record_entry
 from ordergraph.core.settlement.statements import StatementView, statement_by_number
 from ordergraph.core.tables import BankLine, Order, Statement
@@ -29,19 +45,44 @@ if TYPE_CHECKING:
 
 METHOD = "bank_transfer"
 _NUMBER = re.compile(r"\b([A-Z0-9]{1,12})[- ]?(\d{4})[- ]?(\d{6})\b")
+# The problems of a refused file listed at most (a corrupt file may have one per line).
+MAX_PROBLEMS = 100
+# Line breaks, tabs and runs of spaces in a bank text are layout (wrapping, indentation).
+_LAYOUT = re.compile(r"[ \t\r\n]+")
 
 
 @dataclass(frozen=True)
 class BankCredit:
-    """One incoming payment as a bank statement reports it."""
+    """One incoming payment as a bank statement file writes it. The core checks every
+    field; the format's parser only finds them."""
 
-    key: str
+    where: str
+    """How a person finds the line in the file: "entry 3", "line 17"."""
+    field: str
+    """The prefix of its errors' fields: "entries[3]", "lines[17]"."""
     source: str
+    account: str
     booked_on: str
-    amount: Decimal
+    """YYYY-MM-DD."""
+    amount: str
+    """As written, unsigned, with ``decimal_mark``: "12.50" (camt.053), "12,50" (MT940)."""
     currency: str
     text: str
     counterparty: str = ""
+    decimal_mark: str = "."
+
+
+@dataclass(frozen=True)
+class CheckedLine:
+    """A credit whose fields passed the checks, in the form it is stored."""
+
+    source: str
+    booked_on: str
+    amount_minor: int
+    currency: str
+    text: str
+    counterparty: str
+    identity: str
 
 
 @dataclass(frozen=True)
@@ -50,6 +91,124 @@ class ImportSummary:
     already_imported: int
     matched: int
     unmatched: int
+    look_alike: int
+    """New lines that look the same as another one, left unmatched for a person."""
+
+
+def _flat(value: str) -> str:
+    return _LAYOUT.sub(" ", value).strip()
+
+
+def _comparable(value: str) -> str:
+    """``value`` as two exports of the same line agree on it: NFC, case folded, and
+    without any whitespace (a re-wrap may split a word or join two)."""
+    return "".join(unicodedata.normalize("NFC", value.casefold()).split())
+
+
+def identity(
+    account: str, booked_on: str, amount_minor: int, currency: str, counterparty: str, text: str
+) -> str:
+    """What makes two bank lines the same line, whatever file or layout they came in."""
+    parts = [_comparable(account), booked_on, amount_minor, currency,
+             _comparable(counterparty), _comparable(text)]  # fmt: skip
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _amount_minor(credit: BankCredit, problems: list[Problem]) -> int | None:
+    field = f"{credit.field}.amount"
+    mark = re.escape(credit.decimal_mark)
+    written = credit.amount.strip()
+    if not re.fullmatch(rf"[0-9]+({mark}[0-9]*)?|{mark}[0-9]+", written):
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_VALUE,
+                f"{credit.where}: the amount {shown(written)!r} is not a decimal amount.",
+                field,
+            )
+        )
+        return None
+    try:
+        return to_minor(Decimal(written.replace(credit.decimal_mark, ".")), credit.currency)
+    except ValueError as exc:
+        problems.append(Problem(ErrorCode.INVALID_VALUE, f"{credit.where}: {exc}.", field))
+        return None
+
+
+def _text(
+    credit: BankCredit, value: str, limit: TextLimit, name: str, problems: list[Problem]
+) -> str:
+    flat = _flat(value)
+    problem = limit.problem(flat, f"{credit.field}.{name}")
+    if problem is not None:
+        problems.append(Problem(problem.code, f"{credit.where}: {problem.message}", problem.field))
+    return flat
+
+
+def _checked(credit: BankCredit, problems: list[Problem]) -> CheckedLine | None:
+    """The line as stored, or None (with ``problems`` appended)."""
+    before = len(problems)
+    if not credit.amount.strip():
+        problems.append(
+            Problem(
+                ErrorCode.REQUIRED,
+                f"{credit.where}: the amount is missing.",
+                f"{credit.field}.amount",
+            )
+        )
+    elif not credit.currency:
+        problems.append(
+            Problem(
+                ErrorCode.REQUIRED,
+                f"{credit.where}: the currency is missing.",
+                f"{credit.field}.currency",
+            )
+        )
+    elif not is_iso_currency(credit.currency):
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_CURRENCY,
+                f"{credit.where}: {shown(credit.currency)!r} is not an ISO 4217 currency code.",
+                f"{credit.field}.currency",
+            )
+        )
+    amount_minor = _amount_minor(credit, problems) if len(problems) == before else None
+    try:
+        if len(credit.booked_on) != 10:
+            raise ValueError
+        datetime.date.fromisoformat(credit.booked_on)
+    except ValueError:
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_VALUE if credit.booked_on else ErrorCode.REQUIRED,
+                f"{credit.where}: the booking date {shown(credit.booked_on)!r} is not a date.",
+                f"{credit.field}.bookingDate",
+            )
+        )
+    account = _text(credit, credit.account, BANK_ACCOUNT, "account", problems)
+    text = _text(credit, credit.text, BANK_TEXT, "text", problems)
+    counterparty = _text(credit, credit.counterparty, BANK_COUNTERPARTY, "counterparty", problems)
+    if len(problems) > before or amount_minor is None:
+        return None
+    key = identity(account, credit.booked_on, amount_minor, credit.currency, counterparty, text)
+    return CheckedLine(credit.source, credit.booked_on, amount_minor, credit.currency, text,
+                       counterparty, key)  # fmt: skip
+
+
+def checked_lines(
+    credits: list[BankCredit], unreadable: Sequence[Problem] = ()
+) -> list[CheckedLine]:
+    """The credits of a file as stored (zero amounts left out); any problem, or a line
+    the parser could not read (``unreadable``), refuses the file with every problem."""
+    problems = list(unreadable)
+    lines = [line for credit in credits if (line := _checked(credit, problems)) is not None]
+    if len(problems) > MAX_PROBLEMS:
+        more = len(problems) - MAX_PROBLEMS
+        problems[MAX_PROBLEMS:] = [
+            Problem(ErrorCode.INVALID_VALUE, f"And {more} more problems.", "content")
+        ]
+    if problems:
+        raise DomainError(*problems)
+    return [line for line in lines if line.amount_minor > 0]
 
 
 def statement_numbers_in(text: str) -> list[str]:
@@ -88,42 +247,68 @@ async def _record(
 
 
 async def import_credits(
-    rt: Runtime, credits: list[BankCredit], principal: Principal
+    rt: Runtime,
+    credits: list[BankCredit],
+    principal: Principal,
+    unreadable: Sequence[Problem] = (),
 ) -> ImportSummary:
-    imported = already = matched = 0
-    for credit in credits:
-        if credit.amount <= 0:
-            continue
+    """Store the new lines of a file and match them; nothing is stored when a line is bad.
+
+    Each line is stored under the key ``IDENTITY:N``, N counting its identity's lines in
+    this file: a re-import finds every key taken. Only a first occurrence is matched; a
+    later one looks like it and waits for a person.
+    """
+    lines = checked_lines(credits, unreadable)
+    imported = already = matched = look_alike = 0
+    occurrences: Counter[str] = Counter()
+    for line in lines:
+        occurrences[line.identity] += 1
+        occurrence = occurrences[line.identity]
+        note = ""
+        if occurrence > 1:
+            first = (
+                await BankLine.select(BankLine.id)
+                .where(BankLine.line_key == f"{line.identity}:1")
+                .first()
+            )
+            assert first is not None  # stored by this import or an earlier one
+            note = (
+                f"looks the same as bank line {first['id']} (account, date, amount, "
+                "counterparty and text): match it by hand if it is another payment"
+            )
         rows = await db.raw(
             "INSERT INTO bank_lines (line_key, source, booked_on, amount_minor, currency, text, "
             "counterparty, state, note, imported_at) "
             "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}) "
             "ON CONFLICT (line_key) DO NOTHING RETURNING *",
-            credit.key[:200],
-            credit.source,
-            credit.booked_on,
-            to_minor(credit.amount, credit.currency),
-            credit.currency,
-            credit.text,
-            credit.counterparty[:200],
+            f"{line.identity}:{occurrence}",
+            line.source,
+            line.booked_on,
+            line.amount_minor,
+            line.currency,
+            line.text,
+            line.counterparty,
             "unmatched",
-            "",
+            note,
             db.now(),
         )
         if not rows:
             already += 1
             continue
         imported += 1
-        line = rows[0]
-        statement = await _statement_for(credit.text, credit.currency)
+        if occurrence > 1:
+            look_alike += 1
+            continue
+        row = rows[0]
+        statement = await _statement_for(line.text, line.currency)
         if statement is None:
             continue
-        note = await _record(rt, line, statement, principal)
+        note = await _record(rt, row, statement, principal)
         await BankLine.update(
             {BankLine.state: "matched", BankLine.statement: statement.id, BankLine.note: note}
-        ).where(BankLine.id == line["id"])
+        ).where(BankLine.id == row["id"])
         matched += 1
-    return ImportSummary(imported, already, matched, imported - matched)
+    return ImportSummary(imported, already, matched, imported - matched, look_alike)
 
 
 async def match_line(

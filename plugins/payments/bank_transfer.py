@@ -8,15 +8,15 @@ to match by hand (``bankLines``, ``matchBankLine``).
 
 from __future__ import annotations
 
-import hashlib
-import io
+import contextlib
+import datetime
 import re
 import xml.etree.ElementTree as ET
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-import mt940
 import strawberry
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
@@ -28,6 +28,7 @@ from ordergraph.plugin_api import (
     ErrorCode,
     Info,
     PluginInfo,
+    Problem,
     SchemaExtension,
     Setting,
     UserError,
@@ -36,6 +37,8 @@ from ordergraph.plugin_api import (
     import_bank_credits,
     match_bank_line,
     require,
+    row_id,
+    shown,
     user_errors,
 )
 
@@ -97,70 +100,174 @@ def _text_of(node: ET.Element, *path: str) -> str:
     return (found.text or "").strip() if found is not None else ""
 
 
-def parse_camt053(content: str) -> list[BankCredit]:
-    """The credits (CRDT entries) of an ISO 20022 camt.053 bank-to-customer statement."""
+def _account(statement: ET.Element) -> str:
+    return _text_of(statement, "Acct", "Id", "IBAN") or _text_of(
+        statement, "Acct", "Id", "Othr", "Id"
+    )
+
+
+def parse_camt053(content: str) -> tuple[list[BankCredit], list[Problem]]:
+    """The credits (CRDT entries) of an ISO 20022 camt.053 bank-to-customer statement,
+    numbered in the file's order ("entry 3"); an entry's missing fields are the core's
+    to refuse, so no entry is unreadable."""
     try:
         root = ET.fromstring(content)
     except ET.ParseError as exc:
         raise DomainError.of(
             ErrorCode.INVALID_VALUE, f"Not a camt.053 XML file: {exc}.", "content"
         ) from None
-    credits = []
-    for entry in (e for e in root.iter() if _local(e.tag) == "Ntry"):
-        if _text_of(entry, "CdtDbtInd") != "CRDT":
-            continue
-        amount_node = next(c for c in entry if _local(c.tag) == "Amt")
-        texts = [(t.text or "").strip() for t in entry.iter() if _local(t.tag) in ("Ustrd", "Ref")]
-        reference = _text_of(entry, "AcctSvcrRef") or _text_of(entry, "NtryRef")
-        booked = _text_of(entry, "BookgDt", "Dt") or _text_of(entry, "BookgDt", "DtTm")[:10]
-        key = reference or hashlib.sha256(ET.tostring(entry)).hexdigest()
-        credits.append(
-            BankCredit(
-                key=f"camt053:{key}",
-                source="camt053",
-                booked_on=booked,
-                amount=Decimal(amount_node.text.strip()),
-                currency=amount_node.get("Ccy", ""),
-                text=" ".join(t for t in texts if t),
-                counterparty=_text_of(entry, "Dbtr", "Nm"),
-            )
-        )
-    return credits
-
-
-def parse_mt940(content: str) -> list[BankCredit]:
-    """The credits of a SWIFT MT940 customer statement."""
-    try:
-        statements = mt940.MT940(io.StringIO(content)).statements
-    except (AttributeError, ValueError, InvalidOperation, IndexError) as exc:
+    statements = [s for s in root.iter() if _local(s.tag) == "Stmt"]
+    if not statements:
         raise DomainError.of(
-            ErrorCode.INVALID_VALUE, f"Not an MT940 file: {exc}.", "content"
-        ) from None
+            ErrorCode.INVALID_VALUE, "Not a camt.053 file: it has no Stmt statement.", "content"
+        )
     credits = []
+    number = 0
     for statement in statements:
-        currency = statement.start_balance.currency if statement.start_balance else ""
-        for t in statement.transactions:
-            if t.amount <= 0:
+        account = _account(statement)
+        for entry in (e for e in statement.iter() if _local(e.tag) == "Ntry"):
+            number += 1
+            if _text_of(entry, "CdtDbtInd") != "CRDT":
                 continue
-            details = (t.description or "") + (t.additional_data or "")
-            unique = (
-                t.institution_reference
-                or hashlib.sha256(
-                    f"{statement.account}|{t.date}|{t.amount}|{details}".encode()
-                ).hexdigest()
+            amount = next((c for c in entry if _local(c.tag) == "Amt"), None)
+            texts = [(t.text or "") for t in entry.iter() if _local(t.tag) in ("Ustrd", "Ref")]
+            booked = _text_of(entry, "BookgDt", "Dt") or _text_of(entry, "BookgDt", "DtTm")[:10]
+            credits.append(
+                BankCredit(
+                    where=f"Entry {number}",
+                    field=f"entries[{number}]",
+                    source="camt053",
+                    account=account,
+                    booked_on=booked,
+                    amount=(amount.text or "") if amount is not None else "",
+                    currency=amount.get("Ccy", "") if amount is not None else "",
+                    text=" ".join(texts),
+                    counterparty=_text_of(entry, "Dbtr", "Nm"),
+                )
+            )
+    return credits, []
+
+
+_TAG = re.compile(r":(\d{2}[A-Z]?):(.*)", re.DOTALL)
+# :61: value date, entry date, credit/debit mark (R: reversal), funds code, amount, and
+# the transaction type (S, N or F and three more): the amount is what lies between,
+# however it is written, so that the core can refuse it rather than read a part of it.
+_STATEMENT_LINE = re.compile(
+    r"(?P<value>\d{6})(?P<entry>\d{4})?(?P<mark>RC|RD|C|D)(?P<funds>[A-Z](?=[^A-Z]))?"
+    r"(?P<amount>[^A-Z]*)[SNF][A-Z0-9]{3}(?P<rest>.*)",
+    re.DOTALL,
+)
+# Structured :86: (German DFUe format): a transaction code, then ?NN subfields.
+_STRUCTURED = re.compile(r"\d{3}\?")
+_REMITTANCE = {f"{n:02}" for n in (*range(20, 30), *range(60, 64))}
+
+
+@dataclass
+class _Field:
+    tag: str
+    line: int
+    lines: list[str]
+
+
+def _mt940_fields(content: str) -> list[_Field]:
+    """The tagged fields of the file, with their continuation lines; LF, CRLF and CR end
+    a line alike, and anything outside a message (an envelope, blank lines) is skipped."""
+    fields: list[_Field] = []
+    inside = False
+    for number, line in enumerate(re.split(r"\r\n|\r|\n", content), start=1):
+        tag = _TAG.match(line)
+        if tag:
+            fields.append(_Field(tag[1], number, [tag[2]]))
+            inside = True
+        elif line.rstrip() in ("-", "-}"):
+            inside = False
+        elif inside and fields:
+            fields[-1].lines.append(line)
+    return fields
+
+
+def _mt940_date(value: str, entry: str | None) -> str:
+    """The booking date (the entry date, in the year nearest the value date), or the
+    text as written when it is not a date (the core refuses it)."""
+    try:
+        valued = datetime.date(2000 + int(value[:2]), int(value[2:4]), int(value[4:6]))
+        if not entry:
+            return valued.isoformat()
+        month, day = int(entry[:2]), int(entry[2:])
+        candidates = []
+        for year in (valued.year - 1, valued.year, valued.year + 1):
+            with contextlib.suppress(ValueError):
+                candidates.append(datetime.date(year, month, day))
+        if not candidates:
+            raise ValueError
+        return min(candidates, key=lambda d: abs(d - valued)).isoformat()
+    except ValueError:
+        return value + (entry or "")
+
+
+def _details(lines: list[str]) -> tuple[str, str]:
+    """(remittance text, counterparty) of a :86: field."""
+    joined = "".join(lines)
+    if not _STRUCTURED.match(joined):
+        return " ".join(lines), ""
+    # Subfields may be wrapped anywhere: the lines are joined before they are split.
+    parts = re.split(r"\?(\d{2})", joined)
+    subfields = list(zip(parts[1::2], parts[2::2], strict=True))
+    text = " ".join(v for k, v in subfields if k in _REMITTANCE)
+    return text, "".join(v for k, v in subfields if k in ("32", "33"))
+
+
+def parse_mt940(content: str) -> tuple[list[BankCredit], list[Problem]]:
+    """The credits of a SWIFT MT940 customer statement, named by their :61: line, and
+    the :61: lines that cannot be read."""
+    fields = _mt940_fields(content)
+    if not any(f.tag == "20" for f in fields):
+        raise DomainError.of(
+            ErrorCode.INVALID_VALUE, "Not an MT940 file: it has no :20: statement.", "content"
+        )
+    credits: list[BankCredit] = []
+    problems: list[Problem] = []
+    account = currency = ""
+    for i, field in enumerate(fields):
+        if field.tag == "20":
+            account = currency = ""
+        elif field.tag == "25":
+            account = field.lines[0]
+        elif field.tag in ("60F", "60M"):
+            currency = field.lines[0][7:10]
+        elif field.tag == "61":
+            line = _STATEMENT_LINE.fullmatch(field.lines[0])
+            if line is None:
+                problems.append(
+                    Problem(
+                        ErrorCode.INVALID_VALUE,
+                        f"Line {field.line}: {shown(field.lines[0])!r} is not a :61: statement "
+                        "line (value date, C or D, amount, transaction type).",
+                        f"lines[{field.line}]",
+                    )
+                )
+                continue
+            if line["mark"] not in ("C", "RD"):
+                continue
+            following = fields[i + 1] if i + 1 < len(fields) else None
+            text, counterparty = _details(
+                following.lines if following and following.tag == "86" else []
             )
             credits.append(
                 BankCredit(
-                    key=f"mt940:{statement.account.strip()}:{unique}",
+                    where=f"Line {field.line}",
+                    field=f"lines[{field.line}]",
                     source="mt940",
-                    booked_on=(t.booking or t.date).isoformat(),
-                    amount=t.amount,
+                    account=account,
+                    booked_on=_mt940_date(line["value"], line["entry"]),
+                    amount=line["amount"],
                     currency=currency,
-                    # Structured :86: purposes separate their subfields with ?NN.
-                    text=" ".join(re.sub(r"\?\d{2}", " ", details).split()),
+                    text=" ".join([text, *field.lines[1:]]),
+                    counterparty=counterparty,
+                    decimal_mark=",",
                 )
             )
-    return credits
+    return credits, problems
 
 
 # -- GraphQL -------------------------------------------------------------------------------
@@ -205,6 +312,11 @@ class BankImportPayload:
     already_imported: int = strawberry.field(default=0, description="Seen in an earlier import.")
     matched: int = 0
     unmatched: int = 0
+    look_alike: int = strawberry.field(
+        default=0,
+        description="New lines that look the same as another one (account, date, amount, "
+        "counterparty, text): left unmatched for a person, never paid automatically.",
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -235,7 +347,8 @@ class BankMutation:
                     ErrorCode.INVALID_VALUE, f"A file has at most {MAX_FILE} characters.", "content"
                 )
             parse = parse_camt053 if format == BankFileFormat.CAMT053 else parse_mt940
-            summary = await import_bank_credits(info.context.rt, parse(content), principal)
+            credits, unreadable = parse(content)
+            summary = await import_bank_credits(info.context.rt, credits, principal, unreadable)
         except DomainError as error:
             return BankImportPayload(errors=user_errors(error))
         return BankImportPayload(
@@ -243,6 +356,7 @@ class BankMutation:
             already_imported=summary.already_imported,
             matched=summary.matched,
             unmatched=summary.unmatched,
+            look_alike=summary.look_alike,
         )
 
     @strawberry.mutation(description="Match an unmatched bank line to a statement by hand.")
@@ -251,9 +365,8 @@ class BankMutation:
     ) -> BankLinePayload:
         principal = require(info, *OPERATORS)
         try:
-            if not id.isdigit():
-                raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no bank line {id}.", "id")
-            row = await match_bank_line(info.context.rt, int(id), statement_number, principal)
+            line_id = row_id(id, "bank line")
+            row = await match_bank_line(info.context.rt, line_id, statement_number, principal)
         except DomainError as error:
             return BankLinePayload(errors=user_errors(error))
         return BankLinePayload(line=_line(row))
