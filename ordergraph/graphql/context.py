@@ -61,7 +61,10 @@ def _authentication_required(context: Context) -> str:
         params = context.connection_params or {}
         sent = sent or params.get("Authorization") or params.get("authorization")
     if sent:
-        return "Authentication required: the token sent is not one that works (unknown, revoked or expired)."
+        return (
+            "Authentication required: the token sent is not one that works "
+            "(unknown, revoked or expired)."
+        )
     if websocket:
         return (
             'Authentication required: send {"Authorization": "Bearer <token>"} as the '
