@@ -8,21 +8,26 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
+from strawberry.http.temporal_response import TemporalResponse
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from ordergraph import graphiql, settlement_routes, shipment_routes, track_page
 from ordergraph.channel_input import BodyTooLarge, read_body
 from ordergraph.core import db, runtime
 from ordergraph.core.errors import ErrorCode
 from ordergraph.core.runtime import Runtime
-from ordergraph.graphql.context import Context, principal_for
+from ordergraph.graphql.context import ApiError, Context, principal_for
 from ordergraph.graphql.schema import build_schema
 from ordergraph.settings import Settings
 
@@ -68,18 +73,61 @@ class GraphQLApp(GraphQL):
         except (ValueError, RecursionError) as exc:
             raise json.JSONDecodeError(str(exc), "", 0) from exc
 
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: TemporalResponse,
+        context: Context,
+        root_value: Any,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Answer a subscription sent over HTTP with a GraphQL error that says where
+        subscriptions go, in JSON as every other answer (strawberry answers it in plain
+        text, which a client such as GraphiQL cannot read)."""
+        try:
+            return await super().execute_single(
+                request=request,
+                request_adapter=request_adapter,
+                sub_response=sub_response,
+                context=context,
+                root_value=root_value,
+                request_data=request_data,
+            )
+        except HTTPException as exc:
+            refused = exc.__cause__
+            if not (
+                isinstance(refused, InvalidOperationTypeError)
+                and refused.operation_type == OperationType.SUBSCRIPTION
+            ):
+                raise
+        websocket = request.url.replace(
+            scheme="wss" if request.url.scheme == "https" else "ws", query=""
+        )
+        sub_response.status_code = 400
+        error = ApiError(
+            ErrorCode.USE_WEBSOCKET,
+            f"Subscriptions are not served over HTTP: open a websocket to {websocket} with "
+            "the graphql-transport-ws protocol, and send the Authorization header in "
+            "connection_init's payload.",
+        )
+        return ExecutionResult(data=None, errors=[error])
+
     async def get_context(self, request: HTTPConnection, response: Any = None) -> Context:
         principal = await principal_for(request.headers.get("authorization"))
         return Context(request=request, response=response, rt=self.rt, principal=principal)
 
     async def on_ws_connect(self, context: Context) -> None:
-        """Authenticate a websocket from ``connection_init``'s payload (or its headers)."""
+        """Authenticate a websocket from ``connection_init``'s payload (or its headers).
+
+        A connection without a valid token is acknowledged all the same: each operation
+        on it is then answered with an ``UNAUTHENTICATED`` error, which a client shows,
+        where closing the socket (4403) leaves GraphiQL retrying without a word.
+        """
         params = context.connection_params or {}
         authorization = params.get("Authorization") or params.get("authorization")
         if authorization:
             context.principal = await principal_for(str(authorization))
-        if context.principal is None:
-            raise ConnectionRejectionError({"message": "Authentication required."})
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

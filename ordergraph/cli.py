@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import errno
+import re
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -13,6 +15,8 @@ from typing import TypeVar
 
 from ordergraph.core import db, migrations, runtime
 from ordergraph.core.auth import TOKEN_ROLES
+from ordergraph.core.errors import Problem
+from ordergraph.core.limits import utc_instant
 from ordergraph.settings import Settings
 
 T = TypeVar("T")
@@ -129,18 +133,91 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+_DURATION = re.compile(r"([1-9][0-9]{0,3})([mhdw])")
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _duration(text: str) -> datetime.timedelta:
+    """``--expires-in``: a number and a unit, m(inutes), h(ours), d(ays) or w(eeks)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: a number up to 9999 and a unit, "
+            "m, h, d or w (30m, 12h, 30d, 2w)"
+        )
+    return datetime.timedelta(**{_DURATION_UNITS[match[2]]: int(match[1])})
+
+
+def _instant(text: str) -> datetime.datetime:
+    """``--expires-at``: an ISO 8601 date or date and time; without an offset, UTC."""
+    try:
+        value = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 date or time (2027-01-31, 2027-01-31T18:00+01:00)"
+        ) from None
+    problems: list[Problem] = []
+    instant = utc_instant(value, "--expires-at", problems)
+    if instant is None:
+        raise argparse.ArgumentTypeError(problems[0].message)
+    return instant
+
+
 def _token_create(args: argparse.Namespace, settings: Settings) -> int:
-    from ordergraph.core.auth import create_token
+    from ordergraph.core.auth import create_token, unknown_team
+
+    expires_at = args.expires_at
+    if args.expires_in is not None:
+        expires_at = db.now() + args.expires_in
 
     async def work() -> str:
+        if args.team is not None and (problem := await unknown_team(args.team)):
+            raise ValueError(problem)
         return await create_token(args.role, name=args.name, customer_id=args.customer,
-                                  team=args.team)  # fmt: skip
+                                  team=args.team, expires_at=expires_at)  # fmt: skip
 
     try:
         print(asyncio.run(_with_db(settings, work)))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _shown_instant(value: datetime.datetime | None, empty: str) -> str:
+    return value.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M") if value else empty
+
+
+def _token_list(args: argparse.Namespace, settings: Settings) -> int:
+    from ordergraph.core.auth import list_tokens
+
+    tokens = asyncio.run(_with_db(settings, lambda: list_tokens(include_dead=args.all)))
+    now = db.now()
+    rows = [("ID", "NAME", "ROLE", "TEAM", "CUSTOMER", "CREATED (UTC)", "EXPIRES (UTC)", "STATE")]
+    for token in tokens:
+        rows.append((
+            str(token.id), token.name, token.role, token.team or "-",
+            "-" if token.customer_id is None else str(token.customer_id),
+            _shown_instant(token.created_at, "-"), _shown_instant(token.expires_at, "never"),
+            token.state(now),
+        ))  # fmt: skip
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from ordergraph.core.auth import revoke_token
+
+    try:
+        token = asyncio.run(_with_db(settings, lambda: revoke_token(args.id)))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"revoked token {token.id} ({token.role} {token.name})")
     return 0
 
 
@@ -165,34 +242,149 @@ def _hooks(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+TOKEN_EXAMPLES = """\
+examples:
+  ordergraph token create --role admin --name ops
+  ordergraph token create --role staff --name pia --team packers --expires-in 30d
+  ordergraph token create --role customer --customer 1 --expires-at 2027-01-31
+  ordergraph token list
+  ordergraph token revoke 4
+"""
+
+
 def parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     """The command line; with ``settings``, enabled plugins add their commands to it."""
-    p = argparse.ArgumentParser(prog="ordergraph", description="An order management system.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(
+        prog="ordergraph",
+        description="An order management system. Every command reads DATABASE_URL (default: "
+        "the SQLite file ordergraph.db here), REDIS_URL and ORDERGRAPH_CONFIG.",
+        epilog="Run `ordergraph COMMAND --help` for a command's options.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the API (GraphQL at /graphql)")
-    serve.add_argument("--demo", action="store_true", help="load demo data and print tokens")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve = sub.add_parser(
+        "serve",
+        help="run the API (GraphQL at /graphql)",
+        description="Run the API: GraphQL at /graphql over HTTP and websockets, and "
+        "GraphiQL there in a browser unless in production.",
+        epilog="example: ordergraph serve --demo --port 8080",
+    )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="load the demo shop into an empty database, write its review rules to "
+        "ordergraph.toml when there is no config file, and print tokens to try it with",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default: 127.0.0.1, this machine only; "
+        "0.0.0.0 for every interface)",
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="the TCP port to listen on (default: 8000)"
+    )
     serve.set_defaults(run=_serve)
 
-    sub.add_parser("migrate", help="apply pending database migrations").set_defaults(run=_migrate)
-    sub.add_parser("worker", help="run background jobs (needs REDIS_URL)").set_defaults(run=_worker)
+    sub.add_parser(
+        "migrate",
+        help="apply pending database migrations",
+        description="Apply the database migrations not yet applied, and print their names "
+        "(PostgreSQL: run it before starting a new version; SQLite is migrated on start).",
+        epilog="example: DATABASE_URL=postgresql://og@db/og ordergraph migrate",
+    ).set_defaults(run=_migrate)
+    sub.add_parser(
+        "worker",
+        help="run background jobs (needs REDIS_URL)",
+        description="Run background jobs and periodic work from the Redis queue; start "
+        "as many as the load needs, beside `ordergraph serve`.",
+        epilog="example: REDIS_URL=redis://127.0.0.1:6379/0 ordergraph worker",
+    ).set_defaults(run=_worker)
 
-    token = sub.add_parser("token", help="manage API tokens")
-    token_sub = token.add_subparsers(dest="token_command", required=True)
-    create = token_sub.add_parser("create", help="create a token and print it")
-    create.add_argument("--role", required=True, choices=[r.value for r in TOKEN_ROLES])
-    create.add_argument("--customer", type=int, help="the customer id (customer tokens)")
-    create.add_argument("--name", help="who the token is for; shown as the actor")
-    create.add_argument("--team", help="the team of a staff member")
+    token = sub.add_parser(
+        "token",
+        help="create, list and revoke API tokens",
+        description="Manage the bearer tokens clients send as Authorization: Bearer <token>.",
+        epilog=TOKEN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = token_sub.add_parser(
+        "create",
+        help="create a token and print it",
+        description="Create a token and print it; it is shown once and cannot be recovered.",
+        epilog=TOKEN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=[r.value for r in TOKEN_ROLES],
+        help="what the token may do: admin everything, staff operate orders, customer "
+        "their own orders, integrator a channel's imports",
+    )
+    create.add_argument(
+        "--customer", type=int, metavar="ID", help="the customer id (required for customer tokens)"
+    )
+    create.add_argument(
+        "--name", help="who the token is for; shown as the actor (default: the role)"
+    )
+    create.add_argument("--team", help="the team of a staff member; must be an existing team")
+    expiry = create.add_mutually_exclusive_group()
+    expiry.add_argument(
+        "--expires-in",
+        type=_duration,
+        metavar="DURATION",
+        help="the token stops working after this long: 30m, 12h, 30d, 2w (default: never)",
+    )
+    expiry.add_argument(
+        "--expires-at",
+        type=_instant,
+        metavar="WHEN",
+        help="the token stops working at this ISO 8601 date or time; without an offset, "
+        "UTC (2027-01-31, 2027-01-31T18:00+01:00)",
+    )
     create.set_defaults(run=_token_create)
+    listing = token_sub.add_parser(
+        "list",
+        help="list the tokens that work (never the tokens themselves)",
+        description="List tokens: id, name, role, team, customer, when created and when "
+        "they expire. The tokens themselves are never stored, so never shown.",
+    )
+    listing.add_argument("--all", action="store_true", help="include revoked and expired tokens")
+    listing.set_defaults(run=_token_list)
+    revoke = token_sub.add_parser(
+        "revoke",
+        help="revoke a token: it stops working at once",
+        description="Revoke a token: requests that send it are refused as UNAUTHENTICATED.",
+        epilog="example: ordergraph token revoke 4   (the ID column of `ordergraph token list`)",
+    )
+    revoke.add_argument("id", type=int, help="the token's id, from `ordergraph token list`")
+    revoke.set_defaults(run=_token_revoke)
 
-    sub.add_parser("plugins", help="list installed plugins").set_defaults(run=_plugins)
-    graph = sub.add_parser("graph", help="print the merged status graph")
-    graph.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    sub.add_parser(
+        "plugins",
+        help="list installed plugins",
+        description="List installed plugins: name, enabled or disabled, category, description.",
+    ).set_defaults(run=_plugins)
+    graph = sub.add_parser(
+        "graph",
+        help="print the merged status graph",
+        description="Print the status graph with the states and transitions plugins add.",
+        epilog="example: ordergraph graph --format dot | dot -Tsvg > graph.svg",
+    )
+    graph.add_argument(
+        "--format",
+        choices=["mermaid", "dot"],
+        default="mermaid",
+        help="mermaid (a stateDiagram for Markdown) or dot (Graphviz); default: mermaid",
+    )
     graph.set_defaults(run=_graph)
-    sub.add_parser("hooks", help="print the hook reference (Markdown)").set_defaults(run=_hooks)
+    sub.add_parser(
+        "hooks",
+        help="print the hook reference (Markdown)",
+        description="Print the reference of every hook a plugin may implement, in Markdown.",
+    ).set_defaults(run=_hooks)
     if settings is not None:
         runtime.load_plugins(settings).call_sync("register_commands", commands=sub)
     return p

@@ -12,12 +12,13 @@ statement is paid (SETTLED), the other is not (COMPLETED, unpaid).
 
 from __future__ import annotations
 
+import datetime
 import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ordergraph.core import auth, payments, review
+from ordergraph.core import auth, db, payments, review
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.fulfilment import teams, work
 from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
@@ -119,6 +120,8 @@ SETTLED = {"DEMO-1002": True, "DEMO-1004": False}
 # Rejected orders their customer corrects; reviewed again, they are approved.
 AMENDMENTS = {"DEMO-1006": [("MUG-001", 2)]}
 STAFF = Principal(Role.STAFF, "demo")
+# How long the tokens a start prints work: a day of trying the demo.
+DEMO_TOKEN_LIFETIME = datetime.timedelta(hours=24)
 
 
 def _draft(external_id: str, email: str | None, lines: list[tuple[Any, ...]]) -> OrderDraft:
@@ -250,12 +253,19 @@ async def _work(rt: Runtime, order_id: int, steps: list[str]) -> None:
 
 
 async def demo_tokens() -> dict[str, str]:
-    """A fresh admin token, one for the demo customer Ada and one for pia of the packers."""
+    """A fresh admin token, one for the demo customer Ada and one for pia of the packers.
+
+    They expire after ``DEMO_TOKEN_LIFETIME``: every start prints new ones, and the
+    earlier ones stop working by themselves, whether or not the demo starts again.
+    """
     ada = await Customer.select(Customer.id).where(Customer.email == "ada@example.com").first()
+    expires_at = db.now() + DEMO_TOKEN_LIFETIME
     return {
-        "admin": await auth.create_token(Role.ADMIN, name="demo-admin"),
+        "admin": await auth.create_token(Role.ADMIN, name="demo-admin", expires_at=expires_at),
         "customer (Ada)": await auth.create_token(
-            Role.CUSTOMER, name="demo-ada", customer_id=ada["id"]
+            Role.CUSTOMER, name="demo-ada", customer_id=ada["id"], expires_at=expires_at
         ),
-        "staff (pia)": await auth.create_token(Role.STAFF, name="pia", team="packers"),
+        "staff (pia)": await auth.create_token(
+            Role.STAFF, name="pia", team="packers", expires_at=expires_at
+        ),
     }

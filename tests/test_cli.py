@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import datetime
 import os
 import re
 import socket
@@ -18,11 +20,14 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from conftest import BACKENDS, POSTGRES_URL, new_postgres_database
+from conftest import BACKENDS, POSTGRES_URL, Api, make_settings, new_postgres_database, serve_api
 
-from ordergraph import demo
-from ordergraph.core import db, migrations
+from ordergraph import cli, demo
+from ordergraph.core import auth, db, migrations
+from ordergraph.core.fulfilment import teams
 from ordergraph.core.statusgraph import default_graph
+from ordergraph.core.tables import ApiToken
+from ordergraph.settings import Settings
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
 # Generous bounds for a slow machine; a passing run takes a fraction of them.
@@ -239,6 +244,16 @@ async def test_demo_serves_the_demo_shop_with_the_printed_tokens(tmp_path: Path)
         pia = await shop.query("{ myWork { order { externalId } } }", as_="staff")
         assert pia["myWork"]
 
+        # The printed tokens work for a day, then stop by themselves.
+        tokens = await asyncio.to_thread(ordergraph, "token", "list", cwd=tmp_path)
+        assert tokens.returncode == 0, tokens.stderr
+        rows = listed(tokens.stdout)
+        assert set(rows) == {"demo-admin", "demo-ada", "pia"}
+        for row in rows.values():
+            lifetime = datetime.datetime.fromisoformat(row["EXPIRES (UTC)"])
+            lifetime -= datetime.datetime.fromisoformat(row["CREATED (UTC)"])
+            assert abs(lifetime - demo.DEMO_TOKEN_LIFETIME) <= SHOWN_TO_THE_MINUTE
+
 
 CSV_HEADER = "external_id,customer_email,sku,quantity,currency,ship_name,ship_line1,ship_city,"
 CSV_HEADER += "ship_postal_code,ship_country\n"
@@ -361,3 +376,187 @@ async def test_two_processes_migrating_at_once_apply_each_migration_once(
     finally:
         await db.disconnect()
     assert [r["name"] for r in rows] == migrations.available()
+
+
+ORDERS_COUNT = "{ orders { totalCount } }"
+# `token list` shows instants to the minute.
+SHOWN_TO_THE_MINUTE = datetime.timedelta(minutes=1)
+
+
+async def authenticates(api: Api, token: str) -> bool:
+    """Whether the app accepts ``token``: a query that needs a principal, through the app."""
+    response = await api.client.post(
+        "/graphql", json={"query": ORDERS_COUNT}, headers={"Authorization": f"Bearer {token}"}
+    )
+    body = response.json()
+    if "errors" not in body:
+        return True
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAUTHENTICATED"], body
+    return False
+
+
+def listed(output: str) -> dict[str, dict[str, str]]:
+    """``ordergraph token list``'s table, by token name: column title -> value."""
+    header, *rows = output.splitlines()
+    titles = re.split(r"\s{2,}", header.strip())
+    return {
+        cells[1]: dict(zip(titles, cells, strict=True))
+        for cells in (re.split(r"\s{2,}", row.strip()) for row in rows)
+    }
+
+
+async def test_revoked_and_expired_tokens_no_longer_authenticate(
+    database_url: str, tmp_path: Path
+) -> None:
+    def token(*args: str) -> subprocess.CompletedProcess[str]:
+        return ordergraph("token", *args, cwd=tmp_path, DATABASE_URL=database_url)
+
+    async with serve_api(make_settings(database_url)) as api:
+        created = {
+            name: await asyncio.to_thread(token, "create", "--role", "admin", "--name", name, *more)
+            for name, more in [
+                ("ops", ["--expires-in", "30d"]),
+                ("leaver", []),
+                ("contractor", ["--expires-at", "2099-01-31T18:00+01:00"]),
+            ]
+        }
+        assert {name: result.returncode for name, result in created.items()} == dict.fromkeys(
+            created, 0
+        ), {name: result.stderr for name, result in created.items()}
+        tokens = {name: result.stdout.strip() for name, result in created.items()}
+        for name, value in tokens.items():
+            assert await authenticates(api, value), name
+
+        before = await asyncio.to_thread(token, "list")
+        assert before.returncode == 0, before.stderr
+        shown = listed(before.stdout)
+        assert shown["contractor"]["EXPIRES (UTC)"] == "2099-01-31 17:00"
+        assert shown["leaver"]["EXPIRES (UTC)"] == "never"
+        created_at = datetime.datetime.fromisoformat(shown["ops"]["CREATED (UTC)"])
+        expires_at = datetime.datetime.fromisoformat(shown["ops"]["EXPIRES (UTC)"])
+        assert abs(expires_at - created_at - datetime.timedelta(days=30)) <= SHOWN_TO_THE_MINUTE
+        assert {row["STATE"] for row in shown.values()} == {"active"}
+        for value in tokens.values():
+            assert value.removeprefix("og_") not in before.stdout
+            assert auth.hash_token(value) not in before.stdout
+
+        revoked = await asyncio.to_thread(token, "revoke", shown["leaver"]["ID"])
+        assert revoked.returncode == 0, revoked.stderr
+        assert revoked.stdout == f"revoked token {shown['leaver']['ID']} (admin leaver)\n"
+        again = await asyncio.to_thread(token, "revoke", shown["leaver"]["ID"])
+        assert (again.returncode, again.stderr) == (
+            2,
+            f"error: token {shown['leaver']['ID']} was already revoked\n",
+        )
+        missing = await asyncio.to_thread(token, "revoke", "999999")
+        assert (missing.returncode, missing.stderr) == (2, "error: no token with id 999999\n")
+
+        # The contractor's contract ends: their expiry passes.
+        await ApiToken.update(
+            {ApiToken.expires_at: db.now() - datetime.timedelta(seconds=1)}
+        ).where(ApiToken.name == "contractor")
+        assert await authenticates(api, tokens["ops"])
+        assert not await authenticates(api, tokens["leaver"])
+        assert not await authenticates(api, tokens["contractor"])
+
+        after = await asyncio.to_thread(token, "list")
+        assert "ops" in listed(after.stdout)
+        assert not {"leaver", "contractor"} & set(listed(after.stdout))
+        everything = listed((await asyncio.to_thread(token, "list", "--all")).stdout)
+        assert {name: everything[name]["STATE"] for name in tokens} == {
+            "ops": "active",
+            "leaver": "revoked",
+            "contractor": "expired",
+        }
+
+
+async def test_token_create_refuses_a_team_that_does_not_exist(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with serve_api(make_settings(database_url)) as api:
+        refused = await asyncio.to_thread(
+            ordergraph, "token", "create", "--role", "staff", "--team", "packers",
+            cwd=tmp_path, DATABASE_URL=database_url,
+        )  # fmt: skip
+        assert (refused.returncode, refused.stdout) == (2, "")
+        assert refused.stderr == (
+            "error: there is no team 'packers': there are no teams yet (define one with "
+            "upsertTeam)\n"
+        )
+
+        await teams.upsert_team("packers", "", [teams.MemberData("pia", 5)])
+        await teams.upsert_team("bulk", "", [teams.MemberData("bo", 5)])
+        refused = await asyncio.to_thread(
+            ordergraph, "token", "create", "--role", "staff", "--name", "pia",
+            "--team", "nosuchteam", cwd=tmp_path, DATABASE_URL=database_url,
+        )  # fmt: skip
+        assert (refused.returncode, refused.stdout) == (2, "")
+        assert refused.stderr == (
+            "error: there is no team 'nosuchteam'; the teams are bulk, packers\n"
+        )
+        assert not await ApiToken.exists().where(ApiToken.team == "nosuchteam")
+
+        created = await asyncio.to_thread(
+            ordergraph, "token", "create", "--role", "staff", "--name", "pia",
+            "--team", "packers", cwd=tmp_path, DATABASE_URL=database_url,
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        assert await authenticates(api, created.stdout.strip())
+
+
+@pytest.mark.parametrize(
+    ("expiry", "complaint"),
+    [
+        (["--expires-in", "30 days"], "'30 days' is not a duration"),
+        (["--expires-in", "0d"], "'0d' is not a duration"),
+        (["--expires-at", "next week"], "'next week' is not an ISO 8601 date or time"),
+        (
+            ["--expires-at", "2020-01-31"],
+            "the expiry 2020-01-31T00:00:00+00:00 is not in the future",
+        ),
+        (["--expires-in", "1d", "--expires-at", "2099-01-01"], "not allowed with argument"),
+    ],
+)
+def test_token_create_refuses_an_expiry_it_cannot_honour(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    expiry: list[str],
+    complaint: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "REDIS_URL", "ORDERGRAPH_CONFIG", "ORDERGRAPH_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        status = cli.main(["token", "create", "--role", "admin", *expiry])
+    except SystemExit as exit:  # argparse's own refusals
+        status = exit.code
+    printed = capsys.readouterr()
+    assert status == 2
+    assert complaint in printed.err
+    assert printed.out == ""
+
+
+def test_every_command_and_option_says_what_it_does() -> None:
+    """``--help`` of every command, plugins' commands included, explains each entry."""
+    unexplained: list[str] = []
+
+    def walk(command: argparse.ArgumentParser) -> None:
+        command.format_help()
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    if not choice.help:
+                        unexplained.append(f"{command.prog} {choice.dest}")
+                for subcommand in action.choices.values():
+                    walk(subcommand)
+            elif not action.help or action.help == argparse.SUPPRESS:
+                unexplained.append(
+                    f"{command.prog} {'/'.join(action.option_strings) or action.dest}"
+                )
+
+    top = cli.parser(Settings())
+    walk(top)
+    assert unexplained == []
+    commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"serve", "migrate", "worker", "token", "import"} <= set(commands.choices)

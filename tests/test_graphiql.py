@@ -8,6 +8,7 @@ subscription, and every request it makes is recorded: none may leave this machin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -130,20 +131,25 @@ async def open_with_token(page: Page, demo_server: DemoServer, token: str) -> No
     await page.keyboard.type(json.dumps({"Authorization": f"Bearer {token}"}))
 
 
-async def run(page: Page, document: str) -> None:
+async def run(page: Page, document: str, *, at_once: bool = False) -> None:
+    """Paste ``document`` into the query editor and run it; ``at_once``: before GraphiQL
+    has parsed the pasted text, as a quick Ctrl-V Ctrl-Enter does."""
     await page.locator(QUERY_EDITOR).click()
     await page.keyboard.press("Control+a")
     await page.keyboard.insert_text(document)
-    # GraphiQL parses the editor's text shortly after a change (to tell a subscription
-    # from a query); run once it has parsed this text, as a person typing always does.
-    await page.wait_for_function(
-        """selector => {
-            const editor = document.querySelector(selector).CodeMirror;
-            return editor.documentAST?.loc?.source.body === editor.getValue();
-        }""",
-        arg=QUERY_EDITOR,
-    )
+    if not at_once:
+        await page.wait_for_function(
+            """selector => {
+                const editor = document.querySelector(selector).CodeMirror;
+                return editor.documentAST?.loc?.source.body === editor.getValue();
+            }""",
+            arg=QUERY_EDITOR,
+        )
     await page.locator(".graphiql-execute-button").click()
+
+
+async def headers_shown(page: Page) -> str:
+    return await page.locator(HEADERS_EDITOR).evaluate("editor => editor.CodeMirror.getValue()")
 
 
 async def shown_result(page: Page) -> dict:
@@ -175,35 +181,89 @@ async def test_graphiql_runs_queries_with_the_token_from_the_headers_pane(
     assert {f"/graphiql/{name}" for name in ("graphiql.min.js", "graphiql.min.css")} <= own_files
 
 
+async def shown_stream(page: Page) -> dict:
+    """What the result pane shows of a subscription: how many results arrived, and the
+    latest ones, newest first."""
+    text = await page.locator(RESULT).evaluate("editor => editor.CodeMirror.getValue()")
+    return json.loads(text) if text.strip() else {"received": 0, "newestFirst": []}
+
+
+def submitted_orders(stream: dict) -> list[str]:
+    """The ids of the orders whose ``submitted`` event the stream shows, newest first."""
+    events = [result["data"]["orderEvents"] for result in stream["newestFirst"]]
+    return [event["orderId"] for event in events if event["type"] == "submitted"]
+
+
 async def test_graphiql_streams_a_subscription_over_websockets(
     demo_server: DemoServer, browser: Browser
 ) -> None:
     page = browser.page
     await open_with_token(page, demo_server, demo_server.tokens["admin"])
-    await run(page, "subscription Watch { orderEvents { orderId type } }")
+    await run(page, "subscription Watch { orderEvents { orderId type } }", at_once=True)
 
-    # The subscription is live once an event arrives; until then, submit another order.
+    # The subscription is live once an event arrives; submit orders until the pane shows
+    # the events of two of them.
     submitted: list[str] = []
-    result = page.locator(RESULT)
     headers = {"Authorization": f"Bearer {demo_server.tokens['admin']}"}
     async with httpx.AsyncClient(base_url=demo_server.url, headers=headers, timeout=30) as client:
         async with asyncio.timeout(BROWSER_TIMEOUT_MS / 1000):
-            while True:
+            while len(submitted_orders(await shown_stream(page))) < 2:
                 response = await client.post(
                     "/graphql",
                     json={"query": SUBMIT, "variables": {"externalId": f"PAGE-{len(submitted)}"}},
                 )
                 submitted.append(response.json()["data"]["submitOrder"]["order"]["id"])
-                try:
-                    await expect(result).to_contain_text('"orderId"', timeout=1_000)
-                    break
-                except AssertionError:
-                    continue
+                with contextlib.suppress(AssertionError):
+                    await expect(page.locator(RESULT)).to_contain_text(
+                        f'"{submitted[-1]}"', timeout=1_000
+                    )
 
-    event = (await shown_result(page))["data"]["orderEvents"]
-    assert event["orderId"] in submitted
+    stream = await shown_stream(page)
+    assert stream["received"] == len(stream["newestFirst"]) >= 2
+    shown = submitted_orders(stream)
+    assert shown == [order for order in reversed(submitted) if order in shown]
     assert_all_local(browser.requested)
     assert f"ws://127.0.0.1:{urlsplit(demo_server.url).port}/graphql" in browser.requested
+
+
+async def test_graphiql_says_why_a_subscription_without_a_token_is_refused(
+    demo_server: DemoServer, browser: Browser
+) -> None:
+    page = browser.page
+    await page.goto(demo_server.url + "/graphql")
+    await run(page, "subscription Watch { orderEvents { orderId type } }")
+
+    # Shown at once, not after the websocket client's retries (half a minute and more).
+    await expect(page.locator(RESULT)).to_contain_text("UNAUTHENTICATED", timeout=5_000)
+    [result] = (await shown_stream(page))["newestFirst"]
+    [error] = result["errors"]
+    assert error["message"].startswith('Authentication required: send {"Authorization"')
+    assert f"ws://127.0.0.1:{urlsplit(demo_server.url).port}/graphql" in browser.requested
+
+
+async def test_a_new_tab_keeps_the_headers(demo_server: DemoServer, browser: Browser) -> None:
+    page = browser.page
+    await open_with_token(page, demo_server, demo_server.tokens["customer"])
+    typed = await headers_shown(page)
+    assert demo_server.tokens["customer"] in typed
+
+    # A tab of GraphiQL's own...
+    await page.get_by_role("button", name="Add tab").click()
+    await expect(page.locator(".graphiql-tab")).to_have_count(2)
+    assert await headers_shown(page) == typed
+    await run(page, "{ me { role } }")
+    assert await shown_result(page) == {"data": {"me": {"role": "customer"}}}
+
+    # ...and a new browser tab, once GraphiQL has stored what was typed.
+    await page.wait_for_function(
+        "token => (localStorage.getItem('graphiql:tabState') ?? '').includes(token)",
+        arg=demo_server.tokens["customer"],
+    )
+    second = await page.context.new_page()
+    await second.goto(demo_server.url + "/graphql")
+    await expect(second.locator(HEADERS_EDITOR)).to_contain_text(demo_server.tokens["customer"])
+    await run(second, "{ me { role } }")
+    assert await shown_result(second) == {"data": {"me": {"role": "customer"}}}
 
 
 async def test_without_its_files_graphiql_says_how_to_install_them(

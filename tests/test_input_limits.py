@@ -382,7 +382,8 @@ async def test_a_subscription_over_http_is_a_bad_request(api: Api) -> None:
 
     for response in (posted, got):
         assert response.status_code == 400
-        assert "subscriptions are not allowed" in response.text
+        [error] = response.json()["errors"]
+        assert error["extensions"]["code"] == "USE_WEBSOCKET"
 
 
 # -- Tokens ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Api, submit
-from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect, aconnect_ws
+from httpx_ws import AsyncWebSocketSession, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
 
 from ordergraph.core import db
@@ -134,14 +134,47 @@ async def test_order_events_delivers_an_orders_transitions_live_and_in_order(api
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("authorization", [None, "Bearer og_not-a-token", "Basic YWRhOnNlY3JldA=="])
-async def test_connection_init_without_a_valid_token_is_rejected(
-    api: Api, authorization: str | None
+@pytest.mark.parametrize(
+    ("authorization", "advice"),
+    [
+        (None, 'send {"Authorization": "Bearer <token>"} as the payload of connection_init'),
+        ("Bearer og_not-a-token", "the token sent is not one that works"),
+        ("Basic YWRhOnNlY3JldA==", "the token sent is not one that works"),
+    ],
+)
+async def test_a_connection_without_a_valid_token_is_told_why_when_it_subscribes(
+    api: Api, authorization: str | None, advice: str
 ):
+    """The client gets a GraphQL error it can show, not a closed socket it retries."""
     async with graphql_ws(api, authorization) as ws:
-        with pytest.raises(WebSocketDisconnect) as closed:
-            await ws.receive_json(timeout=5)
-    assert closed.value.code == 4403
+        assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": ORDER_EVENTS}})
+        result = await ws.receive_json(timeout=5)
+        done = await ws.receive_json(timeout=5)
+
+    assert result["type"] == "next", result
+    assert result["payload"]["data"] is None
+    [error] = result["payload"]["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert error["message"].startswith("Authentication required: " + advice)
+    assert done == {"id": "1", "type": "complete"}
+
+
+async def test_a_subscription_sent_over_http_is_told_to_use_the_websocket(api: Api):
+    response = await api.client.post(
+        "/graphql",
+        json={"query": ORDER_EVENTS},
+        headers={"Authorization": f"Bearer {api.tokens['admin']}"},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "USE_WEBSOCKET"
+    assert error["message"] == (
+        "Subscriptions are not served over HTTP: open a websocket to ws://testserver/graphql "
+        "with the graphql-transport-ws protocol, and send the Authorization header in "
+        "connection_init's payload."
+    )
 
 
 async def test_a_customer_receives_events_of_their_own_orders_only(api: Api):

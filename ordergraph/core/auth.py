@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+from ordergraph.core import db
 from ordergraph.core.limits import MAX_ID, TEAM, TOKEN_NAME
-from ordergraph.core.tables import ApiToken, Customer
+from ordergraph.core.tables import ApiToken, Customer, Team
 
 
 class Role(StrEnum):
@@ -57,8 +60,13 @@ async def create_token(
     name: str | None = None,
     customer_id: int | None = None,
     team: str | None = None,
+    expires_at: datetime.datetime | None = None,
 ) -> str:
-    """Store a new token and return it; it is shown once and cannot be recovered."""
+    """Store a new token and return it; it is shown once and cannot be recovered.
+
+    From ``expires_at`` on (an aware instant; None: never) the token no longer
+    authenticates.
+    """
     role = Role(role)
     if role not in TOKEN_ROLES:
         raise ValueError(f"role must be one of {', '.join(TOKEN_ROLES)}")
@@ -75,6 +83,8 @@ async def create_token(
     problem = TOKEN_NAME.problem(name, "name") or (TEAM.problem(team, "team") if team else None)
     if problem is not None:
         raise ValueError(problem.message)
+    if expires_at is not None and expires_at <= db.now():
+        raise ValueError(f"the expiry {expires_at.isoformat()} is not in the future")
     token = "og_" + secrets.token_urlsafe(32)
     await ApiToken.insert(
         ApiToken(
@@ -83,13 +93,106 @@ async def create_token(
             role=role.value,
             customer=customer_id,
             team=team,
+            expires_at=expires_at,
         )
     )
     return token
 
 
+async def unknown_team(team: str) -> str | None:
+    """Why a token cannot be bound to ``team`` (no team of that name), or None."""
+    names = [row["name"] for row in await Team.select(Team.name).order_by(Team.name)]
+    if team in names:
+        return None
+    if not names:
+        return f"there is no team {team!r}: there are no teams yet (define one with upsertTeam)"
+    return f"there is no team {team!r}; the teams are {', '.join(names)}"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What may be shown of a token: never the token or its hash."""
+
+    id: int
+    name: str
+    role: str
+    team: str | None
+    customer_id: int | None
+    created_at: datetime.datetime
+    expires_at: datetime.datetime | None
+    revoked_at: datetime.datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> TokenInfo:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            role=row["role"],
+            team=row["team"],
+            customer_id=row["customer"],
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+            revoked_at=row["revoked_at"],
+        )
+
+    def state(self, now: datetime.datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+_TOKEN_INFO = (
+    ApiToken.id,
+    ApiToken.name,
+    ApiToken.role,
+    ApiToken.team,
+    ApiToken.customer,
+    ApiToken.created_at,
+    ApiToken.expires_at,
+    ApiToken.revoked_at,
+)
+
+
+def _live(now: datetime.datetime) -> Any:
+    """The tokens that authenticate at ``now``: not revoked, not expired."""
+    return ApiToken.revoked_at.is_null() & (
+        ApiToken.expires_at.is_null() | (ApiToken.expires_at > now)
+    )
+
+
+async def list_tokens(*, include_dead: bool = False) -> list[TokenInfo]:
+    """Every token that still authenticates (with ``include_dead``, revoked and expired
+    ones too), oldest first."""
+    query = ApiToken.select(*_TOKEN_INFO).order_by(ApiToken.id)
+    if not include_dead:
+        query = query.where(_live(db.now()))
+    return [TokenInfo.from_row(row) for row in await query]
+
+
+async def revoke_token(token_id: int) -> TokenInfo:
+    """Revoke a token: from now on it no longer authenticates."""
+    if 0 < token_id <= MAX_ID:
+        revoked = (
+            await ApiToken.update({ApiToken.revoked_at: db.now()})
+            .where((ApiToken.id == token_id) & ApiToken.revoked_at.is_null())
+            .returning(*_TOKEN_INFO)
+        )
+        if revoked:
+            return TokenInfo.from_row(revoked[0])
+        if await ApiToken.exists().where(ApiToken.id == token_id):
+            raise ValueError(f"token {token_id} was already revoked")
+    raise ValueError(f"no token with id {token_id}")
+
+
 async def authenticate(token: str) -> Principal | None:
-    row = await ApiToken.select().where(ApiToken.token_hash == hash_token(token)).first()
+    """The principal of a token that is known, not revoked and not expired; else None."""
+    row = (
+        await ApiToken.select()
+        .where((ApiToken.token_hash == hash_token(token)) & _live(db.now()))
+        .first()
+    )
     if row is None:
         return None
     return Principal(

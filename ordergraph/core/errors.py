@@ -39,6 +39,8 @@ class ErrorCode(StrEnum):
     INVALID_CURSOR = "INVALID_CURSOR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     TOO_LARGE = "TOO_LARGE"
+    # A subscription sent over HTTP: subscriptions go over a websocket.
+    USE_WEBSOCKET = "USE_WEBSOCKET"
     # Stage 3: processing.
     ALREADY_DONE = "ALREADY_DONE"
     OUT_OF_ORDER = "OUT_OF_ORDER"

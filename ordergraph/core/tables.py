@@ -112,6 +112,9 @@ class ApiToken(Table, tablename="api_tokens"):
     customer = ForeignKey(references=Customer, null=True, on_delete=OnDelete.restrict)
     team = Varchar(length=64, null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    # A token past ``expires_at`` or with ``revoked_at`` set no longer authenticates.
+    expires_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)
 
 
 class SchemaMigration(Table, tablename="schema_migrations"):

@@ -53,14 +53,31 @@ async def principal_for(authorization: str | None) -> Principal | None:
     return await authenticate(token) if token else None
 
 
+def _authentication_required(context: Context) -> str:
+    """What to do about a request without a principal, over HTTP or a websocket."""
+    websocket = context.connection_params is not None
+    sent = context.request.headers.get("authorization")
+    if websocket:
+        params = context.connection_params or {}
+        sent = sent or params.get("Authorization") or params.get("authorization")
+    if sent:
+        return (
+            "Authentication required: the token sent is not one that works "
+            "(unknown, revoked or expired)."
+        )
+    if websocket:
+        return (
+            'Authentication required: send {"Authorization": "Bearer <token>"} as the '
+            "payload of connection_init (GraphiQL sends its Headers pane)."
+        )
+    return "Authentication required: send the header Authorization: Bearer <token>."
+
+
 def require(info: Info, *roles: Role) -> Principal:
     """The caller, who must be authenticated and, when ``roles`` are given, hold one of them."""
     principal = info.context.principal
     if principal is None:
-        raise ApiError(
-            ErrorCode.UNAUTHENTICATED,
-            "Authentication required: send the header Authorization: Bearer <token>.",
-        )
+        raise ApiError(ErrorCode.UNAUTHENTICATED, _authentication_required(info.context))
     if roles and principal.role not in roles:
         raise ApiError(
             ErrorCode.FORBIDDEN,
