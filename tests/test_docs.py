@@ -14,6 +14,7 @@ import types
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -66,14 +67,25 @@ def test_readme_quickstart_is_make_demo_and_make_test() -> None:
     assert "make test" in quickstart
 
 
-def test_architecture_shows_the_status_graph_that_ordergraph_graph_prints() -> None:
-    block = re.search(r"```mermaid\n(.*?)```", ARCHITECTURE_DOC.read_text(), re.DOTALL)
-    assert block is not None, "docs/architecture.md has no mermaid diagram"
+@pytest.mark.parametrize("doc", [ARCHITECTURE_DOC, README])
+def test_the_docs_show_the_status_graph_that_ordergraph_graph_prints(doc: Path) -> None:
+    block = re.search(r"```mermaid\n(.*?)```", doc.read_text(), re.DOTALL)
+    assert block is not None, f"{doc.name} has no mermaid diagram"
     graph = runtime.build_graph(runtime.load_plugins(Settings()))
     assert block.group(1) == graph.to_mermaid()
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/architecture.md", "docs/plugins.md"])
+def test_the_readme_is_what_a_newcomer_needs_and_links_the_measurements() -> None:
+    text = README.read_text()
+    assert text.index("```mermaid") < text.index("## Quickstart")  # the flow's picture first
+    assert "docs/performance.md" in text
+    assert "| p50 ms" not in text and "orders/s" not in text  # the tables live there
+    assert "| p50 ms" in (ROOT / "docs" / "performance.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "doc", ["README.md", "docs/architecture.md", "docs/plugins.md", "docs/performance.md"]
+)
 def test_relative_links_point_at_files_that_exist(doc: str) -> None:
     path = ROOT / doc
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text()):
@@ -200,10 +212,11 @@ async def demo_api(tmp_path: Path) -> AsyncIterator[Api]:
     sequences skip the id a refused duplicate insert took).
     """
     demo.write_config(tmp_path / "ordergraph.toml")
-    settings = make_settings(
-        f"sqlite:///{tmp_path}/ordergraph.db",
-        plugins=demo.DEMO_PLUGINS,
-        settlement=demo.DEMO_SETTLEMENT,
+    settings = Settings.from_env(
+        {
+            "ORDERGRAPH_CONFIG": str(tmp_path / "ordergraph.toml"),
+            "DATABASE_URL": f"sqlite:///{tmp_path}/ordergraph.db",
+        }
     )
     app = create_app(settings, on_startup=[demo.seed])
     async with LifespanManager(app) as manager:
@@ -229,9 +242,17 @@ async def test_the_readme_tour_does_what_it_says(demo_api: Api) -> None:
     assert (await demo_api.data(look))["orders"]["totalCount"] == len(demo.ORDERS)
 
     submitted = (await demo_api.data(submit_doc))["submitOrder"]
-    assert submitted["order"]["number"] == "SO-000010"
+    assert submitted["order"]["number"] == "SO-000013"
     assert (submitted["order"]["status"], submitted["order"]["total"]) == ("RECEIVED", "104.00")
     await runner.drain()
+    timeline = (await demo_api.data('{ order(id: "13") { events { type toStatus } } }'))["order"]
+    assert [(e["type"], e["toStatus"]) for e in timeline["events"]] == [
+        ("submitted", "RECEIVED"),
+        ("transition", "IN_REVIEW"),
+        ("transition", "APPROVED"),
+        ("queued", None),
+    ]
+    assert "shows four events" in " ".join(README.read_text().split())
     again = (await demo_api.data(submit_doc))["submitOrder"]
     assert (again["created"], again["order"]["status"]) == (False, "APPROVED")
 
@@ -255,10 +276,10 @@ async def test_the_readme_tour_does_what_it_says(demo_api: Api) -> None:
         '[{sku: "MUG-001", quantity: 2}, {sku: "LAMP-DESK", quantity: 1}]',
         '[{sku: "LAMP-DESK", quantity: 7}]',
     )
-    assert (await demo_api.data(big))["submitOrder"]["order"]["id"] == "11"
+    assert (await demo_api.data(big))["submitOrder"]["order"]["id"] == "14"
     await runner.drain()
     waiting = (await demo_api.data(queue))["reviewQueue"]["edges"]
-    assert "11" in [edge["node"]["id"] for edge in waiting]
+    assert "14" in [edge["node"]["id"] for edge in waiting]
 
     decided = (await demo_api.data(decide))["approveOrder"]["order"]
     assert (decided["status"], decided["version"]) == ("APPROVED", 4)
@@ -271,19 +292,24 @@ async def test_the_readme_tour_does_what_it_says(demo_api: Api) -> None:
     ada = await demo_api.data(customer, as_="ada")
     assert ada["me"]["role"] == "customer"
     assert ada["order"] is None
+    assert ada["orders"]["totalCount"] == 8
     assert ada["mine"]["status"] == "REJECTED"
     assert ("stock", "fail") in [(f["rule"], f["outcome"]) for f in ada["mine"]["reviewFindings"]]
+    staff_words = await demo_api.data('{ order(id: "4") { reviewFindings { message } } }')
+    assert not {f["message"] for f in ada["mine"]["reviewFindings"]} & {
+        f["message"] for f in staff_words["order"]["reviewFindings"]
+    }
     amended = (await demo_api.data(amend, as_="ada"))["amendOrder"]
     assert amended["order"]["status"] == "RECEIVED"
     await runner.drain()
-    reviewed = await demo_api.data('{ order(id: "5") { status } }', as_="ada")
+    reviewed = await demo_api.data('{ order(id: "4") { status } }', as_="ada")
     assert reviewed["order"]["status"] == "APPROVED"
 
-    cancel = 'mutation { transitionOrder(id: "10", transition: "%s", reason: "changed my mind") {'
+    cancel = 'mutation { transitionOrder(id: "13", transition: "%s", reason: "changed my mind") {'
     cancel += " order { status } errors { code } } }"
     cancelled = await demo_api.data(cancel % "cancel", as_="ada")
     assert cancelled["transitionOrder"]["order"] == {"status": "CANCELLED"}
-    forbidden = await demo_api.data(cancel.replace('"10"', '"9"') % "approve", as_="ada")
+    forbidden = await demo_api.data(cancel.replace('"13"', '"8"') % "approve", as_="ada")
     assert forbidden["transitionOrder"]["errors"] == [{"code": "FORBIDDEN"}]
 
 
@@ -370,7 +396,7 @@ async def test_the_inbox_examples_list_and_replay_the_rejected_csv_order(demo_ap
     replayed = (await demo_api.data(replay.replace('"7"', f'"{entry["id"]}"')))["replayImport"]
     assert replayed["errors"] == []
     assert replayed["importError"]["status"] == "imported"
-    assert replayed["order"] == {"number": "SO-000012", "status": "RECEIVED"}
+    assert replayed["order"] == {"number": "SO-000015", "status": "RECEIVED"}
 
 
 def test_the_channel_configuration_example_is_accepted() -> None:
@@ -387,12 +413,12 @@ async def test_the_readme_processing_walk_does_what_it_says(demo_api: Api) -> No
     work, start, pick, pack, ship = re.findall(r"```graphql\n(.*?)```", walk, re.DOTALL)
 
     mine = (await demo_api.data(work, as_="pia"))["myWork"]
-    assert [w["order"]["number"] for w in mine] == ["SO-000001", "SO-000003"]
+    assert [w["order"]["number"] for w in mine] == ["SO-000009", "SO-000011"]
     first = mine[0]["order"]
     assert [(t["id"], t["kind"]) for t in first["tasks"]] == [
-        ("1", "pick"),
-        ("2", "pack"),
-        ("3", "ship"),
+        ("13", "pick"),
+        ("14", "pack"),
+        ("15", "ship"),
     ]
     assert first["assignment"]["explanation"]["chosen"] == "pia"
 
@@ -419,10 +445,10 @@ async def test_the_readme_settlement_tour_does_what_it_says(demo_api: Api) -> No
         doc.replace("2026", year) for doc in re.findall(r"```graphql\n(.*?)```", tour, re.DOTALL)
     )
     status = '{ order(id: "%s") { status statement { balance { state } } } }'
-    assert (await demo_api.data(status % "2"))["order"] == {
+    assert (await demo_api.data(status % "1"))["order"] == {
         "status": "SETTLED", "statement": {"balance": {"state": "paid"}}
     }  # fmt: skip
-    assert (await demo_api.data(status % "4"))["order"] == {
+    assert (await demo_api.data(status % "2"))["order"] == {
         "status": "COMPLETED", "statement": {"balance": {"state": "unpaid"}}
     }  # fmt: skip
 
@@ -443,7 +469,35 @@ async def test_the_readme_settlement_tour_does_what_it_says(demo_api: Api) -> No
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
 
     paid = (await demo_api.data(pay))["importBankStatement"]
-    assert paid == {"imported": 1, "matched": 1, "unmatched": 0, "errors": []}
-    assert (await demo_api.data(status % "1"))["order"]["status"] == "SETTLED"
-    again = await demo_api.data(pay.replace("imported matched", "alreadyImported matched"))
-    assert again["importBankStatement"]["alreadyImported"] == 1
+    assert paid == {"imported": 1, "alreadyImported": 0, "matched": 1, "unmatched": 0, "errors": []}
+    assert (await demo_api.data(status % "9"))["order"]["status"] == "SETTLED"
+    again = (await demo_api.data(pay))["importBankStatement"]
+    assert (again["imported"], again["alreadyImported"]) == (0, 1)
+
+
+async def test_the_readme_tracking_walk_does_what_it_says(demo_api: Api) -> None:
+    """The walk records a scan with the manual carrier (today, London's offset), sees the
+    two open alerts, resolves Grace's and looks Alan's order up as he would."""
+    walk = between(README.read_text(), "## Tracking: a parcel", "## The `ordergraph` command")
+    record, alerts, resolve, look = re.findall(r"```graphql\n(.*?)```", walk, re.DOTALL)
+    london = ZoneInfo("Europe/London")
+    scanned = datetime.datetime.now(london).replace(microsecond=0) - datetime.timedelta(hours=1)
+    record = re.sub(r'occurredAt: "[^"]+"', f'occurredAt: "{scanned.isoformat()}"', record)
+
+    recorded = (await demo_api.data(record))["recordTrackingEvents"]
+    assert recorded["errors"] == [] and recorded["newEvents"] == 1
+    assert recorded["tracking"]["status"] == "delivery_failed"
+    assert recorded["tracking"]["events"][0]["localTime"] == scanned.isoformat()
+    open_alerts = (await demo_api.data(alerts))["alerts"]
+    assert [(a["id"], a["kind"], a["orderNumber"]) for a in open_alerts] == [
+        ("2", "delivery_failed", "SO-000005"),
+        ("1", "delivery_failed", "SO-000006"),
+    ]
+    assert "there are now two open" in " ".join(walk.split())
+    resolved = (await demo_api.data(resolve))["resolveAlert"]
+    assert resolved == {"alert": {"state": "resolved", "orderNumber": "SO-000006"}, "errors": []}
+    demo_api.client.headers.pop("Authorization", None)
+    found = (await demo_api.client.post("/graphql", json={"query": look})).json()["data"]
+    [parcel] = found["trackOrder"]["shipments"]
+    assert (found["trackOrder"]["status"], parcel["carrier"]) == ("SHIPPED", "manual")
+    assert parcel["events"][0]["description"] == "Nobody home; a card was left"
