@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime
 import tomllib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,6 @@ ADDRESSES = {
         "country": "GB",
     },
 }
-ADDRESS = ADDRESSES["ada@example.com"]
 PRODUCTS = [
     ProductData("MUG-001", "Enamel mug", Decimal("12.50"), "EUR", 120, bin_location="A-01-1"),
     ProductData("TEE-BLK-M", "T-shirt black M", Decimal("24.90"), "EUR", 40, bin_location="B-03-2"),
@@ -147,16 +146,15 @@ class DemoOrder:
     email: str
     lines: list[tuple[Any, ...]]  # (sku, quantity[, unit price])
     placed: Callable[[datetime.datetime], datetime.datetime]  # from the time of loading
-    outcome: str  # what review decides and what became of it, in words
     # Hours after it was placed: picked (and packed), shipped; the units packed if not all.
     work: tuple[float, float] | None = None
     packed: int | None = None
-    # The courier's scans, from the moment it shipped.
+    # The courier's scans, from the moment it shipped, and its estimate with the last.
     scans: Callable[[datetime.datetime, dict[str, str]], list[courier.Scan]] | None = None
-    # Hours after delivery the customer confirmed it, and whether the statement is paid.
+    estimate: Callable[[datetime.datetime], tracking.Estimate] | None = None
+    # Hours after the delivery the customer confirmed it; hours after that it was paid.
     confirmed: float | None = None
     paid: float | None = None
-    estimate: Callable[[datetime.datetime], tracking.Estimate] | None = field(default=None)
 
 
 def days(n: int, hour: int, minute: int = 0) -> Callable[[datetime.datetime], datetime.datetime]:
@@ -169,12 +167,11 @@ def ago(hours: float) -> Callable[[datetime.datetime], datetime.datetime]:
 
 def _delivered_next_day(shipped: datetime.datetime, to: dict[str, str]) -> list[courier.Scan]:
     dest = courier.place(to)
-    day_after = courier.on_day(shipped, -1, 0)
     return [
         courier.collected(shipped + datetime.timedelta(hours=5, minutes=20)),
         courier.at_depot(shipped + datetime.timedelta(hours=10, minutes=45), courier.LEEDS),
-        courier.out_for_delivery(day_after.replace(hour=7, minute=55), dest),
-        courier.delivered(day_after.replace(hour=12, minute=20), dest, "Delivered, signed for"),
+        courier.out_for_delivery(courier.on_day(shipped, -1, 7, 55), dest),
+        courier.delivered(courier.on_day(shipped, -1, 12, 20), dest, "Delivered, signed for"),
     ]
 
 
@@ -190,76 +187,76 @@ def _on_its_way(shipped: datetime.datetime, to: dict[str, str]) -> list[courier.
 def _nobody_home(shipped: datetime.datetime, to: dict[str, str]) -> list[courier.Scan]:
     dest = courier.place(to)
     edinburgh = tracking.Location("Edinburgh", "", "EH12 9DQ", "GB")
-    day_after = courier.on_day(shipped, -1, 0)
     return [
         courier.collected(shipped + datetime.timedelta(hours=1, minutes=15)),
-        courier.at_depot(day_after.replace(hour=5, minute=10), edinburgh),
-        courier.out_for_delivery(day_after.replace(hour=8, minute=5), dest),
-        courier.nobody_home(day_after.replace(hour=13, minute=30), dest),
+        courier.at_depot(courier.on_day(shipped, -1, 5, 10), edinburgh),
+        courier.out_for_delivery(courier.on_day(shipped, -1, 8, 5), dest),
+        courier.nobody_home(courier.on_day(shipped, -1, 13, 30), dest),
     ]
 
 
-def _next_working_window(now: datetime.datetime) -> tracking.Estimate:
-    tomorrow = courier.on_day(now, -1, 9)
-    return tracking.Estimate(window_from=tomorrow, window_to=tomorrow.replace(hour=13))
+def _tomorrow_morning(now: datetime.datetime) -> tracking.Estimate:
+    """The courier's next attempt: tomorrow between 9:00 and 13:00."""
+    morning = courier.on_day(now, -1, 9), courier.on_day(now, -1, 13)
+    return tracking.Estimate(window_from=morning[0], window_to=morning[1])
 
 
 # The fortnight, in the order the orders came in (their ids and numbers follow it).
 ORDERS = [
+    # Approved, shipped, delivered, confirmed and paid by bank transfer: SETTLED.
     DemoOrder(
         "DEMO-1001", "ada@example.com", [("LAMP-DESK", 1)], days(13, 10, 12),
-        "approved, shipped, delivered, confirmed and paid by bank transfer: SETTLED",
         work=(23, 25), scans=_delivered_next_day, confirmed=21, paid=70,
     ),
+    # Approved, shipped, delivered and confirmed; its statement unpaid: COMPLETED.
     DemoOrder(
         "DEMO-1002", "ada@example.com", [("BAG-TOTE", 1)], days(11, 15, 40),
-        "approved, shipped, delivered and confirmed; its statement unpaid: COMPLETED",
         work=(18, 19), scans=_delivered_next_day, confirmed=31,
     ),
+    # Rejected: the customer is blocked.
     DemoOrder(
         "DEMO-1003", "mallory@example.com", [("MUG-001", 1)], days(8, 14, 3),
-        "rejected: the customer is blocked",
     ),
+    # Rejected for stock: one tote bag is left.
     DemoOrder(
         "DEMO-1004", "ada@example.com", [("BAG-TOTE", 3)], days(5, 20, 17),
-        "rejected for stock: one tote bag is left",
     ),
+    # Approved and shipped, on its way: SHIPPED.
     DemoOrder(
         "DEMO-1005", "alan@example.com", [("PEN-SET", 1), ("MUG-001", 2)], days(3, 11, 26),
-        "approved and shipped, on its way: SHIPPED",
-        work=(22, 23), scans=_on_its_way, estimate=_next_working_window,
+        work=(22, 23), scans=_on_its_way, estimate=_tomorrow_morning,
     ),
+    # Approved (249.00 of her 300.00 credit); 6 of the 10 shipped, nobody home at delivery.
     DemoOrder(
         "DEMO-1006", "grace@example.com", [("TEE-BLK-M", 10)], days(2, 9, 40),
-        "approved (249.00 of her 300.00 credit); 6 of the 10 shipped, nobody home at delivery",
-        work=(4.3, 6.8), packed=6, scans=_nobody_home, estimate=_next_working_window,
+        work=(4.3, 6.8), packed=6, scans=_nobody_home, estimate=_tomorrow_morning,
     ),
+    # Rejected for credit: 328.00 is over her 300.00.
     DemoOrder(
         "DEMO-1007", "grace@example.com", [("LAMP-DESK", 1)], days(1, 19, 5),
-        "rejected for credit: 328.00 is over her 300.00",
     ),
+    # On hold: over 500.00, a person decides.
     DemoOrder(
         "DEMO-1008", "ada@example.com", [("LAMP-DESK", 8)], ago(6),
-        "on hold: over 500.00, a person decides",
     ),
+    # Approved and assigned, not started.
     DemoOrder(
         "DEMO-1009", "ada@example.com", [("MUG-001", 2), ("PEN-SET", 1)], ago(4),
-        "approved and assigned, not started",
     ),
+    # On hold: 22% below the list price.
     DemoOrder(
         "DEMO-1010", "ada@example.com", [("PEN-SET", 2, "35.00")], ago(3),
-        "on hold: 22% below the list price",
     ),
+    # Approved and assigned, not started.
     DemoOrder(
         "DEMO-1011", "alan@example.com", [("TEE-BLK-M", 2)], ago(2),
-        "approved and assigned, not started",
     ),
+    # Approved (a mug instead of the lamp); waits in the packers' queue.
     DemoOrder(
         "DEMO-1012", "grace@example.com", [("MUG-001", 1)], ago(1.5),
-        "approved (a mug instead of the lamp); waits in the packers' queue",
     ),
 ]  # fmt: skip
-# pat goes off shift this long before the demo is loaded.
+# pat goes off shift an hour before the demo is loaded.
 PAT_LEAVES = ago(1)
 
 
@@ -281,7 +278,6 @@ class _Story:
 
     def __init__(self, rt: Runtime, now: datetime.datetime) -> None:
         self.rt, self.now = rt, now
-        self.ids: dict[str, int] = {}
         self.steps: list[Step] = []
 
     def at(self, when: datetime.datetime, step: Callable[[], Awaitable[None]]) -> None:
@@ -302,7 +298,7 @@ class _Story:
 
     async def _submit(self, order: DemoOrder, placed: datetime.datetime) -> None:
         submitted = await submit_order(self.rt, _draft(order), STAFF)
-        order_id = self.ids[order.external_id] = submitted.order.id
+        order_id = submitted.order.id
         # One at a time, as orders arrive: an order waiting for review uses credit too.
         await _decide(self.rt, order_id)
         if order.work is None:

@@ -24,7 +24,7 @@ def place(address: dict[str, str]) -> tracking.Location:
 
 
 def on_day(now: datetime.datetime, days_ago: int, hour: int, minute: int = 0) -> datetime.datetime:
-    """``days_ago`` days before ``now``'s date, at that time on the clock in the UK."""
+    """``days_ago`` days before ``now``'s date (-1: the day after), at that time in the UK."""
     day = now.astimezone(UK).date() - datetime.timedelta(days=days_ago)
     return datetime.datetime(day.year, day.month, day.day, hour, minute, tzinfo=UK)
 
