@@ -363,15 +363,37 @@ def test_every_graphql_example_says_how_to_run_it_and_what_it_answers(doc: str) 
             assert "expect" in options, f"{doc}: an example says nothing of its answer"
 
 
+async def payloads_with_errors(api: Api) -> set[str]:
+    """The mutations whose payload has ``errors``."""
+    schema = await api.data(
+        "{ __schema { mutationType { fields { name type { name ofType { name } } } } } }"
+    )
+    payloads = await api.data("{ __schema { types { name fields { name } } } }")
+    with_errors = {
+        t["name"]
+        for t in payloads["__schema"]["types"]
+        if "errors" in [f["name"] for f in t["fields"] or []]
+    }
+    return {
+        f["name"]
+        for f in schema["__schema"]["mutationType"]["fields"]
+        if (f["type"]["name"] or f["type"]["ofType"]["name"]) in with_errors
+    }
+
+
 @pytest.mark.parametrize(
     "doc", [doc for doc in DOCS_WITH_EXAMPLES if any("skip" not in o for o, _, _ in examples(doc))]
 )
 async def test_every_graphql_example_answers_what_the_text_says(doc: str, demo_api: Api) -> None:
     """A reader's walk: each example of the document, in order, on one fresh demo, with
     the token it names; the jobs it started run before the next."""
+    with_errors = await payloads_with_errors(demo_api)
     for options, document, after in examples(doc):
         if "skip" in options:
             continue
+        for field in re.findall(r"\b(\w+)\(", document.split("{", 1)[1]):
+            if field in with_errors and document.startswith("mutation"):
+                assert "errors { field code message }" in document, f"{field}: show its errors"
         who = None if options["as"] == "anyone" else options["as"]
         body = await demo_api.gql(as_of_today(document), options.get("variables"), as_=who)
         assert "errors" not in body, (document, body["errors"])
