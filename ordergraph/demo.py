@@ -107,7 +107,7 @@ ADDRESSES = {
     },
     "grace@example.com": {
         "name": "Grace Hopper",
-        "line1": "7 Queen Street",
+        "line1": "Flat 2, 7 Queen Street",
         "city": "Edinburgh",
         "postalCode": "EH2 1JE",
         "country": "GB",
