@@ -84,3 +84,14 @@ async def test_the_demo_parcels_were_scanned_after_they_shipped_on_london_time(
     assert open_alerts["alerts"] == [
         {"kind": "delivery_failed", "orderNumber": "SO-000006", "team": "packers"}
     ]
+
+
+def test_the_demo_orders_come_in_the_order_the_docs_number_them_at_any_hour() -> None:
+    """The README names orders by id: loaded at any hour of any day (summer or winter
+    time), the orders are placed in the order of ``demo.ORDERS``."""
+    london = ZoneInfo("Europe/London")
+    for day in (datetime.date(2026, 1, 15), datetime.date(2026, 7, 15)):
+        for hour in range(24):
+            loaded = datetime.datetime.combine(day, datetime.time(hour, 5), london)
+            placed = [order.placed(loaded) for order in demo.ORDERS]
+            assert placed == sorted(placed) and placed[-1] < demo.PAT_LEAVES(loaded) < loaded
