@@ -1,24 +1,32 @@
-"""Demo data for ``ordergraph serve --demo``: a small shop with orders in several states.
+"""Demo data for ``ordergraph serve --demo``: a small shop's last fortnight.
 
 With the review rules on (``DEMO_CONFIG``, which ``serve --demo`` writes to
-``ordergraph.toml`` when there is none), the demo orders go through review and show every
-outcome: approved, rejected (credit, blocked customer, stock), on hold (amount, price) and
-a rejected order amended by its customer and approved in a second round. With the
-``rules`` assignment plugin on as well, two teams fulfil the approved orders, which are
-left in every state of the work: assigned and not started, partly shipped, shipped,
-and waiting in a team's queue. Two of Ada's orders were delivered and confirmed: one
-statement is paid (SETTLED), the other is not (COMPLETED, unpaid).
+``ordergraph.toml`` when there is none), the demo's orders were placed over the last
+two weeks, each to its customer's own address, and went through review: approved,
+rejected for stock, for credit and for a blocked customer, on hold for its amount and
+for its price. With the ``rules`` assignment plugin on as well, two teams fulfil the
+approved orders, which are in every state of their work: delivered and settled,
+delivered and unpaid, shipped and on its way, 6 of 10 shipped with a failed delivery
+(and its open alert), assigned and not started, and waiting in the packers' queue
+because pat went off shift and pia is full. The parcels go by the ``manual`` carrier
+(a local courier whose scans staff record), so the demo never calls a carrier's API.
+
+Every record is written as it would have happened: ``db.set_clock`` sets the service's
+clock to each moment of the story, in order, and back to the real time at the end.
 """
 
 from __future__ import annotations
 
 import datetime
 import tomllib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ordergraph.core import auth, db, payments, review
+from ordergraph import demo_tracking as courier
+from ordergraph.core import auth, db, payments, review, tracking
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.fulfilment import teams, work
 from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
@@ -27,7 +35,6 @@ from ordergraph.core.runtime import Runtime
 from ordergraph.core.settlement import statements
 from ordergraph.core.tables import Customer, Order, Task
 from ordergraph.core.transitions import transition_order
-from ordergraph.demo_tracking import seed_tracking
 
 # The demo's configuration: the review rules it runs, in order, and their settings, the
 # assignment rules of its two teams, bank transfers and the seller on its statements. It
@@ -38,6 +45,9 @@ DEMO_CONFIG = """\
 # and settlement. Every ordergraph command run in this directory reads this file
 # (ordergraph.toml.example lists every setting). Without it, `ordergraph serve` runs no
 # review rules and `serve --demo` writes it again.
+
+[ordergraph.due_hours]
+ship = {NORMAL = 72}  # the shop ships within three days
 
 [ordergraph.settlement]
 shipping_charge = "4.90"
@@ -78,14 +88,45 @@ account_holder = "ordergraph demo shop"
 _DEMO = tomllib.loads(DEMO_CONFIG)
 DEMO_PLUGINS: dict[str, dict[str, Any]] = _DEMO["plugins"]
 DEMO_SETTLEMENT: dict[str, Any] = _DEMO["ordergraph"]["settlement"]
-# (team, [(member, capacity)]): packers fill up, so the amended order waits in their queue.
+# (team, [(member, capacity)]): packers fill up, so the last order waits in their queue.
 TEAMS = [("packers", [("pia", 2), ("pat", 2)]), ("bulk", [("bo", 3)])]
 CUSTOMERS = [
     CustomerData("ada@example.com", "Ada Lovelace", Decimal("5000"), "EUR"),
-    # Near her limit once DEMO-1003 is approved (249.00 of 300.00).
+    # Near her limit once her T-shirts are approved (249.00 of 300.00).
     CustomerData("grace@example.com", "Grace Hopper", Decimal("300"), "EUR"),
     CustomerData("mallory@example.com", "Mallory Blocked", Decimal("1000"), "EUR", blocked=True),
+    CustomerData("alan@example.com", "Alan Turing", Decimal("2000"), "EUR"),
 ]
+ADDRESSES = {
+    "ada@example.com": {
+        "name": "Ada Lovelace",
+        "line1": "12 St James's Square",
+        "city": "London",
+        "postalCode": "SW1Y 4JH",
+        "country": "GB",
+    },
+    "grace@example.com": {
+        "name": "Grace Hopper",
+        "line1": "Flat 2, 7 Queen Street",
+        "city": "Edinburgh",
+        "postalCode": "EH2 1JE",
+        "country": "GB",
+    },
+    "mallory@example.com": {
+        "name": "Mallory Blocked",
+        "line1": "3 Canal Street",
+        "city": "Manchester",
+        "postalCode": "M1 3HE",
+        "country": "GB",
+    },
+    "alan@example.com": {
+        "name": "Alan Turing",
+        "line1": "43 Adlington Road",
+        "city": "Wilmslow",
+        "postalCode": "SK9 2BJ",
+        "country": "GB",
+    },
+}
 PRODUCTS = [
     ProductData("MUG-001", "Enamel mug", Decimal("12.50"), "EUR", 120, bin_location="A-01-1"),
     ProductData("TEE-BLK-M", "T-shirt black M", Decimal("24.90"), "EUR", 40, bin_location="B-03-2"),
@@ -94,97 +135,284 @@ PRODUCTS = [
     ProductData("LAMP-DESK", "Desk lamp", Decimal("79.00"), "EUR", 15, bin_location="C-02-4"),
     ProductData("PEN-SET", "Fountain pen set", Decimal("45.00"), "EUR", 30, bin_location="A-04-3"),
 ]
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "12 St James's Square",
-    "city": "London",
-    "postalCode": "SW1Y 4JH",
-    "country": "GB",
-}
-# (external id, customer e-mail, lines as (sku, quantity[, unit price]), the steps of
-# its work once approved). Reviewed in this order; the comment says what review decides.
-ORDERS = [
-    ("DEMO-1001", "ada@example.com", [("MUG-001", 2), ("PEN-SET", 1)], []),  # approved
-    ("DEMO-1002", "ada@example.com", [("LAMP-DESK", 1)], ["pick", "pack", "ship"]),
-    # Approved (249 of 300), 6 of the 10 shipped.
-    ("DEMO-1003", "grace@example.com", [("TEE-BLK-M", 10)], ["pick", "pack 6", "ship"]),
-    ("DEMO-1004", "ada@example.com", [("BAG-TOTE", 1)], ["pick", "pack", "ship"]),
-    ("DEMO-1005", "ada@example.com", [("BAG-TOTE", 3)], []),  # rejected: 1 tote left
-    ("DEMO-1006", "grace@example.com", [("LAMP-DESK", 1)], []),  # rejected: over her credit
-    ("DEMO-1007", "mallory@example.com", [("MUG-001", 1)], []),  # rejected: blocked
-    ("DEMO-1008", "ada@example.com", [("LAMP-DESK", 8)], []),  # on hold: over 500.00
-    ("DEMO-1009", "ada@example.com", [("PEN-SET", 2, "35.00")], []),  # on hold: 22% off
-]
-# Shipped orders that were delivered and confirmed, and whether their statement is paid.
-SETTLED = {"DEMO-1002": True, "DEMO-1004": False}
-# Rejected orders their customer corrects; reviewed again, they are approved.
-AMENDMENTS = {"DEMO-1006": [("MUG-001", 2)]}
 STAFF = Principal(Role.STAFF, "demo")
 # How long the tokens a start prints work: a day of trying the demo.
 DEMO_TOKEN_LIFETIME = datetime.timedelta(hours=24)
 
 
-def _draft(external_id: str, email: str | None, lines: list[tuple[Any, ...]]) -> OrderDraft:
+@dataclass(frozen=True)
+class DemoOrder:
+    """One order of the story: when it was placed, and what happened to it after."""
+
+    external_id: str
+    email: str
+    lines: list[tuple[Any, ...]]  # (sku, quantity[, unit price])
+    placed: Callable[[datetime.datetime], datetime.datetime]  # from the time of loading
+    # Hours after it was placed: picked (and packed), shipped; the units packed if not all.
+    work: tuple[float, float] | None = None
+    packed: int | None = None
+    # The courier's scans, from the moment it shipped, and its estimate with the last.
+    scans: Callable[[datetime.datetime, dict[str, str]], list[courier.Scan]] | None = None
+    estimate: Callable[[datetime.datetime], tracking.Estimate] | None = None
+    # Hours after the delivery the customer confirmed it; hours after that it was paid.
+    confirmed: float | None = None
+    paid: float | None = None
+
+
+def days(n: int, hour: int, minute: int = 0) -> Callable[[datetime.datetime], datetime.datetime]:
+    return lambda now: courier.on_day(now, n, hour, minute)
+
+
+def ago(hours: float) -> Callable[[datetime.datetime], datetime.datetime]:
+    return lambda now: courier.hours_ago(now, hours)
+
+
+def _delivered_next_day(shipped: datetime.datetime, to: dict[str, str]) -> list[courier.Scan]:
+    dest = courier.place(to)
+    return [
+        courier.collected(shipped + datetime.timedelta(hours=5, minutes=20)),
+        courier.at_depot(shipped + datetime.timedelta(hours=10, minutes=45), courier.LEEDS),
+        courier.out_for_delivery(courier.on_day(shipped, -1, 7, 55), dest),
+        courier.delivered(courier.on_day(shipped, -1, 12, 20), dest, "Delivered, signed for"),
+    ]
+
+
+def _on_its_way(shipped: datetime.datetime, to: dict[str, str]) -> list[courier.Scan]:
+    manchester = tracking.Location("Manchester", "", "M17 1SN", "GB")
+    return [
+        courier.collected(shipped + datetime.timedelta(hours=5, minutes=50)),
+        courier.at_depot(shipped + datetime.timedelta(hours=11, minutes=25), courier.LEEDS),
+        courier.at_depot(shipped + datetime.timedelta(hours=20, minutes=10), manchester),
+    ]
+
+
+def _nobody_home(shipped: datetime.datetime, to: dict[str, str]) -> list[courier.Scan]:
+    dest = courier.place(to)
+    edinburgh = tracking.Location("Edinburgh", "", "EH12 9DQ", "GB")
+    return [
+        courier.collected(shipped + datetime.timedelta(hours=1, minutes=15)),
+        courier.at_depot(courier.on_day(shipped, -1, 5, 10), edinburgh),
+        courier.out_for_delivery(courier.on_day(shipped, -1, 8, 5), dest),
+        courier.nobody_home(courier.on_day(shipped, -1, 13, 30), dest),
+    ]
+
+
+def _tomorrow_morning(now: datetime.datetime) -> tracking.Estimate:
+    """The courier's next attempt: tomorrow between 9:00 and 13:00."""
+    morning = courier.on_day(now, -1, 9), courier.on_day(now, -1, 13)
+    return tracking.Estimate(window_from=morning[0], window_to=morning[1])
+
+
+# The fortnight, in the order the orders came in (their ids and numbers follow it, at
+# whatever hour the demo is loaded: the orders of the last hours come after yesterday's).
+ORDERS = [
+    # Approved, shipped, delivered, confirmed and paid by bank transfer: SETTLED.
+    DemoOrder(
+        "DEMO-1001", "ada@example.com", [("LAMP-DESK", 1)], days(13, 10, 12),
+        work=(23, 25), scans=_delivered_next_day, confirmed=21, paid=70,
+    ),
+    # Approved, shipped, delivered and confirmed; its statement unpaid: COMPLETED.
+    DemoOrder(
+        "DEMO-1002", "ada@example.com", [("BAG-TOTE", 1)], days(11, 15, 40),
+        work=(18, 19), scans=_delivered_next_day, confirmed=31,
+    ),
+    # Rejected: the customer is blocked.
+    DemoOrder(
+        "DEMO-1003", "mallory@example.com", [("MUG-001", 1)], days(8, 14, 3),
+    ),
+    # Rejected for stock: one tote bag is left.
+    DemoOrder(
+        "DEMO-1004", "ada@example.com", [("BAG-TOTE", 3)], days(5, 20, 17),
+    ),
+    # Approved and shipped, on its way: SHIPPED.
+    DemoOrder(
+        "DEMO-1005", "alan@example.com", [("PEN-SET", 1), ("MUG-001", 2)], days(3, 11, 26),
+        work=(22, 23), scans=_on_its_way, estimate=_tomorrow_morning,
+    ),
+    # Approved (249.00 of her 300.00 credit); 6 of the 10 shipped, nobody home at delivery.
+    DemoOrder(
+        "DEMO-1006", "grace@example.com", [("TEE-BLK-M", 10)], days(2, 9, 40),
+        work=(4.3, 6.8), packed=6, scans=_nobody_home, estimate=_tomorrow_morning,
+    ),
+    # Rejected for credit: 328.00 is over her 300.00.
+    DemoOrder(
+        "DEMO-1007", "grace@example.com", [("LAMP-DESK", 1)], days(1, 17, 5),
+    ),
+    # On hold: over 500.00, a person decides.
+    DemoOrder(
+        "DEMO-1008", "ada@example.com", [("LAMP-DESK", 8)], ago(6),
+    ),
+    # Approved and assigned, not started.
+    DemoOrder(
+        "DEMO-1009", "ada@example.com", [("MUG-001", 2), ("PEN-SET", 1)], ago(4),
+    ),
+    # On hold: 22% below the list price.
+    DemoOrder(
+        "DEMO-1010", "ada@example.com", [("PEN-SET", 2, "35.00")], ago(3),
+    ),
+    # Approved and assigned, not started.
+    DemoOrder(
+        "DEMO-1011", "alan@example.com", [("TEE-BLK-M", 2)], ago(2),
+    ),
+    # Approved (a mug instead of the lamp); waits in the packers' queue.
+    DemoOrder(
+        "DEMO-1012", "grace@example.com", [("MUG-001", 1)], ago(1.5),
+    ),
+]  # fmt: skip
+# pat goes off shift an hour before the demo is loaded.
+PAT_LEAVES = ago(1)
+
+
+def _draft(order: DemoOrder) -> OrderDraft:
     return OrderDraft(
         channel="web",
-        external_id=external_id,
-        customer_email=email,
-        lines=[LineDraft(*line) for line in lines],
-        shipping_address=ADDRESS,
+        external_id=order.external_id,
+        customer_email=order.email,
+        lines=[LineDraft(*line) for line in order.lines],
+        shipping_address=ADDRESSES[order.email],
     )
 
 
-async def _decide(rt: Runtime, order_id: int) -> None:
-    """Let review decide: the job runner does, or this process when no runner runs."""
-    if rt.runner is not None:
-        await rt.runner.drain()
-    else:
-        await review.review_order(rt, order_id)
+Step = tuple[datetime.datetime, Callable[[], Awaitable[None]]]
+
+
+class _Story:
+    """The steps of the fortnight, each run at its moment on the service's clock."""
+
+    def __init__(self, rt: Runtime, now: datetime.datetime) -> None:
+        self.rt, self.now = rt, now
+        self.steps: list[Step] = []
+
+    def at(self, when: datetime.datetime, step: Callable[[], Awaitable[None]]) -> None:
+        self.steps.append((when, step))
+
+    async def run(self) -> None:
+        """Run the steps in the order they happened (a step may add later ones)."""
+        while self.steps:
+            self.steps.sort(key=lambda s: s[0])
+            when, step = self.steps.pop(0)
+            db.set_clock(when)
+            await step()
+            await _drain(self.rt)
+
+    def plan(self, order: DemoOrder) -> None:
+        placed = order.placed(self.now)
+        self.at(placed, lambda: self._submit(order, placed))
+
+    async def _submit(self, order: DemoOrder, placed: datetime.datetime) -> None:
+        submitted = await submit_order(self.rt, _draft(order), STAFF)
+        order_id = submitted.order.id
+        # One at a time, as orders arrive: an order waiting for review uses credit too.
+        await _decide(self.rt, order_id)
+        if order.work is None:
+            return
+        if not self.rt.review_rules:  # nobody reviews: staff approve it by hand
+            for step in ("start_review", "approve"):
+                await transition_order(self.rt, order_id, step, STAFF)
+        picked, shipped = (placed + datetime.timedelta(hours=h) for h in order.work)
+        self.at(picked, lambda: self._pick_and_pack(order_id, order.packed))
+        self.at(shipped, lambda: self._ship(order, order_id, shipped))
+
+    async def _pick_and_pack(self, order_id: int, packed: int | None) -> None:
+        tasks = await _tasks(order_id)
+        if not tasks:  # no assignment plugin: staff fire the transitions
+            await transition_order(self.rt, order_id, "start_processing", STAFF)
+            return
+        worker = _worker(tasks)
+        await work.complete_pick(self.rt, tasks["pick"]["id"], {}, None, worker)
+        db.set_clock(db.now() + datetime.timedelta(minutes=12))  # then packs it
+        order = await load_order(order_id)
+        assert order is not None
+        lines = {line.line_no: packed or line.quantity for line in order.lines}
+        parcel = work.Parcel(1200, 400, 300, 200, lines)
+        await work.complete_pack(self.rt, tasks["pack"]["id"], [parcel], worker)
+
+    async def _ship(self, order: DemoOrder, order_id: int, shipped: datetime.datetime) -> None:
+        tasks = await _tasks(order_id)
+        if not tasks:
+            await transition_order(self.rt, order_id, "ship", STAFF)
+            return
+        task = tasks["ship"]["id"]
+        number = f"LC{order_id:04d}{task:04d}"
+        shipment = await work.complete_ship(
+            self.rt, task, courier.CARRIER, "next day", [number], _worker(tasks)
+        )
+        if order.scans is None:
+            return
+        scans = order.scans(shipped, ADDRESSES[order.email])
+        for scan in scans:
+            estimate = order.estimate(self.now) if order.estimate and scan is scans[-1] else None
+            update = scan.update(estimate)
+            # Staff record each scan a few minutes after the courier made it.
+            recorded = scan.at + datetime.timedelta(minutes=4)
+            self.at(recorded, lambda u=update: self._record(shipment, u))
+        if order.confirmed is not None:
+            confirmed = scans[-1].at + datetime.timedelta(hours=order.confirmed)
+            self.at(confirmed, lambda: self._confirm(order_id))
+            if order.paid is not None:
+                paid = confirmed + datetime.timedelta(hours=order.paid)
+                self.at(paid, lambda: self._pay(order_id))
+
+    async def _record(self, shipment: int, update: tracking.TrackingUpdate) -> None:
+        await tracking.ingest(self.rt, shipment, update)
+
+    async def _confirm(self, order_id: int) -> None:
+        order = await load_order(order_id)
+        if order is None or order.status != "DELIVERED":
+            return
+        customer = Principal(Role.CUSTOMER, "demo", customer_id=order.customer_id)
+        await transition_order(self.rt, order_id, "complete", customer, reason="delivery confirmed")
+        await statements.issue_statement(self.rt, order_id)
+
+    async def _pay(self, order_id: int) -> None:
+        statement = await statements.statement_of(order_id)
+        if statement is None:
+            return
+        await payments.record_entry(
+            self.rt,
+            statement,
+            "matched",
+            statement.total,
+            idempotency_key=f"demo-bank-{statement.number}",
+            method="bank_transfer",
+            reference=statement.number,
+        )
+
+    async def pat_goes_off_shift(self) -> None:
+        """pat's work not started goes back to the packers' queue; pia is full."""
+        if await Task.count() > 0:
+            pat = Principal(Role.STAFF, "pat", team="packers")
+            await teams.set_availability(self.rt, "pat", False, pat)
 
 
 async def seed(rt: Runtime) -> bool:
     """Load the demo shop into an empty database; return False when orders already exist.
 
     Without review rules the orders wait in RECEIVED, except those with staff steps,
-    which staff approve by hand first.
+    which staff approve by hand first. Periodic work (the alert scans) waits until the
+    story is written, and then runs at the real time.
     """
     if await Order.count() > 0:
         return False
-    for customer in CUSTOMERS:
-        await upsert_customer(customer)
-    await upsert_products(PRODUCTS)
-    for name, members in TEAMS:
-        await teams.upsert_team(name, "", [teams.MemberData(m, c) for m, c in members])
-    ids = {}
-    for external_id, email, lines, _ in ORDERS:
-        submitted = await submit_order(rt, _draft(external_id, email, lines), STAFF)
-        ids[external_id] = submitted.order.id
-        if rt.review_rules:
-            # One at a time, as orders arrive: an order waiting for review uses credit too.
-            await _decide(rt, submitted.order.id)
-    for external_id, lines in AMENDMENTS.items():
-        order = await load_order(ids[external_id])
-        if order is not None and order.status == "REJECTED":
-            customer = Principal(Role.CUSTOMER, "demo", customer_id=order.customer_id)
-            await review.amend_order(rt, order.id, _draft(external_id, None, lines), customer)
-            await _decide(rt, order.id)
-    for external_id, _, _, steps in ORDERS:
-        order = await load_order(ids[external_id])
-        if not steps or order is None:
-            continue
-        if not rt.review_rules:
-            for step in ("start_review", "approve"):
-                await transition_order(rt, order.id, step, STAFF)
-        elif order.status != "APPROVED":
-            continue
-        await _work(rt, order.id, steps)
-    await seed_tracking(rt, ids)
-    for external_id, paid in SETTLED.items():
-        await _settle(rt, ids[external_id], paid)
-    if await Task.count() > 0:
-        # pat goes off shift: the work not started goes back to the packers' queue.
-        await teams.set_availability(rt, "pat", False, Principal(Role.STAFF, "pat", team="packers"))
-        await _drain(rt)
+    now = db.now()
+    story = _Story(rt, now)
+    if rt.periodic is not None:
+        await rt.periodic.stop()
+    try:
+        db.set_clock(now - datetime.timedelta(days=15))
+        for customer in CUSTOMERS:
+            await upsert_customer(customer)
+        await upsert_products(PRODUCTS)
+        for name, members in TEAMS:
+            await teams.upsert_team(name, "", [teams.MemberData(m, c) for m, c in members])
+        for order in ORDERS:
+            story.plan(order)
+        story.at(PAT_LEAVES(now), story.pat_goes_off_shift)
+        await story.run()
+    finally:
+        db.set_clock(None)
+        if rt.periodic is not None:
+            await rt.periodic.start()
     return True
 
 
@@ -198,28 +426,12 @@ def write_config(path: Path) -> bool:
     return True
 
 
-async def _settle(rt: Runtime, order_id: int, paid: bool) -> None:
-    """Deliver (unless its tracking did) and confirm a shipped order; pay its statement by
-    bank transfer if ``paid``."""
-    order = await load_order(order_id)
-    if order is None or order.status not in ("SHIPPED", "DELIVERED"):
-        return
-    if order.status == "SHIPPED":  # no carrier said it was delivered: staff do
-        await transition_order(rt, order_id, "deliver", STAFF)
-    customer = Principal(Role.CUSTOMER, "demo", customer_id=order.customer_id)
-    await transition_order(rt, order_id, "complete", customer, reason="delivery confirmed")
-    statement = await statements.issue_statement(rt, order_id)
-    if paid:
-        await payments.record_entry(
-            rt,
-            statement,
-            "matched",
-            statement.total,
-            idempotency_key=f"demo-bank-{statement.number}",
-            method="bank_transfer",
-            reference=statement.number,
-        )
-    await _drain(rt)
+async def _decide(rt: Runtime, order_id: int) -> None:
+    """Let review decide: the job runner does, or this process when no runner runs."""
+    if rt.runner is not None:
+        await rt.runner.drain()
+    elif rt.review_rules:
+        await review.review_order(rt, order_id)
 
 
 async def _drain(rt: Runtime) -> None:
@@ -227,29 +439,13 @@ async def _drain(rt: Runtime) -> None:
         await rt.runner.drain()
 
 
-async def _work(rt: Runtime, order_id: int, steps: list[str]) -> None:
-    """Do the steps of an order's work as its assignee; without an assignment plugin
-    (no tasks), staff fire the transitions the steps stand for."""
-    await _drain(rt)
-    tasks = {t["kind"]: t for t in await Task.select().where(Task.order == order_id)}
-    if not tasks:
-        await transition_order(rt, order_id, "start_processing", STAFF)
-        if "ship" in steps and "pack" in steps:
-            await transition_order(rt, order_id, "ship", STAFF)
-        return
-    worker = Principal(Role.STAFF, tasks["pick"]["assignee"] or "demo", team="packers")
-    order = await load_order(order_id)
-    assert order is not None
-    for step in steps:
-        kind, _, quantity = step.partition(" ")
-        task = tasks[kind]["id"]
-        if kind == "pick":
-            await work.complete_pick(rt, task, {}, None, worker)
-        elif kind == "pack":
-            lines = {line.line_no: int(quantity or line.quantity) for line in order.lines}
-            await work.complete_pack(rt, task, [work.Parcel(1200, 400, 300, 200, lines)], worker)
-        else:
-            await work.complete_ship(rt, task, "manual", "express", [f"DEMO{task:05d}"], worker)
+async def _tasks(order_id: int) -> dict[str, dict[str, Any]]:
+    return {t["kind"]: t for t in await Task.select().where(Task.order == order_id)}
+
+
+def _worker(tasks: dict[str, dict[str, Any]]) -> Principal:
+    """The member the order's work was assigned to."""
+    return Principal(Role.STAFF, tasks["pick"]["assignee"] or "demo", team="packers")
 
 
 async def demo_tokens() -> dict[str, str]:

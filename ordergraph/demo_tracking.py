@@ -1,86 +1,75 @@
-"""The demo's tracking: what the carrier said about the demo's shipments.
+"""The demo's parcels: what the local courier reported, recorded with the ``manual`` carrier.
 
-DEMO-1003's first parcel is out for delivery and then the courier finds nobody home (a
-failed delivery, and so an open alert for the packers); DEMO-1004's parcel is delivered,
-which makes the order DELIVERED (the demo then confirms and settles it).
+Every scan is dated relative to the day the demo is loaded, on the clock of the place it
+happened (Europe/London, with its summer and winter offsets), after the parcel shipped.
 """
 
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from ordergraph.core import tracking
-from ordergraph.core.runtime import Runtime
-from ordergraph.core.tables import Shipment
 
-BERLIN = datetime.timezone(datetime.timedelta(hours=2))
-LEIPZIG = tracking.Location("Leipzig", "SN", "04109", "DE")
-LONDON = tracking.Location("London", "", "SW1Y 4JH", "GB")
-
-
-def _at(day: int, hour: int, minute: int = 0) -> datetime.datetime:
-    return datetime.datetime(2024, 5, day, hour, minute, tzinfo=BERLIN)
+UK = ZoneInfo("Europe/London")
+CARRIER = "manual"  # a local courier: staff record its scans (recordTrackingEvents)
+SOURCE = "manual:demo"
+LEEDS = tracking.Location("Leeds", "West Yorkshire", "LS1 6DT", "GB")
 
 
-def _scan(
-    at: datetime.datetime,
-    status: str,
-    words: str,
-    code: str,
-    place: tracking.Location,
-    reason: str | None = None,
-) -> tracking.TrackingEvent:
-    return tracking.TrackingEvent(at, status, words, code, reason, place)
+def place(address: dict[str, str]) -> tracking.Location:
+    """The town of a shipping address, where its parcel is delivered."""
+    return tracking.Location(address["city"], "", address["postalCode"], "GB")
 
 
-STORIES = {
-    "DEMO-1003": tracking.TrackingUpdate(
-        events=[
-            tracking.TrackingEvent(
-                _at(2, 18, 5), "picked_up", "Shipment picked up", "PU", None, LEIPZIG
-            ),
-            tracking.TrackingEvent(
-                _at(3, 6, 40), "in_transit", "Departed hub", "DP", None, LEIPZIG
-            ),
-            tracking.TrackingEvent(
-                _at(4, 8, 12), "out_for_delivery", "With courier", "OD", None, LONDON
-            ),
-            tracking.TrackingEvent(
-                _at(4, 13, 30),
-                "delivery_failed",
-                "Nobody home; a card was left",
-                "NH",
-                "consignee_not_home",
-                LONDON,
-            ),
-        ],
-        estimate=tracking.Estimate(window_from=_at(6, 9), window_to=_at(6, 18)),
-        source="demo",
-    ),
-    "DEMO-1004": tracking.TrackingUpdate(
-        events=[
-            tracking.TrackingEvent(
-                _at(3, 17, 0), "picked_up", "Shipment picked up", "PU", None, LEIPZIG
-            ),
-            tracking.TrackingEvent(
-                _at(4, 5, 55), "in_transit", "Departed hub", "DP", None, LEIPZIG
-            ),
-            tracking.TrackingEvent(
-                _at(5, 9, 10), "out_for_delivery", "With courier", "OD", None, LONDON
-            ),
-            tracking.TrackingEvent(_at(5, 11, 42), "delivered", "Delivered", "DL", None, LONDON),
-        ],
-        estimate=tracking.Estimate(estimated_delivery=_at(5, 12)),
-        source="demo",
-    ),
-}
+def on_day(now: datetime.datetime, days_ago: int, hour: int, minute: int = 0) -> datetime.datetime:
+    """``days_ago`` days before ``now``'s date (-1: the day after), at that time in the UK."""
+    day = now.astimezone(UK).date() - datetime.timedelta(days=days_ago)
+    return datetime.datetime(day.year, day.month, day.day, hour, minute, tzinfo=UK)
 
 
-async def seed_tracking(rt: Runtime, order_ids: dict[str, int]) -> None:
-    for external_id, update in STORIES.items():
-        order_id = order_ids.get(external_id)
-        if order_id is None:
-            continue
-        shipment = await Shipment.select(Shipment.id).where(Shipment.order == order_id).first()
-        if shipment is not None:
-            await tracking.ingest(rt, shipment["id"], update)
+def hours_ago(now: datetime.datetime, hours: float) -> datetime.datetime:
+    """``hours`` before ``now`` (to the minute), on the clock in the UK."""
+    return (now - datetime.timedelta(hours=hours)).astimezone(UK).replace(second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class Scan:
+    at: datetime.datetime
+    status: str
+    description: str
+    code: str
+    where: tracking.Location
+    reason: str | None = None
+
+    def update(self, estimate: tracking.Estimate | None = None) -> tracking.TrackingUpdate:
+        """The scan as staff record it, with the courier's estimate when it gave one."""
+        # The offset the place had at that instant (+00:00 in winter, +01:00 in summer).
+        local = self.at.astimezone(UK)
+        aware = local.replace(tzinfo=datetime.timezone(local.utcoffset() or datetime.timedelta()))
+        event = tracking.TrackingEvent(
+            aware, self.status, self.description, self.code, self.reason, self.where
+        )
+        return tracking.TrackingUpdate(events=[event], estimate=estimate, source=SOURCE)
+
+
+def collected(at: datetime.datetime) -> Scan:
+    return Scan(at, "picked_up", "Collected from the shop by the courier", "PU", LEEDS)
+
+
+def at_depot(at: datetime.datetime, where: tracking.Location) -> Scan:
+    return Scan(at, "in_transit", f"Sorted at the {where.city} depot", "DP", where)
+
+
+def out_for_delivery(at: datetime.datetime, where: tracking.Location) -> Scan:
+    return Scan(at, "out_for_delivery", "Out for delivery with the driver", "OD", where)
+
+
+def delivered(at: datetime.datetime, where: tracking.Location, words: str) -> Scan:
+    return Scan(at, "delivered", words, "DL", where)
+
+
+def nobody_home(at: datetime.datetime, where: tracking.Location) -> Scan:
+    words = "Nobody home; a card was left to rebook the delivery"
+    return Scan(at, "delivery_failed", words, "NH", where, "consignee_not_home")

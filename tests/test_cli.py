@@ -238,7 +238,7 @@ async def test_demo_serves_the_demo_shop_with_the_printed_tokens(tmp_path: Path)
 
         ada = await shop.query("{ me { role } orders { totalCount } }", as_="customer")
         assert ada["me"]["role"] == "customer"
-        adas_orders = [o for o in demo.ORDERS if o[1] == "ada@example.com"]
+        adas_orders = [o for o in demo.ORDERS if o.email == "ada@example.com"]
         assert ada["orders"]["totalCount"] == len(adas_orders)
 
         pia = await shop.query("{ myWork { order { externalId } } }", as_="staff")

@@ -352,6 +352,31 @@ def crash(order: OrderView) -> Finding:
     raise RuntimeError("the scoring service is down")
 
 
+async def test_a_customer_never_reads_the_staff_message_of_a_rule_without_customer_wording(
+    database_url: str,
+) -> None:
+    """A third-party rule that words its findings for staff only: the customer reads a
+    plain sentence for each outcome instead of the numbers meant for staff."""
+    passing = rule_plugin("limits", passes("UNDER_LIMIT"))
+    failing = rule_plugin(
+        "vat", lambda order: Finding(outcome="fail", code="VAT", message="VAT id GB1 is void.")
+    )
+    installed = with_web(limits=passing, vat=failing)
+    async with shop(database_url, rules(limits={}, vat={}), installed=installed) as api:
+        found = await reviewed(api, "WORDS-1", as_="ada")
+        staff = await order(api, found["id"])
+
+    assert found["status"] == "REJECTED"
+    assert [f["message"] for f in found["reviewFindings"]] == [
+        "This check passed.",
+        "We cannot accept this order as it is; please contact us.",
+    ]
+    assert [f["message"] for f in staff["reviewFindings"]] == [
+        "UNDER_LIMIT is fine.",
+        "VAT id GB1 is void.",
+    ]
+
+
 async def test_a_rule_that_crashes_holds_the_order_with_the_error(database_url: str) -> None:
     installed = with_web(
         scoring=rule_plugin("scoring", crash),
@@ -377,7 +402,7 @@ async def test_a_rule_that_crashes_holds_the_order_with_the_error(database_url: 
                 "rule": "fine",
                 "outcome": "pass",
                 "code": "FINE",
-                "message": "FINE is fine.",
+                "message": "This check passed.",  # the rule has no customer wording
                 "data": None,
             },
         ]

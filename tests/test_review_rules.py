@@ -110,8 +110,17 @@ async def test_an_order_every_rule_passes_is_approved_with_one_finding_per_rule(
         ]
         assert {f["round"] for f in found["reviewFindings"]} == {1}
         assert all(f["data"] is None for f in found["reviewFindings"])  # Ada is a customer
+        assert [f["message"] for f in found["reviewFindings"]] == [
+            "Your order is within your credit with us.",
+            "Everything you ordered is in stock.",
+            "Your prices are ones we accept.",
+            "Your order needs no manual check.",
+        ]
         staff_view = await order(api, found["id"], as_="staff")
         assert staff_view["reviewFindings"][0]["data"]["exposure"] == "25.00"
+        assert staff_view["reviewFindings"][0]["message"] == (
+            "Exposure 25.00 EUR is within the credit limit of 1000.00."
+        )
         assert await stock(api, "MUG") == (100, 2)
 
 

@@ -41,8 +41,20 @@ from ordergraph.core.errors import is_busy, translate
 DEFAULT_DATABASE_URL = "sqlite:///ordergraph.db"
 
 
+_clock_offset = datetime.timedelta(0)
+
+
 def now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+    """The current instant in UTC: what every timestamp the service writes is taken from."""
+    return datetime.datetime.now(datetime.UTC) + _clock_offset
+
+
+def set_clock(instant: datetime.datetime | None) -> None:
+    """Make ``now()`` run from ``instant`` on (None: the real time again). Only for the
+    demo, which writes a shop's past fortnight as it would have happened."""
+    global _clock_offset
+    real = datetime.datetime.now(datetime.UTC)
+    _clock_offset = datetime.timedelta(0) if instant is None else instant - real
 
 
 @dataclass

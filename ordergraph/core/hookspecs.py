@@ -207,9 +207,10 @@ def review_order(order, settings):
     Returns: a ``Finding(outcome, code, message, customer_message, data)`` or a list
     of them; ``outcome`` is ``pass``, ``fail`` or ``hold`` (collected). All pass:
     APPROVED. Any fail: REJECTED with every reason. Otherwise any hold: ON_HOLD.
-    Every finding is stored on the order (``Order.reviewFindings``). A rule that
-    raises or times out sends the order to ON_HOLD with the error recorded, never to
-    APPROVED.
+    Every finding is stored on the order (``Order.reviewFindings``): staff read
+    ``message``, customers ``customer_message`` (without it, a plain sentence for the
+    outcome, never the staff message). A rule that raises or times out sends the order
+    to ON_HOLD with the error recorded, never to APPROVED.
     """
 
 

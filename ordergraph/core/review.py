@@ -40,17 +40,29 @@ IN_REVIEW = "IN_REVIEW"
 
 Outcome = Literal["pass", "fail", "hold"]
 MANUAL_CHECK = "Your order needs a manual check by our team."
+# What a customer reads of a finding its rule gave no customer wording: the staff
+# message may carry numbers (exposure, limits, stock) that are not the customer's to read.
+CUSTOMER_WORDING = {
+    "pass": "This check passed.",
+    "fail": "We cannot accept this order as it is; please contact us.",
+    "hold": MANUAL_CHECK,
+}
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One rule's verdict. ``customer_message`` is what the customer reads (default: message)."""
+    """One rule's verdict: ``message`` for staff, ``customer_message`` for the customer."""
 
     outcome: Outcome
     code: str
     message: str
     customer_message: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def in_customer_words(self) -> str:
+        """What the customer reads: the rule's wording, else a plain one for the outcome."""
+        return self.customer_message or CUSTOMER_WORDING[self.outcome]
 
 
 def configured_rules(rt: Runtime) -> list[str]:
@@ -101,7 +113,7 @@ def decide(findings: list[tuple[str, Finding]]) -> str:
 
 def _reason(findings: list[tuple[str, Finding]], decision: str) -> str | None:
     wanted = {"reject": "fail", "hold": "hold"}.get(decision)
-    messages = [f.customer_message or f.message for _, f in findings if f.outcome == wanted]
+    messages = [f.in_customer_words for _, f in findings if f.outcome == wanted]
     return " ".join(messages) or None
 
 
@@ -128,16 +140,22 @@ async def review_order(rt: Runtime, order_id: int) -> OrderView | None:
             raise
         if error.source is not None and error.code != ErrorCode.PLUGIN_FAILED:
             # A plugin refused the approval while it was written (stock ran out meanwhile).
-            fallback, outcome, in_words = "reject", "fail", None
+            fallback, outcome = "reject", "fail"
         elif error.code in (ErrorCode.PLUGIN_FAILED, ErrorCode.VETOED):
             # A plugin crashed or vetoed while approving: a person decides, never approval.
-            fallback, outcome, in_words = "hold", "hold", MANUAL_CHECK
+            fallback, outcome = "hold", "hold"
         else:
             raise
         findings = findings + [
             (
                 error.source or "core",
-                Finding(outcome, p.code.value, p.message, customer_message=in_words),
+                # A problem's message is worded for whoever made the request: a customer too.
+                Finding(
+                    outcome,
+                    p.code.value,
+                    p.message,
+                    customer_message=p.message if outcome == "fail" else MANUAL_CHECK,
+                ),
             )
             for p in error.problems
         ]
@@ -290,7 +308,7 @@ async def _write_findings(verdicts: list[_Verdict]) -> None:
                 "outcome": f.outcome,
                 "code": f.code,
                 "message": f.message,
-                "customer_message": f.customer_message or f.message,
+                "customer_message": f.in_customer_words,
                 "data": json.dumps(f.data, default=str),
             }
             for v in verdicts

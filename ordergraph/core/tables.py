@@ -18,6 +18,15 @@ from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
+from ordergraph.core import db
+
+
+class Now(TimestamptzNow):
+    """The instant a row is written, from ``db.now()`` (which the demo sets back)."""
+
+    def python(self) -> object:
+        return db.now()
+
 
 class Customer(Table, tablename="customers"):
     email = Varchar(length=254, unique=True)
@@ -25,7 +34,7 @@ class Customer(Table, tablename="customers"):
     credit_limit_minor = BigInt(default=0)
     currency = Varchar(length=3, default="EUR")
     blocked = Boolean(default=False)
-    created_at = Timestamptz(default=TimestamptzNow())
+    created_at = Timestamptz(default=Now())
 
 
 class Product(Table, tablename="products"):
@@ -36,7 +45,7 @@ class Product(Table, tablename="products"):
     stock_on_hand = Integer(default=0)
     stock_reserved = Integer(default=0)
     active = Boolean(default=True)
-    updated_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=Now())
     # Where pickers find it in the warehouse (stage 3's pick lists).
     bin_location = Varchar(length=32, default="")
 
@@ -61,8 +70,8 @@ class Order(Table, tablename="orders"):
     version = Integer(default=1)
     shipping_address = JSON(default={})
     note = Text(default="")
-    created_at = Timestamptz(default=TimestamptzNow(), index=True)
-    updated_at = Timestamptz(default=TimestamptzNow())
+    created_at = Timestamptz(default=Now(), index=True)
+    updated_at = Timestamptz(default=Now())
 
 
 class OrderLine(Table, tablename="order_lines"):
@@ -84,7 +93,7 @@ class OrderEvent(Table, tablename="order_events"):
     to_status = Varchar(length=32, null=True, default=None)
     actor = Varchar(length=200)
     data = JSON(default={})
-    at = Timestamptz(default=TimestamptzNow())
+    at = Timestamptz(default=Now())
 
 
 class OutboxJob(Table, tablename="outbox"):
@@ -95,9 +104,9 @@ class OutboxJob(Table, tablename="outbox"):
     status = Varchar(length=16, default="pending", index=True)
     attempts = Integer(default=0)
     max_attempts = Integer(default=5)
-    run_after = Timestamptz(default=TimestamptzNow(), index=True)
+    run_after = Timestamptz(default=Now(), index=True)
     last_error = Text(default="")
-    created_at = Timestamptz(default=TimestamptzNow())
+    created_at = Timestamptz(default=Now())
     finished_at = Timestamptz(null=True, default=None)
     # The runner that holds a running job (renews its lease, records its outcome).
     claimed_by = Varchar(length=64, null=True, default=None)
@@ -111,7 +120,7 @@ class ApiToken(Table, tablename="api_tokens"):
     role = Varchar(length=16)
     customer = ForeignKey(references=Customer, null=True, on_delete=OnDelete.restrict)
     team = Varchar(length=64, null=True, default=None)
-    created_at = Timestamptz(default=TimestamptzNow())
+    created_at = Timestamptz(default=Now())
     # A token past ``expires_at`` or with ``revoked_at`` set no longer authenticates.
     expires_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
@@ -119,7 +128,7 @@ class ApiToken(Table, tablename="api_tokens"):
 
 class SchemaMigration(Table, tablename="schema_migrations"):
     name = Varchar(length=200, unique=True)
-    applied_at = Timestamptz(default=TimestamptzNow())
+    applied_at = Timestamptz(default=Now())
 
 
 class ReviewFinding(Table, tablename="review_findings"):
@@ -133,7 +142,7 @@ class ReviewFinding(Table, tablename="review_findings"):
     message = Text()
     customer_message = Text()
     data = JSON(default={})
-    at = Timestamptz(default=TimestamptzNow())
+    at = Timestamptz(default=Now())
 
 
 class ImportError_(Table, tablename="import_errors"):
@@ -149,8 +158,8 @@ class ImportError_(Table, tablename="import_errors"):
     payload = Text()
     attempts = Integer(default=1)
     order = ForeignKey(references=Order, null=True, on_delete=OnDelete.restrict)
-    received_at = Timestamptz(default=TimestamptzNow())
-    updated_at = Timestamptz(default=TimestamptzNow())
+    received_at = Timestamptz(default=Now())
+    updated_at = Timestamptz(default=Now())
 
 
 class OrderStatusCount(Table, tablename="order_status_counts"):
@@ -171,7 +180,7 @@ class WebhookDelivery(Table, tablename="webhook_deliveries"):
     channel = Varchar(length=32)
     delivery_id = Varchar(length=200)
     body_sha256 = Varchar(length=64, default="")
-    received_at = Timestamptz(default=TimestamptzNow())
+    received_at = Timestamptz(default=Now())
 
 
 # -- Stage 3: processing (ordergraph.core.fulfilment) ---------------------------------------
@@ -183,7 +192,7 @@ class Team(Table, tablename="teams"):
     name = Varchar(length=64, unique=True)
     description = Text(default="")
     last_assigned = Integer(null=True, default=None)
-    created_at = Timestamptz(default=TimestamptzNow())
+    created_at = Timestamptz(default=Now())
 
 
 class TeamMember(Table, tablename="team_members"):
@@ -194,7 +203,7 @@ class TeamMember(Table, tablename="team_members"):
     capacity = Integer(default=10)
     order_types = JSON(default=[])
     available = Boolean(default=True)
-    updated_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=Now())
 
 
 class Assignment(Table, tablename="assignments"):
@@ -209,7 +218,7 @@ class Assignment(Table, tablename="assignments"):
     assigned_at = Timestamptz(null=True, default=None)
     due_at = Timestamptz(null=True, default=None)
     explanation = JSON(default={})
-    created_at = Timestamptz(default=TimestamptzNow())
+    created_at = Timestamptz(default=Now())
 
 
 class FulfilmentLine(Table, tablename="fulfilment_lines"):
@@ -250,7 +259,7 @@ class Shipment(Table, tablename="shipments"):
     tracking_number = Varchar(length=128, default="")
     parcels = JSON(default=[])
     created_by = Varchar(length=200)
-    created_at = Timestamptz(default=TimestamptzNow())
+    created_at = Timestamptz(default=Now())
 
 
 class ShipmentBooking(Table, tablename="shipment_bookings"):
@@ -300,8 +309,8 @@ class Statement(Table, tablename="statements"):
     currency = Varchar(length=3)
     total_minor = BigInt()
     snapshot = JSON(default={})
-    issued_at = Timestamptz(default=TimestamptzNow())
-    due_at = Timestamptz(default=TimestamptzNow())
+    issued_at = Timestamptz(default=Now())
+    due_at = Timestamptz(default=Now())
 
 
 class LedgerEntry(Table, tablename="ledger_entries"):
@@ -319,7 +328,7 @@ class LedgerEntry(Table, tablename="ledger_entries"):
     fingerprint = Varchar(length=64)
     actor = Varchar(length=200, default="")
     data = JSON(default={})
-    at = Timestamptz(default=TimestamptzNow())
+    at = Timestamptz(default=Now())
 
 
 class DeliveryProblem(Table, tablename="delivery_problems"):
@@ -328,7 +337,7 @@ class DeliveryProblem(Table, tablename="delivery_problems"):
     order = ForeignKey(references=Order, null=False, on_delete=OnDelete.restrict, index=True)
     reported_by = Varchar(length=200)
     description = Text(default="")
-    opened_at = Timestamptz(default=TimestamptzNow())
+    opened_at = Timestamptz(default=Now())
     resolved_at = Timestamptz(null=True, default=None)
     resolved_by = Varchar(length=200, null=True, default=None)
     resolution = Text(default="")
@@ -351,7 +360,7 @@ class Promotion(Table, tablename="promotions"):
     per_customer_limit = Integer(null=True, default=None)
     uses = Integer(default=0)
     created_by = Varchar(length=200, default="")
-    created_at = Timestamptz(default=TimestamptzNow())
+    created_at = Timestamptz(default=Now())
 
 
 class PromotionUse(Table, tablename="promotion_uses"):
@@ -360,7 +369,7 @@ class PromotionUse(Table, tablename="promotion_uses"):
     promotion = ForeignKey(references=Promotion, null=False, on_delete=OnDelete.restrict)
     order = ForeignKey(references=Order, null=False, on_delete=OnDelete.restrict, index=True)
     customer = ForeignKey(references=Customer, null=False, on_delete=OnDelete.restrict)
-    at = Timestamptz(default=TimestamptzNow())
+    at = Timestamptz(default=Now())
 
 
 class BankLine(Table, tablename="bank_lines"):
@@ -377,7 +386,7 @@ class BankLine(Table, tablename="bank_lines"):
     state = Varchar(length=16, default="unmatched", index=True)
     statement = ForeignKey(references=Statement, null=True, on_delete=OnDelete.restrict)
     note = Text(default="")
-    imported_at = Timestamptz(default=TimestamptzNow())
+    imported_at = Timestamptz(default=Now())
 
 
 class ShipmentTracking(Table, tablename="shipment_tracking"):
@@ -398,7 +407,7 @@ class ShipmentTracking(Table, tablename="shipment_tracking"):
     last_polled_at = Timestamptz(null=True, default=None)
     next_poll_at = Timestamptz(null=True, default=None, index=True)
     poll_error = Text(default="")
-    updated_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=Now())
 
 
 class TrackingEventRow(Table, tablename="tracking_events"):
@@ -420,7 +429,7 @@ class TrackingEventRow(Table, tablename="tracking_events"):
     longitude = Varchar(length=16, null=True, default=None)
     source = Varchar(length=64, default="")
     dedupe_key = Varchar(length=64)
-    received_at = Timestamptz(default=TimestamptzNow())
+    received_at = Timestamptz(default=Now())
 
 
 class EtaHistory(Table, tablename="eta_history"):
@@ -431,7 +440,7 @@ class EtaHistory(Table, tablename="eta_history"):
     estimate_from = Timestamptz(null=True, default=None)
     estimate_to = Timestamptz(null=True, default=None)
     source = Varchar(length=64, default="")
-    recorded_at = Timestamptz(default=TimestamptzNow())
+    recorded_at = Timestamptz(default=Now())
 
 
 class Alert(Table, tablename="alerts"):
@@ -446,7 +455,7 @@ class Alert(Table, tablename="alerts"):
     owner = Varchar(length=200, null=True, default=None)
     state = Varchar(length=16, default="open")
     open_key = Varchar(length=80, null=True, default=None, unique=True)
-    opened_at = Timestamptz(default=TimestamptzNow())
+    opened_at = Timestamptz(default=Now())
     due_at = Timestamptz(null=True, default=None)
     acknowledged_by = Varchar(length=200, null=True, default=None)
     acknowledged_at = Timestamptz(null=True, default=None)
@@ -460,7 +469,7 @@ class PeriodicJob(Table, tablename="periodic_jobs"):
     """When a periodic job runs next: claimed by a conditional UPDATE, once per period."""
 
     name = Varchar(length=200, unique=True)
-    next_run_at = Timestamptz(default=TimestamptzNow())
+    next_run_at = Timestamptz(default=Now())
     last_started_at = Timestamptz(null=True, default=None)
     last_finished_at = Timestamptz(null=True, default=None)
     last_status = Varchar(length=16, default="")
@@ -479,7 +488,7 @@ class Notification(Table, tablename="notifications"):
     attempts = Integer(default=0)
     last_error = Text(default="")
     sent_at = Timestamptz(null=True, default=None)
-    created_at = Timestamptz(default=TimestamptzNow())
+    created_at = Timestamptz(default=Now())
 
 
 class WebhookEndpoint(Table, tablename="webhook_endpoints"):
@@ -494,7 +503,7 @@ class WebhookEndpoint(Table, tablename="webhook_endpoints"):
     description = Varchar(length=200, default="")
     secret = Varchar(length=100)
     created_by = Varchar(length=200, default="")
-    created_at = Timestamptz(default=TimestamptzNow())
+    created_at = Timestamptz(default=Now())
     secret_rotated_at = Timestamptz(null=True, default=None)
     deleted_at = Timestamptz(null=True, default=None)
 

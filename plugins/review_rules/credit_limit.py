@@ -114,6 +114,7 @@ async def review_order(order: OrderView, settings: dict[str, Any]) -> Finding:
             outcome="pass",
             code="WITHIN_CREDIT_LIMIT",
             message=f"Exposure {exposure} {currency} is within the credit limit of {limit}.",
+            customer_message="Your order is within your credit with us.",
             data=data,
         )
     on_exceed = settings["on_exceed"]

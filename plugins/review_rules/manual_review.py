@@ -81,5 +81,8 @@ async def review_order(order: OrderView, settings: dict[str, Any]) -> list[Findi
             )
         )
     return holds or Finding(
-        outcome="pass", code="NO_MANUAL_REVIEW", message="No manual review is needed."
+        outcome="pass",
+        code="NO_MANUAL_REVIEW",
+        message="No manual review is needed.",
+        customer_message="Your order needs no manual check.",
     )

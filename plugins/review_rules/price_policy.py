@@ -142,4 +142,5 @@ async def review_order(order: OrderView, settings: dict[str, Any]) -> list[Findi
         outcome="pass",
         code="PRICES_WITHIN_POLICY",
         message="Every unit price is within the price policy.",
+        customer_message="Your prices are ones we accept.",
     )

@@ -71,6 +71,7 @@ async def review_order(order: OrderView) -> list[Finding] | Finding:
         outcome="pass",
         code="IN_STOCK",
         message="Every line is in stock.",
+        customer_message="Everything you ordered is in stock.",
         data={"available": {sku: left[sku] for sku in wanted}},
     )
 
