@@ -22,13 +22,19 @@ from decimal import Decimal
 
 from submit_orders import ADDRESS, fresh_database, markdown_table
 
-from ordergraph.core import db, review, runtime
+from ordergraph.core import db, runtime
 from ordergraph.core.auth import Principal, Role
-from ordergraph.core.fulfilment import teams
-from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
 from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
+from ordergraph.core.settings import Settings
 from ordergraph.core.tables import Assignment, OutboxJob
-from ordergraph.settings import Settings
+from ordergraph.stages.entry.masterdata import (
+    CustomerData,
+    ProductData,
+    upsert_customer,
+    upsert_products,
+)
+from ordergraph.stages.fulfilment import teams
+from ordergraph.stages.review import pipeline
 
 PLUGINS = {"stock": {"enabled": True}, "rules": {"enabled": True, "rules": ["-> floor"]}}
 
@@ -53,7 +59,7 @@ async def run(backend: str, orders: int, members: int, concurrency: int) -> tupl
                     shipping_address=ADDRESS,
                 )
                 order = (await submit_order(rt, draft, principal)).order
-                await review.review_order(rt, order.id)
+                await pipeline.review_order(rt, order.id)
             due = [
                 json.loads(r["payload"]) if isinstance(r["payload"], str) else r["payload"]
                 for r in await OutboxJob.select(OutboxJob.payload).where(

@@ -41,10 +41,15 @@ from submit_orders import ADDRESS, fresh_database, markdown_table
 
 from ordergraph.core import db, runtime
 from ordergraph.core.auth import Principal, Role
-from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
 from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
+from ordergraph.core.settings import Settings
 from ordergraph.core.tables import Order, OrderEvent, OrderLine, OutboxJob, ReviewFinding
-from ordergraph.settings import Settings
+from ordergraph.stages.entry.masterdata import (
+    CustomerData,
+    ProductData,
+    upsert_customer,
+    upsert_products,
+)
 
 RULES = {
     "credit_limit": {"enabled": True},

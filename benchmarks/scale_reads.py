@@ -47,7 +47,7 @@ from ordergraph.app import create_app
 from ordergraph.core import auth, db, migrations
 from ordergraph.core.migrations import m0004_counts_and_indexes
 from ordergraph.core.orders import order_number
-from ordergraph.settings import Settings
+from ordergraph.core.settings import Settings
 
 # A table this big must not be read by a sequential scan.
 BIG_TABLE_ROWS = 10_000

@@ -22,13 +22,18 @@ from decimal import Decimal
 
 from submit_orders import ADDRESS, fresh_database, markdown_table
 
-from ordergraph.core import db, payments, runtime
+from ordergraph.core import db, runtime
 from ordergraph.core.auth import Principal, Role
-from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
 from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
-from ordergraph.core.settlement import statements
+from ordergraph.core.settings import Settings
 from ordergraph.core.transitions import transition_order
-from ordergraph.settings import Settings
+from ordergraph.stages.entry.masterdata import (
+    CustomerData,
+    ProductData,
+    upsert_customer,
+    upsert_products,
+)
+from ordergraph.stages.settlement import payments, statements
 
 STEPS = ("start_review", "approve", "start_processing", "ship", "deliver", "complete")
 

@@ -33,8 +33,13 @@ from asgi_lifespan import LifespanManager
 
 from ordergraph.app import create_app
 from ordergraph.core import auth, db, migrations
-from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
-from ordergraph.settings import Settings
+from ordergraph.core.settings import Settings
+from ordergraph.stages.entry.masterdata import (
+    CustomerData,
+    ProductData,
+    upsert_customer,
+    upsert_products,
+)
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 WARM_UP = 20

@@ -1,6 +1,6 @@
 """Tracking: carrier updates ingested per second, and the stuck scan at 1,000,000 orders.
 
-    .venv/bin/python benchmarks/tracking.py [--shipments N] [--orders M] [--concurrency C]
+    .venv/bin/python benchmarks/updates.py [--shipments N] [--orders M] [--concurrency C]
         [--backends [sqlite] [postgresql]] [--rounds R]
 
 Ingest: N shipped orders with one shipment each are written straight into the tables
@@ -26,10 +26,11 @@ from decimal import Decimal
 
 from submit_orders import fresh_database, markdown_table
 
-from ordergraph.core import alerts, db, runtime, tracking
-from ordergraph.core.masterdata import CustomerData, upsert_customer
+from ordergraph.core import db, runtime
 from ordergraph.core.migrations import m0004_counts_and_indexes
-from ordergraph.settings import Settings
+from ordergraph.core.settings import Settings
+from ordergraph.stages.entry.masterdata import CustomerData, upsert_customer
+from ordergraph.stages.tracking import alerts, updates
 
 ZONE = datetime.timezone(datetime.timedelta(hours=-7))
 
@@ -70,18 +71,18 @@ async def ingest_run(backend: str, shipments: int, concurrency: int) -> tuple[st
             )
             rows = await db.raw('SELECT id, "order", carrier, tracking_number FROM shipments')
             start = datetime.datetime(2024, 4, 25, 8, tzinfo=ZONE)
-            update = tracking.TrackingUpdate(
+            update = updates.TrackingUpdate(
                 events=[
-                    tracking.TrackingEvent(
+                    updates.TrackingEvent(
                         start + datetime.timedelta(hours=6 * k),
                         "in_transit",
                         f"scan {k}",
                         "DP",
-                        location=tracking.Location("Memphis", "TN", "38118", "US"),
+                        location=updates.Location("Memphis", "TN", "38118", "US"),
                     )
                     for k in range(3)
                 ],
-                estimate=tracking.Estimate(window_to=start + datetime.timedelta(days=2)),
+                estimate=updates.Estimate(window_to=start + datetime.timedelta(days=2)),
                 source="bench",
             )
             queue = iter(rows)
@@ -90,7 +91,7 @@ async def ingest_run(backend: str, shipments: int, concurrency: int) -> tuple[st
             async def runner() -> None:
                 for row in queue:
                     with db.count_statements() as log:
-                        await tracking.ingest(rt, row["id"], update, shipment=row)
+                        await updates.ingest(rt, row["id"], update, shipment=row)
                     counts.append(log.count)
 
             began = time.perf_counter()

@@ -45,8 +45,8 @@ from submit_orders import fresh_database, markdown_table
 from ordergraph.core import db, runtime
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.orders import submit_order
+from ordergraph.core.settings import Settings
 from ordergraph.core.tables import Order, OutboxJob
-from ordergraph.settings import Settings
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
 # A claim (which may also record finished jobs done), and a finish sent alone.

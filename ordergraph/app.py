@@ -17,14 +17,14 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from ordergraph import graphiql, settlement_routes, shipment_routes, track_page
-from ordergraph.channel_input import BodyTooLarge, read_body
 from ordergraph.core import db, runtime
 from ordergraph.core.errors import ErrorCode
 from ordergraph.core.runtime import Runtime
+from ordergraph.core.settings import Settings
 from ordergraph.graphql.context import Context, principal_for
 from ordergraph.graphql.schema import build_schema
-from ordergraph.settings import Settings
+from ordergraph.web import fulfilment, graphiql, settlement, tracking
+from ordergraph.web.entry import BodyTooLarge, read_body
 
 
 class GraphQLApp(GraphQL):
@@ -138,9 +138,9 @@ def create_app(
         Route("/health", health),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
-        *settlement_routes.ROUTES,
-        *shipment_routes.ROUTES,
-        *track_page.ROUTES,
+        *settlement.ROUTES,
+        *fulfilment.ROUTES,
+        *tracking.ROUTES,
     ]
     if not settings.production:
         routes += graphiql.routes

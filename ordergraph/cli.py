@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from ordergraph.core import db, migrations, runtime
 from ordergraph.core.auth import TOKEN_ROLES
-from ordergraph.settings import Settings
+from ordergraph.core.settings import Settings
 
 T = TypeVar("T")
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ordergraph.core import runtime
-from ordergraph.settings import Settings
+from ordergraph.core.settings import Settings
 
 
 async def run_worker(

@@ -19,7 +19,7 @@ from conftest import Api, Streamed, make_settings
 
 from ordergraph.core import runtime
 from ordergraph.core.plugins import PluginConfigError
-from ordergraph.settings import ConfigError, Settings
+from ordergraph.core.settings import ConfigError, Settings
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
 COMMAND_TIMEOUT = 120

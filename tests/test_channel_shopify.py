@@ -18,7 +18,7 @@ from conftest import Api, Streamed, make_settings
 
 from ordergraph.core import runtime
 from ordergraph.core.plugins import PluginConfigError
-from ordergraph.settings import Settings
+from ordergraph.core.settings import Settings
 
 SECRET = "shpss_test_4f1c2b"
 WEBHOOK = "/channels/shopify/webhook"

@@ -9,9 +9,9 @@ import re
 from test_settlement import ADMIN, CONFIRM, delivered, read, shop
 
 from ordergraph.core import db, periodic
-from ordergraph.core.settlement import config_of, confirmation_link
-from ordergraph.core.settlement.confirmation import confirm_due_deliveries
 from ordergraph.core.transitions import transition_order
+from ordergraph.stages.settlement import config_of, confirmation_link
+from ordergraph.stages.settlement.confirmation import confirm_due_deliveries
 
 REPORT = """
 mutation($id: ID!, $text: String!) {

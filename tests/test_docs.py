@@ -24,8 +24,8 @@ from ordergraph import demo
 from ordergraph.app import create_app
 from ordergraph.core import auth, hookspecs, runtime
 from ordergraph.core.hookdoc import hook_reference
-from ordergraph.core.masterdata import ProductData, upsert_products
-from ordergraph.settings import Settings
+from ordergraph.core.settings import Settings
+from ordergraph.stages.entry.masterdata import ProductData, upsert_products
 from plugins.channels import web
 
 ROOT = Path(__file__).resolve().parent.parent

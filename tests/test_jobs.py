@@ -20,8 +20,8 @@ from ordergraph.core import jobs as jobs_module
 from ordergraph.core.jobs import JobRunner, claim, enqueue_job, enqueue_many, run_claimed
 from ordergraph.core.plugins import PluginConfigError, PluginInfo, hookimpl
 from ordergraph.core.runtime import Runtime, build
+from ordergraph.core.settings import ConfigError, Settings
 from ordergraph.core.tables import Customer, OutboxJob
-from ordergraph.settings import ConfigError, Settings
 
 
 class Boom(RuntimeError):

@@ -22,8 +22,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from test_settlement import confirmed, delivered, read, shop
 
-from ordergraph.core import payments
-from ordergraph.core.settlement.statements import statement_by_number
+from ordergraph.stages.settlement import payments
+from ordergraph.stages.settlement.statements import statement_by_number
 from plugins.payments import stripe_payments
 
 SECRET = "whsec_test_secret"

@@ -8,7 +8,8 @@ from conftest import make_settings, serve_api
 from test_fulfilment import shop
 from test_tracking import record, scan, shipment_ids, shipped
 
-from ordergraph.core import db, tracking_lookup
+from ordergraph.core import db
+from ordergraph.stages.tracking import lookup
 
 TRACK = """
 query($number: String!, $email: String, $postalCode: String) {
@@ -94,7 +95,7 @@ async def test_lookups_are_limited_per_order_number_and_per_client(database_url:
         order_id = await shipped(api, "PUB-3")
         guesses = [
             api.gql(TRACK, {"number": number_of(order_id), "email": f"x{i}@example.com"}, as_=None)
-            for i in range(tracking_lookup.LOOKUPS_PER_ORDER + 2)
+            for i in range(lookup.LOOKUPS_PER_ORDER + 2)
         ]
         answers = await asyncio.gather(*guesses)
         limited = [a for a in answers if "errors" in a]
@@ -109,13 +110,13 @@ async def test_lookups_are_limited_per_order_number_and_per_client(database_url:
         others = await asyncio.gather(
             *(
                 api.gql(TRACK, {"number": f"SO-{900000 + i}", "email": "a@b.c"}, as_=None)
-                for i in range(tracking_lookup.LOOKUPS_PER_CLIENT)
+                for i in range(lookup.LOOKUPS_PER_CLIENT)
             )
         )
         assert (
             sum("errors" in a for a in others)
-            == (tracking_lookup.LOOKUPS_PER_ORDER + 2 + 1 + tracking_lookup.LOOKUPS_PER_CLIENT)
-            - tracking_lookup.LOOKUPS_PER_CLIENT
+            == (lookup.LOOKUPS_PER_ORDER + 2 + 1 + lookup.LOOKUPS_PER_CLIENT)
+            - lookup.LOOKUPS_PER_CLIENT
         )
 
 
@@ -127,13 +128,13 @@ async def test_two_api_processes_sharing_redis_refuse_together_after_the_limit(
         assert first.rt is not second.rt
         guesses = [
             api.gql(TRACK, {"number": "SO-900001", "email": f"x{i}@example.com"}, as_=None)
-            for i in range(tracking_lookup.LOOKUPS_PER_ORDER)
+            for i in range(lookup.LOOKUPS_PER_ORDER)
             for api in (first, second)
         ]
         answers = await asyncio.gather(*guesses)
         # Counted apart, each process would have allowed its own 10.
         codes = [a["errors"][0]["extensions"]["code"] for a in answers if "errors" in a]
-        assert codes == ["RATE_LIMITED"] * tracking_lookup.LOOKUPS_PER_ORDER
+        assert codes == ["RATE_LIMITED"] * lookup.LOOKUPS_PER_ORDER
         # The client's 20 lookups are spent on both processes as well.
         elsewhere = [
             await api.gql(TRACK, {"number": "SO-900002", "email": "a@b.c"}, as_=None)
@@ -177,7 +178,7 @@ async def test_track_order_reads_a_fixed_number_of_statements(database_url: str)
             *(scan(f"2024-05-0{d}T08:10:00+02:00", "in_transit") for d in range(1, 9)),
         )
         with db.count_statements() as log:
-            found = await tracking_lookup.look_up(number_of(order_id), email="ada@example.com")
+            found = await lookup.look_up(number_of(order_id), email="ada@example.com")
         assert found is not None and len(found.shipments[0].events) == 8
         print(f"\ntrackOrder: {log.count} statements")
         assert log.count <= 7

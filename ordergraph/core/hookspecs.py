@@ -299,7 +299,7 @@ def create_shipment(order, shipment, settings):
 def track_shipments(shipments, settings):
     """Ask the carrier what it knows about some of its shipments.
 
-    When: by the carrier poll (``ordergraph.core.polling``), for this plugin's
+    When: by the carrier poll (``ordergraph.stages.tracking.polling``), for this plugin's
     shipments (those whose ``carrier`` is this plugin's name) not delivered or
     cancelled, at most ``poll_batch_size`` at a time, every ``poll_interval_minutes``,
     until ``stop_after_days`` after shipping (settings the plugin may declare;

@@ -28,9 +28,9 @@ from ordergraph.core.limits import (
     SKU,
     shown,
 )
-from ordergraph.core.masterdata import is_email
 from ordergraph.core.money import MAX_MINOR, from_minor, is_currency, parse_amount, to_minor
 from ordergraph.core.tables import Customer, Order, OrderEvent, OrderLine, OutboxJob
+from ordergraph.stages.entry.masterdata import is_email
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

@@ -13,17 +13,17 @@ from ordergraph.core.events import InProcessBus, RedisBus, channel_for
 from ordergraph.core.jobs import Job, JobRunner
 from ordergraph.core.periodic import PeriodicLoop
 from ordergraph.core.plugins import PluginConfigError, PluginManager
-from ordergraph.core.review import REVIEW_JOB, configured_rules, review_jobs
+from ordergraph.core.settings import Settings
 from ordergraph.core.statusgraph import StatusGraph, default_graph
-from ordergraph.settings import Settings
+from ordergraph.stages.review.pipeline import REVIEW_JOB, configured_rules, review_jobs
 
 # The core's stages, registered like plugins (their jobs, reactions and vetoes come
 # through the same hooks), so the kernel imports none of them.
 STAGES = {
-    "fulfilment": "ordergraph.core.fulfilment:Stage",
-    "settlement": "ordergraph.core.settlement:Stage",
-    "alerts": "ordergraph.core.alerts:Stage",
-    "tracking": "ordergraph.core.polling:Stage",
+    "fulfilment": "ordergraph.stages.fulfilment:Stage",
+    "settlement": "ordergraph.stages.settlement:Stage",
+    "alerts": "ordergraph.stages.tracking.alerts:Stage",
+    "tracking": "ordergraph.stages.tracking.polling:Stage",
 }
 
 

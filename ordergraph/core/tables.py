@@ -171,7 +171,7 @@ class WebhookDelivery(Table, tablename="webhook_deliveries"):
     received_at = Timestamptz(default=TimestamptzNow())
 
 
-# -- Stage 3: processing (ordergraph.core.fulfilment) ---------------------------------------
+# -- Stage 3: processing (ordergraph.stages.fulfilment) ---------------------------------------
 
 
 class Team(Table, tablename="teams"):
@@ -277,7 +277,7 @@ class ShipmentLine(Table, tablename="shipment_lines"):
     quantity = Integer()
 
 
-# -- Stage 5: settlement (ordergraph.core.settlement, ordergraph.core.payments) ------------
+# -- Stage 5: settlement (ordergraph.stages.settlement) ---------------------------------
 
 
 class StatementSeries(Table, tablename="statement_series"):

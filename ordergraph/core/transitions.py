@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db, inventory
+from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.limits import REASON
@@ -23,6 +23,7 @@ from ordergraph.core.orders import (
 )
 from ordergraph.core.plugins import PluginFailure
 from ordergraph.core.statusgraph import Transition
+from ordergraph.stages.review import inventory
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

@@ -9,11 +9,11 @@ from enum import Enum
 import strawberry
 from strawberry.scalars import JSON
 
-from ordergraph.core import alerts
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import order_number
 from ordergraph.graphql.context import OPERATORS, ApiError, Info, require, row_id
 from ordergraph.graphql.types import UserError, user_errors
+from ordergraph.stages.tracking import alerts
 
 MAX_ALERTS = 200
 

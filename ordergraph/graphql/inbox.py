@@ -8,7 +8,6 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from ordergraph.core import inbox
 from ordergraph.core.auth import Role
 from ordergraph.core.errors import DomainError
 from ordergraph.core.limits import CHANNEL, IMPORT_STATUS
@@ -16,6 +15,7 @@ from ordergraph.core.tables import ImportError_ as ImportErrorRow
 from ordergraph.graphql.context import OPERATORS, Info, checked, require, row_id
 from ordergraph.graphql.queries import DEFAULT_PAGE, keyset_page
 from ordergraph.graphql.types import Connection, Order, UserError, user_errors
+from ordergraph.stages.entry import inbox
 
 
 @strawberry.type(name="ImportError")

@@ -9,12 +9,12 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from ordergraph.core import promotions
 from ordergraph.core.auth import Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.tables import Promotion as PromotionRow
 from ordergraph.graphql.context import READERS, Info, require, row_id
 from ordergraph.graphql.types import PluginSetting, UserError, _jsonable, user_errors
+from ordergraph.stages.settlement import promotions
 
 MAX_LISTED = 200
 

@@ -19,7 +19,6 @@ from ordergraph.core import db
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.db import icontains
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.fulfilment.teams import team_orders
 from ordergraph.core.limits import CHANNEL, MAX_FILTER_VALUES, SEARCH, STATUS, utc_instant
 from ordergraph.core.orders import parse_order_number
 from ordergraph.core.tables import Customer as CustomerRow
@@ -42,6 +41,7 @@ from ordergraph.graphql.types import (
     decode_cursor,
     preload_orders,
 )
+from ordergraph.stages.fulfilment.teams import team_orders
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100

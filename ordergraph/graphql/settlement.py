@@ -10,16 +10,15 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from ordergraph.core import payments
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import load_order
-from ordergraph.core.settlement import config_of, confirmation, statements
-from ordergraph.core.settlement.amount import expected_amount
-from ordergraph.core.settlement.statements import StatementView
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
 from ordergraph.graphql.types import Order, UserError, user_errors
+from ordergraph.stages.settlement import config_of, confirmation, payments, statements
+from ordergraph.stages.settlement.amount import expected_amount
+from ordergraph.stages.settlement.statements import StatementView
 
 
 @strawberry.type

@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import strawberry
 
-from ordergraph.core import tracking, tracking_lookup
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.graphql.context import OPERATORS, READERS, ApiError, Info, require, row_id
 from ordergraph.graphql.types import UserError, user_errors
+from ordergraph.stages.tracking import lookup, updates
 
 
 @strawberry.type
@@ -39,7 +39,7 @@ class TrackingEvent:
     source: str
 
     @classmethod
-    def from_view(cls, view: tracking.EventView) -> TrackingEvent:
+    def from_view(cls, view: updates.EventView) -> TrackingEvent:
         place = view.location
         return cls(
             occurred_at=view.occurred_at,
@@ -90,7 +90,7 @@ class ShipmentTracking:
     events: list[TrackingEvent] = strawberry.field(description="Newest first.")
 
     @classmethod
-    def from_view(cls, view: tracking.ShipmentTrackingView) -> ShipmentTracking:
+    def from_view(cls, view: updates.ShipmentTrackingView) -> ShipmentTracking:
         return cls(
             shipment_id=strawberry.ID(str(view.shipment_id)),
             carrier=view.carrier,
@@ -111,7 +111,7 @@ class ShipmentTracking:
 
 
 def _estimate(
-    estimate: tracking.Estimate, source: str = "", recorded_at: datetime.datetime | None = None
+    estimate: updates.Estimate, source: str = "", recorded_at: datetime.datetime | None = None
 ) -> DeliveryEstimate:
     return DeliveryEstimate(
         estimated_delivery=estimate.estimated_delivery,
@@ -124,8 +124,8 @@ def _estimate(
 
 async def shipment_tracking(shipment_id: int) -> ShipmentTracking:
     """One shipment's tracking as the API shows it."""
-    order_id = (await tracking.shipment_row(shipment_id))["order"]
-    views = (await tracking.order_tracking([order_id]))[order_id]
+    order_id = (await updates.shipment_row(shipment_id))["order"]
+    views = (await updates.order_tracking([order_id]))[order_id]
     return ShipmentTracking.from_view(next(v for v in views if v.shipment_id == shipment_id))
 
 
@@ -167,7 +167,7 @@ class PublicOrderTracking:
     shipments: list[PublicShipment]
 
     @classmethod
-    def from_view(cls, view: tracking_lookup.PublicTracking) -> PublicOrderTracking:
+    def from_view(cls, view: lookup.PublicTracking) -> PublicOrderTracking:
         return cls(
             number=view.number,
             status=view.status,
@@ -216,10 +216,10 @@ class TrackingQuery:
         postal_code: str | None = None,
     ) -> PublicOrderTracking | None:
         try:
-            await tracking_lookup.limits_for(info.context.rt).check(client_of(info), number)
+            await lookup.limits_for(info.context.rt).check(client_of(info), number)
         except DomainError as error:
             raise ApiError(error.code, str(error.problems[0].message)) from None
-        found = await tracking_lookup.look_up(number, email=email, postal_code=postal_code)
+        found = await lookup.look_up(number, email=email, postal_code=postal_code)
         return PublicOrderTracking.from_view(found) if found else None
 
     @strawberry.field(description="The tracking of every shipment of an order.")
@@ -235,7 +235,7 @@ class TrackingQuery:
         row = await OrderRow.select(OrderRow.customer).where(OrderRow.id == wanted).first()
         if row is None or not principal.may_see_customer(row["customer"]):
             raise not_found
-        views = (await tracking.order_tracking([wanted]))[wanted]
+        views = (await updates.order_tracking([wanted]))[wanted]
         return [ShipmentTracking.from_view(v) for v in views]
 
 
@@ -248,7 +248,7 @@ class TrackingMutation:
         require(info, *OPERATORS)
         try:
             wanted = row_id(shipment_id, "shipment", field="shipmentId")
-            await tracking.set_promised_date(wanted, promised_date)
+            await updates.set_promised_date(wanted, promised_date)
         except DomainError as error:
             return PromisePayload(tracking=None, errors=user_errors(error))
         return PromisePayload(tracking=await shipment_tracking(wanted), errors=[])

@@ -34,7 +34,7 @@ async def available(skus: Iterable[str]) -> dict[str, int]:
     """The stock not yet reserved, by SKU (known SKUs only)."""
     # Imported here: lookups reach payments, which move orders (core.transitions), and
     # core.transitions sums the stock of the orders it moves together here.
-    from ordergraph.core.lookups import get_products
+    from ordergraph.stages.review.lookups import get_products
 
     return {sku: product.available for sku, product in (await get_products(skus)).items()}
 

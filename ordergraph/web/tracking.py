@@ -24,13 +24,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ordergraph.core import tracking_lookup
 from ordergraph.core.errors import DomainError
 from ordergraph.core.events import SubscriberTooSlow
 from ordergraph.core.runtime import Runtime
-from ordergraph.core.settlement import config_of
-from ordergraph.core.settlement.links import CONFIRM_PATH, confirmation_token, statement_path
-from ordergraph.core.settlement.statements import SETTLING, statement_of
+from ordergraph.stages.settlement import config_of
+from ordergraph.stages.settlement.links import CONFIRM_PATH, confirmation_token, statement_path
+from ordergraph.stages.settlement.statements import SETTLING, statement_of
+from ordergraph.stages.tracking import lookup
 
 # A live stream ends after this long and the page opens another; a server shutting down
 # waits for open streams at most this long.
@@ -76,7 +76,7 @@ def _form(number: str = "", email: str = "", postal_code: str = "", note: str = 
     )
 
 
-def _result(found: tracking_lookup.PublicTracking, actions: str = "") -> str:
+def _result(found: lookup.PublicTracking, actions: str = "") -> str:
     parts = [f"<h2>Order {_e(found.number)}: {_e(found.status.title())}</h2>", actions]
     if not found.shipments:
         parts.append("<p>Not shipped yet.</p>")
@@ -106,7 +106,7 @@ def _result(found: tracking_lookup.PublicTracking, actions: str = "") -> str:
     return "".join(parts)
 
 
-async def _actions(rt: Runtime, found: tracking_lookup.PublicTracking) -> str:
+async def _actions(rt: Runtime, found: lookup.PublicTracking) -> str:
     """For the customer (a lookup by e-mail): confirm a delivered order or report a
     problem, and download the statement once it is issued. Signed links; none without
     the settlement stage's ``link_secret``."""
@@ -134,15 +134,11 @@ async def _actions(rt: Runtime, found: tracking_lookup.PublicTracking) -> str:
     return ""
 
 
-async def _answer(
-    number: str, email: str, postal_code: str
-) -> tracking_lookup.PublicTracking | None:
-    return await tracking_lookup.look_up(
-        number, email=email or None, postal_code=postal_code or None
-    )
+async def _answer(number: str, email: str, postal_code: str) -> lookup.PublicTracking | None:
+    return await lookup.look_up(number, email=email or None, postal_code=postal_code or None)
 
 
-async def _rendered(rt: Runtime, found: tracking_lookup.PublicTracking, by_email: bool) -> str:
+async def _rendered(rt: Runtime, found: lookup.PublicTracking, by_email: bool) -> str:
     return _result(found, await _actions(rt, found) if by_email else "")
 
 
@@ -212,7 +208,7 @@ async def track_page(request: Request) -> HTMLResponse:
     rt: Runtime = request.app.state.rt
     number, email, postal_code = _asked(await request.form())
     try:
-        await tracking_lookup.limits_for(rt).check(_client(request), number)
+        await lookup.limits_for(rt).check(_client(request), number)
     except DomainError as error:
         return _page(_form(number, email, postal_code, error.problems[0].message))
     found = await _answer(number, email, postal_code)
@@ -230,7 +226,7 @@ async def live_answers(request: Request) -> Response:
     rt: Runtime = request.app.state.rt
     number, email, postal_code = _asked(await request.form())
     try:
-        await tracking_lookup.limits_for(rt).check(_client(request), number)
+        await lookup.limits_for(rt).check(_client(request), number)
     except DomainError as error:
         problem = error.problems[0]
         return JSONResponse({"code": problem.code.value, "message": problem.message}, 429)

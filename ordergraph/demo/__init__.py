@@ -17,16 +17,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ordergraph.core import auth, payments, review
+from ordergraph.core import auth
 from ordergraph.core.auth import Principal, Role
-from ordergraph.core.fulfilment import teams, work
-from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
 from ordergraph.core.orders import LineDraft, OrderDraft, load_order, submit_order
 from ordergraph.core.runtime import Runtime
-from ordergraph.core.settlement import statements
 from ordergraph.core.tables import Customer, Order, Task
 from ordergraph.core.transitions import transition_order
-from ordergraph.demo_tracking import seed_tracking
+from ordergraph.demo.tracking import seed_tracking
+from ordergraph.stages.entry.masterdata import (
+    CustomerData,
+    ProductData,
+    upsert_customer,
+    upsert_products,
+)
+from ordergraph.stages.fulfilment import teams, work
+from ordergraph.stages.review import pipeline
+from ordergraph.stages.settlement import payments, statements
 
 # The demo's configuration: the review rules it runs, in order, and their settings, the
 # assignment rules of its two teams, bank transfers and the seller on its statements. It
@@ -136,7 +142,7 @@ async def _decide(rt: Runtime, order_id: int) -> None:
     if rt.runner is not None:
         await rt.runner.drain()
     else:
-        await review.review_order(rt, order_id)
+        await pipeline.review_order(rt, order_id)
 
 
 async def seed(rt: Runtime) -> bool:
@@ -163,7 +169,7 @@ async def seed(rt: Runtime) -> bool:
         order = await load_order(ids[external_id])
         if order is not None and order.status == "REJECTED":
             customer = Principal(Role.CUSTOMER, "demo", customer_id=order.customer_id)
-            await review.amend_order(rt, order.id, _draft(external_id, None, lines), customer)
+            await pipeline.amend_order(rt, order.id, _draft(external_id, None, lines), customer)
             await _decide(rt, order.id)
     for external_id, _, _, steps in ORDERS:
         order = await load_order(ids[external_id])

@@ -32,7 +32,7 @@ from ordergraph.core.transitions import transition_order
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
-    from ordergraph.core.settlement.statements import StatementView
+    from ordergraph.stages.settlement.statements import StatementView
 
 # What each kind of entry does to the amount paid: authorizations, failures and refunds
 # under way are recorded but move no money.

@@ -14,31 +14,31 @@ from typing import TYPE_CHECKING, Any
 
 from ordergraph.core import db, jobs
 from ordergraph.core.auth import Principal, Role
-from ordergraph.core.fulfilment.assignment import (
+from ordergraph.core.orders import OrderView
+from ordergraph.core.plugins import PluginConfigError, PluginInfo, hookimpl
+from ordergraph.core.statusgraph import Transition
+from ordergraph.core.tables import Assignment
+from ordergraph.stages.fulfilment.assignment import (
     ASSIGN_JOB,
     WORKING,
     AssignmentChoice,
     assign,
     drain_queue,
 )
-from ordergraph.core.fulfilment.labels import BOOK_JOB, book
-from ordergraph.core.fulfilment.teams import (
+from ordergraph.stages.fulfilment.labels import BOOK_JOB, book
+from ordergraph.stages.fulfilment.teams import (
     DRAIN_JOB,
     Candidate,
     TeamView,
     serialize_assignments,
 )
-from ordergraph.core.fulfilment.work import (
+from ordergraph.stages.fulfilment.work import (
     DERIVE_JOB,
     derive_status,
     fulfilment_lines,
     open_quantities,
     open_quantity,
 )
-from ordergraph.core.orders import OrderView
-from ordergraph.core.plugins import PluginConfigError, PluginInfo, hookimpl
-from ordergraph.core.statusgraph import Transition
-from ordergraph.core.tables import Assignment
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

@@ -15,11 +15,11 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ordergraph.core import tracking
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.events import channel_for
 from ordergraph.core.orders import load_order, parse_order_number
 from ordergraph.core.tables import Customer
+from ordergraph.stages.tracking import updates
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
@@ -130,7 +130,7 @@ class PublicTracking:
     order_id: int  # for the page's own links and live feed; the answers do not show it
     number: str
     status: str
-    shipments: list[tracking.ShipmentTrackingView]
+    shipments: list[updates.ShipmentTrackingView]
 
 
 def _postal(value: str) -> str:
@@ -169,7 +169,7 @@ async def look_up(
         matches = bool(on_order) and _postal(on_order) == _postal(postal_code)
     if not matches:
         return None
-    shipments = (await tracking.order_tracking([order_id]))[order_id]
+    shipments = (await updates.order_tracking([order_id]))[order_id]
     return PublicTracking(
         order_id=order.id, number=order.number, status=order.status, shipments=shipments
     )

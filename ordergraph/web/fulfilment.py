@@ -11,9 +11,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.fulfilment.labels import label_for
 from ordergraph.core.limits import MAX_ID
 from ordergraph.graphql.context import principal_for
+from ordergraph.stages.fulfilment.labels import label_for
 
 MEDIA_TYPES = {"PDF": "application/pdf", "ZPL": "application/x-zpl", "PNG": "image/png"}
 

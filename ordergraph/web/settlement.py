@@ -19,21 +19,21 @@ from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import load_order
 from ordergraph.core.runtime import Runtime
-from ordergraph.core.settlement import config_of
-from ordergraph.core.settlement.confirmation import (
+from ordergraph.graphql.context import principal_for
+from ordergraph.stages.settlement import config_of
+from ordergraph.stages.settlement.confirmation import (
     MAX_DESCRIPTION,
     confirm_delivery,
     report_problem,
 )
-from ordergraph.core.settlement.links import (
+from ordergraph.stages.settlement.links import (
     CONFIRM_PATH,
     STATEMENT,
     verify_confirmation,
     verify_signed,
 )
-from ordergraph.core.settlement.pdf import render_statement
-from ordergraph.core.settlement.statements import StatementView, statement_by_number
-from ordergraph.graphql.context import principal_for
+from ordergraph.stages.settlement.pdf import render_statement
+from ordergraph.stages.settlement.statements import StatementView, statement_by_number
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime
 
-from ordergraph.core import tracking
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.tables import Shipment
+from ordergraph.stages.tracking import updates
 
 BERLIN = datetime.timezone(datetime.timedelta(hours=2))
-LEIPZIG = tracking.Location("Leipzig", "SN", "04109", "DE")
-LONDON = tracking.Location("London", "", "SW1Y 4JH", "GB")
+LEIPZIG = updates.Location("Leipzig", "SN", "04109", "DE")
+LONDON = updates.Location("London", "", "SW1Y 4JH", "GB")
 
 
 def _at(day: int, hour: int, minute: int = 0) -> datetime.datetime:
@@ -27,25 +27,23 @@ def _scan(
     status: str,
     words: str,
     code: str,
-    place: tracking.Location,
+    place: updates.Location,
     reason: str | None = None,
-) -> tracking.TrackingEvent:
-    return tracking.TrackingEvent(at, status, words, code, reason, place)
+) -> updates.TrackingEvent:
+    return updates.TrackingEvent(at, status, words, code, reason, place)
 
 
 STORIES = {
-    "DEMO-1003": tracking.TrackingUpdate(
+    "DEMO-1003": updates.TrackingUpdate(
         events=[
-            tracking.TrackingEvent(
+            updates.TrackingEvent(
                 _at(2, 18, 5), "picked_up", "Shipment picked up", "PU", None, LEIPZIG
             ),
-            tracking.TrackingEvent(
-                _at(3, 6, 40), "in_transit", "Departed hub", "DP", None, LEIPZIG
-            ),
-            tracking.TrackingEvent(
+            updates.TrackingEvent(_at(3, 6, 40), "in_transit", "Departed hub", "DP", None, LEIPZIG),
+            updates.TrackingEvent(
                 _at(4, 8, 12), "out_for_delivery", "With courier", "OD", None, LONDON
             ),
-            tracking.TrackingEvent(
+            updates.TrackingEvent(
                 _at(4, 13, 30),
                 "delivery_failed",
                 "Nobody home; a card was left",
@@ -54,23 +52,21 @@ STORIES = {
                 LONDON,
             ),
         ],
-        estimate=tracking.Estimate(window_from=_at(6, 9), window_to=_at(6, 18)),
+        estimate=updates.Estimate(window_from=_at(6, 9), window_to=_at(6, 18)),
         source="demo",
     ),
-    "DEMO-1004": tracking.TrackingUpdate(
+    "DEMO-1004": updates.TrackingUpdate(
         events=[
-            tracking.TrackingEvent(
+            updates.TrackingEvent(
                 _at(3, 17, 0), "picked_up", "Shipment picked up", "PU", None, LEIPZIG
             ),
-            tracking.TrackingEvent(
-                _at(4, 5, 55), "in_transit", "Departed hub", "DP", None, LEIPZIG
-            ),
-            tracking.TrackingEvent(
+            updates.TrackingEvent(_at(4, 5, 55), "in_transit", "Departed hub", "DP", None, LEIPZIG),
+            updates.TrackingEvent(
                 _at(5, 9, 10), "out_for_delivery", "With courier", "OD", None, LONDON
             ),
-            tracking.TrackingEvent(_at(5, 11, 42), "delivered", "Delivered", "DL", None, LONDON),
+            updates.TrackingEvent(_at(5, 11, 42), "delivered", "Delivered", "DL", None, LONDON),
         ],
-        estimate=tracking.Estimate(estimated_delivery=_at(5, 12)),
+        estimate=updates.Estimate(estimated_delivery=_at(5, 12)),
         source="demo",
     ),
 }
@@ -83,4 +79,4 @@ async def seed_tracking(rt: Runtime, order_ids: dict[str, int]) -> None:
             continue
         shipment = await Shipment.select(Shipment.id).where(Shipment.order == order_id).first()
         if shipment is not None:
-            await tracking.ingest(rt, shipment["id"], update)
+            await updates.ingest(rt, shipment["id"], update)

@@ -15,10 +15,11 @@ import datetime
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db, tracking
+from ordergraph.core import db
 from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, hookimpl
 from ordergraph.core.tables import ShipmentTracking
+from ordergraph.stages.tracking import updates
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
@@ -136,11 +137,11 @@ async def poll_carrier(
             await _schedule(ids, now, interval, error=answer.failures[0].error)
             continue
         values = answer.values
-        updates: dict[str, tracking.TrackingUpdate] = values[0] if values else {}
+        updates: dict[str, updates.TrackingUpdate] = values[0] if values else {}
         for shipment in shipments:
             update = updates.get(shipment["tracking_number"])
             if update is not None:
-                ingested = await tracking.ingest(rt, shipment["id"], update, shipment=shipment)
+                ingested = await updates.ingest(rt, shipment["id"], update, shipment=shipment)
                 result.new_events += ingested.new_events
         await _schedule(ids, now, interval)
     return result

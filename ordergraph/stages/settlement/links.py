@@ -16,7 +16,7 @@ import re
 
 from ordergraph.core import db
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.settlement.config import SettlementConfig
+from ordergraph.stages.settlement.config import SettlementConfig
 
 CONFIRM_PATH = "/confirm-delivery"
 CONFIRM = "confirm-delivery"

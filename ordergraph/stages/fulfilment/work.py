@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.fulfilment import labels
-from ordergraph.core.fulfilment.assignment import WORKING
 from ordergraph.core.money import to_minor
 from ordergraph.core.orders import OrderView, Timeline, load_order, recording
 from ordergraph.core.tables import Assignment, FulfilmentLine, Order, Shipment, ShipmentLine, Task
 from ordergraph.core.transitions import transition_order
+from ordergraph.stages.fulfilment import labels
+from ordergraph.stages.fulfilment.assignment import WORKING
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

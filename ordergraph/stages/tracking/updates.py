@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import alerts, db
+from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.orders import load_order, recording
 from ordergraph.core.tables import EtaHistory, Shipment, ShipmentTracking, TrackingEventRow
+from ordergraph.stages.tracking import alerts
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

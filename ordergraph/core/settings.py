@@ -58,7 +58,7 @@ class Settings:
     max_graphql_body_bytes: int = 1_000_000
     # [ordergraph.due_hours]: step -> priority -> hours; missing entries keep the default.
     due_hours: dict[str, dict[str, float]] = field(default_factory=lambda: DEFAULT_DUE_HOURS)
-    # [ordergraph.settlement]: checked by ordergraph.core.settlement.config at start-up.
+    # [ordergraph.settlement]: checked by ordergraph.stages.settlement.config at start-up.
     settlement: dict[str, Any] = field(default_factory=dict)
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -20,11 +20,12 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import alerts, db, tracking
+from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import OrderView, load_order, recording
 from ordergraph.core.tables import Shipment, ShipmentBooking
+from ordergraph.stages.tracking import alerts, updates
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
@@ -46,7 +47,7 @@ class Booking:
     label: bytes
     label_format: str = "PDF"
     parcel_tracking_numbers: tuple[str, ...] = ()
-    estimate: tracking.Estimate | None = None
+    estimate: updates.Estimate | None = None
 
 
 class BookingInProgress(RuntimeError):
@@ -182,10 +183,10 @@ async def book(rt: Runtime, order_id: int, shipment_id: int) -> None:
         raise
     await _store(rt, booking, order, shipment, result)
     if result.estimate is not None:
-        await tracking.ingest(
+        await updates.ingest(
             rt,
             shipment_id,
-            tracking.TrackingUpdate(events=[], estimate=result.estimate, source=carrier),
+            updates.TrackingUpdate(events=[], estimate=result.estimate, source=carrier),
         )
 
 
@@ -242,7 +243,7 @@ class Label:
 
 async def label_for(shipment_id: int, principal: Principal) -> Label:
     """A bought label, for staff of the order's team and admins (NOT_FOUND otherwise)."""
-    from ordergraph.core.fulfilment.work import check_team
+    from ordergraph.stages.fulfilment.work import check_team
 
     missing = DomainError.of(
         ErrorCode.NOT_FOUND, f"Shipment {shipment_id} has no label.", "shipmentId"

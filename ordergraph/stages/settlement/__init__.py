@@ -3,7 +3,7 @@
 The stage is registered like a plugin (``Stage``, added by the runtime): entering
 COMPLETED asks for the statement (a job, after commit); its ``before_transition``
 pauses confirmation while a delivery problem is open and refuses ``settle`` until the
-statement is paid in full; the payment ledger (``ordergraph.core.payments``) derives
+statement is paid in full; the payment ledger (``ordergraph.stages.settlement.payments``) derives
 SETTLED.
 """
 
@@ -13,17 +13,18 @@ import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import jobs, promotions
+from ordergraph.core import jobs
 from ordergraph.core.orders import OrderView
-from ordergraph.core.payments import balance_of, derive_settled, request_payment
 from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, hookimpl
-from ordergraph.core.settlement.amount import Adjustment, ChargeLine, delivered_quantities
-from ordergraph.core.settlement.config import SettlementConfig, config_of, parse_config
-from ordergraph.core.settlement.confirmation import confirm_due_deliveries, open_problem
-from ordergraph.core.settlement.links import confirmation_link, statement_link
-from ordergraph.core.settlement.statements import ISSUE_JOB, issue_statement, statement_of
 from ordergraph.core.statusgraph import Transition
+from ordergraph.stages.settlement import promotions
+from ordergraph.stages.settlement.amount import Adjustment, ChargeLine, delivered_quantities
+from ordergraph.stages.settlement.config import SettlementConfig, config_of, parse_config
+from ordergraph.stages.settlement.confirmation import confirm_due_deliveries, open_problem
+from ordergraph.stages.settlement.links import confirmation_link, statement_link
+from ordergraph.stages.settlement.payments import balance_of, derive_settled, request_payment
+from ordergraph.stages.settlement.statements import ISSUE_JOB, issue_statement, statement_of
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

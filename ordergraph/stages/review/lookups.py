@@ -19,8 +19,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from ordergraph.core import db
 from ordergraph.core.money import from_minor
-from ordergraph.core.payments import EFFECT as PAYMENT_EFFECT
 from ordergraph.core.tables import Customer, Product
+from ordergraph.stages.settlement.payments import EFFECT as PAYMENT_EFFECT
 
 # Orders that no longer commit the customer to pay.
 CLOSED_STATUSES = ("CANCELLED", "REJECTED")

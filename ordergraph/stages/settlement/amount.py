@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.money import from_minor, to_minor
 from ordergraph.core.orders import OrderView
-from ordergraph.core.settlement.config import SettlementConfig
 from ordergraph.core.tables import FulfilmentLine
+from ordergraph.stages.settlement.config import SettlementConfig
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

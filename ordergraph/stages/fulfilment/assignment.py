@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db, jobs
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.fulfilment.teams import (
+from ordergraph.core.orders import PRIORITIES, OrderView, Timeline, load_order, recording
+from ordergraph.core.tables import Assignment, FulfilmentLine, Order, Task, Team
+from ordergraph.stages.fulfilment.teams import (
     DRAIN_JOB,
     Candidate,
     TeamView,
     load_teams,
     serialize_assignments,
 )
-from ordergraph.core.orders import PRIORITIES, OrderView, Timeline, load_order, recording
-from ordergraph.core.tables import Assignment, FulfilmentLine, Order, Task, Team
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
