@@ -22,7 +22,7 @@ from decimal import Decimal
 
 from submit_orders import ADDRESS, fresh_database, markdown_table
 
-from ordergraph.core import db, runtime
+from ordergraph.core import assembly, db
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
 from ordergraph.core.settings import Settings
@@ -41,7 +41,7 @@ PLUGINS = {"stock": {"enabled": True}, "rules": {"enabled": True, "rules": ["-> 
 
 async def run(backend: str, orders: int, members: int, concurrency: int) -> tuple[str, ...]:
     async with fresh_database(backend) as url:
-        rt = runtime.build(Settings(database_url=url, plugins=PLUGINS))
+        rt = assembly.build(Settings(database_url=url, plugins=PLUGINS))
         await rt.open(run_jobs=False)
         try:
             await upsert_customer(CustomerData("bench@example.com", "Bench", Decimal(10**9), "EUR"))

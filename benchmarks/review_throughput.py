@@ -39,7 +39,7 @@ import aiosqlite
 import asyncpg
 from submit_orders import ADDRESS, fresh_database, markdown_table
 
-from ordergraph.core import db, runtime
+from ordergraph.core import assembly, db, runtime
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
 from ordergraph.core.settings import Settings
@@ -323,7 +323,7 @@ async def run(backend: str, orders: int, concurrency: int) -> Result:
     # Counting from before the job runner starts counts its statements too.
     with db.count_statements() as log:
         async with fresh_database(backend) as url:
-            rt = runtime.build(Settings(database_url=url, plugins=RULES))
+            rt = assembly.build(Settings(database_url=url, plugins=RULES))
             await rt.open(run_jobs=True)
             try:
                 customer_id = await seed(orders)

@@ -22,7 +22,7 @@ from decimal import Decimal
 
 from submit_orders import ADDRESS, fresh_database, markdown_table
 
-from ordergraph.core import db, runtime
+from ordergraph.core import assembly, db
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
 from ordergraph.core.settings import Settings
@@ -40,7 +40,7 @@ STEPS = ("start_review", "approve", "start_processing", "ship", "deliver", "comp
 
 async def run(backend: str, orders: int, concurrency: int, numbers: int) -> tuple[str, ...]:
     async with fresh_database(backend) as url:
-        rt = runtime.build(Settings(database_url=url, settlement={"shipping_charge": "4.90"}))
+        rt = assembly.build(Settings(database_url=url, settlement={"shipping_charge": "4.90"}))
         await rt.open(run_jobs=False)
         try:
             await upsert_customer(CustomerData("bench@example.com", "Bench", Decimal(10**9), "EUR"))

@@ -26,7 +26,7 @@ from decimal import Decimal
 
 from submit_orders import fresh_database, markdown_table
 
-from ordergraph.core import db, runtime
+from ordergraph.core import assembly, db
 from ordergraph.core.migrations import m0004_counts_and_indexes
 from ordergraph.core.settings import Settings
 from ordergraph.stages.entry.masterdata import CustomerData, upsert_customer
@@ -57,7 +57,7 @@ async def _orders(count: int, status: str, since: str, customer: int) -> None:
 
 async def ingest_run(backend: str, shipments: int, concurrency: int) -> tuple[str, ...]:
     async with fresh_database(backend) as url:
-        rt = runtime.build(Settings(database_url=url))
+        rt = assembly.build(Settings(database_url=url))
         await rt.open(run_jobs=False)
         try:
             customer = await upsert_customer(
@@ -110,7 +110,7 @@ async def ingest_run(backend: str, shipments: int, concurrency: int) -> tuple[st
 
 async def stuck_run(orders: int, rounds: int) -> tuple[str, ...]:
     async with fresh_database("postgresql") as url:
-        rt = runtime.build(Settings(database_url=url))
+        rt = assembly.build(Settings(database_url=url))
         await rt.open(run_jobs=False)
         try:
             customer = await upsert_customer(

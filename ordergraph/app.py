@@ -17,7 +17,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from ordergraph.core import db, runtime
+from ordergraph.core import assembly, db
 from ordergraph.core.errors import ErrorCode
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.settings import Settings
@@ -132,7 +132,7 @@ def create_app(
     The database, the event bus and the job runner start with the app's lifespan.
     """
     settings = settings or Settings.from_env()
-    rt = runtime.build(settings, installed_plugins)
+    rt = assembly.build(settings, installed_plugins)
     graphql = GraphQLApp(rt)
     routes: list[BaseRoute] = [
         Route("/health", health),

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from ordergraph.core import db, migrations, runtime
+from ordergraph.core import assembly, db, migrations
 from ordergraph.core.auth import TOKEN_ROLES
 from ordergraph.core.settings import Settings
 
@@ -145,7 +145,7 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _plugins(args: argparse.Namespace, settings: Settings) -> int:
-    manager = runtime.load_plugins(settings)
+    manager = assembly.load_plugins(settings)
     for plugin in manager.plugins.values():
         state = "enabled " if plugin.enabled else "disabled"
         print(f"{plugin.name:<20} {state}  {plugin.info.category:<12} {plugin.info.description}")
@@ -153,7 +153,7 @@ def _plugins(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _graph(args: argparse.Namespace, settings: Settings) -> int:
-    graph = runtime.build_graph(runtime.load_plugins(settings))
+    graph = assembly.build_graph(assembly.load_plugins(settings))
     print(graph.to_mermaid() if args.format == "mermaid" else graph.to_dot(), end="")
     return 0
 
@@ -194,7 +194,7 @@ def parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     graph.set_defaults(run=_graph)
     sub.add_parser("hooks", help="print the hook reference (Markdown)").set_defaults(run=_hooks)
     if settings is not None:
-        runtime.load_plugins(settings).call_sync("register_commands", commands=sub)
+        assembly.load_plugins(settings).call_sync("register_commands", commands=sub)
     return p
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from starlette.requests import HTTPConnection
 
+from ordergraph.core.assembly import build as build_runtime
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.jobs import enqueue_job
@@ -27,7 +28,6 @@ from ordergraph.core.orders import validate as validate_order_draft
 from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, Setting, hookimpl
 from ordergraph.core.runtime import Runtime
-from ordergraph.core.runtime import build as build_runtime
 from ordergraph.core.settings import Settings as ServiceSettings
 from ordergraph.core.statusgraph import StatusGraph, Transition
 from ordergraph.core.transitions import transition_order
@@ -53,7 +53,7 @@ from ordergraph.stages.entry.inbox import (
 from ordergraph.stages.entry.inbox import receive as receive_delivery
 from ordergraph.stages.entry.inbox import record as record_import_error
 from ordergraph.stages.fulfilment import AssignmentChoice, Candidate, TeamView, open_quantities
-from ordergraph.stages.fulfilment.labels import Booking
+from ordergraph.stages.fulfilment.labels import Booking, Estimate
 from ordergraph.stages.review.inventory import available as available_stock
 from ordergraph.stages.review.inventory import consume_quantities as consume_stock_quantities
 from ordergraph.stages.review.inventory import quantities as stock_quantities
@@ -97,7 +97,6 @@ from ordergraph.stages.tracking.notifications import attempt as notification_att
 from ordergraph.stages.tracking.notifications import load_order_event
 from ordergraph.stages.tracking.notifications import record_outcome as record_notification
 from ordergraph.stages.tracking.updates import (
-    Estimate,
     Location,
     TrackingEvent,
     TrackingUpdate,

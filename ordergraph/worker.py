@@ -13,7 +13,7 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
-from ordergraph.core import runtime
+from ordergraph.core import assembly
 from ordergraph.core.settings import Settings
 
 
@@ -31,7 +31,7 @@ async def run_worker(
     """
     if not settings.redis_url:
         raise ValueError("ordergraph worker needs REDIS_URL (for example redis://127.0.0.1:6379)")
-    rt = runtime.build(settings, installed_plugins)
+    rt = assembly.build(settings, installed_plugins)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

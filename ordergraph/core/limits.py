@@ -99,6 +99,14 @@ MAX_WEBHOOK_EVENT_TYPES = 50
 """Event types one webhook endpoint may name."""
 
 
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def is_email(value: str) -> bool:
+    """Whether ``value`` looks like an e-mail address (something@somewhere.tld)."""
+    return bool(_EMAIL.match(value))
+
+
 def utc_instant(
     value: datetime.datetime | None, field: str, problems: list[Problem]
 ) -> datetime.datetime | None:

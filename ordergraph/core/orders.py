@@ -26,11 +26,11 @@ from ordergraph.core.limits import (
     MAX_ID,
     NOTE,
     SKU,
+    is_email,
     shown,
 )
 from ordergraph.core.money import MAX_MINOR, from_minor, is_currency, parse_amount, to_minor
 from ordergraph.core.tables import Customer, Order, OrderEvent, OrderLine, OutboxJob
-from ordergraph.stages.entry.masterdata import is_email
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

@@ -23,7 +23,6 @@ from ordergraph.core.orders import (
 )
 from ordergraph.core.plugins import PluginFailure
 from ordergraph.core.statusgraph import Transition
-from ordergraph.stages.review import inventory
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
@@ -106,8 +105,9 @@ async def transition_orders(
 ) -> list[OrderView]:
     """Fire the moves of several orders in one transaction, all or none: what
     ``transition_order`` does for one, with one statement for every status, one for
-    every event and one for the stock the hooks change (``inventory.adjusted_together``),
-    however many orders (the review decides the orders that came in together so).
+    every event and one for the stock the hooks change (the review stage's
+    ``inventory.adjusted_together``, one of ``rt.batch_scopes``), however many orders
+    (the review decides the orders that came in together so).
     ``within`` gets the orders as read.
 
     On PostgreSQL such transactions take turns (an advisory lock), so that two of them
@@ -210,9 +210,12 @@ async def _write(
         for move in moves:
             if move.order.id not in updated:
                 raise _version_conflict(move.order.number, move.order.version, None)
-        # One statement for the stock of every order of a batch.
-        together = inventory.adjusted_together() if len(moves) > 1 else contextlib.nullcontext()
-        async with together:
+        async with contextlib.AsyncExitStack() as batch:
+            if len(moves) > 1:
+                # The stages write what the hooks of a batch change together (the
+                # review stage: one statement for the stock of every order).
+                for scope in rt.batch_scopes:
+                    await batch.enter_async_context(scope())
             for move in moves:
                 for step, seen in zip(move.steps, move.before, strict=True):
                     await _apply(rt, seen, step, principal)

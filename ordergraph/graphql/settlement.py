@@ -15,7 +15,7 @@ from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import load_order
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
-from ordergraph.graphql.types import Order, UserError, user_errors
+from ordergraph.graphql.types import Order, UserError, extend_order, user_errors
 from ordergraph.stages.settlement import config_of, confirmation, payments, statements
 from ordergraph.stages.settlement.amount import expected_amount
 from ordergraph.stages.settlement.statements import StatementView
@@ -209,9 +209,10 @@ class PricePreview:
     notes: list[str]
 
 
-async def order_price_preview(order: Order, info: Info) -> PricePreview:
+async def order_price_preview(root: Order, info: Info) -> PricePreview:
+    root._caller(info, *READERS)
     rt = info.context.rt
-    view = await load_order(order.order_id)
+    view = await load_order(root.order_id)
     assert view is not None
     s = (await expected_amount(rt, view, config_of(rt))).to_snapshot()
     return PricePreview(
@@ -262,9 +263,25 @@ class DeliveryProblem:
         )
 
 
-async def order_statement(order: Order, info: Info) -> Statement | None:
-    found = await statements.statement_of(order.order_id)
+async def order_statement(root: Order, info: Info) -> Statement | None:
+    root._caller(info, *READERS)
+    found = await statements.statement_of(root.order_id)
     return Statement.from_view(found) if found else None
+
+
+@extend_order
+@strawberry.type
+class OrderSettlement:
+    """What stage 5 adds to ``Order``."""
+
+    statement: Statement | None = strawberry.field(
+        resolver=order_statement,
+        description="Its settlement statement, once delivery is confirmed.",
+    )
+    price_preview: PricePreview = strawberry.field(
+        resolver=order_price_preview,
+        description="The expected price: the order delivered in full, with its promotions.",
+    )
 
 
 @strawberry.enum

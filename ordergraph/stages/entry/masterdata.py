@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -16,16 +15,12 @@ from ordergraph.core.limits import (
     MAX_STOCK,
     PRODUCT_NAME,
     SKU,
+    is_email,
 )
 from ordergraph.core.money import is_currency, to_minor
 from ordergraph.core.tables import Customer, Product
 
 MAX_PRODUCTS_PER_CALL = 1000
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def is_email(value: str) -> bool:
-    return bool(_EMAIL.match(value))
 
 
 @dataclass

@@ -16,6 +16,7 @@ nothing is asked again, so a label is never bought twice.
 
 from __future__ import annotations
 
+import datetime
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,10 +26,10 @@ from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import OrderView, load_order, recording
 from ordergraph.core.tables import Shipment, ShipmentBooking
-from ordergraph.stages.tracking import alerts, updates
+from ordergraph.stages.fulfilment.teams import check_team
 
 if TYPE_CHECKING:
-    from ordergraph.core.runtime import Runtime
+    from ordergraph.core.runtime import AlertDesk, Runtime
 
 BOOK_JOB = "book_shipment"
 BOOK_HOOK = "create_shipment"
@@ -36,6 +37,15 @@ ALERT_KIND = "label_failed"
 MAX_LABEL_BYTES = 10_000_000
 """The largest label stored (a 4x6 PDF label is some 10 to 100 kB)."""
 MAX_TRACKING_NUMBER = 128
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The carrier's estimated delivery, with its window when it gives one."""
+
+    estimated_delivery: datetime.datetime | None = None
+    window_from: datetime.datetime | None = None
+    window_to: datetime.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,12 @@ class Booking:
     label: bytes
     label_format: str = "PDF"
     parcel_tracking_numbers: tuple[str, ...] = ()
-    estimate: updates.Estimate | None = None
+    estimate: Estimate | None = None
+
+
+def _alerts(rt: Runtime) -> AlertDesk:
+    assert rt.alerts is not None, "the tracking stage's alerts are registered"
+    return rt.alerts
 
 
 class BookingInProgress(RuntimeError):
@@ -128,8 +143,7 @@ async def _fail(
         await ShipmentBooking.update(
             {ShipmentBooking.state: state, ShipmentBooking.last_error: error[:1000]}
         ).where(ShipmentBooking.id == booking["id"])
-        await alerts.open_alert(
-            rt,
+        await _alerts(rt).open_alert(
             order_id,
             ALERT_KIND,
             shipment_id=shipment_id,
@@ -182,12 +196,9 @@ async def book(rt: Runtime, order_id: int, shipment_id: int) -> None:
         await _fail(rt, booking, order_id, shipment_id, "failed", str(error))
         raise
     await _store(rt, booking, order, shipment, result)
-    if result.estimate is not None:
-        await updates.ingest(
-            rt,
-            shipment_id,
-            updates.TrackingUpdate(events=[], estimate=result.estimate, source=carrier),
-        )
+    await rt.plugins.call(
+        "label_bought", order=order, shipment_id=shipment_id, carrier=carrier, booking=result
+    )
 
 
 async def _store(
@@ -230,7 +241,7 @@ async def _store(
                 "attempts": booking["attempts"],
             },
         )
-        await alerts.close_alerts(rt, order.id, [ALERT_KIND], "the label was bought")
+        await _alerts(rt).close_alerts(order.id, [ALERT_KIND], "the label was bought")
 
 
 @dataclass(frozen=True)
@@ -243,8 +254,6 @@ class Label:
 
 async def label_for(shipment_id: int, principal: Principal) -> Label:
     """A bought label, for staff of the order's team and admins (NOT_FOUND otherwise)."""
-    from ordergraph.stages.fulfilment.work import check_team
-
     missing = DomainError.of(
         ErrorCode.NOT_FOUND, f"Shipment {shipment_id} has no label.", "shipmentId"
     )

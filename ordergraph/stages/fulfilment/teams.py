@@ -295,3 +295,22 @@ def team_orders(team: str) -> Any:
             Assignment.team.is_in(Team.select(Team.id).where(Team.name == team))
         )
     )
+
+
+async def check_team(order_id: int, principal: Principal) -> None:
+    """Staff of a team operate only their team's orders (OTHER_TEAM otherwise)."""
+    if principal.role != Role.STAFF or principal.team is None:
+        return
+    row = await (
+        Assignment.select(Assignment.team.name.as_alias("team"))
+        .where(Assignment.order == order_id)
+        .first()
+    )
+    team = row["team"] if row else None
+    if team != principal.team:
+        raise DomainError.of(
+            ErrorCode.OTHER_TEAM,
+            f"Order {order_id} belongs to {f'team {team}' if team else 'no team'}; "
+            f"you work in team {principal.team}.",
+            "id",
+        )

@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ordergraph.core import db
-from ordergraph.core.auth import SYSTEM, Principal, Role
+from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.money import to_minor
 from ordergraph.core.orders import OrderView, Timeline, load_order, recording
-from ordergraph.core.tables import Assignment, FulfilmentLine, Order, Shipment, ShipmentLine, Task
+from ordergraph.core.tables import FulfilmentLine, Order, Shipment, ShipmentLine, Task
 from ordergraph.core.transitions import transition_order
 from ordergraph.stages.fulfilment import labels
 from ordergraph.stages.fulfilment.assignment import WORKING
+from ordergraph.stages.fulfilment.teams import check_team
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
@@ -65,25 +66,6 @@ async def open_quantities(order: OrderView) -> dict[str, int]:
         record = lines.get(line.line_no)
         totals[line.sku] += open_quantity(record) if record else line.quantity
     return {sku: n for sku, n in sorted(totals.items()) if n}
-
-
-async def check_team(order_id: int, principal: Principal) -> None:
-    """Staff of a team operate only their team's orders (OTHER_TEAM otherwise)."""
-    if principal.role != Role.STAFF or principal.team is None:
-        return
-    row = await (
-        Assignment.select(Assignment.team.name.as_alias("team"))
-        .where(Assignment.order == order_id)
-        .first()
-    )
-    team = row["team"] if row else None
-    if team != principal.team:
-        raise DomainError.of(
-            ErrorCode.OTHER_TEAM,
-            f"Order {order_id} belongs to {f'team {team}' if team else 'no team'}; "
-            f"you work in team {principal.team}.",
-            "id",
-        )
 
 
 async def _task_and_order(

@@ -18,9 +18,8 @@ from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
 from ordergraph.core import db
-from ordergraph.core.money import from_minor
+from ordergraph.core.money import LEDGER_EFFECT, from_minor
 from ordergraph.core.tables import Customer, Product
-from ordergraph.stages.settlement.payments import EFFECT as PAYMENT_EFFECT
 
 # Orders that no longer commit the customer to pay.
 CLOSED_STATUSES = ("CANCELLED", "REJECTED")
@@ -196,7 +195,7 @@ async def _exposures(questions: list[_Question]) -> dict[_Question, Exposure]:
     """Every question's exposure from one query, which sums each customer's orders once
     per currency, and apart the orders to leave out, each then taken off its customer's
     sum."""
-    paid = " ".join(f"WHEN '{kind}' THEN {sign}" for kind, sign in PAYMENT_EFFECT.items())
+    paid = " ".join(f"WHEN '{kind}' THEN {sign}" for kind, sign in LEDGER_EFFECT.items())
     left_out, left_out_ids = db.one_of("o.id", [order for _, _, order in questions])
     of_customers, customer_ids = db.one_of("o.customer", sorted({c for c, _, _ in questions}))
     rows = await db.raw(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.money import from_minor, parse_amount, to_minor
+from ordergraph.core.money import LEDGER_EFFECT, from_minor, parse_amount, to_minor
 from ordergraph.core.orders import load_order, recording
 from ordergraph.core.tables import LedgerEntry
 from ordergraph.core.transitions import transition_order
@@ -34,18 +34,6 @@ if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
     from ordergraph.stages.settlement.statements import StatementView
 
-# What each kind of entry does to the amount paid: authorizations, failures and refunds
-# under way are recorded but move no money.
-EFFECT = {
-    "authorized": 0,
-    "failed": 0,
-    "captured": 1,
-    "collected": 1,
-    "matched": 1,
-    "refunded": -1,
-    "refund_pending": 0,
-    "refund_failed": 0,
-}
 # A provider's refund status -> the ledger entry it makes; any other status is a failure.
 REFUND_KINDS = {
     "succeeded": "refunded",
@@ -127,7 +115,7 @@ def entry_view(row: dict[str, Any]) -> EntryView:
 
 
 def paid_minor(entries: list[dict[str, Any]]) -> int:
-    return sum(EFFECT[e["kind"]] * e["amount_minor"] for e in entries)
+    return sum(LEDGER_EFFECT[e["kind"]] * e["amount_minor"] for e in entries)
 
 
 def refund_pending_minor(entries: list[dict[str, Any]]) -> int:
@@ -172,10 +160,12 @@ def _fingerprint(statement_id: int, kind: str, amount_minor: int, method: str, r
 
 def _check(kind: str, amount: Any, currency: str, key: str, reference: str) -> int:
     problems = []
-    if kind not in EFFECT:
+    if kind not in LEDGER_EFFECT:
         problems.append(
             Problem(
-                ErrorCode.INVALID_VALUE, f"The kind must be one of {', '.join(EFFECT)}.", "kind"
+                ErrorCode.INVALID_VALUE,
+                f"The kind must be one of {', '.join(LEDGER_EFFECT)}.",
+                "kind",
             )
         )
     amount_minor = 0

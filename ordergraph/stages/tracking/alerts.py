@@ -599,11 +599,32 @@ async def resolve(rt: Runtime, alert_id: int, principal: Principal, resolution: 
     return await get_alert(alert_id, principal)
 
 
+@dataclass(frozen=True)
+class Desk:
+    """Opening and closing alerts for the stages before tracking (``Runtime.alerts``)."""
+
+    rt: Runtime
+
+    async def open_alert(
+        self,
+        order_id: int,
+        kind: str,
+        *,
+        shipment_id: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> int | None:
+        return await open_alert(self.rt, order_id, kind, shipment_id=shipment_id, detail=detail)
+
+    async def close_alerts(self, order_id: int, kinds: list[str], resolution: str) -> list[int]:
+        return await close_alerts(self.rt, order_id, kinds, resolution)
+
+
 class Stage:
     """The alerts stage's hooks: its scans run as periodic work."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        rt.alerts = Desk(rt)
 
     @hookimpl
     def plugin_info(self) -> PluginInfo:

@@ -19,7 +19,8 @@ from ordergraph.core import db
 from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, hookimpl
 from ordergraph.core.tables import ShipmentTracking
-from ordergraph.stages.tracking import updates
+from ordergraph.stages.fulfilment.labels import Booking
+from ordergraph.stages.tracking.updates import TrackingUpdate, ingest
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
@@ -137,11 +138,11 @@ async def poll_carrier(
             await _schedule(ids, now, interval, error=answer.failures[0].error)
             continue
         values = answer.values
-        updates: dict[str, updates.TrackingUpdate] = values[0] if values else {}
+        told: dict[str, TrackingUpdate] = values[0] if values else {}
         for shipment in shipments:
-            update = updates.get(shipment["tracking_number"])
+            update = told.get(shipment["tracking_number"])
             if update is not None:
-                ingested = await updates.ingest(rt, shipment["id"], update, shipment=shipment)
+                ingested = await ingest(rt, shipment["id"], update, shipment=shipment)
                 result.new_events += ingested.new_events
         await _schedule(ids, now, interval)
     return result
@@ -175,3 +176,10 @@ class Stage:
             await poll_carriers(self.rt, now)
 
         return {"tracking.poll_carriers": Periodic(POLL_EVERY, poll, "Ask carriers for news.")}
+
+    @hookimpl
+    async def label_bought(self, shipment_id: int, carrier: str, booking: Booking) -> None:
+        """The carrier's estimate at booking is the shipment's first ETA."""
+        if booking.estimate is not None:
+            update = TrackingUpdate(events=[], estimate=booking.estimate, source=carrier)
+            await ingest(self.rt, shipment_id, update)

@@ -22,6 +22,7 @@ from ordergraph.core.auth import SYSTEM
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.orders import load_order, recording
 from ordergraph.core.tables import EtaHistory, Shipment, ShipmentTracking, TrackingEventRow
+from ordergraph.stages.fulfilment.labels import Estimate
 from ordergraph.stages.tracking import alerts
 
 if TYPE_CHECKING:
@@ -131,15 +132,6 @@ class TrackingEvent:
             self.location.postal_code.strip().lower(),
         )
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """The carrier's estimated delivery, with its window when it gives one."""
-
-    estimated_delivery: datetime.datetime | None = None
-    window_from: datetime.datetime | None = None
-    window_to: datetime.datetime | None = None
 
 
 @dataclass(frozen=True)
