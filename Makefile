@@ -57,3 +57,4 @@ test: install $(TEST_PLUGINS)/.installed $(CHROMIUM) $(PDFTOTEXT)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports

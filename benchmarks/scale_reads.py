@@ -41,7 +41,7 @@ from typing import Any
 import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
-from submit_orders import fresh_database, markdown_table
+from common import fresh_database, markdown_table
 
 from ordergraph.app import create_app
 from ordergraph.core import auth, db, migrations

@@ -39,8 +39,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import fresh_database, markdown_table
 from review_throughput import RULES, WARM_UP, draft, seed
-from submit_orders import fresh_database, markdown_table
 
 from ordergraph.core import assembly, db, runtime
 from ordergraph.core.auth import Principal, Role

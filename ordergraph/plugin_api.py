@@ -39,8 +39,8 @@ from ordergraph.graphql.mutations import (
     draft_from_input,
 )
 from ordergraph.graphql.schema import SchemaExtension
-from ordergraph.graphql.tracking import ShipmentTracking as ShipmentTrackingType
-from ordergraph.graphql.tracking import shipment_tracking as load_shipment_tracking
+from ordergraph.graphql.tracking.shipments import ShipmentTracking as ShipmentTrackingType
+from ordergraph.graphql.tracking.shipments import shipment_tracking as load_shipment_tracking
 from ordergraph.graphql.types import Order as OrderType
 from ordergraph.graphql.types import UserError, user_errors
 from ordergraph.stages.entry.inbox import (

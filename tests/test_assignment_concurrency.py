@@ -12,8 +12,9 @@ from typing import Any
 from conftest import Api, make_settings, serve_api, submit
 
 from ordergraph.core.auth import SYSTEM
-from ordergraph.core.tables import Assignment, OutboxJob
+from ordergraph.core.tables import OutboxJob
 from ordergraph.core.transitions import transition_order
+from ordergraph.stages.fulfilment.tables import Assignment
 from ordergraph.stages.review import pipeline
 
 MEMBERS = ("ann", "ben", "cat", "dan")

@@ -6,8 +6,8 @@ from conftest import Api, make_settings, serve_api, submit
 
 from ordergraph.core import auth, db
 from ordergraph.core.auth import Principal, Role
-from ordergraph.core.tables import Task
 from ordergraph.stages.fulfilment import assignment, teams, work
+from ordergraph.stages.fulfilment.tables import Task
 from ordergraph.stages.review import pipeline
 from plugins.assignment.rules import parse_rules
 

@@ -13,15 +13,7 @@ import re
 from dataclasses import dataclass
 
 from ordergraph.core.errors import ErrorCode, Problem
-from ordergraph.core.tables import (
-    ApiToken,
-    Customer,
-    ImportError_,
-    Order,
-    OrderEvent,
-    Product,
-    WebhookEndpoint,
-)
+from ordergraph.core.tables import ApiToken, Customer, Order, OrderEvent, Product
 
 MAX_ID = 2**31 - 1
 """The largest id a row can have: ids are PostgreSQL SERIAL (32-bit) columns."""
@@ -73,7 +65,6 @@ class TextLimit:
 EXTERNAL_ID = TextLimit("The external id", Order.external_id.length)
 CHANNEL = TextLimit("The channel", Order.channel.length)
 STATUS = TextLimit("The status", Order.status.length)
-IMPORT_STATUS = TextLimit("The status", ImportError_.status.length)
 NOTE = TextLimit("The note", 2000, multiline=True)
 # Why a transition was fired (a cancellation's reason, a reviewer's note): on the timeline.
 REASON = TextLimit("The reason", 2000, multiline=True)
@@ -91,12 +82,6 @@ SEARCH = TextLimit("The search", 200)
 # A token's name is the actor of its events, "role:name"; "integrator" is the longest role.
 TOKEN_NAME = TextLimit("The token's name", OrderEvent.actor.length - len("integrator:"))
 TEAM = TextLimit("The team", ApiToken.team.length)
-WEBHOOK_URL = TextLimit("The URL", WebhookEndpoint.url.length)
-WEBHOOK_DESCRIPTION = TextLimit("The description", WebhookEndpoint.description.length)
-MAX_WEBHOOK_ENDPOINTS = 100
-"""Webhook endpoints registered at most (deleted ones do not count): every list is capped."""
-MAX_WEBHOOK_EVENT_TYPES = 50
-"""Event types one webhook endpoint may name."""
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

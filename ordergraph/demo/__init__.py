@@ -21,7 +21,7 @@ from ordergraph.core import auth
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.orders import LineDraft, OrderDraft, load_order, submit_order
 from ordergraph.core.runtime import Runtime
-from ordergraph.core.tables import Customer, Order, Task
+from ordergraph.core.tables import Customer, Order
 from ordergraph.core.transitions import transition_order
 from ordergraph.demo.tracking import seed_tracking
 from ordergraph.stages.entry.masterdata import (
@@ -31,6 +31,7 @@ from ordergraph.stages.entry.masterdata import (
     upsert_products,
 )
 from ordergraph.stages.fulfilment import teams, work
+from ordergraph.stages.fulfilment.tables import Task
 from ordergraph.stages.review import pipeline
 from ordergraph.stages.settlement import payments, statements
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 
 from ordergraph.core.runtime import Runtime
-from ordergraph.core.tables import Shipment
+from ordergraph.stages.fulfilment.tables import Shipment
 from ordergraph.stages.tracking import updates
 
 BERLIN = datetime.timezone(datetime.timedelta(hours=2))

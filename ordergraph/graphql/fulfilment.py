@@ -14,13 +14,13 @@ from strawberry.scalars import JSON
 from ordergraph.core import db
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.tables import Assignment as AssignmentRow
 from ordergraph.core.tables import Order as OrderRow
-from ordergraph.core.tables import Task as TaskRow
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
 from ordergraph.graphql.types import Order, UserError, extend_order, user_errors
 from ordergraph.stages.fulfilment import assignment, labels, teams, work
 from ordergraph.stages.fulfilment.assignment import PRIORITY_RANK, explanation_of
+from ordergraph.stages.fulfilment.tables import Assignment as AssignmentRow
+from ordergraph.stages.fulfilment.tables import Task as TaskRow
 
 MAX_WORK = 100
 

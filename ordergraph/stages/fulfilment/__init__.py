@@ -5,6 +5,10 @@ jobs, its reactions to transitions and its vetoes come through the same hooks a
 plugin uses, so the kernel imports nothing of it. It works once an assignment plugin
 (one implementing ``assign_order``, such as the built-in ``rules``) is enabled;
 without one, approved orders wait in APPROVED for staff, as before.
+
+Records (``tables``): ``teams`` and ``team_members``, ``assignments``,
+``fulfilment_lines``, ``tasks``, ``shipments``, ``shipment_lines`` and
+``shipment_bookings`` (the labels bought from carriers).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from ordergraph.core.auth import Principal, Role
 from ordergraph.core.orders import OrderView
 from ordergraph.core.plugins import PluginConfigError, PluginInfo, hookimpl
 from ordergraph.core.statusgraph import Transition
-from ordergraph.core.tables import Assignment
 from ordergraph.stages.fulfilment.assignment import (
     ASSIGN_JOB,
     WORKING,
@@ -26,6 +29,7 @@ from ordergraph.stages.fulfilment.assignment import (
     drain_queue,
 )
 from ordergraph.stages.fulfilment.labels import BOOK_JOB, book
+from ordergraph.stages.fulfilment.tables import Assignment
 from ordergraph.stages.fulfilment.teams import (
     DRAIN_JOB,
     Candidate,

@@ -18,7 +18,8 @@ from ordergraph.core import db, jobs
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import PRIORITIES, OrderView, Timeline, load_order, recording
-from ordergraph.core.tables import Assignment, FulfilmentLine, Order, Task, Team
+from ordergraph.core.tables import Order
+from ordergraph.stages.fulfilment.tables import Assignment, FulfilmentLine, Task, Team
 from ordergraph.stages.fulfilment.teams import (
     DRAIN_JOB,
     Candidate,

@@ -25,7 +25,7 @@ from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import OrderView, load_order, recording
-from ordergraph.core.tables import Shipment, ShipmentBooking
+from ordergraph.stages.fulfilment.tables import Shipment, ShipmentBooking
 from ordergraph.stages.fulfilment.teams import check_team
 
 if TYPE_CHECKING:

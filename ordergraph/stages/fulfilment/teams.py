@@ -11,7 +11,8 @@ from ordergraph.core import db, jobs
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.orders import OrderView, load_order, recording
-from ordergraph.core.tables import Assignment, Order, Team, TeamMember
+from ordergraph.core.tables import Order
+from ordergraph.stages.fulfilment.tables import Assignment, Team, TeamMember
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

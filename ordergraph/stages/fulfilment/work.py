@@ -20,10 +20,11 @@ from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.money import to_minor
 from ordergraph.core.orders import OrderView, Timeline, load_order, recording
-from ordergraph.core.tables import FulfilmentLine, Order, Shipment, ShipmentLine, Task
+from ordergraph.core.tables import Order
 from ordergraph.core.transitions import transition_order
 from ordergraph.stages.fulfilment import labels
 from ordergraph.stages.fulfilment.assignment import WORKING
+from ordergraph.stages.fulfilment.tables import FulfilmentLine, Shipment, ShipmentLine, Task
 from ordergraph.stages.fulfilment.teams import check_team
 
 if TYPE_CHECKING:

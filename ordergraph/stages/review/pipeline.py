@@ -23,9 +23,10 @@ from ordergraph.core.batching import Batched
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import OrderDraft, OrderView, load_order, load_orders_with, validate
 from ordergraph.core.plugins import PluginConfigError
-from ordergraph.core.tables import Customer, Order, OrderLine, Product, ReviewFinding
+from ordergraph.core.tables import Customer, Order, OrderLine, Product
 from ordergraph.core.transitions import Move, transition_order, transition_orders
 from ordergraph.stages.review.lookups import lookups_together, shared_lookups
+from ordergraph.stages.review.tables import ReviewFinding
 
 if TYPE_CHECKING:
     from piccolo.table import Table

@@ -3,8 +3,12 @@
 The stage is registered like a plugin (``Stage``, added by the runtime): entering
 COMPLETED asks for the statement (a job, after commit); its ``before_transition``
 pauses confirmation while a delivery problem is open and refuses ``settle`` until the
-statement is paid in full; the payment ledger (``ordergraph.stages.settlement.payments``) derives
-SETTLED.
+statement is paid in full; the payment ledger (``payments``) derives SETTLED. Promotions
+(``promotions``) and bank reconciliation (``reconciliation``) live here too.
+
+Records (``tables``): ``statements`` and their gap-free ``statement_series``, the
+``ledger_entries``, ``delivery_problems``, ``promotions`` and ``promotion_uses``, and
+``bank_lines``.
 """
 
 from __future__ import annotations

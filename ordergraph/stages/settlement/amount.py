@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.money import from_minor, to_minor
 from ordergraph.core.orders import OrderView
-from ordergraph.core.tables import FulfilmentLine
+from ordergraph.stages.fulfilment.tables import FulfilmentLine
 from ordergraph.stages.settlement.config import SettlementConfig
 
 if TYPE_CHECKING:

@@ -16,9 +16,10 @@ from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.limits import DELIVERY_PROBLEM, RESOLUTION
 from ordergraph.core.orders import OrderView, load_order, recording
-from ordergraph.core.tables import DeliveryProblem, Order, OrderEvent
+from ordergraph.core.tables import Order, OrderEvent
 from ordergraph.core.transitions import transition_order
 from ordergraph.stages.settlement.config import SettlementConfig
+from ordergraph.stages.settlement.tables import DeliveryProblem
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

@@ -27,8 +27,8 @@ from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.money import LEDGER_EFFECT, from_minor, parse_amount, to_minor
 from ordergraph.core.orders import load_order, recording
-from ordergraph.core.tables import LedgerEntry
 from ordergraph.core.transitions import transition_order
+from ordergraph.stages.settlement.tables import LedgerEntry
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

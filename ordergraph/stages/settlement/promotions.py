@@ -27,8 +27,9 @@ from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.limits import utc_instant
 from ordergraph.core.orders import OrderView, load_order, recording
 from ordergraph.core.plugins import PluginConfigError, Setting
-from ordergraph.core.tables import Customer, Promotion, PromotionUse
+from ordergraph.core.tables import Customer
 from ordergraph.stages.settlement.amount import Adjustment, ChargeLine
+from ordergraph.stages.settlement.tables import Promotion, PromotionUse
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

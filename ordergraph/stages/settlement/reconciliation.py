@@ -20,9 +20,9 @@ from ordergraph.core import db
 from ordergraph.core.auth import Principal
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.money import from_minor, to_minor
-from ordergraph.core.tables import BankLine
 from ordergraph.stages.settlement.payments import balance_of, record_entry
 from ordergraph.stages.settlement.statements import StatementView, statement_by_number
+from ordergraph.stages.settlement.tables import BankLine
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

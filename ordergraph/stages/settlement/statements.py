@@ -20,9 +20,10 @@ from ordergraph.core.auth import SYSTEM
 from ordergraph.core.errors import DomainError, ErrorCode, is_unique_violation
 from ordergraph.core.money import from_minor
 from ordergraph.core.orders import OrderView, load_order, parse_order_number, recording
-from ordergraph.core.tables import Customer, Statement
+from ordergraph.core.tables import Customer
 from ordergraph.stages.settlement.amount import delivered_quantities, final_amount
 from ordergraph.stages.settlement.config import SettlementConfig, config_of
+from ordergraph.stages.settlement.tables import Statement
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

@@ -22,14 +22,9 @@ from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import NewEvent, Timeline, recording
 from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, hookimpl
-from ordergraph.core.tables import (
-    Alert,
-    Assignment,
-    Order,
-    OrderEvent,
-    OutboxJob,
-    ShipmentTracking,
-)
+from ordergraph.core.tables import Order, OrderEvent, OutboxJob
+from ordergraph.stages.fulfilment.tables import Assignment
+from ordergraph.stages.tracking.tables import Alert, ShipmentTracking
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

@@ -13,7 +13,8 @@ from __future__ import annotations
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM
 from ordergraph.core.orders import OrderEventView, append_event, event_view
-from ordergraph.core.tables import Notification, OrderEvent
+from ordergraph.core.tables import OrderEvent
+from ordergraph.stages.tracking.tables import Notification
 
 NOTIFICATION_EVENT = "notification"
 

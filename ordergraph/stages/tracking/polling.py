@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db
 from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, hookimpl
-from ordergraph.core.tables import ShipmentTracking
 from ordergraph.stages.fulfilment.labels import Booking
+from ordergraph.stages.tracking.tables import ShipmentTracking
 from ordergraph.stages.tracking.updates import TrackingUpdate, ingest
 
 if TYPE_CHECKING:

@@ -21,9 +21,10 @@ from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.orders import load_order, recording
-from ordergraph.core.tables import EtaHistory, Shipment, ShipmentTracking, TrackingEventRow
 from ordergraph.stages.fulfilment.labels import Estimate
+from ordergraph.stages.fulfilment.tables import Shipment
 from ordergraph.stages.tracking import alerts
+from ordergraph.stages.tracking.tables import EtaHistory, ShipmentTracking, TrackingEventRow
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime

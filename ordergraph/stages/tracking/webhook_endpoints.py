@@ -22,18 +22,20 @@ from urllib.parse import urlsplit
 from ordergraph.core import db
 from ordergraph.core.auth import Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.limits import (
-    MAX_ID,
-    MAX_WEBHOOK_ENDPOINTS,
-    MAX_WEBHOOK_EVENT_TYPES,
-    WEBHOOK_DESCRIPTION,
-    WEBHOOK_URL,
-)
-from ordergraph.core.tables import Notification, WebhookEndpoint
+from ordergraph.core.limits import MAX_ID, TextLimit
+from ordergraph.stages.tracking.tables import Notification, WebhookEndpoint
 
 CHANNEL_PREFIX = "webhook-endpoint:"
 MAX_DELIVERIES_PAGE = 100
 _EVENT_TYPE = re.compile(r"\*|[a-z][a-z0-9_.]{0,63}")
+
+
+WEBHOOK_URL = TextLimit("The URL", WebhookEndpoint.url.length)
+WEBHOOK_DESCRIPTION = TextLimit("The description", WebhookEndpoint.description.length)
+MAX_WEBHOOK_ENDPOINTS = 100
+"""Webhook endpoints registered at most (deleted ones do not count): every list is capped."""
+MAX_WEBHOOK_EVENT_TYPES = 50
+"""Event types one webhook endpoint may name."""
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from strawberry.scalars import JSON
 
 from ordergraph.core.auth import Role
 from ordergraph.core.errors import DomainError
-from ordergraph.core.limits import CHANNEL, IMPORT_STATUS
-from ordergraph.core.tables import ImportError_ as ImportErrorRow
+from ordergraph.core.limits import CHANNEL
 from ordergraph.graphql.context import OPERATORS, Info, checked, require, row_id
 from ordergraph.graphql.queries import DEFAULT_PAGE, keyset_page
 from ordergraph.graphql.types import Connection, Order, UserError, user_errors
 from ordergraph.stages.entry import inbox
+from ordergraph.stages.entry.tables import ImportError_ as ImportErrorRow
 
 
 @strawberry.type(name="ImportError")
@@ -73,7 +73,7 @@ class InboxQuery:
         require(info, *OPERATORS)
         clauses = []
         if status:
-            clauses.append(ImportErrorRow.status == checked(IMPORT_STATUS, status, "status"))
+            clauses.append(ImportErrorRow.status == checked(inbox.IMPORT_STATUS, status, "status"))
         if channel:
             clauses.append(ImportErrorRow.channel == checked(CHANNEL, channel, "channel"))
         return await keyset_page(

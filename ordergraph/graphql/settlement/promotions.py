@@ -11,10 +11,10 @@ from strawberry.scalars import JSON
 
 from ordergraph.core.auth import Role
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.tables import Promotion as PromotionRow
 from ordergraph.graphql.context import READERS, Info, require, row_id
 from ordergraph.graphql.types import PluginSetting, UserError, _jsonable, user_errors
 from ordergraph.stages.settlement import promotions
+from ordergraph.stages.settlement.tables import Promotion as PromotionRow
 
 MAX_LISTED = 200
 
