@@ -4,7 +4,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
-GRAPHIQL := ordergraph/graphiql
+GRAPHIQL := ordergraph/web/graphiql
 TEST_PLUGINS := build/test-plugins
 CHROMIUM := /usr/bin/chromium
 PDFTOTEXT := /usr/bin/pdftotext
@@ -57,3 +57,4 @@ test: install $(TEST_PLUGINS)/.installed $(CHROMIUM) $(PDFTOTEXT)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports

@@ -12,7 +12,6 @@ per member afterwards.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -20,66 +19,59 @@ import time
 from collections import Counter
 from decimal import Decimal
 
-from submit_orders import ADDRESS, fresh_database, markdown_table
+from common import argument_parser, bench_customer, bench_draft, markdown_table, service
 
-from ordergraph.core import db, review, runtime
+from ordergraph.core import db
 from ordergraph.core.auth import Principal, Role
-from ordergraph.core.fulfilment import teams
-from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
-from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
-from ordergraph.core.tables import Assignment, OutboxJob
-from ordergraph.settings import Settings
+from ordergraph.core.orders import submit_order
+from ordergraph.core.tables import OutboxJob
+from ordergraph.stages.entry.masterdata import (
+    ProductData,
+    upsert_products,
+)
+from ordergraph.stages.fulfilment import teams
+from ordergraph.stages.fulfilment.tables import Assignment
+from ordergraph.stages.review import pipeline
 
 PLUGINS = {"stock": {"enabled": True}, "rules": {"enabled": True, "rules": ["-> floor"]}}
 
 
 async def run(backend: str, orders: int, members: int, concurrency: int) -> tuple[str, ...]:
-    async with fresh_database(backend) as url:
-        rt = runtime.build(Settings(database_url=url, plugins=PLUGINS))
-        await rt.open(run_jobs=False)
-        try:
-            await upsert_customer(CustomerData("bench@example.com", "Bench", Decimal(10**9), "EUR"))
-            await upsert_products([ProductData("BENCH", "Bench", Decimal("9.90"), "EUR", orders)])
-            await teams.upsert_team(
-                "floor", "", [teams.MemberData(f"m{i}", orders) for i in range(members)]
+    async with service(backend, plugins=PLUGINS) as rt:
+        await bench_customer()
+        await upsert_products([ProductData("BENCH", "Bench", Decimal("9.90"), "EUR", orders)])
+        await teams.upsert_team(
+            "floor", "", [teams.MemberData(f"m{i}", orders) for i in range(members)]
+        )
+        principal = Principal(Role.INTEGRATOR, "benchmark")
+        for i in range(orders):
+            draft = bench_draft(f"A-{i}", [("BENCH", 1)])
+            order = (await submit_order(rt, draft, principal)).order
+            await pipeline.review_order(rt, order.id)
+        due = [
+            json.loads(r["payload"]) if isinstance(r["payload"], str) else r["payload"]
+            for r in await OutboxJob.select(OutboxJob.payload).where(
+                OutboxJob.name == "assign_order"
             )
-            principal = Principal(Role.INTEGRATOR, "benchmark")
-            for i in range(orders):
-                draft = OrderDraft(
-                    channel="bench",
-                    external_id=f"A-{i}",
-                    customer_email="bench@example.com",
-                    lines=[LineDraft("BENCH", 1)],
-                    shipping_address=ADDRESS,
-                )
-                order = (await submit_order(rt, draft, principal)).order
-                await review.review_order(rt, order.id)
-            due = [
-                json.loads(r["payload"]) if isinstance(r["payload"], str) else r["payload"]
-                for r in await OutboxJob.select(OutboxJob.payload).where(
-                    OutboxJob.name == "assign_order"
-                )
-            ]
-            counts: list[int] = []
-            queue = iter(due)
+        ]
+        counts: list[int] = []
+        queue = iter(due)
 
-            async def runner() -> None:
-                for payload in queue:
-                    with db.count_statements() as log:
-                        await rt.job_handlers["assign_order"](payload)
-                    counts.append(log.count)
+        async def runner() -> None:
+            for payload in queue:
+                with db.count_statements() as log:
+                    await rt.job_handlers["assign_order"](payload)
+                counts.append(log.count)
 
-            started = time.perf_counter()
-            await asyncio.gather(*(runner() for _ in range(concurrency)))
-            seconds = time.perf_counter() - started
-            held = Counter(
-                r["member"]
-                for r in await Assignment.select(Assignment.member).where(
-                    Assignment.state == "assigned"
-                )
+        started = time.perf_counter()
+        await asyncio.gather(*(runner() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+        held = Counter(
+            r["member"]
+            for r in await Assignment.select(Assignment.member).where(
+                Assignment.state == "assigned"
             )
-        finally:
-            await rt.close()
+        )
     # Each job also claims and finishes its outbox row: two statements that are not the
     # assignment's own.
     own = [n - 2 for n in counts]
@@ -95,13 +87,10 @@ async def run(backend: str, orders: int, members: int, concurrency: int) -> tupl
 
 
 async def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--orders", type=int, default=1000, help="orders per run (1000)")
     parser.add_argument("--members", type=int, nargs="+", default=[4, 40], help="team sizes")
     parser.add_argument("--concurrency", type=int, default=8, help="job-running tasks (8)")
-    parser.add_argument(
-        "--backends", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"]
-    )
     args = parser.parse_args(argv)
     rows = []
     for backend in args.backends:

@@ -23,7 +23,6 @@ the last line of the output.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import datetime
@@ -37,14 +36,25 @@ from typing import Any
 
 import aiosqlite
 import asyncpg
-from submit_orders import ADDRESS, fresh_database, markdown_table
+from common import (
+    ADDRESS,
+    argument_parser,
+    bench_customer,
+    bench_draft,
+    fresh_database,
+    markdown_table,
+)
 
-from ordergraph.core import db, runtime
+from ordergraph.core import assembly, db, runtime
 from ordergraph.core.auth import Principal, Role
-from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
-from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
-from ordergraph.core.tables import Order, OrderEvent, OrderLine, OutboxJob, ReviewFinding
-from ordergraph.settings import Settings
+from ordergraph.core.orders import OrderDraft, submit_order
+from ordergraph.core.settings import Settings
+from ordergraph.core.tables import Order, OrderEvent, OrderLine, OutboxJob
+from ordergraph.stages.entry.masterdata import (
+    ProductData,
+    upsert_products,
+)
+from ordergraph.stages.review.tables import ReviewFinding
 
 RULES = {
     "credit_limit": {"enabled": True},
@@ -108,20 +118,12 @@ class Result:
 
 
 def draft(external_id: str) -> OrderDraft:
-    return OrderDraft(
-        channel=CHANNEL,
-        external_id=external_id,
-        customer_email="bench@example.com",
-        lines=[LineDraft(sku, i + 1) for i, sku in enumerate(SKUS)],
-        shipping_address=ADDRESS,
-    )
+    return bench_draft(external_id, [(sku, i + 1) for i, sku in enumerate(SKUS)], CHANNEL)
 
 
 async def seed(orders: int) -> int:
     """The customer and products with stock for the pipeline and the floor; the customer id."""
-    customer = await upsert_customer(
-        CustomerData("bench@example.com", "Bench", Decimal(10**9), "EUR")
-    )
+    customer_id = await bench_customer()
     await upsert_products(
         [
             ProductData(
@@ -130,7 +132,7 @@ async def seed(orders: int) -> int:
             for sku in SKUS
         ]
     )
-    return customer["id"]
+    return customer_id
 
 
 async def concurrently(
@@ -318,7 +320,7 @@ async def run(backend: str, orders: int, concurrency: int) -> Result:
     # Counting from before the job runner starts counts its statements too.
     with db.count_statements() as log:
         async with fresh_database(backend) as url:
-            rt = runtime.build(Settings(database_url=url, plugins=RULES))
+            rt = assembly.build(Settings(database_url=url, plugins=RULES))
             await rt.open(run_jobs=True)
             try:
                 customer_id = await seed(orders)
@@ -358,12 +360,9 @@ def table(results: list[Result]) -> str:
 
 
 async def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--orders", type=int, default=500, help="orders per run (default 500)")
     parser.add_argument("--concurrency", type=int, default=16, help="submitting tasks (16)")
-    parser.add_argument(
-        "--backends", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"]
-    )
     args = parser.parse_args(argv)
     if args.orders < 1 or args.concurrency < 1:
         parser.error("--orders and --concurrency must be at least 1")

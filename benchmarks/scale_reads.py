@@ -23,7 +23,6 @@ there.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime
 import json
@@ -41,13 +40,13 @@ from typing import Any
 import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
-from submit_orders import fresh_database, markdown_table
+from common import argument_parser, fresh_database, markdown_table
 
 from ordergraph.app import create_app
 from ordergraph.core import auth, db, migrations
 from ordergraph.core.migrations import m0004_counts_and_indexes
 from ordergraph.core.orders import order_number
-from ordergraph.settings import Settings
+from ordergraph.core.settings import Settings
 
 # A table this big must not be read by a sequential scan.
 BIG_TABLE_ROWS = 10_000
@@ -500,12 +499,9 @@ def table(results: list[tuple[str, int, float, list[Measure]]]) -> str:
 
 
 async def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__, backends=["postgresql"])
     parser.add_argument("--orders", type=int, default=1_000_000, help="default 1,000,000")
     parser.add_argument("--requests", type=int, default=200, help="per query (default 200)")
-    parser.add_argument(
-        "--backends", nargs="+", choices=["sqlite", "postgresql"], default=["postgresql"]
-    )
     args = parser.parse_args(argv)
     if args.orders < 100 or args.requests < 2:
         parser.error("--orders must be at least 100 and --requests at least 2")

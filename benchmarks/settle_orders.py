@@ -14,84 +14,69 @@ no gap.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import time
 from decimal import Decimal
 
-from submit_orders import ADDRESS, fresh_database, markdown_table
+from common import argument_parser, bench_customer, bench_draft, markdown_table, service
 
-from ordergraph.core import db, payments, runtime
+from ordergraph.core import db
 from ordergraph.core.auth import Principal, Role
-from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
-from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
-from ordergraph.core.settlement import statements
+from ordergraph.core.orders import submit_order
 from ordergraph.core.transitions import transition_order
-from ordergraph.settings import Settings
+from ordergraph.stages.entry.masterdata import (
+    ProductData,
+    upsert_products,
+)
+from ordergraph.stages.settlement import payments, statements
 
 STEPS = ("start_review", "approve", "start_processing", "ship", "deliver", "complete")
 
 
 async def run(backend: str, orders: int, concurrency: int, numbers: int) -> tuple[str, ...]:
-    async with fresh_database(backend) as url:
-        rt = runtime.build(Settings(database_url=url, settlement={"shipping_charge": "4.90"}))
-        await rt.open(run_jobs=False)
-        try:
-            await upsert_customer(CustomerData("bench@example.com", "Bench", Decimal(10**9), "EUR"))
-            await upsert_products(
-                [
-                    ProductData(f"B{i}", f"Bench {i}", Decimal("9.99"), "EUR", 10**6)
-                    for i in range(3)
-                ]
-            )
-            admin = Principal(Role.ADMIN, "benchmark")
-            ids = []
-            for i in range(orders):
-                draft = OrderDraft(
-                    channel="bench",
-                    external_id=f"S-{i}",
-                    customer_email="bench@example.com",
-                    lines=[LineDraft(f"B{n}", n + 1) for n in range(3)],
-                    shipping_address=ADDRESS,
-                )
-                order = (await submit_order(rt, draft, admin)).order
-                for step in STEPS:
-                    await transition_order(rt, order.id, step, admin)
-                ids.append(order.id)
-            queue = iter(ids)
-            counts: list[int] = []
+    async with service(backend, settlement={"shipping_charge": "4.90"}) as rt:
+        await bench_customer()
+        await upsert_products(
+            [ProductData(f"B{i}", f"Bench {i}", Decimal("9.99"), "EUR", 10**6) for i in range(3)]
+        )
+        admin = Principal(Role.ADMIN, "benchmark")
+        ids = []
+        for i in range(orders):
+            draft = bench_draft(f"S-{i}", [(f"B{n}", n + 1) for n in range(3)])
+            order = (await submit_order(rt, draft, admin)).order
+            for step in STEPS:
+                await transition_order(rt, order.id, step, admin)
+            ids.append(order.id)
+        queue = iter(ids)
+        counts: list[int] = []
 
-            async def settle() -> None:
-                for order_id in queue:
-                    with db.count_statements() as log:
-                        statement = await statements.issue_statement(rt, order_id)
-                    counts.append(log.count)
-                    await payments.record_entry(
-                        rt, statement, "captured", statement.total,
-                        idempotency_key=f"bench-{order_id}", method="bench",
-                    )  # fmt: skip
+        async def settle() -> None:
+            for order_id in queue:
+                with db.count_statements() as log:
+                    statement = await statements.issue_statement(rt, order_id)
+                counts.append(log.count)
+                await payments.record_entry(
+                    rt, statement, "captured", statement.total,
+                    idempotency_key=f"bench-{order_id}", method="bench",
+                )  # fmt: skip
 
-            started = time.perf_counter()
-            await asyncio.gather(*(settle() for _ in range(concurrency)))
-            settle_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        await asyncio.gather(*(settle() for _ in range(concurrency)))
+        settle_seconds = time.perf_counter() - started
 
-            allocated: list[int] = []
+        allocated: list[int] = []
 
-            async def allocate(share: int) -> None:
-                for _ in range(share):
-                    async with db.write_transaction():
-                        allocated.append(await statements.allocate_number("BENCH-2026"))
+        async def allocate(share: int) -> None:
+            for _ in range(share):
+                async with db.write_transaction():
+                    allocated.append(await statements.allocate_number("BENCH-2026"))
 
-            started = time.perf_counter()
-            shares = [
-                numbers // concurrency + (i < numbers % concurrency) for i in range(concurrency)
-            ]
-            await asyncio.gather(*(allocate(n) for n in shares))
-            number_seconds = time.perf_counter() - started
-            settled = await db.raw("SELECT COUNT(*) AS n FROM orders WHERE status = 'SETTLED'")
-        finally:
-            await rt.close()
+        started = time.perf_counter()
+        shares = [numbers // concurrency + (i < numbers % concurrency) for i in range(concurrency)]
+        await asyncio.gather(*(allocate(n) for n in shares))
+        number_seconds = time.perf_counter() - started
+        settled = await db.raw("SELECT COUNT(*) AS n FROM orders WHERE status = 'SETTLED'")
     assert sorted(allocated) == list(range(1, numbers + 1)), "numbers with a gap or a duplicate"
     return (
         backend,
@@ -105,13 +90,10 @@ async def run(backend: str, orders: int, concurrency: int, numbers: int) -> tupl
 
 
 async def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--orders", type=int, default=300, help="orders per run (300)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8], help="tasks")
     parser.add_argument("--numbers", type=int, default=2000, help="numbers to allocate (2000)")
-    parser.add_argument(
-        "--backends", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"]
-    )
     args = parser.parse_args(argv)
     rows = []
     for backend in args.backends:

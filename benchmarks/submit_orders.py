@@ -13,30 +13,25 @@ Latency is per request; a few warm-up orders are not counted.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
-import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
+from common import ADDRESS, EMAIL, argument_parser, bench_customer, fresh_database, markdown_table
 
 from ordergraph.app import create_app
-from ordergraph.core import auth, db, migrations
-from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
-from ordergraph.settings import Settings
+from ordergraph.core import auth
+from ordergraph.core.settings import Settings
+from ordergraph.stages.entry.masterdata import (
+    ProductData,
+    upsert_products,
+)
 
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 WARM_UP = 20
 SKUS = ("BENCH-MUG", "BENCH-TEE", "BENCH-LAMP")
 SUBMIT = """
@@ -44,13 +39,6 @@ mutation Submit($input: SubmitOrderInput!) {
   submitOrder(input: $input) { created order { id status } errors { field code message } }
 }
 """
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "12 St James's Square",
-    "city": "London",
-    "postalCode": "SW1Y 4JH",
-    "country": "GB",
-}
 
 
 @dataclass
@@ -71,34 +59,9 @@ class Result:
         return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[p - 1]
 
 
-@contextlib.asynccontextmanager
-async def fresh_database(backend: str) -> AsyncIterator[str]:
-    """An empty, migrated database for one run, removed afterwards."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="og_bench_") as directory:
-            yield f"sqlite:///{Path(directory) / 'bench.db'}"
-        return
-    name = f"og_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-        await db.connect(url)
-        try:
-            await migrations.migrate()
-        finally:
-            await db.disconnect()
-        yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 async def seed(orders: int) -> str:
     """Products with enough stock for every order, the customer, and an integrator token."""
-    await upsert_customer(
-        CustomerData("bench@example.com", "Bench Customer", Decimal(10**9), "EUR")
-    )
+    await bench_customer("Bench Customer")
     await upsert_products(
         [
             ProductData(sku, f"Benchmark {sku}", Decimal("9.90"), "EUR", 10 * (orders + WARM_UP))
@@ -111,7 +74,7 @@ async def seed(orders: int) -> str:
 def order_input(external_id: str) -> dict:
     return {
         "externalId": external_id,
-        "customerEmail": "bench@example.com",
+        "customerEmail": EMAIL,
         "lines": [{"sku": sku, "quantity": i + 1} for i, sku in enumerate(SKUS)],
         "shippingAddress": ADDRESS,
     }
@@ -175,18 +138,8 @@ def table(results: list[Result]) -> str:
     return markdown_table(header, rows)
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
-        for row in [header, *rows]
-    ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
-
-
 async def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--orders", type=int, default=500, help="orders per run (default 500)")
     parser.add_argument(
         "--concurrency",
@@ -194,9 +147,6 @@ async def main(argv: list[str]) -> int:
         nargs="+",
         default=[1, 8],
         help="concurrent clients; several values make several runs (default 1 8)",
-    )
-    parser.add_argument(
-        "--backends", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"]
     )
     args = parser.parse_args(argv)
     if args.orders < 1 or min(args.concurrency) < 1:

@@ -1,6 +1,6 @@
 """Tracking: carrier updates ingested per second, and the stuck scan at 1,000,000 orders.
 
-    .venv/bin/python benchmarks/tracking.py [--shipments N] [--orders M] [--concurrency C]
+    .venv/bin/python benchmarks/updates.py [--shipments N] [--orders M] [--concurrency C]
         [--backends [sqlite] [postgresql]] [--rounds R]
 
 Ingest: N shipped orders with one shipment each are written straight into the tables
@@ -22,14 +22,12 @@ import datetime
 import statistics
 import sys
 import time
-from decimal import Decimal
 
-from submit_orders import fresh_database, markdown_table
+from common import bench_customer, markdown_table, service
 
-from ordergraph.core import alerts, db, runtime, tracking
-from ordergraph.core.masterdata import CustomerData, upsert_customer
+from ordergraph.core import db
 from ordergraph.core.migrations import m0004_counts_and_indexes
-from ordergraph.settings import Settings
+from ordergraph.stages.tracking import alerts, updates
 
 ZONE = datetime.timezone(datetime.timedelta(hours=-7))
 
@@ -55,49 +53,42 @@ async def _orders(count: int, status: str, since: str, customer: int) -> None:
 
 
 async def ingest_run(backend: str, shipments: int, concurrency: int) -> tuple[str, ...]:
-    async with fresh_database(backend) as url:
-        rt = runtime.build(Settings(database_url=url))
-        await rt.open(run_jobs=False)
-        try:
-            customer = await upsert_customer(
-                CustomerData("bench@example.com", "Bench", Decimal(10**9), "EUR")
-            )
-            await _orders(shipments, "SHIPPED", "current_timestamp", customer["id"])
-            await db.current().engine.run_ddl(
-                'INSERT INTO shipments ("order", carrier, service, tracking_number, parcels, '
-                "created_by, created_at) SELECT id, 'fedex', '', 'T' || id, '[]', 'bench', "
-                "current_timestamp FROM orders"
-            )
-            rows = await db.raw('SELECT id, "order", carrier, tracking_number FROM shipments')
-            start = datetime.datetime(2024, 4, 25, 8, tzinfo=ZONE)
-            update = tracking.TrackingUpdate(
-                events=[
-                    tracking.TrackingEvent(
-                        start + datetime.timedelta(hours=6 * k),
-                        "in_transit",
-                        f"scan {k}",
-                        "DP",
-                        location=tracking.Location("Memphis", "TN", "38118", "US"),
-                    )
-                    for k in range(3)
-                ],
-                estimate=tracking.Estimate(window_to=start + datetime.timedelta(days=2)),
-                source="bench",
-            )
-            queue = iter(rows)
-            counts: list[int] = []
+    async with service(backend) as rt:
+        customer_id = await bench_customer()
+        await _orders(shipments, "SHIPPED", "current_timestamp", customer_id)
+        await db.current().engine.run_ddl(
+            'INSERT INTO shipments ("order", carrier, service, tracking_number, parcels, '
+            "created_by, created_at) SELECT id, 'fedex', '', 'T' || id, '[]', 'bench', "
+            "current_timestamp FROM orders"
+        )
+        rows = await db.raw('SELECT id, "order", carrier, tracking_number FROM shipments')
+        start = datetime.datetime(2024, 4, 25, 8, tzinfo=ZONE)
+        update = updates.TrackingUpdate(
+            events=[
+                updates.TrackingEvent(
+                    start + datetime.timedelta(hours=6 * k),
+                    "in_transit",
+                    f"scan {k}",
+                    "DP",
+                    location=updates.Location("Memphis", "TN", "38118", "US"),
+                )
+                for k in range(3)
+            ],
+            estimate=updates.Estimate(window_to=start + datetime.timedelta(days=2)),
+            source="bench",
+        )
+        queue = iter(rows)
+        counts: list[int] = []
 
-            async def runner() -> None:
-                for row in queue:
-                    with db.count_statements() as log:
-                        await tracking.ingest(rt, row["id"], update, shipment=row)
-                    counts.append(log.count)
+        async def runner() -> None:
+            for row in queue:
+                with db.count_statements() as log:
+                    await updates.ingest(rt, row["id"], update, shipment=row)
+                counts.append(log.count)
 
-            began = time.perf_counter()
-            await asyncio.gather(*(runner() for _ in range(concurrency)))
-            seconds = time.perf_counter() - began
-        finally:
-            await rt.close()
+        began = time.perf_counter()
+        await asyncio.gather(*(runner() for _ in range(concurrency)))
+        seconds = time.perf_counter() - began
     return (
         backend,
         str(shipments),
@@ -108,53 +99,46 @@ async def ingest_run(backend: str, shipments: int, concurrency: int) -> tuple[st
 
 
 async def stuck_run(orders: int, rounds: int) -> tuple[str, ...]:
-    async with fresh_database("postgresql") as url:
-        rt = runtime.build(Settings(database_url=url))
-        await rt.open(run_jobs=False)
-        try:
-            customer = await upsert_customer(
-                CustomerData("bench@example.com", "Bench", Decimal(10**9), "EUR")
-            )
-            stuck = orders // 1000
-            # As a bulk import would: the counting triggers off while loading, then one
-            # count (kept on, a million updates of one count row take many minutes).
-            ddl = db.current().engine.run_ddl
-            await ddl('ALTER TABLE "orders" DISABLE TRIGGER USER')
-            await _orders(orders - stuck, "SHIPPED", "now()", customer["id"])
-            await _orders(stuck, "APPROVED", "now() - interval '2 days'", customer["id"])
-            await ddl('ALTER TABLE "orders" ENABLE TRIGGER USER')
-            await ddl('DELETE FROM "order_status_counts"')
-            await ddl(m0004_counts_and_indexes.SEED_COUNTS)
-            await ddl("ANALYZE orders")
-            now = db.now()
-            plan = await db.raw(
-                "EXPLAIN " + alerts.OPEN_STUCK,
-                "warning",
-                now,
-                now,
-                "{}",
-                "NORMAL",
-                "APPROVED",
-                now - datetime.timedelta(hours=12),
-                alerts.SCAN_LIMIT,
-            )
-            lines = [str(value) for row in plan for value in row.values()]
-            if not any("orders_priority_status_updated" in line for line in lines) or any(
-                "Seq Scan on orders" in line for line in lines
-            ):
-                raise SystemExit("the stuck scan does not use its index:\n" + "\n".join(lines))
+    async with service("postgresql") as rt:
+        customer_id = await bench_customer()
+        stuck = orders // 1000
+        # As a bulk import would: the counting triggers off while loading, then one
+        # count (kept on, a million updates of one count row take many minutes).
+        ddl = db.current().engine.run_ddl
+        await ddl('ALTER TABLE "orders" DISABLE TRIGGER USER')
+        await _orders(orders - stuck, "SHIPPED", "now()", customer_id)
+        await _orders(stuck, "APPROVED", "now() - interval '2 days'", customer_id)
+        await ddl('ALTER TABLE "orders" ENABLE TRIGGER USER')
+        await ddl('DELETE FROM "order_status_counts"')
+        await ddl(m0004_counts_and_indexes.SEED_COUNTS)
+        await ddl("ANALYZE orders")
+        now = db.now()
+        plan = await db.raw(
+            "EXPLAIN " + alerts.OPEN_STUCK,
+            "warning",
+            now,
+            now,
+            "{}",
+            "NORMAL",
+            "APPROVED",
+            now - datetime.timedelta(hours=12),
+            alerts.SCAN_LIMIT,
+        )
+        lines = [str(value) for row in plan for value in row.values()]
+        if not any("orders_priority_status_updated" in line for line in lines) or any(
+            "Seq Scan on orders" in line for line in lines
+        ):
+            raise SystemExit("the stuck scan does not use its index:\n" + "\n".join(lines))
+        began = time.perf_counter()
+        with db.count_statements() as log:
+            opened = await alerts.scan_stuck(rt)
+        first = time.perf_counter() - began
+        steady = []
+        for _ in range(rounds):
             began = time.perf_counter()
-            with db.count_statements() as log:
-                opened = await alerts.scan_stuck(rt)
-            first = time.perf_counter() - began
-            steady = []
-            for _ in range(rounds):
-                began = time.perf_counter()
-                again = await alerts.scan_stuck(rt)
-                steady.append(time.perf_counter() - began)
-                assert again == 0
-        finally:
-            await rt.close()
+            again = await alerts.scan_stuck(rt)
+            steady.append(time.perf_counter() - began)
+            assert again == 0
     return (
         f"{orders:,}",
         str(opened),

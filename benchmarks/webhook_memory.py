@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from submit_orders import markdown_table
+from common import markdown_table
 
 SECRET = "benchmark-secret"
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))

@@ -39,14 +39,14 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import fresh_database, markdown_table
 from review_throughput import RULES, WARM_UP, draft, seed
-from submit_orders import fresh_database, markdown_table
 
-from ordergraph.core import db, runtime
+from ordergraph.core import assembly, db, runtime
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.orders import submit_order
+from ordergraph.core.settings import Settings
 from ordergraph.core.tables import Order, OutboxJob
-from ordergraph.settings import Settings
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
 # A claim (which may also record finished jobs done), and a finish sent alone.
@@ -162,7 +162,7 @@ async def measure(
 
 async def embedded(orders: int, concurrency: int, idle: float | None, slots: int) -> Result:
     async with fresh_database("postgresql") as url:
-        rt = runtime.build(Settings(database_url=url, plugins=RULES, job_concurrency=slots))
+        rt = assembly.build(Settings(database_url=url, plugins=RULES, job_concurrency=slots))
         # The runner's tasks start in open(): they record into a log entered before it.
         with db.count_statements() as log:
             await rt.open(run_jobs=True)
@@ -206,7 +206,7 @@ async def with_workers(
         config = rules_config(Path(directory), slots)
         env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url}
         env["ORDERGRAPH_CONFIG"] = str(config)
-        rt = runtime.build(Settings.from_env(env))
+        rt = assembly.build(Settings.from_env(env))
         await rt.open(run_jobs=True)  # with REDIS_URL: this process runs no job
         assert rt.runner is None
         try:

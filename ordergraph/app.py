@@ -22,14 +22,14 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from ordergraph import graphiql, settlement_routes, shipment_routes, track_page
-from ordergraph.channel_input import BodyTooLarge, read_body
-from ordergraph.core import db, runtime
+from ordergraph.core import assembly, db
 from ordergraph.core.errors import ErrorCode
 from ordergraph.core.runtime import Runtime
+from ordergraph.core.settings import Settings
 from ordergraph.graphql.context import ApiError, Context, principal_for
 from ordergraph.graphql.schema import build_schema
-from ordergraph.settings import Settings
+from ordergraph.web import fulfilment, graphiql, settlement, tracking
+from ordergraph.web.entry import BodyTooLarge, read_body
 
 
 class GraphQLApp(GraphQL):
@@ -227,7 +227,7 @@ def create_app(
     The database, the event bus and the job runner start with the app's lifespan.
     """
     settings = settings or Settings.from_env()
-    rt = runtime.build(settings, installed_plugins)
+    rt = assembly.build(settings, installed_plugins)
     graphql = GraphQLApp(rt)
     routes: list[BaseRoute] = [
         Route("/", home),
@@ -236,9 +236,9 @@ def create_app(
         Route("/ready", ready),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
-        *settlement_routes.ROUTES,
-        *shipment_routes.ROUTES,
-        *track_page.ROUTES,
+        *settlement.ROUTES,
+        *fulfilment.ROUTES,
+        *tracking.ROUTES,
     ]
     if not settings.production:
         routes += graphiql.routes

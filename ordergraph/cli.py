@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from ordergraph.core import db, migrations, runtime
+from ordergraph.core import assembly, db, migrations
 from ordergraph.core.auth import TOKEN_ROLES
 from ordergraph.core.errors import Problem
 from ordergraph.core.limits import utc_instant
-from ordergraph.settings import Settings
+from ordergraph.core.settings import Settings
 
 T = TypeVar("T")
 
@@ -164,7 +164,8 @@ def _instant(text: str) -> datetime.datetime:
 
 
 def _token_create(args: argparse.Namespace, settings: Settings) -> int:
-    from ordergraph.core.auth import create_token, unknown_team
+    from ordergraph.core.auth import create_token
+    from ordergraph.stages.fulfilment.teams import unknown_team
 
     expires_at = args.expires_at
     if args.expires_in is not None:
@@ -222,7 +223,7 @@ def _token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _plugins(args: argparse.Namespace, settings: Settings) -> int:
-    manager = runtime.load_plugins(settings)
+    manager = assembly.load_plugins(settings)
     for plugin in manager.plugins.values():
         state = "enabled " if plugin.enabled else "disabled"
         print(f"{plugin.name:<20} {state}  {plugin.info.category:<12} {plugin.info.description}")
@@ -230,7 +231,7 @@ def _plugins(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _graph(args: argparse.Namespace, settings: Settings) -> int:
-    graph = runtime.build_graph(runtime.load_plugins(settings))
+    graph = assembly.build_graph(assembly.load_plugins(settings))
     print(graph.to_mermaid() if args.format == "mermaid" else graph.to_dot(), end="")
     return 0
 
@@ -386,7 +387,7 @@ def parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         description="Print the reference of every hook a plugin may implement, in Markdown.",
     ).set_defaults(run=_hooks)
     if settings is not None:
-        runtime.load_plugins(settings).call_sync("register_commands", commands=sub)
+        assembly.load_plugins(settings).call_sync("register_commands", commands=sub)
     return p
 
 

@@ -8,44 +8,14 @@ from collections.abc import AsyncIterator
 
 from starlette.requests import HTTPConnection
 
-from ordergraph.channel_input import (
-    BodyTooLarge,
-    capped_request,
-    load_json,
-    read_body,
-    read_webhook_body,
-)
-from ordergraph.core import webhook_endpoints
+from ordergraph.core.assembly import build as build_runtime
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.fulfilment import AssignmentChoice, Candidate, TeamView, open_quantities
-from ordergraph.core.fulfilment.labels import Booking
-from ordergraph.core.inbox import IngestResult, find_order, ingest, remember_delivery, seen_delivery
-from ordergraph.core.inbox import receive as receive_delivery
-from ordergraph.core.inbox import record as record_import_error
-from ordergraph.core.inventory import available as available_stock
-from ordergraph.core.inventory import consume_quantities as consume_stock_quantities
-from ordergraph.core.inventory import quantities as stock_quantities
-from ordergraph.core.inventory import release as release_stock
-from ordergraph.core.inventory import release_quantities as release_stock_quantities
-from ordergraph.core.inventory import reserve as reserve_stock
 from ordergraph.core.jobs import enqueue_job
-from ordergraph.core.limits import PAYMENT_REFERENCE, STATEMENT_NUMBER, TextLimit, shown
-from ordergraph.core.lookups import (
-    CustomerView,
-    Exposure,
-    ProductView,
-    approved_order_count,
-    customer_exposure,
-    get_customer,
-    get_products,
-)
+from ordergraph.core.limits import TextLimit, shown
 from ordergraph.core.money import MAX_MINOR, is_iso_currency, minor_unit
 from ordergraph.core.money import from_minor as money_from_minor
 from ordergraph.core.money import to_minor as money_to_minor
-from ordergraph.core.notifications import attempt as notification_attempt
-from ordergraph.core.notifications import load_order_event
-from ordergraph.core.notifications import record_outcome as record_notification
 from ordergraph.core.orders import (
     LineDraft,
     LineView,
@@ -56,51 +26,14 @@ from ordergraph.core.orders import (
     submit_order,
 )
 from ordergraph.core.orders import validate as validate_order_draft
-from ordergraph.core.payments import Held as HeldMovement
-from ordergraph.core.payments import record_entry as record_ledger_entry
-from ordergraph.core.payments import record_reported as record_reported_movement
-from ordergraph.core.payments import refund_key as refund_ledger_key
 from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, Setting, hookimpl
-from ordergraph.core.promotions import PromotionContext, PromotionKind
-from ordergraph.core.reconciliation import BankCredit, bank_lines
-from ordergraph.core.reconciliation import import_credits as import_bank_credits
-from ordergraph.core.reconciliation import match_line as match_bank_line
-from ordergraph.core.review import Finding
 from ordergraph.core.runtime import Runtime
-from ordergraph.core.runtime import build as build_runtime
 from ordergraph.core.scope import check_order as check_order_scope
 from ordergraph.core.scope import may_access_order
-from ordergraph.core.settlement import (
-    Adjustment,
-    ChargeLine,
-    SettlementConfig,
-    confirmation_link,
-    statement_link,
-)
-from ordergraph.core.settlement import config_of as settlement_config
-from ordergraph.core.settlement.pdf import render_statement as render_statement_pdf
-from ordergraph.core.settlement.statements import (
-    StatementView,
-    statement_by_number,
-)
-from ordergraph.core.settlement.statements import (
-    statement_for_order_number as load_order_statement,
-)
+from ordergraph.core.settings import Settings as ServiceSettings
 from ordergraph.core.statusgraph import StatusGraph, Transition
-from ordergraph.core.tracking import (
-    Estimate,
-    Location,
-    TrackingEvent,
-    TrackingUpdate,
-    find_shipment,
-    order_tracking,
-    set_promised_date,
-    shipment_row,
-)
-from ordergraph.core.tracking import ingest as ingest_tracking
 from ordergraph.core.transitions import transition_order
-from ordergraph.core.webhook_endpoints import EndpointView
 from ordergraph.graphql.context import OPERATORS, READERS, Info, principal_for, require, row_id
 from ordergraph.graphql.mutations import (
     OrderPayload,
@@ -109,11 +42,84 @@ from ordergraph.graphql.mutations import (
     draft_from_input,
 )
 from ordergraph.graphql.schema import SchemaExtension
-from ordergraph.graphql.tracking import ShipmentTracking as ShipmentTrackingType
-from ordergraph.graphql.tracking import shipment_tracking as load_shipment_tracking
+from ordergraph.graphql.tracking.shipments import ShipmentTracking as ShipmentTrackingType
+from ordergraph.graphql.tracking.shipments import shipment_tracking as load_shipment_tracking
 from ordergraph.graphql.types import Order as OrderType
 from ordergraph.graphql.types import UserError, user_errors
-from ordergraph.settings import Settings as ServiceSettings
+from ordergraph.stages.entry.inbox import (
+    IngestResult,
+    find_order,
+    ingest,
+    remember_delivery,
+    seen_delivery,
+)
+from ordergraph.stages.entry.inbox import receive as receive_delivery
+from ordergraph.stages.entry.inbox import record as record_import_error
+from ordergraph.stages.fulfilment import AssignmentChoice, Candidate, TeamView, open_quantities
+from ordergraph.stages.fulfilment.labels import Booking, Estimate
+from ordergraph.stages.review.inventory import available as available_stock
+from ordergraph.stages.review.inventory import consume_quantities as consume_stock_quantities
+from ordergraph.stages.review.inventory import quantities as stock_quantities
+from ordergraph.stages.review.inventory import release as release_stock
+from ordergraph.stages.review.inventory import release_quantities as release_stock_quantities
+from ordergraph.stages.review.inventory import reserve as reserve_stock
+from ordergraph.stages.review.lookups import (
+    CustomerView,
+    Exposure,
+    ProductView,
+    approved_order_count,
+    customer_exposure,
+    get_customer,
+    get_products,
+)
+from ordergraph.stages.review.pipeline import Finding
+from ordergraph.stages.settlement import (
+    Adjustment,
+    ChargeLine,
+    SettlementConfig,
+    confirmation_link,
+    statement_link,
+)
+from ordergraph.stages.settlement import config_of as settlement_config
+from ordergraph.stages.settlement.limits import PAYMENT_REFERENCE, STATEMENT_NUMBER
+from ordergraph.stages.settlement.payments import Held as HeldMovement
+from ordergraph.stages.settlement.payments import record_entry as record_ledger_entry
+from ordergraph.stages.settlement.payments import record_reported as record_reported_movement
+from ordergraph.stages.settlement.payments import refund_key as refund_ledger_key
+from ordergraph.stages.settlement.pdf import render_statement as render_statement_pdf
+from ordergraph.stages.settlement.promotions import PromotionContext, PromotionKind
+from ordergraph.stages.settlement.reconciliation import BankCredit, bank_lines
+from ordergraph.stages.settlement.reconciliation import import_credits as import_bank_credits
+from ordergraph.stages.settlement.reconciliation import match_line as match_bank_line
+from ordergraph.stages.settlement.statements import (
+    StatementView,
+    statement_by_number,
+)
+from ordergraph.stages.settlement.statements import (
+    statement_for_order_number as load_order_statement,
+)
+from ordergraph.stages.tracking import webhook_endpoints
+from ordergraph.stages.tracking.notifications import attempt as notification_attempt
+from ordergraph.stages.tracking.notifications import load_order_event
+from ordergraph.stages.tracking.notifications import record_outcome as record_notification
+from ordergraph.stages.tracking.updates import (
+    Location,
+    TrackingEvent,
+    TrackingUpdate,
+    find_shipment,
+    order_tracking,
+    set_promised_date,
+    shipment_row,
+)
+from ordergraph.stages.tracking.updates import ingest as ingest_tracking
+from ordergraph.stages.tracking.webhook_endpoints import EndpointView
+from ordergraph.web.entry import (
+    BodyTooLarge,
+    capped_request,
+    load_json,
+    read_body,
+    read_webhook_body,
+)
 
 __all__ = [
     "MAX_MINOR",

@@ -13,8 +13,8 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
-from ordergraph.core import runtime
-from ordergraph.settings import Settings
+from ordergraph.core import assembly
+from ordergraph.core.settings import Settings
 
 
 async def run_worker(
@@ -31,7 +31,7 @@ async def run_worker(
     """
     if not settings.redis_url:
         raise ValueError("ordergraph worker needs REDIS_URL (for example redis://127.0.0.1:6379)")
-    rt = runtime.build(settings, installed_plugins)
+    rt = assembly.build(settings, installed_plugins)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

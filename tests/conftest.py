@@ -27,9 +27,14 @@ from asgi_lifespan import LifespanManager
 
 from ordergraph.app import create_app
 from ordergraph.core import auth, db, migrations
-from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
 from ordergraph.core.runtime import Runtime
-from ordergraph.settings import Settings
+from ordergraph.core.settings import Settings
+from ordergraph.stages.entry.masterdata import (
+    CustomerData,
+    ProductData,
+    upsert_customer,
+    upsert_products,
+)
 
 # `make test` installs the example plugin (tests/plugin_pkg) here, for the tests and the
 # processes they start only: `ordergraph plugins` in .venv does not see it.

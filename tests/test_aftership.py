@@ -16,7 +16,8 @@ from test_fulfilment import read, team
 from test_tracking import TRACKING, shipped
 
 from ordergraph.core import auth
-from ordergraph.core.tables import ImportError_, TrackingEventRow
+from ordergraph.stages.entry.tables import ImportError_
+from ordergraph.stages.tracking.tables import TrackingEventRow
 
 SECRET = "aftership-secret"
 

@@ -11,11 +11,14 @@ from conftest import Api, submit
 from test_alerts import alerts_of
 from test_fulfilment import approved, shop, team
 
-from ordergraph.core import alerts, db, jobs
+from ordergraph.core import db, jobs
 from ordergraph.core.orders import load_order
 from ordergraph.core.plugins import PluginFailure
-from ordergraph.core.tables import Alert, Assignment, OrderEvent, OutboxJob
+from ordergraph.core.tables import OrderEvent, OutboxJob
 from ordergraph.core.transitions import record_plugin_failures
+from ordergraph.stages.fulfilment.tables import Assignment
+from ordergraph.stages.tracking import alerts
+from ordergraph.stages.tracking.tables import Alert
 
 
 async def test_work_past_its_due_time_is_an_sla_breach_until_it_is_done(database_url: str) -> None:

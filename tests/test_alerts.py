@@ -12,7 +12,8 @@ from test_fulfilment import START, approved, read, shop, task, team
 from test_subscriptions import connected_as
 from test_tracking import record, scan, shipment_ids, shipped
 
-from ordergraph.core import alerts, auth, db
+from ordergraph.core import auth, db
+from ordergraph.stages.tracking import alerts
 
 ALERTS = """
 query($state: AlertState, $order: ID) {

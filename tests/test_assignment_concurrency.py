@@ -11,10 +11,11 @@ from typing import Any
 
 from conftest import Api, make_settings, serve_api, submit
 
-from ordergraph.core import review
 from ordergraph.core.auth import SYSTEM
-from ordergraph.core.tables import Assignment, OutboxJob
+from ordergraph.core.tables import OutboxJob
 from ordergraph.core.transitions import transition_order
+from ordergraph.stages.fulfilment.tables import Assignment
+from ordergraph.stages.review import pipeline
 
 MEMBERS = ("ann", "ben", "cat", "dan")
 TEAM = """
@@ -38,7 +39,7 @@ async def approve_and_assign_at_once(api: Api, count: int, capacity: int) -> dic
     one_mug = [{"sku": "MUG", "quantity": 1}]
     ids = [int((await submit(api, f"C-{i}", lines=one_mug))["id"]) for i in range(count)]
 
-    await asyncio.gather(*(review.review_order(api.rt, order_id) for order_id in ids))
+    await asyncio.gather(*(pipeline.review_order(api.rt, order_id) for order_id in ids))
     due = await OutboxJob.select(OutboxJob.payload).where(
         (OutboxJob.name == "assign_order") & (OutboxJob.status == "pending")
     )
@@ -86,7 +87,7 @@ async def test_orders_cancelled_while_being_assigned_leave_nobody_holding_them(
         await api.data(TEAM, {"input": {"name": "floor", "members": members}})
         one_mug = [{"sku": "MUG", "quantity": 1}]
         ids = [int((await submit(api, f"X-{i}", lines=one_mug))["id"]) for i in range(30)]
-        await asyncio.gather(*(review.review_order(api.rt, order_id) for order_id in ids))
+        await asyncio.gather(*(pipeline.review_order(api.rt, order_id) for order_id in ids))
         due = await OutboxJob.select(OutboxJob.payload).where(OutboxJob.name == "assign_order")
 
         await asyncio.gather(

@@ -13,7 +13,7 @@ from test_settlement import YEAR, confirmed, delivered, read, shop
 
 from ordergraph.app import create_app
 from ordergraph.core.plugins import PluginConfigError
-from ordergraph.core.tables import LedgerEntry
+from ordergraph.stages.settlement.tables import LedgerEntry
 from plugins.payments import bank_transfer
 
 BANK = {"bank_transfer": bank_transfer}

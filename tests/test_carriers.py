@@ -23,8 +23,9 @@ from test_alerts import alerts_of
 from test_fulfilment import PACK, PICK, approved, parcel, read, task, team
 from test_tracking import SHIP_BY, TRACKING
 
-from ordergraph.core import auth, db, polling
-from ordergraph.core.tables import ShipmentTracking
+from ordergraph.core import auth, db
+from ordergraph.stages.tracking import polling
+from ordergraph.stages.tracking.tables import ShipmentTracking
 
 
 def fedex_scan(when: str, code: str, description: str, city: str, region: str, postal: str):

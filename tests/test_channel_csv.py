@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from conftest import Api, Streamed, make_settings
 
-from ordergraph.core import runtime
+from ordergraph.core import assembly
 from ordergraph.core.plugins import PluginConfigError
-from ordergraph.settings import ConfigError, Settings
+from ordergraph.core.settings import ConfigError, Settings
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
 COMMAND_TIMEOUT = 120
@@ -399,7 +399,7 @@ def test_the_upload_cap_is_a_setting_of_the_service(tmp_path: Path) -> None:
         Settings.from_env(env)
     # It was a setting of the csv plugin; a config that still says so is told.
     with pytest.raises(PluginConfigError, match=r"plugins\.csv\.max_upload_bytes: unknown"):
-        runtime.load_plugins(Settings(plugins={"csv": {"max_upload_bytes": 1}}))
+        assembly.load_plugins(Settings(plugins={"csv": {"max_upload_bytes": 1}}))
 
 
 async def test_a_channel_name_keeps_external_ids_of_another_source_apart(api: Api) -> None:

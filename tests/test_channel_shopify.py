@@ -16,9 +16,9 @@ import httpx
 import pytest
 from conftest import Api, Streamed, make_settings
 
-from ordergraph.core import runtime
+from ordergraph.core import assembly
 from ordergraph.core.plugins import PluginConfigError
-from ordergraph.settings import Settings
+from ordergraph.core.settings import Settings
 
 SECRET = "shpss_test_4f1c2b"
 WEBHOOK = "/channels/shopify/webhook"
@@ -340,9 +340,9 @@ async def test_other_topics_are_answered_but_not_imported(api: Api) -> None:
 
 
 async def test_the_secret_is_required_masked_and_the_plugin_is_off_by_default(api: Api) -> None:
-    assert not runtime.load_plugins(Settings()).plugins["shopify"].enabled
+    assert not assembly.load_plugins(Settings()).plugins["shopify"].enabled
     with pytest.raises(PluginConfigError, match=r"plugins\.shopify\.webhook_secret"):
-        runtime.load_plugins(Settings(plugins={"shopify": {"enabled": True}}))
+        assembly.load_plugins(Settings(plugins={"shopify": {"enabled": True}}))
     plugins = await api.data("{ plugins { name enabled settings } }")
     [shopify] = [p for p in plugins["plugins"] if p["name"] == "shopify"]
     assert shopify["enabled"] is True

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from conftest import Api, Streamed, make_settings
 
-from ordergraph.settings import Settings
+from ordergraph.core.settings import Settings
 
 SECRET = "wc-secret-8d2f0a"
 WEBHOOK = "/channels/woocommerce/webhook"

@@ -24,10 +24,10 @@ from conftest import BACKENDS, POSTGRES_URL, Api, make_settings, new_postgres_da
 
 from ordergraph import cli, demo
 from ordergraph.core import auth, db, migrations
-from ordergraph.core.fulfilment import teams
+from ordergraph.core.settings import Settings
 from ordergraph.core.statusgraph import default_graph
 from ordergraph.core.tables import ApiToken
-from ordergraph.settings import Settings
+from ordergraph.stages.fulfilment import teams
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
 # Generous bounds for a slow machine; a passing run takes a fraction of them.

@@ -11,10 +11,10 @@ from test_settlement import ADMIN, CONFIRM, delivered, read, shop
 
 from ordergraph.core import db, periodic
 from ordergraph.core.limits import PROBLEM_REPORTS_PER_ORDER
-from ordergraph.core.settlement import config_of, confirmation_link
-from ordergraph.core.settlement.confirmation import confirm_due_deliveries
-from ordergraph.core.settlement.links import confirmation_token
 from ordergraph.core.transitions import transition_order
+from ordergraph.stages.settlement import config_of, confirmation_link
+from ordergraph.stages.settlement.confirmation import confirm_due_deliveries
+from ordergraph.stages.settlement.links import confirmation_token
 
 REPORT = """
 mutation($id: ID!, $text: String!) {

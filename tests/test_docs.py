@@ -24,10 +24,10 @@ from conftest import ADDRESS, SUBMIT, Api, make_settings, order_input, seed_shop
 
 from ordergraph import demo
 from ordergraph.app import create_app
-from ordergraph.core import auth, hookspecs, runtime
+from ordergraph.core import assembly, auth, hookspecs
 from ordergraph.core.hookdoc import hook_reference
-from ordergraph.core.masterdata import ProductData, upsert_products
-from ordergraph.settings import Settings
+from ordergraph.core.settings import Settings
+from ordergraph.stages.entry.masterdata import ProductData, upsert_products
 from plugins.channels import web
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +72,7 @@ def test_readme_quickstart_is_make_demo_and_make_test() -> None:
 def test_the_docs_show_the_status_graph_that_ordergraph_graph_prints(doc: Path) -> None:
     block = re.search(r"```mermaid\n(.*?)```", doc.read_text(), re.DOTALL)
     assert block is not None, f"{doc.name} has no mermaid diagram"
-    graph = runtime.build_graph(runtime.load_plugins(Settings()))
+    graph = assembly.build_graph(assembly.load_plugins(Settings()))
     assert block.group(1) == graph.to_mermaid()
 
 
@@ -99,7 +99,7 @@ def test_the_example_config_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.chdir(ROOT)
     settings = Settings.from_env({"ORDERGRAPH_CONFIG": str(CONFIG_EXAMPLE)})
     assert settings.plugins, "the example enables no plugin"
-    rt = runtime.build(settings)
+    rt = assembly.build(settings)
     for name, table in settings.plugins.items():
         assert rt.plugins.plugins[name].enabled is table["enabled"], name
     assert rt.review_rules == list(settings.review_rules or ())
@@ -496,7 +496,7 @@ async def test_the_inbox_examples_list_and_replay_the_rejected_csv_order(demo_ap
 def test_the_channel_configuration_example_is_accepted() -> None:
     [example] = channels_blocks("toml")
     plugins = tomllib.loads(example)["plugins"]
-    rt = runtime.build(Settings(plugins=plugins))
+    rt = assembly.build(Settings(plugins=plugins))
     for name, table in plugins.items():
         assert rt.plugins.plugins[name].enabled is table["enabled"], name
 

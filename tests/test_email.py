@@ -16,7 +16,8 @@ from conftest import Api, make_settings, pdf_text, serve_api, submit
 from test_settlement import YEAR, delivered, read, shop
 
 from ordergraph.core.orders import event_view, load_order
-from ordergraph.core.tables import Notification, OrderEvent
+from ordergraph.core.tables import OrderEvent
+from ordergraph.stages.tracking.tables import Notification
 from plugins.notifiers import email as email_notifier
 
 

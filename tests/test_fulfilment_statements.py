@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from conftest import Api, make_settings, serve_api, submit
 
-from ordergraph.core import auth, db, review
+from ordergraph.core import auth, db
 from ordergraph.core.auth import Principal, Role
-from ordergraph.core.fulfilment import assignment, teams, work
-from ordergraph.core.tables import Task
+from ordergraph.stages.fulfilment import assignment, teams, work
+from ordergraph.stages.fulfilment.tables import Task
+from ordergraph.stages.review import pipeline
 from plugins.assignment.rules import parse_rules
 
 PIA = Principal(Role.STAFF, "pia", team="floor")
@@ -56,7 +57,7 @@ async def _assign_into(api: Api, rules: dict, members: int) -> int:
     )
     rules["rules"] = parse_rules([f"-> team-{members}"])
     order = await submit(api, f"S-{members}", lines=[{"sku": "MUG", "quantity": 1}])
-    await review.review_order(api.rt, int(order["id"]))
+    await pipeline.review_order(api.rt, int(order["id"]))
     with db.count_statements() as log:
         state = await assignment.assign(api.rt, int(order["id"]))
     assert state == "assigned"

@@ -31,7 +31,7 @@ from test_bank_transfer import BANK, IMPORT
 from test_settlement import YEAR, confirmed, delivered, shop
 
 from ordergraph.core.money import to_minor
-from ordergraph.core.tables import BankLine, LedgerEntry
+from ordergraph.stages.settlement.tables import BankLine, LedgerEntry
 
 EXAMPLES_PER_BACKEND = 150
 

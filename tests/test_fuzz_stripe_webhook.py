@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_stripe import overpaid_by_card, signed
 
-from ordergraph.core import payments
-from ordergraph.core.settlement.statements import StatementView
+from ordergraph.stages.settlement import payments
+from ordergraph.stages.settlement.statements import StatementView
 from plugins.payments import stripe_payments
 
 EXAMPLES_PER_BACKEND = 150

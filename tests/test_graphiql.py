@@ -30,7 +30,8 @@ from test_cli import (
     read_until_ready,
 )
 
-from ordergraph import demo, graphiql
+from ordergraph import demo
+from ordergraph.web import graphiql
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

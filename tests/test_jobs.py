@@ -17,11 +17,12 @@ from conftest import make_settings
 
 from ordergraph.core import db
 from ordergraph.core import jobs as jobs_module
+from ordergraph.core.assembly import build
 from ordergraph.core.jobs import JobRunner, claim, enqueue_job, enqueue_many, run_claimed
 from ordergraph.core.plugins import PluginConfigError, PluginInfo, hookimpl
-from ordergraph.core.runtime import Runtime, build
+from ordergraph.core.runtime import Runtime
+from ordergraph.core.settings import ConfigError, Settings
 from ordergraph.core.tables import Customer, OutboxJob
-from ordergraph.settings import ConfigError, Settings
 
 
 class Boom(RuntimeError):

@@ -16,8 +16,9 @@ from test_carriers import CREDENTIALS, IN_TRANSIT
 from test_fulfilment import PACK, PICK, approved, parcel, task, team
 from test_tracking import SHIP_BY, TRACKING
 
-from ordergraph.core import auth, db, polling
-from ordergraph.core.fulfilment.labels import BOOK_JOB, BookingInProgress
+from ordergraph.core import auth, db
+from ordergraph.stages.fulfilment.labels import BOOK_JOB, BookingInProgress
+from ordergraph.stages.tracking import polling
 
 RENO = {
     "name": "Ada Lovelace",

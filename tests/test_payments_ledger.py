@@ -7,8 +7,8 @@ from typing import Any
 
 from test_settlement import confirmed, delivered, read, shop
 
-from ordergraph.core import payments
-from ordergraph.core.settlement.statements import statement_by_number
+from ordergraph.stages.settlement import payments
+from ordergraph.stages.settlement.statements import statement_by_number
 
 RECORD = """
 mutation Pay($input: RecordPaymentInput!) {

@@ -25,6 +25,7 @@ from conftest import SUBMIT, Api, make_settings, order_input, serve_api, submit
 from ordergraph import cli
 from ordergraph.app import create_app
 from ordergraph.core.plugins import PluginConfigError
+from ordergraph.core.settings import Settings
 from ordergraph.core.statusgraph import StatusGraphError
 from ordergraph.graphql.schema import SchemaConflict
 from ordergraph.plugin_api import (
@@ -35,7 +36,6 @@ from ordergraph.plugin_api import (
     StatusGraph,
     hookimpl,
 )
-from ordergraph.settings import Settings
 from plugins.channels import web
 
 LOYALTY_CONFIG = """

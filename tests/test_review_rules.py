@@ -18,11 +18,11 @@ from conftest import Api, make_settings, serve_api, submit
 
 from ordergraph.app import create_app
 from ordergraph.core import db
-from ordergraph.core.lookups import customer_exposure, lookups_together
-from ordergraph.core.payments import record_entry
 from ordergraph.core.plugins import PluginConfigError
-from ordergraph.core.settlement.statements import statement_of
 from ordergraph.core.tables import Customer
+from ordergraph.stages.review.lookups import customer_exposure, lookups_together
+from ordergraph.stages.settlement.payments import record_entry
+from ordergraph.stages.settlement.statements import statement_of
 
 ORDER = """
 query Order($id: ID!) {

@@ -13,12 +13,12 @@ from conftest import Api, make_settings, serve_api, submit
 
 from ordergraph.core import db
 from ordergraph.core.auth import Principal, Role
-from ordergraph.core.fulfilment import work
-from ordergraph.core.fulfilment.teams import MemberData, upsert_team
 from ordergraph.core.plugins import PluginInfo, hookimpl
-from ordergraph.core.settlement import Adjustment, statements
-from ordergraph.core.tables import Task
 from ordergraph.core.transitions import transition_order
+from ordergraph.stages.fulfilment import work
+from ordergraph.stages.fulfilment.tables import Task
+from ordergraph.stages.fulfilment.teams import MemberData, upsert_team
+from ordergraph.stages.settlement import Adjustment, statements
 from plugins.assignment import rules
 from plugins.carriers import manual
 from plugins.channels import web

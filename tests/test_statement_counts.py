@@ -15,7 +15,6 @@ from conftest import ADDRESS, Api, make_settings, serve_api, submit
 from ordergraph.core import db
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.jobs import JobRunner
-from ordergraph.core.masterdata import ProductData, upsert_products
 from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
 from ordergraph.plugin_api import (
     Finding,
@@ -27,6 +26,7 @@ from ordergraph.plugin_api import (
     get_products,
     hookimpl,
 )
+from ordergraph.stages.entry.masterdata import ProductData, upsert_products
 from plugins.channels import web
 from plugins.review_rules import credit_limit, manual_review, price_policy, stock
 

@@ -20,10 +20,11 @@ from asgi_lifespan import LifespanManager
 from conftest import Api, make_settings, seed_shop, submit
 
 from ordergraph.app import create_app
-from ordergraph.core import auth, db, inventory, review
+from ordergraph.core import auth, db
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.masterdata import ProductData, upsert_products
 from ordergraph.core.orders import LineView
+from ordergraph.stages.entry.masterdata import ProductData, upsert_products
+from ordergraph.stages.review import inventory, pipeline
 
 ORDER = """
 query Order($id: ID!) {
@@ -87,7 +88,7 @@ async def test_a_hundred_concurrent_reviews_of_thirty_in_stock_approve_exactly_t
     async with shop(database_url, {"stock": {"enabled": True}}, run_jobs=False) as api:
         ids = await submit_many(api, "HOT", 100, [{"sku": "HOT", "quantity": 1}])
 
-        await asyncio.gather(*(review.review_order(api.rt, int(order_id)) for order_id in ids))
+        await asyncio.gather(*(pipeline.review_order(api.rt, int(order_id)) for order_id in ids))
 
         decided = await orders(api, ids)
         by_status = collections.Counter(o["status"] for o in decided)
@@ -117,7 +118,7 @@ async def test_orders_reviewed_together_are_decided_as_each_would_be_alone(
         ids = await submit_many(api, "BATCH", 100, [{"sku": "HOT", "quantity": 1}])
         batches = [[int(order_id) for order_id in ids[i : i + 10]] for i in range(0, 100, 10)]
 
-        outcomes = await asyncio.gather(*(review.review_orders(api.rt, b) for b in batches))
+        outcomes = await asyncio.gather(*(pipeline.review_orders(api.rt, b) for b in batches))
 
         assert outcomes == [[None] * 10] * 10
         decided = await orders(api, ids)
@@ -182,7 +183,7 @@ async def test_concurrent_orders_locking_two_skus_in_opposite_orders_do_not_dead
         ids = await submit_many(api, "AB", 20, a_then_b)
         ids += await submit_many(api, "BA", 20, a_then_b[::-1])
 
-        await asyncio.gather(*(review.review_order(api.rt, int(order_id)) for order_id in ids))
+        await asyncio.gather(*(pipeline.review_order(api.rt, int(order_id)) for order_id in ids))
 
         by_status = collections.Counter(o["status"] for o in await orders(api, ids))
         assert by_status == {"APPROVED": 15, "REJECTED": 25}

@@ -24,9 +24,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from test_settlement import confirmed, delivered, read, shop
 
-from ordergraph.core import payments
-from ordergraph.core.masterdata import CustomerData, ProductData, upsert_customer, upsert_products
-from ordergraph.core.settlement.statements import statement_by_number
+from ordergraph.stages.entry.masterdata import (
+    CustomerData,
+    ProductData,
+    upsert_customer,
+    upsert_products,
+)
+from ordergraph.stages.settlement import payments
+from ordergraph.stages.settlement.statements import statement_by_number
 from plugins.payments import stripe_payments
 
 SECRET = "whsec_test_secret"

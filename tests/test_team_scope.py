@@ -21,13 +21,16 @@ from conftest import Api, submit
 from test_settlement import ADMIN, BERLIN, PIA, confirmed, shop
 from test_subscriptions import connected_as, next_events, subscribe_live
 
-from ordergraph.core import alerts, auth, db
-from ordergraph.core.fulfilment import work
-from ordergraph.core.fulfilment.teams import MemberData, upsert_team
-from ordergraph.core.reconciliation import BankCredit, import_credits, match_line
-from ordergraph.core.tables import BankLine, Order, Shipment, Task
+from ordergraph.core import auth, db
+from ordergraph.core.tables import Order
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.schema import build_schema
+from ordergraph.stages.fulfilment import work
+from ordergraph.stages.fulfilment.tables import Shipment, Task
+from ordergraph.stages.fulfilment.teams import MemberData, upsert_team
+from ordergraph.stages.settlement.reconciliation import BankCredit, import_credits, match_line
+from ordergraph.stages.settlement.tables import BankLine
+from ordergraph.stages.tracking import alerts
 from plugins.carriers import manual
 from plugins.payments import bank_transfer
 

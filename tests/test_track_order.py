@@ -9,8 +9,9 @@ from conftest import make_settings, serve_api
 from test_fulfilment import shop
 from test_tracking import record, scan, shipment_ids, shipped
 
-from ordergraph.core import db, tracking_lookup
+from ordergraph.core import db
 from ordergraph.core.limits import LOOKUPS_PER_CLIENT, LOOKUPS_PER_ORDER
+from ordergraph.stages.tracking import lookup
 
 TRACK = """
 query($number: String!, $email: String, $postalCode: String) {
@@ -179,7 +180,7 @@ async def test_track_order_reads_a_fixed_number_of_statements(database_url: str)
             *(scan(f"2024-05-0{d}T08:10:00+02:00", "in_transit") for d in range(1, 9)),
         )
         with db.count_statements() as log:
-            found = await tracking_lookup.look_up(number_of(order_id), email="ada@example.com")
+            found = await lookup.look_up(number_of(order_id), email="ada@example.com")
         assert found is not None and len(found.shipments[0].events) == 8
         print(f"\ntrackOrder: {log.count} statements")
         assert log.count <= 7

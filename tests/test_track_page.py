@@ -23,15 +23,15 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from test_graphiql import BROWSER_TIMEOUT_MS, CHROMIUM, CHROMIUM_ARGS
 from test_settlement import delivered, read, sent, shop
 
-from ordergraph.core import tracking
 from ordergraph.core.limits import LOOKUPS_PER_ORDER
 from ordergraph.core.orders import load_order
-from ordergraph.core.settlement import config_of
-from ordergraph.core.settlement.links import confirmation_token
+from ordergraph.stages.settlement import config_of
+from ordergraph.stages.settlement.links import confirmation_token
+from ordergraph.stages.tracking import updates
 
 PHONE = {"width": 390, "height": 844}
 BERLIN = datetime.timezone(datetime.timedelta(hours=1))
-LEIPZIG = tracking.Location("Leipzig", "SN", "04109", "DE")
+LEIPZIG = updates.Location("Leipzig", "SN", "04109", "DE")
 # One long word, as carriers write hub names: it must wrap, not widen the page.
 HUB = "Paketzentrum Leipzig (LEJRADEFELDNORDUMSCHLAGBASIS04435SCHKEUDITZ)"
 
@@ -93,10 +93,10 @@ async def phone(browser: Browser, *, javascript: bool) -> AsyncIterator[Page]:
         await context.close()
 
 
-async def scan(api: Api, order_id: int, *events: tracking.TrackingEvent) -> None:
-    shipment = await tracking.find_shipment(f"T-{(await load_order(order_id)).external_id}")
+async def scan(api: Api, order_id: int, *events: updates.TrackingEvent) -> None:
+    shipment = await updates.find_shipment(f"T-{(await load_order(order_id)).external_id}")
     assert shipment is not None
-    await tracking.ingest(api.rt, shipment["id"], tracking.TrackingUpdate(list(events)))
+    await updates.ingest(api.rt, shipment["id"], updates.TrackingUpdate(list(events)))
 
 
 def at(day: int, hour: int) -> datetime.datetime:
@@ -129,8 +129,8 @@ async def test_without_javascript_the_customer_tracks_confirms_and_gets_the_stat
         await scan(
             api,
             order_id,
-            tracking.TrackingEvent(at(2, 9), "in_transit", HUB, "AR", None, LEIPZIG),
-            tracking.TrackingEvent(at(3, 14), "delivered", "Delivered to the door", "DL"),
+            updates.TrackingEvent(at(2, 9), "in_transit", HUB, "AR", None, LEIPZIG),
+            updates.TrackingEvent(at(3, 14), "delivered", "Delivered to the door", "DL"),
         )
         assert (await read(api, order_id))["status"] == "DELIVERED"
 
@@ -181,7 +181,7 @@ async def test_with_javascript_a_new_tracking_event_shows_without_a_reload(
     async with shop(database_url) as api, over_http(api) as base:
         order_id = await sent(api, "PHONE-2", [{"sku": "MUG", "quantity": 1}])
         number = (await load_order(order_id)).number
-        await scan(api, order_id, tracking.TrackingEvent(at(2, 9), "picked_up", "Picked up"))
+        await scan(api, order_id, updates.TrackingEvent(at(2, 9), "picked_up", "Picked up"))
 
         async with phone(chromium, javascript=True) as page:
             await look_up(page, base, number, email="ada@example.com")
@@ -192,7 +192,7 @@ async def test_with_javascript_a_new_tracking_event_shows_without_a_reload(
             await scan(
                 api,
                 order_id,
-                tracking.TrackingEvent(at(3, 8), "out_for_delivery", HUB, "OD", None, LEIPZIG),
+                updates.TrackingEvent(at(3, 8), "out_for_delivery", HUB, "OD", None, LEIPZIG),
             )
             await expect(result).to_contain_text(HUB)
             await expect(result.locator(".status")).to_have_text("Out for delivery")
@@ -200,7 +200,7 @@ async def test_with_javascript_a_new_tracking_event_shows_without_a_reload(
             assert await fits_the_screen(page)
 
             # Delivered: the page now offers the confirmation, still without a reload.
-            await scan(api, order_id, tracking.TrackingEvent(at(3, 12), "delivered", "At door"))
+            await scan(api, order_id, updates.TrackingEvent(at(3, 12), "delivered", "At door"))
             await expect(page.get_by_role("button", name="Yes, confirm delivery")).to_be_visible()
             await expect(page.locator("body")).to_have_attribute("data-status", "DELIVERED")
             assert await page.evaluate("window.sameDocument") is True

@@ -8,7 +8,8 @@ from typing import Any
 from conftest import Api
 from test_fulfilment import PACK, PICK, approved, parcel, read, shop, task, team
 
-from ordergraph.core import db, tracking
+from ordergraph.core import db
+from ordergraph.stages.tracking import updates
 
 SHIP_BY = """
 mutation Ship($id: ID!, $carrier: String!, $numbers: [String!]!) {
@@ -289,28 +290,28 @@ async def test_ingesting_one_carrier_response_takes_a_fixed_number_of_statements
     async with shop(database_url) as api:
         order_id = await shipped(api, "COUNT-1")
         [shipment] = await shipment_ids(api, order_id)
-        row = await tracking.shipment_row(int(shipment))
+        row = await updates.shipment_row(int(shipment))
 
-        def update(n: int) -> tracking.TrackingUpdate:
+        def update(n: int) -> updates.TrackingUpdate:
             import datetime
 
             start = datetime.datetime(
                 2024, 5, 1, 9, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
             )
-            return tracking.TrackingUpdate(
+            return updates.TrackingUpdate(
                 events=[
-                    tracking.TrackingEvent(
+                    updates.TrackingEvent(
                         start + datetime.timedelta(hours=i), "in_transit", f"scan {i}"
                     )
                     for i in range(n)
                 ],
-                estimate=tracking.Estimate(start + datetime.timedelta(days=n)),
+                estimate=updates.Estimate(start + datetime.timedelta(days=n)),
                 source="count",
             )
 
         with db.count_statements() as one:
-            await tracking.ingest(api.rt, int(shipment), update(1), shipment=row)
+            await updates.ingest(api.rt, int(shipment), update(1), shipment=row)
         with db.count_statements() as twenty:
-            await tracking.ingest(api.rt, int(shipment), update(20), shipment=row)
+            await updates.ingest(api.rt, int(shipment), update(20), shipment=row)
         assert one.count == twenty.count
         print(f"\ningest one carrier response: {twenty.count} statements")

@@ -16,10 +16,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from ordergraph.core.assembly import build
 from ordergraph.core.orders import event_view
 from ordergraph.core.plugins import PluginConfigError
-from ordergraph.core.runtime import build
-from ordergraph.core.tables import Notification, OrderEvent
+from ordergraph.core.tables import OrderEvent
+from ordergraph.stages.tracking.tables import Notification
 
 SECRET = "whsec-test"
 

@@ -25,7 +25,8 @@ from conftest import SUBMIT, new_postgres_database, order_input, seed_shop
 from test_redis_bus import ORDERGRAPH, free_port, wait_until_healthy
 
 from ordergraph.core import auth, db, migrations
-from ordergraph.core.tables import Order, OrderEvent, OutboxJob, Product, ReviewFinding
+from ordergraph.core.tables import Order, OrderEvent, OutboxJob, Product
+from ordergraph.stages.review.tables import ReviewFinding
 
 ORDERS = 6
 HELD = "gate:held"

@@ -15,8 +15,8 @@ from piccolo.engine.postgres import PostgresEngine
 from ordergraph.core import db
 from ordergraph.core.jobs import enqueue_many
 from ordergraph.core.plugins import PluginInfo, hookimpl
+from ordergraph.core.settings import Settings
 from ordergraph.core.tables import OutboxJob
-from ordergraph.settings import Settings
 from ordergraph.worker import run_worker
 from plugins.review_rules import stock
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ordergraph.core import db
 from ordergraph.core.limits import MAX_ID, TEAM, TOKEN_NAME
-from ordergraph.core.tables import ApiToken, Customer, Team
+from ordergraph.core.tables import ApiToken, Customer
 
 
 class Role(StrEnum):
@@ -97,16 +97,6 @@ async def create_token(
         )
     )
     return token
-
-
-async def unknown_team(team: str) -> str | None:
-    """Why a token cannot be bound to ``team`` (no team of that name), or None."""
-    names = [row["name"] for row in await Team.select(Team.name).order_by(Team.name)]
-    if team in names:
-        return None
-    if not names:
-        return f"there is no team {team!r}: there are no teams yet (define one with upsertTeam)"
-    return f"there is no team {team!r}; the teams are {', '.join(names)}"
 
 
 @dataclass(frozen=True)

@@ -301,9 +301,15 @@ def engine_for_url(url: str) -> Engine:
 
 
 def all_tables() -> list[type[Table]]:
-    from ordergraph.core import tables
-
-    return list(tables.ALL_TABLES)
+    """Every table defined so far: the kernel's, the stages' and plugins' (each stage's
+    tables are imported with the stage, before ``connect``)."""
+    found, waiting = [], list(Table.__subclasses__())
+    while waiting:
+        table = waiting.pop()
+        waiting += table.__subclasses__()
+        if not table.__module__.startswith("piccolo."):
+            found.append(table)
+    return found
 
 
 async def connect(url: str, *, pool_size: int = 10) -> Database:

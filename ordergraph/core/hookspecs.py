@@ -297,10 +297,30 @@ def create_shipment(order, shipment, settings):
 
 
 @hookspec
+def label_bought(order, shipment_id, carrier, booking, settings):
+    """A carrier sold the label of one of an order's shipments.
+
+    When: in the job runner, right after the label, its tracking numbers and a
+    ``label_bought`` event on the order's timeline are stored (so once per shipment).
+    The tracking stage takes the booking's estimate as the shipment's first ETA.
+
+    Arguments:
+        order: the ``OrderView``.
+        shipment_id: the shipment's id.
+        carrier: the name of the carrier plugin that sold it.
+        booking: the carrier's ``Booking`` (tracking numbers, label, estimate).
+        settings: this plugin's settings.
+
+    Returns: nothing. May be async. A failure is recorded as the plugin's and changes
+    nothing that is stored.
+    """
+
+
+@hookspec
 def track_shipments(shipments, settings):
     """Ask the carrier what it knows about some of its shipments.
 
-    When: by the carrier poll (``ordergraph.core.polling``), for this plugin's
+    When: by the carrier poll (``ordergraph.stages.tracking.polling``), for this plugin's
     shipments (those whose ``carrier`` is this plugin's name) not delivered or
     cancelled, at most ``poll_batch_size`` at a time, every ``poll_interval_minutes``,
     until ``stop_after_days`` after shipping (settings the plugin may declare;

@@ -13,18 +13,7 @@ import re
 from dataclasses import dataclass
 
 from ordergraph.core.errors import ErrorCode, Problem
-from ordergraph.core.tables import (
-    ApiToken,
-    BankLine,
-    Customer,
-    ImportError_,
-    LedgerEntry,
-    Order,
-    OrderEvent,
-    Product,
-    Statement,
-    WebhookEndpoint,
-)
+from ordergraph.core.tables import ApiToken, Customer, Order, OrderEvent, Product
 
 MAX_ID = 2**31 - 1
 """The largest id a row can have: ids are PostgreSQL SERIAL (32-bit) columns."""
@@ -76,7 +65,6 @@ class TextLimit:
 EXTERNAL_ID = TextLimit("The external id", Order.external_id.length)
 CHANNEL = TextLimit("The channel", Order.channel.length)
 STATUS = TextLimit("The status", Order.status.length)
-IMPORT_STATUS = TextLimit("The status", ImportError_.status.length)
 NOTE = TextLimit("The note", 2000, multiline=True)
 # Why a transition was fired (a cancellation's reason, a reviewer's note): on the timeline.
 REASON = TextLimit("The reason", 2000, multiline=True)
@@ -94,24 +82,14 @@ SEARCH = TextLimit("The search", 200)
 # A token's name is the actor of its events, "role:name"; "integrator" is the longest role.
 TOKEN_NAME = TextLimit("The token's name", OrderEvent.actor.length - len("integrator:"))
 TEAM = TextLimit("The team", ApiToken.team.length)
-WEBHOOK_URL = TextLimit("The URL", WebhookEndpoint.url.length)
-WEBHOOK_DESCRIPTION = TextLimit("The description", WebhookEndpoint.description.length)
-# A payment movement's method (bank_transfer, stripe...) and its reference at the provider.
-PAYMENT_METHOD = TextLimit("The method", LedgerEntry.method.length)
-PAYMENT_REFERENCE = TextLimit("The reference", LedgerEntry.reference.length, multiline=True)
-STATEMENT_NUMBER = TextLimit("The statement number", Statement.number.length)
-IDEMPOTENCY_KEY = TextLimit("The idempotency key", LedgerEntry.idempotency_key.length)
-# Bank statement lines: line breaks and tabs in them are wrapping, collapsed to spaces
-# before the check; any other control character refuses the file.
-BANK_ACCOUNT = TextLimit("The account", 70)
-BANK_COUNTERPARTY = TextLimit("The counterparty", BankLine.counterparty.length)
-# A batch booking's entry carries the texts of all its transactions: only the file's own
-# size bounds it.
-BANK_TEXT = TextLimit("The remittance text", 5_000_000)
-MAX_WEBHOOK_ENDPOINTS = 100
-"""Webhook endpoints registered at most (deleted ones do not count): every list is capped."""
-MAX_WEBHOOK_EVENT_TYPES = 50
-"""Event types one webhook endpoint may name."""
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def is_email(value: str) -> bool:
+    """Whether ``value`` looks like an e-mail address (something@somewhere.tld)."""
+    return bool(_EMAIL.match(value))
 
 
 def utc_instant(

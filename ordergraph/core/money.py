@@ -26,6 +26,19 @@ _CODES_BY_EXPONENT = {
 _EXPONENTS = {
     code: places for places, codes in _CODES_BY_EXPONENT.items() for code in codes.split()
 }
+# What each kind of ledger entry does to the amount paid: authorizations, failures and
+# refunds under way are recorded but move no money. The settlement stage writes the
+# ledger; whoever sums it (the review stage's credit exposure) reads its entries so.
+LEDGER_EFFECT = {
+    "authorized": 0,
+    "failed": 0,
+    "captured": 1,
+    "collected": 1,
+    "matched": 1,
+    "refunded": -1,
+    "refund_pending": 0,
+    "refund_failed": 0,
+}
 # The largest amount in minor units a BIGINT column holds (on SQLite and PostgreSQL).
 MAX_MINOR = 2**63 - 1
 # Enough for any amount MAX_MINOR holds, with room for trailing zeros ("12.500").

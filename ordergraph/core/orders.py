@@ -26,10 +26,16 @@ from ordergraph.core.limits import (
     MAX_ID,
     NOTE,
     SKU,
+    is_email,
     shown,
 )
-from ordergraph.core.masterdata import is_email
-from ordergraph.core.money import MAX_MINOR, from_minor, is_iso_currency, parse_amount, to_minor
+from ordergraph.core.money import (
+    MAX_MINOR,
+    from_minor,
+    is_iso_currency,
+    parse_amount,
+    to_minor,
+)
 from ordergraph.core.tables import Customer, Order, OrderEvent, OrderLine, OutboxJob
 
 if TYPE_CHECKING:

@@ -1,30 +1,63 @@
-"""The running service's parts, built once at start-up and passed to whatever needs them."""
+"""The running service's parts, assembled once at start-up (``assembly.build``) and passed
+to whatever needs them.
+
+This module holds only the parts and their life cycle; it imports none of the modules
+that use a ``Runtime``, so every part of the kernel and every stage may name it.
+"""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ordergraph.core import db, migrations
-from ordergraph.core.dispatch import core_jobs
-from ordergraph.core.events import InProcessBus, RedisBus, channel_for
-from ordergraph.core.jobs import Job, JobRunner
-from ordergraph.core.periodic import PeriodicLoop
-from ordergraph.core.plugins import PluginConfigError, PluginManager
-from ordergraph.core.review import REVIEW_JOB, configured_rules, review_jobs
-from ordergraph.core.statusgraph import StatusGraph, default_graph
-from ordergraph.settings import Settings
+from ordergraph.core.events import InProcessBus
+from ordergraph.core.plugins import PluginManager
+from ordergraph.core.settings import Settings
+from ordergraph.core.statusgraph import StatusGraph
 
-# The core's stages, registered like plugins (their jobs, reactions and vetoes come
-# through the same hooks), so the kernel imports none of them.
-STAGES = {
-    "fulfilment": "ordergraph.core.fulfilment:Stage",
-    "settlement": "ordergraph.core.settlement:Stage",
-    "alerts": "ordergraph.core.alerts:Stage",
-    "tracking": "ordergraph.core.polling:Stage",
-}
+Job = Callable[[dict[str, Any]], Awaitable[None]]
+"""A job handler: called with the job's payload after the transaction that wrote it."""
+
+BatchScope = Callable[[], contextlib.AbstractAsyncContextManager[None]]
+"""A block around the ``apply_transition`` hooks of a transaction that moves several
+orders, which a stage opens to write their effects together (the review stage's stock)."""
+
+
+class Service(Protocol):
+    """Something a process runs beside its requests: the job runner, the periodic loop."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Runner(Service, Protocol):
+    def committed(self) -> None:
+        """A transaction with new jobs has committed in this process."""
+
+    async def drain(self) -> None:
+        """Run every job that is due now."""
+
+
+class AlertDesk(Protocol):
+    """Raising and clearing alerts, which the tracking stage keeps, for the stages
+    before it (``Runtime.alerts``)."""
+
+    async def open_alert(
+        self,
+        order_id: int,
+        kind: str,
+        *,
+        shipment_id: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> int | None:
+        """Open an alert unless one of this kind is open on the order; its id if opened."""
+
+    async def close_alerts(self, order_id: int, kinds: list[str], resolution: str) -> list[int]:
+        """Resolve the order's open alerts of these kinds (their condition cleared)."""
 
 
 @dataclass
@@ -33,15 +66,23 @@ class Runtime:
     plugins: PluginManager
     graph: StatusGraph
     bus: InProcessBus
+    # The job runner and the periodic loop this process runs, made by ``open``.
+    make_runner: Callable[[Runtime], Runner]
+    make_periodic: Callable[[Runtime], Service]
     job_handlers: dict[str, Job] = field(default_factory=dict)
-    runner: JobRunner | None = None
+    # Jobs every order gets when it enters the initial state (the review stage's).
+    entry_jobs: list[str] = field(default_factory=list)
+    batch_scopes: list[BatchScope] = field(default_factory=list)
     review_rules: list[str] = field(default_factory=list)
+    # Set by the tracking stage's alerts when it is registered.
+    alerts: AlertDesk | None = None
+    runner: Runner | None = None
     database: db.Database | None = None
-    periodic: PeriodicLoop | None = None
+    periodic: Service | None = None
 
     def jobs_on_entry(self, order_id: int) -> list[tuple[str, dict[str, Any]]]:
-        """Jobs to enqueue when an order enters the initial state: review, if configured."""
-        return [(REVIEW_JOB, {"order_id": order_id})] if self.review_rules else []
+        """Jobs to enqueue when an order enters the initial state."""
+        return [(name, {"order_id": order_id}) for name in self.entry_jobs]
 
     async def open(self, *, run_jobs: bool = True, worker: bool = False) -> None:
         """Connect the database, migrate (SQLite) or check migrations, start bus and runner.
@@ -59,9 +100,9 @@ class Runtime:
             await db.disconnect(database)
             raise
         if worker or (run_jobs and not self.settings.redis_url):
-            self.runner = JobRunner(self)
+            self.runner = self.make_runner(self)
             # Periodic work runs wherever jobs run; the database lets one process a period.
-            self.periodic = PeriodicLoop(self)
+            self.periodic = self.make_periodic(self)
             try:
                 await self.runner.start()
                 await self.periodic.start()
@@ -84,44 +125,3 @@ class Runtime:
             self.runner = None
         await self.bus.stop()
         await db.disconnect(self.database)
-
-
-def build_graph(plugins: PluginManager) -> StatusGraph:
-    graph = default_graph()
-    plugins.call_sync("extend_status_graph", graph=graph)
-    graph.validate()
-    return graph
-
-
-def load_plugins(settings: Settings, installed: Mapping[str, Any] | None = None) -> PluginManager:
-    if installed is None:
-        return PluginManager.from_entry_points(
-            settings.plugins, timeout=settings.plugin_timeout_seconds
-        )
-    return PluginManager(installed, settings.plugins, timeout=settings.plugin_timeout_seconds)
-
-
-def build(settings: Settings, installed_plugins: Mapping[str, Any] | None = None) -> Runtime:
-    """Load and validate plugins, the status graph and the jobs; nothing is connected yet.
-
-    ``installed_plugins`` replaces entry-point discovery (name -> plugin module).
-    Raises ``PluginConfigError`` or ``StatusGraphError`` naming what is wrong.
-    """
-    plugins = load_plugins(settings, installed_plugins)
-    bus = (
-        RedisBus(settings.redis_url, channel_for(settings.database_url))
-        if settings.redis_url
-        else InProcessBus()
-    )
-    rt = Runtime(settings=settings, plugins=plugins, graph=build_graph(plugins), bus=bus)
-    for name, target in STAGES.items():
-        module, _, factory = target.partition(":")
-        plugins.add_internal(name, getattr(importlib.import_module(module), factory)(rt))
-    rt.job_handlers = core_jobs(rt) | review_jobs(rt)
-    rt.review_rules = configured_rules(rt)
-    for plugin, jobs in plugins.call_sync("register_jobs", runtime=rt).results:
-        for name, job in jobs.items():
-            if name in rt.job_handlers:
-                raise PluginConfigError(f"plugin {plugin}: job {name!r} is already registered")
-            rt.job_handlers[name] = job
-    return rt

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ordergraph.core import db, inventory, scope
+from ordergraph.core import db, scope
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.limits import REASON
@@ -107,8 +107,9 @@ async def transition_orders(
 ) -> list[OrderView]:
     """Fire the moves of several orders in one transaction, all or none: what
     ``transition_order`` does for one, with one statement for every status, one for
-    every event and one for the stock the hooks change (``inventory.adjusted_together``),
-    however many orders (the review decides the orders that came in together so).
+    every event and one for the stock the hooks change (the review stage's
+    ``inventory.adjusted_together``, one of ``rt.batch_scopes``), however many orders
+    (the review decides the orders that came in together so).
     ``within`` gets the orders as read.
 
     On PostgreSQL such transactions take turns (an advisory lock), so that two of them
@@ -212,9 +213,12 @@ async def _write(
         for move in moves:
             if move.order.id not in updated:
                 raise _version_conflict(move.order.number, move.order.version, None)
-        # One statement for the stock of every order of a batch.
-        together = inventory.adjusted_together() if len(moves) > 1 else contextlib.nullcontext()
-        async with together:
+        async with contextlib.AsyncExitStack() as batch:
+            if len(moves) > 1:
+                # The stages write what the hooks of a batch change together (the
+                # review stage: one statement for the stock of every order).
+                for block in rt.batch_scopes:
+                    await batch.enter_async_context(block())
             for move in moves:
                 for step, seen in zip(move.steps, move.before, strict=True):
                     await _apply(rt, seen, step, principal)

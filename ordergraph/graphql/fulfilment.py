@@ -14,14 +14,14 @@ from strawberry.scalars import JSON
 from ordergraph.core import db, scope
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.fulfilment import assignment, labels, teams, work
-from ordergraph.core.fulfilment.assignment import PRIORITY_RANK, explanation_of
 from ordergraph.core.orders import actor_seen_by
-from ordergraph.core.tables import Assignment as AssignmentRow
 from ordergraph.core.tables import Order as OrderRow
-from ordergraph.core.tables import Task as TaskRow
-from ordergraph.graphql.context import OPERATORS, Info, require, row_id
-from ordergraph.graphql.types import Order, UserError, user_errors
+from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
+from ordergraph.graphql.types import Order, UserError, extend_order, user_errors
+from ordergraph.stages.fulfilment import assignment, labels, teams, work
+from ordergraph.stages.fulfilment.assignment import PRIORITY_RANK, explanation_of
+from ordergraph.stages.fulfilment.tables import Assignment as AssignmentRow
+from ordergraph.stages.fulfilment.tables import Task as TaskRow
 
 MAX_WORK = 100
 
@@ -204,18 +204,21 @@ class WorkItem:
     next_task: Task | None = strawberry.field(description="The first task not done.")
 
 
-async def order_assignment(order: Order, info: Info) -> Assignment | None:
-    row = await info.context.loaders.assignments.load(order.order_id)
+async def order_assignment(root: Order, info: Info) -> Assignment | None:
+    root._caller(info, *OPERATORS)
+    row = await info.context.loaders.assignments.load(root.order_id)
     return Assignment.from_row(row) if row else None
 
 
-async def order_tasks(order: Order, info: Info) -> list[Task]:
-    return [Task.from_row(r) for r in await info.context.loaders.tasks.load(order.order_id)]
+async def order_tasks(root: Order, info: Info) -> list[Task]:
+    root._caller(info, *OPERATORS)
+    return [Task.from_row(r) for r in await info.context.loaders.tasks.load(root.order_id)]
 
 
-async def order_shipments(order: Order, info: Info) -> list[Shipment]:
-    rows = await info.context.loaders.shipments.load(order.order_id)
-    lines = await info.context.loaders.shipment_lines.load(order.order_id)
+async def order_shipments(root: Order, info: Info) -> list[Shipment]:
+    root._caller(info, *READERS)
+    rows = await info.context.loaders.shipments.load(root.order_id)
+    lines = await info.context.loaders.shipment_lines.load(root.order_id)
     return [
         Shipment(
             id=strawberry.ID(str(r["id"])),
@@ -230,10 +233,27 @@ async def order_shipments(order: Order, info: Info) -> list[Shipment]:
                 for line in lines
                 if line["shipment"] == r["id"]
             ],
-            order_id=order.order_id,
+            order_id=root.order_id,
         )
         for r in rows
     ]
+
+
+@extend_order
+@strawberry.type
+class OrderFulfilment:
+    """What stage 3 adds to ``Order``."""
+
+    assignment: Assignment | None = strawberry.field(
+        resolver=order_assignment, description="Who fulfils it and why (staff)."
+    )
+    tasks: list[Task] = strawberry.field(
+        resolver=order_tasks, description="Its pick, pack and ship tasks, in order (staff)."
+    )
+    shipments: list[Shipment] = strawberry.field(
+        resolver=order_shipments,
+        description="Its shipments, each a set of (line, quantity), oldest first.",
+    )
 
 
 @strawberry.input

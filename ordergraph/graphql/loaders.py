@@ -15,19 +15,16 @@ from strawberry.dataloader import DataLoader
 from strawberry.types.nodes import SelectedField, Selection
 
 from ordergraph.core import db
-from ordergraph.core.tables import (
+from ordergraph.core.tables import Customer, OrderEvent, OrderLine, Product
+from ordergraph.stages.fulfilment.tables import (
     Assignment,
-    Customer,
     FulfilmentLine,
-    OrderEvent,
-    OrderLine,
-    Product,
-    ReviewFinding,
     Shipment,
     ShipmentBooking,
     ShipmentLine,
     Task,
 )
+from ordergraph.stages.review.tables import ReviewFinding
 
 T = TypeVar("T")
 R = TypeVar("R")

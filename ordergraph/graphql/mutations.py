@@ -6,13 +6,13 @@ from decimal import Decimal
 
 import strawberry
 
-from ordergraph.core import masterdata
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import LineDraft, OrderDraft, OrderView, SubmitResult
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
 from ordergraph.graphql.types import Customer, Order, Priority, Product, UserError, user_errors
+from ordergraph.stages.entry import masterdata
 
 
 @strawberry.input

@@ -8,7 +8,6 @@ from ordergraph.core import db
 from ordergraph.core.errors import DomainError
 from ordergraph.core.limits import MAX_ID
 from ordergraph.core.orders import PRIORITIES
-from ordergraph.core.review import amend_order
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
 from ordergraph.graphql.mutations import OrderPayload, SubmitOrderInput, draft_from_input
@@ -22,6 +21,7 @@ from ordergraph.graphql.types import (
     preload_orders,
     user_errors,
 )
+from ordergraph.stages.review.pipeline import amend_order
 
 # Highest priority first, then oldest first; the key is (rank, id). The partial index
 # orders_review_queue (migration m0004) is on this same expression and id.

@@ -29,21 +29,21 @@ from strawberry.types.graphql import OperationType
 
 from ordergraph.core.errors import ErrorCode, translate
 from ordergraph.core.runtime import Runtime
-from ordergraph.graphql.alerts import AlertMutation, AlertQuery, AlertSubscription
 from ordergraph.graphql.context import ApiError
+from ordergraph.graphql.entry import InboxMutation, InboxQuery
 from ordergraph.graphql.fulfilment import (
     FulfilmentMutation,
     FulfilmentQuery,
     FulfilmentSubscription,
 )
-from ordergraph.graphql.inbox import InboxMutation, InboxQuery
 from ordergraph.graphql.mutations import Mutation
-from ordergraph.graphql.promotions import PromotionMutation, PromotionQuery
 from ordergraph.graphql.queries import Query
 from ordergraph.graphql.review import ReviewMutation, ReviewQuery
-from ordergraph.graphql.settlement import SettlementMutation, SettlementQuery
+from ordergraph.graphql.settlement.promotions import PromotionMutation, PromotionQuery
+from ordergraph.graphql.settlement.statements import SettlementMutation, SettlementQuery
 from ordergraph.graphql.subscriptions import Subscription
-from ordergraph.graphql.tracking import TrackingMutation, TrackingQuery
+from ordergraph.graphql.tracking.alerts import AlertMutation, AlertQuery, AlertSubscription
+from ordergraph.graphql.tracking.shipments import TrackingMutation, TrackingQuery
 
 MAX_DEPTH = 10
 MAX_TOKENS = 2000

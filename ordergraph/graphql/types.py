@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
@@ -29,15 +29,8 @@ from ordergraph.core.orders import (
 )
 from ordergraph.core.plugins import LoadedPlugin
 from ordergraph.core.statusgraph import Transition
-from ordergraph.graphql.context import OPERATORS, READERS, ApiError, Info, require
+from ordergraph.graphql.context import READERS, ApiError, Info, require
 from ordergraph.graphql.loaders import preload, selected_names, when_loaded
-
-if TYPE_CHECKING:
-    from ordergraph.graphql.fulfilment import Assignment, Shipment, Task
-    from ordergraph.graphql.settlement import PricePreview, Statement
-
-_FULFILMENT = "ordergraph.graphql.fulfilment"
-_SETTLEMENT = "ordergraph.graphql.settlement"
 
 ErrorCode = strawberry.enum(CoreErrorCode, description="Stable error codes.")
 
@@ -400,51 +393,6 @@ class Order:
 
         return when_loaded(info.context.loaders.findings.load(self.order_id), findings)
 
-    @strawberry.field(description="Who fulfils it and why (staff).")
-    async def assignment(
-        self, info: Info
-    ) -> Annotated[Assignment, strawberry.lazy(_FULFILMENT)] | None:
-        from ordergraph.graphql.fulfilment import order_assignment
-
-        self._caller(info, *OPERATORS)
-        return await order_assignment(self, info)
-
-    @strawberry.field(description="Its pick, pack and ship tasks, in order (staff).")
-    async def tasks(self, info: Info) -> list[Annotated[Task, strawberry.lazy(_FULFILMENT)]]:
-        from ordergraph.graphql.fulfilment import order_tasks
-
-        self._caller(info, *OPERATORS)
-        return await order_tasks(self, info)
-
-    @strawberry.field(description="Its shipments, each a set of (line, quantity), oldest first.")
-    async def shipments(
-        self, info: Info
-    ) -> list[Annotated[Shipment, strawberry.lazy(_FULFILMENT)]]:
-        from ordergraph.graphql.fulfilment import order_shipments
-
-        self._caller(info, *READERS)
-        return await order_shipments(self, info)
-
-    @strawberry.field(description="Its settlement statement, once delivery is confirmed.")
-    async def statement(
-        self, info: Info
-    ) -> Annotated[Statement, strawberry.lazy(_SETTLEMENT)] | None:
-        from ordergraph.graphql.settlement import order_statement
-
-        self._caller(info, *READERS)
-        return await order_statement(self, info)
-
-    @strawberry.field(
-        description="The expected price: the order delivered in full, with its promotions."
-    )
-    async def price_preview(
-        self, info: Info
-    ) -> Annotated[PricePreview, strawberry.lazy(_SETTLEMENT)]:
-        from ordergraph.graphql.settlement import order_price_preview
-
-        self._caller(info, *READERS)
-        return await order_price_preview(self, info)
-
     @strawberry.field(description="The transitions the caller may fire from the current status.")
     def available_transitions(self, info: Info) -> list[TransitionType]:
         principal = self._caller(info)
@@ -452,6 +400,21 @@ class Order:
             TransitionType.from_transition(t)
             for t in info.context.rt.graph.available(self.status, principal.role)
         ]
+
+
+def extend_order(part: type) -> type:
+    """Give ``Order`` the fields of the strawberry type ``part``: how a stage's API adds
+    what it knows of an order (its tasks, its statement) without this module importing
+    the stage. Each field's resolver takes the order as ``root``. Call it when the
+    stage's module is imported, before the schema is built; a name ``Order`` has
+    already is an error."""
+    fields = Order.__strawberry_definition__.fields
+    taken = {f.python_name for f in fields}
+    for f in part.__strawberry_definition__.fields:
+        if f.python_name in taken:
+            raise ValueError(f"Order.{f.python_name} is defined twice")
+        fields.append(f)
+    return part
 
 
 def _customer(row: dict[str, Any] | None) -> Customer | None:

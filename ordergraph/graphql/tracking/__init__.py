@@ -1,0 +1,1 @@
+"""GraphQL for stage 4: shipments' tracking (``shipments``) and alerts (``alerts``)."""
