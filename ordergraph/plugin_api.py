@@ -40,7 +40,7 @@ from ordergraph.core.lookups import (
     get_products,
 )
 from ordergraph.core.money import from_minor as money_from_minor
-from ordergraph.core.money import minor_unit
+from ordergraph.core.money import is_iso_currency, minor_unit
 from ordergraph.core.money import to_minor as money_to_minor
 from ordergraph.core.notifications import attempt as notification_attempt
 from ordergraph.core.notifications import load_order_event
@@ -178,6 +178,7 @@ __all__ = [
     "import_bank_credits",
     "ingest",
     "ingest_tracking",
+    "is_iso_currency",
     "load_json",
     "load_order",
     "load_order_event",

@@ -94,7 +94,7 @@ async def test_promotions_are_previewed_then_applied_to_what_was_delivered(
 async def test_a_promotion_that_does_not_combine_applies_alone(database_url: str) -> None:
     async with shop(database_url, extra=promos()) as api:
         await promotion(api, "Small", "order_percentage", {"percent": "5"}, priority=1)
-        await promotion(api, "Big, alone", "order_fixed", {"amount": "10.00"},
+        await promotion(api, "Big, alone", "order_fixed", {"amount": "10.00", "currency": "EUR"},
                         priority=5, combinable=False)  # fmt: skip
         order = await submit(api, "ALONE-1", as_="ada")
         expected = await preview(api, order["id"])
@@ -220,7 +220,7 @@ async def test_a_30_use_coupon_redeemed_100_times_at_once_gives_exactly_30(
     database_url: str,
 ) -> None:
     async with serve_api(make_settings(database_url), run_jobs=False) as api:
-        coupon = await promotion(api, "Thirty", "order_fixed", {"amount": "2.00"},
+        coupon = await promotion(api, "Thirty", "order_fixed", {"amount": "2.00", "currency": "EUR"},
                                  couponCode="thirty", usageLimit=30)  # fmt: skip
         ids = [
             (await submit(api, f"C-{i}", lines=[{"sku": "MUG", "quantity": 1}]))["id"]
@@ -244,7 +244,7 @@ async def test_a_30_use_coupon_redeemed_100_times_at_once_gives_exactly_30(
 
 async def test_per_customer_limits_and_customer_groups(database_url: str) -> None:
     async with shop(database_url, extra=promos()) as api:
-        await promotion(api, "Welcome", "order_fixed", {"amount": "1.00"},
+        await promotion(api, "Welcome", "order_fixed", {"amount": "1.00", "currency": "EUR"},
                         couponCode="WELCOME", perCustomerLimit=1, usageLimit=100)  # fmt: skip
         friends = {"percent": "10", "group": "friends", "emails": ["ada@example.com"]}
         await promotion(api, "Friends", "customer_group", friends)

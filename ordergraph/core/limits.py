@@ -20,6 +20,12 @@ from ordergraph.core.tables import (
     Order,
     OrderEvent,
     Product,
+    Promotion,
+    Shipment,
+    Statement,
+    Team,
+    TeamMember,
+    TrackingEventRow,
     WebhookEndpoint,
 )
 
@@ -29,6 +35,19 @@ MAX_STOCK = 2**31 - 1
 """The most stock a product can have on hand: an INTEGER column."""
 MAX_FILTER_VALUES = 100
 """The most values a list filter may name (each is a query parameter)."""
+
+# ASCII digits only: str.isdigit() and int() also take other scripts' digits ("²", "٣").
+_ID_DIGITS = re.compile(r"[0-9]{1,10}")
+
+
+def parse_id(value: str) -> int | None:
+    """The row id ``value`` names, or None when no row can have it: anything but ASCII
+    digits, or a number beyond what an id column holds. Every id a caller sends (GraphQL
+    arguments, HTTP path segments, webhook fields) is read here."""
+    if _ID_DIGITS.fullmatch(value) and 0 < int(value) <= MAX_ID:
+        return int(value)
+    return None
+
 
 # Control characters (NUL among them) and lone surrogates, which no database stores as text.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -93,6 +112,26 @@ TOKEN_NAME = TextLimit("The token's name", OrderEvent.actor.length - len("integr
 TEAM = TextLimit("The team", ApiToken.team.length)
 WEBHOOK_URL = TextLimit("The URL", WebhookEndpoint.url.length)
 WEBHOOK_DESCRIPTION = TextLimit("The description", WebhookEndpoint.description.length)
+STATEMENT_NUMBER = TextLimit("The statement number", Statement.number.length)
+# Stages 3 to 5: teams, shipments and their tracking, promotions.
+TEAM_NAME = TextLimit("The team's name", Team.name.length)
+TEAM_DESCRIPTION = TextLimit("The description", 2000, multiline=True)
+STAFF_NAME = TextLimit("The staff name", TeamMember.staff.length)
+ORDER_TYPE = TextLimit("The order type", 32)
+CARRIER = TextLimit("The carrier", Shipment.carrier.length)
+SERVICE = TextLimit("The service", Shipment.service.length)
+TRACKING_NUMBER = TextLimit("The tracking number", Shipment.tracking_number.length)
+TRACKING_DESCRIPTION = TextLimit("The description", 500)
+TRACKING_CODE = TextLimit("The code", TrackingEventRow.code.length)
+CITY = TextLimit("The city", TrackingEventRow.city.length)
+REGION = TextLimit("The region", TrackingEventRow.region.length)
+POSTAL_CODE = TextLimit("The postal code", TrackingEventRow.postal_code.length)
+PROMOTION_NAME = TextLimit("The promotion's name", Promotion.name.length)
+COUPON_CODE = TextLimit("The coupon code", Promotion.coupon_code.length)
+# A text argument of a promotion kind (a SKU, a group's name, an e-mail address).
+PROMOTION_ARGUMENT = TextLimit("The argument", 200)
+COORDINATE_PLACES = 7
+"""Decimal places a latitude or longitude keeps (about a centimetre), so that it fits its column."""
 MAX_WEBHOOK_ENDPOINTS = 100
 """Webhook endpoints registered at most (deleted ones do not count): every list is capped."""
 MAX_WEBHOOK_EVENT_TYPES = 50

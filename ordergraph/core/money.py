@@ -24,6 +24,11 @@ def is_currency(code: str) -> bool:
     return bool(_CURRENCY.match(code or ""))
 
 
+def is_iso_currency(code: str) -> bool:
+    """Whether ``code`` is an ISO 4217 currency code ("EUR")."""
+    return is_currency(code)
+
+
 def exponent(currency: str) -> int:
     return _EXPONENTS.get(currency, 2)
 

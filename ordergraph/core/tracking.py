@@ -20,6 +20,16 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import alerts, db
 from ordergraph.core.auth import SYSTEM
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
+from ordergraph.core.limits import (
+    CITY,
+    COORDINATE_PLACES,
+    POSTAL_CODE,
+    REGION,
+    TRACKING_CODE,
+    TRACKING_DESCRIPTION,
+    TRACKING_NUMBER,
+    utc_instant,
+)
 from ordergraph.core.orders import load_order, recording
 from ordergraph.core.tables import EtaHistory, Shipment, ShipmentTracking, TrackingEventRow
 
@@ -86,7 +96,6 @@ REASONS = (
 
 MAX_EVENTS = 500
 """The most events one update may carry (a carrier's full history fits many times over)."""
-MAX_DESCRIPTION = 500
 TRACKING_EVENT = "tracking"
 """The order event written when a shipment's tracking moves: notifiers and feeds see it."""
 
@@ -164,6 +173,7 @@ def check_update(update: TrackingUpdate) -> None:
         )
     for i, event in enumerate(update.events[:MAX_EVENTS]):
         where = f"events[{i}]"
+        utc_instant(event.occurred_at, f"{where}.occurredAt", problems)
         if event.occurred_at.utcoffset() is None:
             problems.append(
                 Problem(
@@ -186,16 +196,12 @@ def check_update(update: TrackingUpdate) -> None:
                     ErrorCode.INVALID_VALUE, f"Unknown reason {event.reason!r}.", f"{where}.reason"
                 )
             )
-        if len(event.description) > MAX_DESCRIPTION or len(event.code) > 64:
-            problems.append(
-                Problem(
-                    ErrorCode.INVALID_VALUE,
-                    f"A description has at most {MAX_DESCRIPTION} characters, a code 64.",
-                    f"{where}.description",
-                )
-            )
+        TRACKING_DESCRIPTION.check(event.description, f"{where}.description", problems)
+        TRACKING_CODE.check(event.code, f"{where}.code", problems)
         place = event.location
-        if place.country and len(place.country) != 2:
+        if place.country and not (
+            len(place.country) == 2 and place.country.isascii() and place.country.isalpha()
+        ):
             problems.append(
                 Problem(
                     ErrorCode.INVALID_VALUE,
@@ -203,19 +209,14 @@ def check_update(update: TrackingUpdate) -> None:
                     f"{where}.location.country",
                 )
             )
-        if max(len(place.city), len(place.region)) > 128 or len(place.postal_code) > 32:
-            problems.append(
-                Problem(
-                    ErrorCode.INVALID_VALUE,
-                    "A city or region has at most 128 characters, a postal code 32.",
-                    f"{where}.location",
-                )
-            )
+        CITY.check(place.city, f"{where}.location.city", problems)
+        REGION.check(place.region, f"{where}.location.region", problems)
+        POSTAL_CODE.check(place.postal_code, f"{where}.location.postalCode", problems)
         for name, value, bound in (
             ("latitude", place.latitude, 90),
             ("longitude", place.longitude, 180),
         ):
-            if value is not None and not -bound <= value <= bound:
+            if value is not None and not (value.is_finite() and -bound <= value <= bound):
                 problems.append(
                     Problem(
                         ErrorCode.INVALID_VALUE,
@@ -223,6 +224,9 @@ def check_update(update: TrackingUpdate) -> None:
                         f"{where}.location.{name}",
                     )
                 )
+    if update.estimate is not None:
+        for name in ("estimated_delivery", "window_from", "window_to"):
+            utc_instant(getattr(update.estimate, name), f"estimate.{name}", problems)
     if problems:
         raise DomainError(*problems)
 
@@ -265,8 +269,9 @@ async def shipment_row(shipment_id: int) -> dict[str, Any]:
 
 
 async def find_shipment(tracking_number: str) -> dict[str, Any] | None:
-    """The latest shipment with this tracking number (id, order, carrier, number)."""
-    if not tracking_number:
+    """The latest shipment with this tracking number (id, order, carrier, number); None
+    also for text no tracking number can be, which must not reach the database."""
+    if not tracking_number or TRACKING_NUMBER.problem(tracking_number, None) is not None:
         return None
     return await (
         Shipment.select(Shipment.id, Shipment.order, Shipment.carrier, Shipment.tracking_number)
@@ -315,8 +320,8 @@ async def ingest(
                             region=e.location.region,
                             postal_code=e.location.postal_code,
                             country=e.location.country.upper(),
-                            latitude=_text(e.location.latitude),
-                            longitude=_text(e.location.longitude),
+                            latitude=_coordinate(e.location.latitude),
+                            longitude=_coordinate(e.location.longitude),
                             source=update.source,
                             dedupe_key=e.dedupe_key,
                         )
@@ -409,8 +414,12 @@ async def _locked_tracking(shipment_id: int, order_id: int) -> dict[str, Any]:
     return await query.first()
 
 
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+def _coordinate(value: Decimal | None) -> str | None:
+    """A latitude or longitude as stored: rounded to ``COORDINATE_PLACES``, which fits its
+    column whatever precision the carrier sent."""
+    if value is None:
+        return None
+    return str(value.quantize(Decimal(1).scaleb(-COORDINATE_PLACES)).normalize())
 
 
 def _utc(value: datetime.datetime | None) -> datetime.datetime | None:

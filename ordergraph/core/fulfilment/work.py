@@ -20,6 +20,7 @@ from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.fulfilment import labels
 from ordergraph.core.fulfilment.assignment import WORKING
+from ordergraph.core.limits import CARRIER, SERVICE, TRACKING_NUMBER
 from ordergraph.core.money import to_minor
 from ordergraph.core.orders import OrderView, Timeline, load_order, recording
 from ordergraph.core.tables import Assignment, FulfilmentLine, Order, Shipment, ShipmentLine, Task
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 DERIVE_JOB = "derive_fulfilment_status"
 MAX_PARCELS = 100
-MAX_TEXT = 128
 ShortPick = Literal["CANCEL_REST", "BACKORDER"]
 
 
@@ -361,15 +361,11 @@ async def complete_pack(
 
 
 def _check_carrier(carrier: str, service: str) -> list[Problem]:
-    problems = []
-    if not carrier.strip() or len(carrier) > 64:
-        problems.append(
-            Problem(ErrorCode.REQUIRED, "Name the carrier (1 to 64 characters).", "carrier")
-        )
-    if len(service) > 64:
-        problems.append(
-            Problem(ErrorCode.INVALID_VALUE, "A service has at most 64 characters.", "service")
-        )
+    problems: list[Problem] = []
+    if not carrier.strip():
+        problems.append(Problem(ErrorCode.REQUIRED, "Name the carrier.", "carrier"))
+    CARRIER.check(carrier, "carrier", problems)
+    SERVICE.check(service, "service", problems)
     return problems
 
 
@@ -398,15 +394,12 @@ async def complete_ship(
                 "trackingNumbers",
             )
         )
-    problems += [
-        Problem(
-            ErrorCode.INVALID_VALUE,
-            f"A tracking number has 1 to {MAX_TEXT} characters.",
-            f"trackingNumbers[{i}]",
-        )
-        for i, number in enumerate(tracking_numbers)
-        if not number.strip() or len(number) > MAX_TEXT
-    ]
+    for i, number in enumerate(tracking_numbers):
+        if not number.strip():
+            problems.append(
+                Problem(ErrorCode.REQUIRED, "Give the tracking number.", f"trackingNumbers[{i}]")
+            )
+        TRACKING_NUMBER.check(number, f"trackingNumbers[{i}]", problems)
     if problems:
         raise DomainError(*problems)
     quantities: Counter[int] = Counter()
@@ -457,6 +450,7 @@ async def ship_order(
         )
     lines = await fulfilment_lines(order_id)
     problems = _check_carrier(carrier, service)
+    TRACKING_NUMBER.check(tracking_number, "trackingNumber", problems)
     if not quantities:
         problems.append(Problem(ErrorCode.REQUIRED, "Name the lines to ship.", "lines"))
     for i, (line_no, quantity) in enumerate(quantities.items()):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM
 from ordergraph.core.errors import DomainError, ErrorCode, is_unique_violation
+from ordergraph.core.limits import STATEMENT_NUMBER
 from ordergraph.core.money import from_minor
 from ordergraph.core.orders import OrderView, load_order, parse_order_number, recording
 from ordergraph.core.settlement.amount import delivered_quantities, final_amount
@@ -68,7 +69,12 @@ async def statement_of(order_id: int) -> StatementView | None:
 
 
 async def statement_by_number(number: str) -> StatementView | None:
-    row = await Statement.select().where(Statement.number == number.strip().upper()).first()
+    """The statement numbered ``number``; None also for text no number can be (a NUL,
+    more than the column holds), which must not reach the database as a query."""
+    wanted = number.strip().upper()
+    if STATEMENT_NUMBER.problem(wanted, None) is not None:
+        return None
+    row = await Statement.select().where(Statement.number == wanted).first()
     return statement_view(row) if row else None
 
 
