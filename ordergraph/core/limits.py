@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from ordergraph.core.errors import ErrorCode, Problem
 from ordergraph.core.tables import (
-    ApiToken,
     Customer,
     ImportError_,
     Order,
@@ -109,12 +108,12 @@ BIN_LOCATION = TextLimit("The bin location", Product.bin_location.length)
 SEARCH = TextLimit("The search", 200)
 # A token's name is the actor of its events, "role:name"; "integrator" is the longest role.
 TOKEN_NAME = TextLimit("The token's name", OrderEvent.actor.length - len("integrator:"))
-TEAM = TextLimit("The team", ApiToken.team.length)
+# A team's name, and the team a staff token belongs to.
+TEAM = TextLimit("The team", Team.name.length)
 WEBHOOK_URL = TextLimit("The URL", WebhookEndpoint.url.length)
 WEBHOOK_DESCRIPTION = TextLimit("The description", WebhookEndpoint.description.length)
+# Stages 3 to 5: teams, shipments and their tracking, promotions, statements.
 STATEMENT_NUMBER = TextLimit("The statement number", Statement.number.length)
-# Stages 3 to 5: teams, shipments and their tracking, promotions.
-TEAM_NAME = TextLimit("The team's name", Team.name.length)
 TEAM_DESCRIPTION = TextLimit("The description", 2000, multiline=True)
 STAFF_NAME = TextLimit("The staff name", TeamMember.staff.length)
 ORDER_TYPE = TextLimit("The order type", 32)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db, jobs
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.limits import ORDER_TYPE, STAFF_NAME, TEAM_DESCRIPTION, TEAM_NAME, shown
+from ordergraph.core.limits import ORDER_TYPE, STAFF_NAME, TEAM, TEAM_DESCRIPTION, shown
 from ordergraph.core.orders import OrderView, load_order, recording
 from ordergraph.core.tables import Assignment, Order, Team, TeamMember
 
@@ -139,7 +139,7 @@ def _check_team(name: str, description: str, members: list[MemberData]) -> list[
     problems: list[Problem] = []
     if not name.strip():
         problems.append(Problem(ErrorCode.REQUIRED, "Name the team.", "name"))
-    TEAM_NAME.check(name, "name", problems)
+    TEAM.check(name, "name", problems)
     TEAM_DESCRIPTION.check(description, "description", problems)
     if len(members) > MAX_MEMBERS:
         problems.append(
