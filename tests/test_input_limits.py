@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from conftest import ADDRESS, SUBMIT, Api, order_input, submit
+from test_alerts import RESOLVE as RESOLVE_ALERT
+from test_alerts import alerts_of
 from test_fulfilment import PACK, PICK, SHIP_MORE, TEAM, approved, parcel, read, task, team
 from test_fulfilment import shop as fulfilment_shop
 from test_tracking import SHIP_BY, TRACKING, scan, shipment_ids
@@ -591,3 +593,19 @@ async def test_a_statement_number_no_statement_can_have_is_not_found(api: Api) -
         assert (answer.status_code, answer.json()["code"]) == (404, "NOT_FOUND"), number
     signed = await api.client.get("/statements/%00.pdf?token=x")
     assert signed.status_code == 403
+
+
+async def test_an_alert_resolution_with_a_nul_is_refused_and_the_alert_stays_open(
+    database_url: str,
+) -> None:
+    async with fulfilment_shop(database_url) as api:
+        order_id = await shipped_by_hand(api, "ALERT-1")
+        [shipment] = await shipment_ids(api, order_id)
+        await record_scans(api, shipment, scan("2024-05-02T11:00:00+02:00", "on_hold", code="H"))
+        [alert] = await alerts_of(api, order_id, "OPEN")
+        refused = await api.data(RESOLVE_ALERT, {"id": alert["id"], "note": f"Called{NUL}"})
+        still = await alerts_of(api, order_id, "OPEN")
+    assert refused["resolveAlert"]["errors"] == [
+        {"field": "resolution", "code": "INVALID_CHARACTER"}
+    ]
+    assert [a["id"] for a in still] == [alert["id"]]
