@@ -181,23 +181,26 @@ def _checkpoint(checkpoint: Any, where: str, problems: list[Problem]) -> Trackin
     if status is None:
         found.append(Problem(ErrorCode.INVALID_VALUE, f"Unknown tag {tag!r}.", where))
     latitude, longitude = _coordinates(checkpoint.get("coordinates"), f"{where}.coordinates", found)
-    event = TrackingEvent(
-        occurred_at=when or datetime.datetime.now(datetime.UTC),
-        status=status or "unknown",
+    location = Location(
+        city=field("city"),
+        region=field("state"),
+        postal_code=field("zip"),
+        country=COUNTRIES.get(field("country_iso3"), ""),
+        latitude=latitude,
+        longitude=longitude,
+    )
+    description = field("message")[:500]
+    problems += found
+    if when is None or status is None or found:
+        return None
+    return TrackingEvent(
+        occurred_at=when,
+        status=status,
         reason=reason,
         code=subtag[:64],
-        description=field("message")[:500],
-        location=Location(
-            city=field("city"),
-            region=field("state"),
-            postal_code=field("zip"),
-            country=COUNTRIES.get(field("country_iso3"), ""),
-            latitude=latitude,
-            longitude=longitude,
-        ),
+        description=description,
+        location=location,
     )
-    problems += found
-    return None if found else event
 
 
 def update_from_tracking(tracking: dict[str, Any]) -> TrackingUpdate:
