@@ -238,14 +238,15 @@ def update_from_tracking(tracking: dict[str, Any]) -> TrackingUpdate:
 def _promised(tracking: dict[str, Any]) -> datetime.date | None:
     """The delivery date the order promised (``order_promised_delivery_date``)."""
     where = "msg.order_promised_delivery_date"
+    raw = tracking.get("order_promised_delivery_date")
     problems: list[Problem] = []
-    value = _text(tracking.get("order_promised_delivery_date"), where, problems)
+    value = _text(raw, where, problems)
     if not value and not problems:
         return None
     try:
         return datetime.date.fromisoformat(value[:10])
     except ValueError:
-        raise DomainError.of(ErrorCode.INVALID_VALUE, f"Not a date: {value!r}.", where) from None
+        raise DomainError.of(ErrorCode.INVALID_VALUE, f"Not a date: {raw!r}.", where) from None
 
 
 def _webhook_route(secret: str) -> Route:
