@@ -161,3 +161,54 @@ async def test_an_unreadable_update_goes_to_the_inbox_and_an_unknown_number_is_i
         )
         assert (await post(api, unknown)).json()["status"] == "ignored"
         assert await TrackingEventRow.count() == 0
+
+
+def signed_body(data: Any) -> bytes:
+    return json.dumps(data).encode()
+
+
+HUGE = "a number beyond a float"
+
+
+async def test_signed_updates_with_fields_of_the_wrong_type_are_kept_for_a_person(
+    database_url: str,
+) -> None:
+    """A signed delivery answered 5xx is retried for days: every field of the wrong type or
+    with a value no event can hold is answered 200 and kept in the inbox, naming it."""
+    async with aftership_shop(database_url) as api:
+        await shipped(api, "AS-5", carrier="fedex")
+        good = checkpoint("2024-04-26T10:00:00Z", "InTransit", "", "Moving")
+        cases = {
+            "msg.checkpoints": {"checkpoints": "InTransit"},
+            "msg.checkpoints[0]": {"checkpoints": [["not", "an", "object"]]},
+            "msg.checkpoints[0].message": {"checkpoints": [good | {"message": {"a": 1}}]},
+            "msg.checkpoints[0].coordinates": {"checkpoints": [good | {"coordinates": ["x", 1]}]},
+            "events[0].location.latitude": {"checkpoints": [good | {"coordinates": [HUGE, 1]}]},
+            "events[0].location.city": {"checkpoints": [good | {"city": "Re\u001bno"}]},
+            "events[0].occurredAt": {
+                "checkpoints": [good | {"checkpoint_time": "0001-01-01T00:00:00+14:00"}]
+            },
+            "msg.aftership_estimated_delivery_date": {"aftership_estimated_delivery_date": [1]},
+            "msg.expected_delivery": {"expected_delivery": 20240426},
+            "msg.order_promised_delivery_date": {"order_promised_delivery_date": ["2024-04-27"]},
+        }
+        answers = {}
+        for i, (field, msg) in enumerate(cases.items()):
+            body = json.loads(delivery("AS-5-T", event_id=f"typed-{i}"))
+            body["msg"] |= msg
+            answer = await post(api, json.dumps(body).replace(f'"{HUGE}"', "1e400").encode())
+            answers[field] = answer.status_code, answer.json()["status"]
+        wrong_number = json.loads(delivery("AS-5-T", good, event_id="typed-number"))
+        wrong_number["msg"]["tracking_number"] = {"number": "AS-5-T"}
+        number_answer = await post(api, signed_body(wrong_number))
+        entries = await ImportError_.select().where(ImportError_.channel == "aftership")
+        stored = await TrackingEventRow.count()
+    assert answers == {field: (200, "rejected") for field in cases}
+    assert (number_answer.status_code, number_answer.json()["status"]) == (200, "rejected")
+    fields = set()
+    for entry in entries:
+        reasons = entry["reasons"]
+        reasons = json.loads(reasons) if isinstance(reasons, str) else reasons
+        fields |= {reason["field"] for reason in reasons}
+    assert set(cases) | {"msg.tracking_number"} <= fields
+    assert stored == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import SUBMIT, Api, order_input, submit
+from conftest import SUBMIT, Api, make_settings, order_input, serve_api, submit
 from test_subscriptions import ORDER_EVENTS, connected_as
 
 # Ids that cannot exist, and one that could but does not: all must be answered alike.
@@ -123,3 +123,50 @@ async def test_subscribing_to_an_impossible_order_id_ends_with_not_found(api: Ap
     assert error["message"] == f"There is no order {value}."
     assert error["extensions"]["code"] == "NOT_FOUND"
     assert done == {"id": "1", "type": "complete"}
+
+
+# Digits of other scripts, which str.isdigit() accepts and int() does not always read
+# (superscript two is a digit to isdigit, not to int), and more digits than int() reads at all.
+FOREIGN_DIGIT_IDS = ["\u00b2", "\u0661\u0662", "\uff11", "9" * 5000]
+RECORD_EVENTS = """
+mutation M($id: ID!) {
+  recordTrackingEvents(shipmentId: $id, events: []) { newEvents errors { field code } }
+}
+"""
+REPLAY_WEBHOOK = """
+mutation M($o: ID!, $e: ID!) {
+  replayWebhook(orderId: $o, eventId: $e, endpoint: "erp") { queued errors { field code } }
+}
+"""
+
+
+async def test_stage_ids_in_other_scripts_digits_are_unknown_ids(database_url: str) -> None:
+    """An id is ASCII digits for every mutation and route alike: anything else is the
+    answer an unknown id gets, never an unexpected error or an HTTP 500."""
+    plugins = {
+        "webhooks": {
+            "enabled": True,
+            "signing_secret": "replay-secret",
+            "endpoints": {"erp": "http://127.0.0.1:9/hook"},
+        }
+    }
+    settings = make_settings(database_url, production=True, plugins=plugins)
+    async with serve_api(settings) as api:
+        order = await submit(api)
+        for value in FOREIGN_DIGIT_IDS:
+            recorded = await api.data(RECORD_EVENTS, {"id": value}, as_="staff")
+            assert recorded["recordTrackingEvents"] == {
+                "newEvents": 0,
+                "errors": [{"field": "shipmentId", "code": "NOT_FOUND"}],
+            }
+            replayed = await api.data(REPLAY_WEBHOOK, {"o": value, "e": "1"})
+            assert replayed["replayWebhook"]["errors"] == [
+                {"field": "orderId", "code": "NOT_FOUND"}
+            ]
+            event = await api.data(REPLAY_WEBHOOK, {"o": order["id"], "e": value})
+            assert event["replayWebhook"]["errors"] == [{"field": "eventId", "code": "NOT_FOUND"}]
+            label = await api.client.get(
+                f"/shipments/{value}/label",
+                headers={"Authorization": f"Bearer {api.tokens['staff']}"},
+            )
+            assert label.status_code == 404 and label.json()["code"] == "NOT_FOUND"

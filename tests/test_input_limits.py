@@ -15,6 +15,13 @@ from typing import Any
 
 import pytest
 from conftest import ADDRESS, SUBMIT, Api, order_input, submit
+from test_alerts import RESOLVE as RESOLVE_ALERT
+from test_alerts import alerts_of
+from test_fulfilment import PACK, PICK, SHIP_MORE, TEAM, approved, parcel, read, task, team
+from test_fulfilment import shop as fulfilment_shop
+from test_tracking import SHIP_BY, TRACKING, scan, shipment_ids
+from test_tracking import record as record_scans
+from test_tracking import shipped as shipped_by_hand
 
 from ordergraph.core import auth, limits
 from ordergraph.core.auth import SYSTEM
@@ -461,3 +468,145 @@ async def test_a_transition_reason_is_bounded_and_the_order_stays(
         "errors": [{"field": "reason", "code": code}],
     }
     assert fine["transitionOrder"] == {"order": {"status": "CANCELLED"}, "errors": []}
+
+
+SHIP_WITH = """
+mutation Ship($id: ID!, $carrier: String!, $service: String!, $numbers: [String!]!) {
+  completeShip(id: $id, carrier: $carrier, service: $service, trackingNumbers: $numbers) {
+    errors { field code }
+  }
+}
+"""
+SET_AVAILABILITY = """
+mutation($staff: String!) {
+  setMemberAvailability(staff: $staff, available: false) { errors { field code } }
+}
+"""
+
+
+async def test_team_text_with_control_characters_is_refused_on_both_backends(
+    database_url: str,
+) -> None:
+    async with fulfilment_shop(database_url) as api:
+        members = [
+            {"staff": f"pia{NUL}", "capacity": 5},
+            {"staff": "pat", "capacity": 5, "orderTypes": ["bulk\x1b"]},
+        ]
+        refused = await api.data(
+            TEAM, {"input": {"name": f"pack{NUL}ers", "description": "\x07", "members": members}}
+        )
+        availability = await api.data(SET_AVAILABILITY, {"staff": f"pia{NUL}"})
+        teams = await api.data("{ teams { name } }")
+    assert {(e["field"], e["code"]) for e in refused["upsertTeam"]["errors"]} == {
+        ("name", "INVALID_CHARACTER"),
+        ("description", "INVALID_CHARACTER"),
+        ("members[0].staff", "INVALID_CHARACTER"),
+        ("members[1].orderTypes[0]", "INVALID_CHARACTER"),
+    }
+    assert availability["setMemberAvailability"]["errors"] == [
+        {"field": "staff", "code": "NOT_FOUND"}
+    ]
+    assert teams == {"teams": []}
+
+
+async def test_shipping_text_no_column_holds_is_refused_and_nothing_ships(
+    database_url: str,
+) -> None:
+    async with fulfilment_shop(database_url) as api:
+        await team(api, "packers", ("pia", 50))
+        order = await approved(api, "TEXT-1", lines=[{"sku": "MUG", "quantity": 2}])
+        await api.data(PICK, {"id": task(order, "pick")["id"]}, as_="pia")
+        await api.data(
+            PACK, {"id": task(order, "pack")["id"], "parcels": [parcel((1, 1))]}, as_="pia"
+        )
+        ship = await api.data(
+            SHIP_WITH,
+            {
+                "id": task(order, "ship")["id"],
+                "carrier": f"man{NUL}ual",
+                "service": "\x1b[31m",
+                "numbers": [f"T{NUL}1"],
+            },
+            as_="pia",
+        )
+        shipped = await api.data(
+            SHIP_BY,
+            {"id": task(order, "ship")["id"], "carrier": "manual", "numbers": ["T-1"]},
+            as_="pia",
+        )
+        more = await api.data(
+            SHIP_MORE,
+            {
+                "id": order["id"],
+                "input": {
+                    "lines": [{"lineNo": 1, "quantity": 1}],
+                    "carrier": "manual",
+                    "trackingNumber": "T" * 129,
+                },
+            },
+            as_="pia",
+        )
+        shipments = (await read(api, order["id"]))["shipments"]
+    assert {(e["field"], e["code"]) for e in ship["completeShip"]["errors"]} == {
+        ("carrier", "INVALID_CHARACTER"),
+        ("service", "INVALID_CHARACTER"),
+        ("trackingNumbers[0]", "INVALID_CHARACTER"),
+    }
+    assert shipped["completeShip"]["errors"] == []
+    assert [(e["field"], e["code"]) for e in more["shipOrder"]["errors"]] == [
+        ("trackingNumber", "TOO_LONG")
+    ]
+    assert [s["trackingNumber"] for s in shipments] == ["T-1"]
+
+
+async def test_tracking_events_no_column_holds_are_refused_by_field(database_url: str) -> None:
+    async with fulfilment_shop(database_url) as api:
+        order_id = await shipped_by_hand(api, "SCAN-1")
+        [shipment] = await shipment_ids(api, order_id)
+        place = {"city": f"Mem{NUL}phis", "postalCode": "3" * 33, "latitude": "1e400"}
+        refused = await record_scans(
+            api,
+            shipment,
+            scan("2024-04-26T09:00:00-05:00", "in_transit", description=f"a{NUL}b")
+            | {"location": place},
+            scan("2024-04-26T10:00:00-05:00", "in_transit", code="\x00")
+            | {"location": {"latitude": "NaN", "longitude": "-Infinity"}},
+            scan("0001-01-01T00:00:00+14:00", "in_transit"),
+        )
+        kept = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
+    assert {(e["field"], e["code"]) for e in refused["errors"]} == {
+        ("events[0].description", "INVALID_CHARACTER"),
+        ("events[0].location.city", "INVALID_CHARACTER"),
+        ("events[0].location.postalCode", "TOO_LONG"),
+        ("events[0].location.latitude", "INVALID_VALUE"),
+        ("events[1].code", "INVALID_CHARACTER"),
+        ("events[1].location.latitude", "INVALID_VALUE"),
+        ("events[1].location.longitude", "INVALID_VALUE"),
+        ("events[2].occurredAt", "OUT_OF_RANGE"),
+    }
+    assert kept[0]["events"] == []
+
+
+async def test_a_statement_number_no_statement_can_have_is_not_found(api: Api) -> None:
+    headers = {"Authorization": f"Bearer {api.tokens['admin']}"}
+    for number in ["%00", "ST-2026-%00", "S" * 300, "%E2%80%AE"]:
+        answer = await api.client.get(f"/statements/{number}.pdf", headers=headers)
+        assert (answer.status_code, answer.json()["code"]) == (404, "NOT_FOUND"), number
+    signed = await api.client.get("/statements/%00.pdf?token=x")
+    assert signed.status_code == 403
+
+
+async def test_an_alert_resolution_with_a_nul_is_refused_and_the_alert_stays_open(
+    database_url: str,
+) -> None:
+    async with fulfilment_shop(database_url) as api:
+        order_id = await shipped_by_hand(api, "ALERT-1")
+        [shipment] = await shipment_ids(api, order_id)
+        await record_scans(api, shipment, scan("2024-05-02T11:00:00+02:00", "on_hold", code="H"))
+        [alert] = await alerts_of(api, order_id, "OPEN")
+        refused = await api.data(RESOLVE_ALERT, {"id": alert["id"], "note": f"Called{NUL}"})
+        still = await alerts_of(api, order_id, "OPEN")
+    assert refused["resolveAlert"]["errors"] == [
+        {"field": "resolution", "code": "INVALID_CHARACTER"}
+    ]
+    assert [a["id"] for a in still] == [alert["id"]]

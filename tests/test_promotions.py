@@ -95,7 +95,7 @@ async def test_promotions_are_previewed_then_applied_to_what_was_delivered(
 async def test_a_promotion_that_does_not_combine_applies_alone(database_url: str) -> None:
     async with shop(database_url, extra=promos()) as api:
         await promotion(api, "Small", "order_percentage", {"percent": "5"}, priority=1)
-        await promotion(api, "Big, alone", "order_fixed", {"amount": "10.00"},
+        await promotion(api, "Big, alone", "order_fixed", {"amount": "10.00", "currency": "EUR"},
                         priority=5, combinable=False)  # fmt: skip
         order = await submit(api, "ALONE-1", as_="ada")
         expected = await preview(api, order["id"])
@@ -221,7 +221,8 @@ async def test_a_30_use_coupon_redeemed_100_times_at_once_gives_exactly_30(
     database_url: str,
 ) -> None:
     async with serve_api(make_settings(database_url), run_jobs=False) as api:
-        coupon = await promotion(api, "Thirty", "order_fixed", {"amount": "2.00"},
+        thirty = {"amount": "2.00", "currency": "EUR"}
+        coupon = await promotion(api, "Thirty", "order_fixed", thirty,
                                  couponCode="thirty", usageLimit=30)  # fmt: skip
         ids = [
             (await submit(api, f"C-{i}", lines=[{"sku": "MUG", "quantity": 1}]))["id"]
@@ -245,7 +246,7 @@ async def test_a_30_use_coupon_redeemed_100_times_at_once_gives_exactly_30(
 
 async def test_per_customer_limits_and_customer_groups(database_url: str) -> None:
     async with shop(database_url, extra=promos()) as api:
-        await promotion(api, "Welcome", "order_fixed", {"amount": "1.00"},
+        await promotion(api, "Welcome", "order_fixed", {"amount": "1.00", "currency": "EUR"},
                         couponCode="WELCOME", perCustomerLimit=1, usageLimit=100)  # fmt: skip
         friends = {"percent": "10", "group": "friends", "emails": ["ada@example.com"]}
         await promotion(api, "Friends", "customer_group", friends)
@@ -308,3 +309,65 @@ async def test_a_customer_guessing_coupon_codes_is_stopped(database_url: str) ->
         }
     ]
     assert by_staff["redeemCoupon"]["errors"] == []  # staff are not limited
+
+
+async def test_a_fixed_amount_is_money_of_its_currency_and_the_preview_holds(
+    database_url: str,
+) -> None:
+    """Amounts finer than the currency or beyond what an amount holds are refused when the
+    promotion is created, not when an order's price is shown."""
+    async with shop(database_url, extra=promos()) as api:
+        refused = {}
+        for amount, currency in [("0.001", "EUR"), ("1e30", "EUR"), ("1.5", "JPY")]:
+            arguments = {"amount": amount, "currency": currency}
+            payload = (
+                await api.data(
+                    CREATE, {"input": {"name": "x", "kind": "order_fixed", "arguments": arguments}}
+                )
+            )["createPromotion"]
+            refused[amount] = [(e["field"], e["code"]) for e in payload["errors"]]
+        await promotion(api, "Five off", "order_fixed", {"amount": "5.00", "currency": "EUR"})
+        await promotion(api, "Yen off", "order_fixed", {"amount": "500", "currency": "JPY"})
+        order = await submit(api, "FIXED-1", as_="ada")
+        shown = await preview(api, order["id"])
+        listed = await api.data("{ promotions { name } }")
+    assert refused == {
+        "0.001": [("arguments.amount", "INVALID_VALUE")],
+        "1e30": [("arguments.amount", "INVALID_VALUE")],
+        "1.5": [("arguments.amount", "INVALID_VALUE")],
+    }
+    assert listed["promotions"] == [{"name": "Five off"}, {"name": "Yen off"}]
+    # A EUR order gets the EUR promotion only.
+    assert [(a["label"], a["amount"]) for a in shown["adjustments"]] == [("Five off", "-5.00")]
+
+
+async def test_promotion_text_with_control_characters_is_refused_on_both_backends(
+    database_url: str,
+) -> None:
+    async with shop(database_url, extra=promos()) as api:
+        nul = "a\u0000b"
+        payload = (
+            await api.data(
+                CREATE,
+                {
+                    "input": {
+                        "name": nul,
+                        "kind": "sku_percentage",
+                        "arguments": {"percent": "10", "skus": ["MUG", nul]},
+                        "couponCode": "tab\there",
+                    }
+                },
+            )
+        )["createPromotion"]
+        order = await submit(api, "COUPON-NUL", as_="ada")
+        redeemed = await api.data(REDEEM, {"id": order["id"], "code": nul}, as_="ada")
+        listed = await api.data("{ promotions { name } }")
+    assert {(e["field"], e["code"]) for e in payload["errors"]} == {
+        ("name", "INVALID_CHARACTER"),
+        ("arguments.skus", "INVALID_CHARACTER"),
+        ("couponCode", "INVALID_CHARACTER"),
+    }
+    assert listed == {"promotions": []}
+    assert [(e["field"], e["code"]) for e in redeemed["redeemCoupon"]["errors"]] == [
+        ("code", "NOT_FOUND")
+    ]

@@ -378,8 +378,10 @@ def promotion_kinds(settings):
     Returns: a list of ``PromotionKind`` (name, description, ``arguments`` as a tuple
     of ``Setting``, and ``apply(context, arguments)`` returning a list of
     ``Adjustment``); ``context`` is a ``PromotionContext`` (order, lines, shipping,
-    customer_email, subtotal) (collected). Arguments are checked against their
-    settings when a promotion is created; a name declared twice keeps the first.
+    customer_email, subtotal), and optionally ``check(arguments)`` returning what is
+    wrong across the typed arguments by argument name) (collected). Arguments are
+    checked against their settings and ``check`` when a promotion is created; a name
+    declared twice keeps the first.
     """
 
 

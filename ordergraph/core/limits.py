@@ -22,6 +22,19 @@ MAX_STOCK = 2**31 - 1
 MAX_FILTER_VALUES = 100
 """The most values a list filter may name (each is a query parameter)."""
 
+# ASCII digits only: str.isdigit() and int() also take other scripts' digits ("²", "٣").
+_ID_DIGITS = re.compile(r"[0-9]{1,10}")
+
+
+def parse_id(value: str) -> int | None:
+    """The row id ``value`` names, or None when no row can have it: anything but ASCII
+    digits, or a number beyond what an id column holds. Every id a caller sends (GraphQL
+    arguments, HTTP path segments, webhook fields) is read here."""
+    if _ID_DIGITS.fullmatch(value) and 0 < int(value) <= MAX_ID:
+        return int(value)
+    return None
+
+
 # Control characters (NUL among them) and lone surrogates, which no database stores as text.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # The same, but line breaks and tabs are allowed: for notes.

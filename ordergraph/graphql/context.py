@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +11,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from ordergraph.core.auth import Principal, Role, authenticate
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.limits import MAX_ID, TextLimit
+from ordergraph.core.limits import TextLimit, parse_id
 from ordergraph.core.runtime import Runtime
 from ordergraph.graphql.loaders import Loaders
 
@@ -86,9 +85,6 @@ def require(info: Info, *roles: Role) -> Principal:
     return principal
 
 
-_ID_DIGITS = re.compile(r"[0-9]{1,10}")
-
-
 def row_id(
     value: str, what: str, *, field: str = "id", code: ErrorCode = ErrorCode.NOT_FOUND
 ) -> int:
@@ -98,8 +94,9 @@ def row_id(
     ``DomainError``, the answer an unknown id gets, rather than reaching the database
     as a query it cannot run. ``what`` names the row in the message ("There is no order x.").
     """
-    if _ID_DIGITS.fullmatch(value) and 0 < int(value) <= MAX_ID:
-        return int(value)
+    found = parse_id(value)
+    if found is not None:
+        return found
     raise DomainError.of(code, f"There is no {what} {value}.", field)
 
 

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.limits import MAX_ID
+from ordergraph.core.limits import parse_id, shown
 from ordergraph.graphql.context import principal_for
 from ordergraph.stages.fulfilment.labels import label_for
 
@@ -29,10 +29,11 @@ async def shipment_label(request: Request) -> Response:
             status_code=401,
         )
     raw_id = request.path_params["id"]
+    shipment_id = parse_id(raw_id)
     try:
-        if not raw_id.isdigit() or int(raw_id) > MAX_ID:
-            raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no shipment {raw_id}.")
-        label = await label_for(int(raw_id), principal)
+        if shipment_id is None:
+            raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no shipment {shown(raw_id)}.")
+        label = await label_for(shipment_id, principal)
     except DomainError as error:
         return JSONResponse({"code": "NOT_FOUND", "message": str(error)}, status_code=404)
     extension = label.format.lower() or "pdf"

@@ -102,13 +102,27 @@ def signature_is_valid(secret: str, body: bytes, signature: str | None) -> bool:
     return hmac.compare_digest(expected, signature.strip().encode("latin-1", "replace"))
 
 
-def _text(value: Any) -> str:
-    return str(value).strip() if value is not None else ""
+def _text(value: Any, where: str, problems: list[Problem]) -> str:
+    """A text field: absent or null is empty; anything but a string is a problem."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    problems.append(Problem(ErrorCode.INVALID_VALUE, "Expected text.", where))
+    return ""
+
+
+def _object(value: Any, where: str, problems: list[Problem]) -> dict[str, Any]:
+    """An object field: absent or null is empty; anything but an object is a problem."""
+    if value is None or isinstance(value, dict):
+        return value or {}
+    problems.append(Problem(ErrorCode.INVALID_VALUE, "Expected an object.", where))
+    return {}
 
 
 def _time(value: Any, where: str, problems: list[Problem]) -> datetime.datetime | None:
     try:
-        parsed = datetime.datetime.fromisoformat(_text(value).replace("Z", "+00:00"))
+        parsed = datetime.datetime.fromisoformat(_text(value, where, []).replace("Z", "+00:00"))
     except ValueError:
         problems.append(Problem(ErrorCode.INVALID_VALUE, f"Not a time: {value!r}.", where))
         return None
@@ -120,70 +134,102 @@ def _time(value: Any, where: str, problems: list[Problem]) -> datetime.datetime 
     return parsed
 
 
-def _date_or_time(value: Any) -> datetime.datetime | None:
+def _date_or_time(value: Any, where: str, problems: list[Problem]) -> datetime.datetime | None:
     """An AfterShip estimate: a date (the day, at UTC midnight) or a time with offset."""
-    text = _text(value)
+    text = _text(value, where, problems)
     if not text:
         return None
-    if len(text) == 10:
-        return datetime.datetime.fromisoformat(text).replace(tzinfo=datetime.UTC)
-    parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        if len(text) == 10:
+            return datetime.datetime.fromisoformat(text).replace(tzinfo=datetime.UTC)
+        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        problems.append(Problem(ErrorCode.INVALID_VALUE, "Not a date or time.", where))
+        return None
     return parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=datetime.UTC)
 
 
+def _coordinates(value: Any, where: str, problems: list[Problem]) -> tuple[Decimal | None, ...]:
+    """``[latitude, longitude]`` as numbers, or none at all."""
+    if not value:
+        return None, None
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(n, int | Decimal) and not isinstance(n, bool) for n in value)
+    ):
+        return Decimal(value[0]), Decimal(value[1])
+    problems.append(
+        Problem(ErrorCode.INVALID_VALUE, "Coordinates are [latitude, longitude].", where)
+    )
+    return None, None
+
+
+def _checkpoint(checkpoint: Any, where: str, problems: list[Problem]) -> TrackingEvent | None:
+    """The tracking event of one checkpoint, or None with its problems appended."""
+    if not isinstance(checkpoint, dict):
+        problems.append(Problem(ErrorCode.INVALID_VALUE, "A checkpoint is an object.", where))
+        return None
+    found: list[Problem] = []
+
+    def field(name: str) -> str:
+        return _text(checkpoint.get(name), f"{where}.{name}", found)
+
+    when = _time(checkpoint.get("checkpoint_time"), f"{where}.checkpoint_time", found)
+    tag, subtag = field("tag"), field("subtag")
+    status, reason = SUBTAGS.get(subtag, (TAGS.get(tag), None))
+    if status is None:
+        found.append(Problem(ErrorCode.INVALID_VALUE, f"Unknown tag {tag!r}.", where))
+    latitude, longitude = _coordinates(checkpoint.get("coordinates"), f"{where}.coordinates", found)
+    location = Location(
+        city=field("city"),
+        region=field("state"),
+        postal_code=field("zip"),
+        country=COUNTRIES.get(field("country_iso3"), ""),
+        latitude=latitude,
+        longitude=longitude,
+    )
+    description = field("message")[:500]
+    problems += found
+    if when is None or status is None or found:
+        return None
+    return TrackingEvent(
+        occurred_at=when,
+        status=status,
+        reason=reason,
+        code=subtag[:64],
+        description=description,
+        location=location,
+    )
+
+
 def update_from_tracking(tracking: dict[str, Any]) -> TrackingUpdate:
-    """The ``TrackingUpdate`` of an AfterShip tracking (a webhook's ``msg``)."""
+    """The ``TrackingUpdate`` of an AfterShip tracking (a webhook's ``msg``); any field
+    of the wrong type or with a value no event can hold raises ``DomainError`` naming it."""
     problems: list[Problem] = []
-    events = []
-    for i, checkpoint in enumerate(tracking.get("checkpoints") or []):
-        where = f"msg.checkpoints[{i}]"
-        when = _time(checkpoint.get("checkpoint_time"), f"{where}.checkpoint_time", problems)
-        status, reason = SUBTAGS.get(
-            _text(checkpoint.get("subtag")), (TAGS.get(_text(checkpoint.get("tag"))), None)
-        )
-        if status is None:
-            problems.append(
-                Problem(ErrorCode.INVALID_VALUE, f"Unknown tag {checkpoint.get('tag')!r}.", where)
-            )
-        coordinates = checkpoint.get("coordinates") or []
-        latitude, longitude = (
-            (Decimal(str(coordinates[0])), Decimal(str(coordinates[1])))
-            if len(coordinates) == 2
-            else (None, None)
-        )
-        if when is None or status is None:
-            continue
-        events.append(
-            TrackingEvent(
-                occurred_at=when,
-                status=status,
-                reason=reason,
-                code=_text(checkpoint.get("subtag"))[:64],
-                description=_text(checkpoint.get("message"))[:500],
-                location=Location(
-                    city=_text(checkpoint.get("city")),
-                    region=_text(checkpoint.get("state")),
-                    postal_code=_text(checkpoint.get("zip")),
-                    country=COUNTRIES.get(_text(checkpoint.get("country_iso3")), ""),
-                    latitude=latitude,
-                    longitude=longitude,
-                ),
-            )
-        )
+    checkpoints = tracking.get("checkpoints") or []
+    if not isinstance(checkpoints, list):
+        problems.append(Problem(ErrorCode.INVALID_VALUE, "Expected a list.", "msg.checkpoints"))
+        checkpoints = []
+    events = [
+        event
+        for i, checkpoint in enumerate(checkpoints)
+        if (event := _checkpoint(checkpoint, f"msg.checkpoints[{i}]", problems))
+    ]
+    where = "msg.aftership_estimated_delivery_date"
+    window = _object(tracking.get("aftership_estimated_delivery_date"), where, problems)
+    single = _date_or_time(
+        window.get("estimated_delivery_date"), f"{where}.estimated_delivery_date", problems
+    ) or _date_or_time(tracking.get("expected_delivery"), "msg.expected_delivery", problems)
+    start = _date_or_time(
+        window.get("estimated_delivery_date_min"), f"{where}.estimated_delivery_date_min", problems
+    )
+    end = _date_or_time(
+        window.get("estimated_delivery_date_max"), f"{where}.estimated_delivery_date_max", problems
+    )
     if problems:
         raise DomainError(*problems)
-    window = tracking.get("aftership_estimated_delivery_date") or {}
     estimate = None
-    try:
-        single = _date_or_time(window.get("estimated_delivery_date")) or _date_or_time(
-            tracking.get("expected_delivery")
-        )
-        start = _date_or_time(window.get("estimated_delivery_date_min"))
-        end = _date_or_time(window.get("estimated_delivery_date_max"))
-    except ValueError:
-        raise DomainError.of(
-            ErrorCode.INVALID_VALUE, "The estimated delivery is not a date.", "msg"
-        ) from None
     if single or start or end:
         estimate = Estimate(estimated_delivery=single, window_from=start, window_to=end)
     return TrackingUpdate(events=events, estimate=estimate, source=CHANNEL)
@@ -191,17 +237,16 @@ def update_from_tracking(tracking: dict[str, Any]) -> TrackingUpdate:
 
 def _promised(tracking: dict[str, Any]) -> datetime.date | None:
     """The delivery date the order promised (``order_promised_delivery_date``)."""
-    value = _text(tracking.get("order_promised_delivery_date"))
-    if not value:
+    where = "msg.order_promised_delivery_date"
+    raw = tracking.get("order_promised_delivery_date")
+    problems: list[Problem] = []
+    value = _text(raw, where, problems)
+    if not value and not problems:
         return None
     try:
         return datetime.date.fromisoformat(value[:10])
     except ValueError:
-        raise DomainError.of(
-            ErrorCode.INVALID_VALUE,
-            f"Not a date: {value!r}.",
-            "msg.order_promised_delivery_date",
-        ) from None
+        raise DomainError.of(ErrorCode.INVALID_VALUE, f"Not a date: {raw!r}.", where) from None
 
 
 def _webhook_route(secret: str) -> Route:
@@ -220,7 +265,8 @@ def _webhook_route(secret: str) -> Route:
             data = load_json(payload)
         except DomainError:
             data = None
-        delivery = _text(data.get("event_id")) if isinstance(data, dict) else ""
+        event_id = data.get("event_id") if isinstance(data, dict) else None
+        delivery = event_id.strip() if isinstance(event_id, str) else ""
         delivery = delivery or hashlib.sha256(body).hexdigest()
         if await seen_delivery(CHANNEL, delivery, payload):
             return JSONResponse({"status": "duplicate"})
@@ -229,19 +275,24 @@ def _webhook_route(secret: str) -> Route:
             if not isinstance(data, dict) or not isinstance(data.get("msg"), dict):
                 raise DomainError.of(ErrorCode.INVALID_VALUE, "The body has no tracking (msg).")
             tracking = data["msg"]
-            shipment = await find_shipment(_text(tracking.get("tracking_number")))
+            problems: list[Problem] = []
+            number = _text(tracking.get("tracking_number"), "msg.tracking_number", problems)
+            if problems:
+                raise DomainError(*problems)
+            shipment = await find_shipment(number)
             if shipment is None:
                 await remember_delivery(CHANNEL, delivery, payload)
                 return JSONResponse({"status": "ignored", "reason": "no such tracking number"})
             update = update_from_tracking(tracking)
             promised = _promised(tracking)
+            # What the checks let through but the shipment cannot take is kept too.
+            result = await ingest_tracking(rt, shipment["id"], update, shipment=shipment)
         except DomainError as error:
             entry = await record_import_error(CHANNEL, delivery, payload, list(error.problems))
             await remember_delivery(CHANNEL, delivery, payload)
             return JSONResponse({"status": "rejected", "inboxId": entry})
         if promised is not None:
             await set_promised_date(shipment["id"], promised)
-        result = await ingest_tracking(rt, shipment["id"], update, shipment=shipment)
         await remember_delivery(CHANNEL, delivery, payload)
         return JSONResponse(
             {"status": "ingested", "newEvents": result.new_events, "tracking": result.status}

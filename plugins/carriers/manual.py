@@ -30,6 +30,7 @@ from ordergraph.plugin_api import (
     ingest_tracking,
     load_shipment_tracking,
     require,
+    row_id,
     shipment_row,
     user_errors,
 )
@@ -103,11 +104,7 @@ class ManualCarrierMutation:
     ) -> RecordTrackingPayload:
         principal = require(info, *OPERATORS)
         try:
-            if not (shipment_id.isdigit() and 0 < int(shipment_id) < 2**31):
-                raise DomainError.of(
-                    ErrorCode.NOT_FOUND, f"There is no shipment {shipment_id}.", "shipmentId"
-                )
-            shipment = await shipment_row(int(shipment_id))
+            shipment = await shipment_row(row_id(shipment_id, "shipment", field="shipmentId"))
             await check_order_scope(
                 principal, shipment["order"], what="shipment", ref=shipment_id, field="shipmentId"
             )

@@ -361,12 +361,12 @@ class WebhooksMutation:
                 raise DomainError.of(
                     ErrorCode.NOT_FOUND, f"There is no endpoint {endpoint!r}.", "endpoint"
                 )
-            order = await load_order(int(order_id)) if order_id.isdigit() else None
-            if order is None or not event_id.isdigit():
+            order = await load_order(row_id(order_id, "order", field="orderId"))
+            if order is None:
                 raise DomainError.of(
                     ErrorCode.NOT_FOUND, f"There is no order {order_id}.", "orderId"
                 )
-            event = await load_order_event(order.id, int(event_id))
+            event = await load_order_event(order.id, row_id(event_id, "event", field="eventId"))
             if event is None:
                 raise DomainError.of(
                     ErrorCode.NOT_FOUND, f"There is no event {event_id}.", "eventId"

@@ -17,7 +17,9 @@ from ordergraph.plugin_api import (
     PromotionKind,
     Setting,
     hookimpl,
+    is_iso_currency,
     minor_unit,
+    money_to_minor,
 )
 
 
@@ -39,6 +41,25 @@ def _not_negative(value: Decimal) -> Decimal:
     return value
 
 
+def _currency(value: str) -> str:
+    code = value.strip().upper()
+    if not is_iso_currency(code):
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code")
+    return code
+
+
+def _amounts_in_currency(args: dict[str, Any]) -> dict[str, str]:
+    """A fixed amount and its minimum are money of the promotion's currency: neither may
+    be finer than its minor unit (0.001 EUR) or more than an amount can hold."""
+    problems = {}
+    for name in ("amount", "minimum"):
+        try:
+            money_to_minor(args[name], args["currency"])
+        except ValueError as exc:
+            problems[name] = str(exc)
+    return problems
+
+
 PERCENT = Setting("percent", Decimal, required=True, parse=_percent, description="Percent off.")
 MINIMUM = Setting(
     "minimum", Decimal, default=Decimal(0), parse=_not_negative,
@@ -58,6 +79,8 @@ def order_percentage(context: PromotionContext, args: dict[str, Any]) -> list[Ad
 
 
 def order_fixed(context: PromotionContext, args: dict[str, Any]) -> list[Adjustment]:
+    if context.order.currency != args["currency"]:
+        return []
     if context.subtotal < args["minimum"] or context.subtotal == 0:
         return []
     return [Adjustment("order_fixed", f"{args['amount']} off", -args["amount"])]
@@ -107,9 +130,12 @@ def customer_group(context: PromotionContext, args: dict[str, Any]) -> list[Adju
 KINDS = [
     PromotionKind("order_percentage", "A percentage off the order above a minimum.",
                   (PERCENT, MINIMUM), order_percentage),
-    PromotionKind("order_fixed", "A fixed amount off the order above a minimum.",
-                  (Setting("amount", Decimal, required=True, parse=_not_negative), MINIMUM),
-                  order_fixed),
+    PromotionKind("order_fixed", "A fixed amount off the orders in its currency above a minimum.",
+                  (Setting("amount", Decimal, required=True, parse=_not_negative),
+                   Setting("currency", str, required=True, parse=_currency,
+                           description="The ISO 4217 code of the amount: orders in it only."),
+                   MINIMUM),
+                  order_fixed, check=_amounts_in_currency),
     PromotionKind("sku_percentage", "A percentage off chosen SKUs.",
                   (PERCENT, Setting("skus", list, required=True, description="The SKUs.")),
                   sku_percentage),

@@ -12,7 +12,9 @@ from piccolo.query.methods.select import Select
 from ordergraph.core import db, jobs
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
+from ordergraph.core.limits import TEAM, shown
 from ordergraph.core.orders import OrderView, load_order, recording
+from ordergraph.stages.fulfilment.limits import ORDER_TYPE, STAFF_NAME, TEAM_DESCRIPTION
 from ordergraph.stages.fulfilment.tables import Assignment, Team, TeamMember
 
 if TYPE_CHECKING:
@@ -21,8 +23,6 @@ if TYPE_CHECKING:
 DRAIN_JOB = "drain_team_queue"
 # An arbitrary key for PostgreSQL's advisory lock held while assignments are written.
 ASSIGNMENT_LOCK = 7_011_843
-MAX_NAME = 64
-MAX_STAFF = 200
 MAX_CAPACITY = 1000
 MAX_MEMBERS = 200
 
@@ -138,12 +138,12 @@ class MemberData:
     available: bool = True
 
 
-def _check_team(name: str, members: list[MemberData]) -> list[Problem]:
-    problems = []
-    if not name.strip() or len(name) > MAX_NAME:
-        problems.append(
-            Problem(ErrorCode.INVALID_VALUE, f"A team name has 1 to {MAX_NAME} characters.", "name")
-        )
+def _check_team(name: str, description: str, members: list[MemberData]) -> list[Problem]:
+    problems: list[Problem] = []
+    if not name.strip():
+        problems.append(Problem(ErrorCode.REQUIRED, "Name the team.", "name"))
+    TEAM.check(name, "name", problems)
+    TEAM_DESCRIPTION.check(description, "description", problems)
     if len(members) > MAX_MEMBERS:
         problems.append(
             Problem(
@@ -153,15 +153,11 @@ def _check_team(name: str, members: list[MemberData]) -> list[Problem]:
     seen: set[str] = set()
     for i, m in enumerate(members):
         where = f"members[{i}]"
-        if not m.staff.strip() or len(m.staff) > MAX_STAFF:
+        if not m.staff.strip():
             problems.append(
-                Problem(
-                    ErrorCode.INVALID_VALUE,
-                    f"A member is a staff name of 1 to {MAX_STAFF} characters.",
-                    f"{where}.staff",
-                )
+                Problem(ErrorCode.REQUIRED, "A member is a staff name.", f"{where}.staff")
             )
-        elif m.staff in seen:
+        elif STAFF_NAME.check(m.staff, f"{where}.staff", problems) and m.staff in seen:
             problems.append(
                 Problem(ErrorCode.DUPLICATE, f"{m.staff} is listed twice.", f"{where}.staff")
             )
@@ -175,14 +171,11 @@ def _check_team(name: str, members: list[MemberData]) -> list[Problem]:
                 )
             )
         for j, order_type in enumerate(m.order_types):
-            if not order_type.strip() or len(order_type) > 32:
+            if not order_type.strip():
                 problems.append(
-                    Problem(
-                        ErrorCode.INVALID_VALUE,
-                        "An order type has 1 to 32 characters.",
-                        f"{where}.orderTypes[{j}]",
-                    )
+                    Problem(ErrorCode.REQUIRED, "Name the order type.", f"{where}.orderTypes[{j}]")
                 )
+            ORDER_TYPE.check(order_type, f"{where}.orderTypes[{j}]", problems)
     return problems
 
 
@@ -192,7 +185,7 @@ async def upsert_team(name: str, description: str, members: list[MemberData]) ->
     A member who belongs to another team is refused (OTHER_TEAM): move them there first.
     Returns the team's id; the team's queue is drained afterwards (capacity may have grown).
     """
-    problems = _check_team(name, members)
+    problems = _check_team(name, description, members)
     if problems:
         raise DomainError(*problems)
     name = name.strip()
@@ -250,6 +243,9 @@ async def set_availability(rt: Runtime, staff: str, available: bool, principal: 
         raise DomainError.of(
             ErrorCode.FORBIDDEN, "Staff may change only their own availability.", "staff"
         )
+    if STAFF_NAME.problem(staff, "staff") is not None:
+        # No member has such a name; it must not reach the database as a query.
+        raise DomainError.of(ErrorCode.NOT_FOUND, f"{shown(staff)} is in no team.", "staff")
     async with recording(rt) as timeline:
         await serialize_assignments()
         member = await TeamMember.select().where(TeamMember.staff == staff).first()

@@ -24,6 +24,7 @@ from ordergraph.core.tables import Order
 from ordergraph.core.transitions import transition_order
 from ordergraph.stages.fulfilment import labels
 from ordergraph.stages.fulfilment.assignment import WORKING
+from ordergraph.stages.fulfilment.limits import CARRIER, SERVICE, TRACKING_NUMBER
 from ordergraph.stages.fulfilment.tables import FulfilmentLine, Shipment, ShipmentLine, Task
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 DERIVE_JOB = "derive_fulfilment_status"
 MAX_PARCELS = 100
-MAX_TEXT = 128
 ShortPick = Literal["CANCEL_REST", "BACKORDER"]
 
 
@@ -349,11 +349,11 @@ def _check_carrier(rt: Runtime, carrier: str, service: str) -> list[Problem]:
     problems = []
     name = carrier.strip()
     carriers = [p for p in rt.plugins.enabled() if p.info.category == "carrier"]
-    if not name or len(carrier) > 64:
-        problems.append(
-            Problem(ErrorCode.REQUIRED, "Name the carrier (1 to 64 characters).", "carrier")
-        )
-    elif not any(p.name == name or p.info.tracks_any_carrier for p in carriers):
+    if not name:
+        problems.append(Problem(ErrorCode.REQUIRED, "Name the carrier.", "carrier"))
+    elif CARRIER.check(carrier, "carrier", problems) and not any(
+        p.name == name or p.info.tracks_any_carrier for p in carriers
+    ):
         installed = ", ".join(sorted(p.name for p in carriers)) or "none"
         problems.append(
             Problem(
@@ -363,10 +363,7 @@ def _check_carrier(rt: Runtime, carrier: str, service: str) -> list[Problem]:
                 "carrier",
             )
         )
-    if len(service) > 64:
-        problems.append(
-            Problem(ErrorCode.INVALID_VALUE, "A service has at most 64 characters.", "service")
-        )
+    SERVICE.check(service, "service", problems)
     return problems
 
 
@@ -395,15 +392,12 @@ async def complete_ship(
                 "trackingNumbers",
             )
         )
-    problems += [
-        Problem(
-            ErrorCode.INVALID_VALUE,
-            f"A tracking number has 1 to {MAX_TEXT} characters.",
-            f"trackingNumbers[{i}]",
-        )
-        for i, number in enumerate(tracking_numbers)
-        if not number.strip() or len(number) > MAX_TEXT
-    ]
+    for i, number in enumerate(tracking_numbers):
+        if not number.strip():
+            problems.append(
+                Problem(ErrorCode.REQUIRED, "Give the tracking number.", f"trackingNumbers[{i}]")
+            )
+        TRACKING_NUMBER.check(number, f"trackingNumbers[{i}]", problems)
     if problems:
         raise DomainError(*problems)
     quantities: Counter[int] = Counter()
@@ -454,6 +448,7 @@ async def ship_order(
         )
     lines = await fulfilment_lines(order_id)
     problems = _check_carrier(rt, carrier, service)
+    TRACKING_NUMBER.check(tracking_number, "trackingNumber", problems)
     if not quantities:
         problems.append(Problem(ErrorCode.REQUIRED, "Name the lines to ship.", "lines"))
     for i, (line_no, quantity) in enumerate(quantities.items()):

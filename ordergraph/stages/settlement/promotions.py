@@ -29,6 +29,7 @@ from ordergraph.core.orders import OrderView, load_order, recording
 from ordergraph.core.plugins import PluginConfigError, Setting
 from ordergraph.core.tables import Customer
 from ordergraph.stages.settlement.amount import Adjustment, ChargeLine
+from ordergraph.stages.settlement.limits import COUPON_CODE, PROMOTION_ARGUMENT, PROMOTION_NAME
 from ordergraph.stages.settlement.tables import Promotion, PromotionUse
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ class PromotionKind:
     description: str
     arguments: tuple[Setting, ...]
     apply: Callable[[PromotionContext, dict[str, Any]], list[Adjustment]]
+    # What is wrong across the typed arguments (an amount finer than its currency), by
+    # argument name: checked with them.
+    check: Callable[[dict[str, Any]], dict[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,16 @@ def check_arguments(kind: PromotionKind, arguments: dict[str, Any]) -> dict[str,
             problems.append(
                 Problem(ErrorCode.INVALID_VALUE, str(exc).split(": ", 1)[-1], f"arguments.{name}")
             )
+            continue
+        texts = values[name] if isinstance(values[name], list) else [values[name]]
+        for text in texts:
+            if isinstance(text, str):
+                PROMOTION_ARGUMENT.check(text, f"arguments.{name}", problems)
+    if not problems and kind.check is not None:
+        problems += [
+            Problem(ErrorCode.INVALID_VALUE, message, f"arguments.{name}")
+            for name, message in kind.check(values).items()
+        ]
     if problems:
         raise DomainError(*problems)
     return values
@@ -139,10 +153,9 @@ def _check_schedule(
 def _check(rt: Runtime, data: PromotionData) -> tuple[PromotionKind, dict[str, Any], Schedule]:
     """The kind, the checked arguments and the schedule in UTC, or every problem."""
     problems: list[Problem] = []
-    if not 1 <= len(data.name.strip()) <= 200:
-        problems.append(
-            Problem(ErrorCode.REQUIRED, "Name the promotion (1 to 200 characters).", "name")
-        )
+    if not data.name.strip():
+        problems.append(Problem(ErrorCode.REQUIRED, "Name the promotion.", "name"))
+    PROMOTION_NAME.check(data.name, "name", problems)
     kind = kinds(rt).get(data.kind)
     if kind is None:
         problems.append(
@@ -155,10 +168,10 @@ def _check(rt: Runtime, data: PromotionData) -> tuple[PromotionKind, dict[str, A
         )
     schedule = _check_schedule(data.starts_at, data.ends_at, problems)
     code = data.coupon_code
-    if code is not None and not (1 <= len(code.strip()) <= 64 and code.strip().isprintable()):
-        problems.append(
-            Problem(ErrorCode.INVALID_VALUE, "A coupon code has 1 to 64 characters.", "couponCode")
-        )
+    if code is not None and not code.strip():
+        problems.append(Problem(ErrorCode.REQUIRED, "Give the coupon code.", "couponCode"))
+    if code is not None:
+        COUPON_CODE.check(code, "couponCode", problems)
     for field, limit in (
         ("usageLimit", data.usage_limit),
         ("perCustomerLimit", data.per_customer_limit),
@@ -323,7 +336,10 @@ async def redeem_coupon(
             "orderId",
         )
     wanted = code.strip().upper()
-    promotion = await Promotion.select().where(Promotion.coupon_code == wanted).first()
+    # A code no coupon can have (a NUL, too long) must not reach the database as a query.
+    promotion = None
+    if COUPON_CODE.problem(wanted, "code") is None:
+        promotion = await Promotion.select().where(Promotion.coupon_code == wanted).first()
     if promotion is None or not _running(promotion, db.now()):
         raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no coupon {wanted}.", "code")
     async with recording(rt) as timeline:

@@ -23,6 +23,7 @@ from ordergraph.core.orders import OrderView, load_order, parse_order_number, re
 from ordergraph.core.tables import Customer
 from ordergraph.stages.settlement.amount import delivered_quantities, final_amount
 from ordergraph.stages.settlement.config import SettlementConfig, config_of
+from ordergraph.stages.settlement.limits import STATEMENT_NUMBER
 from ordergraph.stages.settlement.tables import Statement
 
 if TYPE_CHECKING:
@@ -69,7 +70,12 @@ async def statement_of(order_id: int) -> StatementView | None:
 
 
 async def statement_by_number(number: str) -> StatementView | None:
-    row = await Statement.select().where(Statement.number == number.strip().upper()).first()
+    """The statement numbered ``number``; None also for text no number can be (a NUL,
+    more than the column holds), which must not reach the database as a query."""
+    wanted = number.strip().upper()
+    if STATEMENT_NUMBER.problem(wanted, None) is not None:
+        return None
+    row = await Statement.select().where(Statement.number == wanted).first()
     return statement_view(row) if row else None
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db, scope
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode
+from ordergraph.core.limits import RESOLUTION
 from ordergraph.core.orders import NewEvent, Timeline, recording
 from ordergraph.core.periodic import Periodic
 from ordergraph.core.plugins import PluginInfo, hookimpl
@@ -54,7 +55,6 @@ stage 3's due hours per priority: the pick's and the ship's)."""
 SCAN_EVERY = datetime.timedelta(minutes=5)
 SCAN_LIMIT = 1000
 """The most alerts one scan opens of one kind (the next period continues)."""
-MAX_RESOLUTION = 2000
 
 
 def _json(value: Any) -> Any:
@@ -557,12 +557,10 @@ async def resolve(rt: Runtime, alert_id: int, principal: Principal, resolution: 
     """Close an alert with a note saying what was done."""
     alert = await get_alert(alert_id, principal)
     note = resolution.strip()
-    if not note or len(note) > MAX_RESOLUTION:
-        raise DomainError.of(
-            ErrorCode.REQUIRED,
-            f"Say what was done (1 to {MAX_RESOLUTION} characters).",
-            "resolution",
-        )
+    if not note:
+        raise DomainError.of(ErrorCode.REQUIRED, "Say what was done.", "resolution")
+    if (wrong := RESOLUTION.problem(note, "resolution")) is not None:
+        raise DomainError(wrong)
     async with recording(rt) as timeline:
         updated = await (
             Alert.update(

@@ -20,10 +20,20 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db
 from ordergraph.core.auth import SYSTEM
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
+from ordergraph.core.limits import utc_instant
 from ordergraph.core.orders import load_order, recording
 from ordergraph.stages.fulfilment.labels import Estimate
+from ordergraph.stages.fulfilment.limits import TRACKING_NUMBER
 from ordergraph.stages.fulfilment.tables import Shipment
 from ordergraph.stages.tracking import alerts
+from ordergraph.stages.tracking.limits import (
+    CITY,
+    COORDINATE_PLACES,
+    POSTAL_CODE,
+    REGION,
+    TRACKING_CODE,
+    TRACKING_DESCRIPTION,
+)
 from ordergraph.stages.tracking.tables import EtaHistory, ShipmentTracking, TrackingEventRow
 
 if TYPE_CHECKING:
@@ -89,7 +99,6 @@ REASONS = (
 
 MAX_EVENTS = 500
 """The most events one update may carry (a carrier's full history fits many times over)."""
-MAX_DESCRIPTION = 500
 TRACKING_EVENT = "tracking"
 """The order event written when a shipment's tracking moves: notifiers and feeds see it."""
 
@@ -171,6 +180,7 @@ def check_update(update: TrackingUpdate) -> None:
         )
     for i, event in enumerate(update.events[:MAX_EVENTS]):
         where = f"events[{i}]"
+        utc_instant(event.occurred_at, f"{where}.occurredAt", problems)
         if (event.occurred_at.utcoffset() is None) != event.offset_unknown:
             problems.append(
                 Problem(
@@ -193,16 +203,12 @@ def check_update(update: TrackingUpdate) -> None:
                     ErrorCode.INVALID_VALUE, f"Unknown reason {event.reason!r}.", f"{where}.reason"
                 )
             )
-        if len(event.description) > MAX_DESCRIPTION or len(event.code) > 64:
-            problems.append(
-                Problem(
-                    ErrorCode.INVALID_VALUE,
-                    f"A description has at most {MAX_DESCRIPTION} characters, a code 64.",
-                    f"{where}.description",
-                )
-            )
+        TRACKING_DESCRIPTION.check(event.description, f"{where}.description", problems)
+        TRACKING_CODE.check(event.code, f"{where}.code", problems)
         place = event.location
-        if place.country and len(place.country) != 2:
+        if place.country and not (
+            len(place.country) == 2 and place.country.isascii() and place.country.isalpha()
+        ):
             problems.append(
                 Problem(
                     ErrorCode.INVALID_VALUE,
@@ -210,19 +216,14 @@ def check_update(update: TrackingUpdate) -> None:
                     f"{where}.location.country",
                 )
             )
-        if max(len(place.city), len(place.region)) > 128 or len(place.postal_code) > 32:
-            problems.append(
-                Problem(
-                    ErrorCode.INVALID_VALUE,
-                    "A city or region has at most 128 characters, a postal code 32.",
-                    f"{where}.location",
-                )
-            )
+        CITY.check(place.city, f"{where}.location.city", problems)
+        REGION.check(place.region, f"{where}.location.region", problems)
+        POSTAL_CODE.check(place.postal_code, f"{where}.location.postalCode", problems)
         for name, value, bound in (
             ("latitude", place.latitude, 90),
             ("longitude", place.longitude, 180),
         ):
-            if value is not None and not -bound <= value <= bound:
+            if value is not None and not (value.is_finite() and -bound <= value <= bound):
                 problems.append(
                     Problem(
                         ErrorCode.INVALID_VALUE,
@@ -230,6 +231,9 @@ def check_update(update: TrackingUpdate) -> None:
                         f"{where}.location.{name}",
                     )
                 )
+    if update.estimate is not None:
+        for name in ("estimated_delivery", "window_from", "window_to"):
+            utc_instant(getattr(update.estimate, name), f"estimate.{name}", problems)
     if problems:
         raise DomainError(*problems)
 
@@ -272,8 +276,9 @@ async def shipment_row(shipment_id: int) -> dict[str, Any]:
 
 
 async def find_shipment(tracking_number: str) -> dict[str, Any] | None:
-    """The latest shipment with this tracking number (id, order, carrier, number)."""
-    if not tracking_number:
+    """The latest shipment with this tracking number (id, order, carrier, number); None
+    also for text no tracking number can be, which must not reach the database."""
+    if not tracking_number or TRACKING_NUMBER.problem(tracking_number, None) is not None:
         return None
     return await (
         Shipment.select(Shipment.id, Shipment.order, Shipment.carrier, Shipment.tracking_number)
@@ -322,8 +327,8 @@ async def ingest(
                             region=e.location.region,
                             postal_code=e.location.postal_code,
                             country=e.location.country.upper(),
-                            latitude=_text(e.location.latitude),
-                            longitude=_text(e.location.longitude),
+                            latitude=_coordinate(e.location.latitude),
+                            longitude=_coordinate(e.location.longitude),
                             source=update.source,
                             dedupe_key=e.dedupe_key,
                         )
@@ -416,8 +421,12 @@ async def _locked_tracking(shipment_id: int, order_id: int) -> dict[str, Any]:
     return await query.first()
 
 
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+def _coordinate(value: Decimal | None) -> str | None:
+    """A latitude or longitude as stored: rounded to ``COORDINATE_PLACES``, which fits its
+    column whatever precision the carrier sent."""
+    if value is None:
+        return None
+    return str(value.quantize(Decimal(1).scaleb(-COORDINATE_PLACES)).normalize())
 
 
 def _utc(value: datetime.datetime | None) -> datetime.datetime | None:
