@@ -45,7 +45,7 @@ from ordergraph.graphql.schema import SchemaExtension
 from ordergraph.graphql.tracking.shipments import ShipmentTracking as ShipmentTrackingType
 from ordergraph.graphql.tracking.shipments import shipment_tracking as load_shipment_tracking
 from ordergraph.graphql.types import Order as OrderType
-from ordergraph.graphql.types import UserError, user_errors
+from ordergraph.graphql.types import UserError, payload_errors, user_errors
 from ordergraph.stages.entry.inbox import (
     IngestResult,
     find_order,
@@ -210,6 +210,7 @@ __all__ = [
     "open_quantities",
     "open_runtime",
     "order_tracking",
+    "payload_errors",
     "principal_for",
     "read_body",
     "read_webhook_body",

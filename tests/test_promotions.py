@@ -292,7 +292,9 @@ async def test_price_policy_still_refuses_prices_beyond_policy_with_promotions_r
 
 async def test_a_customer_guessing_coupon_codes_is_stopped(database_url: str) -> None:
     async with shop(database_url, extra=promos()) as api:
-        await promotion(api, "Secret", "order_fixed", {"amount": "5.00"}, couponCode="S3CRET")
+        await promotion(
+            api, "Secret", "order_fixed", {"amount": "5.00", "currency": "EUR"}, couponCode="S3CRET"
+        )
         order = await submit(api, "GUESS-1", as_="ada")
         guesses = [
             await api.data(REDEEM, {"id": order["id"], "code": f"GUESS{i}"}, as_="ada")

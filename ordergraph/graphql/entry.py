@@ -13,7 +13,7 @@ from ordergraph.core.errors import DomainError
 from ordergraph.core.limits import CHANNEL
 from ordergraph.graphql.context import OPERATORS, Info, checked, require, row_id
 from ordergraph.graphql.queries import DEFAULT_PAGE, keyset_page
-from ordergraph.graphql.types import Connection, Order, UserError, user_errors
+from ordergraph.graphql.types import Connection, Order, UserError, payload_errors, user_errors
 from ordergraph.stages.entry import inbox
 from ordergraph.stages.entry.tables import ImportError_ as ImportErrorRow
 
@@ -90,13 +90,11 @@ class InboxQuery:
 @strawberry.type
 class InboxMutation:
     @strawberry.mutation(description="Try an import again after fixing its cause.")
+    @payload_errors
     async def replay_import(self, info: Info, id: strawberry.ID) -> ReplayImportPayload:
         principal = require(info, *OPERATORS)
-        try:
-            entry_id = row_id(id, "import error")
-            result = await inbox.replay(info.context.rt, entry_id, principal)
-        except DomainError as error:
-            return ReplayImportPayload(errors=user_errors(error))
+        entry_id = row_id(id, "import error")
+        result = await inbox.replay(info.context.rt, entry_id, principal)
         row = await ImportErrorRow.select().where(ImportErrorRow.id == entry_id).first()
         return ReplayImportPayload(
             import_error=ImportErrorType.from_row(row),

@@ -17,7 +17,7 @@ from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import actor_seen_by
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
-from ordergraph.graphql.types import Order, UserError, extend_order, user_errors
+from ordergraph.graphql.types import Order, UserError, extend_order, payload_errors
 from ordergraph.stages.fulfilment import assignment, labels, teams, work
 from ordergraph.stages.fulfilment.assignment import PRIORITY_RANK, explanation_of
 from ordergraph.stages.fulfilment.tables import Assignment as AssignmentRow
@@ -419,71 +419,60 @@ class FulfilmentQuery:
 @strawberry.type
 class FulfilmentMutation:
     @strawberry.mutation(description="Create or update a team and its listed members (admins).")
+    @payload_errors
     async def upsert_team(self, info: Info, input: TeamInput) -> TeamPayload:
         require(info, Role.ADMIN)
-        try:
-            team_id = await teams.upsert_team(
-                input.name,
-                input.description,
-                [
-                    teams.MemberData(m.staff, m.capacity, tuple(m.order_types), m.available)
-                    for m in input.members
-                ],
-            )
-        except DomainError as error:
-            return TeamPayload(errors=user_errors(error))
+        team_id = await teams.upsert_team(
+            input.name,
+            input.description,
+            [
+                teams.MemberData(m.staff, m.capacity, tuple(m.order_types), m.available)
+                for m in input.members
+            ],
+        )
         info.context.rt.wake_jobs()
         return TeamPayload(team=await _team(team_id))
 
     @strawberry.mutation(
         description="On shift or away. Going away hands not-started work back to the team."
     )
+    @payload_errors
     async def set_member_availability(self, info: Info, staff: str, available: bool) -> TeamPayload:
         principal = _operator(info)
-        try:
-            team_id = await teams.set_availability(info.context.rt, staff, available, principal)
-        except DomainError as error:
-            return TeamPayload(errors=user_errors(error))
+        team_id = await teams.set_availability(info.context.rt, staff, available, principal)
         return TeamPayload(team=await _team(team_id))
 
     @strawberry.mutation(description="Give an order to a member (default: take it yourself).")
+    @payload_errors
     async def assign_order(
         self, info: Info, id: strawberry.ID, member: str | None = None
     ) -> WorkPayload:
         principal = _operator(info)
-        try:
-            order_id = row_id(id, "order")
-            await assignment.assign_to(
-                info.context.rt, order_id, member or principal.name, principal
-            )
-        except DomainError as error:
-            return WorkPayload(errors=user_errors(error))
+        order_id = row_id(id, "order")
+        await assignment.assign_to(info.context.rt, order_id, member or principal.name, principal)
         return WorkPayload(order=await _order(order_id))
 
     @strawberry.mutation(description="Hand an order back to assignment.")
+    @payload_errors
     async def release_order(self, info: Info, id: strawberry.ID) -> WorkPayload:
         principal = _operator(info)
-        try:
-            order_id = row_id(id, "order")
-            await assignment.release(info.context.rt, order_id, principal)
-        except DomainError as error:
-            return WorkPayload(errors=user_errors(error))
+        order_id = row_id(id, "order")
+        await assignment.release(info.context.rt, order_id, principal)
         return WorkPayload(order=await _order(order_id))
 
     @strawberry.mutation(description="Start a task; the first one moves the order to PROCESSING.")
+    @payload_errors
     async def start_task(self, info: Info, id: strawberry.ID) -> WorkPayload:
         principal = _operator(info)
-        try:
-            task_id = row_id(id, "task")
-            await work.start_task(info.context.rt, task_id, principal)
-        except DomainError as error:
-            return WorkPayload(errors=user_errors(error))
+        task_id = row_id(id, "task")
+        await work.start_task(info.context.rt, task_id, principal)
         return WorkPayload(order=await _order(await _task_order(task_id)))
 
     @strawberry.mutation(
         description="Finish picking: what was found per line (lines not named were found "
         "in full); a short pick needs shortPick."
     )
+    @payload_errors
     async def complete_pick(
         self,
         info: Info,
@@ -492,48 +481,44 @@ class FulfilmentMutation:
         short_pick: ShortPick | None = None,
     ) -> WorkPayload:
         principal = _operator(info)
-        try:
-            task_id = row_id(id, "task")
-            await work.complete_pick(
-                info.context.rt,
-                task_id,
-                {line.line_no: line.picked for line in lines or []},
-                short_pick.value if short_pick else None,
-                principal,
-            )
-        except DomainError as error:
-            return WorkPayload(errors=user_errors(error))
+        task_id = row_id(id, "task")
+        await work.complete_pick(
+            info.context.rt,
+            task_id,
+            {line.line_no: line.picked for line in lines or []},
+            short_pick.value if short_pick else None,
+            principal,
+        )
         return WorkPayload(order=await _order(await _task_order(task_id)))
 
     @strawberry.mutation(description="Finish packing: the parcels and what each holds.")
+    @payload_errors
     async def complete_pack(
         self, info: Info, id: strawberry.ID, parcels: list[ParcelInput]
     ) -> WorkPayload:
         principal = _operator(info)
-        try:
-            task_id = row_id(id, "task")
-            await work.complete_pack(
-                info.context.rt,
-                task_id,
-                [
-                    work.Parcel(
-                        p.weight_grams,
-                        p.length_mm,
-                        p.width_mm,
-                        p.height_mm,
-                        _quantities(p.lines, f"parcels[{i}].lines"),
-                    )
-                    for i, p in enumerate(parcels)
-                ],
-                principal,
-            )
-        except DomainError as error:
-            return WorkPayload(errors=user_errors(error))
+        task_id = row_id(id, "task")
+        await work.complete_pack(
+            info.context.rt,
+            task_id,
+            [
+                work.Parcel(
+                    p.weight_grams,
+                    p.length_mm,
+                    p.width_mm,
+                    p.height_mm,
+                    _quantities(p.lines, f"parcels[{i}].lines"),
+                )
+                for i, p in enumerate(parcels)
+            ],
+            principal,
+        )
         return WorkPayload(order=await _order(await _task_order(task_id)))
 
     @strawberry.mutation(
         description="Hand the packed parcels to a carrier, one tracking number per parcel."
     )
+    @payload_errors
     async def complete_ship(
         self,
         info: Info,
@@ -543,35 +528,30 @@ class FulfilmentMutation:
         service: str = "",
     ) -> WorkPayload:
         principal = _operator(info)
-        try:
-            task_id = row_id(id, "task")
-            await work.complete_ship(
-                info.context.rt, task_id, carrier, service, tracking_numbers, principal
-            )
-        except DomainError as error:
-            return WorkPayload(errors=user_errors(error))
+        task_id = row_id(id, "task")
+        await work.complete_ship(
+            info.context.rt, task_id, carrier, service, tracking_numbers, principal
+        )
         return WorkPayload(order=await _order(await _task_order(task_id)))
 
     @strawberry.mutation(
         description="Ship more of an order after its ship task: a backorder or another split."
     )
+    @payload_errors
     async def ship_order(
         self, info: Info, order_id: strawberry.ID, input: ShipmentInput
     ) -> WorkPayload:
         principal = _operator(info)
-        try:
-            order = row_id(order_id, "order", field="orderId")
-            await work.ship_order(
-                info.context.rt,
-                order,
-                _quantities(input.lines, "lines"),
-                input.carrier,
-                input.service,
-                input.tracking_number,
-                principal,
-            )
-        except DomainError as error:
-            return WorkPayload(errors=user_errors(error))
+        order = row_id(order_id, "order", field="orderId")
+        await work.ship_order(
+            info.context.rt,
+            order,
+            _quantities(input.lines, "lines"),
+            input.carrier,
+            input.service,
+            input.tracking_number,
+            principal,
+        )
         return WorkPayload(order=await _order(order))
 
 

@@ -7,11 +7,18 @@ from decimal import Decimal
 import strawberry
 
 from ordergraph.core.auth import Principal, Role
-from ordergraph.core.errors import DomainError, ErrorCode
+from ordergraph.core.errors import ErrorCode
 from ordergraph.core.orders import LineDraft, OrderDraft, OrderView, SubmitResult
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
-from ordergraph.graphql.types import Customer, Order, Priority, Product, UserError, user_errors
+from ordergraph.graphql.types import (
+    Customer,
+    Order,
+    Priority,
+    Product,
+    UserError,
+    payload_errors,
+)
 from ordergraph.stages.entry import masterdata
 
 
@@ -173,6 +180,7 @@ def draft_from_input(input: SubmitOrderInput, channel: str) -> OrderDraft:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Fire a named transition of the status graph.")
+    @payload_errors
     async def transition_order(
         self,
         info: Info,
@@ -182,17 +190,14 @@ class Mutation:
         expected_version: int | None = None,
     ) -> OrderPayload:
         principal = require(info, *READERS)
-        try:
-            order = await transition_order(
-                info.context.rt,
-                row_id(id, "order"),
-                transition,
-                principal,
-                reason=reason,
-                expected_version=expected_version,
-            )
-        except DomainError as error:
-            return OrderPayload(errors=user_errors(error))
+        order = await transition_order(
+            info.context.rt,
+            row_id(id, "order"),
+            transition,
+            principal,
+            reason=reason,
+            expected_version=expected_version,
+        )
         return OrderPayload(order=Order.from_view(order))
 
     @strawberry.mutation(description="Cancel an order that has not shipped.")
@@ -202,40 +207,36 @@ class Mutation:
         return await Mutation.transition_order(self, info, id, "cancel", reason)
 
     @strawberry.mutation(description="Create or update products by SKU, all or none.")
+    @payload_errors
     async def upsert_products(self, info: Info, input: list[ProductInput]) -> ProductsPayload:
         require(info, *OPERATORS)
-        try:
-            rows = await masterdata.upsert_products(
-                [
-                    masterdata.ProductData(
-                        sku=p.sku,
-                        name=p.name,
-                        list_price=p.list_price,
-                        currency=p.currency,
-                        stock_on_hand=p.stock_on_hand,
-                        active=p.active,
-                        bin_location=p.bin_location,
-                    )
-                    for p in input
-                ]
-            )
-        except DomainError as error:
-            return ProductsPayload(errors=user_errors(error))
+        rows = await masterdata.upsert_products(
+            [
+                masterdata.ProductData(
+                    sku=p.sku,
+                    name=p.name,
+                    list_price=p.list_price,
+                    currency=p.currency,
+                    stock_on_hand=p.stock_on_hand,
+                    active=p.active,
+                    bin_location=p.bin_location,
+                )
+                for p in input
+            ]
+        )
         return ProductsPayload(products=[Product.from_row(r) for r in rows])
 
     @strawberry.mutation(description="Create or update a customer by e-mail.")
+    @payload_errors
     async def upsert_customer(self, info: Info, input: CustomerInput) -> CustomerPayload:
         require(info, *OPERATORS)
-        try:
-            row = await masterdata.upsert_customer(
-                masterdata.CustomerData(
-                    email=input.email,
-                    name=input.name,
-                    credit_limit=input.credit_limit,
-                    currency=input.currency,
-                    blocked=input.blocked,
-                )
+        row = await masterdata.upsert_customer(
+            masterdata.CustomerData(
+                email=input.email,
+                name=input.name,
+                credit_limit=input.credit_limit,
+                currency=input.currency,
+                blocked=input.blocked,
             )
-        except DomainError as error:
-            return CustomerPayload(errors=user_errors(error))
+        )
         return CustomerPayload(customer=Customer.from_row(row))

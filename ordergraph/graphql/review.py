@@ -18,6 +18,7 @@ from ordergraph.graphql.types import (
     connection,
     decode_cursor,
     invalid_cursor,
+    payload_errors,
     preload_orders,
     user_errors,
 )
@@ -81,19 +82,17 @@ class ReviewMutation:
     @strawberry.mutation(
         description="Correct a REJECTED order; it returns to RECEIVED and is reviewed again."
     )
+    @payload_errors
     async def amend_order(
         self, info: Info, id: strawberry.ID, input: SubmitOrderInput
     ) -> OrderPayload:
         principal = require(info, *READERS)
-        try:
-            order = await amend_order(
-                info.context.rt,
-                row_id(id, "order"),
-                draft_from_input(input, "amend"),
-                principal,
-            )
-        except DomainError as error:
-            return OrderPayload(errors=user_errors(error))
+        order = await amend_order(
+            info.context.rt,
+            row_id(id, "order"),
+            draft_from_input(input, "amend"),
+            principal,
+        )
         return OrderPayload(order=Order.from_view(order))
 
 

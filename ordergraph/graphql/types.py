@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import json
-from collections.abc import Callable
+import typing
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Generic, TypeVar
@@ -52,6 +54,25 @@ class UserError:
 
 def user_errors(error: DomainError) -> list[UserError]:
     return [UserError(field=p.field, code=p.code, message=p.message) for p in error.problems]
+
+
+Resolver = TypeVar("Resolver", bound=Callable[..., Awaitable[Any]])
+
+
+def payload_errors(resolver: Resolver) -> Resolver:
+    """A mutation whose expected failures are data: a ``DomainError`` it raises is
+    answered as its payload type with ``errors`` (every other field left at its
+    default). Put it under ``@strawberry.mutation``."""
+
+    @functools.wraps(resolver)
+    async def resolve(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await resolver(*args, **kwargs)
+        except DomainError as error:
+            payload = typing.get_type_hints(resolver)["return"]
+            return payload(errors=user_errors(error))
+
+    return resolve  # type: ignore[return-value]
 
 
 # -- Connections ------------------------------------------------------------------------

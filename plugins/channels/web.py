@@ -4,7 +4,6 @@ import strawberry
 
 from ordergraph.plugin_api import (
     READERS,
-    DomainError,
     Info,
     PluginInfo,
     Role,
@@ -13,9 +12,9 @@ from ordergraph.plugin_api import (
     SubmitOrderPayload,
     draft_from_input,
     hookimpl,
+    payload_errors,
     require,
     submit_order,
-    user_errors,
 )
 
 CHANNEL = "web"
@@ -26,14 +25,10 @@ class WebMutation:
     @strawberry.mutation(
         description="Submit an order from the web channel; every problem comes back at once."
     )
+    @payload_errors
     async def submit_order(self, info: Info, input: SubmitOrderInput) -> SubmitOrderPayload:
         principal = require(info, *READERS, Role.INTEGRATOR)
-        try:
-            result = await submit_order(
-                info.context.rt, draft_from_input(input, CHANNEL), principal
-            )
-        except DomainError as error:
-            return SubmitOrderPayload(errors=user_errors(error))
+        result = await submit_order(info.context.rt, draft_from_input(input, CHANNEL), principal)
         return SubmitOrderPayload.of(result, principal)
 
 

@@ -53,6 +53,7 @@ from ordergraph.plugin_api import (
     load_order,
     load_order_event,
     notification_attempt,
+    payload_errors,
     record_notification,
     require,
     row_id,
@@ -277,34 +278,30 @@ class WebhooksMutation:
     @strawberry.mutation(
         description="Register an endpoint for order events (admin); answers its secret once."
     )
+    @payload_errors
     async def register_webhook_endpoint(
         self, info: Info, input: RegisterWebhookEndpointInput
     ) -> WebhookEndpointPayload:
         principal = require(info, Role.ADMIN)
-        try:
-            endpoint, secret = await webhook_endpoints.register(
-                input.url,
-                input.event_types,
-                input.description,
-                principal,
-                _settings["allowed_hosts"],
-            )
-        except DomainError as error:
-            return WebhookEndpointPayload(errors=user_errors(error))
+        endpoint, secret = await webhook_endpoints.register(
+            input.url,
+            input.event_types,
+            input.description,
+            principal,
+            _settings["allowed_hosts"],
+        )
         return WebhookEndpointPayload(endpoint=WebhookEndpoint.from_view(endpoint), secret=secret)
 
     @strawberry.mutation(
         description="Give an endpoint a new signing secret, answered once; the old one "
         "signs nothing more (admin)."
     )
+    @payload_errors
     async def rotate_webhook_endpoint_secret(
         self, info: Info, id: strawberry.ID
     ) -> WebhookEndpointPayload:
         require(info, Role.ADMIN)
-        try:
-            endpoint, secret = await webhook_endpoints.rotate_secret(row_id(id, "webhook endpoint"))
-        except DomainError as error:
-            return WebhookEndpointPayload(errors=user_errors(error))
+        endpoint, secret = await webhook_endpoints.rotate_secret(row_id(id, "webhook endpoint"))
         return WebhookEndpointPayload(endpoint=WebhookEndpoint.from_view(endpoint), secret=secret)
 
     @strawberry.mutation(

@@ -36,10 +36,10 @@ from ordergraph.plugin_api import (
     hookimpl,
     import_bank_credits,
     match_bank_line,
+    payload_errors,
     require,
     row_id,
     shown,
-    user_errors,
 )
 
 MAX_FILE = 5_000_000
@@ -337,20 +337,18 @@ class BankQuery:
 @strawberry.type
 class BankMutation:
     @strawberry.mutation(description="Import a bank statement file and match its credits.")
+    @payload_errors
     async def import_bank_statement(
         self, info: Info, format: BankFileFormat, content: str
     ) -> BankImportPayload:
         principal = require(info, *OPERATORS)
-        try:
-            if len(content) > MAX_FILE:
-                raise DomainError.of(
-                    ErrorCode.INVALID_VALUE, f"A file has at most {MAX_FILE} characters.", "content"
-                )
-            parse = parse_camt053 if format == BankFileFormat.CAMT053 else parse_mt940
-            credits, unreadable = parse(content)
-            summary = await import_bank_credits(info.context.rt, credits, principal, unreadable)
-        except DomainError as error:
-            return BankImportPayload(errors=user_errors(error))
+        if len(content) > MAX_FILE:
+            raise DomainError.of(
+                ErrorCode.INVALID_VALUE, f"A file has at most {MAX_FILE} characters.", "content"
+            )
+        parse = parse_camt053 if format == BankFileFormat.CAMT053 else parse_mt940
+        credits, unreadable = parse(content)
+        summary = await import_bank_credits(info.context.rt, credits, principal, unreadable)
         return BankImportPayload(
             imported=summary.imported,
             already_imported=summary.already_imported,
@@ -360,15 +358,13 @@ class BankMutation:
         )
 
     @strawberry.mutation(description="Match an unmatched bank line to a statement by hand.")
+    @payload_errors
     async def match_bank_line(
         self, info: Info, id: strawberry.ID, statement_number: str
     ) -> BankLinePayload:
         principal = require(info, *OPERATORS)
-        try:
-            line_id = row_id(id, "bank line")
-            row = await match_bank_line(info.context.rt, line_id, statement_number, principal)
-        except DomainError as error:
-            return BankLinePayload(errors=user_errors(error))
+        line_id = row_id(id, "bank line")
+        row = await match_bank_line(info.context.rt, line_id, statement_number, principal)
         return BankLinePayload(line=_line(row))
 
 

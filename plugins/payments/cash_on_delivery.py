@@ -21,6 +21,7 @@ from ordergraph.plugin_api import (
     UserError,
     hookimpl,
     load_order_statement,
+    payload_errors,
     record_ledger_entry,
     require,
     user_errors,
@@ -70,13 +71,11 @@ class RemittancePayload:
 @strawberry.type
 class CashMutation:
     @strawberry.mutation(description="Record cash a courier collected for an order (staff).")
+    @payload_errors
     async def record_cash_collected(
         self, info: Info, order: str, amount: Decimal, courier_reference: str
     ) -> RemittancePayload:
-        try:
-            new = await _collect(info, order, amount, courier_reference, "courierReference")
-        except DomainError as error:
-            return RemittancePayload(errors=user_errors(error))
+        new = await _collect(info, order, amount, courier_reference, "courierReference")
         return RemittancePayload(recorded=int(new), already_recorded=int(not new))
 
     @strawberry.mutation(

@@ -12,7 +12,12 @@ from strawberry.scalars import JSON
 from ordergraph.core.auth import Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.graphql.context import READERS, Info, require, row_id
-from ordergraph.graphql.types import PluginSetting, UserError, _jsonable, user_errors
+from ordergraph.graphql.types import (
+    PluginSetting,
+    UserError,
+    _jsonable,
+    payload_errors,
+)
 from ordergraph.stages.settlement import promotions
 from ordergraph.stages.settlement.tables import Promotion as PromotionRow
 
@@ -123,34 +128,33 @@ class PromotionQuery:
 @strawberry.type
 class PromotionMutation:
     @strawberry.mutation(description="Create a promotion; it runs from startsAt (admins).")
+    @payload_errors
     async def create_promotion(self, info: Info, input: PromotionInput) -> PromotionPayload:
         principal = require(info, Role.ADMIN)
-        try:
-            if not isinstance(input.arguments, dict):
-                raise DomainError.of(
-                    ErrorCode.INVALID_VALUE, "Give the arguments as an object.", "arguments"
-                )
-            row = await promotions.create_promotion(
-                info.context.rt,
-                promotions.PromotionData(
-                    name=input.name,
-                    kind=input.kind,
-                    arguments=input.arguments,
-                    priority=input.priority,
-                    combinable=input.combinable,
-                    starts_at=input.starts_at,
-                    ends_at=input.ends_at,
-                    coupon_code=input.coupon_code,
-                    usage_limit=input.usage_limit,
-                    per_customer_limit=input.per_customer_limit,
-                ),
-                principal,
+        if not isinstance(input.arguments, dict):
+            raise DomainError.of(
+                ErrorCode.INVALID_VALUE, "Give the arguments as an object.", "arguments"
             )
-        except DomainError as error:
-            return PromotionPayload(errors=user_errors(error))
+        row = await promotions.create_promotion(
+            info.context.rt,
+            promotions.PromotionData(
+                name=input.name,
+                kind=input.kind,
+                arguments=input.arguments,
+                priority=input.priority,
+                combinable=input.combinable,
+                starts_at=input.starts_at,
+                ends_at=input.ends_at,
+                coupon_code=input.coupon_code,
+                usage_limit=input.usage_limit,
+                per_customer_limit=input.per_customer_limit,
+            ),
+            principal,
+        )
         return PromotionPayload(promotion=Promotion.from_row(row))
 
     @strawberry.mutation(description="Change when a promotion runs (admins).")
+    @payload_errors
     async def schedule_promotion(
         self,
         info: Info,
@@ -159,32 +163,25 @@ class PromotionMutation:
         ends_at: datetime.datetime | None,
     ) -> PromotionPayload:
         require(info, Role.ADMIN)
-        try:
-            row = await promotions.schedule_promotion(row_id(id, "promotion"), starts_at, ends_at)
-        except DomainError as error:
-            return PromotionPayload(errors=user_errors(error))
+        row = await promotions.schedule_promotion(row_id(id, "promotion"), starts_at, ends_at)
         return PromotionPayload(promotion=Promotion.from_row(row))
 
     @strawberry.mutation(description="Stop offering a promotion; placed orders keep it (admins).")
+    @payload_errors
     async def retire_promotion(self, info: Info, id: strawberry.ID) -> PromotionPayload:
         require(info, Role.ADMIN)
-        try:
-            row = await promotions.retire_promotion(row_id(id, "promotion"))
-        except DomainError as error:
-            return PromotionPayload(errors=user_errors(error))
+        row = await promotions.retire_promotion(row_id(id, "promotion"))
         return PromotionPayload(promotion=Promotion.from_row(row))
 
     @strawberry.mutation(description="Use a coupon code on an order, within its limits.")
+    @payload_errors
     async def redeem_coupon(
         self, info: Info, order_id: strawberry.ID, code: str
     ) -> PromotionPayload:
         principal = require(info, *READERS)
-        try:
-            row = await promotions.redeem_coupon(
-                info.context.rt, row_id(order_id, "order", field="orderId"), code, principal
-            )
-        except DomainError as error:
-            return PromotionPayload(errors=user_errors(error))
+        row = await promotions.redeem_coupon(
+            info.context.rt, row_id(order_id, "order", field="orderId"), code, principal
+        )
         if principal.role == Role.CUSTOMER:
             return PromotionPayload()
         return PromotionPayload(promotion=Promotion.from_row(row))

@@ -16,7 +16,7 @@ from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import load_order
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
-from ordergraph.graphql.types import Order, UserError, extend_order, user_errors
+from ordergraph.graphql.types import Order, UserError, extend_order, payload_errors
 from ordergraph.stages.settlement import config_of, confirmation, payments, statements
 from ordergraph.stages.settlement.amount import expected_amount
 from ordergraph.stages.settlement.statements import StatementView
@@ -358,61 +358,51 @@ class SettlementMutation:
     @strawberry.mutation(
         description="Confirm that a delivered order arrived: DELIVERED -> COMPLETED."
     )
+    @payload_errors
     async def confirm_delivery(self, info: Info, order_id: strawberry.ID) -> SettlementOrderPayload:
         principal = require(info, *READERS)
-        try:
-            order = row_id(order_id, "order", field="orderId")
-            await confirmation.confirm_delivery(info.context.rt, order, principal)
-        except DomainError as error:
-            return SettlementOrderPayload(errors=user_errors(error))
+        order = row_id(order_id, "order", field="orderId")
+        await confirmation.confirm_delivery(info.context.rt, order, principal)
         return SettlementOrderPayload(order=await _order(order))
 
     @strawberry.mutation(
         description="Report a problem with a delivery; its confirmation waits until resolved."
     )
+    @payload_errors
     async def report_delivery_problem(
         self, info: Info, order_id: strawberry.ID, description: str
     ) -> DeliveryProblemPayload:
         principal = require(info, *READERS)
-        try:
-            order = row_id(order_id, "order", field="orderId")
-            problem = await confirmation.report_problem(
-                info.context.rt, order, description, principal
-            )
-        except DomainError as error:
-            return DeliveryProblemPayload(errors=user_errors(error))
+        order = row_id(order_id, "order", field="orderId")
+        problem = await confirmation.report_problem(info.context.rt, order, description, principal)
         return DeliveryProblemPayload(problem=DeliveryProblem.from_view(problem))
 
     @strawberry.mutation(description="Resolve a reported delivery problem (staff).")
+    @payload_errors
     async def resolve_delivery_problem(
         self, info: Info, id: strawberry.ID, resolution: str
     ) -> DeliveryProblemPayload:
         principal = require(info, *OPERATORS)
-        try:
-            problem = await confirmation.resolve_problem(
-                info.context.rt, row_id(id, "delivery problem"), resolution, principal
-            )
-        except DomainError as error:
-            return DeliveryProblemPayload(errors=user_errors(error))
+        problem = await confirmation.resolve_problem(
+            info.context.rt, row_id(id, "delivery problem"), resolution, principal
+        )
         return DeliveryProblemPayload(problem=DeliveryProblem.from_view(problem))
 
     @strawberry.mutation(description="Record a payment movement on a statement (staff).")
+    @payload_errors
     async def record_payment(self, info: Info, input: RecordPaymentInput) -> PaymentPayload:
         principal = require(info, *OPERATORS)
-        try:
-            statement = await _statement(input.statement_number, principal)
-            result = await payments.record_entry(
-                info.context.rt,
-                statement,
-                input.kind.value,
-                input.amount,
-                idempotency_key=input.idempotency_key,
-                method=input.method,
-                reference=input.reference,
-                principal=principal,
-            )
-        except DomainError as error:
-            return PaymentPayload(errors=user_errors(error))
+        statement = await _statement(input.statement_number, principal)
+        result = await payments.record_entry(
+            info.context.rt,
+            statement,
+            input.kind.value,
+            input.amount,
+            idempotency_key=input.idempotency_key,
+            method=input.method,
+            reference=input.reference,
+            principal=principal,
+        )
         return PaymentPayload(
             entry=LedgerEntry.from_view(result.entry),
             created=result.created,
@@ -424,17 +414,15 @@ class SettlementMutation:
         "payment plugin of the method when it refunds (stripe), else recorded as refunded by "
         "hand. REFUND_FAILED names the provider's reason and records nothing."
     )
+    @payload_errors
     async def refund_overpayment(
         self, info: Info, statement_number: str, method: str, idempotency_key: str
     ) -> PaymentPayload:
         principal = require(info, *OPERATORS)
-        try:
-            statement = await _statement(statement_number, principal)
-            result = await payments.refund_overpayment(
-                info.context.rt, statement, method, idempotency_key, principal
-            )
-        except DomainError as error:
-            return PaymentPayload(errors=user_errors(error))
+        statement = await _statement(statement_number, principal)
+        result = await payments.refund_overpayment(
+            info.context.rt, statement, method, idempotency_key, principal
+        )
         return PaymentPayload(
             entry=LedgerEntry.from_view(result.entry),
             created=result.created,

@@ -11,7 +11,7 @@ from ordergraph.core import scope
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.graphql.context import OPERATORS, READERS, ApiError, Info, require, row_id
-from ordergraph.graphql.types import UserError, user_errors
+from ordergraph.graphql.types import UserError, payload_errors
 from ordergraph.stages.tracking import lookup, updates
 
 
@@ -254,17 +254,15 @@ class TrackingQuery:
 @strawberry.type
 class TrackingMutation:
     @strawberry.mutation(description="Set (or clear) the delivery date promised for a shipment.")
+    @payload_errors
     async def set_promised_date(
         self, info: Info, shipment_id: strawberry.ID, promised_date: datetime.date | None = None
     ) -> PromisePayload:
         principal = require(info, *OPERATORS)
-        try:
-            wanted = row_id(shipment_id, "shipment", field="shipmentId")
-            shipment = await updates.shipment_row(wanted)
-            await scope.check_order(
-                principal, shipment["order"], what="shipment", ref=wanted, field="shipmentId"
-            )
-            await updates.set_promised_date(wanted, promised_date)
-        except DomainError as error:
-            return PromisePayload(tracking=None, errors=user_errors(error))
+        wanted = row_id(shipment_id, "shipment", field="shipmentId")
+        shipment = await updates.shipment_row(wanted)
+        await scope.check_order(
+            principal, shipment["order"], what="shipment", ref=wanted, field="shipmentId"
+        )
+        await updates.set_promised_date(wanted, promised_date)
         return PromisePayload(tracking=await shipment_tracking(wanted), errors=[])
