@@ -21,9 +21,8 @@ from typing import Any
 
 from karrio.mappers.dhl_express import Mapper, Proxy, Settings
 
-from ordergraph.plugin_api import Estimate, Location, PluginInfo, Setting, hookimpl
+from ordergraph.plugin_api import Estimate, Location, Setting
 from plugins.carriers.karrio_tracking import (
-    POLL_SETTINGS,
     CarrierError,
     KarrioCarrier,
     RawEvent,
@@ -196,34 +195,12 @@ CARRIER = KarrioCarrier(
     default_server_url="https://xmlpi-ea.dhl.com",
     read_raw=read_raw,
     display_name="DHL",
+    description="DHL Express tracking by polling DHL's XML Services (through karrio).",
+    stand_ins="its test endpoint, or a recording",
+    credentials=(
+        Setting("site_id", required=True, secret=True, description="XML Services site id."),
+        Setting("password", required=True, secret=True, description="XML Services password."),
+        Setting("account_number", default="", description="The DHL Express account."),
+    ),
 )
-
-
-@hookimpl
-def plugin_info() -> PluginInfo:
-    return PluginInfo(
-        category="carrier",
-        description="DHL Express tracking by polling DHL's XML Services (through karrio).",
-        settings=(
-            CARRIER.server_url_setting("its test endpoint, or a recording"),
-            Setting("site_id", required=True, secret=True, description="XML Services site id."),
-            Setting("password", required=True, secret=True, description="XML Services password."),
-            Setting("account_number", default="", description="The DHL Express account."),
-            *POLL_SETTINGS,
-        ),
-    )
-
-
-@hookimpl
-async def track_shipments(
-    shipments: list[dict[str, Any]], settings: dict[str, Any]
-) -> dict[str, Any]:
-    return await CARRIER.track(
-        settings,
-        {
-            "site_id": settings["site_id"],
-            "password": settings["password"],
-            "account_number": settings["account_number"] or None,
-        },
-        [s["tracking_number"] for s in shipments],
-    )
+plugin_info, track_shipments = CARRIER.hooks()

@@ -25,12 +25,10 @@ from ordergraph.plugin_api import (
     Estimate,
     Location,
     OrderView,
-    PluginInfo,
     Setting,
     hookimpl,
 )
 from plugins.carriers.karrio_tracking import (
-    POLL_SETTINGS,
     CarrierError,
     KarrioCarrier,
     RawEvent,
@@ -103,57 +101,34 @@ CARRIER = KarrioCarrier(
     default_server_url="https://apis.fedex.com",
     read_raw=read_raw,
     display_name="FedEx",
-)
-
-
-@hookimpl
-def plugin_info() -> PluginInfo:
-    return PluginInfo(
-        category="carrier",
-        description="FedEx tracking by polling the FedEx Track API (through karrio).",
-        settings=(
-            CARRIER.server_url_setting("its sandbox, or a recording"),
-            Setting("track_api_key", required=True, secret=True, description="Track API key."),
-            Setting(
-                "track_secret_key", required=True, secret=True, description="Track API secret."
-            ),
-            *POLL_SETTINGS,
-            Setting(
-                "buy_labels",
-                bool,
-                default=False,
-                description="Buy the label through the Ship API when staff ship without "
-                "tracking numbers.",
-            ),
-            Setting("api_key", default="", secret=True, description="Ship API key."),
-            Setting("secret_key", default="", secret=True, description="Ship API secret."),
-            Setting("account_number", default="", description="The FedEx account billed."),
-            Setting(
-                "service", default="FEDEX_GROUND", description="The service when staff name none."
-            ),
-            Setting(
-                "shipper",
-                dict,
-                default={},
-                description="The sender: name, company, phone, line1, city, region, "
-                "postalCode, country.",
-            ),
+    description="FedEx tracking by polling the FedEx Track API (through karrio).",
+    stand_ins="its sandbox, or a recording",
+    credentials=(
+        Setting("track_api_key", required=True, secret=True, description="Track API key."),
+        Setting("track_secret_key", required=True, secret=True, description="Track API secret."),
+    ),
+    more_settings=(
+        Setting(
+            "buy_labels",
+            bool,
+            default=False,
+            description="Buy the label through the Ship API when staff ship without "
+            "tracking numbers.",
         ),
-    )
-
-
-@hookimpl
-async def track_shipments(
-    shipments: list[dict[str, Any]], settings: dict[str, Any]
-) -> dict[str, Any]:
-    return await CARRIER.track(
-        settings,
-        {
-            "track_api_key": settings["track_api_key"],
-            "track_secret_key": settings["track_secret_key"],
-        },
-        [s["tracking_number"] for s in shipments],
-    )
+        Setting("api_key", default="", secret=True, description="Ship API key."),
+        Setting("secret_key", default="", secret=True, description="Ship API secret."),
+        Setting("account_number", default="", description="The FedEx account billed."),
+        Setting("service", default="FEDEX_GROUND", description="The service when staff name none."),
+        Setting(
+            "shipper",
+            dict,
+            default={},
+            description="The sender: name, company, phone, line1, city, region, "
+            "postalCode, country.",
+        ),
+    ),
+)
+plugin_info, track_shipments = CARRIER.hooks()
 
 
 def _delivery_day(shipment: dict[str, Any]) -> Estimate | None:

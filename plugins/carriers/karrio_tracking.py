@@ -21,7 +21,15 @@ from typing import Any
 
 import karrio.core.models as karrio_models
 
-from ordergraph.plugin_api import Estimate, Location, Setting, TrackingEvent, TrackingUpdate
+from ordergraph.plugin_api import (
+    Estimate,
+    Location,
+    PluginInfo,
+    Setting,
+    TrackingEvent,
+    TrackingUpdate,
+    hookimpl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +81,36 @@ class KarrioCarrier:
     default_server_url: str
     read_raw: Callable[[Any], dict[str, RawTracking]]
     display_name: str
+    description: str
+    # What can stand in for the carrier's API: "its sandbox, or a recording".
+    stand_ins: str
+    # The settings karrio's tracking needs, passed to it by name (empty ones as None).
+    credentials: tuple[Setting, ...]
+    # The plugin's settings after the polling ones (a carrier that buys labels).
+    more_settings: tuple[Setting, ...] = ()
 
-    def server_url_setting(self, stand_ins: str) -> Setting:
-        """The ``server_url`` setting every carrier has: its own API by default, or a
-        stand-in (``stand_ins`` names them: "its sandbox, or a recording")."""
-        return Setting(
-            "server_url",
-            default=self.default_server_url,
-            description=f"Where requests go: {self.display_name}, {stand_ins}.",
-        )
+    def hooks(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        """The carrier plugin's ``plugin_info`` and ``track_shipments``, for its module:
+        ``plugin_info, track_shipments = CARRIER.hooks()``."""
+
+        @hookimpl
+        def plugin_info() -> PluginInfo:
+            server_url = Setting(
+                "server_url",
+                default=self.default_server_url,
+                description=f"Where requests go: {self.display_name}, {self.stand_ins}.",
+            )
+            settings = (server_url, *self.credentials, *POLL_SETTINGS, *self.more_settings)
+            return PluginInfo(category="carrier", description=self.description, settings=settings)
+
+        @hookimpl
+        async def track_shipments(
+            shipments: list[dict[str, Any]], settings: dict[str, Any]
+        ) -> dict[str, TrackingUpdate]:
+            fields = {s.name: settings[s.name] or None for s in self.credentials}
+            return await self.track(settings, fields, [s["tracking_number"] for s in shipments])
+
+        return plugin_info, track_shipments
 
     def karrio_settings(self, settings: dict[str, Any], fields: dict[str, Any]) -> Any:
         """karrio's settings object, sending requests to ``settings['server_url']``."""
@@ -150,11 +179,12 @@ class KarrioCarrier:
 
 
 def _event(event: Any, raw: RawEvent) -> TrackingEvent:
+    # Carriers wrap their texts (DHL's XML has line breaks in a description): one line.
     return TrackingEvent(
         occurred_at=raw.occurred_at,
         status=event.status or "unknown",
-        description=(event.description or "").strip()[:500],
-        code=(event.code or "")[:64],
+        description=" ".join((event.description or "").split())[:500],
+        code=" ".join((event.code or "").split())[:64],
         reason=event.reason if event.reason and event.reason != "unknown" else None,
         location=raw.location,
         offset_unknown=raw.occurred_at.utcoffset() is None,

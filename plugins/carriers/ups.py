@@ -14,9 +14,8 @@ from typing import Any
 
 from karrio.mappers.ups import Mapper, Proxy, Settings
 
-from ordergraph.plugin_api import Estimate, Location, PluginInfo, Setting, hookimpl
+from ordergraph.plugin_api import Estimate, Location, Setting
 from plugins.carriers.karrio_tracking import (
-    POLL_SETTINGS,
     CarrierError,
     KarrioCarrier,
     RawEvent,
@@ -94,36 +93,12 @@ CARRIER = KarrioCarrier(
     default_server_url="https://onlinetools.ups.com",
     read_raw=read_raw,
     display_name="UPS",
+    description="UPS tracking by polling the UPS Track API (through karrio).",
+    stand_ins="its test environment, or a recording",
+    credentials=(
+        Setting("client_id", required=True, secret=True, description="OAuth client id."),
+        Setting("client_secret", required=True, secret=True, description="OAuth client secret."),
+        Setting("account_number", default="", description="The UPS account number."),
+    ),
 )
-
-
-@hookimpl
-def plugin_info() -> PluginInfo:
-    return PluginInfo(
-        category="carrier",
-        description="UPS tracking by polling the UPS Track API (through karrio).",
-        settings=(
-            CARRIER.server_url_setting("its test environment, or a recording"),
-            Setting("client_id", required=True, secret=True, description="OAuth client id."),
-            Setting(
-                "client_secret", required=True, secret=True, description="OAuth client secret."
-            ),
-            Setting("account_number", default="", description="The UPS account number."),
-            *POLL_SETTINGS,
-        ),
-    )
-
-
-@hookimpl
-async def track_shipments(
-    shipments: list[dict[str, Any]], settings: dict[str, Any]
-) -> dict[str, Any]:
-    return await CARRIER.track(
-        settings,
-        {
-            "client_id": settings["client_id"],
-            "client_secret": settings["client_secret"],
-            "account_number": settings["account_number"],
-        },
-        [s["tracking_number"] for s in shipments],
-    )
+plugin_info, track_shipments = CARRIER.hooks()

@@ -13,9 +13,8 @@ from typing import Any
 
 from karrio.mappers.usps import Mapper, Proxy, Settings
 
-from ordergraph.plugin_api import Estimate, Location, PluginInfo, Setting, hookimpl
+from ordergraph.plugin_api import Estimate, Location, Setting
 from plugins.carriers.karrio_tracking import (
-    POLL_SETTINGS,
     CarrierError,
     KarrioCarrier,
     RawEvent,
@@ -68,31 +67,11 @@ CARRIER = KarrioCarrier(
     default_server_url="https://apis.usps.com",
     read_raw=read_raw,
     display_name="USPS",
+    description="USPS tracking by polling the USPS Tracking API v3 (through karrio).",
+    stand_ins="its test environment, or a recording",
+    credentials=(
+        Setting("client_id", required=True, secret=True, description="OAuth client id."),
+        Setting("client_secret", required=True, secret=True, description="OAuth client secret."),
+    ),
 )
-
-
-@hookimpl
-def plugin_info() -> PluginInfo:
-    return PluginInfo(
-        category="carrier",
-        description="USPS tracking by polling the USPS Tracking API v3 (through karrio).",
-        settings=(
-            CARRIER.server_url_setting("its test environment, or a recording"),
-            Setting("client_id", required=True, secret=True, description="OAuth client id."),
-            Setting(
-                "client_secret", required=True, secret=True, description="OAuth client secret."
-            ),
-            *POLL_SETTINGS,
-        ),
-    )
-
-
-@hookimpl
-async def track_shipments(
-    shipments: list[dict[str, Any]], settings: dict[str, Any]
-) -> dict[str, Any]:
-    return await CARRIER.track(
-        settings,
-        {"client_id": settings["client_id"], "client_secret": settings["client_secret"]},
-        [s["tracking_number"] for s in shipments],
-    )
+plugin_info, track_shipments = CARRIER.hooks()
