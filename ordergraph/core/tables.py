@@ -4,16 +4,7 @@ integer minor units beside a currency. Each stage keeps its own tables in its pa
 
 from __future__ import annotations
 
-from piccolo.columns import (
-    JSON,
-    BigInt,
-    Boolean,
-    ForeignKey,
-    Integer,
-    Text,
-    Timestamptz,
-    Varchar,
-)
+from piccolo.columns import JSON, BigInt, Boolean, ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table

@@ -3,14 +3,7 @@ and the webhook deliveries already seen."""
 
 from __future__ import annotations
 
-from piccolo.columns import (
-    JSON,
-    ForeignKey,
-    Integer,
-    Text,
-    Timestamptz,
-    Varchar,
-)
+from piccolo.columns import JSON, ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table
 

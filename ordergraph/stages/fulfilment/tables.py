@@ -3,16 +3,7 @@ and their labels."""
 
 from __future__ import annotations
 
-from piccolo.columns import (
-    JSON,
-    Boolean,
-    Bytea,
-    ForeignKey,
-    Integer,
-    Text,
-    Timestamptz,
-    Varchar,
-)
+from piccolo.columns import JSON, Boolean, Bytea, ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table
 

@@ -4,16 +4,7 @@ currency."""
 
 from __future__ import annotations
 
-from piccolo.columns import (
-    JSON,
-    BigInt,
-    Boolean,
-    ForeignKey,
-    Integer,
-    Text,
-    Timestamptz,
-    Varchar,
-)
+from piccolo.columns import JSON, BigInt, Boolean, ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table
 

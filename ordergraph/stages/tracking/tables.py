@@ -3,15 +3,7 @@ alerts, notifications and webhook endpoints."""
 
 from __future__ import annotations
 
-from piccolo.columns import (
-    JSON,
-    Date,
-    ForeignKey,
-    Integer,
-    Text,
-    Timestamptz,
-    Varchar,
-)
+from piccolo.columns import JSON, Date, ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table
 
