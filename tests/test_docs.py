@@ -24,7 +24,7 @@ from conftest import ADDRESS, SUBMIT, Api, make_settings, order_input, seed_shop
 
 from ordergraph import demo
 from ordergraph.app import create_app
-from ordergraph.core import assembly, auth, hookspecs
+from ordergraph.core import assembly, auth, db, hookspecs
 from ordergraph.core.hookdoc import hook_reference
 from ordergraph.core.settings import Settings
 from ordergraph.stages.entry.masterdata import ProductData, upsert_products
@@ -235,7 +235,7 @@ async def walk_readme_until(demo_api: Api, containing: str) -> None:
             return
         if "skip" not in options:
             who = None if options["as"] == "anyone" else options["as"]
-            await demo_api.gql(as_of_today(document), options.get("variables"), as_=who)
+            await demo_api.gql(await as_of_today(document), options.get("variables"), as_=who)
             await demo_api.rt.runner.drain()
     raise AssertionError(f"no README example contains {containing}")
 
@@ -338,15 +338,25 @@ def holds(answer: Any, expected: Any) -> bool:
     return answer == expected
 
 
-def as_of_today(text: str) -> str:
-    """An example as a reader runs it today: this year's statements and bank dates, and a
-    scan recorded an hour ago on London's clock (the text asks for today's date)."""
+async def as_of_today(text: str) -> str:
+    """An example as a reader runs it today: the demo's statements as they were numbered
+    (the text's ``ST-2026-000003`` is the third issued, which in the first days of a year
+    opens the new year's series), this year's bank dates, and a scan recorded an hour ago
+    on London's clock (the text asks for today's date)."""
+    issued = [row["number"] for row in await db.raw("SELECT number FROM statements ORDER BY id")]
     year = str(datetime.datetime.now(datetime.UTC).year)
+
+    def today(found: re.Match[str]) -> str:
+        if found[1] is None:
+            return year
+        nth = int(found[1])
+        return issued[nth - 1] if nth <= len(issued) else f"ST-{year}-{found[1]}"
+
     scanned = datetime.datetime.now(ZoneInfo("Europe/London")) - datetime.timedelta(hours=1)
     text = re.sub(
         r'occurredAt: "[^"]+"', f'occurredAt: "{scanned.isoformat("T", "seconds")}"', text
     )
-    return text.replace("2026", year)
+    return re.sub(r"ST-2026-(\d{6})|2026", today, text)
 
 
 @pytest.mark.parametrize("doc", DOCS_WITH_EXAMPLES)
@@ -395,9 +405,9 @@ async def test_every_graphql_example_answers_what_the_text_says(doc: str, demo_a
             if field in with_errors and document.startswith("mutation"):
                 assert "errors { field code message }" in document, f"{field}: show its errors"
         who = None if options["as"] == "anyone" else options["as"]
-        body = await demo_api.gql(as_of_today(document), options.get("variables"), as_=who)
+        body = await demo_api.gql(await as_of_today(document), options.get("variables"), as_=who)
         assert "errors" not in body, (document, body["errors"])
-        expected = json.loads(as_of_today(json.dumps(options["expect"])))
+        expected = json.loads(await as_of_today(json.dumps(options["expect"])))
         assert holds(body["data"], expected), (document, body["data"])
         if "shown" in options:
             [shown] = re.findall(r"```json\n(.*?)```", after, re.DOTALL)[:1]
@@ -519,19 +529,18 @@ async def test_the_readme_processing_walk_does_what_it_says(demo_api: Api) -> No
 async def test_the_readme_settlement_tour_does_what_it_says(demo_api: Api) -> None:
     """The statement's PDF at the address the text gives, the bank details it names, and
     the bank file imported twice."""
-    year = str(datetime.datetime.now(datetime.UTC).year)
     await walk_readme_until(demo_api, "importBankStatement(")
     read = readme_example('order(id: "9") {')
     statement = (await demo_api.data(read, as_="ada"))["order"]["statement"]
     assert "IBAN DE89 3704 0044 0532 0130 00" in statement["paymentInstructions"]
     tour = between(README.read_text(), "## Settlement: confirm", "## Running on PostgreSQL")
-    assert statement["pdfUrl"] in " ".join(tour.replace("2026", year).split())
+    assert statement["pdfUrl"] in " ".join((await as_of_today(tour)).split())
     pdf = await demo_api.client.get(
         statement["pdfUrl"], headers={"Authorization": f"Bearer {demo_api.tokens['ada']}"}
     )
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
 
-    pay = as_of_today(readme_example("importBankStatement("))
+    pay = await as_of_today(readme_example("importBankStatement("))
     assert (await demo_api.data(pay))["importBankStatement"]["matched"] == 1
     status = '{ order(id: "9") { status statement { balance { state } } } }'
     assert (await demo_api.data(status))["order"] == {
@@ -544,7 +553,7 @@ async def test_the_readme_settlement_tour_does_what_it_says(demo_api: Api) -> No
 async def test_the_readme_tracking_walk_does_what_it_says(demo_api: Api) -> None:
     """The scan is recorded on London's clock, and the alerts the text counts are open."""
     await walk_readme_until(demo_api, "recordTrackingEvents(")
-    record = as_of_today(readme_example("recordTrackingEvents("))
+    record = await as_of_today(readme_example("recordTrackingEvents("))
     [sent] = re.findall(r'occurredAt: "([^"]+)"', record)
     recorded = (await demo_api.data(record))["recordTrackingEvents"]
     assert recorded["tracking"]["events"][0]["localTime"] == sent
