@@ -13,7 +13,6 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -32,7 +31,7 @@ from ordergraph.stages.settlement.reconciliation import BankCredit, import_credi
 from ordergraph.stages.settlement.tables import BankLine
 from ordergraph.stages.tracking import alerts
 from plugins.carriers import manual
-from plugins.payments import bank_transfer
+from plugins.payments import bank_transfer, cash_on_delivery
 
 LEEDS = {
     "name": "Bob",
@@ -88,7 +87,7 @@ async def two_teams(database_url: str) -> AsyncIterator[tuple[Api, Floor]]:
     """Team floor (pia) fulfils Ada's orders, team dock (dan) Bob's bulk orders."""
     async with shop(
         database_url,
-        extra={"manual": manual, "bank_transfer": bank_transfer},
+        extra={"manual": manual, "bank_transfer": bank_transfer, "cash": cash_on_delivery},
         plugin_settings={"rules": {"rules": ["type=bulk -> dock", "-> floor"]}},
     ) as api:
         await upsert_team("dock", "", [MemberData("dan", 1000)])
@@ -110,8 +109,12 @@ async def two_teams(database_url: str) -> AsyncIterator[tuple[Api, Floor]]:
         await import_credits(
             api.rt,
             [
-                BankCredit("scope-1", "test", "2026-01-05", Decimal("1.00"), "EUR", "no ref"),
-                BankCredit("scope-2", "test", "2026-01-05", Decimal("2.00"), "EUR", "for A-DONE"),
+                BankCredit(
+                    "line 1", "lines[1]", "test", "DE1", "2026-01-05", "1.00", "EUR", "no ref"
+                ),
+                BankCredit(
+                    "line 2", "lines[2]", "test", "DE1", "2026-01-05", "2.00", "EUR", "for A-DONE"
+                ),
             ],
             ADMIN,
         )
@@ -305,6 +308,17 @@ CALLS: dict[str, Call] = {
             }
         },
         "statementNumber",
+    ),
+    "Mutation.recordCashCollected": _write(
+        'mutation($o: String!) { recordCashCollected(order: $o, amount: "1.00", '
+        f'courierReference: "dock-1") {{ {ERRORS} }} }}',
+        lambda f: {"o": f.statement},
+        "order",
+    ),
+    "Mutation.importCourierRemittance": _write(
+        f"mutation($c: String!) {{ importCourierRemittance(content: $c) {{ {ERRORS} }} }}",
+        lambda f: {"c": f"order,amount,courier_reference\n{f.statement},1.00,dock-2\n"},
+        "rows[2]",
     ),
     "Mutation.refundOverpayment": _write(
         'mutation($n: String!) { refundOverpayment(statementNumber: $n, method: "bank_transfer"'

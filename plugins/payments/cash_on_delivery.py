@@ -21,6 +21,7 @@ from ordergraph.plugin_api import (
     UserError,
     hookimpl,
     load_order_statement,
+    may_access_order,
     payload_errors,
     record_ledger_entry,
     require,
@@ -48,6 +49,11 @@ async def _collect(info: Info, order: str, amount: object, reference: str, field
     if not reference.strip():
         raise DomainError.of(ErrorCode.REQUIRED, "Give the courier's reference.", field)
     statement = await load_order_statement(order)
+    if not await may_access_order(principal, statement.order_id):
+        # Another team's order reads as one with no statement: the same answer as none.
+        raise DomainError.of(
+            ErrorCode.NOT_FOUND, f"There is no statement for {order.strip()} yet.", "order"
+        )
     result = await record_ledger_entry(
         info.context.rt,
         statement,

@@ -139,8 +139,8 @@ async def shipment_tracking(shipment_id: int) -> ShipmentTracking:
 
 @strawberry.type
 class PromisePayload:
-    tracking: ShipmentTracking | None
-    errors: list[UserError]
+    tracking: ShipmentTracking | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
