@@ -162,6 +162,26 @@ async def test_the_signed_link_shows_a_button_and_only_its_post_confirms(
     assert completed["data"]["reason"] == "delivery confirmed through the signed link"
 
 
+async def test_a_link_written_in_other_scripts_is_not_valid_rather_than_an_error(
+    database_url: str,
+) -> None:
+    """A signature or an expiry in characters a signature never has (an accented letter,
+    a superscript digit) is a link that is not valid, not a failure of the service."""
+    async with shop(database_url) as api:
+        order_id = await delivered(api, "LINK-2", [{"sku": "MUG", "quantity": 1}])
+        link = confirmation_link(config_of(api.rt), order_id)
+        assert link is not None
+        token = link.split("token=", 1)[1]
+        subject, expires, _ = token.split(".")
+        answers = [
+            await api.client.post("/confirm-delivery", data={"token": forged})
+            for forged in (f"{subject}.{expires}.\u00e9", f"{subject}.\u00b2.{_}")
+        ]
+        order = await read(api, order_id)
+    assert [(a.status_code, "not valid" in a.text) for a in answers] == [(400, True)] * 2
+    assert order["status"] == "DELIVERED"
+
+
 async def test_only_the_customer_of_a_delivered_order_confirms_it(database_url: str) -> None:
     async with shop(database_url, link_secret="") as api:
         order_id = await delivered(api, "WHO-1", [{"sku": "MUG", "quantity": 1}])

@@ -41,7 +41,7 @@ def capped_request(request: Request, limit: int) -> Request:
     arrive (or at once, when ``Content-Length`` says more will). Read it with ``body()``,
     ``stream()`` or ``form()``: none of them reads past the cap."""
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
+    if length.isascii() and length.isdigit() and int(length) > limit:
         raise BodyTooLarge(limit)
     received = 0
 

@@ -1,2 +1,2 @@
 """Stage 4 (tracking): carrier integrations implementing ``create_shipment`` and
-``track_shipment``."""
+``track_shipments``."""

@@ -25,6 +25,7 @@ from ordergraph.core import db, scope
 from ordergraph.core.auth import SYSTEM, Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import OrderView, load_order, recording
+from ordergraph.stages.fulfilment.limits import TRACKING_NUMBER
 from ordergraph.stages.fulfilment.tables import Shipment, ShipmentBooking
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ BOOK_HOOK = "create_shipment"
 ALERT_KIND = "label_failed"
 MAX_LABEL_BYTES = 10_000_000
 """The largest label stored (a 4x6 PDF label is some 10 to 100 kB)."""
-MAX_TRACKING_NUMBER = 128
 
 
 @dataclass(frozen=True)
@@ -121,9 +121,10 @@ def _checked(value: Any, carrier: str, parcels: int) -> Booking:
     if not isinstance(value, Booking):
         raise BookingFailed(f"{carrier} returned {type(value).__name__}, not a Booking")
     numbers = (value.tracking_number, *value.parcel_tracking_numbers)
-    if any(not n.strip() or len(n) > MAX_TRACKING_NUMBER for n in numbers):
+    if any(not n.strip() or TRACKING_NUMBER.problem(n, None) for n in numbers):
         raise BookingFailed(
-            f"{carrier}: a tracking number needs 1 to {MAX_TRACKING_NUMBER} characters"
+            f"{carrier}: a tracking number needs 1 to {TRACKING_NUMBER.max_length} characters "
+            "and no control characters"
         )
     if value.parcel_tracking_numbers and len(value.parcel_tracking_numbers) != parcels:
         raise BookingFailed(

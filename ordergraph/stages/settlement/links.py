@@ -21,6 +21,7 @@ from ordergraph.stages.settlement.config import SettlementConfig
 CONFIRM_PATH = "/confirm-delivery"
 CONFIRM = "confirm-delivery"
 STATEMENT = "statement"
+_EXPIRES = re.compile(r"[0-9]{1,12}")
 _SUBJECTS = {CONFIRM: re.compile(r"[0-9]{1,10}"), STATEMENT: re.compile(r"[A-Z0-9]+-[0-9-]+")}
 _WORDS = {CONFIRM: "confirmation link", STATEMENT: "statement link"}
 
@@ -49,10 +50,11 @@ def verify_signed(
     if not config.link_secret or len(parts) != 3:
         raise invalid
     subject, expires, signature = parts
-    if not _SUBJECTS[purpose].fullmatch(subject) or not expires.isdigit():
+    # ASCII only: int() reads other scripts' digits, compare_digest refuses non-ASCII text.
+    if not _SUBJECTS[purpose].fullmatch(subject) or not _EXPIRES.fullmatch(expires):
         raise invalid
     expected = _signature(config.link_secret, purpose, f"{subject}.{expires}")
-    if not hmac.compare_digest(signature, expected):
+    if not signature.isascii() or not hmac.compare_digest(signature, expected):
         raise invalid
     if (now or db.now()).timestamp() > int(expires):
         raise DomainError.of(

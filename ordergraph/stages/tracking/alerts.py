@@ -241,7 +241,7 @@ async def follow_tracking(
 ) -> None:
     """Open or close the tracking alerts of an order as a shipment's status moves.
 
-    In the caller's transaction (``tracking.ingest``). Any carrier news ends a
+    In the caller's transaction (``updates.ingest``). Any carrier news ends a
     ``tracking_silent`` alert; delivery ends a failed delivery; a status that is no
     exception ends a carrier exception.
     """
