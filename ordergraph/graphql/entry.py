@@ -15,6 +15,7 @@ from ordergraph.graphql.context import OPERATORS, Info, checked, require, row_id
 from ordergraph.graphql.queries import DEFAULT_PAGE, keyset_page
 from ordergraph.graphql.types import Connection, Order, UserError, payload_errors, user_errors
 from ordergraph.stages.entry import inbox
+from ordergraph.stages.entry.limits import IMPORT_STATUS
 from ordergraph.stages.entry.tables import ImportError_ as ImportErrorRow
 
 
@@ -73,7 +74,7 @@ class InboxQuery:
         require(info, *OPERATORS)
         clauses = []
         if status:
-            clauses.append(ImportErrorRow.status == checked(inbox.IMPORT_STATUS, status, "status"))
+            clauses.append(ImportErrorRow.status == checked(IMPORT_STATUS, status, "status"))
         if channel:
             clauses.append(ImportErrorRow.channel == checked(CHANNEL, channel, "channel"))
         return await keyset_page(

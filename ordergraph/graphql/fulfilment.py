@@ -409,10 +409,10 @@ class FulfilmentQuery:
                 order=Order.from_row(r),
                 due_at=r["work_due_at"],
                 next_task=next(
-                    (Task.from_row(t) for t in order_tasks if t["state"] != "done"), None
+                    (Task.from_row(t) for t in tasks_of_order if t["state"] != "done"), None
                 ),
             )
-            for r, order_tasks in zip(rows, tasks, strict=True)
+            for r, tasks_of_order in zip(rows, tasks, strict=True)
         ]
 
 

@@ -16,16 +16,12 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db
 from ordergraph.core.auth import Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem, is_unique_violation
-from ordergraph.core.limits import TextLimit
 from ordergraph.core.orders import OrderDraft, OrderView, load_order, submit_order
 from ordergraph.core.tables import Order
 from ordergraph.stages.entry.tables import ImportError_, WebhookDelivery
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
-
-
-IMPORT_STATUS = TextLimit("The status", ImportError_.status.length)
 
 
 @dataclass(frozen=True)

@@ -33,20 +33,18 @@ from urllib.parse import SplitResult, urlsplit
 from ordergraph.core import db
 from ordergraph.core.auth import Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.limits import MAX_ID, TextLimit
+from ordergraph.core.limits import MAX_ID
+from ordergraph.stages.tracking.limits import (
+    MAX_WEBHOOK_ENDPOINTS,
+    MAX_WEBHOOK_EVENT_TYPES,
+    WEBHOOK_DESCRIPTION,
+    WEBHOOK_URL,
+)
 from ordergraph.stages.tracking.tables import Notification, WebhookEndpoint
 
 CHANNEL_PREFIX = "webhook-endpoint:"
 MAX_DELIVERIES_PAGE = 100
 _EVENT_TYPE = re.compile(r"\*|[a-z][a-z0-9_.]{0,63}")
-
-
-WEBHOOK_URL = TextLimit("The URL", WebhookEndpoint.url.length)
-WEBHOOK_DESCRIPTION = TextLimit("The description", WebhookEndpoint.description.length)
-MAX_WEBHOOK_ENDPOINTS = 100
-"""Webhook endpoints registered at most (deleted ones do not count): every list is capped."""
-MAX_WEBHOOK_EVENT_TYPES = 50
-"""Event types one webhook endpoint may name."""
 
 
 @dataclass(frozen=True)
@@ -241,8 +239,8 @@ async def register(
     wanted = _checked(url, event_types, description, allowed_hosts)
     secret = new_secret()
     async with db.write_transaction():
-        active = await WebhookEndpoint.count().where(WebhookEndpoint.deleted_at.is_null())
-        if active >= MAX_WEBHOOK_ENDPOINTS:
+        registered = await WebhookEndpoint.count().where(WebhookEndpoint.deleted_at.is_null())
+        if registered >= MAX_WEBHOOK_ENDPOINTS:
             raise DomainError.of(
                 ErrorCode.OUT_OF_RANGE,
                 f"At most {MAX_WEBHOOK_ENDPOINTS} webhook endpoints can be registered; "
