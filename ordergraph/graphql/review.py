@@ -5,7 +5,6 @@ from __future__ import annotations
 import strawberry
 
 from ordergraph.core import db
-from ordergraph.core.errors import DomainError
 from ordergraph.core.limits import MAX_ID
 from ordergraph.core.orders import PRIORITIES
 from ordergraph.core.transitions import transition_order
@@ -20,7 +19,6 @@ from ordergraph.graphql.types import (
     invalid_cursor,
     payload_errors,
     preload_orders,
-    user_errors,
 )
 from ordergraph.stages.review.pipeline import amend_order
 
@@ -96,14 +94,12 @@ class ReviewMutation:
         return OrderPayload(order=Order.from_view(order))
 
 
+@payload_errors
 async def _decide(
     info: Info, id: strawberry.ID, transition: str, reason: str | None
 ) -> OrderPayload:
     principal = require(info, *OPERATORS)
-    try:
-        order = await transition_order(
-            info.context.rt, row_id(id, "order"), transition, principal, reason=reason
-        )
-    except DomainError as error:
-        return OrderPayload(errors=user_errors(error))
+    order = await transition_order(
+        info.context.rt, row_id(id, "order"), transition, principal, reason=reason
+    )
     return OrderPayload(order=Order.from_view(order))

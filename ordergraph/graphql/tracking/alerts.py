@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import order_number
 from ordergraph.graphql.context import OPERATORS, ApiError, Info, require, row_id
-from ordergraph.graphql.types import UserError, user_errors
+from ordergraph.graphql.types import UserError, payload_errors
 from ordergraph.stages.tracking import alerts
 
 MAX_ALERTS = 200
@@ -73,8 +73,8 @@ class Alert:
 
 @strawberry.type
 class AlertPayload:
-    alert: Alert | None
-    errors: list[UserError]
+    alert: Alert | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
@@ -100,17 +100,15 @@ class AlertQuery:
         return [Alert.from_view(v) for v in views]
 
 
+@payload_errors
 async def _act(info: Info, alert_id: strawberry.ID, resolution: str | None) -> AlertPayload:
     principal = require(info, *OPERATORS)
-    try:
-        wanted = row_id(alert_id, "alert")
-        if resolution is None:
-            view = await alerts.acknowledge(info.context.rt, wanted, principal)
-        else:
-            view = await alerts.resolve(info.context.rt, wanted, principal, resolution)
-    except DomainError as error:
-        return AlertPayload(alert=None, errors=user_errors(error))
-    return AlertPayload(alert=Alert.from_view(view), errors=[])
+    wanted = row_id(alert_id, "alert")
+    if resolution is None:
+        view = await alerts.acknowledge(info.context.rt, wanted, principal)
+    else:
+        view = await alerts.resolve(info.context.rt, wanted, principal, resolution)
+    return AlertPayload(alert=Alert.from_view(view))
 
 
 @strawberry.type
