@@ -148,6 +148,7 @@ async def test_stage_ids_in_other_scripts_digits_are_unknown_ids(database_url: s
             "enabled": True,
             "signing_secret": "replay-secret",
             "endpoints": {"erp": "http://127.0.0.1:9/hook"},
+            "allowed_hosts": ["127.0.0.1"],
         }
     }
     settings = make_settings(database_url, production=True, plugins=plugins)
