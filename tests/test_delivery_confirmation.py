@@ -162,6 +162,23 @@ async def test_the_signed_link_shows_a_button_and_only_its_post_confirms(
     assert completed["data"]["reason"] == "delivery confirmed through the signed link"
 
 
+async def test_a_description_too_long_is_too_long_and_an_empty_one_is_required(
+    database_url: str,
+) -> None:
+    async with shop(database_url) as api:
+        order_id = await delivered(api, "P-LONG", [{"sku": "MUG", "quantity": 1}])
+        answers = [
+            (await api.data(REPORT, {"id": str(order_id), "text": text}, as_="ada"))[
+                "reportDeliveryProblem"
+            ]
+            for text in ("x" * 2001, "   ")
+        ]
+    assert [(e["field"], e["code"]) for a in answers for e in a["errors"]] == [
+        ("description", "TOO_LONG"),
+        ("description", "REQUIRED"),
+    ]
+
+
 async def test_a_link_written_in_other_scripts_is_not_valid_rather_than_an_error(
     database_url: str,
 ) -> None:

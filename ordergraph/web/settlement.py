@@ -18,12 +18,12 @@ from starlette.routing import Route
 from ordergraph.core import scope
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError, ErrorCode
+from ordergraph.core.limits import DELIVERY_PROBLEM
 from ordergraph.core.orders import OrderView, load_order
 from ordergraph.core.runtime import Runtime
 from ordergraph.graphql.context import principal_for
 from ordergraph.stages.settlement import config_of
 from ordergraph.stages.settlement.confirmation import (
-    MAX_DESCRIPTION,
     confirm_delivery,
     report_problem,
 )
@@ -82,7 +82,7 @@ def _choices(token: str) -> str:
         '<p><label for="problem">Tell us what is wrong (missing, damaged, not what you '
         "ordered). We confirm nothing until it is sorted out.</label></p>"
         f'<textarea id="problem" name="description" rows="4" required '
-        f'maxlength="{MAX_DESCRIPTION}"></textarea>'
+        f'maxlength="{DELIVERY_PROBLEM.max_length}"></textarea>'
         "<p><button type=submit>Report a problem</button></p></form>"
     )
 

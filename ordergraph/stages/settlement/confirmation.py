@@ -25,7 +25,6 @@ from ordergraph.stages.tracking import alerts
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
 
-MAX_DESCRIPTION = DELIVERY_PROBLEM.max_length
 SCAN_BATCH = 500
 
 
@@ -82,12 +81,8 @@ async def report_problem(
             "orderId",
         )
     text = description.strip()
-    if not 1 <= len(text) <= MAX_DESCRIPTION:
-        raise DomainError.of(
-            ErrorCode.REQUIRED,
-            f"Describe the problem in 1 to {MAX_DESCRIPTION} characters.",
-            "description",
-        )
+    if not text:
+        raise DomainError.of(ErrorCode.REQUIRED, "Describe the problem.", "description")
     if (wrong := DELIVERY_PROBLEM.problem(text, "description")) is not None:
         raise DomainError(wrong)
     await rate_limits.check(rt, "description", (PROBLEM_REPORTS_PER_ORDER, str(order_id)))
@@ -118,12 +113,8 @@ async def resolve_problem(
     rt: Runtime, problem_id: int, resolution: str, principal: Principal
 ) -> ProblemView:
     text = resolution.strip()
-    if not 1 <= len(text) <= MAX_DESCRIPTION:
-        raise DomainError.of(
-            ErrorCode.REQUIRED,
-            f"Say how it was resolved in 1 to {MAX_DESCRIPTION} characters.",
-            "resolution",
-        )
+    if not text:
+        raise DomainError.of(ErrorCode.REQUIRED, "Say how it was resolved.", "resolution")
     if (wrong := RESOLUTION.problem(text, "resolution")) is not None:
         raise DomainError(wrong)
     reported = (
