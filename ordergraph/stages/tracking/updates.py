@@ -53,11 +53,6 @@ STATUSES = (
     "cancelled",
     "unknown",
 )
-INCIDENT_STATUSES = frozenset(
-    {"delivery_failed", "delivery_delayed", "on_hold", "return_to_sender", "cancelled"}
-)
-"""Statuses that mean something went wrong: their events carry a reason."""
-
 REASONS = (
     "carrier_damaged_parcel",
     "carrier_sorting_error",
