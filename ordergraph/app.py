@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import orjson
 from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
@@ -64,6 +65,15 @@ class GraphQLApp(GraphQL):
     async def render_graphql_ide(self, request: Request) -> Response:
         """The GraphiQL page whose files this service serves itself, not a CDN."""
         return graphiql.page()
+
+    def encode_json(self, data: object) -> str:
+        """Answers in orjson, several times faster than the standard library's encoder;
+        as text, which websockets send as text frames. What orjson refuses (an integer
+        beyond 64 bits) goes to the standard encoder, as before."""
+        try:
+            return orjson.dumps(data).decode()
+        except orjson.JSONEncodeError:
+            return json.dumps(data, separators=(",", ":"))
 
     def decode_json(self, data: str | bytes) -> object:
         """A body Python's JSON decoder refuses (an integer of thousands of digits, nesting

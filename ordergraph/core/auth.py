@@ -177,13 +177,18 @@ async def revoke_token(token_id: int) -> TokenInfo:
 
 
 async def authenticate(token: str) -> Principal | None:
-    """The principal of a token that is known, not revoked and not expired; else None."""
-    row = (
-        await ApiToken.select()
-        .where((ApiToken.token_hash == hash_token(token)) & _live(db.now()))
-        .first()
-    )
-    if row is None:
+    """The principal of a token that is known, not revoked and not expired; else None.
+
+    Every request asks, so concurrent requests share one read (``db.select_in``), sent
+    after they arrived: a token revoked before a request came is refused.
+    """
+    rows = await db.select_in("api_tokens", "token_hash", [hash_token(token)])
+    if not rows:
+        return None
+    row = rows[0]
+    if row["revoked_at"] is not None or (
+        row["expires_at"] is not None and row["expires_at"] <= db.now()
+    ):
         return None
     return Principal(
         role=Role(row["role"]),

@@ -24,7 +24,8 @@ class Batched(Generic[T, R]):
 
     Review jobs are made one (a job runner runs such jobs outside its slots of
     concurrency: one batch at a time, whatever its size, is what they take), and so
-    are the Redis bus's publishing and the reads of a submission (``db.select_in``).
+    are the Redis bus's publishing, the reads of a submission and each request's token
+    (``db.select_in``).
     """
 
     def __init__(self, run_many: Callable[[list[T]], Awaitable[list[R | BaseException]]]) -> None:

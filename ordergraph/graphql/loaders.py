@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
+from functools import cached_property
 from typing import Any, TypeVar
 
 from piccolo.columns import Column
@@ -136,29 +137,49 @@ async def _bins(skus: list[str]) -> list[str]:
 
 
 class Loaders:
-    def __init__(self) -> None:
-        self.lines: DataLoader[int, list[dict[str, Any]]] = DataLoader(
-            _by_order(OrderLine, OrderLine.line_no)
-        )
-        self.events: DataLoader[int, list[dict[str, Any]]] = DataLoader(
-            _by_order(OrderEvent, OrderEvent.id)
-        )
-        self.findings: DataLoader[int, list[dict[str, Any]]] = DataLoader(
-            _by_order(ReviewFinding, ReviewFinding.id)
-        )
-        self.customers: DataLoader[int, dict[str, Any] | None] = DataLoader(_customers)
-        self.assignments: DataLoader[int, dict[str, Any] | None] = DataLoader(_assignments)
-        self.tasks: DataLoader[int, list[dict[str, Any]]] = DataLoader(
-            _by_order(Task, Task.position)
-        )
-        self.fulfilment_lines: DataLoader[int, list[dict[str, Any]]] = DataLoader(
-            _by_order(FulfilmentLine, FulfilmentLine.line_no)
-        )
-        self.shipments: DataLoader[int, list[dict[str, Any]]] = DataLoader(
-            _by_order(Shipment, Shipment.id)
-        )
-        self.shipment_lines: DataLoader[int, list[dict[str, Any]]] = DataLoader(
-            _by_order(ShipmentLine, ShipmentLine.id)
-        )
-        self.bookings: DataLoader[int, list[dict[str, Any]]] = DataLoader(_bookings)
-        self.bins: DataLoader[str, str] = DataLoader(_bins)
+    """The loaders of one request, each made when a field first asks for it: most
+    requests (a mutation, one order) use none or few of them."""
+
+    @cached_property
+    def lines(self) -> DataLoader[int, list[dict[str, Any]]]:
+        return DataLoader(_by_order(OrderLine, OrderLine.line_no))
+
+    @cached_property
+    def events(self) -> DataLoader[int, list[dict[str, Any]]]:
+        return DataLoader(_by_order(OrderEvent, OrderEvent.id))
+
+    @cached_property
+    def findings(self) -> DataLoader[int, list[dict[str, Any]]]:
+        return DataLoader(_by_order(ReviewFinding, ReviewFinding.id))
+
+    @cached_property
+    def customers(self) -> DataLoader[int, dict[str, Any] | None]:
+        return DataLoader(_customers)
+
+    @cached_property
+    def assignments(self) -> DataLoader[int, dict[str, Any] | None]:
+        return DataLoader(_assignments)
+
+    @cached_property
+    def tasks(self) -> DataLoader[int, list[dict[str, Any]]]:
+        return DataLoader(_by_order(Task, Task.position))
+
+    @cached_property
+    def fulfilment_lines(self) -> DataLoader[int, list[dict[str, Any]]]:
+        return DataLoader(_by_order(FulfilmentLine, FulfilmentLine.line_no))
+
+    @cached_property
+    def shipments(self) -> DataLoader[int, list[dict[str, Any]]]:
+        return DataLoader(_by_order(Shipment, Shipment.id))
+
+    @cached_property
+    def shipment_lines(self) -> DataLoader[int, list[dict[str, Any]]]:
+        return DataLoader(_by_order(ShipmentLine, ShipmentLine.id))
+
+    @cached_property
+    def bookings(self) -> DataLoader[int, list[dict[str, Any]]]:
+        return DataLoader(_bookings)
+
+    @cached_property
+    def bins(self) -> DataLoader[str, str]:
+        return DataLoader(_bins)
