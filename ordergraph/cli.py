@@ -11,7 +11,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ordergraph.core import assembly, db, migrations
 from ordergraph.core.auth import TOKEN_ROLES
@@ -64,6 +64,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: cannot listen on {where}: {problem}", file=sys.stderr)
         return 2
     url = f"http://{where}/graphql"
+    if args.workers > 1 and args.demo:
+        print("error: --demo runs in one process: leave out --workers", file=sys.stderr)
+        return 2
+    if args.workers > 1 and not settings.redis_url:
+        print(
+            "error: --workers needs REDIS_URL: subscription events reach every API process "
+            "through Redis, and `ordergraph worker` processes run the jobs",
+            file=sys.stderr,
+        )
+        return 2
     on_startup = []
     if args.demo:
         from ordergraph import demo
@@ -95,12 +105,27 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             print(flush=True)
 
         on_startup.append(load_demo)
+    # Built here also with --workers, where each process builds its own: a plugin or
+    # status graph that does not load stops the command before uvicorn starts.
     app = create_app(settings, on_startup=on_startup)
     # Say what is wrong with the database before uvicorn starts, not inside its traceback.
     asyncio.run(_with_db(settings, migrations.ensure_current, migrated=False))
-    # Open /track live streams would hold a shutdown up for minutes; 10 s is enough for
-    # the requests in flight.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=10)
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": "info",
+        # A log line per request costs more than some requests; off unless asked for.
+        "access_log": args.access_log,
+        # Open /track live streams would hold a shutdown up for minutes; 10 s is enough
+        # for the requests in flight.
+        "timeout_graceful_shutdown": 10,
+    }
+    if args.workers > 1:
+        # uvicorn starts each process from an import string; create_app reads the
+        # same settings from the environment there.
+        uvicorn.run("ordergraph.app:create_app", factory=True, workers=args.workers, **options)
+    else:
+        uvicorn.run(app, **options)
     return 0
 
 
@@ -131,6 +156,13 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(run_worker(settings))
     return 0
+
+
+def _positive(text: str) -> int:
+    """``--workers``: a whole number of at least 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 _DURATION = re.compile(r"([1-9][0-9]{0,3})([mhdw])")
@@ -285,6 +317,14 @@ def parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, default=8000, help="the TCP port to listen on (default: 8000)"
     )
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="API processes sharing the port (default: 1); more than one needs REDIS_URL",
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every request (default: off)")
     serve.set_defaults(run=_serve)
 
     sub.add_parser(

@@ -560,3 +560,80 @@ def test_every_command_and_option_says_what_it_does() -> None:
     assert unexplained == []
     commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
     assert {"serve", "migrate", "worker", "token", "import"} <= set(commands.choices)
+
+
+def test_serve_with_workers_needs_redis_and_no_demo(tmp_path: Path) -> None:
+    port = str(free_port())
+    alone = ordergraph("serve", "--workers", "2", "--port", port, cwd=tmp_path)
+    assert alone.returncode == 2
+    assert "error: --workers needs REDIS_URL" in alone.stderr
+    demo = ordergraph("serve", "--demo", "--workers", "2", "--port", port, cwd=tmp_path)
+    assert demo.returncode == 2
+    assert "error: --demo runs in one process" in demo.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing is loaded or written before the check"
+
+
+@pytest.mark.skipif("postgresql" not in BACKENDS, reason="PostgreSQL is not among the backends")
+async def test_serve_with_two_workers_starts_two_api_processes_on_one_port(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """``serve --workers 2``: two API processes share the port and the database, with
+    Redis for their events, and ``--access-log`` logs every request."""
+    async with new_postgres_database("og_cli") as url:
+        await db.connect(url)
+        try:
+            await migrations.migrate()
+            token = await auth.create_token("admin", name="ops")
+        finally:
+            await db.disconnect()
+        port = free_port()
+        log = (tmp_path / "serve.log").open("wb")
+        server = subprocess.Popen(
+            [ORDERGRAPH, "serve", "--workers", "2", "--access-log", "--port", str(port)],
+            cwd=tmp_path,
+            env=clean_env(DATABASE_URL=url, REDIS_URL=redis_url, PYTHONUNBUFFERED="1"),
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                deadline = time.monotonic() + DEMO_START_TIMEOUT
+                while (tmp_path / "serve.log").read_text().count("startup complete") < 2:
+                    assert server.poll() is None, (tmp_path / "serve.log").read_text()
+                    assert time.monotonic() < deadline, "serve --workers 2 did not start"
+                    await asyncio.sleep(0.1)
+                serving = [line for line in (tmp_path / "serve.log").read_text().splitlines()
+                           if "Started server process" in line]  # fmt: skip
+                health = (await client.get("/health")).json()
+                assert health["jobs"] == "workers"
+                assert health["redis"] == "ok"
+                headers = {"Authorization": f"Bearer {token}"}
+                created = await asyncio.gather(
+                    *(post_separately(port, headers, f"CLI-{i}@example.com") for i in range(20))
+                )
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+            log.close()
+    assert len(serving) == 2, "two API processes started"
+    assert len(set(created)) == 20
+    text = (tmp_path / "serve.log").read_text()
+    assert text.count('"POST /graphql HTTP/1.1" 200') == 20
+
+
+async def post_separately(port: int, headers: dict[str, str], email: str) -> str:
+    """Create a customer over a connection of its own, so that requests spread over
+    the processes; the new customer's id."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        response = await client.post(
+            "/graphql",
+            json={
+                "query": "mutation($e: String!) { upsertCustomer(input: "
+                '{email: $e, name: "C"}) { customer { id } errors { code } } }',
+                "variables": {"e": email},
+            },
+            headers=headers,
+        )
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]["upsertCustomer"]["customer"]["id"]
