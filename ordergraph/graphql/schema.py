@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Iterator
@@ -9,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode, ValidationRule
+from graphql.language import SKIP, DocumentNode
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -38,6 +40,12 @@ from ordergraph.graphql.fulfilment import (
 )
 from ordergraph.graphql.mutations import Mutation
 from ordergraph.graphql.queries import Query
+from ordergraph.graphql.request_errors import (
+    RequestErrorCode,
+    code_before_execution,
+    is_request_error,
+    with_code,
+)
 from ordergraph.graphql.review import ReviewMutation, ReviewQuery
 from ordergraph.graphql.settlement.promotions import PromotionMutation, PromotionQuery
 from ordergraph.graphql.settlement.statements import SettlementMutation, SettlementQuery
@@ -102,6 +110,8 @@ def is_unexpected(error: GraphQLError) -> bool:
     the executor with an exception, is unexpected.
     """
     if isinstance(error, ApiError) or isinstance(error.original_error, ApiError):
+        return False
+    if is_request_error(error):
         return False
     if error.path is not None:
         return True
@@ -177,14 +187,73 @@ class MaskUnexpectedErrors(MaskErrors):
         )
 
 
+class OneOperationOrAName(ValidationRule):
+    """A document of several operations sent without ``operationName`` is refused
+    (GetOperation in the GraphQL spec); strawberry would run its first operation."""
+
+    def enter_document(self, node: DocumentNode, *_: Any) -> object:
+        operations = [d for d in node.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(operations) > 1:
+            names = ", ".join(op.name.value for op in operations if op.name)
+            self.report_error(
+                GraphQLError(
+                    f"The document has {len(operations)} operations: send operationName "
+                    f"to say which to run ({names}).",
+                    operations,
+                    extensions={"code": RequestErrorCode.OPERATION_RESOLUTION_FAILURE.value},
+                )
+            )
+        return SKIP
+
+
+class CodeRequestErrors(StrawberryExtension):
+    """Validation errors carry ``GRAPHQL_VALIDATION_FAILED``, and a document of several
+    operations must come with the name of the one to run."""
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        # Before the document is parsed this is the operationName the request sent;
+        # afterwards strawberry answers the name of the document's first operation.
+        if context.operation_name is None:
+            context.validation_rules = (*context.validation_rules, OneOperationOrAName)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        # Still before the errors are answered: validation returns them from within.
+        for error in self.execution_context.pre_execution_errors or ():
+            with_code(error, RequestErrorCode.GRAPHQL_VALIDATION_FAILED)
+
+
+class CachedParse(ParserCache):
+    """``ParserCache`` that leaves a document it cannot parse to strawberry, which parses
+    it again where syntax errors are answered. Raised from here, the error escaped a
+    subscription as a server traceback and a bare ``complete`` (strawberry#1439)."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        yield
+
+
 class Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Log each unexpected error with its reference; a client's mistakes and
-        ``ApiError`` are answers, not faults, and are not logged."""
+        """Give each error raised before execution its code, and log each unexpected
+        error with its reference; a client's mistakes and ``ApiError`` are answers, not
+        faults, and are not logged.
+
+        Strawberry calls this for every result before it is answered, over HTTP and
+        websockets alike."""
         for error in errors:
-            if is_unexpected(error):
+            code = code_before_execution(error)
+            if code is not None:
+                with_code(error, code)
+            elif is_unexpected(error):
                 reference_of(error)
 
     async def execute(
@@ -257,8 +326,9 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
         lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         # Clients send the same few documents again and again: parse and validate each once.
-        lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
+        lambda: CachedParse(maxsize=CACHED_DOCUMENTS),
         lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
+        CodeRequestErrors,
     ]
     if rt.settings.production:
         extensions.append(MaskUnexpectedErrors)
