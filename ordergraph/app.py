@@ -32,6 +32,7 @@ from ordergraph.core.runtime import Runtime
 from ordergraph.core.settings import Settings
 from ordergraph.graphql.context import Context, principal_for
 from ordergraph.graphql.http import (
+    CORS,
     JSON,
     RequestRefused,
     graphql_request,
@@ -339,7 +340,7 @@ def create_app(
         Route("/health", health),
         Route("/ready", ready),
         # Every method reaches the view, which answers those it does not serve in JSON.
-        Route("/graphql", graphql),
+        Route("/graphql", CORS(graphql, graphql.allowed_origins)),
         WebSocketRoute("/graphql", graphql),
         *settlement.ROUTES,
         *fulfilment.ROUTES,

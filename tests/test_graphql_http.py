@@ -14,6 +14,7 @@ from conftest import SUBMIT, Api, make_settings, order_input, serve_api
 
 JSON = "application/json"
 GRAPHQL_JSON = "application/graphql-response+json"
+SHOP = "https://shop.example.com"
 
 
 @dataclass
@@ -213,3 +214,85 @@ async def test_the_answer_is_in_the_media_type_the_client_ranks_highest(
     assert response.status_code == 200
     assert response.headers["content-type"] == answered
     assert response.json() == {"data": {"me": {"role": "staff"}}}
+
+
+# -- CORS -------------------------------------------------------------------------------------
+
+
+def cors_headers(response: httpx.Response) -> dict[str, str]:
+    return {k: v for k, v in response.headers.items() if k.startswith("access-control-")}
+
+
+@pytest.fixture
+async def storefront_api(database_url: str):
+    """The app with a storefront on another site among its allowed browser origins."""
+    settings = make_settings(database_url, allowed_origins=(SHOP,))
+    async with serve_api(settings) as served:
+        yield served
+
+
+async def test_a_storefront_on_an_allowed_origin_passes_the_preflight_and_reads_the_answer(
+    storefront_api: Api,
+):
+    api = storefront_api
+    preflight = await api.client.options(
+        "/graphql",
+        headers={
+            "Origin": SHOP,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, accept",
+        },
+    )
+    answer = await api.client.post(
+        "/graphql",
+        json={"query": "{ me { role } }"},
+        headers={"Origin": SHOP, "Authorization": f"Bearer {api.tokens['ada']}"},
+    )
+
+    assert preflight.status_code == 200
+    allowed = cors_headers(preflight)
+    assert allowed["access-control-allow-origin"] == SHOP
+    assert set(allowed["access-control-allow-methods"].split(", ")) == {"GET", "POST"}
+    assert {"authorization", "content-type", "accept"} <= {
+        h.strip().lower() for h in allowed["access-control-allow-headers"].split(",")
+    }
+    # The API takes a bearer token, never a cookie: browsers send none.
+    assert "access-control-allow-credentials" not in allowed
+    assert answer.json() == {"data": {"me": {"role": "customer"}}}
+    assert cors_headers(answer) == {"access-control-allow-origin": SHOP}
+    assert "Origin" in answer.headers["vary"]
+
+
+async def test_another_origin_gets_no_cors_header_and_other_routes_none_at_all(
+    storefront_api: Api,
+):
+    api = storefront_api
+    elsewhere = "https://evil.example.com"
+    preflight = await api.client.options(
+        "/graphql",
+        headers={"Origin": elsewhere, "Access-Control-Request-Method": "POST"},
+    )
+    answer = await api.client.post(
+        "/graphql", json={"query": "{ __typename }"}, headers={"Origin": elsewhere}
+    )
+    health = await api.client.get("/health", headers={"Origin": SHOP})
+    health_preflight = await api.client.options(
+        "/health", headers={"Origin": SHOP, "Access-Control-Request-Method": "GET"}
+    )
+
+    assert preflight.status_code == 400
+    assert cors_headers(preflight) == {}
+    assert cors_headers(answer) == {}
+    assert cors_headers(health) == {}
+    assert cors_headers(health_preflight) == {}
+
+
+async def test_any_origin_when_the_list_is_a_star(database_url: str):
+    async with serve_api(make_settings(database_url, allowed_origins=("*",))) as api:
+        preflight = await api.client.options(
+            "/graphql",
+            headers={"Origin": "https://anywhere.example", "Access-Control-Request-Method": "POST"},
+        )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in preflight.headers

@@ -7,18 +7,23 @@ Every answer is a GraphQL response in JSON, a refused request included:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from cross_web import HTTPException
 from graphql import GraphQLError
-from starlette.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from ordergraph.core.errors import ErrorCode
 from ordergraph.graphql.request_errors import RequestErrorCode
 
+# How long a browser may keep a preflight's answer (Chromium keeps it 2 hours at most).
+PREFLIGHT_MAX_AGE_SECONDS = 3600
 JSON = "application/json"
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 
@@ -180,3 +185,28 @@ def status_of(response: GraphQLHTTPResponse, media_type: str) -> int:
         return 200
     codes = {(e.get("extensions") or {}).get("code") for e in response.get("errors") or ()}  # type: ignore[union-attr]
     return 500 if ErrorCode.INTERNAL_ERROR.value in codes else 400
+
+
+class CORS(CORSMiddleware):
+    """Starlette's CORS for the browser origins in ``ORDERGRAPH_ALLOWED_ORIGINS``: without
+    credentials (the API takes a bearer token, never a cookie), for GET and POST, with the
+    headers a GraphQL client sends. A preflight from another origin is refused with no
+    ``Access-Control-*`` header at all, where Starlette's would still list the methods
+    and headers."""
+
+    def __init__(self, app: ASGIApp, origins: Collection[str]) -> None:
+        super().__init__(
+            app,
+            allow_origins=tuple(origins),
+            allow_methods=("GET", "POST"),
+            allow_headers=("Authorization", "Content-Type", "Accept"),
+            allow_credentials=False,
+            max_age=PREFLIGHT_MAX_AGE_SECONDS,
+        )
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        if self.is_allowed_origin(request_headers["origin"]):
+            return super().preflight_response(request_headers)
+        return PlainTextResponse(
+            "Disallowed CORS origin", status_code=400, headers={"Vary": "Origin"}
+        )
