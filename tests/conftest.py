@@ -194,10 +194,10 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def over_http(api: Api) -> AsyncIterator[str]:
-    """The started app of ``api`` on a free port of 127.0.0.1, served by uvicorn in the
-    test's own event loop; its base URL."""
-    port = free_port()
+async def over_http(api: Api, port: int | None = None) -> AsyncIterator[str]:
+    """The started app of ``api`` on ``port`` (a free one if None) of 127.0.0.1, served by
+    uvicorn in the test's own event loop; its base URL."""
+    port = port or free_port()
     config = uvicorn.Config(
         api.app,
         host="127.0.0.1",

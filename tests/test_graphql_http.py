@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import SUBMIT, Api, make_settings, order_input, serve_api
+from conftest import SUBMIT, Api, free_port, make_settings, order_input, over_http, serve_api
+from playwright.async_api import async_playwright
+from test_graphiql import BROWSER_TIMEOUT_MS, CHROMIUM, CHROMIUM_ARGS
 
 JSON = "application/json"
 GRAPHQL_JSON = "application/graphql-response+json"
@@ -296,3 +298,49 @@ async def test_any_origin_when_the_list_is_a_star(database_url: str):
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in preflight.headers
+
+
+# What a storefront's script does: fetch with the customer's token, read the answer.
+STOREFRONT_FETCH = """
+async ([url, token]) => {
+  try {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: {"Content-Type": "application/json", "Authorization": `Bearer ${token}`},
+      body: JSON.stringify({query: "{ me { role } }"}),
+    });
+    return await response.json();
+  } catch (error) {
+    return {blocked: String(error)};
+  }
+}
+"""
+
+
+async def test_a_storefront_page_in_a_browser_calls_the_api_only_from_an_allowed_origin(
+    database_url: str,
+):
+    """Chromium enforces CORS: a page at http://localhost:PORT is another origin than the
+    API at http://127.0.0.1:PORT (the same server), and only the listed one may read."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
+    port = free_port()
+    storefront = f"http://localhost:{port}"
+    settings = make_settings(database_url, allowed_origins=(storefront,))
+    async with serve_api(settings) as api, over_http(api, port), async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await chromium.new_page()
+            page.set_default_timeout(BROWSER_TIMEOUT_MS)
+            token = api.tokens["ada"]
+            await page.goto(f"{storefront}/health")
+            allowed = await page.evaluate(
+                STOREFRONT_FETCH, [f"http://127.0.0.1:{port}/graphql", token]
+            )
+            await page.goto(f"http://127.0.0.1:{port}/health")
+            elsewhere = await page.evaluate(STOREFRONT_FETCH, [f"{storefront}/graphql", token])
+        finally:
+            await chromium.close()
+
+    assert allowed == {"data": {"me": {"role": "customer"}}}
+    assert "Failed to fetch" in elsewhere["blocked"]
