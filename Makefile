@@ -5,6 +5,7 @@ PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 GRAPHIQL := ordergraph/web/graphiql
+CONFORMANCE := tests/conformance
 TEST_PLUGINS := build/test-plugins
 CHROMIUM := /usr/bin/chromium
 PDFTOTEXT := /usr/bin/pdftotext
@@ -20,6 +21,13 @@ $(BIN)/ordergraph: pyproject.toml
 $(GRAPHIQL)/node_modules/.package-lock.json: $(GRAPHIQL)/package.json $(GRAPHIQL)/package-lock.json
 	@command -v npm >/dev/null || { echo "GraphiQL's files are installed with npm: install Node.js and npm, then run make again" >&2; exit 1; }
 	cd $(GRAPHIQL) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The community's conformance checks the tests run with Node against the app: graphql-http's
+# GraphQL over HTTP audit and graphql-ws's client, the versions its package-lock.json pins.
+$(CONFORMANCE)/node_modules/.package-lock.json: $(CONFORMANCE)/package.json $(CONFORMANCE)/package-lock.json
+	@command -v npm >/dev/null || { echo "the conformance tests run with Node.js: install Node.js and npm, then run make again" >&2; exit 1; }
+	cd $(CONFORMANCE) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The example third-party plugin the tests find through its entry point. It goes into
@@ -51,7 +59,7 @@ install: $(BIN)/ordergraph $(GRAPHIQL)/node_modules/.package-lock.json
 demo: install
 	$(BIN)/ordergraph serve --demo --host $(HOST) --port $(PORT)
 
-test: install $(TEST_PLUGINS)/.installed $(CHROMIUM) $(PDFTOTEXT)
+test: install $(TEST_PLUGINS)/.installed $(CONFORMANCE)/node_modules/.package-lock.json $(CHROMIUM) $(PDFTOTEXT)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

@@ -9,17 +9,21 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
-from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLRequestData
-from strawberry.http.temporal_response import TemporalResponse
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -27,13 +31,60 @@ from ordergraph.core import assembly, db
 from ordergraph.core.errors import ErrorCode
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.settings import Settings
-from ordergraph.graphql.context import ApiError, Context, principal_for
+from ordergraph.graphql.context import Context, principal_for
+from ordergraph.graphql.http import (
+    CORS,
+    JSON,
+    RequestRefused,
+    graphql_request,
+    json_parameter,
+    operation_not_found,
+    refusal,
+    response_media_type,
+    status_of,
+    unsupported_media_type,
+    without_data_unless_executed,
+)
+from ordergraph.graphql.request_errors import RequestErrorCode
 from ordergraph.graphql.schema import build_schema
 from ordergraph.web import fulfilment, graphiql, settlement, tracking
 from ordergraph.web.entry import BodyTooLarge, read_body
 
 
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws as its protocol says: an operation refused before it runs (a
+    syntax error, an unknown operationName) gets an ``error`` message with its code, and
+    the connection stays open for the client's other operations; strawberry closes it
+    (4400) on these two."""
+
+    @staticmethod
+    def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
+        return None
+
+
+# A close frame's reason holds 123 bytes of UTF-8 (RFC 6455, 5.5).
+CLOSE_REASON_BYTES = 123
+
+
+class WebSocketAdapter(ASGIWebSocketAdapter):
+    """Close reasons cut to what a close frame holds: a longer one (an operation id of a
+    few hundred characters in "Subscriber for ... already exists") failed the close with
+    a server traceback and left the client without a close code."""
+
+    async def close(self, code: int, reason: str) -> None:
+        encoded = reason.encode()
+        if len(encoded) > CLOSE_REASON_BYTES:
+            reason = encoded[: CLOSE_REASON_BYTES - 3].decode(errors="ignore") + "…"
+        await super().close(code, reason)
+
+
 class GraphQLApp(GraphQL):
+    """Strawberry's ASGI view, answering every request with a GraphQL response in JSON
+    (``graphql.http`` holds the rules) and subscriptions over graphql-transport-ws."""
+
+    graphql_transport_ws_handler_class = TransportWSHandler
+    websocket_adapter_class = WebSocketAdapter
+
     def __init__(self, rt: Runtime) -> None:
         super().__init__(
             build_schema(rt),
@@ -45,22 +96,26 @@ class GraphQLApp(GraphQL):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Read a POST body only up to ``[ordergraph] max_graphql_body_bytes``, then hand
-        it to strawberry, which reads bodies whole."""
-        if scope["type"] == "http" and scope["method"] == "POST":
-            limit = self.rt.settings.max_graphql_body_bytes
-            try:
-                body = await read_body(Request(scope, receive), limit)
-            except BodyTooLarge as exc:
-                error = {"message": str(exc), "extensions": {"code": ErrorCode.TOO_LARGE.value}}
-                refusal = JSONResponse(
-                    {"errors": [error]},
-                    status_code=413,
-                    headers={"Connection": "close"},
-                )
-                await refusal(scope, receive, send)
-                return
-            receive = _replay(body, receive)
-        await super().__call__(scope, receive, send)
+        it to strawberry, which reads bodies whole; answer a refused request with a
+        GraphQL error in JSON, where strawberry answers plain text."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            if scope["method"] == "POST":
+                limit = self.rt.settings.max_graphql_body_bytes
+                try:
+                    body = await read_body(request, limit)
+                except BodyTooLarge as exc:
+                    raise RequestRefused(
+                        413, ErrorCode.TOO_LARGE, str(exc), headers={"Connection": "close"}
+                    ) from None
+                request = Request(scope, _replay(body, receive))
+            response = await self.run(request)
+        except HTTPException as exc:
+            response = refusal(exc, response_media_type(request.headers.get("accept", "")))
+        await response(scope, receive, send)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """The GraphiQL page whose files this service serves itself, not a CDN."""
@@ -77,51 +132,101 @@ class GraphQLApp(GraphQL):
 
     def decode_json(self, data: str | bytes) -> object:
         """A body Python's JSON decoder refuses (an integer of thousands of digits, nesting
-        deeper than its recursion limit) is malformed JSON: strawberry answers it with 400."""
+        deeper than its recursion limit) is malformed JSON, answered with 400."""
         try:
             return json.loads(data)
         except (ValueError, RecursionError) as exc:
             raise json.JSONDecodeError(str(exc), "", 0) from exc
 
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
+        """The one GraphQL request of a GET's query string or of a POST's JSON body;
+        anything else is refused with its code (``graphql.http``)."""
+        if request.method == "GET":
+            query_string: dict[str, Any] = dict(request.query_params)
+            for name in ("variables", "extensions"):
+                query_string[name] = json_parameter(query_string.get(name), name, self.decode_json)
+            return graphql_request(query_string)
+        content_type, _ = parse_content_type(request.content_type or "")
+        if content_type != JSON:
+            raise unsupported_media_type(content_type)
+        try:
+            body = self.decode_json(await request.get_body())
+        except json.JSONDecodeError:
+            raise RequestRefused(
+                400, RequestErrorCode.BAD_REQUEST, "The body is not JSON."
+            ) from None
+        return graphql_request(body)
+
     async def execute_single(
         self,
         request: Request,
-        request_adapter: Any,
-        sub_response: TemporalResponse,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
         context: Context,
         root_value: Any,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        """Answer a subscription sent over HTTP with a GraphQL error that says where
-        subscriptions go, in JSON as every other answer (strawberry answers it in plain
-        text, which a client such as GraphiQL cannot read)."""
+        """Run the request's operation: GET runs queries only, and subscriptions go over
+        the websocket; an operationName the document lacks is a request error."""
+        allowed = OperationType.from_http(request_adapter.method)
         try:
-            return await super().execute_single(
-                request=request,
-                request_adapter=request_adapter,
-                sub_response=sub_response,
-                context=context,
+            return await self.schema.execute(
+                request_data.query,
+                variable_values=request_data.variables,
+                context_value=context,
                 root_value=root_value,
-                request_data=request_data,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
             )
-        except HTTPException as exc:
-            refused = exc.__cause__
-            if not (
-                isinstance(refused, InvalidOperationTypeError)
-                and refused.operation_type == OperationType.SUBSCRIPTION
-            ):
-                raise
+        except CannotGetOperationTypeError as exc:
+            return operation_not_found(exc.as_http_error_reason())
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type != OperationType.SUBSCRIPTION:
+                raise RequestRefused(
+                    405,
+                    RequestErrorCode.METHOD_NOT_ALLOWED,
+                    "A mutation is sent with POST: GET runs queries only.",
+                    headers={"Allow": "POST"},
+                ) from None
         websocket = request.url.replace(
             scheme="wss" if request.url.scheme == "https" else "ws", query=""
         )
-        sub_response.status_code = 400
-        error = ApiError(
+        raise RequestRefused(
+            400,
             ErrorCode.USE_WEBSOCKET,
             f"Subscriptions are not served over HTTP: open a websocket to {websocket} with "
             "the graphql-transport-ws protocol, and send the Authorization header in "
             "connection_init's payload.",
         )
-        return ExecutionResult(data=None, errors=[error])
+
+    async def get_sub_response(self, request: Request) -> Response:
+        """The response under way, with the media type the client asked for."""
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = response_media_type(request.headers.get("accept", ""))
+        return sub_response
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        """The response body; without ``data`` when no field ran."""
+        response = await super().process_result(request, result)
+        return without_data_unless_executed(response, result)
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        """The answer in the media type the client asked for, with the status the
+        GraphQL-over-HTTP spec gives it (batches are refused, so there is one result)."""
+        assert isinstance(response_data, dict)
+        response = super().create_response(response_data, sub_response)
+        media_type = sub_response.media_type or JSON
+        response.headers["content-type"] = media_type
+        if not sub_response.status_code:
+            response.status_code = status_of(response_data, media_type)
+        return response
 
     async def get_context(self, request: HTTPConnection, response: Any = None) -> Context:
         principal = await principal_for(request.headers.get("authorization"))
@@ -244,7 +349,8 @@ def create_app(
         Route("/favicon.ico", favicon),
         Route("/health", health),
         Route("/ready", ready),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        # Every method reaches the view, which answers those it does not serve in JSON.
+        Route("/graphql", CORS(graphql, graphql.allowed_origins)),
         WebSocketRoute("/graphql", graphql),
         *settlement.ROUTES,
         *fulfilment.ROUTES,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -23,6 +24,7 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as redis
+import uvicorn
 from asgi_lifespan import LifespanManager
 
 from ordergraph.app import create_app
@@ -183,6 +185,38 @@ async def serve_api(
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield Api(client=client, rt=app.state.rt, tokens=tokens, app=manager.app)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def over_http(api: Api, port: int | None = None) -> AsyncIterator[str]:
+    """The started app of ``api`` on ``port`` (a free one if None) of 127.0.0.1, served by
+    uvicorn in the test's own event loop; its base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(
+        api.app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped it
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 @pytest.fixture

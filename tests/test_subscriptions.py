@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from conftest import Api, submit
+import websockets
+from conftest import Api, over_http, submit
 from httpx_ws import AsyncWebSocketSession, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
 
@@ -63,17 +66,10 @@ async def customer_id(email: str) -> int:
     return row["id"]
 
 
-async def subscribe_live(
-    ws: AsyncWebSocketSession, api: Api, *, order_id: int, owner: int, variables: dict[str, Any]
-) -> None:
-    """Subscribe, then publish probe events until one arrives: from then on nothing is missed.
-
-    The probe names ``order_id`` and ``owner`` so that it passes the subscription's filters.
-    """
-    await ws.send_json(
-        {"id": "1", "type": "subscribe", "payload": {"query": ORDER_EVENTS, "variables": variables}}
-    )
-    probe = {
+def probe_event(order_id: int, owner: int) -> dict[str, Any]:
+    """An event of type ``probe`` on the bus, which passes the subscription's filters for
+    ``order_id`` and its owner: subscribers that receive one are live."""
+    return {
         "id": 0,
         "order_id": order_id,
         "customer_id": owner,
@@ -84,6 +80,19 @@ async def subscribe_live(
         "data": {},
         "at": db.now().isoformat(),
     }
+
+
+async def subscribe_live(
+    ws: AsyncWebSocketSession, api: Api, *, order_id: int, owner: int, variables: dict[str, Any]
+) -> None:
+    """Subscribe, then publish probe events until one arrives: from then on nothing is missed.
+
+    The probe names ``order_id`` and ``owner`` so that it passes the subscription's filters.
+    """
+    await ws.send_json(
+        {"id": "1", "type": "subscribe", "payload": {"query": ORDER_EVENTS, "variables": variables}}
+    )
+    probe = probe_event(order_id, owner)
     async with asyncio.timeout(10):
         while True:
             await api.rt.bus.publish(probe)
@@ -215,3 +224,61 @@ async def test_a_customer_may_not_subscribe_to_another_customers_order(api: Api)
     assert error["message"] == f"There is no order {bobs['id']}."
     assert error["extensions"]["code"] == "NOT_FOUND"
     assert done == {"id": "1", "type": "complete"}
+
+
+# A subscription refused before it runs, with the code of its refusal.
+REFUSED_SUBSCRIPTIONS = [
+    ({"query": "subscription { orderEvents { type }"}, "GRAPHQL_PARSE_FAILED"),
+    ({"query": "subscription { orderEvents { nope } }"}, "GRAPHQL_VALIDATION_FAILED"),
+    ({"query": ORDER_EVENTS, "variables": {"orderId": [1]}}, "BAD_USER_INPUT"),
+    ({"query": ORDER_EVENTS, "operationName": "Other"}, "OPERATION_RESOLUTION_FAILURE"),
+    (
+        {"query": ORDER_EVENTS + "subscription Second { orderEvents { type } }"},
+        "OPERATION_RESOLUTION_FAILURE",
+    ),
+]
+
+
+async def test_a_subscription_refused_before_it_runs_gets_an_error_message_with_its_code(
+    api: Api, caplog: pytest.LogCaptureFixture
+):
+    """graphql-ws's ``error`` message, which a client reports as a failure (a bare
+    ``complete`` reads as a normal end); the connection stays open, and the server logs
+    no traceback: the mistake is the client's."""
+    with caplog.at_level(logging.ERROR):
+        async with connected_as(api, "ada") as ws:
+            for number, (payload, code) in enumerate(REFUSED_SUBSCRIPTIONS, start=1):
+                await ws.send_json({"id": str(number), "type": "subscribe", "payload": payload})
+                answer = await ws.receive_json(timeout=5)
+
+                assert answer["type"] == "error" and answer["id"] == str(number), answer
+                [error] = answer["payload"]
+                assert error["extensions"]["code"] == code, (payload, error)
+            await ws.send_json({"type": "ping"})
+            assert await ws.receive_json(timeout=5) == {"type": "pong"}
+
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_close_reason_fits_in_a_close_frame(api: Api):
+    """A reason longer than the 123 bytes a close frame holds (a long operation id
+    repeated) used to fail the close itself: the client saw no code at all."""
+    long_id = "operation-" + "é" * 200
+    subscribe = {"id": long_id, "type": "subscribe", "payload": {"query": ORDER_EVENTS}}
+    async with over_http(api) as base:
+        url = base.replace("http", "ws", 1) + "/graphql"
+        async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+            init = {"Authorization": f"Bearer {api.tokens['ada']}"}
+            await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            await ws.send(json.dumps(subscribe))
+            await ws.send(json.dumps(subscribe))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                async with asyncio.timeout(10):
+                    while True:
+                        await ws.recv()
+
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4409
+    assert closed.value.rcvd.reason.startswith("Subscriber for operation-éé")
+    assert len(closed.value.rcvd.reason.encode()) <= 123

@@ -6,19 +6,16 @@ test ingests tracking events into the same service the browser watches.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime
 import html
 import json
 import re
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
-from conftest import Api
+from conftest import Api, over_http
 from playwright.async_api import Browser, Page, async_playwright, expect
 from test_graphiql import BROWSER_TIMEOUT_MS, CHROMIUM, CHROMIUM_ARGS
 from test_settlement import delivered, read, sent, shop
@@ -34,37 +31,6 @@ BERLIN = datetime.timezone(datetime.timedelta(hours=1))
 LEIPZIG = updates.Location("Leipzig", "SN", "04109", "DE")
 # One long word, as carriers write hub names: it must wrap, not widen the page.
 HUB = "Paketzentrum Leipzig (LEJRADEFELDNORDUMSCHLAGBASIS04435SCHKEUDITZ)"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.asynccontextmanager
-async def over_http(api: Api) -> AsyncIterator[str]:
-    """The started app on a free port of 127.0.0.1; its base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        api.app,
-        host="127.0.0.1",
-        port=port,
-        lifespan="off",
-        log_level="warning",
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()  # raises what stopped it
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture

@@ -32,9 +32,9 @@ class Settings:
     subscription events travel through Redis. ``ORDERGRAPH_CONFIG``: the plugin
     configuration file (default ``ordergraph.toml`` when it exists).
     ``ORDERGRAPH_ENV=production`` hides GraphiQL and masks unexpected errors.
-    ``ORDERGRAPH_ALLOWED_ORIGINS``: comma-separated browser origins allowed to open
-    subscription websockets from other sites (empty: same-origin pages and non-browser
-    clients only; ``*``: any).
+    ``ORDERGRAPH_ALLOWED_ORIGINS``: comma-separated browser origins allowed to call
+    ``/graphql`` (CORS) and open subscription websockets from other sites (empty:
+    same-origin pages and non-browser clients only; ``*``: any).
     """
 
     database_url: str = DEFAULT_DATABASE_URL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import secrets
@@ -10,12 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError, parse, validate
+from graphql import ASTValidationRule, GraphQLError, OperationDefinitionNode, ValidationRule, parse
+from graphql.language import SKIP, DocumentNode
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.extensions import (
     SchemaExtension as StrawberryExtension,
 )
 from strawberry.schema.name_converter import NameConverter
+from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.base import has_object_definition
 from strawberry.types.graphql import OperationType
@@ -31,6 +34,12 @@ from ordergraph.graphql.fulfilment import (
 )
 from ordergraph.graphql.mutations import Mutation
 from ordergraph.graphql.queries import Query
+from ordergraph.graphql.request_errors import (
+    RequestErrorCode,
+    code_before_execution,
+    is_request_error,
+    with_code,
+)
 from ordergraph.graphql.review import ReviewMutation, ReviewQuery
 from ordergraph.graphql.settlement.promotions import PromotionMutation, PromotionQuery
 from ordergraph.graphql.settlement.statements import SettlementMutation, SettlementQuery
@@ -95,6 +104,8 @@ def is_unexpected(error: GraphQLError) -> bool:
     the executor with an exception, is unexpected.
     """
     if isinstance(error, ApiError) or isinstance(error.original_error, ApiError):
+        return False
+    if is_request_error(error):
         return False
     if error.path is not None:
         return True
@@ -170,9 +181,30 @@ class MaskUnexpectedErrors(MaskErrors):
         )
 
 
+class OneOperationOrAName(ValidationRule):
+    """A document of several operations sent without ``operationName`` is refused
+    (GetOperation in the GraphQL spec); strawberry would run its first operation."""
+
+    def enter_document(self, node: DocumentNode, *_: Any) -> object:
+        operations = [d for d in node.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(operations) > 1:
+            names = ", ".join(op.name.value for op in operations if op.name)
+            self.report_error(
+                GraphQLError(
+                    f"The document has {len(operations)} operations: send operationName "
+                    f"to say which to run ({names}).",
+                    operations,
+                    extensions={"code": RequestErrorCode.OPERATION_RESOLUTION_FAILURE.value},
+                )
+            )
+        return SKIP
+
+
 class CheckedDocuments(StrawberryExtension):
     """Parse each document once, with the token limit, and validate it once, with the
     depth and alias limits: clients send the same few documents again and again.
+    Validation errors carry ``GRAPHQL_VALIDATION_FAILED``, and a document of several
+    operations must come with the name of the one to run.
 
     What strawberry's ParserCache, ValidationCache, MaxTokensLimiter and
     AddValidationRules do, in one extension: strawberry sets up every extension's hooks
@@ -186,33 +218,52 @@ class CheckedDocuments(StrawberryExtension):
         context = self.execution_context
         context.parse_options["max_tokens"] = MAX_TOKENS
         context.validation_rules = (*context.validation_rules, *self.rules)
+        # Before the document is parsed this is the operationName the request sent;
+        # afterwards strawberry answers the name of the document's first operation.
+        if context.operation_name is None:
+            context.validation_rules = (*context.validation_rules, OneOperationOrAName)
         yield
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        context.graphql_document = _parsed(context.query, **context.parse_options)
+        # A document that cannot be parsed is left to strawberry, which parses it again
+        # where syntax errors are answered. Raised from here, the error escaped a
+        # subscription as a server traceback and a bare ``complete`` (strawberry#1439).
+        with contextlib.suppress(GraphQLError):
+            context.graphql_document = _parsed(context.query, **context.parse_options)
         yield
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        context.pre_execution_errors = _validated(
-            context.schema._schema, context.graphql_document, context.validation_rules
-        )
+        if context.graphql_document is not None:
+            errors = _validated(
+                context.schema._schema, context.graphql_document, context.validation_rules
+            )
+            for error in errors:
+                with_code(error, RequestErrorCode.GRAPHQL_VALIDATION_FAILED)
+            context.pre_execution_errors = errors
         yield
 
 
 _parsed = functools.lru_cache(maxsize=CACHED_DOCUMENTS)(parse)
-_validated = functools.lru_cache(maxsize=CACHED_DOCUMENTS)(validate)
+_validated = functools.lru_cache(maxsize=CACHED_DOCUMENTS)(validate_document)
 
 
 class Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Log each unexpected error with its reference; a client's mistakes and
-        ``ApiError`` are answers, not faults, and are not logged."""
+        """Give each error raised before execution its code, and log each unexpected
+        error with its reference; a client's mistakes and ``ApiError`` are answers, not
+        faults, and are not logged.
+
+        Strawberry calls this for every result before it is answered, over HTTP and
+        websockets alike."""
         for error in errors:
-            if is_unexpected(error):
+            code = code_before_execution(error)
+            if code is not None:
+                with_code(error, code)
+            elif is_unexpected(error):
                 reference_of(error)
 
     async def execute(
