@@ -34,7 +34,15 @@ from ordergraph.core.scope import may_access_order
 from ordergraph.core.settings import Settings as ServiceSettings
 from ordergraph.core.statusgraph import StatusGraph, Transition
 from ordergraph.core.transitions import transition_order
-from ordergraph.graphql.context import OPERATORS, READERS, Info, principal_for, require, row_id
+from ordergraph.graphql.context import (
+    OPERATORS,
+    READERS,
+    Info,
+    page_size,
+    principal_for,
+    require,
+    row_id,
+)
 from ordergraph.graphql.mutations import (
     OrderPayload,
     SubmitOrderInput,
@@ -42,10 +50,18 @@ from ordergraph.graphql.mutations import (
     draft_from_input,
 )
 from ordergraph.graphql.schema import SchemaExtension
+from ordergraph.graphql.tracking.shipments import IncidentReason, TrackingStatus
 from ordergraph.graphql.tracking.shipments import ShipmentTracking as ShipmentTrackingType
 from ordergraph.graphql.tracking.shipments import shipment_tracking as load_shipment_tracking
+from ordergraph.graphql.types import (
+    PAYLOAD_ERRORS,
+    UserError,
+    order_global_id,
+    order_key,
+    payload_errors,
+    user_errors,
+)
 from ordergraph.graphql.types import Order as OrderType
-from ordergraph.graphql.types import UserError, payload_errors, user_errors
 from ordergraph.stages.entry.inbox import (
     IngestResult,
     find_order,
@@ -124,6 +140,7 @@ from ordergraph.web.entry import (
 __all__ = [
     "MAX_MINOR",
     "OPERATORS",
+    "PAYLOAD_ERRORS",
     "PAYMENT_REFERENCE",
     "READERS",
     "STATEMENT_NUMBER",
@@ -143,6 +160,7 @@ __all__ = [
     "Exposure",
     "Finding",
     "HeldMovement",
+    "IncidentReason",
     "Info",
     "IngestResult",
     "LineDraft",
@@ -174,6 +192,7 @@ __all__ = [
     "TeamView",
     "TextLimit",
     "TrackingEvent",
+    "TrackingStatus",
     "TrackingUpdate",
     "Transition",
     "UserError",
@@ -209,7 +228,10 @@ __all__ = [
     "notification_attempt",
     "open_quantities",
     "open_runtime",
+    "order_global_id",
+    "order_key",
     "order_tracking",
+    "page_size",
     "payload_errors",
     "principal_for",
     "read_body",

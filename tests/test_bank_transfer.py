@@ -117,14 +117,14 @@ async def test_bank_statements_settle_what_they_pay_and_keep_the_rest_for_an_ope
 
         unmatched = (await api.data(LINES))["bankLines"]
         assert [(u["amount"], u["state"]) for u in unmatched] == [
-            ("1.00", "unmatched"),
-            ("5.00", "unmatched"),
+            ("1.00", "UNMATCHED"),
+            ("5.00", "UNMATCHED"),
         ]
         gift = unmatched[1]
         assert gift["counterparty"] == "Ada Lovelace"
         matched = await api.data(MATCH, {"id": gift["id"], "number": a["number"]})
         assert matched["matchBankLine"]["line"] == {
-            "state": "matched", "note": "by hand: overpaid by 5.00"
+            "state": "MATCHED", "note": "by hand: overpaid by 5.00"
         }  # fmt: skip
         twice = await api.data(MATCH, {"id": gift["id"], "number": b["number"]})
         assert twice["matchBankLine"]["errors"][0]["code"] == "ALREADY_DONE"
@@ -201,7 +201,7 @@ async def test_a_new_line_that_looks_like_another_waits_for_a_person(database_ur
     assert (both["imported"], both["matched"], both["lookAlike"]) == (2, 1, 1)
     assert (later["imported"], later["alreadyImported"], later["lookAlike"]) == (1, 2, 1)
     assert paid == "10.00"
-    assert [line["state"] for line in lines] == ["unmatched", "unmatched", "matched"]
+    assert [line["state"] for line in lines] == ["UNMATCHED", "UNMATCHED", "MATCHED"]
     assert all(f"looks the same as bank line {lines[2]['id']}" in li["note"] for li in lines[:2])
     assert by_hand["matchBankLine"]["errors"] == []
 

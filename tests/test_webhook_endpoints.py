@@ -100,7 +100,7 @@ async def test_a_registered_endpoint_gets_signed_events_until_it_is_deleted(
     assert verify(header, raw, secret)
     assert not verify(header, raw, "whsec_someone_else")
     assert (body["type"], body["order"]["number"]) == ("submitted", order["number"])
-    assert delivery["outcome"] == "sent" and delivery["attempts"] == 1
+    assert delivery["outcome"] == "SENT" and delivery["attempts"] == 1
     assert (delivery["orderId"], delivery["eventId"]) == (order["id"], str(body["id"]))
     # The replay is the same event, signed again at the time it was sent.
     assert replayed["replayWebhookDelivery"] == {"queued": True, "errors": []}
@@ -108,7 +108,7 @@ async def test_a_registered_endpoint_gets_signed_events_until_it_is_deleted(
     (again, again_header, again_raw) = receiver.received[1]
     assert again["id"] == body["id"] and verify(again_header, again_raw, secret)
     assert int(fields_of(again_header)["t"]) >= int(fields_of(header)["t"])
-    assert [(d["id"], d["attempts"], d["outcome"]) for d in logged] == [(delivery["id"], 2, "sent")]
+    assert [(d["id"], d["attempts"], d["outcome"]) for d in logged] == [(delivery["id"], 2, "SENT")]
     # Deleted: the next order's event and a replay send nothing.
     assert deleted["deleteWebhookEndpoint"] == {"deleted": True, "errors": []}
     assert after_delete["replayWebhookDelivery"] == {
@@ -189,7 +189,7 @@ async def test_a_retry_queued_before_the_endpoint_was_deleted_is_not_sent(
             [delivery] = (await api.data(DELIVERIES, {"e": endpoint_id}))["webhookDeliveries"]
 
     assert len(calls) == 1
-    assert (delivery["outcome"], delivery["attempts"]) == ("failed", 1)
+    assert (delivery["outcome"], delivery["attempts"]) == ("FAILED", 1)
 
 
 LAST_ERRORS = "query($e: ID!) { webhookDeliveries(endpointId: $e) { outcome lastError } }"
@@ -257,7 +257,7 @@ async def test_a_name_that_resolves_to_an_internal_address_is_refused_before_con
             deliveries = (await api.data(LAST_ERRORS, {"e": endpoint_id}))["webhookDeliveries"]
     assert receiver.received == []
     assert deliveries == [
-        {"outcome": "failed", "lastError": "refused: the host is not a public address"}
+        {"outcome": "FAILED", "lastError": "refused: the host is not a public address"}
     ]
 
 
@@ -303,5 +303,5 @@ async def test_an_allowed_name_is_reached_at_the_address_checked_and_keeps_its_h
         await submit(api, "WHE-11")
         await api.rt.runner.drain()
         deliveries = (await api.data(LAST_ERRORS, {"e": endpoint_id}))["webhookDeliveries"]
-    assert deliveries == [{"outcome": "sent", "lastError": ""}]
+    assert deliveries == [{"outcome": "SENT", "lastError": ""}]
     assert hosts == [f"localhost:{port}"]  # the name, though the connection went to 127.0.0.1
