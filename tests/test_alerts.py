@@ -198,3 +198,35 @@ async def test_the_alert_feed_reaches_the_owning_teams_staff(database_url: str) 
             "state": "OPEN",
         }
         assert "bo" not in feeds
+
+
+PAGE = """
+query($after: String) {
+  alerts(first: 2, after: $after) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { orderNumber kind } }
+  }
+}
+"""
+
+
+async def test_alerts_are_read_a_page_at_a_time_newest_first(database_url: str) -> None:
+    async with shop(database_url) as api:
+        await team(api, "packers", ("pia", 5))
+        orders = [await approved(api, f"PAGE-{n}") for n in range(3)]
+        for order in orders:
+            await alerts.open_alert(api.rt, order["databaseId"], "stuck")
+
+        first = (await api.data(PAGE, {}))["alerts"]
+        rest = (await api.data(PAGE, {"after": first["pageInfo"]["endCursor"]}))["alerts"]
+
+        newest_first = [f"SO-{order['databaseId']:06d}" for order in reversed(orders)]
+        listed = [e["node"]["orderNumber"] for page in (first, rest) for e in page["edges"]]
+        assert listed == newest_first
+        assert (first["totalCount"], rest["totalCount"]) == (3, 3)
+        assert [first["pageInfo"][k] for k in ("hasPreviousPage", "hasNextPage")] == [False, True]
+        assert [rest["pageInfo"][k] for k in ("hasPreviousPage", "hasNextPage")] == [True, False]
+        assert rest["pageInfo"]["startCursor"] == rest["edges"][0]["cursor"]
+        wrong = await api.gql(PAGE, {"after": "b3JkZXI6MQ=="})  # an order cursor
+        assert wrong["errors"][0]["extensions"] == {"code": "INVALID_CURSOR", "field": "after"}

@@ -42,8 +42,8 @@ QUEUE = """
 query Queue($after: String) {
   reviewQueue(first: 2, after: $after) {
     totalCount
-    pageInfo { hasNextPage endCursor }
-    edges { node { externalId priority status } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { externalId priority status } }
   }
 }
 """
@@ -218,16 +218,19 @@ async def test_review_queue_lists_held_orders_most_urgent_then_oldest_first_for_
             await submit(api, external_id, priority=priority)
         await api.rt.runner.drain()
 
-        seen, after = [], None
+        seen, after, previous = [], None, []
         while True:
             page = (await api.data(QUEUE, {"after": after}, as_="staff"))["reviewQueue"]
             assert page["totalCount"] == 5
             seen += [(e["node"]["externalId"], e["node"]["status"]) for e in page["edges"]]
+            previous.append(page["pageInfo"]["hasPreviousPage"])
+            assert page["pageInfo"]["startCursor"] == page["edges"][0]["cursor"]
             if not page["pageInfo"]["hasNextPage"]:
                 break
             after = page["pageInfo"]["endCursor"]
 
         assert seen == [(ext, "ON_HOLD") for ext in ("Q-2", "Q-4", "Q-5", "Q-1", "Q-3")]
+        assert previous == [False, True, True]
         refused = await api.gql(QUEUE, as_="ada")
         assert [e["extensions"]["code"] for e in refused["errors"]] == ["FORBIDDEN"]
 
