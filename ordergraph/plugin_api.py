@@ -50,11 +50,13 @@ from ordergraph.graphql.mutations import (
     draft_from_input,
 )
 from ordergraph.graphql.schema import SchemaExtension
+from ordergraph.graphql.settlement.statements import bank_lines_page
 from ordergraph.graphql.tracking.shipments import IncidentReason, TrackingStatus
 from ordergraph.graphql.tracking.shipments import ShipmentTracking as ShipmentTrackingType
 from ordergraph.graphql.tracking.shipments import shipment_tracking as load_shipment_tracking
 from ordergraph.graphql.types import (
     PAYLOAD_ERRORS,
+    Connection,
     UserError,
     order_global_id,
     order_key,
@@ -104,7 +106,7 @@ from ordergraph.stages.settlement.payments import record_reported as record_repo
 from ordergraph.stages.settlement.payments import refund_key as refund_ledger_key
 from ordergraph.stages.settlement.pdf import render_statement as render_statement_pdf
 from ordergraph.stages.settlement.promotions import PromotionContext, PromotionKind
-from ordergraph.stages.settlement.reconciliation import BankCredit, bank_lines
+from ordergraph.stages.settlement.reconciliation import BankCredit
 from ordergraph.stages.settlement.reconciliation import import_credits as import_bank_credits
 from ordergraph.stages.settlement.reconciliation import match_line as match_bank_line
 from ordergraph.stages.settlement.statements import (
@@ -152,6 +154,7 @@ __all__ = [
     "Booking",
     "Candidate",
     "ChargeLine",
+    "Connection",
     "CustomerView",
     "DomainError",
     "EndpointView",
@@ -198,7 +201,7 @@ __all__ = [
     "UserError",
     "approved_order_count",
     "available_stock",
-    "bank_lines",
+    "bank_lines_page",
     "capped_request",
     "check_order_scope",
     "confirmation_link",

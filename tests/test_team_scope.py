@@ -225,7 +225,9 @@ CALLS: dict[str, Call] = {
         "every: alerts { edges { node { orderNumber } } } }",
         lambda f: {"id": str(f.done)},
     ),
-    "Query.bankLines": _read("{ bankLines(state: MATCHED) { text } }", lambda f: {}),
+    "Query.bankLines": _read(
+        "{ bankLines(state: MATCHED) { edges { node { text } } } }", lambda f: {}
+    ),
     "Mutation.transitionOrder": _write(
         f'mutation($id: ID!) {{ transitionOrder(id: $id, transition: "cancel") {{ {ERRORS} }} }}',
         lambda f: {"id": str(f.working)},

@@ -25,6 +25,7 @@ from ordergraph.plugin_api import (
     OPERATORS,
     PAYLOAD_ERRORS,
     BankCredit,
+    Connection,
     DomainError,
     ErrorCode,
     Info,
@@ -33,7 +34,7 @@ from ordergraph.plugin_api import (
     SchemaExtension,
     Setting,
     UserError,
-    bank_lines,
+    bank_lines_page,
     hookimpl,
     import_bank_credits,
     match_bank_line,
@@ -361,9 +362,23 @@ class BankQuery:
             BankLineState | None,
             strawberry.argument(description="Only lines in this state; null: every line."),
         ] = BankLineState.UNMATCHED,
-    ) -> list[BankLine]:
+        first: Annotated[
+            int | None,
+            strawberry.argument(
+                description="How many lines the page holds: 1 to 100 (default 20); another "
+                "number is refused with OUT_OF_RANGE."
+            ),
+        ] = None,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="The cursor after which the page starts: a cursor this list "
+                "handed out (endCursor), else INVALID_CURSOR."
+            ),
+        ] = None,
+    ) -> Connection[BankLine]:
         principal = require(info, *OPERATORS)
-        return [_line(row) for row in await bank_lines(state.value if state else None, principal)]
+        return await bank_lines_page(state.value if state else None, principal, first, after, _line)
 
 
 @strawberry.type

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
@@ -16,8 +17,10 @@ from ordergraph.core.money import LEDGER_EFFECT
 from ordergraph.core.orders import load_order
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
+from ordergraph.graphql.queries import keyset_page
 from ordergraph.graphql.types import (
     PAYLOAD_ERRORS,
+    Connection,
     Order,
     UserError,
     extend_order,
@@ -25,9 +28,16 @@ from ordergraph.graphql.types import (
     payload_errors,
     stored_enum,
 )
-from ordergraph.stages.settlement import config_of, confirmation, payments, statements
+from ordergraph.stages.settlement import (
+    config_of,
+    confirmation,
+    payments,
+    reconciliation,
+    statements,
+)
 from ordergraph.stages.settlement.amount import expected_amount
 from ordergraph.stages.settlement.statements import StatementView
+from ordergraph.stages.settlement.tables import BankLine as BankLineRow
 
 StatementLineKind = stored_enum(
     "StatementLineKind",
@@ -64,6 +74,7 @@ LedgerEntryKind = stored_enum(
     "What a payment movement did.",
     {kind: _ENTRY_MEANINGS[kind] for kind in LEDGER_EFFECT},
 )
+T = TypeVar("T")
 
 
 @strawberry.type(
@@ -617,3 +628,24 @@ class SettlementMutation:
             created=result.created,
             statement=Statement.from_view(statement),
         )
+
+
+async def bank_lines_page(
+    state: str | None,
+    principal: Principal,
+    first: int | None,
+    after: str | None,
+    make: Callable[[dict[str, Any]], T],
+) -> Connection[T]:
+    """A page of the imported bank lines in ``state`` (all when None) that ``principal``
+    may see, newest first, each made by ``make`` from the line: the list behind the bank
+    transfer plugin's ``bankLines``."""
+    return await keyset_page(
+        "bank_line",
+        BankLineRow,
+        reconciliation.bank_line_filters(state, principal),
+        first,
+        after,
+        lambda row: make(reconciliation.line_view(row)),
+        newest_first=True,
+    )
