@@ -54,6 +54,7 @@ from ordergraph.graphql.settlement.statements import bank_lines_page
 from ordergraph.graphql.tracking.shipments import IncidentReason, TrackingStatus
 from ordergraph.graphql.tracking.shipments import ShipmentTracking as ShipmentTrackingType
 from ordergraph.graphql.tracking.shipments import shipment_tracking as load_shipment_tracking
+from ordergraph.graphql.tracking.webhooks import webhook_deliveries_page
 from ordergraph.graphql.types import (
     PAYLOAD_ERRORS,
     Connection,
@@ -265,6 +266,7 @@ __all__ = [
     "transition_order",
     "user_errors",
     "validate_order_draft",
+    "webhook_deliveries_page",
     "webhook_endpoints",
 ]
 

@@ -39,6 +39,7 @@ import strawberry
 
 from ordergraph.plugin_api import (
     PAYLOAD_ERRORS,
+    Connection,
     DomainError,
     EndpointView,
     ErrorCode,
@@ -63,11 +64,13 @@ from ordergraph.plugin_api import (
     require,
     row_id,
     user_errors,
+    webhook_deliveries_page,
     webhook_endpoints,
 )
 
 DELIVER_JOB = "webhooks.deliver"
 SIGNATURE_HEADER = "Ordergraph-Signature"
+DELIVERIES_PAGE = 50
 SKIPPED = frozenset({"notification"})
 """Never posted: the log of deliveries themselves."""
 
@@ -281,10 +284,7 @@ class WebhooksQuery:
         require(info, Role.ADMIN)
         return [WebhookEndpoint.from_view(e) for e in await webhook_endpoints.active()]
 
-    @strawberry.field(
-        description="A registered endpoint's deliveries, newest first: at most 100, older "
-        "than the delivery ``before`` (admin)."
-    )
+    @strawberry.field(description="A registered endpoint's deliveries, newest first (admin).")
     async def webhook_deliveries(
         self,
         info: Info,
@@ -292,29 +292,23 @@ class WebhooksQuery:
             strawberry.ID, strawberry.argument(description="The endpoint (WebhookEndpoint.id).")
         ],
         first: Annotated[
-            int,
+            int | None,
             strawberry.argument(
-                description="How many: 1 to 100 (default 50; OUT_OF_RANGE otherwise)."
+                description="How many deliveries the page holds: 1 to 100 (default 50); "
+                "another number is refused with OUT_OF_RANGE."
             ),
-        ] = 50,
-        before: Annotated[
-            strawberry.ID | None,
+        ] = DELIVERIES_PAGE,
+        after: Annotated[
+            str | None,
             strawberry.argument(
-                description=(
-                    "Only deliveries older than this one (WebhookDelivery.id): the next page."
-                )
+                description="The cursor after which the page starts: a cursor this list "
+                "handed out (endCursor), else INVALID_CURSOR."
             ),
         ] = None,
-    ) -> list[WebhookDelivery]:
+    ) -> Connection[WebhookDelivery]:
         require(info, Role.ADMIN)
-        first = page_size(first)
-        try:
-            endpoint = row_id(endpoint_id, "webhook endpoint", field="endpointId")
-            older = row_id(before, "delivery", field="before") if before is not None else None
-        except DomainError:
-            return []
-        found = await webhook_endpoints.deliveries(endpoint, first, older)
-        return [WebhookDelivery.from_view(d) for d in found]
+        size = page_size(first, default=DELIVERIES_PAGE)
+        return await webhook_deliveries_page(endpoint_id, size, after, WebhookDelivery.from_view)
 
 
 @strawberry.type(description="The answer to a replay of a webhook.")
