@@ -19,7 +19,7 @@ from ordergraph.graphql.types import (
     Priority,
     Product,
     UserError,
-    global_id,
+    order_global_id,
     order_key,
     payload_errors,
 )
@@ -184,7 +184,7 @@ class ExistingOrder:
 
     @classmethod
     def from_view(cls, view: OrderView) -> ExistingOrder:
-        return cls(id=global_id("Order", view.id), number=view.number, status=view.status)
+        return cls(id=order_global_id(view.id), number=view.number, status=view.status)
 
 
 @strawberry.type(description="The answer to submitOrder.")

@@ -518,7 +518,7 @@ class OrderEvent:
         """The event as ``principal`` sees it (``actor_seen_by``)."""
         return cls(
             id=strawberry.ID(str(view.id)),
-            order_id=global_id("Order", view.order_id),
+            order_id=order_global_id(view.order_id),
             type=view.type,
             from_status=view.from_status,
             to_status=view.to_status,
@@ -656,7 +656,7 @@ class Order(Node):
     def from_view(cls, view: OrderView) -> Order:
         address = view.shipping_address
         return cls(
-            id=global_id("Order", view.id),
+            id=order_global_id(view.id),
             database_id=view.id,
             number=view.number,
             channel=view.channel,
