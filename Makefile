@@ -50,7 +50,7 @@ $(PDFTOTEXT):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install --yes --quiet poppler-utils
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint schema
 # Earlier versions installed the example plugin into .venv (marked by .example-plugin).
 install: $(BIN)/ordergraph $(GRAPHIQL)/node_modules/.package-lock.json
 	@if [ -e $(VENV)/.example-plugin ]; then \
@@ -66,3 +66,8 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+
+# Writes docs/schema.graphql again after a change of the schema (docs/graphql.md); it
+# refuses while a breaking change is missing from docs/changelog.md.
+schema: install
+	UPDATE_SCHEMA_SNAPSHOT=1 $(BIN)/pytest tests/test_schema.py -q

@@ -34,7 +34,15 @@ from ordergraph.core.scope import may_access_order
 from ordergraph.core.settings import Settings as ServiceSettings
 from ordergraph.core.statusgraph import StatusGraph, Transition
 from ordergraph.core.transitions import transition_order
-from ordergraph.graphql.context import OPERATORS, READERS, Info, principal_for, require, row_id
+from ordergraph.graphql.context import (
+    OPERATORS,
+    READERS,
+    Info,
+    page_size,
+    principal_for,
+    require,
+    row_id,
+)
 from ordergraph.graphql.mutations import (
     OrderPayload,
     SubmitOrderInput,
@@ -42,10 +50,21 @@ from ordergraph.graphql.mutations import (
     draft_from_input,
 )
 from ordergraph.graphql.schema import SchemaExtension
+from ordergraph.graphql.settlement.statements import bank_lines_page
+from ordergraph.graphql.tracking.shipments import IncidentReason, TrackingStatus
 from ordergraph.graphql.tracking.shipments import ShipmentTracking as ShipmentTrackingType
 from ordergraph.graphql.tracking.shipments import shipment_tracking as load_shipment_tracking
+from ordergraph.graphql.tracking.webhooks import webhook_deliveries_page
+from ordergraph.graphql.types import (
+    PAYLOAD_ERRORS,
+    Connection,
+    UserError,
+    order_global_id,
+    order_key,
+    payload_errors,
+    user_errors,
+)
 from ordergraph.graphql.types import Order as OrderType
-from ordergraph.graphql.types import UserError, payload_errors, user_errors
 from ordergraph.stages.entry.inbox import (
     IngestResult,
     find_order,
@@ -88,7 +107,7 @@ from ordergraph.stages.settlement.payments import record_reported as record_repo
 from ordergraph.stages.settlement.payments import refund_key as refund_ledger_key
 from ordergraph.stages.settlement.pdf import render_statement as render_statement_pdf
 from ordergraph.stages.settlement.promotions import PromotionContext, PromotionKind
-from ordergraph.stages.settlement.reconciliation import BankCredit, bank_lines
+from ordergraph.stages.settlement.reconciliation import BankCredit
 from ordergraph.stages.settlement.reconciliation import import_credits as import_bank_credits
 from ordergraph.stages.settlement.reconciliation import match_line as match_bank_line
 from ordergraph.stages.settlement.statements import (
@@ -124,6 +143,7 @@ from ordergraph.web.entry import (
 __all__ = [
     "MAX_MINOR",
     "OPERATORS",
+    "PAYLOAD_ERRORS",
     "PAYMENT_REFERENCE",
     "READERS",
     "STATEMENT_NUMBER",
@@ -135,6 +155,7 @@ __all__ = [
     "Booking",
     "Candidate",
     "ChargeLine",
+    "Connection",
     "CustomerView",
     "DomainError",
     "EndpointView",
@@ -143,6 +164,7 @@ __all__ = [
     "Exposure",
     "Finding",
     "HeldMovement",
+    "IncidentReason",
     "Info",
     "IngestResult",
     "LineDraft",
@@ -174,12 +196,13 @@ __all__ = [
     "TeamView",
     "TextLimit",
     "TrackingEvent",
+    "TrackingStatus",
     "TrackingUpdate",
     "Transition",
     "UserError",
     "approved_order_count",
     "available_stock",
-    "bank_lines",
+    "bank_lines_page",
     "capped_request",
     "check_order_scope",
     "confirmation_link",
@@ -209,7 +232,10 @@ __all__ = [
     "notification_attempt",
     "open_quantities",
     "open_runtime",
+    "order_global_id",
+    "order_key",
     "order_tracking",
+    "page_size",
     "payload_errors",
     "principal_for",
     "read_body",
@@ -240,6 +266,7 @@ __all__ = [
     "transition_order",
     "user_errors",
     "validate_order_draft",
+    "webhook_deliveries_page",
     "webhook_endpoints",
 ]
 

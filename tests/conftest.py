@@ -238,7 +238,10 @@ SUBMIT = """
 mutation Submit($input: SubmitOrderInput!) {
   submitOrder(input: $input) {
     created
-    order { id number status version total currency lines { sku quantity unitPrice total } }
+    order {
+      id databaseId number status version total currency
+      lines { sku quantity unitPrice total }
+    }
     errors { field code message }
   }
 }

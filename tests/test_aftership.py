@@ -100,7 +100,7 @@ async def test_a_signed_update_is_ingested_once_and_delivers_the_order(database_
         assert third.json() == {"status": "duplicate"}
         assert await TrackingEventRow.count() == 2
         [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
-        assert tracked["status"] == "delivered"
+        assert tracked["status"] == "DELIVERED"
         assert tracked["deliveredAt"] == "2024-04-26T21:29:00+00:00"
         assert tracked["events"][0]["location"] == {
             "city": "Reno",
@@ -111,7 +111,7 @@ async def test_a_signed_update_is_ingested_once_and_delivers_the_order(database_
             "longitude": "-119.8138",
         }
         assert tracked["estimate"]["windowTo"] == "2024-04-27T03:00:00+00:00"
-        assert (tracked["promisedDate"], tracked["onTimeStatus"]) == ("2024-04-27", "on_time")
+        assert (tracked["promisedDate"], tracked["onTimeStatus"]) == ("2024-04-27", "ON_TIME")
         assert (await read(api, order_id))["status"] == "DELIVERED"
 
 
@@ -125,7 +125,7 @@ async def test_a_refused_parcel_is_a_failed_delivery_with_its_reason(database_ur
         assert (await post(api, body)).json()["tracking"] == "delivery_failed"
         [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
         assert (tracked["reason"], tracked["events"][0]["code"]) == (
-            "consignee_refused",
+            "CONSIGNEE_REFUSED",
             "Exception_003",
         )
 

@@ -30,9 +30,9 @@ async def test_work_past_its_due_time_is_an_sla_breach_until_it_is_done(database
         assert await alerts.scan_sla(api.rt, due + datetime.timedelta(minutes=1)) == 1
         assert await alerts.scan_sla(api.rt, due + datetime.timedelta(minutes=2)) == 0
         [alert] = await alerts_of(api, order["id"], "OPEN")
-        assert (alert["kind"], alert["severity"], alert["owner"]) == ("sla_breach", "high", "pia")
+        assert (alert["kind"], alert["severity"], alert["owner"]) == ("SLA_BREACH", "HIGH", "pia")
         await Assignment.update({Assignment.state: "done"}).where(
-            Assignment.order == int(order["id"])
+            Assignment.order == order["databaseId"]
         )
         await alerts.scan_sla(api.rt, due + datetime.timedelta(minutes=3))
         assert await alerts_of(api, order["id"], "OPEN") == []
@@ -42,7 +42,7 @@ async def test_a_job_that_failed_for_good_opens_job_failed_on_its_order(database
     async with shop(database_url) as api:
         await team(api, "packers", ("pia", 5))
         order = await approved(api, "JOB-1")
-        [job_id] = await jobs.enqueue_many([("assign_order", {"order_id": int(order["id"])})])
+        [job_id] = await jobs.enqueue_many([("assign_order", {"order_id": order["databaseId"]})])
         await OutboxJob.update(
             {
                 OutboxJob.status: "failed",
@@ -53,7 +53,7 @@ async def test_a_job_that_failed_for_good_opens_job_failed_on_its_order(database
         assert await alerts.scan_failed_jobs(api.rt) == 1
         assert await alerts.scan_failed_jobs(api.rt) == 0
         [alert] = await alerts_of(api, order["id"], "OPEN")
-        assert alert["kind"] == "job_failed"
+        assert alert["kind"] == "JOB_FAILED"
         assert alert["detail"]["error"] == "Boom: the carrier is down"
 
 
@@ -62,13 +62,13 @@ async def test_a_plugin_failure_on_an_order_opens_plugin_failed(database_url: st
         await team(api, "packers", ("pia", 5))
         order = await approved(api, "PLG-1")
         failure = PluginFailure("fedex", "track_shipments", "timed out after 10s")
-        loaded = await load_order(int(order["id"]))
+        loaded = await load_order(order["databaseId"])
         assert loaded is not None
         await record_plugin_failures(api.rt, loaded, [failure])
         assert await alerts.scan_plugin_failures(api.rt) == 1
         assert await alerts.scan_plugin_failures(api.rt) == 0  # answered already
         [alert] = await alerts_of(api, order["id"], "OPEN")
-        assert alert["kind"] == "plugin_failed"
+        assert alert["kind"] == "PLUGIN_FAILED"
         assert json.dumps(alert["detail"]) == json.dumps(
             {"plugin": "fedex", "error": "timed out after 10s"}
         )
@@ -76,7 +76,7 @@ async def test_a_plugin_failure_on_an_order_opens_plugin_failed(database_url: st
 
 async def submitted(api: Api, prefix: str, count: int, **overrides: object) -> list[int]:
     """``count`` orders reviewed and assigned, all APPROVED."""
-    ids = [int((await submit(api, f"{prefix}-{n}", **overrides))["id"]) for n in range(count)]
+    ids = [(await submit(api, f"{prefix}-{n}", **overrides))["databaseId"] for n in range(count)]
     await api.rt.runner.drain()
     statuses = await api.data("{ orders(first: 100) { edges { node { status } } } }")
     assert {edge["node"]["status"] for edge in statuses["orders"]["edges"]} == {"APPROVED"}

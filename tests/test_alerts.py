@@ -18,8 +18,10 @@ from ordergraph.stages.tracking import alerts
 ALERTS = """
 query($state: AlertState, $order: ID) {
   alerts(state: $state, orderId: $order) {
-    id kind severity orderNumber team owner state dueAt openedAt
-    acknowledgedBy resolvedBy resolution detail
+    edges { node {
+      id kind severity orderNumber team owner state dueAt openedAt
+      acknowledgedBy resolvedBy resolution detail
+    } }
   }
 }
 """
@@ -39,7 +41,8 @@ mutation($id: ID!, $note: String!) {
 
 
 async def alerts_of(api: Api, order_id: str, state: str | None = None, as_: str = "admin"):
-    return (await api.data(ALERTS, {"state": state, "order": order_id}, as_=as_))["alerts"]
+    page = (await api.data(ALERTS, {"state": state, "order": order_id}, as_=as_))["alerts"]
+    return [edge["node"] for edge in page["edges"]]
 
 
 async def test_a_failed_delivery_opens_one_alert_for_the_team_and_delivery_closes_it(
@@ -53,8 +56,8 @@ async def test_a_failed_delivery_opens_one_alert_for_the_team_and_delivery_close
         await record(api, shipment, scan("2024-05-03T11:00:00+02:00", "delivery_failed"))
         [alert] = await alerts_of(api, order_id, "OPEN")
         assert (alert["kind"], alert["severity"], alert["team"], alert["owner"]) == (
-            "delivery_failed",
-            "high",
+            "DELIVERY_FAILED",
+            "HIGH",
             "packers",
             "pia",
         )
@@ -80,14 +83,14 @@ async def test_staff_acknowledge_and_resolve_their_teams_alerts_only(database_ur
         [shipment] = await shipment_ids(api, order_id)
         await record(api, shipment, scan("2024-05-02T11:00:00+02:00", "on_hold", code="HX"))
         [alert] = await alerts_of(api, order_id, "OPEN", as_="pia")
-        assert alert["kind"] == "carrier_exception"
+        assert alert["kind"] == "CARRIER_EXCEPTION"
         assert await alerts_of(api, order_id, as_="bo") == []
         other_team = await api.data(ACK, {"id": alert["id"]}, as_="bo")
         assert other_team["acknowledgeAlert"]["errors"][0]["code"] == "NOT_FOUND"
 
         acked = await api.data(ACK, {"id": alert["id"]}, as_="pia")
         assert acked["acknowledgeAlert"]["alert"] == {
-            "state": "acknowledged",
+            "state": "ACKNOWLEDGED",
             "acknowledgedBy": "staff:pia",
         }
         again = await api.data(ACK, {"id": alert["id"]}, as_="pia")
@@ -96,7 +99,7 @@ async def test_staff_acknowledge_and_resolve_their_teams_alerts_only(database_ur
         assert empty["resolveAlert"]["errors"] == [{"field": "resolution", "code": "REQUIRED"}]
         done = await api.data(RESOLVE, {"id": alert["id"], "note": "Called the depot"}, as_="pia")
         assert done["resolveAlert"]["alert"] == {
-            "state": "resolved",
+            "state": "RESOLVED",
             "resolvedBy": "staff:pia",
             "resolution": "Called the depot",
         }
@@ -116,7 +119,7 @@ async def test_an_order_sitting_past_its_due_hours_is_stuck_until_it_moves(
         now = db.now()
         # NORMAL may wait 12 hours for its pick, URGENT 1.
         assert await alerts.scan_stuck(api.rt, now + datetime.timedelta(hours=2)) == 1
-        assert [a["kind"] for a in await alerts_of(api, urgent["id"], "OPEN")] == ["stuck"]
+        assert [a["kind"] for a in await alerts_of(api, urgent["id"], "OPEN")] == ["STUCK"]
         assert await alerts_of(api, order["id"]) == []
         assert await alerts.scan_stuck(api.rt, now + datetime.timedelta(hours=13)) == 1
         assert await alerts.scan_stuck(api.rt, now + datetime.timedelta(hours=14)) == 0
@@ -124,7 +127,7 @@ async def test_an_order_sitting_past_its_due_hours_is_stuck_until_it_moves(
         await api.data(START, {"id": task(order, "pick")["id"]}, as_="pia")
         await alerts.scan_stuck(api.rt, now + datetime.timedelta(hours=14))
         [closed] = await alerts_of(api, order["id"])
-        assert (closed["state"], closed["resolution"]) == ("resolved", "the order moved on")
+        assert (closed["state"], closed["resolution"]) == ("RESOLVED", "the order moved on")
         assert len(await alerts_of(api, urgent["id"], "OPEN")) == 1
 
 
@@ -139,7 +142,7 @@ async def test_a_shipment_without_carrier_news_raises_tracking_silent_until_news
         assert await alerts.scan_silent(api.rt, later) == 1
         assert await alerts.scan_silent(api.rt, later) == 0
         [alert] = await alerts_of(api, order_id, "OPEN")
-        assert alert["kind"] == "tracking_silent"
+        assert alert["kind"] == "TRACKING_SILENT"
         await record(api, shipment, scan(later.isoformat(), "out_for_delivery"))
         assert await alerts_of(api, order_id, "OPEN") == []
 
@@ -184,14 +187,46 @@ async def test_the_alert_feed_reaches_the_owning_teams_staff(database_url: str) 
                 while True:
                     message = await mine.receive_json()
                     feeds["pia2"] = message["payload"]["data"]["alerts"]
-                    if feeds["pia2"]["kind"] == "delivery_failed":
+                    if feeds["pia2"]["kind"] == "DELIVERY_FAILED":
                         break
             with contextlib.suppress(TimeoutError):
                 feeds["bo"] = await theirs.receive_json(timeout=0.5)
         assert feeds["pia2"] == {
-            "kind": "delivery_failed",
+            "kind": "DELIVERY_FAILED",
             "team": "packers",
             "orderNumber": f"SO-{int(order_id):06d}",
-            "state": "open",
+            "state": "OPEN",
         }
         assert "bo" not in feeds
+
+
+PAGE = """
+query($after: String) {
+  alerts(first: 2, after: $after) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { orderNumber kind } }
+  }
+}
+"""
+
+
+async def test_alerts_are_read_a_page_at_a_time_newest_first(database_url: str) -> None:
+    async with shop(database_url) as api:
+        await team(api, "packers", ("pia", 5))
+        orders = [await approved(api, f"PAGE-{n}") for n in range(3)]
+        for order in orders:
+            await alerts.open_alert(api.rt, order["databaseId"], "stuck")
+
+        first = (await api.data(PAGE, {}))["alerts"]
+        rest = (await api.data(PAGE, {"after": first["pageInfo"]["endCursor"]}))["alerts"]
+
+        newest_first = [f"SO-{order['databaseId']:06d}" for order in reversed(orders)]
+        listed = [e["node"]["orderNumber"] for page in (first, rest) for e in page["edges"]]
+        assert listed == newest_first
+        assert (first["totalCount"], rest["totalCount"]) == (3, 3)
+        assert [first["pageInfo"][k] for k in ("hasPreviousPage", "hasNextPage")] == [False, True]
+        assert [rest["pageInfo"][k] for k in ("hasPreviousPage", "hasNextPage")] == [True, False]
+        assert rest["pageInfo"]["startCursor"] == rest["edges"][0]["cursor"]
+        wrong = await api.gql(PAGE, {"after": "b3JkZXI6MQ=="})  # an order cursor
+        assert wrong["errors"][0]["extensions"] == {"code": "INVALID_CURSOR", "field": "after"}

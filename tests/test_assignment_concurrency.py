@@ -37,7 +37,7 @@ async def approve_and_assign_at_once(api: Api, count: int, capacity: int) -> dic
         "errors"
     ] == []
     one_mug = [{"sku": "MUG", "quantity": 1}]
-    ids = [int((await submit(api, f"C-{i}", lines=one_mug))["id"]) for i in range(count)]
+    ids = [(await submit(api, f"C-{i}", lines=one_mug))["databaseId"] for i in range(count)]
 
     await asyncio.gather(*(pipeline.review_order(api.rt, order_id) for order_id in ids))
     due = await OutboxJob.select(OutboxJob.payload).where(
@@ -86,7 +86,7 @@ async def test_orders_cancelled_while_being_assigned_leave_nobody_holding_them(
         members = [{"staff": name, "capacity": 100} for name in MEMBERS]
         await api.data(TEAM, {"input": {"name": "floor", "members": members}})
         one_mug = [{"sku": "MUG", "quantity": 1}]
-        ids = [int((await submit(api, f"X-{i}", lines=one_mug))["id"]) for i in range(30)]
+        ids = [(await submit(api, f"X-{i}", lines=one_mug))["databaseId"] for i in range(30)]
         await asyncio.gather(*(pipeline.review_order(api.rt, order_id) for order_id in ids))
         due = await OutboxJob.select(OutboxJob.payload).where(OutboxJob.name == "assign_order")
 

@@ -108,7 +108,7 @@ class TestCustomer:
         assert {e["node"]["customer"]["email"] for e in listed["edges"]} == {"ada@example.com"}
 
         # Guess every id and number around the real ones: only ada's own come back.
-        highest = max(int(o["id"]) for o in ada_orders + bob_orders)
+        highest = max(o["databaseId"] for o in ada_orders + bob_orders)
         by_id, by_number = set(), set()
         for guess in range(1, highest + 3):
             found = (await api.data(ORDER, {"id": str(guess)}, as_="ada"))["order"]
@@ -276,7 +276,7 @@ async def test_admins_do_everything(api: Api) -> None:
 
     listed = {p["name"]: p for p in (await api.data(PLUGINS))["plugins"]}
     assert listed["web"]["enabled"] is True
-    assert listed["web"]["category"] == "channel"
+    assert listed["web"]["category"] == "CHANNEL"
 
 
 class VaultPlugin:
@@ -360,7 +360,7 @@ async def test_cli_tokens_authenticate_and_are_stored_hashed(
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             api = Api(client=client, rt=app.state.rt, tokens={"staff": staff_token})
             me = (await api.data(ME, as_="staff"))["me"]
-            assert me == {"role": "staff", "name": "cli-sam", "customerId": None}
+            assert me == {"role": "STAFF", "name": "cli-sam", "customerId": None}
             created = await api.data(
                 UPSERT_CUSTOMER, {"input": {"email": "ada@example.com", "name": "Ada"}}, as_="staff"
             )
@@ -375,7 +375,7 @@ async def test_cli_tokens_authenticate_and_are_stored_hashed(
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             api = Api(client=client, rt=app.state.rt, tokens={"ada": customer_token})
             me = (await api.data(ME, as_="ada"))["me"]
-            assert (me["role"], me["customerId"]) == ("customer", ada_id)
+            assert (me["role"], me["customerId"]) == ("CUSTOMER", ada_id)
 
         stored = await db.raw("SELECT * FROM api_tokens")
         assert len(stored) == 2

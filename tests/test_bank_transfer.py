@@ -24,8 +24,16 @@ mutation($format: BankFileFormat!, $content: String!) {
   }
 }
 """
-LINES = "{ bankLines { id amount text counterparty state note } }"
-ALL_LINES = "{ bankLines(state: null) { id amount currency text counterparty state note } }"
+LINES = "{ bankLines { edges { node { id amount text counterparty state note } } } }"
+ALL_LINES = """
+{ bankLines(state: null) { edges { node { id amount currency text counterparty state note } } } }
+"""
+
+
+async def lines_of(api: Api, query: str) -> list[dict[str, Any]]:
+    return [edge["node"] for edge in (await api.data(query))["bankLines"]["edges"]]
+
+
 MATCH = """
 mutation($id: ID!, $number: String!) {
   matchBankLine(id: $id, statementNumber: $number) {
@@ -115,16 +123,16 @@ async def test_bank_statements_settle_what_they_pay_and_keep_the_rest_for_an_ope
         assert imported["importBankStatement"]["matched"] == 1
         assert (await read(api, second))["status"] == "SETTLED"
 
-        unmatched = (await api.data(LINES))["bankLines"]
+        unmatched = await lines_of(api, LINES)
         assert [(u["amount"], u["state"]) for u in unmatched] == [
-            ("1.00", "unmatched"),
-            ("5.00", "unmatched"),
+            ("1.00", "UNMATCHED"),
+            ("5.00", "UNMATCHED"),
         ]
         gift = unmatched[1]
         assert gift["counterparty"] == "Ada Lovelace"
         matched = await api.data(MATCH, {"id": gift["id"], "number": a["number"]})
         assert matched["matchBankLine"]["line"] == {
-            "state": "matched", "note": "by hand: overpaid by 5.00"
+            "state": "MATCHED", "note": "by hand: overpaid by 5.00"
         }  # fmt: skip
         twice = await api.data(MATCH, {"id": gift["id"], "number": b["number"]})
         assert twice["matchBankLine"]["errors"][0]["code"] == "ALREADY_DONE"
@@ -195,13 +203,13 @@ async def test_a_new_line_that_looks_like_another_waits_for_a_person(database_ur
         # The next export of the day has a third one: only it is new.
         later = await import_file(api, "CAMT053", pretty(camt053(twice, twice, twice)))
         paid = (await read(api, first))["statement"]["balance"]["paid"]
-        lines = (await api.data(ALL_LINES))["bankLines"]
+        lines = await lines_of(api, ALL_LINES)
         # A person who knows they are separate payments matches them by hand.
         by_hand = await api.data(MATCH, {"id": lines[0]["id"], "number": number})
     assert (both["imported"], both["matched"], both["lookAlike"]) == (2, 1, 1)
     assert (later["imported"], later["alreadyImported"], later["lookAlike"]) == (1, 2, 1)
     assert paid == "10.00"
-    assert [line["state"] for line in lines] == ["unmatched", "unmatched", "matched"]
+    assert [line["state"] for line in lines] == ["UNMATCHED", "UNMATCHED", "MATCHED"]
     assert all(f"looks the same as bank line {lines[2]['id']}" in li["note"] for li in lines[:2])
     assert by_hand["matchBankLine"]["errors"] == []
 
@@ -241,9 +249,7 @@ async def test_amounts_are_exact_or_the_file_is_refused_with_each_line_at_fault(
             api, "MT940", mt940_file(("R1", "1,00", number), ("R2", "12345678901234567890,00", ""))
         )
         exact = await import_file(api, "MT940", mt940_file(("R3", "123456789012345,67", "big")))
-        amounts = [
-            (li["amount"], li["currency"]) for li in (await api.data(ALL_LINES))["bankLines"]
-        ]
+        amounts = [(li["amount"], li["currency"]) for li in (await lines_of(api, ALL_LINES))]
         paid = (await read(api, first))["statement"]["balance"]["paid"]
     assert problems(camt) == {
         (f"entries[{n}].amount", code)
@@ -274,7 +280,7 @@ async def test_currencies_and_texts_are_checked_alike_on_both_databases(
         # Every problem of the file at once: a line that cannot be read and a bad text.
         both = mt940_file(("R1", "1,00", "a\x01b"), ("R2", "2,00", "fine"))
         both = await import_file(api, "MT940", both.replace("CR2,00NTRFNONREF//R2", "CR2,00"))
-        lines = (await api.data(ALL_LINES))["bankLines"]
+        lines = await lines_of(api, ALL_LINES)
     assert problems(unknown) == {("entries[1].currency", "INVALID_CURRENCY")}
     assert problems(yen) == {("entries[1].amount", "INVALID_VALUE")}
     assert problems(c1) == {("entries[1].text", "INVALID_CHARACTER")}

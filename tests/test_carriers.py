@@ -127,13 +127,13 @@ async def test_a_fedex_poll_keeps_the_offset_karrio_drops_and_delivers_the_order
 
         assert result["fedex"].asked == 1 and result["fedex"].new_events == 3
         [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
-        assert tracked["status"] == "delivered"
+        assert tracked["status"] == "DELIVERED"
         # 14:29 at -07:00 is 21:29 UTC; karrio alone would say 14:29.
         assert tracked["deliveredAt"] == "2024-04-26T21:29:00+00:00"
         assert [(e["code"], e["status"], e["localTime"]) for e in tracked["events"]] == [
-            ("DL", "delivered", "2024-04-26T14:29:00-07:00"),
-            ("OD", "out_for_delivery", "2024-04-26T09:26:00-07:00"),
-            ("DP", "in_transit", "2024-04-25T22:10:00-05:00"),
+            ("DL", "DELIVERED", "2024-04-26T14:29:00-07:00"),
+            ("OD", "OUT_FOR_DELIVERY", "2024-04-26T09:26:00-07:00"),
+            ("DP", "IN_TRANSIT", "2024-04-25T22:10:00-05:00"),
         ]
         assert tracked["events"][1]["location"]["postalCode"] == "89502"
         assert tracked["estimate"]["windowTo"] == "2024-04-27T03:00:00+00:00"
@@ -205,7 +205,7 @@ async def test_a_failing_carrier_is_asked_again_later_backing_off(database_url: 
         third = await polling.poll_carriers(api.rt, second + datetime.timedelta(minutes=241))
         assert (third["fedex"].failed_batches, third["fedex"].new_events) == (0, 1)
         [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
-        assert tracked["status"] == "in_transit"
+        assert tracked["status"] == "IN_TRANSIT"
         assert (await ShipmentTracking.select().first())["poll_failures"] == 0
 
 
@@ -258,12 +258,12 @@ async def test_a_ups_poll_rebuilds_the_instant_from_gmt_and_keeps_the_window(
         assert (result["ups"].asked, result["ups"].new_events) == (1, 2)
         [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
         assert [(e["occurredAt"], e["localTime"], e["status"]) for e in tracked["events"]] == [
-            ("2024-04-27T13:05:00+00:00", "2024-04-27T09:05:00-04:00", "on_hold"),
-            ("2024-04-26T23:40:00+00:00", "2024-04-26T19:40:00-04:00", "in_transit"),
+            ("2024-04-27T13:05:00+00:00", "2024-04-27T09:05:00-04:00", "ON_HOLD"),
+            ("2024-04-26T23:40:00+00:00", "2024-04-26T19:40:00-04:00", "IN_TRANSIT"),
         ]
         assert tracked["events"][0]["location"]["region"] == "KY"
         assert tracked["estimate"]["windowFrom"] == "2024-04-28T13:00:00+00:00"
-        assert tracked["status"] == "on_hold"
+        assert tracked["status"] == "ON_HOLD"
         assert (await read(api, order_id))["status"] == "SHIPPED"
 
 
@@ -317,8 +317,8 @@ async def test_a_usps_poll_takes_the_instant_from_gmt_not_the_local_clock(
         assert (result["usps"].asked, result["usps"].new_events) == (1, 2)
         [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
         assert [(e["occurredAt"], e["localTime"], e["status"]) for e in tracked["events"]] == [
-            ("2024-04-27T15:23:00+00:00", "2024-04-27T10:23:00-05:00", "delivered"),
-            ("2024-04-27T12:01:00+00:00", "2024-04-27T07:01:00-05:00", "out_for_delivery"),
+            ("2024-04-27T15:23:00+00:00", "2024-04-27T10:23:00-05:00", "DELIVERED"),
+            ("2024-04-27T12:01:00+00:00", "2024-04-27T07:01:00-05:00", "OUT_FOR_DELIVERY"),
         ]
         assert tracked["estimate"]["estimatedDelivery"] == "2024-04-27T20:00:00+00:00"
         assert (await read(api, order_id))["status"] == "DELIVERED"
@@ -374,14 +374,14 @@ async def test_a_dhl_poll_keeps_the_offset_karrio_drops_and_delivers_the_order(
         assert [
             (e["code"], e["status"], e["occurredAt"], e["localTime"]) for e in tracked["events"]
         ] == [
-            ("OK", "delivered", "2024-04-26T21:29:00+00:00", "2024-04-26T14:29:00-07:00"),
-            ("WC", "out_for_delivery", "2024-04-26T16:26:00+00:00", "2024-04-26T09:26:00-07:00"),
-            ("AF", "in_transit", "2024-04-26T01:10:00+00:00", "2024-04-25T20:10:00-05:00"),
+            ("OK", "DELIVERED", "2024-04-26T21:29:00+00:00", "2024-04-26T14:29:00-07:00"),
+            ("WC", "OUT_FOR_DELIVERY", "2024-04-26T16:26:00+00:00", "2024-04-26T09:26:00-07:00"),
+            ("AF", "IN_TRANSIT", "2024-04-26T01:10:00+00:00", "2024-04-25T20:10:00-05:00"),
         ]
         assert tracked["events"][1]["location"]["city"] == "LOS ANGELES"
         assert tracked["events"][1]["location"]["region"] == "CA"
         assert tracked["estimate"]["estimatedDelivery"] == "2024-04-27T06:59:00+00:00"
-        assert tracked["status"] == "delivered"
+        assert tracked["status"] == "DELIVERED"
         assert (await read(api, order_id))["status"] == "DELIVERED"
         later = db.now() + datetime.timedelta(days=1)
         assert (await polling.poll_carriers(api.rt, later))["dhl_express"].asked == 0
@@ -398,10 +398,10 @@ async def test_a_dhl_failed_delivery_maps_to_karrios_status_and_opens_an_alert(
         )
         await polling.poll_carriers(api.rt)
         [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
-        assert (tracked["status"], tracked["reason"]) == ("delivery_failed", "consignee_not_home")
+        assert (tracked["status"], tracked["reason"]) == ("DELIVERY_FAILED", "CONSIGNEE_NOT_HOME")
         assert tracked["events"][0]["location"]["city"] == "MUNICH"
         [alert] = await alerts_of(api, order_id, "OPEN")
-        assert alert["kind"] == "delivery_failed"
+        assert alert["kind"] == "DELIVERY_FAILED"
 
 
 EVENT_TIMES = """
@@ -434,7 +434,7 @@ async def test_dhls_recorded_answers_in_local_time_take_the_offset_of_their_serv
         newest, oldest = tracked["events"][0], tracked["events"][-1]
         assert (newest["code"], newest["status"], newest["location"]["city"]) == (
             "OK",
-            "delivered",
+            "DELIVERED",
             "Milan",
         )
         assert (newest["occurredAt"], newest["localTime"]) == (
@@ -484,5 +484,5 @@ async def test_dhl_errors_back_off_and_an_event_of_unknown_zone_is_kept_at_its_l
             ("OK", "2024-04-26T15:02:00", None, False),
             ("AF", "2024-04-26T09:26:00", None, False),
         ]
-        assert tracked["status"] == "delivered"
+        assert tracked["status"] == "DELIVERED"
         assert (await read(api, order_id))["status"] == "DELIVERED"

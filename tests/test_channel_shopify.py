@@ -39,7 +39,7 @@ query Orders {
 }
 """
 IMPORT_ERRORS = """
-query Inbox($status: String) {
+query Inbox($status: ImportStatus) {
   importErrors(channel: "shopify", status: $status) {
     totalCount
     edges { node {
@@ -152,7 +152,7 @@ async def shopify_orders(api: Api) -> list[dict[str, Any]]:
     return [edge["node"] for edge in data["orders"]["edges"]]
 
 
-async def inbox(api: Api, *, as_: str = "admin", status: str | None = "open") -> list[dict]:
+async def inbox(api: Api, *, as_: str = "admin", status: str | None = "OPEN") -> list[dict]:
     data = await api.data(IMPORT_ERRORS, {"status": status}, as_=as_)
     return [edge["node"] for edge in data["importErrors"]["edges"]]
 
@@ -256,14 +256,14 @@ async def test_an_invalid_order_is_kept_in_the_inbox_and_replayed_once_the_sku_e
     assert (entry["channel"], entry["reference"], entry["status"]) == (
         "shopify",
         str(ORDER_ID),
-        "open",
+        "OPEN",
     )
     assert [(r["field"], r["code"]) for r in entry["reasons"]] == [("lines[0].sku", "UNKNOWN_SKU")]
     assert entry["payload"] == body.decode()
     [seen_by_staff] = await inbox(api, as_="staff")
     assert seen_by_staff["payload"] is None
     for role in ("ada", "integrator"):
-        denied = await api.gql(IMPORT_ERRORS, {"status": "open"}, as_=role)
+        denied = await api.gql(IMPORT_ERRORS, {"status": "OPEN"}, as_=role)
         assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
     # Shopify retries nothing (it got a 200); a redelivery changes nothing either.
@@ -273,7 +273,7 @@ async def test_an_invalid_order_is_kept_in_the_inbox_and_replayed_once_the_sku_e
     still_failing = (await api.data(REPLAY, {"id": entry["id"]}))["replayImport"]
     assert still_failing["order"] is None
     assert [e["code"] for e in still_failing["errors"]] == ["UNKNOWN_SKU"]
-    assert still_failing["importError"]["status"] == "open"
+    assert still_failing["importError"]["status"] == "OPEN"
 
     added = await api.data(
         UPSERT_PRODUCTS,
@@ -286,10 +286,10 @@ async def test_an_invalid_order_is_kept_in_the_inbox_and_replayed_once_the_sku_e
     assert replayed["order"]["externalId"] == str(ORDER_ID)
     assert replayed["order"]["lines"] == [{"sku": "DESK", "quantity": 1}]
     [order] = await shopify_orders(api)
-    assert replayed["importError"]["status"] == "imported"
+    assert replayed["importError"]["status"] == "IMPORTED"
     assert replayed["importError"]["orderId"] is not None
     assert await inbox(api) == []
-    [imported] = await inbox(api, status="imported")
+    [imported] = await inbox(api, status="IMPORTED")
     assert imported["orderId"] == replayed["importError"]["orderId"]
     duplicate = await deliver(api, body, delivery_id="d-3")
     assert (duplicate.json()["status"], duplicate.json()["order"]) == ("duplicate", order["number"])

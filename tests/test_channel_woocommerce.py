@@ -215,7 +215,7 @@ async def test_an_invalid_order_goes_to_the_inbox_and_is_replayed_after_the_fix(
 
     assert (response.status_code, response.json()["status"]) == (200, "rejected")
     [entry] = await inbox(api)
-    assert (entry["reference"], entry["status"]) == (str(ORDER_ID), "open")
+    assert (entry["reference"], entry["status"]) == (str(ORDER_ID), "OPEN")
     assert entry["reasons"] == [{"field": "lines[0].sku", "code": "UNKNOWN_SKU"}]
 
     await api.data(
@@ -225,7 +225,7 @@ async def test_an_invalid_order_goes_to_the_inbox_and_is_replayed_after_the_fix(
     replayed = (await api.data(REPLAY, {"id": entry["id"]}))["replayImport"]
 
     assert replayed["errors"] == []
-    assert replayed["importError"]["status"] == "imported"
+    assert replayed["importError"]["status"] == "IMPORTED"
     assert [order["externalId"] for order in await woo_orders(api)] == [str(ORDER_ID)]
 
 

@@ -237,7 +237,7 @@ async def test_demo_serves_the_demo_shop_with_the_printed_tokens(tmp_path: Path)
         assert everything["orders"]["totalCount"] == len(demo.ORDERS)
 
         ada = await shop.query("{ me { role } orders { totalCount } }", as_="customer")
-        assert ada["me"]["role"] == "customer"
+        assert ada["me"]["role"] == "CUSTOMER"
         adas_orders = [o for o in demo.ORDERS if o.email == "ada@example.com"]
         assert ada["orders"]["totalCount"] == len(adas_orders)
 

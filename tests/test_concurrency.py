@@ -136,7 +136,7 @@ async def test_concurrent_submissions_share_their_reads_and_each_gets_its_own(ap
         assert [(line["sku"], line["unitPrice"]) for line in order["lines"]] == [what[n % 3]]
     numbers = [p["order"]["number"] for p in payloads]
     assert len(set(numbers)) == REQUESTS
-    assert all(order_number(int(p["order"]["id"])) == p["order"]["number"] for p in payloads)
+    assert all(order_number(p["order"]["databaseId"]) == p["order"]["number"] for p in payloads)
     reads = Counter(
         table
         for statement in log.statements

@@ -76,7 +76,7 @@ async def test_the_live_feed_leaves_plugin_failures_out_for_the_customer(
     async with connected_as(shop, "staff") as staff, connected_as(shop, "ada") as ada:
         for ws in (staff, ada):
             await subscribe_live(
-                ws, shop, order_id=int(order["id"]), owner=owner, variables=variables
+                ws, shop, order_id=order["databaseId"], owner=owner, variables=variables
             )
         await vetoed_review(shop, order["id"])
         cancelled = await shop.data(MOVE, {"id": order["id"], "t": "cancel"}, as_="staff")

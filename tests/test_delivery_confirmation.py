@@ -89,15 +89,15 @@ async def test_a_reported_problem_opens_an_alert_for_the_team_until_every_proble
         ]
         [alert] = await alerts_of(api, str(order_id), "OPEN")
         assert (alert["kind"], alert["severity"], alert["team"]) == (
-            "delivery_problem",
-            "high",
+            "DELIVERY_PROBLEM",
+            "HIGH",
             "floor",
         )
         assert alert["detail"]["description"] == "One mug arrived broken"
 
         await api.data(RESOLVE, {"id": problems[0]["id"]}, as_="staff")
         assert [a["kind"] for a in await alerts_of(api, str(order_id), "OPEN")] == [
-            "delivery_problem"
+            "DELIVERY_PROBLEM"
         ]
         await api.data(RESOLVE, {"id": problems[1]["id"]}, as_="staff")
         assert await alerts_of(api, str(order_id), "OPEN") == []

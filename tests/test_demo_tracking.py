@@ -40,14 +40,14 @@ async def test_the_demo_is_a_fortnight_that_ends_today(demo_api: Api) -> None:  
     outcomes = {
         (o["status"], (o["statement"] or {}).get("balance", {}).get("state")) for o in orders
     }
-    assert {("SETTLED", "paid"), ("COMPLETED", "unpaid"), ("SHIPPED", None)} <= outcomes
+    assert {("SETTLED", "PAID"), ("COMPLETED", "UNPAID"), ("SHIPPED", None)} <= outcomes
     assert {"APPROVED", "ON_HOLD", "REJECTED", "PROCESSING"} <= {o["status"] for o in orders}
     failed = {
         (f["rule"], o["customer"]["email"])
         for o in orders
         if o["status"] == "REJECTED"
         for f in o["reviewFindings"]
-        if f["outcome"] == "fail"
+        if f["outcome"] == "FAIL"
     }
     assert {
         ("stock", "ada@example.com"),
@@ -55,7 +55,7 @@ async def test_the_demo_is_a_fortnight_that_ends_today(demo_api: Api) -> None:  
         ("credit_limit", "mallory@example.com"),  # blocked
     } <= failed
     assignments = {(o["assignment"] or {}).get("state") for o in orders}
-    assert {"assigned", "queued", "done"} <= assignments
+    assert {"ASSIGNED", "QUEUED", "DONE"} <= assignments
 
 
 async def test_the_demo_parcels_were_scanned_after_they_shipped_on_london_time(
@@ -65,14 +65,14 @@ async def test_the_demo_parcels_were_scanned_after_they_shipped_on_london_time(
     settled = await demo_api.data('{ order(id: "1") { status } }')
     assert settled["order"]["status"] == "SETTLED"
     delivered = await demo_api.data('{ shipmentTracking(orderId: "1") { status } }')
-    assert delivered["shipmentTracking"][0]["status"] == "delivered"  # not "Label created"
+    assert delivered["shipmentTracking"][0]["status"] == "DELIVERED"  # not "Label created"
 
     tracked = await demo_api.data(
         '{ shipmentTracking(orderId: "6") {'
         " status reason events { localTime status description } } }"
     )
     [shipment] = tracked["shipmentTracking"]
-    assert (shipment["status"], shipment["reason"]) == ("delivery_failed", "consignee_not_home")
+    assert (shipment["status"], shipment["reason"]) == ("DELIVERY_FAILED", "CONSIGNEE_NOT_HOME")
     placed = await demo_api.data('{ order(id: "6") { createdAt } }')
     ordered = datetime.datetime.fromisoformat(placed["order"]["createdAt"])
     for event in shipment["events"]:
@@ -80,9 +80,11 @@ async def test_the_demo_parcels_were_scanned_after_they_shipped_on_london_time(
         assert local.utcoffset() == local.astimezone(london).utcoffset()
         assert ordered < local < datetime.datetime.now(datetime.UTC)
         assert event["description"]
-    open_alerts = await demo_api.data("{ alerts(state: OPEN) { kind orderNumber team } }")
-    assert open_alerts["alerts"] == [
-        {"kind": "delivery_failed", "orderNumber": "SO-000006", "team": "packers"}
+    open_alerts = await demo_api.data(
+        "{ alerts(state: OPEN) { edges { node { kind orderNumber team } } } }"
+    )
+    assert open_alerts["alerts"]["edges"] == [
+        {"node": {"kind": "DELIVERY_FAILED", "orderNumber": "SO-000006", "team": "packers"}}
     ]
 
 

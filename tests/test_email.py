@@ -86,7 +86,7 @@ async def test_the_customer_gets_one_email_with_html_and_text_when_the_order_arr
             assert f"https://shop.example.com/track?number={order['number']}" in html
             # The same event notified again (a job retried after a crash): no second mail.
             event = await OrderEvent.select().where(OrderEvent.type == "submitted").first()
-            current = await load_order(int(order["id"]))
+            current = await load_order(order["databaseId"])
             await api.rt.plugins.call(
                 "notify", order=current, event=event_view(event), runtime=api.rt
             )

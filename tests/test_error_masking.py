@@ -108,7 +108,7 @@ async def test_an_unexpected_failure_has_a_reference_the_log_shows(
         [error] = body["errors"]
         reference = error["extensions"]["reference"]
         assert error["extensions"]["code"] == "INTERNAL_ERROR"
-        assert body["data"] == {"me": {"role": "admin"}, field: None}
+        assert body["data"] == {"me": {"role": "ADMIN"}, field: None}
         if production:
             assert error["message"] == f"Unexpected error (reference {reference})."
             assert SECRET not in str(body)

@@ -57,9 +57,9 @@ async def _assign_into(api: Api, rules: dict, members: int) -> int:
     )
     rules["rules"] = parse_rules([f"-> team-{members}"])
     order = await submit(api, f"S-{members}", lines=[{"sku": "MUG", "quantity": 1}])
-    await pipeline.review_order(api.rt, int(order["id"]))
+    await pipeline.review_order(api.rt, order["databaseId"])
     with db.count_statements() as log:
-        state = await assignment.assign(api.rt, int(order["id"]))
+        state = await assignment.assign(api.rt, order["databaseId"])
     assert state == "assigned"
     return log.count
 
@@ -72,7 +72,7 @@ async def test_my_work_and_each_step_cost_a_bounded_number_of_statements(
         api.tokens["pia"] = await auth.create_token("staff", name="pia", team="floor")
         await teams.upsert_team("floor", "", [teams.MemberData("pia", 100)])
         ids = [
-            int((await submit(api, f"W-{i}", lines=[{"sku": "MUG", "quantity": 1}]))["id"])
+            (await submit(api, f"W-{i}", lines=[{"sku": "MUG", "quantity": 1}]))["databaseId"]
             for i in range(12)
         ]
         await api.rt.runner.drain()

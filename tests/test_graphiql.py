@@ -174,7 +174,7 @@ async def test_graphiql_runs_queries_with_the_token_from_the_headers_pane(
 
     await run(page, "{ me { role } orders(first: 5) { totalCount } }")
     assert await shown_result(page) == {
-        "data": {"me": {"role": "admin"}, "orders": {"totalCount": len(demo.ORDERS)}}
+        "data": {"me": {"role": "ADMIN"}, "orders": {"totalCount": len(demo.ORDERS)}}
     }
 
     assert_all_local(browser.requested)
@@ -253,7 +253,7 @@ async def test_a_new_tab_keeps_the_headers(demo_server: DemoServer, browser: Bro
     await expect(page.locator(".graphiql-tab")).to_have_count(2)
     assert await headers_shown(page) == typed
     await run(page, "{ me { role } }")
-    assert await shown_result(page) == {"data": {"me": {"role": "customer"}}}
+    assert await shown_result(page) == {"data": {"me": {"role": "CUSTOMER"}}}
 
     # ...and a new browser tab, once GraphiQL has stored what was typed.
     await page.wait_for_function(
@@ -264,7 +264,7 @@ async def test_a_new_tab_keeps_the_headers(demo_server: DemoServer, browser: Bro
     await second.goto(demo_server.url + "/graphql")
     await expect(second.locator(HEADERS_EDITOR)).to_contain_text(demo_server.tokens["customer"])
     await run(second, "{ me { role } }")
-    assert await shown_result(second) == {"data": {"me": {"role": "customer"}}}
+    assert await shown_result(second) == {"data": {"me": {"role": "CUSTOMER"}}}
 
 
 async def test_without_its_files_graphiql_says_how_to_install_them(
@@ -286,7 +286,7 @@ async def test_production_serves_no_graphiql(database_url: str) -> None:
         asset = await api.client.get("/graphiql/graphiql.min.js")
         query = await api.gql("{ me { role } }")
     assert (page.status_code, asset.status_code) == (404, 404)
-    assert query == {"data": {"me": {"role": "admin"}}}
+    assert query == {"data": {"me": {"role": "ADMIN"}}}
 
 
 async def test_the_page_loads_only_files_the_service_serves(api: Api) -> None:

@@ -29,7 +29,7 @@ async def test_a_body_over_the_cap_is_refused_before_it_is_read_whole(database_u
         announced = await api.client.post("/graphql", content=padded(2 * LIMIT), headers=headers)
 
     assert ok.status_code == 200, ok.text
-    assert ok.json() == {"data": {"me": {"role": "admin"}}}
+    assert ok.json() == {"data": {"me": {"role": "ADMIN"}}}
     assert refused.status_code == 413
     assert refused.json()["errors"][0]["extensions"]["code"] == "TOO_LARGE"
     assert streamed.pulled <= LIMIT + 1_000

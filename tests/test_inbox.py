@@ -34,7 +34,7 @@ UNKNOWN_SKU_CSV = HEADER + (
     "I-1,ada@example.com,MUG,1,EUR,Ada,1 Road,Leeds,LS1 1AA,GB\nI-1,,DESK,2,,,,,,\n"
 )
 IMPORT_ERRORS = """
-query Inbox($status: String, $channel: String) {
+query Inbox($status: ImportStatus, $channel: String) {
   importErrors(status: $status, channel: $channel) {
     totalCount
     edges { node {
@@ -71,7 +71,7 @@ async def upload(api: Api, text: str, **params: str) -> httpx.Response:
     )
 
 
-async def entries(api: Api, status: str | None = "open", *, as_: str = "admin") -> list[dict]:
+async def entries(api: Api, status: str | None = "OPEN", *, as_: str = "admin") -> list[dict]:
     data = await api.data(IMPORT_ERRORS, {"status": status}, as_=as_)
     return [edge["node"] for edge in data["importErrors"]["edges"]]
 
@@ -100,7 +100,7 @@ async def test_a_rejected_csv_order_is_replayed_from_its_rows_under_its_channel(
         {"sku": "MUG", "quantity": 1},
         {"sku": "DESK", "quantity": 2},
     ]
-    assert replayed["importError"]["status"] == "imported"
+    assert replayed["importError"]["status"] == "IMPORTED"
     assert await entries(api) == []
     again = (await upload(api, UNKNOWN_SKU_CSV, channel="marketplace")).json()
     assert (again["created"], again["duplicate"], again["rejected"]) == (0, 1, 0)
@@ -118,7 +118,7 @@ async def test_a_replay_that_still_fails_refreshes_the_entry_and_creates_nothing
     assert [(e["field"], e["code"]) for e in replayed["errors"]] == [
         ("lines[1].sku", "UNKNOWN_SKU")
     ]
-    assert (replayed["importError"]["status"], replayed["importError"]["attempts"]) == ("open", 2)
+    assert (replayed["importError"]["status"], replayed["importError"]["attempts"]) == ("OPEN", 2)
     assert await order_count(api) == 0
     [still_open] = await entries(api)
     assert still_open["id"] == entry["id"]
@@ -159,11 +159,11 @@ async def test_only_operators_see_the_inbox_and_only_admins_its_payloads(api: Ap
     assert for_staff["payload"] is None
     assert for_staff["reasons"] == for_admin["reasons"]
     for role in ("integrator", "ada"):
-        listed = await api.gql(IMPORT_ERRORS, {"status": "open"}, as_=role)
+        listed = await api.gql(IMPORT_ERRORS, {"status": "OPEN"}, as_=role)
         assert listed["errors"][0]["extensions"]["code"] == "FORBIDDEN"
         replay = await api.gql(REPLAY, {"id": for_admin["id"]}, as_=role)
         assert replay["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    anonymous = await api.gql(IMPORT_ERRORS, {"status": "open"}, as_=None)
+    anonymous = await api.gql(IMPORT_ERRORS, {"status": "OPEN"}, as_=None)
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 

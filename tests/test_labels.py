@@ -94,7 +94,7 @@ async def ship_without_number(api: Api, external_id: str) -> str:
         SHIP_BY, {"id": task(order, "ship")["id"], "carrier": "fedex", "numbers": []}, as_="pia"
     )
     assert shipped["completeShip"]["errors"] == []
-    return order["id"]
+    return str(order["databaseId"])
 
 
 async def shipment_of(api: Api, order_id: str) -> dict[str, Any]:
@@ -114,7 +114,7 @@ async def test_shipping_without_a_number_buys_the_label_once_and_polling_tracks_
         assert number == "794900000010"
         assert shipment["parcels"][0]["trackingNumber"] == number
         assert shipment["label"] == {
-            "state": "booked",
+            "state": "BOOKED",
             "attempts": 1,
             "error": "",
             "format": "PDF",
@@ -149,7 +149,7 @@ async def test_shipping_without_a_number_buys_the_label_once_and_polling_tracks_
         assert fedex.requests == [[number]]
         [tracked] = (await api.data(TRACKING, {"id": order_id}))["shipmentTracking"]
         assert tracked["estimate"]["estimatedDelivery"] == "2024-04-29T12:00:00+00:00"
-        assert tracked["status"] == "in_transit"
+        assert tracked["status"] == "IN_TRANSIT"
 
 
 async def test_a_refused_booking_opens_an_alert_and_the_retry_books_once_and_closes_it(
@@ -162,10 +162,10 @@ async def test_a_refused_booking_opens_an_alert_and_the_retry_books_once_and_clo
 
         shipment = await shipment_of(api, order_id)
         assert shipment["trackingNumber"] == ""
-        assert shipment["label"]["state"] == "failed"
+        assert shipment["label"]["state"] == "FAILED"
         assert "SHIPPER.POSTALSTATE.MISMATCH" in shipment["label"]["error"]
         [alert] = await alerts_of(api, order_id, "OPEN")
-        assert alert["kind"] == "label_failed" and alert["detail"]["plugin"] == "fedex"
+        assert alert["kind"] == "LABEL_FAILED" and alert["detail"]["plugin"] == "fedex"
         assert fedex.bookings == []
 
         # The retry comes (here: two at once); one asks FedEx, the other finds it asked.
@@ -175,7 +175,7 @@ async def test_a_refused_booking_opens_an_alert_and_the_retry_books_once_and_clo
         assert all(o is None or isinstance(o, BookingInProgress) for o in outcomes)
         assert len(fedex.bookings) == 1
         shipment = await shipment_of(api, order_id)
-        assert shipment["label"]["state"] == "booked" and shipment["label"]["attempts"] == 2
+        assert shipment["label"]["state"] == "BOOKED" and shipment["label"]["attempts"] == 2
         assert shipment["trackingNumber"] == "794900000010"
         assert await alerts_of(api, order_id, "OPEN") == []
         [closed] = await alerts_of(api, order_id, "RESOLVED")
@@ -211,10 +211,10 @@ async def test_a_booking_without_an_answer_in_time_is_never_asked_again(database
         # FedEx booked, but too late to say so: a person must check before anyone asks again.
         assert len(fedex.bookings) == 1
         shipment = await shipment_of(api, order_id)
-        assert shipment["label"]["state"] == "unknown" and shipment["trackingNumber"] == ""
+        assert shipment["label"]["state"] == "UNKNOWN" and shipment["trackingNumber"] == ""
         assert "check before shipping again" in shipment["label"]["error"]
         [alert] = await alerts_of(api, order_id, "OPEN")
-        assert alert["kind"] == "label_failed" and alert["detail"]["state"] == "unknown"
+        assert alert["kind"] == "LABEL_FAILED" and alert["detail"]["state"] == "unknown"
         await api.rt.job_handlers[BOOK_JOB](
             {"order_id": int(order_id), "shipment_id": int(shipment["id"])}
         )
@@ -240,10 +240,10 @@ async def test_the_labels_of_many_orders_cost_the_same_statements_as_of_one(
         await ship_without_number(api, "LBL-5")
         await api.rt.runner.drain()
         one, shipments = await labels_read(api)
-        assert [s["label"]["state"] for s in shipments] == ["booked"]
+        assert [s["label"]["state"] for s in shipments] == ["BOOKED"]
         for n in range(6, 9):
             await ship_without_number(api, f"LBL-{n}")
         await api.rt.runner.drain()
         four, shipments = await labels_read(api)
-        assert [s["label"]["state"] for s in shipments] == ["booked"] * 4
+        assert [s["label"]["state"] for s in shipments] == ["BOOKED"] * 4
         assert four == one

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,9 +16,10 @@ import plugins.channels.web
 from ordergraph.app import create_app
 from ordergraph.core import auth
 from ordergraph.core.auth import Principal, Role
+from ordergraph.core.limits import MAX_PAGE
 from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
-from ordergraph.graphql.queries import MAX_PAGE
 from ordergraph.graphql.schema import MAX_ALIASES, MAX_DEPTH
+from ordergraph.graphql.types import order_global_id
 from ordergraph.plugin_api import PluginInfo, SchemaExtension, hookimpl
 
 ADMIN = Principal(Role.ADMIN, "seeder")
@@ -41,7 +43,7 @@ ORDERS = """
 query Orders($filter: OrderFilter, $first: Int, $after: String) {
   orders(filter: $filter, first: $first, after: $after) {
     totalCount
-    pageInfo { hasNextPage endCursor }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
     edges { cursor node { id number externalId status createdAt customer { email } } }
   }
 }
@@ -184,7 +186,7 @@ async def test_a_valid_order_is_received_with_exact_totals(api: Api) -> None:
 
     assert order["status"] == "RECEIVED"
     assert order["version"] == 1
-    assert order["number"] == f"SO-{int(order['id']):06d}"
+    assert order["number"] == f"SO-{order['databaseId']:06d}"
     assert order["currency"] == "EUR"
     assert [(line["sku"], line["unitPrice"], line["total"]) for line in order["lines"]] == [
         ("MUG", "12.50", "37.50"),
@@ -330,11 +332,11 @@ async def test_an_order_is_found_by_id_and_by_number_with_or_without_prefix(api:
     number = order["number"]
 
     assert (await api.data(ORDER, {"id": order["id"]}))["order"]["number"] == number
-    for spelling in (number, number.removeprefix("SO-"), number.lower(), str(int(order["id"]))):
+    for spelling in (number, number.removeprefix("SO-"), number.lower(), str(order["databaseId"])):
         found = (await api.data(ORDER_BY_NUMBER, {"number": spelling}))["orderByNumber"]
         assert found == {"id": order["id"], "number": number}, spelling
 
-    missing = int(order["id"]) + 1000
+    missing = order["databaseId"] + 1000
     assert (await api.data(ORDER, {"id": str(missing)}))["order"] is None
     assert (await api.data(ORDER, {"id": "not-a-number"}))["order"] is None
     assert (await api.data(ORDER_BY_NUMBER, {"number": f"SO-{missing}"}))["orderByNumber"] is None
@@ -356,7 +358,7 @@ async def test_orders_filter_by_status_channel_customer_and_time(api: Api) -> No
         ),
         ADMIN,
     )
-    file_id = str(file_order.order.id)
+    file_id = order_global_id(file_order.order.id)
     await moved(api, bob["id"], "start_review")
 
     async def ids(**filter: Any) -> list[str]:
@@ -417,33 +419,69 @@ async def test_keyset_pages_walk_every_order_once(api: Api) -> None:
     submitted = [(await submit(api, f"EXT-PAGE-{i}"))["id"] for i in range(5)]
 
     seen: list[str] = []
-    pages: list[bool] = []
+    pages: list[tuple[bool, bool]] = []
     after = None
     while True:
         page = await orders(api, first=2, after=after)
         assert page["totalCount"] == 5
         seen += [edge["node"]["id"] for edge in page["edges"]]
-        pages.append(page["pageInfo"]["hasNextPage"])
-        assert page["pageInfo"]["endCursor"] == page["edges"][-1]["cursor"]
-        if not page["pageInfo"]["hasNextPage"]:
+        info = page["pageInfo"]
+        pages.append((info["hasPreviousPage"], info["hasNextPage"]))
+        assert info["startCursor"] == page["edges"][0]["cursor"]
+        assert info["endCursor"] == page["edges"][-1]["cursor"]
+        if not info["hasNextPage"]:
             break
-        after = page["pageInfo"]["endCursor"]
+        after = info["endCursor"]
 
-    assert pages == [True, True, False]
+    assert pages == [(False, True), (True, True), (True, False)]
     assert seen == list(reversed(submitted))  # newest first, no duplicate, no gap
 
 
 async def test_a_page_holds_at_most_one_hundred_orders(api: Api) -> None:
     await submit_many(api, MAX_PAGE + 1)
 
-    page = await orders(api, first=500)
+    page = await orders(api, first=MAX_PAGE)
     assert len(page["edges"]) == MAX_PAGE
     assert page["pageInfo"]["hasNextPage"] is True
     assert page["totalCount"] == MAX_PAGE + 1
 
-    rest = await orders(api, first=500, after=page["pageInfo"]["endCursor"])
+    rest = await orders(api, first=MAX_PAGE, after=page["pageInfo"]["endCursor"])
     assert len(rest["edges"]) == 1
     assert rest["pageInfo"]["hasNextPage"] is False
+    assert rest["pageInfo"]["hasPreviousPage"] is True
+
+
+async def test_an_empty_list_has_no_cursors(api: Api) -> None:
+    page = await orders(api)
+    assert page["edges"] == []
+    assert page["pageInfo"] == {
+        "hasNextPage": False,
+        "hasPreviousPage": False,
+        "startCursor": None,
+        "endCursor": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("list_field", "first"),
+    [("orders", 0), ("orders", -1), ("orders", MAX_PAGE + 1), ("products", 0),
+     ("customers", 500), ("reviewQueue", 0), ("importErrors", -5), ("myWork", 0),
+     ("alerts", 101)],
+)  # fmt: skip
+async def test_a_page_size_outside_1_to_100_is_refused(
+    api: Api, list_field: str, first: int
+) -> None:
+    # Once the answer to 0 was 20 items and to -1 one item: a guess, not what was asked.
+    await submit(api)
+    selection = "__typename" if list_field in ("myWork", "alerts") else "totalCount"
+    body = await api.gql(
+        f"{{ {list_field}(first: {first}) {{ {selection} }} }}",
+        as_="staff" if list_field == "myWork" else "admin",
+    )
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "OUT_OF_RANGE", "field": "first"}
+    assert error["message"] == f"first must be from 1 to {MAX_PAGE} (got {first})."
 
 
 @pytest.mark.parametrize("cursor", ["garbage!", "cHJvZHVjdDox", "b3JkZXI6eA=="])
@@ -454,6 +492,73 @@ async def test_a_malformed_cursor_is_a_clear_error(api: Api, cursor: str) -> Non
     assert body["data"] is None
     assert error_codes(body) == ["INVALID_CURSOR"]
     assert "is not a cursor of this list" in body["errors"][0]["message"]
+
+
+# -- Global ids and node(id:) -------------------------------------------------------------------
+
+NODE = """
+query Node($id: ID!) {
+  node(id: $id) { __typename id ... on Order { databaseId number status } }
+}
+"""
+NODES = "query Nodes($ids: [ID!]!) { nodes(ids: $ids) { ... on Order { number } } }"
+
+
+def global_id(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+async def test_relay_refetches_an_order_by_its_global_id(api: Api) -> None:
+    order = await submit(api, "EXT-NODE")
+    assert order["id"] == global_id(f"Order:{order['databaseId']}")
+
+    found = (await api.data(NODE, {"id": order["id"]}))["node"]
+    assert found == {
+        "__typename": "Order",
+        "id": order["id"],
+        "databaseId": order["databaseId"],
+        "number": order["number"],
+        "status": "RECEIVED",
+    }
+    # Arguments that name an order take its global id and, as before, its number.
+    by_global = (await api.data(ORDER, {"id": order["id"]}))["order"]
+    assert by_global == (await api.data(ORDER, {"id": str(order["databaseId"])}))["order"]
+    assert by_global["id"] == order["id"]
+
+    not_an_order = [
+        str(order["databaseId"]),  # a number is not a global id
+        global_id(f"Task:{order['databaseId']}"),
+        global_id("Order:0"),
+        global_id("Order:99999999999"),
+        "garbage!",
+    ]
+    for other in not_an_order:
+        assert (await api.data(NODE, {"id": other}))["node"] is None, other
+    listed = await api.data(NODES, {"ids": [order["id"], "garbage!", order["id"]]})
+    number = {"number": order["number"]}
+    assert listed["nodes"] == [number, None, number]
+
+
+async def test_node_answers_another_customers_order_as_one_that_does_not_exist(api: Api) -> None:
+    bobs = await submit(api, "EXT-BOB", customerEmail="bob@example.com")
+    adas = await submit(api, "EXT-ADA", as_="ada")
+
+    assert (await api.data(NODE, {"id": bobs["id"]}, as_="ada"))["node"] is None
+    assert (await api.data(NODE, {"id": adas["id"]}, as_="ada"))["node"]["number"] == adas["number"]
+    assert (await api.data(NODES, {"ids": [bobs["id"], adas["id"]]}, as_="ada"))["nodes"] == [
+        None,
+        {"number": adas["number"]},
+    ]
+    refused = await api.gql(NODE, {"id": adas["id"]}, as_="integrator")
+    assert error_codes(refused) == ["FORBIDDEN"]
+
+
+async def test_nodes_takes_at_most_fifty_ids(api: Api) -> None:
+    order = await submit(api)
+    assert len((await api.data(NODES, {"ids": [order["id"]] * 50}))["nodes"]) == 50
+    body = await api.gql(NODES, {"ids": [order["id"]] * 51})
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"] == {"code": "OUT_OF_RANGE", "field": "ids"}
 
 
 # -- Transitions -------------------------------------------------------------------------------
@@ -589,8 +694,8 @@ async def test_the_status_graph_counts_live_orders(api: Api) -> None:
         "APPROVED",
         "PROCESSING",
     }
-    assert "customer" in transitions["cancel"]["roles"]
-    assert "customer" not in transitions["start_review"]["roles"]
+    assert "CUSTOMER" in transitions["cancel"]["roles"]
+    assert "CUSTOMER" not in transitions["start_review"]["roles"]
 
     as_bob = state_counts((await api.data(STATUS_GRAPH, as_="bob"))["statusGraph"])
     assert (as_bob["RECEIVED"], as_bob["IN_REVIEW"], sum(as_bob.values())) == (0, 1, 1)

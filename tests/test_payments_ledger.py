@@ -52,7 +52,7 @@ async def test_partial_then_full_payment_settles_the_order_and_overpayment_is_re
         assert first["errors"] == [] and first["created"] is True
         assert first["entry"]["actor"] == "admin:alice"
         assert first["statement"]["balance"] == {
-            "paid": "10.00", "outstanding": "19.75", "overpaid": "0.00", "state": "partially_paid"
+            "paid": "10.00", "outstanding": "19.75", "overpaid": "0.00", "state": "PARTIALLY_PAID"
         }  # fmt: skip
         assert (await read(api, order_id))["status"] == "COMPLETED"
         # Staff cannot settle by hand what is not paid.
@@ -61,7 +61,7 @@ async def test_partial_then_full_payment_settles_the_order_and_overpayment_is_re
         assert "19.75 EUR outstanding" in refused["errors"][0]["message"]
 
         rest = (await api.data(RECORD, pay(number, "20.00", "bank-2")))["recordPayment"]
-        assert rest["statement"]["balance"]["state"] == "overpaid"
+        assert rest["statement"]["balance"]["state"] == "OVERPAID"
         order = await read(api, order_id)
         assert order["status"] == "SETTLED"
         assert order["statement"]["balance"]["overpaid"] == "0.25"
@@ -69,9 +69,9 @@ async def test_partial_then_full_payment_settles_the_order_and_overpayment_is_re
         assert settled[0]["data"]["reason"] == f"statement {number} is paid in full"
 
         refund = await api.data(REFUND, {"number": number, "key": "refund-1"})
-        assert refund["refundOverpayment"]["entry"] == {"kind": "refunded", "amount": "0.25"}
+        assert refund["refundOverpayment"]["entry"] == {"kind": "REFUNDED", "amount": "0.25"}
         assert refund["refundOverpayment"]["statement"]["balance"] == {
-            "paid": "29.75", "overpaid": "0.00", "state": "paid"
+            "paid": "29.75", "overpaid": "0.00", "state": "PAID"
         }  # fmt: skip
         again = await api.data(REFUND, {"number": number, "key": "refund-2"})
         assert again["refundOverpayment"]["errors"][0]["code"] == "NOTHING_TO_REFUND"
@@ -189,7 +189,7 @@ async def test_eight_refunds_by_hand_at_once_pay_back_the_overpayment_once(
 
     payloads = [a["refundOverpayment"] for a in answers]
     done = [p for p in payloads if not p["errors"]]
-    assert [p["entry"] for p in done] == [{"kind": "refunded", "amount": "10.00"}]
+    assert [p["entry"] for p in done] == [{"kind": "REFUNDED", "amount": "10.00"}]
     assert [[e["code"] for e in p["errors"]] for p in payloads if p["errors"]] == [
         ["NOTHING_TO_REFUND"]
     ] * 7

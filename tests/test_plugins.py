@@ -120,7 +120,7 @@ async def test_an_installed_plugin_is_listed_but_does_nothing_until_enabled(
     assert listed["web"]["enabled"] is True
     plugin = listed["example_loyalty"]
     assert plugin["enabled"] is False
-    assert plugin["category"] == "other"
+    assert plugin["category"] == "OTHER"
     assert plugin["settings"] == {}
     assert {s["name"]: (s["type"], s["required"], s["secret"]) for s in plugin["schema"]} == {
         "api_key": ("str", True, True),
@@ -204,7 +204,7 @@ async def test_an_enabled_plugin_adds_a_state_that_orders_can_pass_through(loyal
         "name": "ready_for_pickup",
         "from": ["SHIPPED"],
         "to": "AWAITING_PICKUP",
-        "roles": ["staff"],
+        "roles": ["STAFF"],
     }
     assert transitions["deliver"]["from"] == ["SHIPPED", "AWAITING_PICKUP"]
 

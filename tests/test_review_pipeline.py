@@ -42,8 +42,8 @@ QUEUE = """
 query Queue($after: String) {
   reviewQueue(first: 2, after: $after) {
     totalCount
-    pageInfo { hasNextPage endCursor }
-    edges { node { externalId priority status } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { externalId priority status } }
   }
 }
 """
@@ -218,16 +218,19 @@ async def test_review_queue_lists_held_orders_most_urgent_then_oldest_first_for_
             await submit(api, external_id, priority=priority)
         await api.rt.runner.drain()
 
-        seen, after = [], None
+        seen, after, previous = [], None, []
         while True:
             page = (await api.data(QUEUE, {"after": after}, as_="staff"))["reviewQueue"]
             assert page["totalCount"] == 5
             seen += [(e["node"]["externalId"], e["node"]["status"]) for e in page["edges"]]
+            previous.append(page["pageInfo"]["hasPreviousPage"])
+            assert page["pageInfo"]["startCursor"] == page["edges"][0]["cursor"]
             if not page["pageInfo"]["hasNextPage"]:
                 break
             after = page["pageInfo"]["endCursor"]
 
         assert seen == [(ext, "ON_HOLD") for ext in ("Q-2", "Q-4", "Q-5", "Q-1", "Q-3")]
+        assert previous == [False, True, True]
         refused = await api.gql(QUEUE, as_="ada")
         assert [e["extensions"]["code"] for e in refused["errors"]] == ["FORBIDDEN"]
 
@@ -283,8 +286,8 @@ async def test_a_failing_rule_rejects_even_when_another_holds(database_url: str)
 
         assert found["status"] == "REJECTED"
         assert verdicts(found) == [
-            (1, "credit_limit", "fail", "CREDIT_LIMIT_EXCEEDED"),
-            (1, "manual_review", "hold", "AMOUNT_OVER"),
+            (1, "credit_limit", "FAIL", "CREDIT_LIMIT_EXCEEDED"),
+            (1, "manual_review", "HOLD", "AMOUNT_OVER"),
         ]
         decision = found["events"][-1]
         assert decision["data"]["reason"] == (
@@ -325,10 +328,10 @@ async def test_a_rejected_order_amended_by_the_customer_is_reviewed_again(
         found = await order(api, too_much["id"])
         assert found["status"] == "APPROVED"
         assert verdicts(found) == [
-            (1, "credit_limit", "fail", "CREDIT_LIMIT_EXCEEDED"),
-            (1, "stock", "pass", "IN_STOCK"),
-            (2, "credit_limit", "pass", "WITHIN_CREDIT_LIMIT"),
-            (2, "stock", "pass", "IN_STOCK"),
+            (1, "credit_limit", "FAIL", "CREDIT_LIMIT_EXCEEDED"),
+            (1, "stock", "PASS", "IN_STOCK"),
+            (2, "credit_limit", "PASS", "WITHIN_CREDIT_LIMIT"),
+            (2, "stock", "PASS", "IN_STOCK"),
         ]
         assert [(e["fromStatus"], e["toStatus"], e["actor"]) for e in found["events"]] == [
             (None, "RECEIVED", "customer:ada"),
@@ -392,7 +395,7 @@ async def test_a_rule_that_crashes_holds_the_order_with_the_error(database_url: 
             {
                 "round": 1,
                 "rule": "sloppy",
-                "outcome": "hold",
+                "outcome": "HOLD",
                 "code": "RULE_FAILED",
                 "message": "Your order needs a manual check by our team.",
                 "data": None,
@@ -400,7 +403,7 @@ async def test_a_rule_that_crashes_holds_the_order_with_the_error(database_url: 
             {
                 "round": 1,
                 "rule": "fine",
-                "outcome": "pass",
+                "outcome": "PASS",
                 "code": "FINE",
                 "message": "This check passed.",  # the rule has no customer wording
                 "data": None,
@@ -428,7 +431,7 @@ async def test_a_rule_that_times_out_holds_the_order(database_url: str) -> None:
         found = await reviewed(api, "SLOW-1")
 
         assert found["status"] == "ON_HOLD"
-        assert verdicts(found) == [(1, "slow", "hold", "RULE_FAILED")]
+        assert verdicts(found) == [(1, "slow", "HOLD", "RULE_FAILED")]
         assert found["reviewFindings"][0]["message"] == "The rule failed: timed out after 0.2s"
 
 
@@ -447,9 +450,9 @@ async def test_a_crash_while_writing_the_approval_holds_the_order(database_url: 
 
         assert found["status"] == "ON_HOLD"
         assert verdicts(found) == [
-            (1, "stock", "pass", "IN_STOCK"),
-            (1, "ledger", "pass", "LEDGER"),
-            (1, "core", "hold", "PLUGIN_FAILED"),
+            (1, "stock", "PASS", "IN_STOCK"),
+            (1, "ledger", "PASS", "LEDGER"),
+            (1, "core", "HOLD", "PLUGIN_FAILED"),
         ]
         assert (
             "ledger failed (RuntimeError: the ledger is down)"

@@ -27,7 +27,7 @@ from ordergraph.stages.settlement.statements import statement_of
 ORDER = """
 query Order($id: ID!) {
   order(id: $id) {
-    id status total
+    id databaseId status total
     reviewFindings { round rule outcome code message data }
   }
 }
@@ -103,10 +103,10 @@ async def test_an_order_every_rule_passes_is_approved_with_one_finding_per_rule(
 
         assert found["status"] == "APPROVED"
         assert verdicts(found) == [
-            ("credit_limit", "pass", "WITHIN_CREDIT_LIMIT"),
-            ("stock", "pass", "IN_STOCK"),
-            ("price_policy", "pass", "PRICES_WITHIN_POLICY"),
-            ("manual_review", "pass", "NO_MANUAL_REVIEW"),
+            ("credit_limit", "PASS", "WITHIN_CREDIT_LIMIT"),
+            ("stock", "PASS", "IN_STOCK"),
+            ("price_policy", "PASS", "PRICES_WITHIN_POLICY"),
+            ("manual_review", "PASS", "NO_MANUAL_REVIEW"),
         ]
         assert {f["round"] for f in found["reviewFindings"]} == {1}
         assert all(f["data"] is None for f in found["reviewFindings"])  # Ada is a customer
@@ -135,7 +135,7 @@ async def test_credit_limit_counts_unpaid_statements_and_open_orders_and_rejects
         assert settled["status"] == "APPROVED"
         await move(api, settled["id"], "start_processing", "ship", "deliver", "complete")
         # Its statement: 500.00 + 20% VAT for GB = 600.00, of which 100.00 is paid.
-        statement = await statement_of(int(settled["id"]))
+        statement = await statement_of(settled["databaseId"])
         assert statement is not None and statement.total == Decimal("600.00")
         await record_entry(
             api.rt, statement, "matched", "100.00", idempotency_key="bank-1", method="bank"
@@ -149,7 +149,7 @@ async def test_credit_limit_counts_unpaid_statements_and_open_orders_and_rejects
         over = await reviewed(api, "C-OVER", **priced("MUG", "100.01"))
         assert over["status"] == "REJECTED"
         [finding] = over["reviewFindings"]
-        assert (finding["outcome"], finding["code"]) == ("fail", "CREDIT_LIMIT_EXCEEDED")
+        assert (finding["outcome"], finding["code"]) == ("FAIL", "CREDIT_LIMIT_EXCEEDED")
         assert finding["data"] == {
             "currency": "EUR",
             "credit_limit": "1000.00",
@@ -164,7 +164,7 @@ async def test_credit_limit_counts_unpaid_statements_and_open_orders_and_rejects
             {
                 "round": 1,
                 "rule": "credit_limit",
-                "outcome": "fail",
+                "outcome": "FAIL",
                 "code": "CREDIT_LIMIT_EXCEEDED",
                 "message": "Your order of 100.01 EUR exceeds your available credit of 100.00 EUR.",
                 "data": None,
@@ -184,7 +184,7 @@ async def test_exposures_asked_together_are_each_what_it_is_alone(database_url: 
     async with shop(database_url, rules(credit_limit={})) as api:
         settled = await reviewed(api, "T-SETTLED", **priced("MUG", "500.00"))
         await move(api, settled["id"], "start_processing", "ship", "deliver", "complete")
-        statement = await statement_of(int(settled["id"]))
+        statement = await statement_of(settled["databaseId"])
         assert statement is not None
         await record_entry(
             api.rt, statement, "matched", "100.00", idempotency_key="bank-t", method="bank"
@@ -198,8 +198,8 @@ async def test_exposures_asked_together_are_each_what_it_is_alone(database_url: 
             (await Customer.select(Customer.id).where(Customer.email == email).first())["id"]
             for email in ("ada@example.com", "bob@example.com")
         ]
-        questions = [(ada, "EUR", int(o["id"])) for o in ada_orders]
-        questions += [(bob, "EUR", int(bobs["id"])), (ada, "USD", int(settled["id"]))]
+        questions = [(ada, "EUR", o["databaseId"]) for o in ada_orders]
+        questions += [(bob, "EUR", bobs["databaseId"]), (ada, "USD", settled["databaseId"])]
 
         alone = [await customer_exposure(c, cur, excluding_order=o) for c, cur, o in questions]
         with db.count_statements() as log, lookups_together():
@@ -235,7 +235,7 @@ async def test_a_blocked_customer_always_fails(database_url: str) -> None:
             {
                 "round": 1,
                 "rule": "credit_limit",
-                "outcome": "fail",
+                "outcome": "FAIL",
                 "code": "CUSTOMER_BLOCKED",
                 "message": "We cannot accept orders on your account at the moment; please contact "
                 "us.",
@@ -253,9 +253,9 @@ async def test_credit_limit_holds_when_told_and_when_it_cannot_judge(database_ur
             api, "H-NEW", customerEmail="carol@example.com", customerName="Carol", currency="EUR"
         )
 
-        assert verdicts(over) == [("credit_limit", "hold", "CREDIT_LIMIT_EXCEEDED")]
-        assert verdicts(other_currency) == [("credit_limit", "hold", "CREDIT_CURRENCY_MISMATCH")]
-        assert verdicts(new_customer) == [("credit_limit", "hold", "NO_CREDIT_LIMIT")]
+        assert verdicts(over) == [("credit_limit", "HOLD", "CREDIT_LIMIT_EXCEEDED")]
+        assert verdicts(other_currency) == [("credit_limit", "HOLD", "CREDIT_CURRENCY_MISMATCH")]
+        assert verdicts(new_customer) == [("credit_limit", "HOLD", "NO_CREDIT_LIMIT")]
         queue = (await api.data(QUEUE, as_="staff"))["reviewQueue"]
         assert [e["node"]["id"] for e in queue["edges"]] == [
             over["id"],
@@ -273,7 +273,7 @@ async def test_credit_limit_approves_customers_without_a_limit_when_told_to_pass
         )
 
         assert new_customer["status"] == "APPROVED"
-        assert verdicts(new_customer) == [("credit_limit", "pass", "NO_CREDIT_LIMIT")]
+        assert verdicts(new_customer) == [("credit_limit", "PASS", "NO_CREDIT_LIMIT")]
 
 
 # -- stock ----------------------------------------------------------------------------------
@@ -291,7 +291,7 @@ async def test_stock_rejects_short_lines_naming_the_sku_and_what_is_available(
             {
                 "round": 1,
                 "rule": "stock",
-                "outcome": "fail",
+                "outcome": "FAIL",
                 "code": "INSUFFICIENT_STOCK",
                 "message": "SKU LAMP: 6 requested, 5 available.",
                 "data": {"sku": "LAMP", "requested": 6, "available": 5},
@@ -350,7 +350,7 @@ async def test_price_policy_holds_discounts_beyond_the_allowed_percent(database_
         assert [o["status"] for o in (at_limit, tee_at_limit, above_list)] == ["APPROVED"] * 3
         assert beyond["status"] == tee_beyond["status"] == "ON_HOLD"
         [finding] = beyond["reviewFindings"]
-        assert (finding["outcome"], finding["code"]) == ("hold", "DISCOUNT_TOO_HIGH")
+        assert (finding["outcome"], finding["code"]) == ("HOLD", "DISCOUNT_TOO_HIGH")
         assert finding["message"] == (
             "Line 1, SKU MUG: unit price 11.24 EUR is 10.08% below the list price of "
             "12.50 EUR; at most 10% is allowed."
@@ -374,7 +374,7 @@ async def test_price_policy_rejects_prices_below_a_floor_when_told(database_url:
         mug = await reviewed(api, "F-MUG", **priced("MUG", "0.99"))
         fine = await reviewed(api, "F-OK", **priced("MUG", "7.00"))
 
-        assert verdicts(lamp) == [("price_policy", "fail", "PRICE_BELOW_FLOOR")]
+        assert verdicts(lamp) == [("price_policy", "FAIL", "PRICE_BELOW_FLOOR")]
         assert lamp["status"] == mug["status"] == "REJECTED"
         assert mug["reviewFindings"][0]["message"] == (
             "Line 1, SKU MUG: unit price 0.99 EUR is below the floor of 1.00 EUR."
@@ -412,13 +412,13 @@ async def test_manual_review_holds_large_orders_and_chosen_types(database_url: s
             {
                 "round": 1,
                 "rule": "manual_review",
-                "outcome": "hold",
+                "outcome": "HOLD",
                 "code": "AMOUNT_OVER",
                 "message": "Your order is being checked by our team; we will confirm it shortly.",
                 "data": None,
             }
         ]
-        assert verdicts(wholesale) == [("manual_review", "hold", "ORDER_TYPE")]
+        assert verdicts(wholesale) == [("manual_review", "HOLD", "ORDER_TYPE")]
         staff_view = await order(api, over["id"], as_="staff")
         assert staff_view["reviewFindings"][0]["message"] == "The total 112.50 EUR is over 100."
 
@@ -433,7 +433,7 @@ async def test_manual_review_holds_first_time_customers_until_an_order_is_approv
         assert (
             verdicts(first)
             == verdicts(second)
-            == [("manual_review", "hold", "FIRST_TIME_CUSTOMER")]
+            == [("manual_review", "HOLD", "FIRST_TIME_CUSTOMER")]
         )
 
         approved = await api.data(

@@ -68,8 +68,11 @@ async def shop(
 
 
 async def submit_many(api: Api, prefix: str, count: int, lines: list[dict[str, Any]]) -> list[str]:
-    """Submit one after another: what runs concurrently in these tests is the review."""
-    return [(await submit(api, f"{prefix}-{i}", lines=lines))["id"] for i in range(count)]
+    """Submit one after another: what runs concurrently in these tests is the review.
+    Their databaseIds, which arguments take as they take global ids."""
+    return [
+        str((await submit(api, f"{prefix}-{i}", lines=lines))["databaseId"]) for i in range(count)
+    ]
 
 
 async def orders(api: Api, ids: list[str]) -> list[dict[str, Any]]:
@@ -96,7 +99,7 @@ async def test_a_hundred_concurrent_reviews_of_thirty_in_stock_approve_exactly_t
         for rejected in (o for o in decided if o["status"] == "REJECTED"):
             assert {
                 "rule": "stock",
-                "outcome": "fail",
+                "outcome": "FAIL",
                 "code": "INSUFFICIENT_STOCK",
                 "message": "SKU HOT: 1 requested, 0 available.",
             } in rejected["reviewFindings"], rejected

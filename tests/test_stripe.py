@@ -270,9 +270,9 @@ async def test_an_overpayment_is_paid_back_as_a_stripe_refund_recorded_once(
 
     assert done["refundOverpayment"] == {
         "created": True,
-        "entry": {"kind": "refunded", "amount": "0.25", "method": "stripe", "reference": "re_1"},
+        "entry": {"kind": "REFUNDED", "amount": "0.25", "method": "stripe", "reference": "re_1"},
         "statement": {"balance": {"paid": "29.75", "overpaid": "0.00", "refundPending": "0.00",
-                                  "refundable": "0.00", "state": "paid"}},
+                                  "refundable": "0.00", "state": "PAID"}},
         "errors": [],
     }  # fmt: skip
     assert again["refundOverpayment"]["created"] is False
@@ -304,11 +304,11 @@ async def test_a_pending_refund_is_not_repeated_and_its_webhook_completes_it_onc
         balance = await payments.balance_of(statement)
 
     assert pending["refundOverpayment"]["entry"] == {
-        "kind": "refund_pending", "amount": "1.25", "method": "stripe", "reference": "re_1"
+        "kind": "REFUND_PENDING", "amount": "1.25", "method": "stripe", "reference": "re_1"
     }  # fmt: skip
     assert pending["refundOverpayment"]["statement"]["balance"] == {
         "paid": "31.00", "overpaid": "1.25", "refundPending": "1.25", "refundable": "0.00",
-        "state": "overpaid",
+        "state": "OVERPAID",
     }  # fmt: skip
     assert other_key["refundOverpayment"]["errors"][0]["code"] == "NOTHING_TO_REFUND"
     assert len(fake.refund_requests) == 1
@@ -385,7 +385,7 @@ async def test_a_pending_refund_that_fails_later_can_be_asked_for_again(database
 
 
 ALERTS = """
-query($id: ID!) { alerts(orderId: $id) { kind state detail } }
+query($id: ID!) { alerts(orderId: $id) { edges { node { kind state detail } } } }
 """
 
 
@@ -394,7 +394,8 @@ async def held(api: Any, statement: Any) -> tuple[list[dict[str, Any]], list[dic
     order_id = str(statement.order_id)
     events = [e for e in (await read(api, statement.order_id))["events"]
               if e["type"] == "payment_held"]  # fmt: skip
-    return events, (await api.data(ALERTS, {"id": order_id}))["alerts"]
+    page = (await api.data(ALERTS, {"id": order_id}))["alerts"]
+    return events, [edge["node"] for edge in page["edges"]]
 
 
 async def test_a_payment_in_another_currency_is_kept_for_a_person_and_answered_200(
@@ -418,7 +419,7 @@ async def test_a_payment_in_another_currency_is_kept_for_a_person_and_answered_2
     assert "is in EUR, not JPY" in events[0]["data"]["problems"][0]["message"]
     [alert] = alerts  # one open alert per order; every held movement is on the timeline
     assert (alert["kind"], alert["state"], alert["detail"]["reference"]) == (
-        "payment_held", "open", "pi_yen"
+        "PAYMENT_HELD", "OPEN", "pi_yen"
     )  # fmt: skip
     assert "payment_held" not in customer_sees
 
@@ -443,7 +444,7 @@ async def test_a_signed_refund_beyond_what_was_paid_is_kept_for_a_person(
     [event] = events
     assert event["data"]["problems"][0]["code"] == "NOTHING_TO_REFUND"
     assert "has 0.25 EUR to refund, less than 50.00" in event["data"]["problems"][0]["message"]
-    assert [a["kind"] for a in alerts] == ["payment_held"]
+    assert [a["kind"] for a in alerts] == ["PAYMENT_HELD"]
 
 
 @pytest.mark.parametrize(
@@ -550,4 +551,4 @@ async def test_refunds_reported_at_once_pay_back_no_more_than_the_overpayment(
     assert sorted(a.json()["handled"] for a in answers) == ["held"] * 7 + ["refunded"]
     assert [e.kind for e in entries] == ["captured", "refunded"]
     assert (str(balance.paid), str(balance.overpaid)) == ("29.75", "0.00")
-    assert len(events) == 7 and [a["kind"] for a in alerts] == ["payment_held"]
+    assert len(events) == 7 and [a["kind"] for a in alerts] == ["PAYMENT_HELD"]

@@ -122,7 +122,7 @@ async def test_order_events_delivers_an_orders_transitions_live_and_in_order(api
         await subscribe_live(
             ws,
             api,
-            order_id=int(order["id"]),
+            order_id=order["databaseId"],
             owner=await customer_id("ada@example.com"),
             variables={"orderId": order["id"]},
         )

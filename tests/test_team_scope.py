@@ -24,6 +24,7 @@ from ordergraph.core import auth, db
 from ordergraph.core.tables import Order
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.schema import build_schema
+from ordergraph.graphql.types import order_global_id
 from ordergraph.stages.fulfilment import work
 from ordergraph.stages.fulfilment.tables import Shipment, Task
 from ordergraph.stages.fulfilment.teams import MemberData, upsert_team
@@ -65,7 +66,7 @@ async def _shipped(api: Api, external_id: str, carrier: str = "manual") -> int:
     order = await submit(
         api, external_id, as_="ada", lines=[{"sku": "MUG", "quantity": 1}], shippingAddress=BERLIN
     )
-    order_id = int(order["id"])
+    order_id = order["databaseId"]
     await api.rt.runner.drain()
     tasks = {t["kind"]: t["id"] for t in await Task.select().where(Task.order == order_id)}
     await work.complete_pick(api.rt, tasks["pick"], {}, None, PIA)
@@ -121,7 +122,7 @@ async def two_teams(database_url: str) -> AsyncIterator[tuple[Api, Floor]]:
         paid = await BankLine.select(BankLine.id).where(BankLine.text == "for A-DONE").first()
         await match_line(api.rt, paid["id"], order["statement"]["number"], ADMIN)
         shipment = await Shipment.select(Shipment.id).where(Shipment.order == done).first()
-        tasks = await Task.select().where(Task.order == int(working["id"]))
+        tasks = await Task.select().where(Task.order == working["databaseId"])
         line = await BankLine.select(BankLine.id).where(BankLine.text == "no ref").first()
         number = (
             await api.data("query($id: ID!) { order(id: $id) { number } }", {"id": str(done)})
@@ -132,7 +133,7 @@ async def two_teams(database_url: str) -> AsyncIterator[tuple[Api, Floor]]:
             done=done,
             problem=problem,
             delivered=delivered,
-            working=int(working["id"]),
+            working=working["databaseId"],
             number=number,
             statement=statement,
             shipment=shipment["id"],
@@ -193,6 +194,14 @@ CALLS: dict[str, Call] = {
         "query($id: ID!) { order(id: $id) { externalId customer { email } } }",
         lambda f: {"id": str(f.done)},
     ),
+    "Query.node": _read(
+        "query($id: ID!) { node(id: $id) { ... on Order { externalId customer { email } } } }",
+        lambda f: {"id": order_global_id(f.done)},
+    ),
+    "Query.nodes": _read(
+        "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Order { externalId } } }",
+        lambda f: {"ids": [order_global_id(f.done), order_global_id(f.working)]},
+    ),
     "Query.orderByNumber": _read(
         "query($n: String!) { orderByNumber(number: $n) { externalId } }",
         lambda f: {"n": f.number},
@@ -212,10 +221,13 @@ CALLS: dict[str, Call] = {
         lambda f: {"id": str(f.done)},
     ),
     "Query.alerts": _read(
-        "query($id: ID) { alerts(orderId: $id) { orderNumber } every: alerts { orderNumber } }",
+        "query($id: ID) { alerts(orderId: $id) { edges { node { orderNumber } } } "
+        "every: alerts { edges { node { orderNumber } } } }",
         lambda f: {"id": str(f.done)},
     ),
-    "Query.bankLines": _read('{ bankLines(state: "matched") { text } }', lambda f: {}),
+    "Query.bankLines": _read(
+        "{ bankLines(state: MATCHED) { edges { node { text } } } }", lambda f: {}
+    ),
     "Mutation.transitionOrder": _write(
         f'mutation($id: ID!) {{ transitionOrder(id: $id, transition: "cancel") {{ {ERRORS} }} }}',
         lambda f: {"id": str(f.working)},
@@ -350,7 +362,7 @@ CALLS: dict[str, Call] = {
         f"{{ recordTrackingEvents(shipmentId: $id, events: $e) {{ {ERRORS} }} }}",
         lambda f: {
             "id": str(f.shipment),
-            "e": [{"occurredAt": "2026-01-05T09:00:00+01:00", "status": "delivered"}],
+            "e": [{"occurredAt": "2026-01-05T09:00:00+01:00", "status": "DELIVERED"}],
         },
         "shipmentId",
     ),
@@ -497,7 +509,9 @@ async def test_order_events_carry_only_the_teams_own_orders(database_url: str) -
             await transition_order(api.rt, floor.working, "cancel", ADMIN)
             await transition_order(api.rt, bulk, "cancel", ADMIN)
             events = await next_events(ws, 1)
-        assert [(e["orderId"], e["toStatus"]) for e in events] == [(str(bulk), "CANCELLED")]
+        assert [(e["orderId"], e["toStatus"]) for e in events] == [
+            (order_global_id(bulk), "CANCELLED")
+        ]
 
         async with connected_as(api, "dan") as ws:
             await ws.send_json(
@@ -559,7 +573,7 @@ async def _bulk_order(api: Api) -> tuple[int, int]:
     read = "query($id: ID!) { order(id: $id) { customer { id } assignment { team } } }"
     found = (await api.data(read, {"id": order["id"]}))["order"]
     assert found["assignment"]["team"] == "dock"
-    return int(order["id"]), int(found["customer"]["id"])
+    return order["databaseId"], int(found["customer"]["id"])
 
 
 async def test_alerts_are_pushed_to_the_orders_team_only(database_url: str) -> None:
@@ -580,7 +594,7 @@ async def test_alerts_are_pushed_to_the_orders_team_only(database_url: str) -> N
                 _message(bulk, bob, "alert_acknowledged", {"alert": dock_alert, "team": "dock"}),
             ],
         )
-        assert first == str(bulk)
+        assert first == order_global_id(bulk)
 
 
 async def test_new_work_is_pushed_only_within_the_tokens_team(database_url: str) -> None:

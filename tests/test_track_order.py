@@ -54,14 +54,14 @@ async def test_the_customer_sees_status_events_and_city_and_nothing_else(databas
             "shipments": [
                 {
                     "carrier": "manual",
-                    "status": "out_for_delivery",
+                    "status": "OUT_FOR_DELIVERY",
                     "deliveredAt": None,
                     "estimate": {"estimatedDelivery": "2024-05-02T16:00:00+00:00"},
                     "events": [
                         {
                             "occurredAt": "2024-05-02T06:10:00+00:00",
                             "localTime": "2024-05-02T08:10:00+02:00",
-                            "status": "out_for_delivery",
+                            "status": "OUT_FOR_DELIVERY",
                             "description": "out for delivery",
                             "location": {"city": "Berlin", "region": "TN", "country": "US"},
                         }

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from carrier_server import serve
-from conftest import make_settings, serve_api, submit
+from conftest import Api, make_settings, serve_api, submit
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -30,9 +30,18 @@ mutation($input: RegisterWebhookEndpointInput!) {
 ENDPOINTS = "{ webhookEndpoints { id url eventTypes } }"
 DELIVERIES = """
 query($e: ID!) {
-  webhookDeliveries(endpointId: $e) { id endpointId orderId eventId eventType outcome attempts }
+  webhookDeliveries(endpointId: $e) {
+    edges { node { id endpointId orderId eventId eventType outcome attempts } }
+  }
 }
 """
+
+
+async def deliveries_of(api: Api, query: str, endpoint_id: str) -> list[dict[str, Any]]:
+    page = (await api.data(query, {"e": endpoint_id}))["webhookDeliveries"]
+    return [edge["node"] for edge in page["edges"]]
+
+
 REPLAY = "mutation($id: ID!) { replayWebhookDelivery(id: $id) { queued errors { field code } } }"
 DELETE = "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { deleted errors { field code } } }"
 ROTATE = """
@@ -76,11 +85,11 @@ async def test_a_registered_endpoint_gets_signed_events_until_it_is_deleted(
         order = await submit(api, "WHE-1")
         await api.rt.runner.drain()
         [(body, header, raw)] = receiver.received
-        [delivery] = (await api.data(DELIVERIES, {"e": endpoint["id"]}))["webhookDeliveries"]
+        [delivery] = await deliveries_of(api, DELIVERIES, endpoint["id"])
 
         replayed = await api.data(REPLAY, {"id": delivery["id"]})
         await api.rt.runner.drain()
-        logged = (await api.data(DELIVERIES, {"e": endpoint["id"]}))["webhookDeliveries"]
+        logged = await deliveries_of(api, DELIVERIES, endpoint["id"])
 
         deleted = await api.data(DELETE, {"id": endpoint["id"]})
         await submit(api, "WHE-2")
@@ -100,7 +109,7 @@ async def test_a_registered_endpoint_gets_signed_events_until_it_is_deleted(
     assert verify(header, raw, secret)
     assert not verify(header, raw, "whsec_someone_else")
     assert (body["type"], body["order"]["number"]) == ("submitted", order["number"])
-    assert delivery["outcome"] == "sent" and delivery["attempts"] == 1
+    assert delivery["outcome"] == "SENT" and delivery["attempts"] == 1
     assert (delivery["orderId"], delivery["eventId"]) == (order["id"], str(body["id"]))
     # The replay is the same event, signed again at the time it was sent.
     assert replayed["replayWebhookDelivery"] == {"queued": True, "errors": []}
@@ -108,7 +117,7 @@ async def test_a_registered_endpoint_gets_signed_events_until_it_is_deleted(
     (again, again_header, again_raw) = receiver.received[1]
     assert again["id"] == body["id"] and verify(again_header, again_raw, secret)
     assert int(fields_of(again_header)["t"]) >= int(fields_of(header)["t"])
-    assert [(d["id"], d["attempts"], d["outcome"]) for d in logged] == [(delivery["id"], 2, "sent")]
+    assert [(d["id"], d["attempts"], d["outcome"]) for d in logged] == [(delivery["id"], 2, "SENT")]
     # Deleted: the next order's event and a replay send nothing.
     assert deleted["deleteWebhookEndpoint"] == {"deleted": True, "errors": []}
     assert after_delete["replayWebhookDelivery"] == {
@@ -186,13 +195,15 @@ async def test_a_retry_queued_before_the_endpoint_was_deleted_is_not_sent(
             endpoint_id = registered["registerWebhookEndpoint"]["endpoint"]["id"]
             await submit(api, "WHE-4")
             await api.rt.runner.drain()
-            [delivery] = (await api.data(DELIVERIES, {"e": endpoint_id}))["webhookDeliveries"]
+            [delivery] = await deliveries_of(api, DELIVERIES, endpoint_id)
 
     assert len(calls) == 1
-    assert (delivery["outcome"], delivery["attempts"]) == ("failed", 1)
+    assert (delivery["outcome"], delivery["attempts"]) == ("FAILED", 1)
 
 
-LAST_ERRORS = "query($e: ID!) { webhookDeliveries(endpointId: $e) { outcome lastError } }"
+LAST_ERRORS = (
+    "query($e: ID!) { webhookDeliveries(endpointId: $e) { edges { node { outcome lastError } } } }"
+)
 
 
 def with_allowed(database_url: str, *hosts: str) -> Any:
@@ -254,10 +265,10 @@ async def test_a_name_that_resolves_to_an_internal_address_is_refused_before_con
         async with serve_api(with_allowed(database_url)) as api:
             await submit(api, "WHE-9")
             await api.rt.runner.drain()
-            deliveries = (await api.data(LAST_ERRORS, {"e": endpoint_id}))["webhookDeliveries"]
+            deliveries = await deliveries_of(api, LAST_ERRORS, endpoint_id)
     assert receiver.received == []
     assert deliveries == [
-        {"outcome": "failed", "lastError": "refused: the host is not a public address"}
+        {"outcome": "FAILED", "lastError": "refused: the host is not a public address"}
     ]
 
 
@@ -278,10 +289,7 @@ async def test_delivery_errors_tell_nothing_of_the_network(database_url: str) ->
         ]
         await submit(api, "WHE-10")
         await api.rt.runner.drain()
-        errors = [
-            (await api.data(LAST_ERRORS, {"e": i}))["webhookDeliveries"][0]["lastError"]
-            for i in ids
-        ]
+        errors = [(await deliveries_of(api, LAST_ERRORS, i))[0]["lastError"] for i in ids]
     assert errors == ["connection failed", "HTTP 503"]
 
 
@@ -302,6 +310,6 @@ async def test_an_allowed_name_is_reached_at_the_address_checked_and_keeps_its_h
         endpoint_id = registered["registerWebhookEndpoint"]["endpoint"]["id"]
         await submit(api, "WHE-11")
         await api.rt.runner.drain()
-        deliveries = (await api.data(LAST_ERRORS, {"e": endpoint_id}))["webhookDeliveries"]
-    assert deliveries == [{"outcome": "sent", "lastError": ""}]
+        deliveries = await deliveries_of(api, LAST_ERRORS, endpoint_id)
+    assert deliveries == [{"outcome": "SENT", "lastError": ""}]
     assert hosts == [f"localhost:{port}"]  # the name, though the connection went to 127.0.0.1

@@ -105,7 +105,7 @@ async def test_order_jobs_run_on_the_worker_and_events_travel_through_redis(api:
                 if len(events) == 3:
                     break
 
-    order_id = int(order["id"])
+    order_id = order["databaseId"]
     # The API publishes the submission, the worker the review's two transitions.
     assert events == [
         (order_id, "submitted", "RECEIVED"),

@@ -71,7 +71,8 @@ def graphql_schema(settings):
 
     Returns: a ``SchemaExtension`` naming strawberry types whose fields are merged
     into ``Query``, ``Mutation`` and ``Subscription``. A field name that another
-    plugin or the core already defines stops start-up (collected).
+    plugin or the core already defines stops start-up; a field or argument without
+    a description is named in a warning (collected).
     """
 
 

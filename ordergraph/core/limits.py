@@ -21,6 +21,10 @@ MAX_STOCK = 2**31 - 1
 """The most stock a product can have on hand: an INTEGER column."""
 MAX_FILTER_VALUES = 100
 """The most values a list filter may name (each is a query parameter)."""
+MAX_PAGE = 100
+"""The most items one page of a list holds: ``first`` is from 1 to this."""
+DEFAULT_PAGE = 20
+"""The items a page holds when the caller does not say (``first`` omitted)."""
 
 # ASCII digits only: str.isdigit() and int() also take other scripts' digits ("²", "٣").
 _ID_DIGITS = re.compile(r"[0-9]{1,10}")
@@ -124,6 +128,16 @@ def utc_instant(
             )
         )
         return None
+
+
+def page_problem(first: int, field: str = "first") -> Problem | None:
+    """What is wrong with a page size, or None: ``first`` is from 1 to ``MAX_PAGE``.
+    A size outside is refused rather than guessed (0 is not "the default", -1 not 1)."""
+    if 1 <= first <= MAX_PAGE:
+        return None
+    return Problem(
+        ErrorCode.OUT_OF_RANGE, f"{field} must be from 1 to {MAX_PAGE} (got {first}).", field
+    )
 
 
 def shown(text: str, limit: int = 40) -> str:

@@ -11,7 +11,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from ordergraph.core.auth import Principal, Role, authenticate
 from ordergraph.core.errors import DomainError, ErrorCode
-from ordergraph.core.limits import TextLimit, parse_id
+from ordergraph.core.limits import DEFAULT_PAGE, TextLimit, page_problem, parse_id
 from ordergraph.core.runtime import Runtime
 from ordergraph.graphql.loaders import Loaders
 
@@ -107,6 +107,17 @@ def checked(limit: TextLimit, value: str, field: str) -> str:
     if problem is not None:
         raise ApiError(problem.code, problem.message, field)
     return value
+
+
+def page_size(first: int | None, field: str = "first", default: int = DEFAULT_PAGE) -> int:
+    """How many items a page holds: ``first`` (``default`` when null), or an
+    ``OUT_OF_RANGE`` error naming the argument when it is outside 1 to ``MAX_PAGE``."""
+    if first is None:
+        return default
+    problem = page_problem(first, field)
+    if problem is not None:
+        raise ApiError(problem.code, problem.message, field)
+    return first
 
 
 OPERATORS = (Role.ADMIN, Role.STAFF)

@@ -3,33 +3,66 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
 
 from ordergraph.core.auth import Role
 from ordergraph.core.errors import DomainError
-from ordergraph.core.limits import CHANNEL
+from ordergraph.core.limits import CHANNEL, DEFAULT_PAGE
 from ordergraph.graphql.context import OPERATORS, Info, checked, require, row_id
-from ordergraph.graphql.queries import DEFAULT_PAGE, keyset_page
-from ordergraph.graphql.types import Connection, Order, UserError, payload_errors, user_errors
+from ordergraph.graphql.queries import keyset_page
+from ordergraph.graphql.types import (
+    PAYLOAD_ERRORS,
+    Connection,
+    Order,
+    UserError,
+    order_global_id,
+    payload_errors,
+    stored_enum,
+    user_errors,
+)
 from ordergraph.stages.entry import inbox
-from ordergraph.stages.entry.limits import IMPORT_STATUS
 from ordergraph.stages.entry.tables import ImportError_ as ImportErrorRow
 
+ImportStatus = stored_enum(
+    "ImportStatus",
+    "Whether channel input that could not be imported still waits for someone.",
+    {
+        "open": "Not imported: fix the cause (a product, a customer, the channel's data) "
+        "and replay it.",
+        "imported": "A replay imported it (orderId).",
+    },
+)
 
-@strawberry.type(name="ImportError")
+
+@strawberry.type(
+    name="ImportError",
+    description=(
+        "Channel input that could not be imported as an order, kept for staff to fix and replay."
+    ),
+)
 class ImportErrorType:
-    id: strawberry.ID
-    channel: str
+    id: strawberry.ID = strawberry.field(description="Its id; replayImport takes it.")
+    channel: str = strawberry.field(
+        description="The channel it came through (csv, shopify, woocommerce...)."
+    )
     reference: str = strawberry.field(description="The channel's id of the delivery or order.")
-    status: str = strawberry.field(description="open, or imported once a replay succeeded.")
-    reasons: list[UserError]
-    attempts: int
-    order_id: strawberry.ID | None
-    received_at: datetime.datetime
-    updated_at: datetime.datetime
+    status: ImportStatus = strawberry.field(description="Whether it still waits.")
+    reasons: list[UserError] = strawberry.field(
+        description="Every problem found, each with its field and code."
+    )
+    attempts: int = strawberry.field(description="How many times it was tried, the first included.")
+    order_id: strawberry.ID | None = strawberry.field(
+        description="The order a replay created (Order.id); null until then."
+    )
+    received_at: datetime.datetime = strawberry.field(
+        description="When the channel delivered it (ISO 8601, UTC)."
+    )
+    updated_at: datetime.datetime = strawberry.field(
+        description="When it was last tried (ISO 8601, UTC)."
+    )
     raw_payload: strawberry.Private[str]
 
     @strawberry.field(description="The payload as received (admins only; null for others).")
@@ -43,21 +76,28 @@ class ImportErrorType:
             id=strawberry.ID(str(row["id"])),
             channel=row["channel"],
             reference=row["reference"],
-            status=row["status"],
+            status=ImportStatus(row["status"]),
             reasons=[UserError(**reason) for reason in inbox.reasons_of(row)],
             attempts=row["attempts"],
-            order_id=strawberry.ID(str(row["order"])) if row["order"] else None,
+            order_id=order_global_id(row["order"]) if row["order"] else None,
             received_at=row["received_at"],
             updated_at=row["updated_at"],
             raw_payload=row["payload"],
         )
 
 
-@strawberry.type
+@strawberry.type(description="The answer to replayImport.")
 class ReplayImportPayload:
-    import_error: ImportErrorType | None = None
-    order: Order | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    import_error: ImportErrorType | None = strawberry.field(
+        default=None, description="The entry after the replay."
+    )
+    order: Order | None = strawberry.field(
+        default=None, description="The order it created; null when it still has problems."
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description=PAYLOAD_ERRORS,
+    )
 
 
 @strawberry.type
@@ -66,15 +106,38 @@ class InboxQuery:
     async def import_errors(
         self,
         info: Info,
-        status: str | None = "open",
-        channel: str | None = None,
-        first: int | None = DEFAULT_PAGE,
-        after: str | None = None,
+        status: Annotated[
+            ImportStatus | None,
+            strawberry.argument(
+                description="Only entries in this state (default OPEN); null: every entry."
+            ),
+        ] = ImportStatus.OPEN,
+        channel: Annotated[
+            str | None, strawberry.argument(description="Only this channel's entries.")
+        ] = None,
+        first: Annotated[
+            int | None,
+            strawberry.argument(
+                description=(
+                    "How many items the page holds: 1 to 100 (default 20); another "
+                    "number is refused with OUT_OF_RANGE."
+                )
+            ),
+        ] = DEFAULT_PAGE,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description=(
+                    "The cursor after which the page starts: a cursor this list handed "
+                    "out (endCursor), else INVALID_CURSOR."
+                )
+            ),
+        ] = None,
     ) -> Connection[ImportErrorType]:
         require(info, *OPERATORS)
         clauses = []
         if status:
-            clauses.append(ImportErrorRow.status == checked(IMPORT_STATUS, status, "status"))
+            clauses.append(ImportErrorRow.status == status.value)
         if channel:
             clauses.append(ImportErrorRow.channel == checked(CHANNEL, channel, "channel"))
         return await keyset_page(
@@ -92,7 +155,14 @@ class InboxQuery:
 class InboxMutation:
     @strawberry.mutation(description="Try an import again after fixing its cause.")
     @payload_errors
-    async def replay_import(self, info: Info, id: strawberry.ID) -> ReplayImportPayload:
+    async def replay_import(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(description="The import error's id (ImportError.id)."),
+        ],
+    ) -> ReplayImportPayload:
         principal = require(info, *OPERATORS)
         entry_id = row_id(id, "import error")
         result = await inbox.replay(info.context.rt, entry_id, principal)

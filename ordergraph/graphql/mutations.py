@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 
@@ -12,94 +13,181 @@ from ordergraph.core.orders import LineDraft, OrderDraft, OrderView, SubmitResul
 from ordergraph.core.transitions import transition_order
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
 from ordergraph.graphql.types import (
+    PAYLOAD_ERRORS,
     Customer,
     Order,
     Priority,
     Product,
     UserError,
+    order_global_id,
+    order_key,
     payload_errors,
 )
 from ordergraph.stages.entry import masterdata
 
 
-@strawberry.input
+@strawberry.input(
+    description=(
+        "A shipping address. Each field is at most 200 characters without control "
+        "characters (TOO_LONG, INVALID_CHARACTER); name, line1, city, postalCode and "
+        "country are required (REQUIRED)."
+    )
+)
 class AddressInput:
-    name: str | None = None
-    line1: str | None = None
-    line2: str | None = None
-    city: str | None = None
-    postal_code: str | None = None
-    country: str | None = None
-    phone: str | None = None
+    name: str | None = strawberry.field(
+        default=None,
+        description=(
+            "Who receives the parcel; it names a new customer when customerName is not given."
+        ),
+    )
+    line1: str | None = strawberry.field(default=None, description="Street and number.")
+    line2: str | None = strawberry.field(
+        default=None, description="More of the address (flat, floor)."
+    )
+    city: str | None = strawberry.field(default=None, description="The town or city.")
+    postal_code: str | None = strawberry.field(
+        default=None, description="The postal code, as written in the destination country."
+    )
+    country: str | None = strawberry.field(
+        default=None, description="ISO 3166-1 alpha-2 country code, such as GB."
+    )
+    phone: str | None = strawberry.field(
+        default=None, description="A phone number for the carrier."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="One line of an order to submit.")
 class OrderLineInput:
-    sku: str
-    quantity: int
+    sku: str = strawberry.field(
+        description="The SKU of an active product (UNKNOWN_SKU, INACTIVE_SKU)."
+    )
+    quantity: int = strawberry.field(
+        description="Units, a whole number from 1 to 1,000,000 (INVALID_QUANTITY)."
+    )
     unit_price: Decimal | None = strawberry.field(
         default=None, description="Defaults to the product's list price."
     )
 
 
-@strawberry.input
+@strawberry.input(
+    description=(
+        "An order as a channel submits it. Every problem is answered at once, each with"
+        " its field; nothing is stored unless all is well."
+    )
+)
 class SubmitOrderInput:
-    external_id: str
-    lines: list[OrderLineInput]
-    customer_id: strawberry.ID | None = None
-    customer_email: str | None = None
+    external_id: str = strawberry.field(
+        description=(
+            "The channel's id of the order, at most 128 characters: submitting it "
+            "again returns the stored order (created: false)."
+        )
+    )
+    lines: list[OrderLineInput] = strawberry.field(description="The lines, 1 to 500.")
+    customer_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description=(
+            "An existing customer (Customer.id; UNKNOWN_CUSTOMER), instead of customerEmail."
+        ),
+    )
+    customer_email: str | None = strawberry.field(
+        default=None,
+        description=(
+            "The customer's e-mail; a new one creates the customer. A customer's "
+            "token submits for itself."
+        ),
+    )
     customer_name: str | None = strawberry.field(
         default=None, description="Creates the customer when the e-mail is new."
     )
-    shipping_address: AddressInput | None = None
-    type: str = "standard"
-    priority: Priority = Priority.NORMAL
+    shipping_address: AddressInput | None = strawberry.field(
+        default=None, description="Where to ship it (required)."
+    )
+    type: str = strawberry.field(
+        default="standard",
+        description=("The order's type (at most 32 characters); assignment rules may route by it."),
+    )
+    priority: Priority = strawberry.field(default=Priority.NORMAL, description="How urgent it is.")
     currency: str | None = strawberry.field(
         default=None, description="Defaults to the customer's currency."
     )
-    note: str = ""
+    note: str = strawberry.field(
+        default="", description="A note for staff, at most 2,000 characters."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="A product to create or update, found by SKU.")
 class ProductInput:
-    sku: str
-    name: str
-    list_price: Decimal
-    currency: str
-    stock_on_hand: int = 0
-    active: bool = True
+    sku: str = strawberry.field(
+        description="The SKU, at most 64 characters; it finds the product to update."
+    )
+    name: str = strawberry.field(description="The product's name, at most 200 characters.")
+    list_price: Decimal = strawberry.field(
+        description=(
+            "The price of one unit (INVALID_PRICE when negative, not finite or "
+            "finer than the currency's minor unit)."
+        )
+    )
+    currency: str = strawberry.field(description="ISO 4217 currency code of listPrice.")
+    stock_on_hand: int = strawberry.field(
+        default=0, description="Units in the warehouse, 0 to 2,147,483,647 (OUT_OF_RANGE)."
+    )
+    active: bool = strawberry.field(
+        default=True, description="False stops new orders from naming it (INACTIVE_SKU)."
+    )
     bin_location: str = strawberry.field(
         default="", description="Where pickers find it (shown on pick lists)."
     )
 
 
-@strawberry.input
+@strawberry.input(description="A customer to create or update, found by e-mail.")
 class CustomerInput:
-    email: str
-    name: str
-    credit_limit: Decimal = Decimal(0)
-    currency: str = "EUR"
-    blocked: bool = False
+    email: str = strawberry.field(
+        description=(
+            "The customer's e-mail address, at most 254 characters; it finds the "
+            "customer to update."
+        )
+    )
+    name: str = strawberry.field(description="The customer's name, at most 200 characters.")
+    credit_limit: Decimal = strawberry.field(
+        default=Decimal(0),
+        description=(
+            "The most they may owe, as a decimal in their currency (INVALID_PRICE "
+            "when negative, not finite or finer than a cent)."
+        ),
+    )
+    currency: str = strawberry.field(
+        default="EUR", description="ISO 4217 currency code (INVALID_CURRENCY otherwise)."
+    )
+    blocked: bool = strawberry.field(
+        default=False, description="True refuses their new orders (CUSTOMER_BLOCKED)."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The answer to a change of an order.")
 class OrderPayload:
-    order: Order | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    order: Order | None = strawberry.field(
+        default=None, description="The order after the change; null when errors is not empty."
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description=PAYLOAD_ERRORS,
+    )
 
 
 @strawberry.type(description="The order already stored under a submitted external id.")
 class ExistingOrder:
-    id: strawberry.ID
-    number: str
-    status: str
+    id: strawberry.ID = strawberry.field(description="The stored order's id (Order.id).")
+    number: str = strawberry.field(description="The stored order's number, such as SO-000013.")
+    status: str = strawberry.field(
+        description="The stored order's status now (a state of statusGraph)."
+    )
 
     @classmethod
     def from_view(cls, view: OrderView) -> ExistingOrder:
-        return cls(id=strawberry.ID(str(view.id)), number=view.number, status=view.status)
+        return cls(id=order_global_id(view.id), number=view.number, status=view.status)
 
 
-@strawberry.type
+@strawberry.type(description="The answer to submitOrder.")
 class SubmitOrderPayload(OrderPayload):
     created: bool = strawberry.field(
         default=False, description="False when this external id was already submitted."
@@ -122,16 +210,27 @@ class SubmitOrderPayload(OrderPayload):
         return cls(order=Order.from_view(result.order), existing=existing)
 
 
-@strawberry.type
+@strawberry.type(description="The answer to upsertProducts: all stored, or none.")
 class ProductsPayload:
-    products: list[Product] = strawberry.field(default_factory=list)
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    products: list[Product] = strawberry.field(
+        default_factory=list,
+        description=("The products as stored, in the order given; empty when errors is not empty."),
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description=PAYLOAD_ERRORS,
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The answer to upsertCustomer.")
 class CustomerPayload:
-    customer: Customer | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    customer: Customer | None = strawberry.field(
+        default=None, description="The customer as stored; null when errors is not empty."
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description=PAYLOAD_ERRORS,
+    )
 
 
 def _address(value: AddressInput | None) -> dict[str, str]:
@@ -184,15 +283,40 @@ class Mutation:
     async def transition_order(
         self,
         info: Info,
-        id: strawberry.ID,
-        transition: str,
-        reason: str | None = None,
-        expected_version: int | None = None,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The order's id (Order.id; its databaseId is taken too)."
+            ),
+        ],
+        transition: Annotated[
+            str,
+            strawberry.argument(
+                description=(
+                    "The transition's name (statusGraph lists them; INVALID_TRANSITION "
+                    "when it cannot be fired from the status, FORBIDDEN for your role, "
+                    "VETOED when a plugin refuses)."
+                )
+            ),
+        ],
+        reason: Annotated[
+            str | None,
+            strawberry.argument(description="Why, for the timeline (at most 2,000 characters)."),
+        ] = None,
+        expected_version: Annotated[
+            int | None,
+            strawberry.argument(
+                description=(
+                    "The order's version you saw: the change is refused with "
+                    "VERSION_CONFLICT when it moved on since."
+                )
+            ),
+        ] = None,
     ) -> OrderPayload:
         principal = require(info, *READERS)
         order = await transition_order(
             info.context.rt,
-            row_id(id, "order"),
+            order_key(id),
             transition,
             principal,
             reason=reason,
@@ -202,13 +326,30 @@ class Mutation:
 
     @strawberry.mutation(description="Cancel an order that has not shipped.")
     async def cancel_order(
-        self, info: Info, id: strawberry.ID, reason: str | None = None
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The order's id (Order.id; its databaseId is taken too)."
+            ),
+        ],
+        reason: Annotated[
+            str | None,
+            strawberry.argument(description="Why, for the timeline (at most 2,000 characters)."),
+        ] = None,
     ) -> OrderPayload:
         return await Mutation.transition_order(self, info, id, "cancel", reason)
 
     @strawberry.mutation(description="Create or update products by SKU, all or none.")
     @payload_errors
-    async def upsert_products(self, info: Info, input: list[ProductInput]) -> ProductsPayload:
+    async def upsert_products(
+        self,
+        info: Info,
+        input: Annotated[
+            list[ProductInput], strawberry.argument(description="The products, each found by SKU.")
+        ],
+    ) -> ProductsPayload:
         require(info, *OPERATORS)
         rows = await masterdata.upsert_products(
             [
@@ -228,7 +369,13 @@ class Mutation:
 
     @strawberry.mutation(description="Create or update a customer by e-mail.")
     @payload_errors
-    async def upsert_customer(self, info: Info, input: CustomerInput) -> CustomerPayload:
+    async def upsert_customer(
+        self,
+        info: Info,
+        input: Annotated[
+            CustomerInput, strawberry.argument(description="The customer, found by e-mail.")
+        ],
+    ) -> CustomerPayload:
         require(info, *OPERATORS)
         row = await masterdata.upsert_customer(
             masterdata.CustomerData(

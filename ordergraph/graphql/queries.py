@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import reduce
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from piccolo.columns import Column
@@ -13,53 +13,79 @@ from piccolo.columns.combination import Or, WhereRaw
 from piccolo.custom_types import Combinable
 from piccolo.query.functions.aggregate import Count, Sum
 from piccolo.query.methods.select import Select
+from piccolo.querystring import Selectable
 from piccolo.table import Table
 
 from ordergraph.core import db
 from ordergraph.core.auth import Role
 from ordergraph.core.db import icontains
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
-from ordergraph.core.limits import CHANNEL, MAX_FILTER_VALUES, SEARCH, STATUS, utc_instant
+from ordergraph.core.limits import (
+    CHANNEL,
+    DEFAULT_PAGE,
+    MAX_FILTER_VALUES,
+    SEARCH,
+    STATUS,
+    utc_instant,
+)
 from ordergraph.core.orders import parse_order_number
 from ordergraph.core.scope import visible_orders
 from ordergraph.core.tables import Customer as CustomerRow
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.core.tables import OrderStatusCount
 from ordergraph.core.tables import Product as ProductRow
-from ordergraph.graphql.context import OPERATORS, READERS, ApiError, Info, checked, require, row_id
+from ordergraph.graphql.context import (
+    OPERATORS,
+    READERS,
+    ApiError,
+    Info,
+    checked,
+    page_size,
+    require,
+    row_id,
+)
 from ordergraph.graphql.types import (
     COUNT_CAP,
     Connection,
     Customer,
     Me,
+    Node,
     Order,
     Plugin,
     Product,
+    RoleType,
     StatusGraph,
     StatusState,
     TransitionType,
     connection,
     decode_cursor,
+    order_key,
+    parse_global_id,
     preload_orders,
 )
 
-DEFAULT_PAGE = 20
-MAX_PAGE = 100
 T = TypeVar("T")
+# node(id:) answers each id on its own, with its own scope check: a few at a time.
+MAX_NODES = 50
 
 
-def page_size(first: int | None) -> int:
-    """``first`` capped to 1..100."""
-    return max(1, min(first or DEFAULT_PAGE, MAX_PAGE))
-
-
-@strawberry.input
+@strawberry.input(description="Which orders to list; every given field must match.")
 class OrderFilter:
-    status: list[str] | None = None
-    channel: str | None = None
-    customer_id: strawberry.ID | None = None
-    created_after: datetime.datetime | None = None
-    created_before: datetime.datetime | None = None
+    status: list[str] | None = strawberry.field(
+        default=None,
+        description="Orders in any of these states of statusGraph (at most 100; OUT_OF_RANGE).",
+    )
+    channel: str | None = strawberry.field(default=None, description="Orders from this channel.")
+    customer_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Orders of this customer (Customer.id)."
+    )
+    created_after: datetime.datetime | None = strawberry.field(
+        default=None,
+        description="Orders submitted at or after this instant (without an offset: UTC).",
+    )
+    created_before: datetime.datetime | None = strawberry.field(
+        default=None, description="Orders submitted before this instant (without an offset: UTC)."
+    )
     search: str | None = strawberry.field(
         default=None, description="Matches the number, the external id, or the customer."
     )
@@ -168,6 +194,15 @@ def _where(query: Select, clauses: list[Combinable]) -> Select:
     return query.where(*clauses) if clauses else query
 
 
+async def _node(info: Info, id: str) -> Node | None:
+    """What ``node(id:)`` answers for one id: each type that implements ``Node`` is
+    fetched the way its own query fetches it."""
+    found = parse_global_id(id)
+    if found is not None and found[0] == "Order":
+        return await _order_by_id(info, found[1])
+    return None
+
+
 async def _order_by_id(info: Info, order_id: int) -> Order | None:
     principal = require(info, *READERS)
     row = await _where(
@@ -182,7 +217,7 @@ class Query:
     def me(self, info: Info) -> Me:
         principal = require(info)
         return Me(
-            role=principal.role.value,
+            role=RoleType(principal.role.value),
             name=principal.name,
             customer_id=strawberry.ID(str(principal.customer_id))
             if principal.customer_id
@@ -191,16 +226,66 @@ class Query:
         )
 
     @strawberry.field(description="An order by id; null when it does not exist or is not yours.")
-    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+    async def order(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The order's id (Order.id; its databaseId is taken too)."
+            ),
+        ],
+    ) -> Order | None:
         require(info, *READERS)
         try:
-            order_id = row_id(id, "order")
+            order_id = order_key(id)
         except DomainError:
             return None
         return await _order_by_id(info, order_id)
 
+    @strawberry.field(
+        description="The object with this global id (Relay's refetch), as the query of its "
+        "type answers it: an order through the same check as order(id:), null when it does "
+        "not exist, is not yours, or the id is not a global id."
+    )
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id (Order.id).")],
+    ) -> Node | None:
+        require(info, *READERS)
+        return await _node(info, id)
+
+    @strawberry.field(
+        description=f"The objects with these global ids, in the same order, null for each "
+        f"that node(id:) would answer null; at most {MAX_NODES} ids."
+    )
+    async def nodes(
+        self,
+        info: Info,
+        ids: Annotated[
+            list[strawberry.ID],
+            strawberry.argument(description="Global ids (Order.id), at most 50 (OUT_OF_RANGE)."),
+        ],
+    ) -> list[Node | None]:
+        require(info, *READERS)
+        if len(ids) > MAX_NODES:
+            raise ApiError(
+                ErrorCode.OUT_OF_RANGE, f"Ask for at most {MAX_NODES} ids at once.", "ids"
+            )
+        return [await _node(info, id) for id in ids]
+
     @strawberry.field(description="An order by its number, such as SO-000123.")
-    async def order_by_number(self, info: Info, number: str) -> Order | None:
+    async def order_by_number(
+        self,
+        info: Info,
+        number: Annotated[
+            str,
+            strawberry.argument(
+                description="The number, with or without SO-, in any case, or its digits alone."
+            ),
+        ],
+    ) -> Order | None:
         order_id = parse_order_number(number)
         require(info, *READERS)
         return await _order_by_id(info, order_id) if order_id is not None else None
@@ -209,16 +294,35 @@ class Query:
     async def orders(
         self,
         info: Info,
-        filter: OrderFilter | None = None,
-        first: int | None = DEFAULT_PAGE,
-        after: str | None = None,
+        filter: Annotated[
+            OrderFilter | None,
+            strawberry.argument(description="Which orders; all you may see when null."),
+        ] = None,
+        first: Annotated[
+            int | None,
+            strawberry.argument(
+                description=(
+                    "How many items the page holds: 1 to 100 (default 20); another "
+                    "number is refused with OUT_OF_RANGE."
+                )
+            ),
+        ] = DEFAULT_PAGE,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description=(
+                    "The cursor after which the page starts: a cursor this list handed "
+                    "out (endCursor), else INVALID_CURSOR."
+                )
+            ),
+        ] = None,
     ) -> Connection[Order]:
         principal = require(info, *READERS)
         try:
             clauses = visible_orders(principal) + _order_filters(filter)
         except DomainError:
             # Orders of a customer who cannot exist: there are none.
-            return connection("order", [], [], False, 0)
+            return connection("order", [], [], 0, has_next=False)
         if not visible_orders(principal) and _status_only(filter):
             # The principal sees every order: the per-status counts answer.
             total = await orders_in_states(filter.status if filter and filter.status else None)
@@ -265,9 +369,30 @@ class Query:
     async def products(
         self,
         info: Info,
-        search: str | None = None,
-        first: int | None = DEFAULT_PAGE,
-        after: str | None = None,
+        search: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Matches SKU and name, any case (at most 200 characters)."
+            ),
+        ] = None,
+        first: Annotated[
+            int | None,
+            strawberry.argument(
+                description=(
+                    "How many items the page holds: 1 to 100 (default 20); another "
+                    "number is refused with OUT_OF_RANGE."
+                )
+            ),
+        ] = DEFAULT_PAGE,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description=(
+                    "The cursor after which the page starts: a cursor this list handed "
+                    "out (endCursor), else INVALID_CURSOR."
+                )
+            ),
+        ] = None,
     ) -> Connection[Product]:
         require(info, *OPERATORS)
         clauses = []
@@ -282,9 +407,30 @@ class Query:
     async def customers(
         self,
         info: Info,
-        search: str | None = None,
-        first: int | None = DEFAULT_PAGE,
-        after: str | None = None,
+        search: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Matches e-mail and name, any case (at most 200 characters)."
+            ),
+        ] = None,
+        first: Annotated[
+            int | None,
+            strawberry.argument(
+                description=(
+                    "How many items the page holds: 1 to 100 (default 20); another "
+                    "number is refused with OUT_OF_RANGE."
+                )
+            ),
+        ] = DEFAULT_PAGE,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description=(
+                    "The cursor after which the page starts: a cursor this list handed "
+                    "out (endCursor), else INVALID_CURSOR."
+                )
+            ),
+        ] = None,
     ) -> Connection[Customer]:
         require(info, *OPERATORS)
         clauses = []
@@ -306,21 +452,32 @@ async def keyset_page(
     *,
     newest_first: bool = False,
     total: int | None = None,
+    columns: Sequence[Selectable] = (),
 ) -> Connection[T]:
     """One page of ``table`` in id order, after the cursor ``after``, with ``total`` or,
-    when the caller has none, a count capped at ``COUNT_CAP + 1``."""
+    when the caller has none, a count capped at ``COUNT_CAP + 1``. Each row holds
+    ``columns`` (every column of ``table`` when none are named)."""
     size = page_size(first)
     after_id = decode_cursor(kind, after)
+    clauses_after, has_previous = [], False
     if after_id is not None:
         clauses_after = [table.id < after_id if newest_first else table.id > after_id]
-    else:
-        clauses_after = []
+        # The cursor's item and those before it, if any is still in the list.
+        up_to = table.id >= after_id if newest_first else table.id <= after_id
+        has_previous = await _where(table.select(table.id), [*clauses, up_to]).first() is not None
     rows = (
-        await _where(table.select(), clauses + clauses_after)
+        await _where(table.select(*columns), clauses + clauses_after)
         .order_by(table.id, ascending=not newest_first)
         .limit(size + 1)
     )
     if total is None:
         total = await capped_count(table, clauses)
     rows, has_next = rows[:size], len(rows) > size
-    return connection(kind, [make(r) for r in rows], [r["id"] for r in rows], has_next, total)
+    return connection(
+        kind,
+        [make(r) for r in rows],
+        [r["id"] for r in rows],
+        total,
+        has_next=has_next,
+        has_previous=has_previous,
+    )

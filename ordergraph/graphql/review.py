@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from ordergraph.core import db
-from ordergraph.core.limits import MAX_ID
+from ordergraph.core.limits import DEFAULT_PAGE, MAX_ID
 from ordergraph.core.orders import PRIORITIES
 from ordergraph.core.transitions import transition_order
-from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
+from ordergraph.graphql.context import OPERATORS, READERS, Info, page_size, require
 from ordergraph.graphql.mutations import OrderPayload, SubmitOrderInput, draft_from_input
-from ordergraph.graphql.queries import DEFAULT_PAGE, orders_in_states, page_size
+from ordergraph.graphql.queries import orders_in_states
 from ordergraph.graphql.types import (
     Connection,
     Order,
     connection,
     decode_cursor,
     invalid_cursor,
+    order_key,
     payload_errors,
     preload_orders,
 )
@@ -39,17 +42,44 @@ def _queue_cursor(rank: int, order_id: int) -> int:
 class ReviewQuery:
     @strawberry.field(description="Orders ON_HOLD, highest priority first, then oldest first.")
     async def review_queue(
-        self, info: Info, first: int | None = DEFAULT_PAGE, after: str | None = None
+        self,
+        info: Info,
+        first: Annotated[
+            int | None,
+            strawberry.argument(
+                description=(
+                    "How many items the page holds: 1 to 100 (default 20); another "
+                    "number is refused with OUT_OF_RANGE."
+                )
+            ),
+        ] = DEFAULT_PAGE,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description=(
+                    "The cursor after which the page starts: a cursor this list handed "
+                    "out (endCursor), else INVALID_CURSOR."
+                )
+            ),
+        ] = None,
     ) -> Connection[Order]:
         require(info, *OPERATORS)
         size = page_size(first)
         key = decode_cursor("queue", after, maximum=_queue_cursor(len(PRIORITIES), MAX_ID))
         where = "status = 'ON_HOLD'"
         args: list[int] = []
+        has_previous = False
         if key is not None:
             rank, order_id = divmod(key, 10**12)
             if not 0 < order_id <= MAX_ID:
                 raise invalid_cursor(str(after))
+            # The cursor's order and those before it, if any is still in the queue.
+            before = await db.raw(
+                f"SELECT id FROM orders WHERE {where} AND ({_RANK}, id) <= ({{}}, {{}}) LIMIT 1",
+                rank,
+                order_id,
+            )
+            has_previous = bool(before)
             where += f" AND ({_RANK}, id) > ({{}}, {{}})"
             args = [rank, order_id]
         rows = await db.raw(
@@ -62,19 +92,41 @@ class ReviewQuery:
         orders = [Order.from_row(r) for r in rows]
         await preload_orders(info, orders, "edges", "node")
         keys = [_queue_cursor(r["queue_rank"], r["id"]) for r in rows]
-        return connection("queue", orders, keys, has_next, total)
+        return connection(
+            "queue", orders, keys, total, has_next=has_next, has_previous=has_previous
+        )
 
 
 @strawberry.type
 class ReviewMutation:
     @strawberry.mutation(description="Approve an order waiting in the review queue.")
     async def approve_order(
-        self, info: Info, id: strawberry.ID, note: str | None = None
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The order's id (Order.id; its databaseId is taken too)."
+            ),
+        ],
+        note: Annotated[
+            str | None, strawberry.argument(description="Why, for the timeline.")
+        ] = None,
     ) -> OrderPayload:
         return await _decide(info, id, "approve", note)
 
     @strawberry.mutation(description="Reject an order waiting in the review queue.")
-    async def reject_order(self, info: Info, id: strawberry.ID, reason: str) -> OrderPayload:
+    async def reject_order(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The order's id (Order.id; its databaseId is taken too)."
+            ),
+        ],
+        reason: Annotated[str, strawberry.argument(description="Why, shown to the customer.")],
+    ) -> OrderPayload:
         return await _decide(info, id, "reject", reason)
 
     @strawberry.mutation(
@@ -82,12 +134,25 @@ class ReviewMutation:
     )
     @payload_errors
     async def amend_order(
-        self, info: Info, id: strawberry.ID, input: SubmitOrderInput
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The order's id (Order.id; its databaseId is taken too)."
+            ),
+        ],
+        input: Annotated[
+            SubmitOrderInput,
+            strawberry.argument(
+                description="The corrected order; its externalId must stay the same."
+            ),
+        ],
     ) -> OrderPayload:
         principal = require(info, *READERS)
         order = await amend_order(
             info.context.rt,
-            row_id(id, "order"),
+            order_key(id),
             draft_from_input(input, "amend"),
             principal,
         )
@@ -100,6 +165,6 @@ async def _decide(
 ) -> OrderPayload:
     principal = require(info, *OPERATORS)
     order = await transition_order(
-        info.context.rt, row_id(id, "order"), transition, principal, reason=reason
+        info.context.rt, order_key(id), transition, principal, reason=reason
     )
     return OrderPayload(order=Order.from_view(order))

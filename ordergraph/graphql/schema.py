@@ -21,6 +21,7 @@ from strawberry.schema.name_converter import NameConverter
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.base import has_object_definition
+from strawberry.types.field import StrawberryField
 from strawberry.types.graphql import OperationType
 
 from ordergraph.core.errors import ErrorCode, translate
@@ -54,6 +55,16 @@ CACHED_DOCUMENTS = 500
 log = logging.getLogger(__name__)
 # The names the schema gives fields (snake_case to camelCase), to find clashes before it does.
 _NAMES = NameConverter()
+
+
+ROOT_DESCRIPTIONS = {
+    "Query": "What a client may read. A field that needs a token answers UNAUTHENTICATED "
+    "without one and FORBIDDEN to a role that may not read it.",
+    "Mutation": "What a client may change. Expected failures come back in each payload's "
+    "errors, with field and code; UNAUTHENTICATED and FORBIDDEN come as GraphQL errors.",
+    "Subscription": "Live feeds over the graphql-transport-ws websocket protocol at "
+    "/graphql; sent over HTTP, a subscription is refused (USE_WEBSOCKET).",
+}
 
 
 class SchemaConflict(ValueError):
@@ -91,8 +102,25 @@ def merge(name: str, parts: list[tuple[str, type]]) -> type:
                 )
             graphql_owners[graphql_name] = owner
             python_owners[f.python_name] = owner
+            if owner != "core":
+                _warn_if_undescribed(owner, f"{name}.{graphql_name}", f)
     # The first base wins on a name clash, which cannot happen after the check above.
-    return strawberry.type(type(name, tuple(part for _, part in parts), {}))
+    merged = type(name, tuple(part for _, part in parts), {})
+    return strawberry.type(merged, description=ROOT_DESCRIPTIONS[name])
+
+
+def _warn_if_undescribed(plugin: str, coordinate: str, f: StrawberryField) -> None:
+    """A plugin's field or argument without a description is shown bare in GraphiQL and
+    generated clients: say so at start-up (the core's own are checked by the tests)."""
+    bare = [] if f.description else ["the field"]
+    bare += [f"argument {_NAMES.from_argument(a)}" for a in f.arguments if not a.description]
+    if bare:
+        log.warning(
+            "plugin %s: %s has no description for %s; GraphiQL and generated clients show it bare",
+            plugin,
+            coordinate,
+            ", ".join(bare),
+        )
 
 
 def is_unexpected(error: GraphQLError) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 
@@ -10,8 +11,8 @@ from ordergraph.core import scope
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.orders import may_see_event, message_event
 from ordergraph.core.tables import Order as OrderRow
-from ordergraph.graphql.context import READERS, ApiError, Info, require, row_id
-from ordergraph.graphql.types import OrderEvent
+from ordergraph.graphql.context import READERS, ApiError, Info, require
+from ordergraph.graphql.types import OrderEvent, order_key
 
 
 @strawberry.type
@@ -20,14 +21,24 @@ class Subscription:
         description="Events of one order as they happen, or of every order you may see."
     )
     async def order_events(
-        self, info: Info, order_id: strawberry.ID | None = None
+        self,
+        info: Info,
+        order_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description=(
+                    "The order's id (Order.id; its databaseId is taken too). Null: "
+                    "every order you may see. NOT_FOUND when it is not one you may see."
+                )
+            ),
+        ] = None,
     ) -> AsyncGenerator[OrderEvent, None]:
         principal = require(info, *READERS)
         wanted = None
         if order_id is not None:
             not_found = ApiError(ErrorCode.NOT_FOUND, f"There is no order {order_id}.")
             try:
-                wanted = row_id(order_id, "order")
+                wanted = order_key(order_id)
             except DomainError:
                 raise not_found from None
             row = await OrderRow.select(OrderRow.customer).where(OrderRow.id == wanted).first()

@@ -7,7 +7,7 @@ import datetime
 import functools
 import json
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Generic, TypeVar
@@ -19,7 +19,7 @@ from strawberry.utils.await_maybe import AwaitableOrValue
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.errors import DomainError
 from ordergraph.core.errors import ErrorCode as CoreErrorCode
-from ordergraph.core.limits import MAX_ID, shown
+from ordergraph.core.limits import DEFAULT_PAGE, MAX_ID, MAX_PAGE, parse_id, shown
 from ordergraph.core.money import from_minor
 from ordergraph.core.orders import (
     OrderEventView,
@@ -29,27 +29,147 @@ from ordergraph.core.orders import (
     may_see_event,
     order_view,
 )
-from ordergraph.core.plugins import LoadedPlugin
+from ordergraph.core.plugins import CATEGORIES, LoadedPlugin
 from ordergraph.core.statusgraph import Transition
-from ordergraph.graphql.context import READERS, ApiError, Info, require
+from ordergraph.graphql.context import READERS, ApiError, Info, require, row_id
 from ordergraph.graphql.loaders import preload, selected_names, when_loaded
 
-ErrorCode = strawberry.enum(CoreErrorCode, description="Stable error codes.")
+ErrorCode = strawberry.enum(
+    CoreErrorCode,
+    description="Stable codes a client can switch on: new codes may be added, none is renamed.",
+)
+ERROR_MEANINGS = {
+    "REQUIRED": "A value that must be given is missing or empty.",
+    "INVALID_VALUE": "A value is not one the field takes (the message says which are).",
+    "UNKNOWN_SKU": "No product has this SKU.",
+    "INACTIVE_SKU": "The product is no longer sold.",
+    "INVALID_QUANTITY": "A quantity is not a whole number from 1 to 1,000,000.",
+    "INVALID_PRICE": "An amount is negative, not finite, finer than the currency's minor "
+    "unit, or too large.",
+    "INVALID_CURRENCY": "Not an ISO 4217 currency code.",
+    "CURRENCY_MISMATCH": "Amounts in different currencies were mixed.",
+    "UNKNOWN_CUSTOMER": "No customer has this id.",
+    "CUSTOMER_BLOCKED": "The shop stopped taking this customer's orders.",
+    "DUPLICATE": "Already there: the same value twice, or a record that exists.",
+    "NOT_FOUND": "It does not exist, or is not yours to see: the two are not told apart.",
+    "INVALID_TRANSITION": "The transition does not exist or cannot be fired from the status.",
+    "VERSION_CONFLICT": "The order changed since the version you saw: reload and try again.",
+    "FORBIDDEN": "Your role may not do this.",
+    "VETOED": "A plugin refused the change (the message says why).",
+    "PLUGIN_FAILED": "A plugin failed or timed out; nothing was changed.",
+    "RULE_FAILED": "A review rule failed; the order is held for a person.",
+    "INSUFFICIENT_STOCK": "Not enough stock is available to reserve.",
+    "UNAUTHENTICATED": "No token, or one that does not work (unknown, revoked, expired).",
+    "BUSY": "The database is busy: try again.",
+    "TOO_LONG": "A text is longer than its limit.",
+    "OUT_OF_RANGE": "A number or date is outside what the field takes (the message says "
+    "the range).",
+    "INVALID_CHARACTER": "A text holds a control character such as NUL.",
+    "INVALID_CURSOR": "A cursor this list did not hand out.",
+    "INTERNAL_ERROR": "The service failed; extensions.reference finds it in the server log.",
+    "TOO_LARGE": "The request body is larger than the service accepts.",
+    "USE_WEBSOCKET": "A subscription was sent over HTTP: subscribe over the websocket.",
+    "ALREADY_DONE": "The task or step was done already.",
+    "OUT_OF_ORDER": "The step before it is not done yet.",
+    "QUANTITY_EXCEEDED": "More units than are left to pick, pack or ship.",
+    "UNKNOWN_CARRIER": "No enabled plugin provides this carrier.",
+    "OTHER_TEAM": "The member is not in the order's team.",
+    "AT_CAPACITY": "The member has as many open orders as their capacity.",
+    "MEMBER_AWAY": "The member is not on shift.",
+    "WRONG_ORDER_TYPE": "The member does not take orders of this type.",
+    "NOT_ASSIGNED": "The order is not assigned to anyone.",
+    "IDEMPOTENCY_CONFLICT": "The idempotency key was used before with other values.",
+    "NOTHING_TO_REFUND": "Nothing is paid beyond the total.",
+    "REFUND_FAILED": "The payment provider refused the refund (the message has its reason).",
+    "PROBLEM_REPORTED": "A delivery problem is open: it is resolved first.",
+    "INVALID_TOKEN": "A signed link's token is wrong or expired.",
+    "COUPON_USED_UP": "The coupon reached its usage limit.",
+    "COUPON_LIMIT_REACHED": "You used this coupon as often as one customer may.",
+    "RATE_LIMITED": "Too many tries in a short time: wait and try again.",
+}
+for _value in ErrorCode.__strawberry_definition__.values:
+    _value.description = ERROR_MEANINGS[_value.value]
 
 
-@strawberry.enum
+def stored_enum(name: str, description: str, meanings: Mapping[str, str]) -> Any:
+    """A GraphQL enum of values stored as lowercase text: the stored ``refund_pending``
+    is ``REFUND_PENDING``, and ``Enum("refund_pending")`` is that member. ``meanings``
+    holds every value with what it means to a user, its description."""
+    members = {
+        value.upper(): strawberry.enum_value(value, description=meaning)
+        for value, meaning in meanings.items()
+    }
+    return strawberry.enum(Enum(name, members), description=description)  # type: ignore[misc]
+
+
+@strawberry.enum(description="How urgent an order is: review, assignment and due times follow it.")
 class Priority(Enum):
-    LOW = "LOW"
-    NORMAL = "NORMAL"
-    HIGH = "HIGH"
-    URGENT = "URGENT"
+    LOW = strawberry.enum_value("LOW", description="After every other.")
+    NORMAL = strawberry.enum_value("NORMAL", description="The default.")
+    HIGH = strawberry.enum_value("HIGH", description="Before NORMAL and LOW.")
+    URGENT = strawberry.enum_value(
+        "URGENT", description="First in review and assignment, with the shortest due times."
+    )
+
+
+RoleType = stored_enum(
+    "Role",
+    "Who a token acts as; it decides what the caller may read and do.",
+    {
+        Role.ADMIN: "Everything, plugin settings and teams included.",
+        Role.STAFF: "Operates orders: review, pick, pack, ship, alerts, payments; with a "
+        "team, only that team's orders.",
+        Role.CUSTOMER: "A shop's customer: their own orders only.",
+        Role.INTEGRATOR: "A channel's system: submits orders, reads nothing else.",
+        Role.SYSTEM: "The service itself (the review pipeline, derived statuses); never a "
+        "token's role.",
+    },
+)
+FindingOutcome = stored_enum(
+    "FindingOutcome",
+    "What a review rule decided about an order.",
+    {
+        "pass": "The rule has no objection.",
+        "fail": "The rule rejects the order (REJECTED); the customer may amend it.",
+        "hold": "The rule wants a person to decide (ON_HOLD, in the review queue).",
+    },
+)
+_CATEGORY_MEANINGS = {
+    "channel": "Brings orders in (GraphQL, webhooks, files).",
+    "review_rule": "Checks orders in review (credit, stock, prices...).",
+    "assignment": "Chooses the team and person who fulfil an order.",
+    "carrier": "Tracks parcels (and may buy labels) with a carrier.",
+    "payment": "Takes or records payments of statements.",
+    "promotion": "Offers kinds of promotion.",
+    "notifier": "Tells customers and systems what happened (e-mail, webhooks).",
+    "other": "Anything else.",
+}
+PluginCategory = stored_enum(
+    "PluginCategory",
+    "What a plugin is for.",
+    {category: _CATEGORY_MEANINGS[category] for category in CATEGORIES},
+)
 
 
 @strawberry.type(description="One thing wrong with the input or the action.")
 class UserError:
-    field: str | None
-    code: ErrorCode
-    message: str
+    field: str | None = strawberry.field(
+        description=(
+            "The input field at fault, as a path such as lines[1].quantity; null "
+            "when the action as a whole failed."
+        )
+    )
+    code: ErrorCode = strawberry.field(
+        description="What is wrong, as a stable code a client can switch on."
+    )
+    message: str = strawberry.field(description="What is wrong, in a sentence a person can act on.")
+
+
+PAYLOAD_ERRORS = (
+    "Everything wrong with the input or the action, each with its field and stable code; "
+    "empty when it succeeded (then nothing else is null)."
+)
+"""The description of every payload's ``errors``."""
 
 
 def user_errors(error: DomainError) -> list[UserError]:
@@ -80,16 +200,30 @@ def payload_errors(resolver: Resolver) -> Resolver:
 T = TypeVar("T")
 
 
-@strawberry.type
+@strawberry.type(description="Where a page of a list lies in the whole list (Relay's PageInfo).")
 class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(
+        description="True when items follow this page: ask for them with after: endCursor."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="True when items of the list come before this page (there are when the "
+        "page was asked for with after, unless they left the list since)."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="The cursor of the first item of the page; null when the page is empty."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="The cursor of the last item of the page; null when the page is empty."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="One item of a list and the cursor that points at it.")
 class Edge(Generic[T]):
-    node: T
-    cursor: str
+    node: T = strawberry.field(description="The item.")
+    cursor: str = strawberry.field(
+        description="Opaque; pass it as after to get the items that follow this one. Only this "
+        "list understands it (another list answers INVALID_CURSOR)."
+    )
 
 
 # totalCount stops counting here unless the per-status counts can answer: a filter that
@@ -97,10 +231,13 @@ class Edge(Generic[T]):
 COUNT_CAP = 10_000
 
 
-@strawberry.type
+@strawberry.type(
+    description=f"A page of a list (a Relay connection): first from 1 to {MAX_PAGE} "
+    f"(default {DEFAULT_PAGE}), after a cursor the list handed out."
+)
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
-    page_info: PageInfo
+    edges: list[Edge[T]] = strawberry.field(description="The items of this page, in list order.")
+    page_info: PageInfo = strawberry.field(description="Whether more items come before or after.")
     total_count: int = strawberry.field(
         description=(
             f"How many items the list holds with these filters, exact up to {COUNT_CAP:,}; "
@@ -143,28 +280,105 @@ def decode_cursor(kind: str, cursor: str | None, maximum: int = MAX_ID) -> int |
 
 
 def connection(
-    kind: str, nodes: list[Any], keys: list[int], has_next: bool, total: int
+    kind: str,
+    nodes: list[Any],
+    keys: list[int],
+    total: int,
+    *,
+    has_next: bool,
+    has_previous: bool = False,
 ) -> Connection[Any]:
     edges = [Edge(node=n, cursor=encode_cursor(kind, k)) for n, k in zip(nodes, keys, strict=True)]
     return Connection(
         edges=edges,
-        page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None),
+        page_info=PageInfo(
+            has_next_page=has_next,
+            has_previous_page=has_previous,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
         total_count=total,
     )
+
+
+# -- Global ids (Relay's Node) ---------------------------------------------------------------
+
+
+@strawberry.interface(
+    description="An object a client can fetch again by its global id alone, with "
+    "node(id:): Relay's refetching and its cache rely on it. Implemented by Order."
+)
+class Node:
+    id: strawberry.ID = strawberry.field(
+        description="The global id: opaque, unique across every type. Keep it as it is; "
+        "node(id:) and every argument that names this object take it."
+    )
+
+
+def global_id(type_name: str, key: int) -> strawberry.ID:
+    """The global id of row ``key`` of the type ``type_name``: base64 of "Order:13"."""
+    return strawberry.ID(base64.b64encode(f"{type_name}:{key}".encode()).decode())
+
+
+def parse_global_id(value: str) -> tuple[str, int] | None:
+    """The (type name, row id) a global id names, or None when it is not one."""
+    if len(value) > MAX_CURSOR_CHARS:
+        return None
+    try:
+        decoded = base64.b64decode(value.encode(), validate=True).decode()
+    except (ValueError, UnicodeError):
+        return None
+    type_name, _, key = decoded.partition(":")
+    row = parse_id(key)
+    return (type_name, row) if type_name.isidentifier() and row is not None else None
+
+
+def order_global_id(key: int) -> strawberry.ID:
+    """The global id of order ``key``: what ``Order.id`` and every ``orderId`` say."""
+    return global_id("Order", key)
+
+
+def order_key(value: str, field: str = "id") -> int:
+    """The row id of the order an argument names: its global id or, as before global
+    ids, its database id (``databaseId``). Anything else raises the ``DomainError`` of
+    an order that does not exist."""
+    found = None if parse_id(value) is not None else parse_global_id(value)
+    if found is not None and found[0] == "Order":
+        return found[1]
+    return row_id(value, "order", field=field)
 
 
 # -- Master data ---------------------------------------------------------------------------
 
 
-@strawberry.type
+@strawberry.type(description="A customer of the shop (admins and staff).")
 class Customer:
-    id: strawberry.ID
-    email: str
-    name: str
-    credit_limit: Decimal
-    currency: str
-    blocked: bool
-    created_at: datetime.datetime
+    id: strawberry.ID = strawberry.field(
+        description="The customer's id; customerId arguments and filters take it."
+    )
+    email: str = strawberry.field(
+        description=(
+            "The e-mail address, unique per customer (submitting an order with a "
+            "new one creates the customer)."
+        )
+    )
+    name: str = strawberry.field(description="The customer's name.")
+    credit_limit: Decimal = strawberry.field(
+        description=(
+            "The most this customer may owe in open orders and unpaid statements, "
+            "in their currency; the credit_limit review rule holds or rejects "
+            "orders beyond it."
+        )
+    )
+    currency: str = strawberry.field(
+        description="ISO 4217 currency code of their orders and credit limit."
+    )
+    blocked: bool = strawberry.field(
+        description=("True when the shop stopped taking this customer's orders (CUSTOMER_BLOCKED).")
+    )
+    created_at: datetime.datetime = strawberry.field(
+        description="When the customer was created (ISO 8601, UTC)."
+    )
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Customer:
@@ -179,17 +393,37 @@ class Customer:
         )
 
 
-@strawberry.type
+@strawberry.type(description="A product the shop sells (admins and staff).")
 class Product:
-    id: strawberry.ID
-    sku: str
-    name: str
-    list_price: Decimal
-    currency: str
-    stock_on_hand: int
-    stock_reserved: int
-    active: bool
-    bin_location: str
+    id: strawberry.ID = strawberry.field(description="The product's id.")
+    sku: str = strawberry.field(
+        description="The stock-keeping unit, unique; order lines name products by it."
+    )
+    name: str = strawberry.field(
+        description="The product's name, as order lines and pick lists show it."
+    )
+    list_price: Decimal = strawberry.field(
+        description=(
+            "The price of one unit in the product's currency; a line without "
+            "unitPrice is charged this."
+        )
+    )
+    currency: str = strawberry.field(description="ISO 4217 currency code of listPrice.")
+    stock_on_hand: int = strawberry.field(description="Units in the warehouse.")
+    stock_reserved: int = strawberry.field(
+        description="Units reserved for approved orders that have not shipped."
+    )
+    active: bool = strawberry.field(
+        description=(
+            "False when the product is no longer sold: new order lines naming it "
+            "are refused (INACTIVE_SKU)."
+        )
+    )
+    bin_location: str = strawberry.field(
+        description=(
+            "Where pickers find it in the warehouse (shown on pick lists); empty when not set."
+        )
+    )
 
     @strawberry.field(description="Stock on hand that is not reserved.")
     def stock_available(self) -> int:
@@ -213,44 +447,78 @@ class Product:
 # -- Orders ----------------------------------------------------------------------------------
 
 
-@strawberry.type
+@strawberry.type(description="Where an order is shipped, as the customer gave it.")
 class Address:
-    name: str
-    line1: str
-    line2: str | None
-    city: str
-    postal_code: str
-    country: str
-    phone: str | None
+    name: str = strawberry.field(description="Who receives the parcel.")
+    line1: str = strawberry.field(description="Street and number.")
+    line2: str | None = strawberry.field(
+        description="More of the address (flat, floor); null when not given."
+    )
+    city: str = strawberry.field(description="The town or city.")
+    postal_code: str = strawberry.field(
+        description="The postal code, as written in the destination country."
+    )
+    country: str = strawberry.field(description="ISO 3166-1 alpha-2 country code, such as GB.")
+    phone: str | None = strawberry.field(
+        description="A phone number for the carrier; null when not given."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="One line of an order: a product and how many.")
 class OrderLine:
-    line_no: int
-    sku: str
-    name: str
-    quantity: int
-    unit_price: Decimal
-    total: Decimal
+    line_no: int = strawberry.field(
+        description=(
+            "The line's number in its order, from 1; shipments, picks and "
+            "statements name lines by it."
+        )
+    )
+    sku: str = strawberry.field(description="The product's SKU.")
+    name: str = strawberry.field(description="The product's name when the order was placed.")
+    quantity: int = strawberry.field(description="Units ordered.")
+    unit_price: Decimal = strawberry.field(
+        description="The price of one unit, in the order's currency."
+    )
+    total: Decimal = strawberry.field(description="quantity times unitPrice.")
 
 
-@strawberry.type
+@strawberry.type(description="One step of an order's timeline: who did what, and when.")
 class OrderEvent:
-    id: strawberry.ID
-    order_id: strawberry.ID
-    type: str
-    from_status: str | None
-    to_status: str | None
-    actor: str
-    data: JSON
-    at: datetime.datetime
+    id: strawberry.ID = strawberry.field(
+        description="The event's id, increasing in the order events happened."
+    )
+    order_id: strawberry.ID = strawberry.field(description="The order's id (Order.id).")
+    type: str = strawberry.field(
+        description=(
+            "What happened: submitted, transition, assigned, tracking, an alert's "
+            "opening... Stages and plugins add types, so it is not a closed list."
+        )
+    )
+    from_status: str | None = strawberry.field(
+        description="The status before a transition (a state of statusGraph); null for "
+        "other events."
+    )
+    to_status: str | None = strawberry.field(
+        description="The status after a transition (a state of statusGraph); null for other events."
+    )
+    actor: str = strawberry.field(
+        description=(
+            "Who did it, as role:name (staff:pia); a customer sees other people's "
+            "names only as their role."
+        )
+    )
+    data: JSON = strawberry.field(
+        description=(
+            "The event's details (a transition's reason, an assignment's team...), as JSON."
+        )
+    )
+    at: datetime.datetime = strawberry.field(description="When it happened (ISO 8601, UTC).")
 
     @classmethod
     def from_view(cls, view: OrderEventView, principal: Principal) -> OrderEvent:
         """The event as ``principal`` sees it (``actor_seen_by``)."""
         return cls(
             id=strawberry.ID(str(view.id)),
-            order_id=strawberry.ID(str(view.order_id)),
+            order_id=order_global_id(view.order_id),
             type=view.type,
             from_status=view.from_status,
             to_status=view.to_status,
@@ -260,15 +528,23 @@ class OrderEvent:
         )
 
 
-@strawberry.type
+@strawberry.type(description="What one review rule found in one round of review.")
 class ReviewFinding:
-    round: int
-    rule: str
-    outcome: str = strawberry.field(description="pass, fail or hold.")
-    code: str
+    round: int = strawberry.field(
+        description="The round of review, from 1; each resubmission starts another."
+    )
+    rule: str = strawberry.field(
+        description=(
+            "The rule's name (credit_limit, stock, price_policy, manual_review, or a plugin's)."
+        )
+    )
+    outcome: FindingOutcome = strawberry.field(description="What the rule decided.")
+    code: str = strawberry.field(
+        description="The rule's own code for what it found (its plugin decides the list)."
+    )
     message: str = strawberry.field(description="For customers, the wording meant for them.")
     data: JSON | None = strawberry.field(description="Details for staff; null for customers.")
-    at: datetime.datetime
+    at: datetime.datetime = strawberry.field(description="When the rule decided (ISO 8601, UTC).")
 
     @classmethod
     def from_row(cls, row: dict[str, Any], *, for_customer: bool) -> ReviewFinding:
@@ -276,7 +552,7 @@ class ReviewFinding:
         return cls(
             round=row["round"],
             rule=row["rule"],
-            outcome=row["outcome"],
+            outcome=FindingOutcome(row["outcome"]),
             code=row["code"],
             message=row["customer_message"] if for_customer else row["message"],
             data=None if for_customer else (json.loads(data) if isinstance(data, str) else data),
@@ -284,13 +560,19 @@ class ReviewFinding:
         )
 
 
-@strawberry.type(name="Transition")
+@strawberry.type(
+    name="Transition", description="A named move of the status graph: from some states to one."
+)
 class TransitionType:
-    name: str
-    from_: list[str] = strawberry.field(name="from")
-    to: str
-    roles: list[str]
-    description: str
+    name: str = strawberry.field(
+        description="Its name, which transitionOrder takes (approve, cancel...)."
+    )
+    from_: list[str] = strawberry.field(
+        name="from", description="The states of statusGraph it may be fired from."
+    )
+    to: str = strawberry.field(description="The state of statusGraph it moves the order to.")
+    roles: list[RoleType] = strawberry.field(description="The roles that may fire it.")
+    description: str = strawberry.field(description="What it means, in a sentence.")
 
     @classmethod
     def from_transition(cls, t: Transition) -> TransitionType:
@@ -298,28 +580,75 @@ class TransitionType:
             name=t.name,
             from_=list(t.sources),
             to=t.target,
-            roles=sorted(r.value for r in t.roles),
+            roles=[RoleType(r) for r in sorted(r.value for r in t.roles)],
             description=t.description,
         )
 
 
-@strawberry.type
-class Order:
-    id: strawberry.ID
-    number: str
-    channel: str
-    external_id: str
-    status: str
-    type: str
-    priority: Priority
-    currency: str
-    subtotal: Decimal
-    total: Decimal
-    version: int
-    note: str
-    shipping_address: Address
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
+@strawberry.type(
+    description=(
+        "An order, from its submission to its settlement. Customers see their own, "
+        "staff of a team their team's, admins and other staff every order; integrators "
+        "none."
+    )
+)
+class Order(Node):
+    database_id: int = strawberry.field(
+        description=(
+            "The order's number in the database, as in its number (SO-000013 is "
+            "13), webhooks and e-mails; arguments that take the id take it too."
+        )
+    )
+    number: str = strawberry.field(
+        description="The order's number, such as SO-000013: what customers and staff quote."
+    )
+    channel: str = strawberry.field(
+        description=("The channel it came through: web, csv, shopify, woocommerce or a plugin's.")
+    )
+    external_id: str = strawberry.field(
+        description=("The channel's own id of the order; one order per channel and external id.")
+    )
+    status: str = strawberry.field(
+        description=(
+            "Where it is in the status graph: RECEIVED, IN_REVIEW, ON_HOLD, "
+            "APPROVED, PROCESSING, SHIPPED, DELIVERED, COMPLETED, SETTLED, "
+            "REJECTED, CANCELLED, or a state a plugin adds. A String, not an enum, "
+            "because plugins add states: statusGraph lists them all."
+        )
+    )
+    type: str = strawberry.field(
+        description=(
+            "The order's type, such as standard or wholesale (free text, at most 32"
+            " characters); assignment rules may route by it."
+        )
+    )
+    priority: Priority = strawberry.field(
+        description="How urgent it is: review, assignment and due times follow it."
+    )
+    currency: str = strawberry.field(
+        description="ISO 4217 currency code of every amount of the order."
+    )
+    subtotal: Decimal = strawberry.field(description="The sum of the lines' totals, in currency.")
+    total: Decimal = strawberry.field(
+        description=(
+            "What the order comes to as submitted, in currency (the statement's "
+            "total is the final amount)."
+        )
+    )
+    version: int = strawberry.field(
+        description=(
+            "Increases with every change of status; pass it as expectedVersion so "
+            "that a change made in between is not overwritten (VERSION_CONFLICT)."
+        )
+    )
+    note: str = strawberry.field(description="The customer's or channel's note; empty when none.")
+    shipping_address: Address = strawberry.field(description="Where it is shipped.")
+    created_at: datetime.datetime = strawberry.field(
+        description="When it was submitted (ISO 8601, UTC)."
+    )
+    updated_at: datetime.datetime = strawberry.field(
+        description="When it last changed (ISO 8601, UTC)."
+    )
     customer_id: strawberry.Private[int]
     order_id: strawberry.Private[int]
 
@@ -327,7 +656,8 @@ class Order:
     def from_view(cls, view: OrderView) -> Order:
         address = view.shipping_address
         return cls(
-            id=strawberry.ID(str(view.id)),
+            id=order_global_id(view.id),
+            database_id=view.id,
             number=view.number,
             channel=view.channel,
             external_id=view.external_id,
@@ -366,12 +696,14 @@ class Order:
             raise ApiError(CoreErrorCode.NOT_FOUND, f"There is no order {self.order_id}.")
         return principal
 
-    @strawberry.field(graphql_type=Customer | None)
+    @strawberry.field(
+        graphql_type=Customer | None, description="Who ordered it; null for integrators."
+    )
     def customer(self, info: Info) -> AwaitableOrValue[Customer | None]:
         self._caller(info, *READERS)
         return when_loaded(info.context.loaders.customers.load(self.customer_id), _customer)
 
-    @strawberry.field(graphql_type=list[OrderLine])
+    @strawberry.field(graphql_type=list[OrderLine], description="Its lines, by line number.")
     def lines(self, info: Info) -> AwaitableOrValue[list[OrderLine]]:
         self._caller(info)
         return when_loaded(info.context.loaders.lines.load(self.order_id), self._lines)
@@ -469,36 +801,53 @@ async def preload_orders(info: Info, orders: list[Order], *path: str) -> None:
 # -- Status graph, plugins, me -------------------------------------------------------------
 
 
-@strawberry.type
+@strawberry.type(description="A status of the graph and how many orders are in it.")
 class StatusState:
-    name: str
-    description: str
+    name: str = strawberry.field(
+        description="The state, as Order.status says it: plugins add states, so this list "
+        "is the one to read."
+    )
+    description: str = strawberry.field(description="What it means, in a sentence.")
     count: int = strawberry.field(description="Orders in this state that the caller may see.")
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "The status graph orders move through, with the states and transitions plugins add."
+    )
+)
 class StatusGraph:
-    initial: str
-    states: list[StatusState]
-    transitions: list[TransitionType]
+    initial: str = strawberry.field(description="The status a new order gets (RECEIVED).")
+    states: list[StatusState] = strawberry.field(description="Every status, in the graph's order.")
+    transitions: list[TransitionType] = strawberry.field(description="Every named transition.")
 
 
-@strawberry.type
+@strawberry.type(description="A setting a plugin (or a promotion kind's argument) accepts.")
 class PluginSetting:
-    name: str
-    type: str
-    required: bool
-    secret: bool
-    description: str
-    default: JSON | None
+    name: str = strawberry.field(
+        description="Its name in ordergraph.toml (or in a promotion's arguments)."
+    )
+    type: str = strawberry.field(
+        description="Its type: str, int, bool, decimal, list[str], or table of a type."
+    )
+    required: bool = strawberry.field(description="True when it must be given.")
+    secret: bool = strawberry.field(description="True when its value is masked in answers.")
+    description: str = strawberry.field(description="What it sets.")
+    default: JSON | None = strawberry.field(
+        description="The value when not given; null for secrets and when there is none."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="An installed plugin (admins).")
 class Plugin:
-    name: str
-    category: str
-    description: str
-    enabled: bool
+    name: str = strawberry.field(
+        description="Its name, as ordergraph.toml's [plugins.NAME] table names it."
+    )
+    category: PluginCategory = strawberry.field(description="What it is for.")
+    description: str = strawberry.field(description="What it does, in a sentence.")
+    enabled: bool = strawberry.field(
+        description="Whether it runs (enabled = true in ordergraph.toml, or on by default)."
+    )
     schema: list[PluginSetting] = strawberry.field(description="The settings it accepts.")
     settings: JSON = strawberry.field(description="Its current settings; secrets are masked.")
 
@@ -506,7 +855,7 @@ class Plugin:
     def from_loaded(cls, plugin: LoadedPlugin) -> Plugin:
         return cls(
             name=plugin.name,
-            category=plugin.info.category,
+            category=PluginCategory(plugin.info.category),
             description=plugin.info.description,
             enabled=plugin.enabled,
             schema=[
@@ -530,9 +879,15 @@ def _jsonable(value: Any) -> Any:
     return str(value) if isinstance(value, Decimal) else value
 
 
-@strawberry.type
+@strawberry.type(description="The caller, as its token says.")
 class Me:
-    role: str
-    name: str
-    customer_id: strawberry.ID | None
-    team: str | None
+    role: RoleType = strawberry.field(description="The token's role.")
+    name: str = strawberry.field(
+        description="The token's name: a staff member's is their name in teams."
+    )
+    customer_id: strawberry.ID | None = strawberry.field(
+        description="A customer's id (Customer.id); null for other roles."
+    )
+    team: str | None = strawberry.field(
+        description=("A staff token's team: it sees that team's orders only; null for every order.")
+    )

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import datetime
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 
 from ordergraph.plugin_api import (
     OPERATORS,
+    PAYLOAD_ERRORS,
     DomainError,
     ErrorCode,
     Estimate,
+    IncidentReason,
     Info,
     Location,
     PluginInfo,
     SchemaExtension,
     ShipmentTrackingType,
     TrackingEvent,
+    TrackingStatus,
     TrackingUpdate,
     UserError,
     check_order_scope,
@@ -36,40 +40,66 @@ from ordergraph.plugin_api import (
 )
 
 
-@strawberry.input
+@strawberry.input(description="Where a tracking event happened.")
 class TrackingLocationInput:
-    city: str = ""
-    region: str = ""
-    postal_code: str = ""
-    country: str = ""
-    latitude: Decimal | None = None
-    longitude: Decimal | None = None
+    city: str = strawberry.field(default="", description="The city, at most 128 characters.")
+    region: str = strawberry.field(
+        default="", description="The region or state, at most 128 characters."
+    )
+    postal_code: str = strawberry.field(
+        default="", description="The postal code, at most 32 characters."
+    )
+    country: str = strawberry.field(default="", description="ISO 3166-1 alpha-2 country code.")
+    latitude: Decimal | None = strawberry.field(
+        default=None, description="Degrees north, -90 to 90 (INVALID_VALUE)."
+    )
+    longitude: Decimal | None = strawberry.field(
+        default=None, description="Degrees east, -180 to 180 (INVALID_VALUE)."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="A courier's scan to record.")
 class TrackingEventInput:
     occurred_at: datetime.datetime = strawberry.field(
         description="With the local UTC offset: 2024-04-26T09:26:00-07:00."
     )
-    status: str = strawberry.field(description="karrio's tracking status: in_transit, ...")
-    description: str = ""
-    code: str = ""
-    reason: str | None = None
-    location: TrackingLocationInput | None = None
+    status: TrackingStatus = strawberry.field(description="Where the parcel is.")
+    description: str = strawberry.field(
+        default="", description="What the courier said, at most 500 characters."
+    )
+    code: str = strawberry.field(
+        default="", description="The courier's own code, at most 64 characters."
+    )
+    reason: IncidentReason | None = strawberry.field(
+        default=None, description="Why the delivery went wrong, when it did."
+    )
+    location: TrackingLocationInput | None = strawberry.field(
+        default=None, description="Where it happened."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="The courier's estimate of the delivery.")
 class EstimateInput:
-    estimated_delivery: datetime.datetime | None = None
-    window_from: datetime.datetime | None = None
-    window_to: datetime.datetime | None = None
+    estimated_delivery: datetime.datetime | None = strawberry.field(
+        default=None, description="The expected instant, with its offset."
+    )
+    window_from: datetime.datetime | None = strawberry.field(
+        default=None, description="The start of the expected window, with its offset."
+    )
+    window_to: datetime.datetime | None = strawberry.field(
+        default=None, description="The end of the expected window, with its offset."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The answer to recordTrackingEvents.")
 class RecordTrackingPayload:
-    tracking: ShipmentTrackingType | None
-    new_events: int
-    errors: list[UserError]
+    tracking: ShipmentTrackingType | None = strawberry.field(
+        description=("The shipment's tracking after the events; null when errors is not empty.")
+    )
+    new_events: int = strawberry.field(
+        description="Events not recorded before (the same event twice counts once)."
+    )
+    errors: list[UserError] = strawberry.field(description=PAYLOAD_ERRORS)
 
 
 def update_from_input(
@@ -79,10 +109,10 @@ def update_from_input(
         events=[
             TrackingEvent(
                 occurred_at=e.occurred_at,
-                status=e.status,
+                status=e.status.value,
                 description=e.description,
                 code=e.code,
-                reason=e.reason,
+                reason=e.reason.value if e.reason else None,
                 location=Location(**vars(e.location)) if e.location else Location(),
             )
             for e in events
@@ -98,9 +128,23 @@ class ManualCarrierMutation:
     async def record_tracking_events(
         self,
         info: Info,
-        shipment_id: strawberry.ID,
-        events: list[TrackingEventInput],
-        estimate: EstimateInput | None = None,
+        shipment_id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description=(
+                    "The shipment's id (Shipment.id); it must go by the manual carrier "
+                    "(INVALID_VALUE)."
+                )
+            ),
+        ],
+        events: Annotated[
+            list[TrackingEventInput],
+            strawberry.argument(description="The events, in any order, at most 500."),
+        ],
+        estimate: Annotated[
+            EstimateInput | None,
+            strawberry.argument(description="The courier's estimate, when it gave one."),
+        ] = None,
     ) -> RecordTrackingPayload:
         principal = require(info, *OPERATORS)
         try:

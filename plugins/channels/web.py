@@ -1,5 +1,7 @@
 """The web channel: storefronts submit orders through GraphQL ``Mutation.submitOrder``."""
 
+from typing import Annotated
+
 import strawberry
 
 from ordergraph.plugin_api import (
@@ -26,7 +28,11 @@ class WebMutation:
         description="Submit an order from the web channel; every problem comes back at once."
     )
     @payload_errors
-    async def submit_order(self, info: Info, input: SubmitOrderInput) -> SubmitOrderPayload:
+    async def submit_order(
+        self,
+        info: Info,
+        input: Annotated[SubmitOrderInput, strawberry.argument(description="The order.")],
+    ) -> SubmitOrderPayload:
         principal = require(info, *READERS, Role.INTEGRATOR)
         result = await submit_order(info.context.rt, draft_from_input(input, CHANNEL), principal)
         return SubmitOrderPayload.of(result, principal)

@@ -31,12 +31,15 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
+from enum import Enum
+from typing import Annotated, Any
 
 import httpx
 import strawberry
 
 from ordergraph.plugin_api import (
+    PAYLOAD_ERRORS,
+    Connection,
     DomainError,
     EndpointView,
     ErrorCode,
@@ -53,16 +56,21 @@ from ordergraph.plugin_api import (
     load_order,
     load_order_event,
     notification_attempt,
+    order_global_id,
+    order_key,
+    page_size,
     payload_errors,
     record_notification,
     require,
     row_id,
     user_errors,
+    webhook_deliveries_page,
     webhook_endpoints,
 )
 
 DELIVER_JOB = "webhooks.deliver"
 SIGNATURE_HEADER = "Ordergraph-Signature"
+DELIVERIES_PAGE = 50
 SKIPPED = frozenset({"notification"})
 """Never posted: the log of deliveries themselves."""
 
@@ -161,15 +169,21 @@ async def _event_body(order_id: int, event_id: int) -> dict[str, Any] | None:
     return body_of(order, event) if order and event else None
 
 
-@strawberry.type
+@strawberry.type(description="A URL registered to receive signed order events (admins).")
 class WebhookEndpoint:
-    id: strawberry.ID
-    url: str
-    event_types: list[str]
-    description: str
-    created_by: str
-    created_at: datetime.datetime
-    secret_rotated_at: datetime.datetime | None
+    id: strawberry.ID = strawberry.field(description="The endpoint's id.")
+    url: str = strawberry.field(description="Where events are posted.")
+    event_types: list[str] = strawberry.field(
+        description="The order event types it receives; * for all."
+    )
+    description: str = strawberry.field(description="What it is for.")
+    created_by: str = strawberry.field(description="Who registered it, as role:name.")
+    created_at: datetime.datetime = strawberry.field(
+        description="When it was registered (ISO 8601, UTC)."
+    )
+    secret_rotated_at: datetime.datetime | None = strawberry.field(
+        description="When its secret was last rotated (ISO 8601, UTC); null if never."
+    )
 
     @classmethod
     def from_view(cls, view: EndpointView) -> WebhookEndpoint:
@@ -184,28 +198,47 @@ class WebhookEndpoint:
         )
 
 
-@strawberry.type
+@strawberry.enum(description="Whether a webhook delivery reached its endpoint.")
+class DeliveryOutcome(Enum):
+    PENDING = strawberry.enum_value("pending", description="Not sent yet, or to be retried.")
+    SENT = strawberry.enum_value("sent", description="The endpoint answered 2xx.")
+    FAILED = strawberry.enum_value(
+        "failed", description="Every attempt failed (lastError says why); replay it."
+    )
+
+
+@strawberry.type(description="An order event posted, or to be posted, to an endpoint.")
 class WebhookDelivery:
-    id: strawberry.ID
-    endpoint_id: strawberry.ID
-    order_id: strawberry.ID
-    event_id: strawberry.ID
-    event_type: str
-    outcome: str = strawberry.field(description="pending, sent or failed.")
-    attempts: int
-    last_error: str
-    sent_at: datetime.datetime | None
-    created_at: datetime.datetime
+    id: strawberry.ID = strawberry.field(
+        description="The delivery's id; replayWebhookDelivery takes it."
+    )
+    endpoint_id: strawberry.ID = strawberry.field(
+        description="The endpoint's id (WebhookEndpoint.id)."
+    )
+    order_id: strawberry.ID = strawberry.field(description="The order's id (Order.id).")
+    event_id: strawberry.ID = strawberry.field(description="The order event's id (OrderEvent.id).")
+    event_type: str = strawberry.field(description="The order event's type.")
+    outcome: DeliveryOutcome = strawberry.field(description="Whether it reached the endpoint.")
+    attempts: int = strawberry.field(description="How many times it was posted.")
+    last_error: str = strawberry.field(
+        description="Why the last attempt failed; empty when none did."
+    )
+    sent_at: datetime.datetime | None = strawberry.field(
+        description="When the endpoint accepted it (ISO 8601, UTC); null before."
+    )
+    created_at: datetime.datetime = strawberry.field(
+        description="When it was queued (ISO 8601, UTC)."
+    )
 
     @classmethod
     def from_view(cls, view: webhook_endpoints.DeliveryView) -> WebhookDelivery:
         return cls(
             id=strawberry.ID(str(view.id)),
             endpoint_id=strawberry.ID(str(view.endpoint_id)),
-            order_id=strawberry.ID(str(view.order_id)),
+            order_id=order_global_id(view.order_id),
             event_id=strawberry.ID(str(view.event_id)),
             event_type=view.event_type,
-            outcome=view.outcome,
+            outcome=DeliveryOutcome(view.outcome),
             attempts=view.attempts,
             last_error=view.last_error,
             sent_at=view.sent_at,
@@ -213,30 +246,35 @@ class WebhookDelivery:
         )
 
 
-@strawberry.input
+@strawberry.input(description="An endpoint to register.")
 class RegisterWebhookEndpointInput:
     url: str = strawberry.field(description="Where to POST: http:// or https://.")
     event_types: list[str] = strawberry.field(
         description="Order event types such as submitted or transition, or * for all."
     )
-    description: str = ""
+    description: str = strawberry.field(default="", description="What it is for.")
 
 
-@strawberry.type
+@strawberry.type(description="The answer to registering an endpoint or rotating its secret.")
 class WebhookEndpointPayload:
-    endpoint: WebhookEndpoint | None = None
+    endpoint: WebhookEndpoint | None = strawberry.field(
+        default=None, description="The endpoint; null when errors is not empty."
+    )
     secret: str | None = strawberry.field(
         default=None,
         description="The endpoint's signing secret, shown this once: keep it to verify "
         "Ordergraph-Signature.",
     )
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description=PAYLOAD_ERRORS,
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The answer to deleteWebhookEndpoint.")
 class DeleteWebhookEndpointPayload:
-    deleted: bool
-    errors: list[UserError]
+    deleted: bool = strawberry.field(description="True when it was deleted.")
+    errors: list[UserError] = strawberry.field(description=PAYLOAD_ERRORS)
 
 
 @strawberry.type
@@ -246,31 +284,37 @@ class WebhooksQuery:
         require(info, Role.ADMIN)
         return [WebhookEndpoint.from_view(e) for e in await webhook_endpoints.active()]
 
-    @strawberry.field(
-        description="A registered endpoint's deliveries, newest first: at most 100, older "
-        "than the delivery ``before`` (admin)."
-    )
+    @strawberry.field(description="A registered endpoint's deliveries, newest first (admin).")
     async def webhook_deliveries(
         self,
         info: Info,
-        endpoint_id: strawberry.ID,
-        first: int = 50,
-        before: strawberry.ID | None = None,
-    ) -> list[WebhookDelivery]:
+        endpoint_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The endpoint (WebhookEndpoint.id).")
+        ],
+        first: Annotated[
+            int | None,
+            strawberry.argument(
+                description="How many deliveries the page holds: 1 to 100 (default 50); "
+                "another number is refused with OUT_OF_RANGE."
+            ),
+        ] = DELIVERIES_PAGE,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="The cursor after which the page starts: a cursor this list "
+                "handed out (endCursor), else INVALID_CURSOR."
+            ),
+        ] = None,
+    ) -> Connection[WebhookDelivery]:
         require(info, Role.ADMIN)
-        try:
-            endpoint = row_id(endpoint_id, "webhook endpoint", field="endpointId")
-            older = row_id(before, "delivery", field="before") if before is not None else None
-        except DomainError:
-            return []
-        found = await webhook_endpoints.deliveries(endpoint, first, older)
-        return [WebhookDelivery.from_view(d) for d in found]
+        size = page_size(first, default=DELIVERIES_PAGE)
+        return await webhook_deliveries_page(endpoint_id, size, after, WebhookDelivery.from_view)
 
 
-@strawberry.type
+@strawberry.type(description="The answer to a replay of a webhook.")
 class ReplayPayload:
-    queued: bool
-    errors: list[UserError]
+    queued: bool = strawberry.field(description="True when it was queued to be sent again.")
+    errors: list[UserError] = strawberry.field(description=PAYLOAD_ERRORS)
 
 
 @strawberry.type
@@ -280,7 +324,11 @@ class WebhooksMutation:
     )
     @payload_errors
     async def register_webhook_endpoint(
-        self, info: Info, input: RegisterWebhookEndpointInput
+        self,
+        info: Info,
+        input: Annotated[
+            RegisterWebhookEndpointInput, strawberry.argument(description="The endpoint.")
+        ],
     ) -> WebhookEndpointPayload:
         principal = require(info, Role.ADMIN)
         endpoint, secret = await webhook_endpoints.register(
@@ -298,7 +346,12 @@ class WebhooksMutation:
     )
     @payload_errors
     async def rotate_webhook_endpoint_secret(
-        self, info: Info, id: strawberry.ID
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(description="The endpoint's id (WebhookEndpoint.id)."),
+        ],
     ) -> WebhookEndpointPayload:
         require(info, Role.ADMIN)
         endpoint, secret = await webhook_endpoints.rotate_secret(row_id(id, "webhook endpoint"))
@@ -309,7 +362,12 @@ class WebhooksMutation:
         "retries; its deliveries stay listed (admin)."
     )
     async def delete_webhook_endpoint(
-        self, info: Info, id: strawberry.ID
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(description="The endpoint's id (WebhookEndpoint.id)."),
+        ],
     ) -> DeleteWebhookEndpointPayload:
         require(info, Role.ADMIN)
         try:
@@ -321,7 +379,14 @@ class WebhooksMutation:
     @strawberry.mutation(
         description="Send a delivery to its registered endpoint again, signed anew (admin)."
     )
-    async def replay_webhook_delivery(self, info: Info, id: strawberry.ID) -> ReplayPayload:
+    async def replay_webhook_delivery(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(description="The delivery's id (WebhookDelivery.id)."),
+        ],
+    ) -> ReplayPayload:
         require(info, Role.ADMIN)
         try:
             found = await webhook_endpoints.delivery(row_id(id, "webhook delivery"))
@@ -350,7 +415,20 @@ class WebhooksMutation:
 
     @strawberry.mutation(description="Send an order event to an integrator's endpoint again.")
     async def replay_webhook(
-        self, info: Info, order_id: strawberry.ID, event_id: strawberry.ID, endpoint: str
+        self,
+        info: Info,
+        order_id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The order's id (Order.id; its databaseId is taken too)."
+            ),
+        ],
+        event_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The order event's id (OrderEvent.id).")
+        ],
+        endpoint: Annotated[
+            str, strawberry.argument(description="The endpoint's name in the plugin's settings.")
+        ],
     ) -> ReplayPayload:
         require(info, Role.ADMIN)
         try:
@@ -358,7 +436,7 @@ class WebhooksMutation:
                 raise DomainError.of(
                     ErrorCode.NOT_FOUND, f"There is no endpoint {endpoint!r}.", "endpoint"
                 )
-            order = await load_order(row_id(order_id, "order", field="orderId"))
+            order = await load_order(order_key(order_id, "orderId"))
             if order is None:
                 raise DomainError.of(
                     ErrorCode.NOT_FOUND, f"There is no order {order_id}.", "orderId"

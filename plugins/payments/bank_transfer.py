@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from schwifty import IBAN
@@ -23,7 +23,9 @@ from schwifty.exceptions import SchwiftyException
 
 from ordergraph.plugin_api import (
     OPERATORS,
+    PAYLOAD_ERRORS,
     BankCredit,
+    Connection,
     DomainError,
     ErrorCode,
     Info,
@@ -32,7 +34,7 @@ from ordergraph.plugin_api import (
     SchemaExtension,
     Setting,
     UserError,
-    bank_lines,
+    bank_lines_page,
     hookimpl,
     import_bank_credits,
     match_bank_line,
@@ -273,22 +275,36 @@ def parse_mt940(content: str) -> tuple[list[BankCredit], list[Problem]]:
 # -- GraphQL -------------------------------------------------------------------------------
 
 
-@strawberry.enum
+@strawberry.enum(description="The format of a bank statement file.")
 class BankFileFormat(Enum):
-    CAMT053 = "camt053"
-    MT940 = "mt940"
+    CAMT053 = strawberry.enum_value("camt053", description="ISO 20022 camt.053 (XML).")
+    MT940 = strawberry.enum_value("mt940", description="SWIFT MT940 (text).")
 
 
-@strawberry.type
+@strawberry.enum(description="Whether an imported bank line paid a statement.")
+class BankLineState(Enum):
+    MATCHED = strawberry.enum_value(
+        "matched", description="Recorded on a statement's ledger as matched."
+    )
+    UNMATCHED = strawberry.enum_value(
+        "unmatched", description="Its reference named no statement: match it by hand."
+    )
+
+
+@strawberry.type(description="A credit line of an imported bank statement (staff).")
 class BankLine:
-    id: strawberry.ID
-    source: str
-    booked_on: str
-    amount: Decimal
-    currency: str
-    text: str
-    counterparty: str
-    state: str = strawberry.field(description="matched or unmatched.")
+    id: strawberry.ID = strawberry.field(description="The line's id; matchBankLine takes it.")
+    source: str = strawberry.field(description="The file it came from.")
+    booked_on: str = strawberry.field(
+        description="The booking date, YYYY-MM-DD, as the bank gave it."
+    )
+    amount: Decimal = strawberry.field(description="The amount credited.")
+    currency: str = strawberry.field(description="ISO 4217 currency code.")
+    text: str = strawberry.field(
+        description="The remittance text, where the statement number should be."
+    )
+    counterparty: str = strawberry.field(description="Who paid, as the bank named them.")
+    state: BankLineState = strawberry.field(description="Whether it paid a statement.")
     note: str = strawberry.field(description="What it did: paid in full, partial, overpaid.")
 
 
@@ -301,37 +317,68 @@ def _line(row: dict[str, Any]) -> BankLine:
         currency=row["currency"],
         text=row["text"],
         counterparty=row["counterparty"],
-        state=row["state"],
+        state=BankLineState(row["state"]),
         note=row["note"],
     )
 
 
-@strawberry.type
+@strawberry.type(description="The answer to importBankStatement.")
 class BankImportPayload:
-    imported: int = 0
+    imported: int = strawberry.field(default=0, description="New credit lines.")
     already_imported: int = strawberry.field(default=0, description="Seen in an earlier import.")
-    matched: int = 0
-    unmatched: int = 0
+    matched: int = strawberry.field(default=0, description="New lines matched to a statement.")
+    unmatched: int = strawberry.field(
+        default=0, description="New lines left for a person to match."
+    )
     look_alike: int = strawberry.field(
         default=0,
         description="New lines that look the same as another one (account, date, amount, "
         "counterparty, text): left unmatched for a person, never paid automatically.",
     )
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description=PAYLOAD_ERRORS,
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The answer to matchBankLine.")
 class BankLinePayload:
-    line: BankLine | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    line: BankLine | None = strawberry.field(
+        default=None, description="The line after the match; null when errors is not empty."
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description=PAYLOAD_ERRORS,
+    )
 
 
 @strawberry.type
 class BankQuery:
     @strawberry.field(description="Imported bank lines, newest first (staff).")
-    async def bank_lines(self, info: Info, state: str | None = "unmatched") -> list[BankLine]:
+    async def bank_lines(
+        self,
+        info: Info,
+        state: Annotated[
+            BankLineState | None,
+            strawberry.argument(description="Only lines in this state; null: every line."),
+        ] = BankLineState.UNMATCHED,
+        first: Annotated[
+            int | None,
+            strawberry.argument(
+                description="How many lines the page holds: 1 to 100 (default 20); another "
+                "number is refused with OUT_OF_RANGE."
+            ),
+        ] = None,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="The cursor after which the page starts: a cursor this list "
+                "handed out (endCursor), else INVALID_CURSOR."
+            ),
+        ] = None,
+    ) -> Connection[BankLine]:
         principal = require(info, *OPERATORS)
-        return [_line(row) for row in await bank_lines(state, principal)]
+        return await bank_lines_page(state.value if state else None, principal, first, after, _line)
 
 
 @strawberry.type
@@ -339,7 +386,12 @@ class BankMutation:
     @strawberry.mutation(description="Import a bank statement file and match its credits.")
     @payload_errors
     async def import_bank_statement(
-        self, info: Info, format: BankFileFormat, content: str
+        self,
+        info: Info,
+        format: Annotated[BankFileFormat, strawberry.argument(description="The file's format.")],
+        content: Annotated[
+            str, strawberry.argument(description="The file's text, at most 5,000,000 characters.")
+        ],
     ) -> BankImportPayload:
         principal = require(info, *OPERATORS)
         if len(content) > MAX_FILE:
@@ -360,7 +412,12 @@ class BankMutation:
     @strawberry.mutation(description="Match an unmatched bank line to a statement by hand.")
     @payload_errors
     async def match_bank_line(
-        self, info: Info, id: strawberry.ID, statement_number: str
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The line's id (BankLine.id).")
+        ],
+        statement_number: Annotated[str, strawberry.argument(description="The statement it pays.")],
     ) -> BankLinePayload:
         principal = require(info, *OPERATORS)
         line_id = row_id(id, "bank line")

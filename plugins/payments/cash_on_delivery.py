@@ -7,11 +7,13 @@ from __future__ import annotations
 import csv
 import io
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 
 from ordergraph.plugin_api import (
     OPERATORS,
+    PAYLOAD_ERRORS,
     DomainError,
     ErrorCode,
     Info,
@@ -67,11 +69,16 @@ async def _collect(info: Info, order: str, amount: object, reference: str, field
     return result.created
 
 
-@strawberry.type
+@strawberry.type(description="The answer to recording cash a courier collected.")
 class RemittancePayload:
-    recorded: int = 0
-    already_recorded: int = 0
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    recorded: int = strawberry.field(default=0, description="Amounts recorded now.")
+    already_recorded: int = strawberry.field(
+        default=0, description="Amounts recorded before under the same courier reference."
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description=PAYLOAD_ERRORS,
+    )
 
 
 @strawberry.type
@@ -79,7 +86,19 @@ class CashMutation:
     @strawberry.mutation(description="Record cash a courier collected for an order (staff).")
     @payload_errors
     async def record_cash_collected(
-        self, info: Info, order: str, amount: Decimal, courier_reference: str
+        self,
+        info: Info,
+        order: Annotated[
+            str, strawberry.argument(description="The order's number (SO-000013) or id.")
+        ],
+        amount: Annotated[
+            Decimal,
+            strawberry.argument(description="The amount collected, in the statement's currency."),
+        ],
+        courier_reference: Annotated[
+            str,
+            strawberry.argument(description="The courier's reference: one record per reference."),
+        ],
     ) -> RemittancePayload:
         new = await _collect(info, order, amount, courier_reference, "courierReference")
         return RemittancePayload(recorded=int(new), already_recorded=int(not new))
@@ -88,7 +107,19 @@ class CashMutation:
         description="Import a courier's remittance CSV (order, amount, courier_reference); "
         "rows with a problem are reported by row and the others recorded."
     )
-    async def import_courier_remittance(self, info: Info, content: str) -> RemittancePayload:
+    async def import_courier_remittance(
+        self,
+        info: Info,
+        content: Annotated[
+            str,
+            strawberry.argument(
+                description=(
+                    "The CSV file's text, with the columns order, amount, "
+                    "courier_reference; at most 10,000 rows."
+                )
+            ),
+        ],
+    ) -> RemittancePayload:
         require(info, *OPERATORS)
         rows = list(csv.DictReader(io.StringIO(content)))
         missing = [c for c in COLUMNS if rows and c not in rows[0]] or ([] if rows else COLUMNS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -13,9 +13,11 @@ from ordergraph.core.auth import Role
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.graphql.context import READERS, Info, require, row_id
 from ordergraph.graphql.types import (
+    PAYLOAD_ERRORS,
     PluginSetting,
     UserError,
     _jsonable,
+    order_key,
     payload_errors,
 )
 from ordergraph.stages.settlement import promotions
@@ -24,29 +26,45 @@ from ordergraph.stages.settlement.tables import Promotion as PromotionRow
 MAX_LISTED = 200
 
 
-@strawberry.type
+@strawberry.type(description="A kind of promotion a plugin offers.")
 class PromotionKind:
-    name: str
-    description: str
-    arguments: list[PluginSetting]
+    name: str = strawberry.field(description="Its name, which PromotionInput.kind takes.")
+    description: str = strawberry.field(description="What it does.")
+    arguments: list[PluginSetting] = strawberry.field(description="The arguments it takes.")
 
 
-@strawberry.type
+@strawberry.type(description="A promotion admins manage (admins and staff read them).")
 class Promotion:
-    id: strawberry.ID
-    name: str
-    kind: str
-    arguments: JSON
+    id: strawberry.ID = strawberry.field(description="The promotion's id.")
+    name: str = strawberry.field(description="Its name, as statements show it.")
+    kind: str = strawberry.field(
+        description=(
+            "Its kind (PromotionKind.name); plugins add kinds, so it is not a closed list."
+        )
+    )
+    arguments: JSON = strawberry.field(description="The kind's arguments, as JSON.")
     priority: int = strawberry.field(description="Higher applies first.")
     combinable: bool = strawberry.field(description="False: applies alone or not at all.")
-    starts_at: datetime.datetime | None
-    ends_at: datetime.datetime | None
-    retired_at: datetime.datetime | None
-    coupon_code: str | None
-    usage_limit: int | None
-    per_customer_limit: int | None
-    uses: int
-    created_by: str
+    starts_at: datetime.datetime | None = strawberry.field(
+        description="When it starts (ISO 8601, UTC); null: from its creation."
+    )
+    ends_at: datetime.datetime | None = strawberry.field(
+        description="When it ends (ISO 8601, UTC); null: never."
+    )
+    retired_at: datetime.datetime | None = strawberry.field(
+        description="When it was retired (ISO 8601, UTC); null while offered."
+    )
+    coupon_code: str | None = strawberry.field(
+        description="The code customers redeem; null: it applies without one."
+    )
+    usage_limit: int | None = strawberry.field(
+        description="The most orders it applies to in all; null: no limit."
+    )
+    per_customer_limit: int | None = strawberry.field(
+        description="The most orders of one customer it applies to; null: no limit."
+    )
+    uses: int = strawberry.field(description="Orders it applied to so far.")
+    created_by: str = strawberry.field(description="Who created it, as role:name.")
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Promotion:
@@ -69,24 +87,49 @@ class Promotion:
         )
 
 
-@strawberry.input
+@strawberry.input(description="A promotion to create.")
 class PromotionInput:
-    name: str
-    kind: str
+    name: str = strawberry.field(description="Its name, at most 200 characters.")
+    kind: str = strawberry.field(
+        description=("A kind an enabled plugin offers (promotionKinds; INVALID_VALUE otherwise).")
+    )
     arguments: JSON = strawberry.field(description="The kind's typed arguments.")
-    priority: int = 0
-    combinable: bool = True
-    starts_at: datetime.datetime | None = None
-    ends_at: datetime.datetime | None = None
-    coupon_code: str | None = None
-    usage_limit: int | None = None
-    per_customer_limit: int | None = None
+    priority: int = strawberry.field(default=0, description="Higher applies first.")
+    combinable: bool = strawberry.field(
+        default=True, description="False: it applies alone or not at all."
+    )
+    starts_at: datetime.datetime | None = strawberry.field(
+        default=None, description="When it starts; null: now."
+    )
+    ends_at: datetime.datetime | None = strawberry.field(
+        default=None, description="When it ends; null: never."
+    )
+    coupon_code: str | None = strawberry.field(
+        default=None,
+        description=(
+            "A code customers redeem (at most 64 characters, unique); null: it applies without one."
+        ),
+    )
+    usage_limit: int | None = strawberry.field(
+        default=None, description="The most orders it applies to in all; null: no limit."
+    )
+    per_customer_limit: int | None = strawberry.field(
+        default=None, description="The most orders of one customer; null: no limit."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The answer to a change of a promotion.")
 class PromotionPayload:
-    promotion: Promotion | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    promotion: Promotion | None = strawberry.field(
+        default=None,
+        description=(
+            "The promotion after the change; null when errors is not empty and for customers."
+        ),
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description=PAYLOAD_ERRORS,
+    )
 
 
 @strawberry.type
@@ -129,7 +172,11 @@ class PromotionQuery:
 class PromotionMutation:
     @strawberry.mutation(description="Create a promotion; it runs from startsAt (admins).")
     @payload_errors
-    async def create_promotion(self, info: Info, input: PromotionInput) -> PromotionPayload:
+    async def create_promotion(
+        self,
+        info: Info,
+        input: Annotated[PromotionInput, strawberry.argument(description="The promotion.")],
+    ) -> PromotionPayload:
         principal = require(info, Role.ADMIN)
         if not isinstance(input.arguments, dict):
             raise DomainError.of(
@@ -158,9 +205,15 @@ class PromotionMutation:
     async def schedule_promotion(
         self,
         info: Info,
-        id: strawberry.ID,
-        starts_at: datetime.datetime | None,
-        ends_at: datetime.datetime | None,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The promotion's id (Promotion.id).")
+        ],
+        starts_at: Annotated[
+            datetime.datetime | None, strawberry.argument(description="When it starts; null: now.")
+        ],
+        ends_at: Annotated[
+            datetime.datetime | None, strawberry.argument(description="When it ends; null: never.")
+        ],
     ) -> PromotionPayload:
         require(info, Role.ADMIN)
         row = await promotions.schedule_promotion(row_id(id, "promotion"), starts_at, ends_at)
@@ -168,7 +221,13 @@ class PromotionMutation:
 
     @strawberry.mutation(description="Stop offering a promotion; placed orders keep it (admins).")
     @payload_errors
-    async def retire_promotion(self, info: Info, id: strawberry.ID) -> PromotionPayload:
+    async def retire_promotion(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The promotion's id (Promotion.id).")
+        ],
+    ) -> PromotionPayload:
         require(info, Role.ADMIN)
         row = await promotions.retire_promotion(row_id(id, "promotion"))
         return PromotionPayload(promotion=Promotion.from_row(row))
@@ -176,11 +235,27 @@ class PromotionMutation:
     @strawberry.mutation(description="Use a coupon code on an order, within its limits.")
     @payload_errors
     async def redeem_coupon(
-        self, info: Info, order_id: strawberry.ID, code: str
+        self,
+        info: Info,
+        order_id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The order's id (Order.id; its databaseId is taken too)."
+            ),
+        ],
+        code: Annotated[
+            str,
+            strawberry.argument(
+                description=(
+                    "The coupon code (NOT_FOUND, COUPON_USED_UP, COUPON_LIMIT_REACHED; "
+                    "RATE_LIMITED after 10 tries in 10 minutes)."
+                )
+            ),
+        ],
     ) -> PromotionPayload:
         principal = require(info, *READERS)
         row = await promotions.redeem_coupon(
-            info.context.rt, row_id(order_id, "order", field="orderId"), code, principal
+            info.context.rt, order_key(order_id, "orderId"), code, principal
         )
         if principal.role == Role.CUSTOMER:
             return PromotionPayload()

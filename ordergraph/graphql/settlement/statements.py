@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from decimal import Decimal
-from enum import Enum
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
@@ -13,48 +13,109 @@ from strawberry.scalars import JSON
 from ordergraph.core import scope
 from ordergraph.core.auth import Principal
 from ordergraph.core.errors import DomainError, ErrorCode
+from ordergraph.core.money import LEDGER_EFFECT
 from ordergraph.core.orders import load_order
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.graphql.context import OPERATORS, READERS, Info, require, row_id
-from ordergraph.graphql.types import Order, UserError, extend_order, payload_errors
-from ordergraph.stages.settlement import config_of, confirmation, payments, statements
+from ordergraph.graphql.queries import keyset_page
+from ordergraph.graphql.types import (
+    PAYLOAD_ERRORS,
+    Connection,
+    Order,
+    UserError,
+    extend_order,
+    order_key,
+    payload_errors,
+    stored_enum,
+)
+from ordergraph.stages.settlement import (
+    config_of,
+    confirmation,
+    payments,
+    reconciliation,
+    statements,
+)
 from ordergraph.stages.settlement.amount import expected_amount
 from ordergraph.stages.settlement.statements import StatementView
+from ordergraph.stages.settlement.tables import BankLine as BankLineRow
+
+StatementLineKind = stored_enum(
+    "StatementLineKind",
+    "What a statement line charges for.",
+    {"item": "Delivered units of an order line.", "shipping": "Shipping the order."},
+)
+AdjustmentTarget = stored_enum(
+    "AdjustmentTarget",
+    "What an adjustment changes the price of.",
+    {"lines": "The order's lines (the items).", "shipping": "The shipping."},
+)
+BalanceState = stored_enum(
+    "BalanceState",
+    "How much of a statement is paid, from its ledger.",
+    {
+        "unpaid": "Nothing is paid.",
+        "partially_paid": "Some is paid; outstanding says what is left.",
+        "paid": "Paid in full: the order is SETTLED.",
+        "overpaid": "More than the total was paid; refundOverpayment gives it back.",
+    },
+)
+_ENTRY_MEANINGS = {
+    "authorized": "A provider reserved the amount on the customer's card; not paid yet.",
+    "captured": "A provider took the amount: paid.",
+    "failed": "A provider refused the payment; nothing was paid.",
+    "refunded": "Paid back to the customer.",
+    "collected": "Cash a courier collected on delivery: paid.",
+    "matched": "A bank transfer matched to the statement: paid.",
+    "refund_pending": "A provider accepted a refund and has not paid it back yet.",
+    "refund_failed": "A provider could not pay a refund back; nothing moved.",
+}
+LedgerEntryKind = stored_enum(
+    "LedgerEntryKind",
+    "What a payment movement did.",
+    {kind: _ENTRY_MEANINGS[kind] for kind in LEDGER_EFFECT},
+)
+T = TypeVar("T")
 
 
-@strawberry.type
+@strawberry.type(
+    description="One line of a statement: delivered units of an order line, or shipping."
+)
 class StatementLine:
-    kind: str = strawberry.field(description="item or shipping.")
+    kind: StatementLineKind = strawberry.field(description="What the line charges for.")
     line_no: int = strawberry.field(description="The order line; 0 for shipping.")
-    sku: str
-    name: str
+    sku: str = strawberry.field(description="The product's SKU; empty for shipping.")
+    name: str = strawberry.field(description="What is charged, as printed.")
     quantity: int = strawberry.field(description="Delivered quantity.")
-    unit_price: Decimal
+    unit_price: Decimal = strawberry.field(
+        description="The price of one unit, in the statement's currency."
+    )
     amount: Decimal = strawberry.field(description="Quantity x unit price.")
     adjustments: Decimal = strawberry.field(description="This line's share of adjustments.")
     tax_rate: Decimal = strawberry.field(description="Percent.")
-    net: Decimal
-    tax: Decimal
-    total: Decimal
+    net: Decimal = strawberry.field(description="amount plus adjustments, before tax.")
+    tax: Decimal = strawberry.field(description="The tax on net.")
+    total: Decimal = strawberry.field(description="net plus tax.")
 
 
-@strawberry.type
+@strawberry.type(description="A promotion or other change of the price, as applied.")
 class StatementAdjustment:
-    code: str
-    label: str
+    code: str = strawberry.field(description="The adjustment's code (the promotion kind's).")
+    label: str = strawberry.field(description="What it is, as printed.")
     source: str = strawberry.field(description="The plugin that proposed it.")
     reference: str = strawberry.field(description="Such as the promotion's id.")
     line_no: int | None = strawberry.field(description="None: the whole order.")
-    target: str = strawberry.field(description="lines or shipping.")
+    target: AdjustmentTarget = strawberry.field(description="What it changes the price of.")
     amount: Decimal = strawberry.field(description="As applied (negative lowers the price).")
     capped: bool = strawberry.field(description="Larger than what it applied to, so capped.")
 
 
-@strawberry.type
+@strawberry.type(description="What is paid of a statement and what is not, from its ledger.")
 class Balance:
-    total: Decimal
+    total: Decimal = strawberry.field(description="The statement's total.")
     paid: Decimal = strawberry.field(description="Captured, collected and matched, less refunds.")
-    outstanding: Decimal
+    outstanding: Decimal = strawberry.field(
+        description="What is left to pay (0 when paid or overpaid)."
+    )
     overpaid: Decimal = strawberry.field(description="Paid beyond the total.")
     refund_pending: Decimal = strawberry.field(
         description="Refunds a payment provider accepted and has not yet paid back."
@@ -62,30 +123,35 @@ class Balance:
     refundable: Decimal = strawberry.field(
         description="The overpayment no refund covers yet (refundOverpayment's amount)."
     )
-    state: str = strawberry.field(description="unpaid, partially_paid, paid or overpaid.")
+    state: BalanceState = strawberry.field(description="How much is paid.")
 
 
-@strawberry.type
+@strawberry.type(description="A payment movement on a statement (staff).")
 class LedgerEntry:
-    id: strawberry.ID
-    kind: str = strawberry.field(
-        description="authorized, captured, failed, refunded, collected, matched, "
-        "refund_pending or refund_failed."
+    id: strawberry.ID = strawberry.field(description="The entry's id.")
+    kind: LedgerEntryKind = strawberry.field(description="What the movement did.")
+    amount: Decimal = strawberry.field(description="The amount moved, positive, in currency.")
+    currency: str = strawberry.field(description="ISO 4217 currency code.")
+    method: str = strawberry.field(
+        description=(
+            "How: bank_transfer, cash_on_delivery, stripe, or another payment plugin's name."
+        )
     )
-    amount: Decimal
-    currency: str
-    method: str
-    reference: str
-    idempotency_key: str
-    actor: str
-    data: JSON
-    at: datetime.datetime
+    reference: str = strawberry.field(
+        description="The provider's or bank's reference; empty when none."
+    )
+    idempotency_key: str = strawberry.field(
+        description="The key it was recorded under: the same key never records twice."
+    )
+    actor: str = strawberry.field(description="Who recorded it, as role:name.")
+    data: JSON = strawberry.field(description="The provider's details, as JSON.")
+    at: datetime.datetime = strawberry.field(description="When it was recorded (ISO 8601, UTC).")
 
     @classmethod
     def from_view(cls, entry: payments.EntryView) -> LedgerEntry:
         return cls(
             id=strawberry.ID(str(entry.id)),
-            kind=entry.kind,
+            kind=LedgerEntryKind(entry.kind),
             amount=entry.amount,
             currency=entry.currency,
             method=entry.method,
@@ -97,24 +163,43 @@ class LedgerEntry:
         )
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "The settlement statement of a delivered order: an immutable snapshot with a "
+        "gap-free number. Customers see their own."
+    )
+)
 class Statement:
-    id: strawberry.ID
-    number: str
-    currency: str
-    total: Decimal
-    subtotal: Decimal
-    adjustment_total: Decimal
-    net: Decimal
-    tax: Decimal
-    issued_at: datetime.datetime
-    due_date: datetime.date
-    lines: list[StatementLine]
-    adjustments: list[StatementAdjustment]
-    seller: JSON
-    customer: JSON
-    payment_instructions: str
-    notes: list[str]
+    id: strawberry.ID = strawberry.field(description="The statement's id.")
+    number: str = strawberry.field(
+        description=("Its number, gap-free per series, such as ST-2026-000003: pay quoting it.")
+    )
+    currency: str = strawberry.field(description="ISO 4217 currency code of every amount.")
+    total: Decimal = strawberry.field(description="What is to be paid: net plus tax.")
+    subtotal: Decimal = strawberry.field(description="The lines' amounts before adjustments.")
+    adjustment_total: Decimal = strawberry.field(
+        description="The sum of the adjustments (negative lowers the price)."
+    )
+    net: Decimal = strawberry.field(description="subtotal plus adjustmentTotal, before tax.")
+    tax: Decimal = strawberry.field(description="The tax, computed per line.")
+    issued_at: datetime.datetime = strawberry.field(
+        description="When it was issued (ISO 8601, UTC)."
+    )
+    due_date: datetime.date = strawberry.field(description="The date by which to pay.")
+    lines: list[StatementLine] = strawberry.field(description="What is charged.")
+    adjustments: list[StatementAdjustment] = strawberry.field(
+        description="Promotions and other adjustments applied."
+    )
+    seller: JSON = strawberry.field(
+        description="The seller as printed (name, address, tax id), as JSON."
+    )
+    customer: JSON = strawberry.field(
+        description="The customer as printed (name, address), as JSON."
+    )
+    payment_instructions: str = strawberry.field(
+        description="How to pay, from the enabled payment plugins."
+    )
+    notes: list[str] = strawberry.field(description="Notes printed at the foot.")
     snapshot: JSON = strawberry.field(description="The stored document, exactly as issued.")
     statement_id: strawberry.Private[int]
     view: strawberry.Private[StatementView]
@@ -162,7 +247,7 @@ class Statement:
 def _lines(snapshot: dict[str, Any]) -> list[StatementLine]:
     return [
         StatementLine(
-            kind=li["kind"],
+            kind=StatementLineKind(li["kind"]),
             line_no=li["lineNo"],
             sku=li["sku"],
             name=li["name"],
@@ -187,7 +272,7 @@ def _adjustments(snapshot: dict[str, Any]) -> list[StatementAdjustment]:
             source=a["source"],
             reference=a["reference"],
             line_no=a["lineNo"],
-            target=a["target"],
+            target=AdjustmentTarget(a["target"]),
             amount=Decimal(a["amount"]),
             capped=bool(a.get("capped")),
         )
@@ -195,19 +280,25 @@ def _adjustments(snapshot: dict[str, Any]) -> list[StatementAdjustment]:
     ]
 
 
-@strawberry.type
+@strawberry.type(
+    description="What an order comes to if delivered in full, with today's promotions."
+)
 class PricePreview:
     """What the order comes to if it is delivered in full, with today's promotions."""
 
-    currency: str
-    subtotal: Decimal
-    adjustment_total: Decimal
-    net: Decimal
-    tax: Decimal
-    total: Decimal
-    lines: list[StatementLine]
-    adjustments: list[StatementAdjustment]
-    notes: list[str]
+    currency: str = strawberry.field(description="ISO 4217 currency code of every amount.")
+    subtotal: Decimal = strawberry.field(description="The lines' amounts before adjustments.")
+    adjustment_total: Decimal = strawberry.field(
+        description="The sum of the adjustments (negative lowers the price)."
+    )
+    net: Decimal = strawberry.field(description="subtotal plus adjustmentTotal, before tax.")
+    tax: Decimal = strawberry.field(description="The tax, computed per line.")
+    total: Decimal = strawberry.field(description="What would be paid: net plus tax.")
+    lines: list[StatementLine] = strawberry.field(description="What would be charged.")
+    adjustments: list[StatementAdjustment] = strawberry.field(
+        description="The promotions that would apply."
+    )
+    notes: list[str] = strawberry.field(description="Notes on the computation.")
 
 
 async def order_price_preview(root: Order, info: Info) -> PricePreview:
@@ -237,19 +328,27 @@ def _balance(balance: payments.Balance) -> Balance:
         overpaid=balance.overpaid,
         refund_pending=balance.refund_pending,
         refundable=balance.refundable,
-        state=balance.state,
+        state=BalanceState(balance.state),
     )
 
 
-@strawberry.type
+@strawberry.type(description="A problem a customer reported with a delivery.")
 class DeliveryProblem:
-    id: strawberry.ID
-    reported_by: str
-    description: str
-    opened_at: datetime.datetime
-    resolved_at: datetime.datetime | None
-    resolved_by: str | None
-    resolution: str
+    id: strawberry.ID = strawberry.field(
+        description="The problem's id; resolveDeliveryProblem takes it."
+    )
+    reported_by: str = strawberry.field(description="Who reported it, as role:name.")
+    description: str = strawberry.field(description="What the customer said.")
+    opened_at: datetime.datetime = strawberry.field(
+        description="When it was reported (ISO 8601, UTC)."
+    )
+    resolved_at: datetime.datetime | None = strawberry.field(
+        description="When it was resolved (ISO 8601, UTC); null while open."
+    )
+    resolved_by: str | None = strawberry.field(
+        description="Who resolved it, as role:name; null while open."
+    )
+    resolution: str = strawberry.field(description="What was done; empty while open.")
 
     @classmethod
     def from_view(cls, p: confirmation.ProblemView) -> DeliveryProblem:
@@ -285,46 +384,74 @@ class OrderSettlement:
     )
 
 
-@strawberry.enum
-class PaymentKind(Enum):
-    AUTHORIZED = "authorized"
-    CAPTURED = "captured"
-    FAILED = "failed"
-    REFUNDED = "refunded"
-    COLLECTED = "collected"
-    MATCHED = "matched"
+PaymentKind = stored_enum(
+    "PaymentKind",
+    "A payment movement staff may record by hand (the provider's own are recorded by its plugin).",
+    {
+        kind: _ENTRY_MEANINGS[kind]
+        for kind in ("authorized", "captured", "failed", "refunded", "collected", "matched")
+    },
+)
 
 
-@strawberry.input
+@strawberry.input(description="A payment movement to record by hand.")
 class RecordPaymentInput:
-    statement_number: str
-    kind: PaymentKind
-    amount: Decimal
+    statement_number: str = strawberry.field(
+        description="The statement's number (NOT_FOUND when it is not one you may see)."
+    )
+    kind: PaymentKind = strawberry.field(description="What the movement did.")
+    amount: Decimal = strawberry.field(
+        description="The amount, positive, in the statement's currency (INVALID_PRICE)."
+    )
     method: str = strawberry.field(description="bank_transfer, cash_on_delivery, stripe...")
     idempotency_key: str = strawberry.field(
         description="One entry per key: the same key again returns it; different values fail."
     )
-    reference: str = ""
+    reference: str = strawberry.field(default="", description="The provider's or bank's reference.")
 
 
-@strawberry.type
+@strawberry.type(description="The answer to confirmDelivery.")
 class SettlementOrderPayload:
-    order: Order | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    order: Order | None = strawberry.field(
+        default=None, description="The order after the change; null when errors is not empty."
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description=PAYLOAD_ERRORS,
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The answer to a report or resolution of a delivery problem.")
 class DeliveryProblemPayload:
-    problem: DeliveryProblem | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    problem: DeliveryProblem | None = strawberry.field(
+        default=None, description="The problem after the change; null when errors is not empty."
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description=PAYLOAD_ERRORS,
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The answer to a payment movement.")
 class PaymentPayload:
-    entry: LedgerEntry | None = None
+    entry: LedgerEntry | None = strawberry.field(
+        default=None,
+        description=(
+            "The entry, new or recorded before under the same key; null when errors is not empty."
+        ),
+    )
     created: bool = strawberry.field(default=False, description="False: the key was seen before.")
-    statement: Statement | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    statement: Statement | None = strawberry.field(
+        default=None, description="The statement it was recorded on."
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description=(
+            "Everything wrong with the input or the action, each with its field and"
+            " stable code; empty when it succeeded (then nothing else is null). "
+            "IDEMPOTENCY_CONFLICT when the key was used with other values."
+        ),
+    )
 
 
 async def _order(order_id: int) -> Order:
@@ -345,7 +472,13 @@ async def _statement(number: str, principal: Principal) -> StatementView:
 @strawberry.type
 class SettlementQuery:
     @strawberry.field(description="A statement by its number (customers: their own).")
-    async def statement(self, info: Info, number: str) -> Statement | None:
+    async def statement(
+        self,
+        info: Info,
+        number: Annotated[
+            str, strawberry.argument(description="The statement's number, such as ST-2026-000003.")
+        ],
+    ) -> Statement | None:
         principal = require(info, *READERS)
         try:
             return Statement.from_view(await _statement(number, principal))
@@ -359,9 +492,22 @@ class SettlementMutation:
         description="Confirm that a delivered order arrived: DELIVERED -> COMPLETED."
     )
     @payload_errors
-    async def confirm_delivery(self, info: Info, order_id: strawberry.ID) -> SettlementOrderPayload:
+    async def confirm_delivery(
+        self,
+        info: Info,
+        order_id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description=(
+                    "The order's id (Order.id; its databaseId is taken too). A customer"
+                    " confirms their own; PROBLEM_REPORTED while a delivery problem is "
+                    "open."
+                )
+            ),
+        ],
+    ) -> SettlementOrderPayload:
         principal = require(info, *READERS)
-        order = row_id(order_id, "order", field="orderId")
+        order = order_key(order_id, "orderId")
         await confirmation.confirm_delivery(info.context.rt, order, principal)
         return SettlementOrderPayload(order=await _order(order))
 
@@ -370,17 +516,40 @@ class SettlementMutation:
     )
     @payload_errors
     async def report_delivery_problem(
-        self, info: Info, order_id: strawberry.ID, description: str
+        self,
+        info: Info,
+        order_id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The order's id (Order.id; its databaseId is taken too)."
+            ),
+        ],
+        description: Annotated[
+            str,
+            strawberry.argument(
+                description=(
+                    "What is wrong, at most 2,000 characters (RATE_LIMITED beyond 5 "
+                    "reports an hour)."
+                )
+            ),
+        ],
     ) -> DeliveryProblemPayload:
         principal = require(info, *READERS)
-        order = row_id(order_id, "order", field="orderId")
+        order = order_key(order_id, "orderId")
         problem = await confirmation.report_problem(info.context.rt, order, description, principal)
         return DeliveryProblemPayload(problem=DeliveryProblem.from_view(problem))
 
     @strawberry.mutation(description="Resolve a reported delivery problem (staff).")
     @payload_errors
     async def resolve_delivery_problem(
-        self, info: Info, id: strawberry.ID, resolution: str
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The problem's id (DeliveryProblem.id).")
+        ],
+        resolution: Annotated[
+            str, strawberry.argument(description="What was done, at most 2,000 characters.")
+        ],
     ) -> DeliveryProblemPayload:
         principal = require(info, *OPERATORS)
         problem = await confirmation.resolve_problem(
@@ -390,7 +559,13 @@ class SettlementMutation:
 
     @strawberry.mutation(description="Record a payment movement on a statement (staff).")
     @payload_errors
-    async def record_payment(self, info: Info, input: RecordPaymentInput) -> PaymentPayload:
+    async def record_payment(
+        self,
+        info: Info,
+        input: Annotated[
+            RecordPaymentInput, strawberry.argument(description="The movement to record.")
+        ],
+    ) -> PaymentPayload:
         principal = require(info, *OPERATORS)
         statement = await _statement(input.statement_number, principal)
         result = await payments.record_entry(
@@ -416,7 +591,32 @@ class SettlementMutation:
     )
     @payload_errors
     async def refund_overpayment(
-        self, info: Info, statement_number: str, method: str, idempotency_key: str
+        self,
+        info: Info,
+        statement_number: Annotated[
+            str,
+            strawberry.argument(
+                description=("The statement's number (NOTHING_TO_REFUND when nothing is overpaid).")
+            ),
+        ],
+        method: Annotated[
+            str,
+            strawberry.argument(
+                description=(
+                    "How to refund: a payment method such as stripe, bank_transfer or "
+                    "cash_on_delivery."
+                )
+            ),
+        ],
+        idempotency_key: Annotated[
+            str,
+            strawberry.argument(
+                description=(
+                    "Your key for this refund, at most 255 characters: the same key "
+                    "again returns the first answer."
+                )
+            ),
+        ],
     ) -> PaymentPayload:
         principal = require(info, *OPERATORS)
         statement = await _statement(statement_number, principal)
@@ -428,3 +628,24 @@ class SettlementMutation:
             created=result.created,
             statement=Statement.from_view(statement),
         )
+
+
+async def bank_lines_page(
+    state: str | None,
+    principal: Principal,
+    first: int | None,
+    after: str | None,
+    make: Callable[[dict[str, Any]], T],
+) -> Connection[T]:
+    """A page of the imported bank lines in ``state`` (all when None) that ``principal``
+    may see, newest first, each made by ``make`` from the line: the list behind the bank
+    transfer plugin's ``bankLines``."""
+    return await keyset_page(
+        "bank_line",
+        BankLineRow,
+        reconciliation.bank_line_filters(state, principal),
+        first,
+        after,
+        lambda row: make(reconciliation.line_view(row)),
+        newest_first=True,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 
@@ -11,21 +12,73 @@ from ordergraph.core import scope
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.tables import Order as OrderRow
 from ordergraph.graphql.context import OPERATORS, READERS, ApiError, Info, require, row_id
-from ordergraph.graphql.types import UserError, payload_errors
+from ordergraph.graphql.types import (
+    PAYLOAD_ERRORS,
+    UserError,
+    order_key,
+    payload_errors,
+    stored_enum,
+)
 from ordergraph.stages.tracking import lookup, updates
 
+_STATUS_MEANINGS = {
+    "pending": "The carrier knows of the parcel but has not picked it up.",
+    "picked_up": "The carrier has the parcel.",
+    "in_transit": "On its way.",
+    "out_for_delivery": "On the vehicle that delivers it today.",
+    "ready_for_pickup": "Waiting at a parcel shop or locker for the customer.",
+    "delivered": "Delivered.",
+    "delivery_failed": "A delivery was tried and failed (reason says why).",
+    "delivery_delayed": "Late: the carrier expects to deliver later than it said.",
+    "on_hold": "The carrier holds the parcel (customs, an address problem...).",
+    "return_to_sender": "Going back to the shop.",
+    "cancelled": "The shipment was cancelled with the carrier.",
+    "unknown": "The carrier's status could not be read.",
+}
+TrackingStatus = stored_enum(
+    "TrackingStatus",
+    "Where a parcel is, in karrio's vocabulary, whichever carrier reported it.",
+    {status: _STATUS_MEANINGS[status] for status in updates.STATUSES},
+)
+IncidentReason = stored_enum(
+    "IncidentReason",
+    "Why a delivery went wrong, in karrio's vocabulary: the family (carrier, retailer, "
+    "consignee, customs) is the start of the name.",
+    {
+        reason: (
+            "The carrier could not say why."
+            if reason == "unknown"
+            else reason.replace("_", " ").capitalize() + "."
+        )
+        for reason in updates.REASONS
+    },
+)
+OnTimeStatus = stored_enum(
+    "OnTimeStatus",
+    "Whether a shipment keeps its promised date.",
+    {
+        "on_time": "Delivered, or estimated to be, on or before the promised date.",
+        "late": "Delivered, or estimated to be, after the promised date.",
+        "unknown": "No promised date, or no delivery date or estimate yet.",
+    },
+)
 
-@strawberry.type
+
+@strawberry.type(description="Where a tracking event happened, as the carrier said.")
 class TrackingLocation:
-    city: str
-    region: str
-    postal_code: str
+    city: str = strawberry.field(description="The city; empty when not said.")
+    region: str = strawberry.field(description="The region or state; empty when not said.")
+    postal_code: str = strawberry.field(description="The postal code; empty when not said.")
     country: str = strawberry.field(description="ISO 3166-1 alpha-2, or empty.")
-    latitude: Decimal | None
-    longitude: Decimal | None
+    latitude: Decimal | None = strawberry.field(
+        description="Degrees north, -90 to 90, to 7 decimal places; null when not said."
+    )
+    longitude: Decimal | None = strawberry.field(
+        description="Degrees east, -180 to 180, to 7 decimal places; null when not said."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="A scan or event a carrier reported for a shipment.")
 class TrackingEvent:
     occurred_at: datetime.datetime = strawberry.field(
         description="The instant, in UTC (when offsetKnown is false: the local time as UTC)."
@@ -34,16 +87,22 @@ class TrackingEvent:
         description="The same instant on the carrier's local clock, with its offset "
         "(without one when offsetKnown is false)."
     )
-    utc_offset_minutes: int | None
+    utc_offset_minutes: int | None = strawberry.field(
+        description="The carrier's local offset from UTC in minutes; null when unknown."
+    )
     offset_known: bool = strawberry.field(
         description="False when the carrier gave only its local time and its zone is unknown."
     )
-    status: str = strawberry.field(description="karrio's tracking status.")
-    reason: str | None = strawberry.field(description="karrio's incident reason, if any.")
+    status: TrackingStatus = strawberry.field(description="Where the parcel was.")
+    reason: IncidentReason | None = strawberry.field(
+        description="Why the delivery went wrong; null when nothing did."
+    )
     code: str = strawberry.field(description="The carrier's own event code.")
-    description: str
-    location: TrackingLocation
-    source: str
+    description: str = strawberry.field(description="The carrier's words.")
+    location: TrackingLocation = strawberry.field(description="Where it happened.")
+    source: str = strawberry.field(
+        description=("Who reported it: a carrier plugin's poll or webhook, or manual:role:name.")
+    )
 
     @classmethod
     def from_view(cls, view: updates.EventView) -> TrackingEvent:
@@ -53,8 +112,8 @@ class TrackingEvent:
             local_time=view.local_time,
             utc_offset_minutes=view.utc_offset_minutes,
             offset_known=view.offset_known,
-            status=view.status,
-            reason=view.reason,
+            status=TrackingStatus(view.status),
+            reason=None if view.reason is None else IncidentReason(view.reason),
             code=view.code,
             description=view.description,
             location=TrackingLocation(
@@ -69,31 +128,55 @@ class TrackingEvent:
         )
 
 
-@strawberry.type
+@strawberry.type(description="When a shipment is expected, as a carrier estimated it.")
 class DeliveryEstimate:
-    estimated_delivery: datetime.datetime | None
-    window_from: datetime.datetime | None
-    window_to: datetime.datetime | None
-    source: str = ""
-    recorded_at: datetime.datetime | None = None
+    estimated_delivery: datetime.datetime | None = strawberry.field(
+        description="The expected instant (ISO 8601, UTC); null when unknown."
+    )
+    window_from: datetime.datetime | None = strawberry.field(
+        description="The start of the expected window (ISO 8601, UTC); null when none."
+    )
+    window_to: datetime.datetime | None = strawberry.field(
+        description="The end of the expected window (ISO 8601, UTC); null when none."
+    )
+    source: str = strawberry.field(
+        default="",
+        description=(
+            "Who estimated it (a carrier plugin, or manual); empty for the current estimate."
+        ),
+    )
+    recorded_at: datetime.datetime | None = strawberry.field(
+        default=None,
+        description=(
+            "When this estimate was recorded (ISO 8601, UTC); null for the current estimate."
+        ),
+    )
 
 
-@strawberry.type
+@strawberry.type(description="A shipment's tracking: status, events and estimates.")
 class ShipmentTracking:
-    shipment_id: strawberry.ID
-    carrier: str
-    tracking_number: str
-    status: str
-    reason: str | None
-    last_event_at: datetime.datetime | None
-    delivered_at: datetime.datetime | None
-    estimate: DeliveryEstimate
+    shipment_id: strawberry.ID = strawberry.field(description="The shipment's id (Shipment.id).")
+    carrier: str = strawberry.field(description="The carrier plugin's name.")
+    tracking_number: str = strawberry.field(description="The carrier's tracking number.")
+    status: TrackingStatus = strawberry.field(description="Where the parcel is now.")
+    reason: IncidentReason | None = strawberry.field(
+        description="Why the delivery went wrong; null when nothing did."
+    )
+    last_event_at: datetime.datetime | None = strawberry.field(
+        description="When the carrier last reported (ISO 8601, UTC); null before."
+    )
+    delivered_at: datetime.datetime | None = strawberry.field(
+        description="When it was delivered (ISO 8601, UTC); null before."
+    )
+    estimate: DeliveryEstimate = strawberry.field(description="The carrier's current estimate.")
     eta_history: list[DeliveryEstimate] = strawberry.field(
         description="Every estimate the carrier gave, oldest first."
     )
-    promised_date: datetime.date | None
-    on_time_status: str = strawberry.field(
-        description="on_time, late (delivered or estimated after the promise), or unknown."
+    promised_date: datetime.date | None = strawberry.field(
+        description="The delivery date promised to the customer; null when none."
+    )
+    on_time_status: OnTimeStatus = strawberry.field(
+        description="Whether it keeps the promised date."
     )
     events: list[TrackingEvent] = strawberry.field(description="Newest first.")
 
@@ -103,8 +186,8 @@ class ShipmentTracking:
             shipment_id=strawberry.ID(str(view.shipment_id)),
             carrier=view.carrier,
             tracking_number=view.tracking_number,
-            status=view.status,
-            reason=view.reason,
+            status=TrackingStatus(view.status),
+            reason=None if view.reason is None else IncidentReason(view.reason),
             last_event_at=view.last_event_at,
             delivered_at=view.delivered_at,
             estimate=_estimate(view.estimate),
@@ -113,7 +196,7 @@ class ShipmentTracking:
                 for estimate, source, recorded_at in view.eta_history
             ],
             promised_date=view.promised_date,
-            on_time_status=view.on_time_status,
+            on_time_status=OnTimeStatus(view.on_time_status),
             events=[TrackingEvent.from_view(e) for e in view.events],
         )
 
@@ -137,43 +220,62 @@ async def shipment_tracking(shipment_id: int) -> ShipmentTracking:
     return ShipmentTracking.from_view(next(v for v in views if v.shipment_id == shipment_id))
 
 
-@strawberry.type
+@strawberry.type(description="The answer to setPromisedDate.")
 class PromisePayload:
-    tracking: ShipmentTracking | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    tracking: ShipmentTracking | None = strawberry.field(
+        default=None,
+        description=("The shipment's tracking after the change; null when errors is not empty."),
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description=PAYLOAD_ERRORS,
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Where a tracking event happened, as much as a customer is shown.")
 class PublicPlace:
-    city: str
-    region: str
-    country: str
+    city: str = strawberry.field(description="The city; empty when not said.")
+    region: str = strawberry.field(description="The region or state; empty when not said.")
+    country: str = strawberry.field(
+        description="ISO 3166-1 alpha-2 country code; empty when not said."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="A carrier's event, as a customer is shown it.")
 class PublicTrackingEvent:
-    occurred_at: datetime.datetime
-    local_time: datetime.datetime
-    offset_known: bool
-    status: str
-    description: str
-    location: PublicPlace
+    occurred_at: datetime.datetime = strawberry.field(description="The instant (ISO 8601, UTC).")
+    local_time: datetime.datetime = strawberry.field(
+        description="The same instant on the carrier's local clock, with its offset."
+    )
+    offset_known: bool = strawberry.field(
+        description="False when the carrier gave only its local time."
+    )
+    status: TrackingStatus = strawberry.field(description="Where the parcel was.")
+    description: str = strawberry.field(description="The carrier's words.")
+    location: PublicPlace = strawberry.field(description="Where it happened.")
 
 
-@strawberry.type
+@strawberry.type(description="A shipment, as a customer is shown it.")
 class PublicShipment:
-    carrier: str
-    status: str
-    estimate: DeliveryEstimate
-    delivered_at: datetime.datetime | None
+    carrier: str = strawberry.field(description="The carrier's name.")
+    status: TrackingStatus = strawberry.field(description="Where the parcel is.")
+    estimate: DeliveryEstimate = strawberry.field(description="When it is expected.")
+    delivered_at: datetime.datetime | None = strawberry.field(
+        description="When it was delivered (ISO 8601, UTC); null before."
+    )
     events: list[PublicTrackingEvent] = strawberry.field(description="Newest first.")
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "An order's progress, as anyone with its number and the customer's e-mail or "
+        "postal code is shown it."
+    )
+)
 class PublicOrderTracking:
-    number: str
-    status: str
-    shipments: list[PublicShipment]
+    number: str = strawberry.field(description="The order's number.")
+    status: str = strawberry.field(description="The order's status (Order.status).")
+    shipments: list[PublicShipment] = strawberry.field(description="Its shipments, oldest first.")
 
     @classmethod
     def from_view(cls, view: lookup.PublicTracking) -> PublicOrderTracking:
@@ -183,7 +285,7 @@ class PublicOrderTracking:
             shipments=[
                 PublicShipment(
                     carrier=s.carrier,
-                    status=s.status,
+                    status=TrackingStatus(s.status),
                     estimate=_estimate(s.estimate),
                     delivered_at=s.delivered_at,
                     events=[
@@ -191,7 +293,7 @@ class PublicOrderTracking:
                             occurred_at=e.occurred_at,
                             local_time=e.local_time,
                             offset_known=e.offset_known,
-                            status=e.status,
+                            status=TrackingStatus(e.status),
                             description=e.description,
                             location=PublicPlace(
                                 city=e.location.city,
@@ -221,9 +323,24 @@ class TrackingQuery:
     async def track_order(
         self,
         info: Info,
-        number: str,
-        email: str | None = None,
-        postal_code: str | None = None,
+        number: Annotated[
+            str,
+            strawberry.argument(
+                description=(
+                    "The order's number, such as SO-000013. Lookups are limited per "
+                    "client and per order (RATE_LIMITED)."
+                )
+            ),
+        ],
+        email: Annotated[
+            str | None, strawberry.argument(description="The customer's e-mail address.")
+        ] = None,
+        postal_code: Annotated[
+            str | None,
+            strawberry.argument(
+                description="The delivery address's postal code, instead of the e-mail."
+            ),
+        ] = None,
     ) -> PublicOrderTracking | None:
         try:
             await lookup.limit_lookup(info.context.rt, client_of(info), number)
@@ -234,12 +351,22 @@ class TrackingQuery:
 
     @strawberry.field(description="The tracking of every shipment of an order.")
     async def shipment_tracking(
-        self, info: Info, order_id: strawberry.ID
+        self,
+        info: Info,
+        order_id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description=(
+                    "The order's id (Order.id; its databaseId is taken too). NOT_FOUND "
+                    "when it is not one you may see."
+                )
+            ),
+        ],
     ) -> list[ShipmentTracking]:
         principal = require(info, *READERS)
         not_found = ApiError(ErrorCode.NOT_FOUND, f"There is no order {order_id}.")
         try:
-            wanted = row_id(order_id, "order")
+            wanted = order_key(order_id)
         except DomainError:
             raise not_found from None
         row = await OrderRow.select(OrderRow.customer).where(OrderRow.id == wanted).first()
@@ -256,7 +383,19 @@ class TrackingMutation:
     @strawberry.mutation(description="Set (or clear) the delivery date promised for a shipment.")
     @payload_errors
     async def set_promised_date(
-        self, info: Info, shipment_id: strawberry.ID, promised_date: datetime.date | None = None
+        self,
+        info: Info,
+        shipment_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The shipment's id (Shipment.id).")
+        ],
+        promised_date: Annotated[
+            datetime.date | None,
+            strawberry.argument(
+                description=(
+                    "The promised delivery date in the customer's calendar; null clears it."
+                )
+            ),
+        ] = None,
     ) -> PromisePayload:
         principal = require(info, *OPERATORS)
         wanted = row_id(shipment_id, "shipment", field="shipmentId")

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from piccolo.custom_types import Combinable
+
 from ordergraph.core import db, scope
 from ordergraph.core.auth import Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
@@ -354,18 +356,17 @@ def line_view(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "amount": from_minor(row["amount_minor"], row["currency"])}
 
 
-async def bank_lines(
-    state: str | None, principal: Principal, limit: int = 200
-) -> list[dict[str, Any]]:
-    """Imported lines in ``state`` (all when None), newest first: those matched to a
-    statement only when its order is in ``principal``'s scope."""
-    query = BankLine.select().order_by(BankLine.id, ascending=False).limit(limit)
+def bank_line_filters(state: str | None, principal: Principal) -> list[Combinable]:
+    """Where-clauses on bank lines that keep those in ``state`` (all when None) that
+    ``principal`` may see: a line matched to a statement only when its order is in
+    their scope."""
+    clauses: list[Combinable] = []
     if state is not None:
-        query = query.where(BankLine.state == state)
+        clauses.append(BankLine.state == state)
     visible = scope.visible_orders(principal)
     if visible:
         statements = Statement.select(Statement.id).where(
             Statement.order.is_in(Order.select(Order.id).where(*visible))
         )
-        query = query.where(BankLine.statement.is_null() | BankLine.statement.is_in(statements))
-    return [line_view(row) for row in await query]
+        clauses.append(BankLine.statement.is_null() | BankLine.statement.is_in(statements))
+    return clauses

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from piccolo.custom_types import Combinable
+
 from ordergraph.core import db, scope
 from ordergraph.core.auth import SYSTEM, Principal
 from ordergraph.core.errors import DomainError, ErrorCode
@@ -472,10 +474,11 @@ class AlertView:
     detail: dict[str, Any]
 
 
-_COLUMNS = (*Alert.all_columns(), Alert.team.name.as_alias("team_name"))
+ALERT_COLUMNS = (*Alert.all_columns(), Alert.team.name.as_alias("team_name"))
+"""What ``alert_view`` reads of an alert: its row and its team's name."""
 
 
-def _view(row: dict[str, Any]) -> AlertView:
+def alert_view(row: dict[str, Any]) -> AlertView:
     return AlertView(
         id=row["id"],
         kind=row["kind"],
@@ -496,33 +499,29 @@ def _view(row: dict[str, Any]) -> AlertView:
     )
 
 
-async def list_alerts(
-    principal: Principal,
-    *,
-    state: str | None = None,
-    order_id: int | None = None,
-    limit: int = 100,
-) -> list[AlertView]:
-    """Alerts the principal may see, newest first; ``state``: open (incl. acknowledged),
-    acknowledged or resolved."""
-    query = Alert.select(*_COLUMNS).order_by(Alert.id, ascending=False).limit(limit)
+def alert_filters(
+    principal: Principal, *, state: str | None = None, order_id: int | None = None
+) -> list[Combinable]:
+    """Where-clauses on alerts that keep those the principal may see, in ``state`` (open:
+    acknowledged ones included; acknowledged; resolved) and of ``order_id``, when given."""
+    clauses: list[Combinable] = []
     if state == "open":
-        query = query.where(Alert.open_key.is_not_null())
+        clauses.append(Alert.open_key.is_not_null())
     elif state is not None:
-        query = query.where(Alert.state == state)
+        clauses.append(Alert.state == state)
     if order_id is not None:
-        query = query.where(Alert.order == order_id)
+        clauses.append(Alert.order == order_id)
     visible = scope.visible_orders(principal)
     if visible:
-        query = query.where(Alert.order.is_in(Order.select(Order.id).where(*visible)))
-    return [_view(row) for row in await query]
+        clauses.append(Alert.order.is_in(Order.select(Order.id).where(*visible)))
+    return clauses
 
 
 async def get_alert(alert_id: int, principal: Principal) -> AlertView:
-    row = await Alert.select(*_COLUMNS).where(Alert.id == alert_id).first()
+    row = await Alert.select(*ALERT_COLUMNS).where(Alert.id == alert_id).first()
     if row is None or not await scope.may_access_order(principal, row["order"]):
         raise DomainError.of(ErrorCode.NOT_FOUND, f"There is no alert {alert_id}.", "id")
-    return _view(row)
+    return alert_view(row)
 
 
 async def acknowledge(rt: Runtime, alert_id: int, principal: Principal) -> AlertView:

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from piccolo.custom_types import Combinable
+
 from ordergraph.core import db
 from ordergraph.core.auth import Principal
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
@@ -43,7 +45,6 @@ from ordergraph.stages.tracking.limits import (
 from ordergraph.stages.tracking.tables import Notification, WebhookEndpoint
 
 CHANNEL_PREFIX = "webhook-endpoint:"
-MAX_DELIVERIES_PAGE = 100
 _EVENT_TYPE = re.compile(r"\*|[a-z][a-z0-9_.]{0,63}")
 
 
@@ -312,7 +313,7 @@ async def target(endpoint_id: int) -> tuple[EndpointView, str] | None:
     return (_endpoint(row), row["secret"]) if row else None
 
 
-def _delivery(endpoint_id: int, row: dict[str, Any]) -> DeliveryView:
+def delivery_view(endpoint_id: int, row: dict[str, Any]) -> DeliveryView:
     return DeliveryView(
         id=row["id"],
         endpoint_id=endpoint_id,
@@ -327,20 +328,9 @@ def _delivery(endpoint_id: int, row: dict[str, Any]) -> DeliveryView:
     )
 
 
-async def deliveries(
-    endpoint_id: int, first: int = 50, before: int | None = None
-) -> list[DeliveryView]:
-    """The endpoint's deliveries, newest first, ``first`` (1 to 100) older than ``before``."""
-    which = Notification.channel == f"{CHANNEL_PREFIX}{endpoint_id}"
-    if before is not None:
-        which &= Notification.id < before
-    rows = (
-        await Notification.select()
-        .where(which)
-        .order_by(Notification.id, ascending=False)
-        .limit(max(1, min(first, MAX_DELIVERIES_PAGE)))
-    )
-    return [_delivery(endpoint_id, row) for row in rows]
+def delivery_filters(endpoint_id: int) -> list[Combinable]:
+    """Where-clauses on notifications that keep the deliveries to endpoint ``endpoint_id``."""
+    return [Notification.channel == f"{CHANNEL_PREFIX}{endpoint_id}"]
 
 
 async def delivery(delivery_id: int) -> DeliveryView | None:
@@ -350,7 +340,7 @@ async def delivery(delivery_id: int) -> DeliveryView | None:
     row = await Notification.select().where(Notification.id == delivery_id).first()
     if row is None or not row["channel"].startswith(CHANNEL_PREFIX):
         return None
-    return _delivery(int(row["channel"].removeprefix(CHANNEL_PREFIX)), row)
+    return delivery_view(int(row["channel"].removeprefix(CHANNEL_PREFIX)), row)
 
 
 async def get(endpoint_id: int) -> EndpointView | None:

@@ -14,12 +14,13 @@ It imports nothing from ordergraph but ``ordergraph.plugin_api`` and is found th
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
 from ordergraph.plugin_api import (
     READERS,
+    DomainError,
     ErrorCode,
     Info,
     OrderDraft,
@@ -33,6 +34,7 @@ from ordergraph.plugin_api import (
     Transition,
     hookimpl,
     load_order,
+    order_key,
     require,
 )
 
@@ -113,10 +115,10 @@ def extend_status_graph(graph: StatusGraph) -> None:
     graph.extend_transition("deliver", sources=(PICKUP_STATE,))
 
 
-@strawberry.type
+@strawberry.type(description="The loyalty points an order earns.")
 class LoyaltyPoints:
-    label: str
-    points: int
+    label: str = strawberry.field(description="What the shop calls its points.")
+    points: int = strawberry.field(description="One per whole unit of the order's total.")
 
 
 @hookimpl
@@ -126,9 +128,18 @@ def graphql_schema(settings: dict[str, Any]) -> SchemaExtension:
     @strawberry.type
     class LoyaltyQuery:
         @strawberry.field(description="Points earned by an order: one per whole unit of total.")
-        async def loyalty_points(self, info: Info, order_id: strawberry.ID) -> LoyaltyPoints | None:
+        async def loyalty_points(
+            self,
+            info: Info,
+            order_id: Annotated[
+                strawberry.ID, strawberry.argument(description="The order's id (Order.id).")
+            ],
+        ) -> LoyaltyPoints | None:
             principal = require(info, *READERS)
-            order = await load_order(int(order_id)) if order_id.isdigit() else None
+            try:
+                order = await load_order(order_key(order_id, "orderId"))
+            except DomainError:
+                order = None
             if order is None or not principal.may_see_customer(order.customer_id):
                 return None
             return LoyaltyPoints(label=label, points=int(order.total))
