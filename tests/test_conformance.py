@@ -63,7 +63,7 @@ async def read_line(proc: asyncio.subprocess.Process) -> dict[str, Any]:
 
 async def test_graphql_ws_clients_get_errors_they_can_report_and_live_events(api: Api) -> None:
     order = await submit(api)
-    probe = probe_event(int(order["id"]), await customer_id("ada@example.com"))
+    probe = probe_event(order["databaseId"], await customer_id("ada@example.com"))
     async with over_http(api) as base:
         url = base.replace("http", "ws", 1) + "/graphql"
         async with node("graphql-ws-client.mjs", url, api.tokens["ada"], order["id"]) as proc:

@@ -215,7 +215,7 @@ async def test_the_answer_is_in_the_media_type_the_client_ranks_highest(
     )
     assert response.status_code == 200
     assert response.headers["content-type"] == answered
-    assert response.json() == {"data": {"me": {"role": "staff"}}}
+    assert response.json() == {"data": {"me": {"role": "STAFF"}}}
 
 
 # -- CORS -------------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ async def test_a_storefront_on_an_allowed_origin_passes_the_preflight_and_reads_
     }
     # The API takes a bearer token, never a cookie: browsers send none.
     assert "access-control-allow-credentials" not in allowed
-    assert answer.json() == {"data": {"me": {"role": "customer"}}}
+    assert answer.json() == {"data": {"me": {"role": "CUSTOMER"}}}
     assert cors_headers(answer) == {"access-control-allow-origin": SHOP}
     assert "Origin" in answer.headers["vary"]
 
@@ -342,5 +342,5 @@ async def test_a_storefront_page_in_a_browser_calls_the_api_only_from_an_allowed
         finally:
             await chromium.close()
 
-    assert allowed == {"data": {"me": {"role": "customer"}}}
+    assert allowed == {"data": {"me": {"role": "CUSTOMER"}}}
     assert "Failed to fetch" in elsewhere["blocked"]
