@@ -117,6 +117,7 @@ async def run_worker(
         handle_signals=False,
         wake_channel=outbox.names.wake,
         idle_poll=IDLE_POLL_SECONDS,
+        on_taken=outbox.taken,
     )
     running = asyncio.create_task(worker.async_run(), name="arq-worker")
     try:

@@ -65,6 +65,7 @@ MAX_TRIES = 1000
 # Room for recording a job's outcome after its own timeout, before arq's.
 RECORD_SECONDS = 5.0
 PURGE_EVERY_SECONDS = 3600
+GATHER_SECONDS = 0.05
 _UNFINISHED = "\"status\" IN ('pending', 'running')"
 
 # KEYS: the queue, then each job's key and result key; ARGV: the wake-up channel, then
@@ -213,6 +214,11 @@ class OutboxJobs:
         # The jobs in hand by ordering key: id -> ended.
         self._in_hand: dict[tuple[str, Any], dict[int, asyncio.Future[None]]] = {}
         self._record_done = Batched(self._mark_done)
+        # Jobs taken from the queue that have not reached ``run`` yet (arq reads each one's
+        # body first), and set when there are none.
+        self._arriving = 0
+        self._arrived = asyncio.Event()
+        self._arrived.set()
         self._relay_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -258,11 +264,28 @@ class OutboxJobs:
 
         return run
 
+    def taken(self, job_ids: list[str]) -> None:
+        """The worker took these jobs from the queue together (``WakingWorker``)."""
+        arriving = sum(job_id.startswith(self.names.jobs) for job_id in job_ids)
+        if arriving:
+            self._arriving += arriving
+            self._arrived.clear()
+
+    async def _together(self) -> None:
+        """Wait until the jobs taken with this one have arrived too (their bodies come
+        from Redis one by one), so that the batched ones among them go as one batch."""
+        with contextlib.suppress(TimeoutError):
+            # A taken job that never arrives (expired, say) holds nobody up for long.
+            await asyncio.wait_for(self._arrived.wait(), GATHER_SECONDS)
+
     async def run(
         self, name: str, outbox_id: int, payload: dict[str, Any], max_attempts: int, attempt: int
     ) -> None:
         """Run one outbox job after the earlier jobs in hand of its order (or kind), and
         record its outcome on its row."""
+        self._arriving = max(self._arriving - 1, 0)
+        if not self._arriving:
+            self._arrived.set()
         job = jobs.ClaimedJob(outbox_id, name, payload, attempt, max_attempts)
         hand = self._in_hand.setdefault(job.ordering_key, {})
         earlier = [ended for other, ended in hand.items() if other < outbox_id]
@@ -276,6 +299,8 @@ class OutboxJobs:
                 raise JobAbandoned(error)
             handler = self.rt.job_handlers.get(name)
             together = isinstance(handler, Batched)
+            if together:
+                await self._together()
             try:
                 async with contextlib.nullcontext() if together else self._slots:
                     if handler is None:
@@ -434,8 +459,16 @@ class WakingWorker(Worker):
 
     Running a job and recording its result are arq's."""
 
-    def __init__(self, *args: Any, wake_channel: str, idle_poll: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        wake_channel: str,
+        idle_poll: float,
+        on_taken: Callable[[list[str]], None],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, poll_delay=0, **kwargs)
+        self.on_taken = on_taken
         self.wake_channel = wake_channel
         self.idle_poll = idle_poll
         self._woken = asyncio.Event()
@@ -484,12 +517,14 @@ class WakingWorker(Worker):
                 self.queue_read_limit,
             ],
         )
-        for job_id, score in zip(taken[::2], taken[1::2], strict=True):
+        job_ids = [job_id.decode() for job_id in taken[::2]]
+        self.on_taken(job_ids)
+        for job_id, score in zip(job_ids, taken[1::2], strict=True):
             await self.sem.acquire()
             self.job_counter += 1
-            task = self.loop.create_task(self.run_job(job_id.decode(), int(float(score))))
+            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
-            self.tasks[job_id.decode()] = task
+            self.tasks[job_id] = task
 
     async def _listen(self) -> None:
         while True:
