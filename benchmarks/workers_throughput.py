@@ -29,11 +29,10 @@ of each over the rounds.
 compares worker deployments instead: the workers of the tree in DIR (a worktree of an
 earlier commit: its ``ordergraph`` on the path of the submitting process and of its
 workers) against this tree's, the same workload in turns (A B A B ...), each run in a
-process of its own. Staying idle after the first run of each, it also reads the
-transactions the database committed per minute (every statement outside a
-transaction is one; from ``pg_stat_database``, so the API process's count too) and the
-Redis commands per minute per worker (``MONITOR``, those on the Redis database of
-REDIS_URL).
+process of its own. Staying idle after the first run of each, it also counts the
+statements per minute of one more worker of that tree, run in the benchmark's process,
+and the Redis commands per minute per worker (``MONITOR``, those on the Redis database
+of REDIS_URL, divided among the workers).
 """
 
 from __future__ import annotations
@@ -53,9 +52,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import redis.asyncio as redis
-from common import POSTGRES_URL, fresh_database, markdown_table
+from common import fresh_database, markdown_table
 from review_throughput import RULES, WARM_UP, draft, seed
 
 from ordergraph.core import assembly, db, runtime
@@ -63,6 +61,7 @@ from ordergraph.core.auth import Principal, Role
 from ordergraph.core.orders import submit_order
 from ordergraph.core.settings import Settings
 from ordergraph.core.tables import Order, OutboxJob
+from ordergraph.worker import run_worker
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
 # A claim (which may also record finished jobs done), and a finish sent alone.
@@ -80,7 +79,7 @@ class Result:
     idle_cores: float | None = None
     claims: int | None = None
     finishes: int | None = None
-    idle_transactions_per_minute: float | None = None
+    idle_statements_per_worker_minute: float | None = None
     idle_redis_per_worker_minute: float | None = None
 
     def row(self) -> tuple[str, ...]:
@@ -249,28 +248,21 @@ async def workers(
     ):
         result = await measure(rt, name or f"{count} workers", orders, concurrency, None)
         if idle:
-            result.idle_transactions_per_minute, commands = await idle_deployment(
-                url, redis_url, idle
+            result.idle_statements_per_worker_minute, commands = await idle_deployment(
+                rt.settings, redis_url, idle
             )
-            result.idle_redis_per_worker_minute = commands / count
+            result.idle_redis_per_worker_minute = commands / (count + 1)
         return result
 
 
-async def idle_deployment(url: str, redis_url: str, seconds: float) -> tuple[float, float]:
-    """Transactions the database committed, and commands the Redis database of
-    ``redis_url`` received, per minute, while the deployment stayed idle for ``seconds``.
-
-    PostgreSQL's counters lag (a backend reports at most every second, an idle one
-    within 10 s), so both readings come 11 s after what they count."""
-    name = url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(POSTGRES_URL)
+async def idle_deployment(
+    settings: Settings, redis_url: str, seconds: float
+) -> tuple[float, float]:
+    """Statements per minute of one more worker, run in this process, and commands per
+    minute the Redis database of ``redis_url`` receives, while the deployment stays idle
+    for ``seconds`` (after the first 10 s, in which the new worker starts)."""
     client = redis.Redis.from_url(redis_url)
     database = client.connection_pool.connection_kwargs.get("db", 0)
-
-    async def transactions() -> int:
-        return await admin.fetchval(
-            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1", name
-        )
 
     async def count_commands(counted: list[int]) -> None:
         async with client.monitor() as monitor:
@@ -278,21 +270,25 @@ async def idle_deployment(url: str, redis_url: str, seconds: float) -> tuple[flo
                 if command.get("db") == database:
                     counted.append(1)
 
+    stop, started = asyncio.Event(), asyncio.Event()
+    with db.count_statements() as log:
+        running = asyncio.create_task(run_worker(settings, stop=stop, started=started))
     try:
-        await asyncio.sleep(11)
-        before = await transactions()
+        await asyncio.wait_for(started.wait(), 60)
+        await asyncio.sleep(10)
+        mark = len(log.statements)
         counted: list[int] = []
         monitoring = asyncio.create_task(count_commands(counted))
         await asyncio.sleep(seconds)
+        statements = len(log.statements) - mark
         monitoring.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await monitoring
-        await asyncio.sleep(11)
-        after = await transactions()
     finally:
-        await admin.close()
+        stop.set()
+        await running
         await client.aclose()
-    return (after - before) * 60 / seconds, len(counted) * 60 / seconds
+    return statements * 60 / seconds, len(counted) * 60 / seconds
 
 
 async def child(args: argparse.Namespace, redis_url: str) -> int:
@@ -326,13 +322,13 @@ def compare(args: argparse.Namespace) -> int:
             out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
             results.append(Result(**json.loads(out.stdout.strip().splitlines()[-1])))
     header = ("jobs run by", "orders", "seconds", "orders/s", "jobs/s",
-              "idle transactions/min", "idle Redis commands/min per worker",
+              "idle statements/min per worker", "idle Redis commands/min per worker",
               "idle cores")  # fmt: skip
     print(markdown_table(header, [
         (r.runner, str(r.orders), f"{r.seconds:.2f}", f"{r.orders / r.seconds:.1f}",
          f"{r.jobs / r.seconds:.1f}",
-         "-" if r.idle_transactions_per_minute is None
-         else f"{r.idle_transactions_per_minute:.1f}",
+         "-" if r.idle_statements_per_worker_minute is None
+         else f"{r.idle_statements_per_worker_minute:.1f}",
          "-" if r.idle_redis_per_worker_minute is None
          else f"{r.idle_redis_per_worker_minute:.1f}",
          "-" if r.idle_cores is None else f"{r.idle_cores:.2f}")

@@ -560,3 +560,24 @@ def test_every_command_and_option_says_what_it_does() -> None:
     assert unexplained == []
     commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
     assert {"serve", "migrate", "worker", "token", "import"} <= set(commands.choices)
+
+
+def test_worker_check_is_arqs_health_check_and_fails_without_a_worker(
+    tmp_path: Path, redis_url: str
+) -> None:
+    # No worker of this database has reported to Redis: arq's check exits 1, as
+    # `arq ordergraph.worker.WorkerSettings --check` does.
+    url = f"sqlite:///{tmp_path}/og.db"
+    checked = ordergraph("worker", "--check", cwd=tmp_path, DATABASE_URL=url, REDIS_URL=redis_url)
+    assert checked.returncode == 1, checked.stderr
+    assert "Health check failed" in checked.stderr
+    arq = str(Path(ORDERGRAPH).with_name("arq"))
+    same = subprocess.run(
+        [arq, "ordergraph.worker.WorkerSettings", "--check"],
+        cwd=tmp_path,
+        env=clean_env(DATABASE_URL=url, REDIS_URL=redis_url),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+    assert same.returncode == 1, same.stderr

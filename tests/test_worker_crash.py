@@ -68,7 +68,7 @@ CONFIG = """
 [ordergraph]
 plugin_timeout_seconds = 300
 # The jobs of a killed worker run again 15 s after this.
-job_timeout_seconds = 20
+job_timeout_seconds = 10
 review_rules = ["gate", "stock"]
 
 [plugins.gate]

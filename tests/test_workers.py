@@ -48,8 +48,14 @@ def runs() -> collections.Counter[str]:
 
 
 @pytest.fixture
+def steps() -> list[tuple[str, int]]:
+    """When the worker started and ended each ``step`` job."""
+    return []
+
+
+@pytest.fixture
 async def worker(
-    api: Api, settings: Settings, runs: collections.Counter[str]
+    api: Api, settings: Settings, runs: collections.Counter[str], steps: list[tuple[str, int]]
 ) -> AsyncIterator[None]:
     """A worker in this process, with two jobs that fail."""
 
@@ -65,13 +71,18 @@ async def worker(
     async def counted(payload: dict[str, Any]) -> None:
         runs[f"counted {payload['n']}"] += 1
 
+    async def step(payload: dict[str, Any]) -> None:
+        steps.append(("start", payload["n"]))
+        await asyncio.sleep(0.01)  # long enough for another job to start meanwhile
+        steps.append(("end", payload["n"]))
+
     @hookimpl
     def plugin_info() -> PluginInfo:
         return PluginInfo(category="other", description="failing jobs", enabled_by_default=True)
 
     @hookimpl
     def register_jobs() -> dict[str, Any]:
-        return {"flaky": flaky, "broken": broken, "counted": counted}
+        return {"flaky": flaky, "broken": broken, "counted": counted, "step": step}
 
     plugin = SimpleNamespace(plugin_info=plugin_info, register_jobs=register_jobs)
     # The worker's runtime connects the process's one database again (tables are
@@ -191,6 +202,16 @@ async def test_an_operator_reads_a_jobs_outcome_from_arq_under_the_outbox_rows_i
         assert await api.rt.carrier.enqueue([{**row, "payload": '{"n": 1}'}]) == 0
     finally:
         await client.aclose()
+
+
+async def test_the_jobs_of_one_order_run_one_after_another_in_the_order_they_were_written(
+    api: Api, worker: None, steps: list[tuple[str, int]]
+):
+    order = await submit(api)
+    async with db.write_transaction():
+        await enqueue_many([("step", {"order_id": int(order["id"]), "n": n}) for n in range(5)])
+    await wait_for_outbox({"done"})
+    assert steps == [(edge, n) for n in range(5) for edge in ("start", "end")]
 
 
 STALLED_ENQUEUE = """

@@ -36,7 +36,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as redis
@@ -173,28 +173,41 @@ class Carrier:
         await self.redis.aclose()
 
 
-async def relay_once(carrier: Carrier) -> int:
-    """Send the unfinished rows committed ``RELAY_AFTER`` ago or earlier that are not in
-    Redis; how many were sent."""
+async def relay_once(carrier: Carrier, after_id: int = 0) -> tuple[int, int]:
+    """Send the unfinished rows after ``after_id`` committed ``RELAY_AFTER`` ago or
+    earlier that are not in Redis: how many were sent, and the last id looked at."""
     read_at = time.monotonic()
     rows = await db.raw(
         'SELECT "id", "name", "payload", "run_after", "max_attempts" FROM "outbox" '
-        f'WHERE {_UNFINISHED} AND "created_at" <= {{}} ORDER BY "id" LIMIT {{}}',
+        f'WHERE {_UNFINISHED} AND "id" > {{}} AND "created_at" <= {{}} ORDER BY "id" LIMIT {{}}',
+        after_id,
         db.now() - RELAY_AFTER,
         RELAY_BATCH,
     )
     if not rows:
-        return 0
+        return 0, after_id
+    last = rows[-1]["id"]
     for row in rows:
         if not isinstance(row["payload"], str):
             row["payload"] = json.dumps(row["payload"])
     missing = await carrier.missing(rows)
-    if not missing or time.monotonic() - read_at > RELAY_SEND_WITHIN:
-        return 0  # a row read this long ago may have finished since: read again
+    if not missing:
+        return 0, last
+    if time.monotonic() - read_at > RELAY_SEND_WITHIN:
+        return 0, after_id  # a row read this long ago may have finished since: read again
     sent = await carrier.enqueue(missing)
     if sent:
         log.warning("relayed %s committed jobs that had not been enqueued", sent)
-    return sent
+    return sent, last
+
+
+@dataclass
+class _Take:
+    """Jobs a worker took from the queue together: those not arrived yet, and set once
+    every one has."""
+
+    waiting: set[int]
+    complete: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class JobAbandoned(RuntimeError):
@@ -214,11 +227,9 @@ class OutboxJobs:
         # The jobs in hand by ordering key: id -> ended.
         self._in_hand: dict[tuple[str, Any], dict[int, asyncio.Future[None]]] = {}
         self._record_done = Batched(self._mark_done)
-        # Jobs taken from the queue that have not reached ``run`` yet (arq reads each one's
-        # body first), and set when there are none.
-        self._arriving = 0
-        self._arrived = asyncio.Event()
-        self._arrived.set()
+        # The takes of jobs from the queue of which some have not reached ``run`` yet
+        # (arq reads each one's body first, and they arrive in any order), by job.
+        self._arrivals: dict[int, _Take] = {}
         self._relay_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -266,41 +277,59 @@ class OutboxJobs:
 
     def taken(self, job_ids: list[str]) -> None:
         """The worker took these jobs from the queue together (``WakingWorker``)."""
-        arriving = sum(job_id.startswith(self.names.jobs) for job_id in job_ids)
-        if arriving:
-            self._arriving += arriving
-            self._arrived.clear()
+        ours = self.names.jobs + ":"
+        take = _Take({int(i.rsplit(":", 1)[1]) for i in job_ids if i.startswith(ours)})
+        for outbox_id in take.waiting:
+            self._arrivals[outbox_id] = take
 
-    async def _together(self) -> None:
-        """Wait until the jobs taken with this one have arrived too (their bodies come
-        from Redis one by one), so that the batched ones among them go as one batch."""
-        with contextlib.suppress(TimeoutError):
-            # A taken job that never arrives (expired, say) holds nobody up for long.
-            await asyncio.wait_for(self._arrived.wait(), GATHER_SECONDS)
+    async def _arrive(self, outbox_id: int) -> None:
+        """This job reached ``run``: wait until the jobs taken with it, and those taken
+        before it, have too. Then the jobs of its order among them are in hand (it runs
+        after them), and it starts in the same turn of the event loop as the others of
+        its take (the review jobs among them go as one batch)."""
+        take = self._arrivals.pop(outbox_id, None)
+        if take is not None:
+            take.waiting.discard(outbox_id)
+            if not take.waiting:
+                take.complete.set()
+        waits = {id(t): t for other, t in self._arrivals.items() if other < outbox_id}
+        if take is not None:
+            waits[id(take)] = take
+        for waiting in waits.values():
+            if waiting.complete.is_set():
+                continue
+            try:
+                async with asyncio.timeout(GATHER_SECONDS):
+                    await waiting.complete.wait()
+            except TimeoutError:
+                # A taken job that never arrives (expired, say) holds nobody up again.
+                for other in waiting.waiting:
+                    self._arrivals.pop(other, None)
+                waiting.waiting.clear()
+                waiting.complete.set()
+                return
+        # Go with the jobs that the last arrival woke: they run in the next turn.
+        await asyncio.sleep(0)
 
     async def run(
         self, name: str, outbox_id: int, payload: dict[str, Any], max_attempts: int, attempt: int
     ) -> None:
         """Run one outbox job after the earlier jobs in hand of its order (or kind), and
         record its outcome on its row."""
-        self._arriving = max(self._arriving - 1, 0)
-        if not self._arriving:
-            self._arrived.set()
         job = jobs.ClaimedJob(outbox_id, name, payload, attempt, max_attempts)
         hand = self._in_hand.setdefault(job.ordering_key, {})
-        earlier = [ended for other, ended in hand.items() if other < outbox_id]
         ended = hand[outbox_id] = asyncio.get_running_loop().create_future()
+        handler = self.rt.job_handlers.get(name)
+        together = isinstance(handler, Batched)
         try:
+            await self._arrive(outbox_id)
+            earlier = [done for other, done in hand.items() if other < outbox_id]
             if earlier:
                 await asyncio.wait(earlier)
             if attempt > max_attempts:
                 error = f"JobAbandoned: none of its {max_attempts} attempts ended"
                 await self._record_failure(job, error, final=True)
                 raise JobAbandoned(error)
-            handler = self.rt.job_handlers.get(name)
-            together = isinstance(handler, Batched)
-            if together:
-                await self._together()
             try:
                 async with contextlib.nullcontext() if together else self._slots:
                     if handler is None:
@@ -379,13 +408,19 @@ class OutboxJobs:
             else jobs.Notifications(database.url, self._relay_wake.set)
         )
         await wakeups.start()
-        next_purge = 0.0
+        next_purge = next_full = 0.0
+        # After a commit the relay looks at the rows after the last it looked at; once
+        # a minute at all unfinished ones (a long transaction's, a Redis that lost jobs).
+        looked_at = 0
         try:
             while True:
                 self._relay_wake.clear()
                 wakeups.seen()
                 try:
-                    await relay_once(self.carrier)
+                    if time.monotonic() >= next_full:
+                        next_full = time.monotonic() + RELAY_IDLE_SECONDS
+                        looked_at = 0
+                    _, looked_at = await relay_once(self.carrier, looked_at)
                     if time.monotonic() >= next_purge:
                         next_purge = time.monotonic() + PURGE_EVERY_SECONDS
                         retention = datetime.timedelta(days=self.rt.settings.outbox_retention_days)

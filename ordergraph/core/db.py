@@ -361,6 +361,8 @@ async def after_commit(callback: AfterCommit) -> None:
     event loop can go as one (the outbox's jobs reaching Redis in one pipeline)."""
     waiting = _after_commit.get()
     if waiting is None:
+        if current().engine.current_transaction.get() is not None:
+            raise RuntimeError("a transaction not opened by write_transaction() is open")
         await callback()
     else:
         waiting.append(callback)
