@@ -22,6 +22,17 @@ both it reads how many of the machine's cores were idle, on average, while timed
 With ``--rounds`` the two take turns that many times (the idle period is measured in
 the first round), so that a busy machine slows both alike; the last table is the median
 of each over the rounds.
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/workers_throughput.py --before DIR \
+        [--orders N] [--workers 2] [--idle 60] [--rounds 5]
+
+compares worker deployments instead: the workers of the tree in DIR (a worktree of an
+earlier commit: its ``ordergraph`` on the path of the submitting process and of its
+workers) against this tree's, the same workload in turns (A B A B ...), each run in a
+process of its own. Staying idle after the first run of each, it also counts the
+statements per minute of one more worker of that tree, run in the benchmark's process,
+and the Redis commands per minute per worker (``MONITOR``, those on the Redis database
+of REDIS_URL, divided among the workers).
 """
 
 from __future__ import annotations
@@ -29,6 +40,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import statistics
 import subprocess
@@ -39,6 +52,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis.asyncio as redis
 from common import fresh_database, markdown_table
 from review_throughput import RULES, WARM_UP, draft, seed
 
@@ -47,6 +61,7 @@ from ordergraph.core.auth import Principal, Role
 from ordergraph.core.orders import submit_order
 from ordergraph.core.settings import Settings
 from ordergraph.core.tables import Order, OutboxJob
+from ordergraph.worker import run_worker
 
 ORDERGRAPH = str(Path(sys.executable).with_name("ordergraph"))
 # A claim (which may also record finished jobs done), and a finish sent alone.
@@ -64,6 +79,8 @@ class Result:
     idle_cores: float | None = None
     claims: int | None = None
     finishes: int | None = None
+    idle_statements_per_worker_minute: float | None = None
+    idle_redis_per_worker_minute: float | None = None
 
     def row(self) -> tuple[str, ...]:
         per_job = (
@@ -217,13 +234,116 @@ async def with_workers(
 
 
 async def workers(
-    count: int, redis_url: str, orders: int, concurrency: int, idle: float | None, slots: int
+    count: int,
+    redis_url: str,
+    orders: int,
+    concurrency: int,
+    idle: float | None,
+    slots: int,
+    name: str = "",
 ) -> Result:
     async with (
         fresh_database("postgresql") as url,
         with_workers(count, url, redis_url, slots) as rt,
     ):
-        return await measure(rt, f"{count} workers", orders, concurrency, idle)
+        result = await measure(rt, name or f"{count} workers", orders, concurrency, None)
+        if idle:
+            result.idle_statements_per_worker_minute, commands = await idle_deployment(
+                rt.settings, redis_url, idle
+            )
+            result.idle_redis_per_worker_minute = commands / (count + 1)
+        return result
+
+
+async def idle_deployment(
+    settings: Settings, redis_url: str, seconds: float
+) -> tuple[float, float]:
+    """Statements per minute of one more worker, run in this process, and commands per
+    minute the Redis database of ``redis_url`` receives, while the deployment stays idle
+    for ``seconds`` (after the first 10 s, in which the new worker starts)."""
+    client = redis.Redis.from_url(redis_url)
+    database = client.connection_pool.connection_kwargs.get("db", 0)
+
+    async def count_commands(counted: list[int]) -> None:
+        async with client.monitor() as monitor:
+            async for command in monitor.listen():
+                if command.get("db") == database:
+                    counted.append(1)
+
+    stop, started = asyncio.Event(), asyncio.Event()
+    with db.count_statements() as log:
+        running = asyncio.create_task(run_worker(settings, stop=stop, started=started))
+    try:
+        await asyncio.wait_for(started.wait(), 60)
+        await asyncio.sleep(10)
+        mark = len(log.statements)
+        counted: list[int] = []
+        monitoring = asyncio.create_task(count_commands(counted))
+        await asyncio.sleep(seconds)
+        statements = len(log.statements) - mark
+        monitoring.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await monitoring
+    finally:
+        stop.set()
+        await running
+        await client.aclose()
+    return statements * 60 / seconds, len(counted) * 60 / seconds
+
+
+async def child(args: argparse.Namespace, redis_url: str) -> int:
+    """One run of ``--before``'s comparison, in this process: its result as JSON."""
+    result = await workers(
+        args.workers,
+        redis_url,
+        args.orders,
+        args.concurrency,
+        args.idle or None,
+        args.job_concurrency,
+        args.child,
+    )
+    print(json.dumps(dataclasses.asdict(result)))
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    """The workers of ``args.before``'s tree against this tree's, in turns."""
+    here = str(Path(__file__).resolve().parents[1])
+    trees = {"outbox runner (before)": args.before, "arq (this tree)": here}
+    results = []
+    for round in range(args.rounds):
+        for name, tree in trees.items():
+            print(f"round {round + 1}: {name}...", file=sys.stderr)
+            command = [sys.executable, __file__, "--child", name]
+            command += ["--orders", str(args.orders), "--concurrency", str(args.concurrency)]
+            command += ["--workers", str(args.workers), "--job-concurrency"]
+            command += [str(args.job_concurrency), "--idle", str(args.idle if round == 0 else 0)]
+            env = {**os.environ, "PYTHONPATH": tree}
+            out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+            results.append(Result(**json.loads(out.stdout.strip().splitlines()[-1])))
+    header = ("jobs run by", "orders", "seconds", "orders/s", "jobs/s",
+              "idle statements/min per worker", "idle Redis commands/min per worker",
+              "idle cores")  # fmt: skip
+    print(markdown_table(header, [
+        (r.runner, str(r.orders), f"{r.seconds:.2f}", f"{r.orders / r.seconds:.1f}",
+         f"{r.jobs / r.seconds:.1f}",
+         "-" if r.idle_statements_per_worker_minute is None
+         else f"{r.idle_statements_per_worker_minute:.1f}",
+         "-" if r.idle_redis_per_worker_minute is None
+         else f"{r.idle_redis_per_worker_minute:.1f}",
+         "-" if r.idle_cores is None else f"{r.idle_cores:.2f}")
+        for r in results
+    ]))  # fmt: skip
+    print()
+    medians = {
+        name: statistics.median(r.orders / r.seconds for r in results if r.runner == name)
+        for name in trees
+    }
+    before, after = medians.values()
+    print(markdown_table(("jobs run by", "median orders/s"),
+                         [(name, f"{rate:.1f}") for name, rate in medians.items()]))  # fmt: skip
+    print(f"\narq's median is {100 * after / before:.0f} % of the outbox runner's")
+    return 0
 
 
 async def main(argv: list[str]) -> int:
@@ -238,11 +358,19 @@ async def main(argv: list[str]) -> int:
     parser.add_argument(
         "--job-concurrency", type=int, default=8, help="jobs at once per runner (8)"
     )
+    parser.add_argument(
+        "--before", help="compare the workers of the tree in this directory with this tree's"
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     counts = (args.orders, args.concurrency, args.workers, args.rounds, args.job_concurrency)
     if min(counts) < 1 or args.idle < 0:
         parser.error("every count must be positive, and --idle not negative")
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    if args.child:
+        return await child(args, redis_url)
+    if args.before:
+        return compare(args)
     results = []
     for round in range(args.rounds):
         idle = args.idle if round == 0 and args.idle else None

@@ -151,9 +151,13 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
-    from ordergraph.worker import run_worker
+    from ordergraph.worker import check, run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.check:
+        return check(settings)
+    # arq logs two lines per job at INFO; the outbox and arq's results keep the record.
+    logging.getLogger("arq.worker").setLevel(logging.WARNING)
     asyncio.run(run_worker(settings))
     return 0
 
@@ -334,13 +338,19 @@ def parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         "(PostgreSQL: run it before starting a new version; SQLite is migrated on start).",
         epilog="example: DATABASE_URL=postgresql://og@db/og ordergraph migrate",
     ).set_defaults(run=_migrate)
-    sub.add_parser(
+    worker = sub.add_parser(
         "worker",
-        help="run background jobs (needs REDIS_URL)",
-        description="Run background jobs and periodic work from the Redis queue; start "
-        "as many as the load needs, beside `ordergraph serve`.",
+        help="run background jobs (an arq worker; needs REDIS_URL)",
+        description="Run background jobs and periodic work from the deployment's arq queue; "
+        "start as many as the load needs, beside `ordergraph serve`.",
         epilog="example: REDIS_URL=redis://127.0.0.1:6379/0 ordergraph worker",
-    ).set_defaults(run=_worker)
+    )
+    worker.add_argument(
+        "--check",
+        action="store_true",
+        help="arq's health check: exit 0 if a worker reported in the last minute, else 1",
+    )
+    worker.set_defaults(run=_worker)
 
     token = sub.add_parser(
         "token",

@@ -637,3 +637,24 @@ async def post_separately(port: int, headers: dict[str, str], email: str) -> str
     body = response.json()
     assert "errors" not in body, body
     return body["data"]["upsertCustomer"]["customer"]["id"]
+
+
+def test_worker_check_is_arqs_health_check_and_fails_without_a_worker(
+    tmp_path: Path, redis_url: str
+) -> None:
+    # No worker of this database has reported to Redis: arq's check exits 1, as
+    # `arq ordergraph.worker.WorkerSettings --check` does.
+    url = f"sqlite:///{tmp_path}/og.db"
+    checked = ordergraph("worker", "--check", cwd=tmp_path, DATABASE_URL=url, REDIS_URL=redis_url)
+    assert checked.returncode == 1, checked.stderr
+    assert "Health check failed" in checked.stderr
+    arq = str(Path(ORDERGRAPH).with_name("arq"))
+    same = subprocess.run(
+        [arq, "ordergraph.worker.WorkerSettings", "--check"],
+        cwd=tmp_path,
+        env=clean_env(DATABASE_URL=url, REDIS_URL=redis_url),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+    assert same.returncode == 1, same.stderr

@@ -7,15 +7,19 @@ COMMIT, and whatever a connection pool sends when a connection goes back to it.
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 from decimal import Decimal
 from typing import Any
 
 from conftest import ADDRESS, Api, make_settings, serve_api, submit
+from piccolo.engine.postgres import PostgresEngine
 
-from ordergraph.core import db
+from ordergraph.core import db, periodic
 from ordergraph.core.auth import Principal, Role
 from ordergraph.core.jobs import JobRunner
 from ordergraph.core.orders import LineDraft, OrderDraft, submit_order
+from ordergraph.core.tables import OutboxJob, PeriodicJob
 from ordergraph.plugin_api import (
     Finding,
     OrderView,
@@ -27,6 +31,7 @@ from ordergraph.plugin_api import (
     hookimpl,
 )
 from ordergraph.stages.entry.masterdata import ProductData, upsert_products
+from ordergraph.worker import run_worker
 from plugins.channels import web
 from plugins.review_rules import credit_limit, manual_review, price_policy, stock
 
@@ -228,3 +233,83 @@ async def test_listing_orders_with_lines_and_customers_is_not_n_plus_one(api: Ap
 
     assert few == (PAGE_STATEMENTS, 5)
     assert many == (PAGE_STATEMENTS, 50)
+
+
+async def statements_of_an_arq_worker(
+    database_url: str, redis_url: str, rules: dict[str, Any], *, orders: int
+) -> list[str]:
+    """Every statement an arq worker sends from its start to the review decisions of
+    ``orders`` submitOrder requests made before it started (so that their review jobs
+    are due together), with every periodic job run a moment ago."""
+    settings = make_settings(
+        database_url, redis_url=redis_url, plugins={name: {"enabled": True} for name in rules}
+    )
+    installed = {"web": web, **rules}
+    async with serve_api(settings, installed_plugins=installed, run_jobs=False) as api:
+        await upsert_products(
+            [ProductData(sku, f"Product {sku}", Decimal("1.00"), "EUR", 100) for sku in SKUS]
+        )
+        submitted = [
+            await submit(api, f"ARQ-{i}", lines=[{"sku": sku, "quantity": 1} for sku in SKUS[:3]])
+            for i in range(orders)
+        ]
+        later = db.now() + datetime.timedelta(days=1)
+        await PeriodicJob.delete(force=True)
+        await PeriodicJob.insert(
+            *(PeriodicJob(name=name, next_run_at=later) for name in periodic.collect(api.rt))
+        )
+        api_engine = db.current().engine
+        stop, started = asyncio.Event(), asyncio.Event()
+        # The worker's tasks, started here, count into the log.
+        with db.count_statements() as log:
+            running = asyncio.create_task(
+                run_worker(settings, installed_plugins=installed, stop=stop, started=started)
+            )
+        try:
+            await asyncio.wait_for(started.wait(), 10)
+            async with asyncio.timeout(30):
+                while await OutboxJob.exists().where(OutboxJob.status != "done"):
+                    await asyncio.sleep(0.05)
+            for order in submitted:
+                found = await api.data(
+                    "query($id: ID!) { order(id: $id) { status reviewFindings { rule } } }",
+                    {"id": order["id"]},
+                )
+                assert found["order"]["status"] == "APPROVED"
+        finally:
+            stop.set()
+            await running
+            if isinstance(api_engine, PostgresEngine):
+                await api_engine.close_connection_pool()
+    return log.statements
+
+
+def without_bookkeeping(statements: list[str]) -> list[str]:
+    """Without the relay, the outbox's bookkeeping (recording jobs done, the purge) and
+    the claims of periodic work (none is due: each an empty transaction), which depend
+    on timing."""
+    bookkeeping = ('UPDATE "outbox"', 'DELETE FROM "outbox"', 'SELECT "id", "name", "payload"')
+    claims = sum(statement.startswith('INSERT INTO "periodic_jobs"') for statement in statements)
+    kept = [
+        statement
+        for statement in statements
+        if not statement.startswith(bookkeeping) and '"periodic_jobs"' not in statement
+    ]
+    for word in ("BEGIN", "COMMIT"):
+        for _ in range(claims):
+            kept.remove(next(s for s in kept if s.split()[0].rstrip(";").upper() == word))
+    return kept
+
+
+async def test_an_arq_worker_reviews_orders_due_together_in_the_statements_of_one_review(
+    database_url: str, redis_url: str
+) -> None:
+    idle = await statements_of_an_arq_worker(database_url, redis_url, FOUR_RULES, orders=0)
+    ten = await statements_of_an_arq_worker(database_url, redis_url, FOUR_RULES, orders=10)
+
+    # What ten orders add to a worker's statements: one review of them all, and on
+    # PostgreSQL the lock that makes batches take turns, as with the embedded runner.
+    postgres = database_url.startswith("postgresql")
+    together = REVIEW_STATEMENTS + (1 if postgres else 0)
+    added = len(without_bookkeeping(ten)) - len(without_bookkeeping(idle))
+    assert added == together, without_bookkeeping(ten)

@@ -12,6 +12,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from ordergraph.core.arq_jobs import Carrier
 from ordergraph.core.dispatch import core_jobs
 from ordergraph.core.events import InProcessBus, RedisBus, channel_for
 from ordergraph.core.jobs import JobRunner
@@ -66,6 +67,7 @@ def build(settings: Settings, installed_plugins: Mapping[str, Any] | None = None
         bus=bus,
         make_runner=JobRunner,
         make_periodic=PeriodicLoop,
+        make_carrier=lambda rt: Carrier(rt.settings.redis_url or "", rt.settings.database_url),
     )
     for name, target in STAGES.items():
         module, _, factory = target.partition(":")

@@ -347,14 +347,39 @@ async def disconnect(database: Database | None = None) -> None:
         _current = None
 
 
+AfterCommit = Callable[[], Awaitable[None]]
+
+_after_commit: contextvars.ContextVar[list[AfterCommit] | None] = contextvars.ContextVar(
+    "ordergraph_after_commit", default=None
+)
+
+
+async def after_commit(callback: AfterCommit) -> None:
+    """Call ``callback`` once the open ``write_transaction()`` has committed (never if it
+    rolls back); at once outside one, where every statement commits by itself. The
+    callbacks of one commit run together, so calls they make in the same turn of the
+    event loop can go as one (the outbox's jobs reaching Redis in one pipeline)."""
+    waiting = _after_commit.get()
+    if waiting is None:
+        if current().engine.current_transaction.get() is not None:
+            raise RuntimeError("a transaction not opened by write_transaction() is open")
+        await callback()
+    else:
+        waiting.append(callback)
+
+
 @contextlib.asynccontextmanager
 async def write_transaction() -> AsyncIterator[Any]:
     """A transaction for writes.
 
     SQLite takes the write lock at BEGIN (IMMEDIATE), so two writers never both read
     and then fail to upgrade; PostgreSQL uses its default READ COMMITTED transaction.
+    The outermost block runs the ``after_commit`` callbacks once it has committed.
     """
     engine = current().engine
+    outermost = _after_commit.get() is None
+    waiting: list[AfterCommit] = []
+    token = _after_commit.set(waiting) if outermost else None
     try:
         async with _transaction(engine) as txn:
             yield txn
@@ -363,6 +388,11 @@ async def write_transaction() -> AsyncIterator[Any]:
         if is_busy(exc):
             raise translate(exc) from exc
         raise
+    finally:
+        if token is not None:
+            _after_commit.reset(token)
+    if waiting:
+        await asyncio.gather(*(callback() for callback in waiting))
 
 
 @contextlib.asynccontextmanager
@@ -473,29 +503,42 @@ async def insert(
 
 
 async def insert_together(
-    inserts: Sequence[tuple[type[Table], Sequence[dict[str, Any]]]], *, returning: Sequence[str]
-) -> list[dict[str, Any]]:
-    """``insert`` into several tables, the ``returning`` columns of the last one's rows.
+    inserts: Sequence[tuple[type[Table], Sequence[dict[str, Any]]]],
+    *,
+    returning: Sequence[str],
+    ids_of: type[Table] | None = None,
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """``insert`` into several tables: the ``returning`` columns of the last one's rows,
+    and the ids of the rows written to ``ids_of`` (one of the others), in id order.
 
     On PostgreSQL this is one statement (a data-modifying ``WITH``, atomic without a
     transaction), so the rows must not need each other's generated values (``next_id``
     gives a row its id beforehand); on SQLite the inserts run one after another in the
     caller's transaction."""
     *first, (last_table, last_rows) = [(table, rows) for table, rows in inserts if rows]
+    ids: list[int] = []
     if current().is_sqlite:
         for table, rows in first:
-            await insert(table, rows)
-        return await insert(last_table, last_rows, returning=returning)
+            written = await insert(table, rows, returning=("id",) if table is ids_of else ())
+            ids += sorted(row["id"] for row in written)
+        return await insert(last_table, last_rows, returning=returning), ids
     parts, values = [], []
+    columns = ", ".join(f'"{name}"' for name in returning)
     for index, (table, rows) in enumerate(first):
-        sql, args = _insert_sql(table, complete_rows(table, rows), ())
+        sql, args = _insert_sql(table, complete_rows(table, rows), ("id",) * (table is ids_of))
         parts.append(f"w{index} AS ({sql})")
         values += args
+        if table is ids_of:
+            columns += f', (SELECT array_agg("id" ORDER BY "id") FROM w{index}) AS "ids_of"'
     sql, args = _insert_sql(last_table, complete_rows(last_table, last_rows), returning)
-    columns = ", ".join(f'"{name}"' for name in returning)
-    return await raw(
+    rows = await raw(
         f"WITH {', '.join(parts)}, last AS ({sql}) SELECT {columns} FROM last", *values, *args
     )
+    if rows and "ids_of" in rows[0]:
+        ids = list(rows[0]["ids_of"] or [])
+        for row in rows:
+            del row["ids_of"]
+    return rows, ids
 
 
 async def next_id(table: type[Table]) -> int | None:

@@ -80,10 +80,36 @@ async def enqueue_many(
     were written, one after another, with that order's other jobs."""
     if not items:
         return []
-    rows = await db.insert(
-        OutboxJob, outbox_rows(items, delay=delay, max_attempts=max_attempts), returning=("id",)
-    )
-    return [row["id"] for row in rows]
+    written_rows = outbox_rows(items, delay=delay, max_attempts=max_attempts)
+    rows = await db.insert(OutboxJob, written_rows, returning=("id",))
+    ids = sorted(row["id"] for row in rows)
+    await written(ids, written_rows)
+    return ids
+
+
+Carrier = Callable[[list[dict[str, Any]]], Awaitable[None]]
+"""Takes committed outbox rows (with their ``id``) to the processes that run them: in the
+deployment with Redis, ``arq_jobs.Carrier.send`` enqueues them to arq."""
+
+_carrier: Carrier | None = None
+
+
+def carry_with(carrier: Carrier | None) -> Carrier | None:
+    """Make ``carrier`` take this process's committed jobs (None: nothing carries them,
+    the embedded runner claims them); the one it replaces."""
+    global _carrier
+    previous, _carrier = _carrier, carrier
+    return previous
+
+
+async def written(ids: Sequence[int], rows: Sequence[dict[str, Any]]) -> None:
+    """Jobs ``ids`` were written (``rows``, as ``outbox_rows`` made them): once their
+    transaction commits, the carrier takes them, with the rest of that commit's jobs."""
+    carrier = _carrier
+    if carrier is None or not ids:
+        return
+    committed = [{**row, "id": job_id} for job_id, row in zip(ids, rows, strict=True)]
+    await db.after_commit(lambda: carrier(committed))
 
 
 def outbox_rows(
@@ -275,7 +301,7 @@ async def purge_done(older_than: datetime.timedelta) -> int:
     return len(deleted)
 
 
-class _Notifications:
+class Notifications:
     """Calls ``wake`` on every NOTIFY of the outbox trigger, from any process.
 
     LISTEN needs a connection of its own: a pooled one is reset (UNLISTEN) when it
@@ -326,7 +352,7 @@ class _Notifications:
             await asyncio.sleep(1)
 
 
-class _FileWatch:
+class FileWatch:
     """Calls ``wake`` when the SQLite file changes, which is how a commit of another
     process shows (SQLite has no notifications): a look at the file every second, no
     statement."""
@@ -390,10 +416,10 @@ class JobRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self._next_purge = 0.0
         url = db.current().url
-        self._wakeups: _Notifications | _FileWatch = (
-            _FileWatch(db.current().engine.path, self.wake)  # type: ignore[attr-defined]
+        self._wakeups: Notifications | FileWatch = (
+            FileWatch(db.current().engine.path, self.wake)  # type: ignore[attr-defined]
             if sqlite
-            else _Notifications(url, self.wake)
+            else Notifications(url, self.wake)
         )
 
     def wake(self) -> None:
@@ -406,7 +432,7 @@ class JobRunner:
         """A transaction of this process that wrote jobs has committed. On PostgreSQL the
         outbox's NOTIFY tells of it too (of every process's commits): waking on both
         would claim twice per job, so only the notification wakes the runner there."""
-        if isinstance(self._wakeups, _FileWatch):
+        if isinstance(self._wakeups, FileWatch):
             self.wake()
 
     async def start(self) -> None:

@@ -582,15 +582,18 @@ async def _store(
             )
             order = order_view(row, valid.lines)
             entry = [(order.id, order.customer_id, submitted)]
-            rows = await db.insert_together(
+            job_rows = jobs.outbox_rows(rt.jobs_on_entry(order.id))
+            rows, job_ids = await db.insert_together(
                 [
                     (Order, [row]),
                     (OrderLine, [{"order": order.id, **line} for line in valid.lines]),
-                    (OutboxJob, jobs.outbox_rows(rt.jobs_on_entry(order.id))),
+                    (OutboxJob, job_rows),
                     (OrderEvent, _event_rows(entry, principal)),
                 ],
                 returning=_EVENT_COLUMNS,
+                ids_of=OutboxJob,
             )
+            await jobs.written(job_ids, job_rows)
             return order, [event_view(row) for row in rows]
     async with db.write_transaction():
         customer_id = valid.customer_id

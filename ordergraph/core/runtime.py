@@ -69,6 +69,8 @@ class Runtime:
     # The job runner and the periodic loop this process runs, made by ``open``.
     make_runner: Callable[[Runtime], Runner]
     make_periodic: Callable[[Runtime], Service]
+    # With Redis: what takes this process's committed jobs to arq (``arq_jobs.Carrier``).
+    make_carrier: Callable[[Runtime], Service] | None = None
     job_handlers: dict[str, Job] = field(default_factory=dict)
     # Jobs every order gets when it enters the initial state (the review stage's).
     entry_jobs: list[str] = field(default_factory=list)
@@ -79,16 +81,19 @@ class Runtime:
     runner: Runner | None = None
     database: db.Database | None = None
     periodic: Service | None = None
+    carrier: Service | None = None
 
     def jobs_on_entry(self, order_id: int) -> list[tuple[str, dict[str, Any]]]:
         """Jobs to enqueue when an order enters the initial state."""
         return [(name, {"order_id": order_id}) for name in self.entry_jobs]
 
-    async def open(self, *, run_jobs: bool = True, worker: bool = False) -> None:
-        """Connect the database, migrate (SQLite) or check migrations, start bus and runner.
+    async def open(self, *, run_jobs: bool = True) -> None:
+        """Connect the database, migrate (SQLite) or check migrations, start the bus, and
+        the job runner or the carrier.
 
-        With ``run_jobs`` the process runs a job runner, unless ``REDIS_URL`` says that
-        worker processes run the jobs; a ``worker`` always runs one.
+        With ``REDIS_URL`` the process's committed jobs go to arq, whose workers
+        (``ordergraph worker``) run them and the periodic work; without it, and with
+        ``run_jobs``, the process runs them itself (the embedded runner).
         """
         database = self.database = await db.connect(
             self.settings.database_url, pool_size=max(10, self.settings.job_concurrency + 2)
@@ -99,7 +104,14 @@ class Runtime:
         except BaseException:
             await db.disconnect(database)
             raise
-        if worker or (run_jobs and not self.settings.redis_url):
+        if self.settings.redis_url and self.make_carrier is not None:
+            self.carrier = self.make_carrier(self)
+            try:
+                await self.carrier.start()
+            except BaseException:
+                await self.close()
+                raise
+        elif run_jobs:
             self.runner = self.make_runner(self)
             # Periodic work runs wherever jobs run; the database lets one process a period.
             self.periodic = self.make_periodic(self)
@@ -123,5 +135,8 @@ class Runtime:
         if self.runner is not None:
             await self.runner.stop()
             self.runner = None
+        if self.carrier is not None:
+            await self.carrier.stop()
+            self.carrier = None
         await self.bus.stop()
         await db.disconnect(self.database)

@@ -50,6 +50,9 @@ class Settings:
     job_concurrency: int = 8
     # How long a claimed job stays a runner's without a heartbeat (renewed every third of it).
     job_lease_seconds: float = 30.0
+    # With Redis: the longest a job may run on an arq worker (then it fails and is
+    # retried); the jobs of a killed worker run again this + 15 seconds after they started.
+    job_timeout_seconds: float = 30.0
     # None: every enabled review rule, in the order of the config file.
     review_rules: tuple[str, ...] | None = None
     # Request bodies larger than these are refused (413) while they are read.
@@ -84,6 +87,7 @@ class Settings:
             "outbox_retention_days": float(core.get("outbox_retention_days", 7.0)),
             "job_concurrency": core.get("job_concurrency", 8),
             "job_lease_seconds": float(core.get("job_lease_seconds", 30.0)),
+            "job_timeout_seconds": float(core.get("job_timeout_seconds", 30.0)),
             "review_rules": tuple(core["review_rules"]) if "review_rules" in core else None,
             "max_webhook_body_bytes": core.get("max_webhook_body_bytes", 1_000_000),
             "max_upload_bytes": core.get("max_upload_bytes", 10_000_000),
@@ -123,6 +127,7 @@ def _check_core(path: Path, core: dict[str, Any]) -> None:
         "job_retry_base_seconds",
         "outbox_retention_days",
         "job_lease_seconds",
+        "job_timeout_seconds",
     )
     sizes = ("max_webhook_body_bytes", "max_upload_bytes", "max_graphql_body_bytes")
     known = (*durations, *sizes, "job_concurrency", "review_rules", "due_hours", "settlement")
@@ -143,8 +148,9 @@ def _check_core(path: Path, core: dict[str, Any]) -> None:
                 f"{path}: ordergraph.{key}: expected a number of bytes (got {value!r})"
             )
     _check_due_hours(path, core.get("due_hours", {}))
-    if core.get("job_lease_seconds", 1) < 1:
-        raise ConfigError(f"{path}: ordergraph.job_lease_seconds: expected at least 1 second")
+    for key in ("job_lease_seconds", "job_timeout_seconds"):
+        if core.get(key, 1) < 1:
+            raise ConfigError(f"{path}: ordergraph.{key}: expected at least 1 second")
     concurrency = core.get("job_concurrency", 1)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigError(
