@@ -28,7 +28,7 @@ from ordergraph.core.runtime import Runtime
 from ordergraph.core.settings import Settings
 from ordergraph.graphql.context import ApiError, Context, principal_for
 from ordergraph.graphql.schema import build_schema
-from ordergraph.web import fulfilment, graphiql, settlement, tracking
+from ordergraph.web import analytics, fulfilment, graphiql, settlement, tracking
 from ordergraph.web.entry import BodyTooLarge, read_body
 
 
@@ -238,6 +238,7 @@ def create_app(
         WebSocketRoute("/graphql", graphql),
         *settlement.ROUTES,
         *fulfilment.ROUTES,
+        *analytics.ROUTES,
         *tracking.ROUTES,
     ]
     if not settings.production:
