@@ -13,8 +13,8 @@ def _tables(pk: str) -> list[str]:
         'CREATE INDEX analytics_orders_team_status ON "analytics_orders" ("team", "status", "status_since")',
         f'CREATE TABLE "analytics_rollups" ("id" {pk}, "day" VARCHAR(10) NOT NULL DEFAULT \'\', "metric" VARCHAR(16) NOT NULL DEFAULT \'\', "detail" VARCHAR(200) NOT NULL DEFAULT \'\', "team" VARCHAR(64) NOT NULL DEFAULT \'\', "dimension" VARCHAR(16) NOT NULL DEFAULT \'all\', "value" VARCHAR(200) NOT NULL DEFAULT \'\', "currency" VARCHAR(3) NOT NULL DEFAULT \'\', "bucket" INTEGER NOT NULL DEFAULT -1, "n" BIGINT NOT NULL DEFAULT 0, "total" BIGINT NOT NULL DEFAULT 0)',
         # The key every upsert merges on, and the range every KPI reads: one dimension,
-        # one family of measures, a span of days.
-        'CREATE UNIQUE INDEX analytics_rollups_key ON "analytics_rollups" ("dimension", "metric", "day", "team", "value", "detail", "currency", "bucket")',
+        # one team (or every team's, '*'), a span of days and months.
+        'CREATE UNIQUE INDEX analytics_rollups_key ON "analytics_rollups" ("dimension", "team", "day", "metric", "value", "detail", "currency", "bucket")',
     ]
 
 

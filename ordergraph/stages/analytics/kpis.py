@@ -17,7 +17,7 @@ from ordergraph.core import db
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.money import LEDGER_EFFECT
 from ordergraph.stages.analytics.histogram import quantile
-from ordergraph.stages.analytics.rollups import DIMENSIONS, FACTS, ROLLUPS, seconds
+from ordergraph.stages.analytics.rollups import DIMENSIONS, EVERY_TEAM, FACTS, ROLLUPS, seconds
 
 MAX_DAYS = 366 * 2
 """The longest period one request may ask for."""
@@ -328,6 +328,35 @@ def _add(figures: Figures, row: dict) -> None:
     figures.add(row["metric"], row["detail"], row["currency"], row["bucket"], n, total)
 
 
+def spans(first: datetime.date, last: datetime.date, months: bool) -> tuple[str, list[object]]:
+    """SQL choosing the rollup rows of the days ``first`` to ``last``: with ``months``,
+    the month rows of the whole months among them and the day rows of the rest, so a
+    year reads some twelve months and at most sixty days."""
+    ranges: list[tuple[datetime.date, datetime.date]] = []
+    whole: list[str] = []
+    day = first
+    while day <= last:
+        following = (day.replace(day=1) + datetime.timedelta(days=32)).replace(day=1)
+        month_end = following - datetime.timedelta(days=1)
+        if months and day.day == 1 and month_end <= last:
+            whole.append(day.isoformat()[:7])
+        elif ranges and ranges[-1][1] + datetime.timedelta(days=1) == day:
+            ranges[-1] = (ranges[-1][0], min(month_end, last))
+        else:
+            ranges.append((day, min(month_end, last)))
+        day = following
+    parts, args = [], []
+    for low, high in ranges:
+        # A month's key (2026-12) sorts between its days' keys: day rows only.
+        parts.append("(LENGTH(day) = 10 AND day >= {} AND day <= {})")
+        args += [low.isoformat(), high.isoformat()]
+    if whole:
+        condition, argument = db.one_of("day", whole)
+        parts.append(condition)
+        args.append(argument)
+    return "(" + " OR ".join(parts) + ")", args
+
+
 async def _rows(
     before: datetime.date,
     start: datetime.date,
@@ -335,8 +364,8 @@ async def _rows(
     group_by: GroupBy,
     wanted: Filter,
 ) -> list[dict]:
-    """The rollup rows from ``before`` to ``end``, summed per group (a day, a team, a
-    dimension's value) of the period and in one for the period before it."""
+    """The rollup rows from ``before`` to ``end``, summed per group (a day or month, a
+    team, a dimension's value) of the period and in one for the period before it."""
     if group_by in PERIODS or group_by == GroupBy.TEAM:
         dimension, value = wanted.dimension or "all", wanted.value
     else:
@@ -345,22 +374,29 @@ async def _rows(
     # Products are kept by SKU alone: they follow a grouping by period or team, and no
     # filter but the team's.
     dimensions = "({}, 'sku')" if group != "value" and value is None else "({})"
-    where = [f"dimension IN {dimensions}", "day >= {}", "day <= {}"]
-    args: list[object] = [dimension, before.isoformat(), end.isoformat()]
-    if value is not None:
-        where.append("value = {}")
-        args.append(value)
+    months = group_by not in (GroupBy.DAY, GroupBy.WEEK)
+    earlier, earlier_args = spans(before, start - datetime.timedelta(days=1), months)
+    period, period_args = spans(start, end, months)
+    where = [f"dimension IN {dimensions}", f"({earlier} OR {period})"]
+    args: list[object] = [dimension, *earlier_args, *period_args]
     if wanted.team is not None:
         where.append("team = {}")
         args.append(wanted.team)
+    else:
+        where.append("team <> {}" if group_by == GroupBy.TEAM else "team = {}")
+        args.append(EVERY_TEAM)
+    if value is not None:
+        where.append("value = {}")
+        args.append(value)
+    # A day row is in the period from its day on; a month row (2026-11) is whole in it.
+    current = "(day >= {} OR (LENGTH(day) = 7 AND day >= {}))"
     return await db.raw(
-        "SELECT CASE WHEN day >= {} THEN 1 ELSE 0 END AS current, "
-        f"CASE WHEN day >= {{}} THEN {group} ELSE '' END AS grp, dimension, "
+        f"SELECT CASE WHEN {current} THEN 1 ELSE 0 END AS current, "
+        f"CASE WHEN {current} THEN {group} ELSE '' END AS grp, dimension, "
         "CASE WHEN dimension = 'sku' THEN value ELSE '' END AS value, metric, detail, "
         "currency, bucket, SUM(n) AS n, SUM(total) AS total "
         f"FROM {ROLLUPS} WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
-        start.isoformat(),
-        start.isoformat(),
+        *[start.isoformat(), start.isoformat()[:7]] * 2,
         *args,
     )
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from ordergraph.core import db
 from ordergraph.core.statusgraph import StatusGraph, default_graph
-from ordergraph.stages.analytics.kpis import Duration, Figures, check_period
-from ordergraph.stages.analytics.rollups import FACTS, ROLLUPS, seconds
+from ordergraph.stages.analytics.kpis import Duration, Figures, check_period, spans
+from ordergraph.stages.analytics.rollups import EVERY_TEAM, FACTS, ROLLUPS, seconds
 
 AGE_BUCKETS = ((3_600, "under_hour"), (86_400, "under_day"), (7 * 86_400, "under_week"))
 """Ages of the orders in a state, in seconds since they entered it: below each limit,
@@ -136,11 +136,9 @@ async def process_map(
     now: datetime.datetime,
 ) -> ProcessMap:
     check_period(start, end)
-    where = ["dimension = 'all'", "metric = 'edge'", "day >= {}", "day <= {}"]
-    args: list[object] = [start.isoformat(), end.isoformat()]
-    if team is not None:
-        where.append("team = {}")
-        args.append(team)
+    days, args = spans(start, end, months=True)
+    where = ["dimension = 'all'", "team = {}", "metric = 'edge'", days]
+    args = [EVERY_TEAM if team is None else team, *args]
     figures = Figures("period")
     for row in await db.raw(
         f"SELECT detail, bucket, SUM(n) AS n, SUM(total) AS total FROM {ROLLUPS} "

@@ -39,6 +39,8 @@ EXCEPTION_STATUSES = frozenset(
 )
 """Tracking statuses counted as delivery exceptions (tracking stage's ``STATUSES``)."""
 
+EVERY_TEAM = "*"
+"""The team of the rollup rows that count every team's orders."""
 REASONED = frozenset({"REJECTED", "ON_HOLD"})
 """The review's decisions whose findings are counted as reasons."""
 
@@ -91,14 +93,19 @@ class Tally:
         bucket: int = -1,
         by: Sequence[tuple[str, str]] | None = None,
     ) -> None:
-        """Add ``n`` and ``total`` to the measure for the day of ``at``: for all orders
-        and for each dimension the order has a value of (or the pairs ``by``)."""
+        """Add ``n`` and ``total`` to the measure for the day and the month of ``at``,
+        for the order's team and for every team (``*``): for all orders and for each
+        dimension the order has a value of (or the pairs ``by``)."""
         day = _day(at)
         pairs = by if by is not None else [("all", ""), *_dimensions(facts)]
-        for dimension, value in pairs:
-            row = self.rows[(day, metric, detail, facts.team, dimension, value, currency, bucket)]
-            row[0] += n
-            row[1] += total
+        for period in (day, day[:7]):
+            for team in (facts.team, EVERY_TEAM):
+                for dimension, value in pairs:
+                    row = self.rows[
+                        (period, metric, detail, team, dimension, value, currency, bucket)
+                    ]
+                    row[0] += n
+                    row[1] += total
 
     def duration(self, at: int, metric: str, detail: str, facts: Facts, since: int) -> None:
         """One duration from ``since`` to ``at`` (counted without one when ``since`` is
@@ -113,7 +120,7 @@ class Tally:
         keys = ("day", "metric", "detail", "team", "dimension", "value", "currency", "bucket")
         return db.Upsert(
             ROLLUPS,
-            ("dimension", "metric", "day", "team", "value", "detail", "currency", "bucket"),
+            ("dimension", "team", "day", "metric", "value", "detail", "currency", "bucket"),
             [
                 {**dict(zip(keys, key, strict=True)), "n": n, "total": total}
                 for key, (n, total) in sorted(self.rows.items())

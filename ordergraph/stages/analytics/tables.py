@@ -37,13 +37,14 @@ class OrderFacts(Table, tablename="analytics_orders"):
 
 
 class Rollup(Table, tablename="analytics_rollups"):
-    """One day's count (``n``) and sum (``total``) of a measure, for one value of one
-    dimension, within one team.
+    """One day's (``day`` 2026-11-30) or one month's (``day`` 2026-11) count (``n``) and
+    sum (``total``) of a measure, for one value of one dimension, within one team or
+    every team's (``team`` ``*``).
 
     ``metric`` names the measure's family and ``detail`` the measure (``edge`` and
     ``IN_REVIEW>APPROVED``); ``dimension`` is ``all`` (``value`` empty) or one of
     ``channel``, ``person``, ``order_type``, ``priority``, ``carrier``, ``country``,
-    ``sku``; ``team`` is the order's team ('' before it has one). Durations are
+    ``sku``; ``team`` is the order's team ('' before it has one) or ``*``. Durations are
     histograms: one row per logarithmic ``bucket`` (``histogram.py``), ``total`` the
     seconds; a plain count has bucket -1. Money has its ``currency`` and ``total`` in
     minor units."""
