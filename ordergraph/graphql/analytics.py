@@ -291,7 +291,8 @@ class ProcessState:
         description="When the longest-waiting order entered it (not for final states)."
     )
     late: int = strawberry.field(
-        description="Orders in it past their due time (assignment due, or promised delivery)."
+        description="Orders in it past their due time: APPROVED or PROCESSING past the "
+        "assignment's due time, SHIPPED past a promised date not met."
     )
 
 

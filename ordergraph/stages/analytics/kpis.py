@@ -374,7 +374,8 @@ async def _rows(
     # Products are kept by SKU alone: they follow a grouping by period or team, and no
     # filter but the team's.
     dimensions = "({}, 'sku')" if group != "value" and value is None else "({})"
-    months = group_by not in (GroupBy.DAY, GroupBy.WEEK)
+    # Month rows are kept for every team's figures alone.
+    months = wanted.team is None and group_by not in (GroupBy.DAY, GroupBy.WEEK, GroupBy.TEAM)
     earlier, earlier_args = spans(before, start - datetime.timedelta(days=1), months)
     period, period_args = spans(start, end, months)
     where = [f"dimension IN {dimensions}", f"({earlier} OR {period})"]

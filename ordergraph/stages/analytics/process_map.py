@@ -101,10 +101,13 @@ async def states_now(
         for limit, name in AGE_BUCKETS
     )
     today = now.date().isoformat()
+    # Before shipping an order is late past its assignment's due time; once shipped,
+    # past a promised date its shipment has not met.
     late = (
-        'SUM(CASE WHEN EXISTS (SELECT 1 FROM assignments a WHERE a."order" = f.order_id '
-        "AND a.due_at < {}) OR EXISTS (SELECT 1 FROM shipment_tracking t WHERE "
-        't."order" = f.order_id AND t.delivered_at IS NULL AND t.promised_date < {}) '
+        "SUM(CASE WHEN f.status IN ('APPROVED', 'PROCESSING') AND EXISTS (SELECT 1 FROM "
+        'assignments a WHERE a."order" = f.order_id AND a.due_at < {}) OR f.status = '
+        "'SHIPPED' AND EXISTS (SELECT 1 FROM shipment_tracking t WHERE t.\"order\" = "
+        "f.order_id AND t.delivered_at IS NULL AND t.promised_date < {}) "
         "THEN 1 ELSE 0 END) AS late"
     )
     for row in await db.raw(
@@ -136,7 +139,7 @@ async def process_map(
     now: datetime.datetime,
 ) -> ProcessMap:
     check_period(start, end)
-    days, args = spans(start, end, months=True)
+    days, args = spans(start, end, months=team is None)
     where = ["dimension = 'all'", "team = {}", "metric = 'edge'", days]
     args = [EVERY_TEAM if team is None else team, *args]
     figures = Figures("period")

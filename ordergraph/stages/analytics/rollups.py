@@ -10,7 +10,9 @@ rollups kept live and the rebuilt ones are the same.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -41,6 +43,14 @@ EXCEPTION_STATUSES = frozenset(
 
 EVERY_TEAM = "*"
 """The team of the rollup rows that count every team's orders."""
+FOLDED = frozenset(
+    {
+        "submitted", "transition", "assigned", "queued", "unassigned", "released",
+        "handed_back", "shipment", "task_completed", "tracking_event", "alert_opened",
+        "alert_resolved", "statement_issued", "payment_recorded",
+    }
+)  # fmt: skip
+"""The event types ``_fold`` reads; others change no rollup."""
 REASONED = frozenset({"REJECTED", "ON_HOLD"})
 """The review's decisions whose findings are counted as reasons."""
 
@@ -93,19 +103,17 @@ class Tally:
         bucket: int = -1,
         by: Sequence[tuple[str, str]] | None = None,
     ) -> None:
-        """Add ``n`` and ``total`` to the measure for the day and the month of ``at``,
-        for the order's team and for every team (``*``): for all orders and for each
-        dimension the order has a value of (or the pairs ``by``)."""
+        """Add ``n`` and ``total`` to the measure for the day of ``at`` in the order's
+        team and in every team's (``*``) rows, and for its month in every team's: for
+        all orders and for each dimension the order has a value of (or the pairs
+        ``by``). A team's month is read from its days."""
         day = _day(at)
         pairs = by if by is not None else [("all", ""), *_dimensions(facts)]
-        for period in (day, day[:7]):
-            for team in (facts.team, EVERY_TEAM):
-                for dimension, value in pairs:
-                    row = self.rows[
-                        (period, metric, detail, team, dimension, value, currency, bucket)
-                    ]
-                    row[0] += n
-                    row[1] += total
+        for period, team in ((day, facts.team), (day, EVERY_TEAM), (day[:7], EVERY_TEAM)):
+            for dimension, value in pairs:
+                row = self.rows[(period, metric, detail, team, dimension, value, currency, bucket)]
+                row[0] += n
+                row[1] += total
 
     def duration(self, at: int, metric: str, detail: str, facts: Facts, since: int) -> None:
         """One duration from ``since`` to ``at`` (counted without one when ``since`` is
@@ -133,6 +141,7 @@ def _zero() -> list[int]:
     return [0, 0]
 
 
+@functools.lru_cache(maxsize=1024)
 def _day(at: int) -> str:
     return datetime.datetime.fromtimestamp(at, datetime.UTC).date().isoformat()
 
@@ -172,6 +181,7 @@ async def derive(
     events: Sequence[OrderEventView], submitted: Mapping[int, OrderView]
 ) -> list[db.Upsert]:
     """The rollups and facts that ``events`` (in the order of their ids) change."""
+    events = [event for event in events if event.type in FOLDED]
     if not events:
         return []
     order_ids = sorted({event.order_id for event in events})
@@ -187,6 +197,7 @@ async def derive(
         ):
             facts[row["id"]] = _facts_of_order(row["id"], row)
     lookups = await Lookups.read(events)
+    before = {i: dataclasses.replace(f) for i, f in facts.items()}
     tally = Tally()
     for event in events:
         order = submitted.get(event.order_id)
@@ -210,7 +221,7 @@ async def derive(
             [
                 {name: getattr(facts[i], name) for name in FACT_COLUMNS}
                 for i in order_ids
-                if i in facts
+                if i in facts and facts[i] != before.get(i)
             ],
             replace=FACT_COLUMNS[1:],
         ),

@@ -37,9 +37,9 @@ class OrderFacts(Table, tablename="analytics_orders"):
 
 
 class Rollup(Table, tablename="analytics_rollups"):
-    """One day's (``day`` 2026-11-30) or one month's (``day`` 2026-11) count (``n``) and
-    sum (``total``) of a measure, for one value of one dimension, within one team or
-    every team's (``team`` ``*``).
+    """One day's (``day`` 2026-11-30) count (``n``) and sum (``total``) of a measure, for
+    one value of one dimension, within one team or every team's (``team`` ``*``); or
+    one month's (``day`` 2026-11), every team's.
 
     ``metric`` names the measure's family and ``detail`` the measure (``edge`` and
     ``IN_REVIEW>APPROVED``); ``dimension`` is ``all`` (``value`` empty) or one of
