@@ -47,7 +47,7 @@ from ordergraph.graphql.http import (
 )
 from ordergraph.graphql.request_errors import RequestErrorCode
 from ordergraph.graphql.schema import build_schema
-from ordergraph.web import fulfilment, graphiql, settlement, tracking
+from ordergraph.web import analytics, fulfilment, graphiql, settlement, tracking
 from ordergraph.web.entry import BodyTooLarge, read_body
 
 
@@ -354,6 +354,7 @@ def create_app(
         WebSocketRoute("/graphql", graphql),
         *settlement.ROUTES,
         *fulfilment.ROUTES,
+        *analytics.ROUTES,
         *tracking.ROUTES,
     ]
     if not settings.production:

@@ -18,6 +18,8 @@ from ordergraph.core.auth import TOKEN_ROLES
 from ordergraph.core.errors import Problem
 from ordergraph.core.limits import utc_instant
 from ordergraph.core.settings import Settings
+from ordergraph.stages.analytics.export import KPIS as KPI_NAMES
+from ordergraph.stages.analytics.kpis import GroupBy
 
 T = TypeVar("T")
 
@@ -279,6 +281,40 @@ def _hooks(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _analytics_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from ordergraph.stages.analytics.rollups import rebuild
+
+    events = asyncio.run(_with_db(settings, rebuild))
+    print(f"rebuilt the analytics rollups from {events} order events")
+    return 0
+
+
+def _day(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-12-31") from None
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from ordergraph.core.errors import DomainError
+    from ordergraph.stages.analytics import export, kpis
+
+    wanted = kpis.Filter(team=args.team)
+
+    async def work() -> kpis.Report:
+        return await kpis.report(args.start, args.end, kpis.GroupBy(args.group_by), wanted)
+
+    try:
+        found = asyncio.run(_with_db(settings, work))
+    except DomainError as error:
+        print(f"error: {error.problems[0].message}", file=sys.stderr)
+        return 2
+    columns, rows = export.table(args.kpi, found.groups)
+    print((export.to_csv if args.format == "csv" else export.to_text)(columns, rows), end="")
+    return 0
+
+
 TOKEN_EXAMPLES = """\
 examples:
   ordergraph token create --role admin --name ops
@@ -436,6 +472,44 @@ def parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         help="print the hook reference (Markdown)",
         description="Print the reference of every hook a plugin may implement, in Markdown.",
     ).set_defaults(run=_hooks)
+    analytics = sub.add_parser(
+        "analytics",
+        help="maintain the statistics' rollups",
+        description="The rollups behind the statistics are kept as orders move; rebuild "
+        "recomputes them from the orders' timelines.",
+    )
+    analytics_sub = analytics.add_subparsers(
+        dest="analytics_command", required=True, metavar="ACTION"
+    )
+    analytics_sub.add_parser(
+        "rebuild",
+        help="recompute every rollup from the order events",
+        description="Recompute every rollup and per-order fact from the order events, in "
+        "one transaction (after restoring a backup, or to check the live ones).",
+    ).set_defaults(run=_analytics_rebuild)
+    report = sub.add_parser(
+        "report",
+        help="print a KPI as CSV or a table",
+        description="Print a KPI for the days FROM to TO (UTC, inclusive), one row per "
+        "group; docs/analytics.md defines every figure.",
+        epilog="example: ordergraph report money --from 2026-11-01 --to 2026-11-30 "
+        "--group-by channel --format table",
+    )
+    report.add_argument("kpi", choices=sorted(KPI_NAMES), help="the KPI to print")
+    report.add_argument("--from", dest="start", type=_day, required=True, help="the first day")
+    report.add_argument("--to", dest="end", type=_day, required=True, help="the last day")
+    report.add_argument(
+        "--group-by",
+        choices=[g.value for g in GroupBy],
+        default="day",
+        help="one row per day, week, month, team, channel, person, order_type, priority, "
+        "carrier or country (default: day)",
+    )
+    report.add_argument("--team", help="only the orders this team holds")
+    report.add_argument(
+        "--format", choices=["table", "csv"], default="table", help="default: table"
+    )
+    report.set_defaults(run=_report)
     if settings is not None:
         assembly.load_plugins(settings).call_sync("register_commands", commands=sub)
     return p

@@ -29,6 +29,7 @@ STAGES = {
     "settlement": "ordergraph.stages.settlement:Stage",
     "alerts": "ordergraph.stages.tracking.alerts:Stage",
     "tracking": "ordergraph.stages.tracking.polling:Stage",
+    "analytics": "ordergraph.stages.analytics:Stage",
 }
 
 

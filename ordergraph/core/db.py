@@ -507,21 +507,26 @@ async def insert_together(
     *,
     returning: Sequence[str],
     ids_of: type[Table] | None = None,
+    upserts: Sequence[Upsert] = (),
 ) -> tuple[list[dict[str, Any]], list[int]]:
-    """``insert`` into several tables: the ``returning`` columns of the last one's rows,
-    and the ids of the rows written to ``ids_of`` (one of the others), in id order.
+    """``insert`` into several tables, then ``upserts``: the ``returning`` columns of the
+    last inserted table's rows, and the ids of the rows written to ``ids_of`` (one of the
+    others), in id order.
 
     On PostgreSQL this is one statement (a data-modifying ``WITH``, atomic without a
     transaction), so the rows must not need each other's generated values (``next_id``
     gives a row its id beforehand); on SQLite the inserts run one after another in the
     caller's transaction."""
     *first, (last_table, last_rows) = [(table, rows) for table, rows in inserts if rows]
+    upserts = [u for u in upserts if u.rows]
     ids: list[int] = []
     if current().is_sqlite:
         for table, rows in first:
             written = await insert(table, rows, returning=("id",) if table is ids_of else ())
             ids += sorted(row["id"] for row in written)
-        return await insert(last_table, last_rows, returning=returning), ids
+        inserted = await insert(last_table, last_rows, returning=returning)
+        await upsert_all(upserts)
+        return inserted, ids
     parts, values = [], []
     columns = ", ".join(f'"{name}"' for name in returning)
     for index, (table, rows) in enumerate(first):
@@ -530,6 +535,10 @@ async def insert_together(
         values += args
         if table is ids_of:
             columns += f', (SELECT array_agg("id" ORDER BY "id") FROM w{index}) AS "ids_of"'
+    for index, upsert in enumerate(upserts):
+        sql, args = _upsert_sql(upsert)
+        parts.append(f"u{index} AS ({sql})")
+        values += args
     sql, args = _insert_sql(last_table, complete_rows(last_table, last_rows), returning)
     rows = await raw(
         f"WITH {', '.join(parts)}, last AS ({sql}) SELECT {columns} FROM last", *values, *args
@@ -632,3 +641,52 @@ def _left_out(table: type[Table], given: tuple[str, ...]) -> tuple[Column, ...]:
         for column in table._meta.columns
         if not column._meta.primary_key and column._meta.db_column_name not in given
     )
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """Rows to insert, or to merge into the row already stored under the same ``key``:
+    the ``add`` columns are summed with it, the ``replace`` columns overwrite it. One
+    statement whatever the number of rows, race-free on both databases
+    (``INSERT ... ON CONFLICT DO UPDATE``); two rows may not share a key."""
+
+    table: str
+    key: tuple[str, ...]
+    rows: Sequence[dict[str, Any]]
+    add: tuple[str, ...] = ()
+    replace: tuple[str, ...] = ()
+
+
+def _upsert_sql(upsert: Upsert) -> tuple[str, list[Any]]:
+    names = list(upsert.rows[0])
+    row_marks = "(" + ", ".join("{}" for _ in names) + ")"
+    updates = [f'"{c}" = "{upsert.table}"."{c}" + excluded."{c}"' for c in upsert.add]
+    updates += [f'"{c}" = excluded."{c}"' for c in upsert.replace]
+    columns = ", ".join(f'"{name}"' for name in names)
+    key = ", ".join(f'"{name}"' for name in upsert.key)
+    sql = (
+        f'INSERT INTO "{upsert.table}" ({columns}) VALUES '
+        + ", ".join(row_marks for _ in upsert.rows)
+        + f" ON CONFLICT ({key}) "
+        + (f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING")
+    )
+    return sql, [row[name] for row in upsert.rows for name in names]
+
+
+async def upsert_all(upserts: Sequence[Upsert]) -> None:
+    """Write ``Upsert``s: on PostgreSQL in one statement (a data-modifying ``WITH``),
+    on SQLite one after another, in the caller's transaction."""
+    upserts = [u for u in upserts if u.rows]
+    if not upserts:
+        return
+    if current().is_sqlite or len(upserts) == 1:
+        for upsert in upserts:
+            sql, args = _upsert_sql(upsert)
+            await raw(sql, *args)
+        return
+    parts, values = [], []
+    for index, upsert in enumerate(upserts):
+        sql, args = _upsert_sql(upsert)
+        parts.append(f"u{index} AS ({sql})")
+        values += args
+    await raw(f"WITH {', '.join(parts)} SELECT 1", *values)

@@ -537,6 +537,31 @@ def apply_transition(order, transition, principal, settings):
 
 
 @hookspec
+def events_recorded(events, orders, settings):
+    """Keep records derived from the timeline (counts, sums, durations) in step with it.
+
+    When: inside the transaction that appends events to orders' timelines, right
+    after they are inserted, so the derived records commit or roll back with them:
+    every submission, transition, task, shipment, tracking update, alert and ledger
+    entry that records an event. Events appended together come together, in the
+    order of their ids. The analytics stage keeps its rollups through this hook.
+
+    Arguments:
+        events: the ``OrderEventView``s just appended, with their times; their
+            ids, except a submission's on PostgreSQL, which is written in the same
+            statement as the order and the hook's writes (its ``id`` is 0).
+        orders: the ``OrderView``s of the submitted orders among them, by id (the
+            rows may not be readable yet); read any other order you need.
+        settings: this plugin's settings.
+
+    Returns: a list of ``Upsert``s (``ordergraph.plugin_api``) to write in the same
+    transaction (collected); the core writes them together, in one statement on
+    PostgreSQL. Reads belong in the hook; writes in what it returns. A plugin that
+    raises or times out refuses the change (``PLUGIN_FAILED``): nothing is written.
+    """
+
+
+@hookspec
 def after_transition(order, event, settings):
     """React to a status change that has been committed.
 

@@ -581,17 +581,22 @@ async def _store(
                 Order, [{"id": order_id, **_order_row(draft, valid, valid.customer_id, initial)}]
             )
             order = order_view(row, valid.lines)
-            entry = [(order.id, order.customer_id, submitted)]
+            (event_row,) = db.complete_rows(
+                OrderEvent, _event_rows([(order.id, order.customer_id, submitted)], principal)
+            )
+            # The event's id is the statement's to give: the hook sees it as 0.
+            derived = await derived_writes(rt, [event_view({"id": 0, **event_row})], [order])
             job_rows = jobs.outbox_rows(rt.jobs_on_entry(order.id))
             rows, job_ids = await db.insert_together(
                 [
                     (Order, [row]),
                     (OrderLine, [{"order": order.id, **line} for line in valid.lines]),
                     (OutboxJob, job_rows),
-                    (OrderEvent, _event_rows(entry, principal)),
+                    (OrderEvent, [event_row]),
                 ],
                 returning=_EVENT_COLUMNS,
                 ids_of=OutboxJob,
+                upserts=derived,
             )
             await jobs.written(job_ids, job_rows)
             return order, [event_view(row) for row in rows]
@@ -608,8 +613,12 @@ async def _store(
         )
         order = order_view(inserted[0], valid.lines)
         await db.insert(OrderLine, [{"order": order.id, **line} for line in valid.lines])
-        events = await record_events(
-            rt, order, principal, [submitted], more_jobs=rt.jobs_on_entry(order.id)
+        events = await insert_events(
+            rt,
+            [(order.id, order.customer_id, submitted)],
+            principal,
+            rt.jobs_on_entry(order.id),
+            submitted=[order],
         )
     return order, events
 
@@ -693,12 +702,17 @@ async def insert_events(
     entries: Sequence[tuple[int, int, NewEvent]],
     principal: Principal,
     more_jobs: Sequence[tuple[str, dict[str, Any]]] = (),
+    *,
+    submitted: Sequence[OrderView] = (),
 ) -> list[OrderEventView]:
     """``record_events`` for (order id, customer id, event) entries of any orders: one
-    statement for the events, one for their jobs, however many orders."""
+    statement for the events, one for their jobs, however many orders, and one for the
+    records the ``events_recorded`` hooks derive from them (``submitted``: the orders
+    whose submission the events record)."""
     rows = await db.insert(OrderEvent, _event_rows(entries, principal), returning=_EVENT_COLUMNS)
     customer_of = {order_id: customer_id for order_id, customer_id, _ in entries}
     recorded = sorted((event_view(row) for row in rows), key=lambda event: event.id)
+    await db.upsert_all(await derived_writes(rt, recorded, submitted))
     hook_jobs = [
         (HOOKS_JOB, {"event": event_message(event, customer_of[event.order_id])})
         for event in recorded
@@ -707,6 +721,23 @@ async def insert_events(
     if hook_jobs or more_jobs:
         await jobs.enqueue_many([*hook_jobs, *more_jobs])
     return recorded
+
+
+async def derived_writes(
+    rt: Runtime, events: Sequence[OrderEventView], submitted: Sequence[OrderView] = ()
+) -> list[db.Upsert]:
+    """What the ``events_recorded`` hooks derive from events just appended, to write in
+    their transaction; a hook that fails refuses the change."""
+    if not rt.plugins.hook_implemented("events_recorded"):
+        return []
+    derived = await rt.plugins.call(
+        "events_recorded", events=list(events), orders={order.id: order for order in submitted}
+    )
+    for failure in derived.failures:
+        raise DomainError.of(
+            ErrorCode.PLUGIN_FAILED, f"{failure.plugin} failed ({failure.error}).", "events"
+        )
+    return [upsert for _, upserts in derived.results for upsert in upserts]
 
 
 def _event_rows(

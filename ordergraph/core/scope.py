@@ -91,3 +91,14 @@ async def check_order(
             f"There is no {what} {order_id if ref is None else ref}.",
             field,
         )
+
+
+def figures_team(principal: Principal) -> str | None:
+    """Whose statistics ``principal`` may see: ``None`` for every team's (admins, staff of
+    no team, the core), the team's name for staff of a team, whose figures count only
+    the orders their team holds. Customers and integrators see none (``FORBIDDEN``)."""
+    if principal.role == Role.STAFF:
+        return principal.team
+    if principal.role in (Role.ADMIN, Role.SYSTEM):
+        return None
+    raise DomainError.of(ErrorCode.FORBIDDEN, "Statistics are for staff and admins.")

@@ -26,6 +26,7 @@ from strawberry.types.graphql import OperationType
 
 from ordergraph.core.errors import ErrorCode, translate
 from ordergraph.core.runtime import Runtime
+from ordergraph.graphql.analytics import AnalyticsQuery, AnalyticsSubscription
 from ordergraph.graphql.context import ApiError
 from ordergraph.graphql.entry import InboxMutation, InboxQuery
 from ordergraph.graphql.fulfilment import (
@@ -329,6 +330,7 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
             ("core", PromotionQuery),
             ("core", TrackingQuery),
             ("core", AlertQuery),
+            ("core", AnalyticsQuery),
         ],
         "Mutation": [
             ("core", Mutation),
@@ -344,6 +346,7 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
             ("core", Subscription),
             ("core", FulfilmentSubscription),
             ("core", AlertSubscription),
+            ("core", AnalyticsSubscription),
         ],
     }
     extra_types: list[type] = []

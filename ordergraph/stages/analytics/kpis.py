@@ -1,0 +1,452 @@
+"""The figures, read from the rollups: one query for a period, whatever its length.
+
+Every figure is defined in ``docs/analytics.md`` (formula, source records, unit). A
+period's figures are the sums of its days' rollup rows, durations' quantiles those of
+the summed histograms (``histogram.py``), so a year costs as many rows as its days
+hold, never its orders.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from ordergraph.core import db
+from ordergraph.core.errors import DomainError, ErrorCode
+from ordergraph.core.money import LEDGER_EFFECT
+from ordergraph.stages.analytics.histogram import quantile
+from ordergraph.stages.analytics.rollups import DIMENSIONS, EVERY_TEAM, FACTS, ROLLUPS, seconds
+
+MAX_DAYS = 366 * 2
+"""The longest period one request may ask for."""
+
+TOP_REASONS = 10
+TOP_PRODUCTS = 20
+
+
+class GroupBy(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    TEAM = "team"
+    CHANNEL = "channel"
+    PERSON = "person"
+    ORDER_TYPE = "order_type"
+    PRIORITY = "priority"
+    CARRIER = "carrier"
+    COUNTRY = "country"
+
+
+PERIODS = (GroupBy.DAY, GroupBy.WEEK, GroupBy.MONTH)
+
+FLOW_COUNTS = {
+    "approved": "APPROVED",
+    "rejected": "REJECTED",
+    "held": "ON_HOLD",
+    "shipped": "SHIPPED",
+    "delivered": "DELIVERED",
+    "completed": "COMPLETED",
+    "settled": "SETTLED",
+    "cancelled": "CANCELLED",
+}
+"""Flow counts other than ``received``: transitions into each status."""
+
+CYCLES = (
+    "review",
+    "fulfilment",
+    "delivery",
+    "settlement",
+    "order_to_ship",
+    "order_to_delivery",
+    "order_to_settle",
+)
+SUCCESSFUL_PAYMENTS = frozenset(kind for kind, effect in LEDGER_EFFECT.items() if effect > 0)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which orders' figures: a team's, and one dimension's value."""
+
+    team: str | None = None
+    dimension: str | None = None
+    value: str | None = None
+
+
+@dataclass
+class Duration:
+    """A duration's count and quantiles, in seconds."""
+
+    name: str
+    count: int = 0
+    total_seconds: int = 0
+    histogram: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def p50(self) -> float | None:
+        return quantile(self.histogram.items(), 0.5)
+
+    @property
+    def p90(self) -> float | None:
+        return quantile(self.histogram.items(), 0.9)
+
+    @property
+    def mean(self) -> float | None:
+        measured = sum(self.histogram.values())
+        return self.total_seconds / measured if measured else None
+
+
+@dataclass
+class Figures:
+    """Every figure of one group (a period or a dimension's value)."""
+
+    key: str
+    # (metric, detail, currency) -> [n, total]; durations: (metric, detail) -> Duration
+    sums: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+    durations: dict[tuple[str, str], Duration] = field(default_factory=dict)
+    products: dict[str, Product] = field(default_factory=dict)
+
+    def add(self, metric: str, detail: str, currency: str, bucket: int, n: int, total: int):
+        row = self.sums.setdefault((metric, detail, currency), [0, 0])
+        row[0] += n
+        row[1] += total
+        if bucket >= 0:
+            duration = self.durations.setdefault((metric, detail), Duration(detail))
+            duration.count += n
+            duration.total_seconds += total
+            duration.histogram[bucket] = duration.histogram.get(bucket, 0) + n
+        elif metric in ("edge", "cycle", "alert_fix"):
+            duration = self.durations.setdefault((metric, detail), Duration(detail))
+            duration.count += n
+
+    def n(self, metric: str, detail: str, currency: str = "") -> int:
+        return self.sums.get((metric, detail, currency), [0, 0])[0]
+
+    def total(self, metric: str, detail: str, currency: str = "") -> int:
+        return self.sums.get((metric, detail, currency), [0, 0])[1]
+
+    def entered(self, status: str) -> int:
+        """Transitions into ``status``."""
+        return sum(
+            row[0]
+            for (metric, detail, _), row in self.sums.items()
+            if metric == "edge" and detail.endswith(f">{status}")
+        )
+
+    def count(self, name: str) -> int:
+        if name == "received":
+            return self.n("flow", "received")
+        return self.entered(FLOW_COUNTS[name])
+
+    def cycle(self, name: str) -> Duration:
+        return self.durations.get(("cycle", name), Duration(name))
+
+    def edges(self) -> dict[tuple[str, str], Duration]:
+        """Per transition taken (source, target): its count and the time in the source."""
+        return {
+            tuple(detail.split(">", 1)): duration
+            for (metric, detail), duration in sorted(self.durations.items())
+            if metric == "edge"
+        }
+
+    def time_in_states(self) -> list[Duration]:
+        """Per state left: the time orders spent in it before leaving."""
+        merged: dict[str, Duration] = {}
+        for (source, _), edge in self.edges().items():
+            state = merged.setdefault(source, Duration(source))
+            state.count += edge.count
+            state.total_seconds += edge.total_seconds
+            for bucket, n in edge.histogram.items():
+                state.histogram[bucket] = state.histogram.get(bucket, 0) + n
+        return [merged[name] for name in sorted(merged)]
+
+    def of_family(self, metric: str) -> dict[str, int]:
+        """Counts of a family's measures, by detail, most first."""
+        found: dict[str, int] = defaultdict(int)
+        for (family, detail, _), row in self.sums.items():
+            if family == metric:
+                found[detail] += row[0]
+        return dict(sorted(found.items(), key=lambda item: (-item[1], item[0])))
+
+    def currencies(self) -> list[str]:
+        return sorted({c for (metric, _, c) in self.sums if c and metric in ("money", "payment")})
+
+    def reasons(self) -> list[tuple[str, str, str, int]]:
+        """(outcome, rule, code, count) of the review's reasons, most frequent first."""
+        found = [(*detail.split(":", 2), n) for detail, n in self.of_family("finding").items()]
+        return found[:TOP_REASONS]
+
+    def money(self) -> list[Money]:
+        found = []
+        for currency in self.currencies():
+            payments = {
+                detail: (row[0], row[1])
+                for (metric, detail, c), row in sorted(self.sums.items())
+                if metric == "payment" and c == currency
+            }
+            found.append(
+                Money(
+                    currency,
+                    self.n("money", "revenue", currency),
+                    self.total("money", "revenue", currency),
+                    self.total("money", "gross", currency),
+                    self.total("money", "discount", currency),
+                    payments,
+                )
+            )
+        return found
+
+    def review(self) -> Review:
+        out = {
+            target: d.count for (source, target), d in self.edges().items() if source == "IN_REVIEW"
+        }
+        return Review(
+            sum(out.values()), out.get("APPROVED", 0), out.get("REJECTED", 0), out.get("ON_HOLD", 0)
+        )
+
+    def rate(self, part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    def top_products(self) -> list[Product]:
+        """The products sold, most units first."""
+        ranked = sorted(self.products.values(), key=lambda p: (-p.units, p.sku))
+        return ranked[:TOP_PRODUCTS]
+
+
+@dataclass
+class Money:
+    """One currency's money figures of a group, in minor units."""
+
+    currency: str
+    statements: int
+    revenue: int
+    gross: int
+    discount: int
+    payments: dict[str, tuple[int, int]]
+
+    @property
+    def average_order_value(self) -> int | None:
+        """Revenue ÷ statements, rounded half up to the minor unit."""
+        if not self.statements:
+            return None
+        return (2 * self.revenue + self.statements) // (2 * self.statements)
+
+    @property
+    def discount_share(self) -> float | None:
+        return self.discount / self.gross if self.gross else None
+
+    @property
+    def payment_success_rate(self) -> float | None:
+        moved = sum(n for kind, (n, _) in self.payments.items() if kind in SUCCESSFUL_PAYMENTS)
+        tried = moved + self.payments.get("failed", (0, 0))[0]
+        return moved / tried if tried else None
+
+
+@dataclass
+class Review:
+    """The review's decisions of a group: orders leaving IN_REVIEW, and where to."""
+
+    decided: int
+    approved: int
+    rejected: int
+    held: int
+
+    def rate(self, part: int) -> float | None:
+        return part / self.decided if self.decided else None
+
+
+@dataclass
+class Report:
+    groups: list[Figures]
+    total: Figures
+    previous: Figures
+
+
+def check_period(start: datetime.date, end: datetime.date) -> None:
+    if end < start:
+        raise DomainError.of(ErrorCode.OUT_OF_RANGE, "`to` is before `from`.", "to")
+    if (end - start).days + 1 > MAX_DAYS:
+        raise DomainError.of(
+            ErrorCode.OUT_OF_RANGE, f"A period may span at most {MAX_DAYS} days.", "to"
+        )
+
+
+def check_filter(wanted: Filter, group_by: GroupBy) -> None:
+    if wanted.dimension is None:
+        return
+    if wanted.dimension not in DIMENSIONS:
+        raise DomainError.of(ErrorCode.INVALID_VALUE, "Unknown dimension.", "filter")
+    if group_by not in (*PERIODS, GroupBy.TEAM) and group_by.value != wanted.dimension:
+        raise DomainError.of(
+            ErrorCode.INVALID_VALUE,
+            f"A filter on {wanted.dimension} goes with a grouping by period, by team or by "
+            f"{wanted.dimension}.",
+            "filter",
+        )
+
+
+def group_key(day: str, group_by: GroupBy) -> str:
+    if group_by == GroupBy.WEEK:
+        year, week, _ = datetime.date.fromisoformat(day).isocalendar()
+        return f"{year}-W{week:02d}"
+    if group_by == GroupBy.MONTH:
+        return day[:7]
+    return day
+
+
+async def report(
+    start: datetime.date, end: datetime.date, group_by: GroupBy, wanted: Filter
+) -> Report:
+    """The figures of the days ``start`` to ``end`` (inclusive) per group, their total,
+    and the total of the period of the same length before."""
+    check_period(start, end)
+    check_filter(wanted, group_by)
+    length = (end - start).days + 1
+    before = start - datetime.timedelta(days=length)
+    groups: dict[str, Figures] = {}
+    total, previous = Figures("total"), Figures("previous")
+    for row in await _rows(before, start, end, group_by, wanted):
+        if not row["current"]:
+            _add(previous, row)
+            continue
+        _add(total, row)
+        key = group_key(row["grp"], group_by) if group_by in PERIODS else row["grp"]
+        _add(groups.setdefault(key, Figures(key)), row)
+    return Report([groups[k] for k in sorted(groups)], total, previous)
+
+
+def _add(figures: Figures, row: dict) -> None:
+    n, total = int(row["n"]), int(row["total"])
+    if row["dimension"] == "sku":
+        product = figures.products.setdefault(row["value"], Product(row["value"]))
+        if row["detail"] == "units":
+            product.units += n
+        else:
+            product.revenue[row["currency"]] = product.revenue.get(row["currency"], 0) + total
+        return
+    figures.add(row["metric"], row["detail"], row["currency"], row["bucket"], n, total)
+
+
+def spans(first: datetime.date, last: datetime.date, months: bool) -> tuple[str, list[object]]:
+    """SQL choosing the rollup rows of the days ``first`` to ``last``: with ``months``,
+    the month rows of the whole months among them and the day rows of the rest, so a
+    year reads some twelve months and at most sixty days."""
+    ranges: list[tuple[datetime.date, datetime.date]] = []
+    whole: list[str] = []
+    day = first
+    while day <= last:
+        following = (day.replace(day=1) + datetime.timedelta(days=32)).replace(day=1)
+        month_end = following - datetime.timedelta(days=1)
+        if months and day.day == 1 and month_end <= last:
+            whole.append(day.isoformat()[:7])
+        elif ranges and ranges[-1][1] + datetime.timedelta(days=1) == day:
+            ranges[-1] = (ranges[-1][0], min(month_end, last))
+        else:
+            ranges.append((day, min(month_end, last)))
+        day = following
+    parts, args = [], []
+    for low, high in ranges:
+        # A month's key (2026-12) sorts between its days' keys: day rows only.
+        parts.append("(LENGTH(day) = 10 AND day >= {} AND day <= {})")
+        args += [low.isoformat(), high.isoformat()]
+    if whole:
+        condition, argument = db.one_of("day", whole)
+        parts.append(condition)
+        args.append(argument)
+    return "(" + " OR ".join(parts) + ")", args
+
+
+async def _rows(
+    before: datetime.date,
+    start: datetime.date,
+    end: datetime.date,
+    group_by: GroupBy,
+    wanted: Filter,
+) -> list[dict]:
+    """The rollup rows from ``before`` to ``end``, summed per group (a day or month, a
+    team, a dimension's value) of the period and in one for the period before it."""
+    if group_by in PERIODS or group_by == GroupBy.TEAM:
+        dimension, value = wanted.dimension or "all", wanted.value
+    else:
+        dimension, value = group_by.value, wanted.value
+    group = {GroupBy.TEAM: "team"}.get(group_by, "day" if group_by in PERIODS else "value")
+    # Products are kept by SKU alone: they follow a grouping by period or team, and no
+    # filter but the team's.
+    dimensions = "({}, 'sku')" if group != "value" and value is None else "({})"
+    # Month rows are kept for every team's figures alone.
+    months = wanted.team is None and group_by not in (GroupBy.DAY, GroupBy.WEEK, GroupBy.TEAM)
+    earlier, earlier_args = spans(before, start - datetime.timedelta(days=1), months)
+    period, period_args = spans(start, end, months)
+    where = [f"dimension IN {dimensions}", f"({earlier} OR {period})"]
+    args: list[object] = [dimension, *earlier_args, *period_args]
+    if wanted.team is not None:
+        where.append("team = {}")
+        args.append(wanted.team)
+    else:
+        where.append("team <> {}" if group_by == GroupBy.TEAM else "team = {}")
+        args.append(EVERY_TEAM)
+    if value is not None:
+        where.append("value = {}")
+        args.append(value)
+    # A day row is in the period from its day on; a month row (2026-11) is whole in it.
+    current = "(day >= {} OR (LENGTH(day) = 7 AND day >= {}))"
+    return await db.raw(
+        f"SELECT CASE WHEN {current} THEN 1 ELSE 0 END AS current, "
+        f"CASE WHEN {current} THEN {group} ELSE '' END AS grp, dimension, "
+        "CASE WHEN dimension = 'sku' THEN value ELSE '' END AS value, metric, detail, "
+        "currency, bucket, SUM(n) AS n, SUM(total) AS total "
+        f"FROM {ROLLUPS} WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
+        *[start.isoformat(), start.isoformat()[:7]] * 2,
+        *args,
+    )
+
+
+@dataclass
+class Product:
+    """A product's units sold and revenue, by currency in minor units."""
+
+    sku: str
+    units: int = 0
+    revenue: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Outstanding:
+    """Amounts statements still wait for, by currency and age of the statement."""
+
+    currency: str
+    age: str
+    statements: int
+    amount_minor: int
+
+
+AGES = ((30, "0-30 days"), (60, "31-60 days"), (90, "61-90 days"), (None, "over 90 days"))
+
+
+async def outstanding(team: str | None, now: datetime.datetime) -> list[Outstanding]:
+    """What the statements of delivered and completed orders (the ones not yet
+    settled) still wait for: total less what the ledger moved, by age."""
+    where = "f.status IN ('DELIVERED', 'COMPLETED')"
+    args: list[object] = []
+    if team is not None:
+        where += " AND f.team = {}"
+        args.append(team)
+    effect = " ".join(f"WHEN '{kind}' THEN {sign}" for kind, sign in LEDGER_EFFECT.items())
+    rows = await db.raw(
+        "SELECT s.currency, s.issued_at, s.total_minor - COALESCE((SELECT SUM(e.amount_minor * "
+        f"CASE e.kind {effect} ELSE 0 END) FROM ledger_entries e WHERE e.statement = s.id), 0) "
+        f'AS due FROM {FACTS} f JOIN statements s ON s."order" = f.order_id WHERE {where}',
+        *args,
+    )
+    found: dict[tuple[str, str], Outstanding] = {}
+    for row in rows:
+        if row["due"] <= 0:
+            continue
+        days = (seconds(now) - seconds(row["issued_at"])) // 86_400
+        age = next(name for limit, name in AGES if limit is None or days <= limit)
+        item = found.setdefault((row["currency"], age), Outstanding(row["currency"], age, 0, 0))
+        item.statements += 1
+        item.amount_minor += int(row["due"])
+    order = [name for _, name in AGES]
+    return sorted(found.values(), key=lambda o: (o.currency, order.index(o.age)))

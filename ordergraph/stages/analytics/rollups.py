@@ -1,0 +1,437 @@
+"""The rollups, derived from order events as they are appended, and rebuilt from them.
+
+``derive`` is the one function that turns events into rollups: the ``events_recorded``
+hook calls it in the transaction that appends the events, and ``rebuild`` calls it on
+the whole timeline, oldest event first. What it reads besides the events (the order's
+dimensions, a decision's findings, a statement's lines, an alert's opening, the due
+and promised times) is written before the event and not changed after it, so the
+rollups kept live and the rebuilt ones are the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from typing import Any
+
+from ordergraph.core import db
+from ordergraph.core.money import to_minor
+from ordergraph.core.orders import OrderEventView, OrderView
+from ordergraph.stages.analytics.histogram import bucket_of
+from ordergraph.stages.analytics.tables import OrderFacts, Rollup
+
+DIMENSIONS = ("channel", "person", "order_type", "priority", "carrier", "country")
+"""The dimensions every measure is kept by, besides the day and the team."""
+
+EXCEPTION_STATUSES = frozenset(
+    {
+        "delivery_failed",
+        "delivery_delayed",
+        "on_hold",
+        "return_to_sender",
+        "cancelled",
+        "unknown",
+    }
+)
+"""Tracking statuses counted as delivery exceptions (tracking stage's ``STATUSES``)."""
+
+EVERY_TEAM = "*"
+"""The team of the rollup rows that count every team's orders."""
+FOLDED = frozenset(
+    {
+        "submitted", "transition", "assigned", "queued", "unassigned", "released",
+        "handed_back", "shipment", "task_completed", "tracking_event", "alert_opened",
+        "alert_resolved", "statement_issued", "payment_recorded",
+    }
+)  # fmt: skip
+"""The event types ``_fold`` reads; others change no rollup."""
+REASONED = frozenset({"REJECTED", "ON_HOLD"})
+"""The review's decisions whose findings are counted as reasons."""
+
+_CHUNK = 2_000
+FACTS = OrderFacts._meta.tablename
+ROLLUPS = Rollup._meta.tablename
+
+
+@dataclass
+class Facts:
+    """An order's row of ``analytics_orders``."""
+
+    order_id: int
+    channel: str = ""
+    order_type: str = ""
+    priority: str = ""
+    country: str = ""
+    currency: str = ""
+    team: str = ""
+    person: str = ""
+    carrier: str = ""
+    status: str = ""
+    status_since: int = 0
+    received_at: int = 0
+    approved_at: int = 0
+    shipped_at: int = 0
+    delivered_at: int = 0
+
+
+FACT_COLUMNS = tuple(f.name for f in fields(Facts))
+
+
+@dataclass
+class Tally:
+    """Rollup increments, summed per key before they are written (an upsert may not
+    touch one row twice)."""
+
+    rows: dict[tuple[Any, ...], list[int]] = field(default_factory=lambda: defaultdict(_zero))
+
+    def count(
+        self,
+        at: int,
+        metric: str,
+        detail: str,
+        facts: Facts,
+        *,
+        n: int = 1,
+        total: int = 0,
+        currency: str = "",
+        bucket: int = -1,
+        by: Sequence[tuple[str, str]] | None = None,
+    ) -> None:
+        """Add ``n`` and ``total`` to the measure for the day of ``at`` in the order's
+        team and in every team's (``*``) rows, and for its month in every team's: for
+        all orders and for each dimension the order has a value of (or the pairs
+        ``by``). A team's month is read from its days."""
+        day = _day(at)
+        pairs = by if by is not None else [("all", ""), *_dimensions(facts)]
+        for period, team in ((day, facts.team), (day, EVERY_TEAM), (day[:7], EVERY_TEAM)):
+            for dimension, value in pairs:
+                row = self.rows[(period, metric, detail, team, dimension, value, currency, bucket)]
+                row[0] += n
+                row[1] += total
+
+    def duration(self, at: int, metric: str, detail: str, facts: Facts, since: int) -> None:
+        """One duration from ``since`` to ``at`` (counted without one when ``since`` is
+        unknown)."""
+        if not since:
+            self.count(at, metric, detail, facts)
+            return
+        seconds = max(0, at - since)
+        self.count(at, metric, detail, facts, total=seconds, bucket=bucket_of(seconds))
+
+    def upsert(self) -> db.Upsert:
+        keys = ("day", "metric", "detail", "team", "dimension", "value", "currency", "bucket")
+        return db.Upsert(
+            ROLLUPS,
+            ("dimension", "team", "day", "metric", "value", "detail", "currency", "bucket"),
+            [
+                {**dict(zip(keys, key, strict=True)), "n": n, "total": total}
+                for key, (n, total) in sorted(self.rows.items())
+            ],
+            add=("n", "total"),
+        )
+
+
+def _zero() -> list[int]:
+    return [0, 0]
+
+
+@functools.lru_cache(maxsize=1024)
+def _day(at: int) -> str:
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).date().isoformat()
+
+
+def _dimensions(facts: Facts) -> list[tuple[str, str]]:
+    return [(name, getattr(facts, name)) for name in DIMENSIONS if getattr(facts, name)]
+
+
+def seconds(instant: datetime.datetime | str | None) -> int:
+    """Whole seconds since the epoch of an instant as either database returns it."""
+    if instant is None:
+        return 0
+    if isinstance(instant, str):
+        instant = datetime.datetime.fromisoformat(instant)
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=datetime.UTC)
+    return int(instant.timestamp())
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _facts_of_order(order_id: int, row: Mapping[str, Any]) -> Facts:
+    address = _json(row["shipping_address"]) or {}
+    return Facts(
+        order_id,
+        channel=row["channel"],
+        order_type=row["type"],
+        priority=row["priority"],
+        country=str(address.get("country") or "")[:2].upper(),
+        currency=row["currency"],
+    )
+
+
+async def derive(
+    events: Sequence[OrderEventView], submitted: Mapping[int, OrderView]
+) -> list[db.Upsert]:
+    """The rollups and facts that ``events`` (in the order of their ids) change."""
+    events = [event for event in events if event.type in FOLDED]
+    if not events:
+        return []
+    order_ids = sorted({event.order_id for event in events})
+    # A submitted order is new: it has no facts yet.
+    facts = await _read_facts([i for i in order_ids if i not in submitted])
+    unknown = [i for i in order_ids if i not in facts and i not in submitted]
+    if unknown:
+        condition, argument = db.one_of("id", unknown)
+        for row in await db.raw(
+            "SELECT id, channel, type, priority, currency, shipping_address "
+            f"FROM orders WHERE {condition}",
+            argument,
+        ):
+            facts[row["id"]] = _facts_of_order(row["id"], row)
+    lookups = await Lookups.read(events)
+    before = {i: dataclasses.replace(f) for i, f in facts.items()}
+    tally = Tally()
+    for event in events:
+        order = submitted.get(event.order_id)
+        if event.order_id not in facts and order is not None:
+            facts[event.order_id] = _facts_of_order(
+                order.id,
+                {
+                    "channel": order.channel,
+                    "type": order.type,
+                    "priority": order.priority,
+                    "currency": order.currency,
+                    "shipping_address": order.shipping_address,
+                },
+            )
+        if event.order_id in facts:
+            _fold(event, facts[event.order_id], tally, lookups)
+    return [
+        db.Upsert(
+            FACTS,
+            ("order_id",),
+            [
+                {name: getattr(facts[i], name) for name in FACT_COLUMNS}
+                for i in order_ids
+                if i in facts and facts[i] != before.get(i)
+            ],
+            replace=FACT_COLUMNS[1:],
+        ),
+        tally.upsert(),
+    ]
+
+
+async def _read_facts(order_ids: list[int]) -> dict[int, Facts]:
+    """The orders' facts, locked until the transaction ends on PostgreSQL (SQLite's
+    writer is alone), so that two transactions never both move one order's facts."""
+    if not order_ids:
+        return {}
+    condition, argument = db.one_of("order_id", order_ids)
+    lock = "" if db.current().is_sqlite else " ORDER BY order_id FOR UPDATE"
+    columns = ", ".join(FACT_COLUMNS)
+    rows = await db.raw(f"SELECT {columns} FROM {FACTS} WHERE {condition}{lock}", argument)
+    return {row["order_id"]: Facts(**row) for row in rows}
+
+
+@dataclass
+class Lookups:
+    """The records besides the events that ``_fold`` needs, read once per batch."""
+
+    findings: dict[tuple[int, int], list[str]] = field(default_factory=dict)
+    statements: dict[int, dict[str, Any]] = field(default_factory=dict)
+    alert_opened: dict[int, int] = field(default_factory=dict)
+    ship_due: dict[int, int] = field(default_factory=dict)
+    promised: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    async def read(cls, events: Sequence[OrderEventView]) -> Lookups:
+        found = cls()
+        decided = {
+            e.order_id
+            for e in events
+            if e.type == "transition" and "round" in e.data and e.to_status in REASONED
+        }
+        if decided:
+            condition, argument = db.one_of('"order"', sorted(decided))
+            for row in await db.raw(
+                f'SELECT "order", round, rule, outcome, code FROM review_findings '
+                f"WHERE {condition} AND outcome <> 'pass' ORDER BY id",
+                argument,
+            ):
+                found.findings.setdefault((row["order"], row["round"]), []).append(
+                    f"{row['outcome']}:{row['rule']}:{row['code']}"
+                )
+        issued = {e.order_id for e in events if e.type == "statement_issued"}
+        if issued:
+            condition, argument = db.one_of('"order"', sorted(issued))
+            for row in await db.raw(
+                f'SELECT "order", snapshot FROM statements WHERE {condition}', argument
+            ):
+                found.statements[row["order"]] = _json(row["snapshot"]) or {}
+        resolved = {e.data.get("alert") for e in events if e.type == "alert_resolved"}
+        if resolved - {None}:
+            condition, argument = db.one_of("id", sorted(resolved - {None}))
+            for row in await db.raw(
+                f"SELECT id, opened_at FROM alerts WHERE {condition}", argument
+            ):
+                found.alert_opened[row["id"]] = seconds(row["opened_at"])
+        shipped = {e.order_id for e in events if e.to_status == "SHIPPED"}
+        if shipped:
+            condition, argument = db.one_of('"order"', sorted(shipped))
+            for row in await db.raw(
+                f'SELECT "order", due_at FROM assignments WHERE {condition}', argument
+            ):
+                if row["due_at"] is not None:
+                    found.ship_due[row["order"]] = seconds(row["due_at"])
+        delivered = {e.order_id for e in events if e.to_status == "DELIVERED"}
+        if delivered:
+            condition, argument = db.one_of('"order"', sorted(delivered))
+            for row in await db.raw(
+                f'SELECT "order", MAX(promised_date) AS promised FROM shipment_tracking '
+                f'WHERE {condition} GROUP BY "order"',
+                argument,
+            ):
+                if row["promised"] is not None:
+                    found.promised[row["order"]] = str(row["promised"])[:10]
+        return found
+
+
+def _fold(event: OrderEventView, facts: Facts, tally: Tally, lookups: Lookups) -> None:
+    """Apply one event to its order's facts and add what it counts to ``tally``."""
+    at = seconds(event.at)
+    data = event.data
+    if event.type == "submitted":
+        facts.status, facts.status_since, facts.received_at = event.to_status or "", at, at
+        tally.count(at, "flow", "received", facts)
+    elif event.type == "transition":
+        _transition(event, at, facts, tally, lookups)
+    elif event.type in ("assigned", "queued", "unassigned"):
+        facts.team, facts.person = data.get("team") or "", data.get("member") or ""
+    elif event.type in ("released", "handed_back"):
+        facts.person = ""
+    elif event.type == "shipment":
+        facts.carrier = facts.carrier or str(data.get("carrier") or "")[:64]
+        tally.count(at, "task", "shipment", facts)
+    elif event.type == "task_completed":
+        tally.count(at, "task", str(data.get("kind")), facts)
+        if data.get("shortPick"):
+            tally.count(at, "task", "short_pick", facts)
+    elif event.type == "tracking_event" and data.get("status") in EXCEPTION_STATUSES:
+        tally.count(at, "exception", data["status"], facts)
+    elif event.type == "alert_opened":
+        tally.count(at, "alert_open", str(data.get("kind")), facts)
+    elif event.type == "alert_resolved":
+        opened = lookups.alert_opened.get(data.get("alert"), 0)
+        tally.duration(at, "alert_fix", str(data.get("kind")), facts, opened)
+    elif event.type == "statement_issued":
+        _statement(at, facts, tally, lookups.statements.get(event.order_id, {}))
+    elif event.type == "payment_recorded":
+        currency = str(data.get("currency") or facts.currency)
+        minor = to_minor(Decimal(str(data.get("amount", "0"))), currency)
+        tally.count(at, "payment", str(data.get("kind")), facts, total=minor, currency=currency)
+
+
+def _transition(
+    event: OrderEventView, at: int, facts: Facts, tally: Tally, lookups: Lookups
+) -> None:
+    source, target = event.from_status or "", event.to_status or ""
+    tally.duration(at, "edge", f"{source}>{target}", facts, facts.status_since)
+    for finding in lookups.findings.get((event.order_id, event.data.get("round", -1)), []):
+        if target in REASONED:
+            tally.count(at, "finding", finding, facts)
+    if target in ("APPROVED", "REJECTED") and source in ("IN_REVIEW", "ON_HOLD"):
+        tally.duration(at, "cycle", "review", facts, facts.received_at)
+    if target == "APPROVED" and not facts.approved_at:
+        facts.approved_at = at
+    elif target == "SHIPPED":
+        tally.duration(at, "cycle", "fulfilment", facts, facts.approved_at)
+        tally.duration(at, "cycle", "order_to_ship", facts, facts.received_at)
+        due = lookups.ship_due.get(event.order_id)
+        if due:
+            tally.count(at, "on_time", "ship_due", facts)
+            if at <= due:
+                tally.count(at, "on_time", "shipped", facts)
+        facts.shipped_at = at
+    elif target == "DELIVERED":
+        tally.duration(at, "cycle", "delivery", facts, facts.shipped_at)
+        tally.duration(at, "cycle", "order_to_delivery", facts, facts.received_at)
+        promised = lookups.promised.get(event.order_id)
+        if promised:
+            tally.count(at, "on_time", "delivery_promised", facts)
+            if _day(at) <= promised:
+                tally.count(at, "on_time", "delivered", facts)
+        facts.delivered_at = at
+    elif target == "SETTLED":
+        tally.duration(at, "cycle", "settlement", facts, facts.delivered_at)
+        tally.duration(at, "cycle", "order_to_settle", facts, facts.received_at)
+    facts.status, facts.status_since = target, at
+
+
+def _statement(at: int, facts: Facts, tally: Tally, snapshot: dict[str, Any]) -> None:
+    currency = str(snapshot.get("currency") or facts.currency)
+
+    def minor(amount: Any) -> int:
+        return to_minor(Decimal(str(amount or "0")), currency)
+
+    for detail, key in (("revenue", "total"), ("gross", "subtotal")):
+        tally.count(at, "money", detail, facts, total=minor(snapshot.get(key)), currency=currency)
+    tally.count(
+        at,
+        "money",
+        "discount",
+        facts,
+        n=0,
+        total=-minor(snapshot.get("adjustmentTotal")),
+        currency=currency,
+    )
+    for line in snapshot.get("lines", []):
+        if line.get("kind") != "item":
+            continue
+        sku = str(line.get("sku") or "")[:200]
+        by = [("sku", sku)]
+        tally.count(at, "demand", "units", facts, n=int(line.get("quantity") or 0), by=by)
+        tally.count(
+            at, "demand", "revenue", facts, total=minor(line.get("total")), currency=currency, by=by
+        )
+
+
+async def rebuild() -> int:
+    """Recompute every rollup and fact from the timeline, in one transaction; the
+    number of events read."""
+    read = 0
+    async with db.write_transaction():
+        await db.raw(f"DELETE FROM {ROLLUPS}")
+        await db.raw(f"DELETE FROM {FACTS}")
+        last = 0
+        while True:
+            rows = await db.raw(
+                'SELECT id, "order", type, from_status, to_status, actor, data, at '
+                f"FROM order_events WHERE id > {{}} ORDER BY id LIMIT {_CHUNK}",
+                last,
+            )
+            if not rows:
+                return read
+            events = [
+                OrderEventView(
+                    id=row["id"],
+                    order_id=row["order"],
+                    type=row["type"],
+                    from_status=row["from_status"],
+                    to_status=row["to_status"],
+                    actor=row["actor"],
+                    data=_json(row["data"]) or {},
+                    at=row["at"],
+                )
+                for row in rows
+            ]
+            await db.upsert_all(await derive(events, {}))
+            read += len(rows)
+            last = rows[-1]["id"]

@@ -1,0 +1,61 @@
+"""The analytics stage's records: what it derives from the timeline, never a second truth.
+
+Both tables are written only through the ``events_recorded`` hook, in the transaction
+that appends the events they count, and ``ordergraph analytics rebuild`` recomputes them
+from the timeline alone. Their keys and indexes are declared in migration m0013.
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import BigInt, Integer, Varchar
+from piccolo.table import Table
+
+
+class OrderFacts(Table, tablename="analytics_orders"):
+    """Where each order stands, as far as its timeline has told: its dimensions (the
+    team and person assigned, the first carrier), its status and since when, and the
+    instants it first reached the stages that durations are measured from.
+
+    Instants are whole seconds since the Unix epoch (0: not yet), so that durations
+    are the same integers live and rebuilt, on both databases."""
+
+    order_id = Integer(unique=True)
+    channel = Varchar(length=32, default="")
+    order_type = Varchar(length=32, default="")
+    priority = Varchar(length=16, default="")
+    country = Varchar(length=2, default="")
+    currency = Varchar(length=3, default="")
+    team = Varchar(length=64, default="")
+    person = Varchar(length=200, default="")
+    carrier = Varchar(length=64, default="")
+    status = Varchar(length=32, default="")
+    status_since = BigInt(default=0)
+    received_at = BigInt(default=0)
+    approved_at = BigInt(default=0)
+    shipped_at = BigInt(default=0)
+    delivered_at = BigInt(default=0)
+
+
+class Rollup(Table, tablename="analytics_rollups"):
+    """One day's (``day`` 2026-11-30) count (``n``) and sum (``total``) of a measure, for
+    one value of one dimension, within one team or every team's (``team`` ``*``); or
+    one month's (``day`` 2026-11), every team's.
+
+    ``metric`` names the measure's family and ``detail`` the measure (``edge`` and
+    ``IN_REVIEW>APPROVED``); ``dimension`` is ``all`` (``value`` empty) or one of
+    ``channel``, ``person``, ``order_type``, ``priority``, ``carrier``, ``country``,
+    ``sku``; ``team`` is the order's team ('' before it has one) or ``*``. Durations are
+    histograms: one row per logarithmic ``bucket`` (``histogram.py``), ``total`` the
+    seconds; a plain count has bucket -1. Money has its ``currency`` and ``total`` in
+    minor units."""
+
+    day = Varchar(length=10)
+    metric = Varchar(length=16)
+    detail = Varchar(length=200, default="")
+    team = Varchar(length=64, default="")
+    dimension = Varchar(length=16, default="all")
+    value = Varchar(length=200, default="")
+    currency = Varchar(length=3, default="")
+    bucket = Integer(default=-1)
+    n = BigInt(default=0)
+    total = BigInt(default=0)
