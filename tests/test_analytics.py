@@ -116,7 +116,7 @@ async def _random_flow(api: Api, seed: int, orders: int) -> dict[str, int]:
         if path == "cancel":
             order = await submit_lamps(api, external, quantity=1)
             db.set_clock(START + datetime.timedelta(hours=7 * i + 2))
-            await transition_order(api.rt, int(order["id"]), "cancel", ADMIN, reason="changed")
+            await transition_order(api.rt, order["databaseId"], "cancel", ADMIN, reason="changed")
             happened["cancelled"] += 1
             continue
         quantity = chance.randint(1, 3)

@@ -209,7 +209,7 @@ async def test_the_jobs_of_one_order_run_one_after_another_in_the_order_they_wer
 ):
     order = await submit(api)
     async with db.write_transaction():
-        await enqueue_many([("step", {"order_id": int(order["id"]), "n": n}) for n in range(5)])
+        await enqueue_many([("step", {"order_id": order["databaseId"], "n": n}) for n in range(5)])
     await wait_for_outbox({"done"})
     assert steps == [(edge, n) for n in range(5) for edge in ("start", "end")]
 
