@@ -21,7 +21,7 @@ from conftest import Api, make_settings, submit
 from piccolo.engine.postgres import PostgresEngine
 
 from ordergraph.core import db
-from ordergraph.core.arq_jobs import Names
+from ordergraph.core.arq_jobs import JoiningRedis, Names
 from ordergraph.core.jobs import enqueue_many
 from ordergraph.core.plugins import PluginInfo, hookimpl
 from ordergraph.core.settings import Settings
@@ -270,3 +270,32 @@ async def test_jobs_of_a_process_killed_between_commit_and_enqueue_are_relayed_a
             assert await client.exists(result_key_prefix + names.job_id(job["id"]))
     finally:
         await client.aclose()
+
+
+async def test_transactions_a_worker_makes_at_once_go_as_one_and_each_gets_its_own_answer(
+    redis_url: str,
+):
+    client = JoiningRedis.from_url(redis_url, client_name="joining")
+    observer = redis.Redis.from_url(redis_url)
+    await observer.set("text", "not a number")
+
+    async def count_up(key: str) -> list[Any]:
+        async with client.pipeline() as transaction:
+            transaction.incr(key)
+            transaction.incr(key)
+            transaction.get(key)
+            return await transaction.execute()
+
+    try:
+        first, failed, second = await asyncio.gather(
+            count_up("a"), count_up("text"), count_up("b"), return_exceptions=True
+        )
+        connections = [c for c in await observer.client_list() if c["name"] == "joining"]
+    finally:
+        await client.aclose()
+        await observer.aclose()
+    assert first == [1, 2, b"2"]
+    assert second == [1, 2, b"2"]
+    assert isinstance(failed, redis.ResponseError)
+    # Three transactions at once went to Redis on one connection: as one.
+    assert len(connections) == 1

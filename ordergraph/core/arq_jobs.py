@@ -40,10 +40,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as redis
+from arq.connections import ArqRedis, create_pool
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.cron import CronJob, cron
 from arq.jobs import serialize_job
 from arq.worker import Function, Retry, Worker, func
+from redis.asyncio.client import Pipeline
 
 from ordergraph.core import db, jobs, periodic
 from ordergraph.core.batching import Batched
@@ -481,6 +483,57 @@ return taken
 """
 
 
+class _JoinedPipeline(Pipeline):
+    """A transaction (``MULTI`` ... ``EXEC``) that goes to Redis with the others made at
+    the same moment, as one: arq's worker sends two per job (taking it, ending it)."""
+
+    def __init__(self, joined: Batched[Any, list[Any]], *args: Any) -> None:
+        super().__init__(*args)
+        self._joined = joined
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        if self.watching or self.explicit_transaction or self.scripts or not self.command_stack:
+            return await super().execute(raise_on_error)
+        try:
+            results = await self._joined(self.command_stack)
+        finally:
+            await self.reset()
+        if raise_on_error:
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        return results
+
+
+class JoiningRedis(ArqRedis):
+    """arq's Redis, whose plain transactions made at the same moment go in one: the
+    commands of each in the order they were made, all of them at once (a transaction
+    with ``WATCH``, as in ``enqueue_job``, goes alone)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._joined: Batched[Any, list[Any]] = Batched(self._run_joined)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
+        if not transaction:
+            return super().pipeline(transaction, shard_hint)
+        return _JoinedPipeline(
+            self._joined, self.connection_pool, self.response_callbacks, True, shard_hint
+        )
+
+    async def _run_joined(self, stacks: list[list[Any]]) -> list[list[Any] | BaseException]:
+        async with super().pipeline(transaction=True) as joined:
+            for stack in stacks:
+                for args, options in stack:
+                    joined.pipeline_execute_command(*args, **options)
+            results = await joined.execute(raise_on_error=False)
+        each: list[list[Any] | BaseException] = []
+        for stack in stacks:
+            each.append(results[: len(stack)])
+            results = results[len(stack) :]
+        return each
+
+
 class WakingWorker(Worker):
     """arq's worker, with two changes of how it takes jobs.
 
@@ -492,7 +545,7 @@ class WakingWorker(Worker):
       transaction of four round trips per job, and starts them together: review jobs
       taken together are reviewed together, and two workers do not race for each job.
 
-    Running a job and recording its result are arq's."""
+    Running a job and recording its result are arq's, on a ``JoiningRedis`` (``main``)."""
 
     def __init__(
         self,
@@ -509,6 +562,26 @@ class WakingWorker(Worker):
         self._woken = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self._take: Any = None
+
+    async def main(self) -> None:
+        """arq's, on a Redis that joins the transactions made at the same moment (those
+        of the jobs taken together, and of the jobs that end together)."""
+        if self._pool is None:
+            made = await create_pool(
+                self.redis_settings,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
+            self._pool = JoiningRedis(
+                made.connection_pool,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
+        await super().main()
 
     async def _poll_iteration(self) -> None:
         """arq's, taking jobs with ``_take_due`` (without arq's burst mode and aborting
