@@ -23,7 +23,9 @@ PIA = Principal(Role.STAFF, "pia", team="floor")
 #   1  INSERT the assignment
 #   2  UPDATE the tasks' assignee, UPDATE the team's round-robin pointer
 #   2  INSERT the "assigned" event, INSERT its outbox jobs
-ASSIGN_STATEMENTS = {"sqlite": 14, "postgresql": 15}
+#   2  the analytics stage's rollups of the event: SELECT the order's facts, then
+#      INSERT ... ON CONFLICT its day's counts (events_recorded)
+ASSIGN_STATEMENTS = {"sqlite": 16, "postgresql": 17}
 
 # myWork, for any number of items: the token, the page of work, which of its orders are
 # in the caller's scope, the tasks of every order.
@@ -34,9 +36,12 @@ MY_WORK_STATEMENTS = 4
 # conditional UPDATE and its event; the steps that can change the status then derive it
 # (start: start_processing, ship: ship, each a full transition_order with its hooks;
 # closing the assignment on ship takes the assignment lock, on PostgreSQL a statement).
+# The analytics stage counts each step's events in the same transaction (events_recorded:
+# the order's facts read, its rollups upserted): two statements per step, more on the
+# steps that also move the order.
 STEP_STATEMENTS = {
-    "sqlite": {"start": 19, "pick": 13, "pack": 9, "ship": 25},
-    "postgresql": {"start": 19, "pick": 13, "pack": 9, "ship": 26},
+    "sqlite": {"start": 22, "pick": 15, "pack": 11, "ship": 32},
+    "postgresql": {"start": 21, "pick": 15, "pack": 11, "ship": 31},
 }
 
 

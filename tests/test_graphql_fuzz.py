@@ -40,6 +40,12 @@ DATETIMES = st.one_of(
     st.datetimes(timezones=st.sampled_from([datetime.UTC, None])).map(lambda d: d.isoformat()),
     st.sampled_from(["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"]),
 ).map(nodes.String)
+# Days as clients send them, the edges of the calendar and text that is no day included.
+DATES = st.one_of(
+    st.dates().map(lambda d: d.isoformat()),
+    st.sampled_from(["0001-01-01", "9999-12-31", "2026-02-30", "2026-W49", ""]),
+    st.text(max_size=12),
+).map(nodes.String)
 JSON = st.one_of(st.none(), st.integers(), st.text(max_size=20)).map(
     lambda value: nodes.String(str(value))
 )
@@ -71,6 +77,7 @@ CUSTOM_SCALARS = {
     "ID": IDS,
     "Decimal": DECIMALS,
     "DateTime": DATETIMES,
+    "Date": DATES,
     "JSON": JSON,
 }
 # Admins reach every field; the other roles see the role checks answer.

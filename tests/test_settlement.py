@@ -320,4 +320,6 @@ async def test_settling_one_order_costs_the_same_for_1_or_6_lines(database_url: 
 #   1  INSERT ... ON CONFLICT the series' next number
 #   1  INSERT the statement
 #   2  INSERT the "statement_issued" event and its outbox jobs
-ISSUE_STATEMENTS = 12
+#   3  the analytics stage's rollups of the event (the order's facts read, its
+#      rollups upserted)
+ISSUE_STATEMENTS = 15

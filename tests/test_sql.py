@@ -87,7 +87,7 @@ async def test_inserts_together_write_every_table_or_none(connected: db.Database
     assert await OutboxJob.count() == 0
 
     async with db.write_transaction():
-        written = await db.insert_together(
+        written, _ = await db.insert_together(
             [(Order, [order]), (OutboxJob, [job, job])], returning=("id", "name")
         )
     assert [row["name"] for row in written] == ["together", "together"]

@@ -319,6 +319,6 @@ async def test_an_arq_worker_reviews_orders_due_together_in_the_statements_of_on
     # What ten orders add to a worker's statements: one review of them all, and on
     # PostgreSQL the lock that makes batches take turns, as with the embedded runner.
     postgres = database_url.startswith("postgresql")
-    together = REVIEW_STATEMENTS + (1 if postgres else 0)
+    together = REVIEW_STATEMENTS["postgresql" if postgres else "sqlite"] + (1 if postgres else 0)
     added = len(without_bookkeeping(ten)) - len(without_bookkeeping(idle))
     assert added == together, without_bookkeeping(ten)

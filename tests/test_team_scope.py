@@ -396,6 +396,9 @@ NOT_ORDER_BOUND = {
     "Mutation.retirePromotion": "admins only",
     "Mutation.submitOrder": "a new order, on the caller's account",
     "Mutation.importBankStatement": "a bank file: its credits go to the statements they name",
+    "Query.analytics": "figures, not orders; staff of a team get their team's (test_analytics)",
+    "Query.processMap": "counts, not orders; staff of a team get their team's (test_analytics)",
+    "Subscription.processMapChanged": "counts, not orders; staff of a team get their team's",
 }
 
 # Subscriptions are walked by the tests below (a websocket each).
