@@ -17,6 +17,8 @@ from ordergraph.graphql.types import (
     PAYLOAD_ERRORS,
     Connection,
     Order,
+    PageAfter,
+    PageSize,
     UserError,
     order_global_id,
     payload_errors,
@@ -115,24 +117,8 @@ class InboxQuery:
         channel: Annotated[
             str | None, strawberry.argument(description="Only this channel's entries.")
         ] = None,
-        first: Annotated[
-            int | None,
-            strawberry.argument(
-                description=(
-                    "How many items the page holds: 1 to 100 (default 20); another "
-                    "number is refused with OUT_OF_RANGE."
-                )
-            ),
-        ] = DEFAULT_PAGE,
-        after: Annotated[
-            str | None,
-            strawberry.argument(
-                description=(
-                    "The cursor after which the page starts: a cursor this list handed "
-                    "out (endCursor), else INVALID_CURSOR."
-                )
-            ),
-        ] = None,
+        first: PageSize = DEFAULT_PAGE,
+        after: PageAfter = None,
     ) -> Connection[ImportErrorType]:
         require(info, *OPERATORS)
         clauses = []

@@ -51,6 +51,8 @@ from ordergraph.graphql.types import (
     Me,
     Node,
     Order,
+    PageAfter,
+    PageSize,
     Plugin,
     Product,
     RoleType,
@@ -298,24 +300,8 @@ class Query:
             OrderFilter | None,
             strawberry.argument(description="Which orders; all you may see when null."),
         ] = None,
-        first: Annotated[
-            int | None,
-            strawberry.argument(
-                description=(
-                    "How many items the page holds: 1 to 100 (default 20); another "
-                    "number is refused with OUT_OF_RANGE."
-                )
-            ),
-        ] = DEFAULT_PAGE,
-        after: Annotated[
-            str | None,
-            strawberry.argument(
-                description=(
-                    "The cursor after which the page starts: a cursor this list handed "
-                    "out (endCursor), else INVALID_CURSOR."
-                )
-            ),
-        ] = None,
+        first: PageSize = DEFAULT_PAGE,
+        after: PageAfter = None,
     ) -> Connection[Order]:
         principal = require(info, *READERS)
         try:
@@ -375,24 +361,8 @@ class Query:
                 description="Matches SKU and name, any case (at most 200 characters)."
             ),
         ] = None,
-        first: Annotated[
-            int | None,
-            strawberry.argument(
-                description=(
-                    "How many items the page holds: 1 to 100 (default 20); another "
-                    "number is refused with OUT_OF_RANGE."
-                )
-            ),
-        ] = DEFAULT_PAGE,
-        after: Annotated[
-            str | None,
-            strawberry.argument(
-                description=(
-                    "The cursor after which the page starts: a cursor this list handed "
-                    "out (endCursor), else INVALID_CURSOR."
-                )
-            ),
-        ] = None,
+        first: PageSize = DEFAULT_PAGE,
+        after: PageAfter = None,
     ) -> Connection[Product]:
         require(info, *OPERATORS)
         clauses = []
@@ -413,24 +383,8 @@ class Query:
                 description="Matches e-mail and name, any case (at most 200 characters)."
             ),
         ] = None,
-        first: Annotated[
-            int | None,
-            strawberry.argument(
-                description=(
-                    "How many items the page holds: 1 to 100 (default 20); another "
-                    "number is refused with OUT_OF_RANGE."
-                )
-            ),
-        ] = DEFAULT_PAGE,
-        after: Annotated[
-            str | None,
-            strawberry.argument(
-                description=(
-                    "The cursor after which the page starts: a cursor this list handed "
-                    "out (endCursor), else INVALID_CURSOR."
-                )
-            ),
-        ] = None,
+        first: PageSize = DEFAULT_PAGE,
+        after: PageAfter = None,
     ) -> Connection[Customer]:
         require(info, *OPERATORS)
         clauses = []

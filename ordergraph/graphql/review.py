@@ -16,6 +16,8 @@ from ordergraph.graphql.queries import orders_in_states
 from ordergraph.graphql.types import (
     Connection,
     Order,
+    PageAfter,
+    PageSize,
     connection,
     decode_cursor,
     invalid_cursor,
@@ -44,24 +46,8 @@ class ReviewQuery:
     async def review_queue(
         self,
         info: Info,
-        first: Annotated[
-            int | None,
-            strawberry.argument(
-                description=(
-                    "How many items the page holds: 1 to 100 (default 20); another "
-                    "number is refused with OUT_OF_RANGE."
-                )
-            ),
-        ] = DEFAULT_PAGE,
-        after: Annotated[
-            str | None,
-            strawberry.argument(
-                description=(
-                    "The cursor after which the page starts: a cursor this list handed "
-                    "out (endCursor), else INVALID_CURSOR."
-                )
-            ),
-        ] = None,
+        first: PageSize = DEFAULT_PAGE,
+        after: PageAfter = None,
     ) -> Connection[Order]:
         require(info, *OPERATORS)
         size = page_size(first)

@@ -10,7 +10,7 @@ import typing
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
@@ -224,6 +224,27 @@ class Edge(Generic[T]):
         description="Opaque; pass it as after to get the items that follow this one. Only this "
         "list understands it (another list answers INVALID_CURSOR)."
     )
+
+
+# The paging arguments of every connection.
+PageSize = Annotated[
+    int | None,
+    strawberry.argument(
+        description=(
+            f"How many items the page holds: 1 to {MAX_PAGE} (default {DEFAULT_PAGE}); "
+            "another number is refused with OUT_OF_RANGE."
+        )
+    ),
+]
+PageAfter = Annotated[
+    str | None,
+    strawberry.argument(
+        description=(
+            "The cursor after which the page starts: a cursor this list handed out "
+            "(endCursor), else INVALID_CURSOR."
+        )
+    ),
+]
 
 
 # totalCount stops counting here unless the per-status counts can answer: a filter that
