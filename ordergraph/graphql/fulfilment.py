@@ -20,6 +20,7 @@ from ordergraph.graphql.context import OPERATORS, READERS, Info, page_size, requ
 from ordergraph.graphql.types import (
     PAYLOAD_ERRORS,
     Order,
+    OrderIdArgument,
     UserError,
     extend_order,
     order_key,
@@ -593,12 +594,7 @@ class FulfilmentMutation:
     async def assign_order(
         self,
         info: Info,
-        id: Annotated[
-            strawberry.ID,
-            strawberry.argument(
-                description="The order's id (Order.id; its databaseId is taken too)."
-            ),
-        ],
+        id: OrderIdArgument,
         member: Annotated[
             str | None,
             strawberry.argument(
@@ -619,12 +615,7 @@ class FulfilmentMutation:
     async def release_order(
         self,
         info: Info,
-        id: Annotated[
-            strawberry.ID,
-            strawberry.argument(
-                description="The order's id (Order.id; its databaseId is taken too)."
-            ),
-        ],
+        id: OrderIdArgument,
     ) -> WorkPayload:
         principal = _operator(info)
         order_id = order_key(id)
@@ -774,12 +765,7 @@ class FulfilmentMutation:
     async def ship_order(
         self,
         info: Info,
-        order_id: Annotated[
-            strawberry.ID,
-            strawberry.argument(
-                description="The order's id (Order.id; its databaseId is taken too)."
-            ),
-        ],
+        order_id: OrderIdArgument,
         input: Annotated[
             ShipmentInput,
             strawberry.argument(description="The lines, quantities and carrier of the shipment."),

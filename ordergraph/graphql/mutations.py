@@ -16,6 +16,7 @@ from ordergraph.graphql.types import (
     PAYLOAD_ERRORS,
     Customer,
     Order,
+    OrderIdArgument,
     Priority,
     Product,
     UserError,
@@ -283,12 +284,7 @@ class Mutation:
     async def transition_order(
         self,
         info: Info,
-        id: Annotated[
-            strawberry.ID,
-            strawberry.argument(
-                description="The order's id (Order.id; its databaseId is taken too)."
-            ),
-        ],
+        id: OrderIdArgument,
         transition: Annotated[
             str,
             strawberry.argument(
@@ -328,12 +324,7 @@ class Mutation:
     async def cancel_order(
         self,
         info: Info,
-        id: Annotated[
-            strawberry.ID,
-            strawberry.argument(
-                description="The order's id (Order.id; its databaseId is taken too)."
-            ),
-        ],
+        id: OrderIdArgument,
         reason: Annotated[
             str | None,
             strawberry.argument(description="Why, for the timeline (at most 2,000 characters)."),

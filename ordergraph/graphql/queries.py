@@ -51,6 +51,7 @@ from ordergraph.graphql.types import (
     Me,
     Node,
     Order,
+    OrderIdArgument,
     PageAfter,
     PageSize,
     Plugin,
@@ -231,12 +232,7 @@ class Query:
     async def order(
         self,
         info: Info,
-        id: Annotated[
-            strawberry.ID,
-            strawberry.argument(
-                description="The order's id (Order.id; its databaseId is taken too)."
-            ),
-        ],
+        id: OrderIdArgument,
     ) -> Order | None:
         require(info, *READERS)
         try:

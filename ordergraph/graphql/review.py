@@ -16,6 +16,7 @@ from ordergraph.graphql.queries import orders_in_states
 from ordergraph.graphql.types import (
     Connection,
     Order,
+    OrderIdArgument,
     PageAfter,
     PageSize,
     connection,
@@ -89,12 +90,7 @@ class ReviewMutation:
     async def approve_order(
         self,
         info: Info,
-        id: Annotated[
-            strawberry.ID,
-            strawberry.argument(
-                description="The order's id (Order.id; its databaseId is taken too)."
-            ),
-        ],
+        id: OrderIdArgument,
         note: Annotated[
             str | None, strawberry.argument(description="Why, for the timeline.")
         ] = None,
@@ -105,12 +101,7 @@ class ReviewMutation:
     async def reject_order(
         self,
         info: Info,
-        id: Annotated[
-            strawberry.ID,
-            strawberry.argument(
-                description="The order's id (Order.id; its databaseId is taken too)."
-            ),
-        ],
+        id: OrderIdArgument,
         reason: Annotated[str, strawberry.argument(description="Why, shown to the customer.")],
     ) -> OrderPayload:
         return await _decide(info, id, "reject", reason)
@@ -122,12 +113,7 @@ class ReviewMutation:
     async def amend_order(
         self,
         info: Info,
-        id: Annotated[
-            strawberry.ID,
-            strawberry.argument(
-                description="The order's id (Order.id; its databaseId is taken too)."
-            ),
-        ],
+        id: OrderIdArgument,
         input: Annotated[
             SubmitOrderInput,
             strawberry.argument(

@@ -226,6 +226,12 @@ class Edge(Generic[T]):
     )
 
 
+# The argument that names an order, in the mutations that act on one.
+OrderIdArgument = Annotated[
+    strawberry.ID,
+    strawberry.argument(description="The order's id (Order.id; its databaseId is taken too)."),
+]
+
 # The paging arguments of every connection.
 PageSize = Annotated[
     int | None,

@@ -14,6 +14,7 @@ from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.graphql.context import READERS, Info, require, row_id
 from ordergraph.graphql.types import (
     PAYLOAD_ERRORS,
+    OrderIdArgument,
     PluginSetting,
     UserError,
     _jsonable,
@@ -237,12 +238,7 @@ class PromotionMutation:
     async def redeem_coupon(
         self,
         info: Info,
-        order_id: Annotated[
-            strawberry.ID,
-            strawberry.argument(
-                description="The order's id (Order.id; its databaseId is taken too)."
-            ),
-        ],
+        order_id: OrderIdArgument,
         code: Annotated[
             str,
             strawberry.argument(

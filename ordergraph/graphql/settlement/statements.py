@@ -22,6 +22,7 @@ from ordergraph.graphql.types import (
     PAYLOAD_ERRORS,
     Connection,
     Order,
+    OrderIdArgument,
     UserError,
     extend_order,
     order_key,
@@ -518,12 +519,7 @@ class SettlementMutation:
     async def report_delivery_problem(
         self,
         info: Info,
-        order_id: Annotated[
-            strawberry.ID,
-            strawberry.argument(
-                description="The order's id (Order.id; its databaseId is taken too)."
-            ),
-        ],
+        order_id: OrderIdArgument,
         description: Annotated[
             str,
             strawberry.argument(
