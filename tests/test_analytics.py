@@ -25,7 +25,7 @@ from ordergraph.core import auth, db
 from ordergraph.core.transitions import transition_order
 from ordergraph.stages.analytics.export import KPIS
 from ordergraph.stages.analytics.histogram import RELATIVE_ERROR, bucket_of, bucket_value, quantile
-from ordergraph.stages.analytics.rollups import rebuild
+from ordergraph.stages.analytics.rollups import fold, rebuild
 from ordergraph.stages.fulfilment.teams import MemberData, upsert_team
 from plugins.payments import cash_on_delivery
 
@@ -88,6 +88,7 @@ def test_a_bucket_stands_for_its_durations_within_the_stated_error() -> None:
 
 
 async def _all_rows() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    await fold()
     rollups = await db.raw(
         "SELECT day, metric, detail, team, dimension, value, currency, bucket, n, total "
         "FROM analytics_rollups WHERE n <> 0 OR total <> 0"
@@ -147,6 +148,42 @@ async def submit_lamps(api: Api, external: str, quantity: int = 10) -> dict[str,
     )  # fmt: skip
     await api.rt.runner.drain()
     return order
+
+
+async def test_counts_of_concurrent_writers_are_read_at_once_and_folded_once(
+    database_url: str,
+) -> None:
+    """Each commit appends its counts; folds running meanwhile move them into the
+    rollups: every count is read as soon as it is committed, and none twice."""
+    today = {"from": datetime.date.today().isoformat(), "to": datetime.date.today().isoformat()}
+    async with shop(database_url) as api:
+        stop = asyncio.Event()
+
+        async def folding() -> int:
+            folds = 0
+            while not stop.is_set():
+                await fold()
+                folds += 1
+                await asyncio.sleep(0)
+            return folds
+
+        folder = asyncio.create_task(folding())
+        try:
+            await asyncio.gather(*(submit_lamps(api, f"C-{i}", quantity=1) for i in range(12)))
+        finally:
+            stop.set()
+        assert await folder > 0
+        # Counted after the last fold: read from the counts appended.
+        await submit_lamps(api, "C-last", quantity=1)
+        unfolded = await db.raw("SELECT COUNT(*) AS n FROM analytics_rollup_deltas")
+        received = (await api.data(FIGURES, today))["analytics"]["total"]["flow"]["received"]
+        live = await _all_rows()
+        assert await rebuild() > 0
+        rebuilt = await _all_rows()
+        left = await db.raw("SELECT COUNT(*) AS n FROM analytics_rollup_deltas")
+    assert received == 13, f"read with {unfolded[0]['n']} counts not folded"
+    assert live == rebuilt
+    assert left[0]["n"] == 0
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -648,7 +648,8 @@ class Upsert:
     """Rows to insert, or to merge into the row already stored under the same ``key``:
     the ``add`` columns are summed with it, the ``replace`` columns overwrite it. One
     statement whatever the number of rows, race-free on both databases
-    (``INSERT ... ON CONFLICT DO UPDATE``); two rows may not share a key."""
+    (``INSERT ... ON CONFLICT DO UPDATE``); two rows may not share a key. Without a
+    ``key`` the rows are appended (a plain ``INSERT``)."""
 
     table: str
     key: tuple[str, ...]
@@ -664,12 +665,13 @@ def _upsert_sql(upsert: Upsert) -> tuple[str, list[Any]]:
     updates += [f'"{c}" = excluded."{c}"' for c in upsert.replace]
     columns = ", ".join(f'"{name}"' for name in names)
     key = ", ".join(f'"{name}"' for name in upsert.key)
-    sql = (
-        f'INSERT INTO "{upsert.table}" ({columns}) VALUES '
-        + ", ".join(row_marks for _ in upsert.rows)
-        + f" ON CONFLICT ({key}) "
-        + (f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING")
+    sql = f'INSERT INTO "{upsert.table}" ({columns}) VALUES ' + ", ".join(
+        row_marks for _ in upsert.rows
     )
+    if upsert.key:
+        sql += f" ON CONFLICT ({key}) " + (
+            f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
+        )
     return sql, [row[name] for row in upsert.rows for name in names]
 
 

@@ -556,8 +556,12 @@ def events_recorded(events, orders, settings):
 
     Returns: a list of ``Upsert``s (``ordergraph.plugin_api``) to write in the same
     transaction (collected); the core writes them together, in one statement on
-    PostgreSQL. Reads belong in the hook; writes in what it returns. A plugin that
-    raises or times out refuses the change (``PLUGIN_FAILED``): nothing is written.
+    PostgreSQL. An ``Upsert`` without a ``key`` appends its rows: counts that every
+    transaction adds to (a day's total) are best appended and summed later, so that
+    concurrent transactions never wait for each other's lock on one row, as the
+    analytics stage does. Reads belong in the hook; writes in what it returns. A
+    plugin that raises or times out refuses the change (``PLUGIN_FAILED``): nothing is
+    written.
     """
 
 

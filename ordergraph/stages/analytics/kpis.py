@@ -17,7 +17,7 @@ from ordergraph.core import db
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.money import LEDGER_EFFECT
 from ordergraph.stages.analytics.histogram import quantile
-from ordergraph.stages.analytics.rollups import DIMENSIONS, EVERY_TEAM, FACTS, ROLLUPS, seconds
+from ordergraph.stages.analytics.rollups import COUNTED, DIMENSIONS, EVERY_TEAM, FACTS, seconds
 
 MAX_DAYS = 366 * 2
 """The longest period one request may ask for."""
@@ -396,7 +396,7 @@ async def _rows(
         f"CASE WHEN {current} THEN {group} ELSE '' END AS grp, dimension, "
         "CASE WHEN dimension = 'sku' THEN value ELSE '' END AS value, metric, detail, "
         "currency, bucket, SUM(n) AS n, SUM(total) AS total "
-        f"FROM {ROLLUPS} WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
+        f"FROM {COUNTED} WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
         *[start.isoformat(), start.isoformat()[:7]] * 2,
         *args,
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ordergraph.core import db
 from ordergraph.core.statusgraph import StatusGraph, default_graph
 from ordergraph.stages.analytics.kpis import Duration, Figures, check_period, spans
-from ordergraph.stages.analytics.rollups import EVERY_TEAM, FACTS, ROLLUPS, seconds
+from ordergraph.stages.analytics.rollups import COUNTED, EVERY_TEAM, FACTS, seconds
 
 AGE_BUCKETS = ((3_600, "under_hour"), (86_400, "under_day"), (7 * 86_400, "under_week"))
 """Ages of the orders in a state, in seconds since they entered it: below each limit,
@@ -144,7 +144,7 @@ async def process_map(
     args = [EVERY_TEAM if team is None else team, *args]
     figures = Figures("period")
     for row in await db.raw(
-        f"SELECT detail, bucket, SUM(n) AS n, SUM(total) AS total FROM {ROLLUPS} "
+        f"SELECT detail, bucket, SUM(n) AS n, SUM(total) AS total FROM {COUNTED} "
         f"WHERE {' AND '.join(where)} GROUP BY detail, bucket",
         *args,
     ):

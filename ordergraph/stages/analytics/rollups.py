@@ -24,7 +24,7 @@ from ordergraph.core import db
 from ordergraph.core.money import to_minor
 from ordergraph.core.orders import OrderEventView, OrderView
 from ordergraph.stages.analytics.histogram import bucket_of
-from ordergraph.stages.analytics.tables import OrderFacts, Rollup
+from ordergraph.stages.analytics.tables import OrderFacts, Rollup, RollupDelta
 
 DIMENSIONS = ("channel", "person", "order_type", "priority", "carrier", "country")
 """The dimensions every measure is kept by, besides the day and the team."""
@@ -57,6 +57,12 @@ REASONED = frozenset({"REJECTED", "ON_HOLD"})
 _CHUNK = 2_000
 FACTS = OrderFacts._meta.tablename
 ROLLUPS = Rollup._meta.tablename
+DELTAS = RollupDelta._meta.tablename
+_KEY = ("dimension", "team", "day", "metric", "value", "detail", "currency", "bucket")
+_COLUMNS = ", ".join((*_KEY, "n", "total"))
+COUNTED = f"(SELECT {_COLUMNS} FROM {ROLLUPS} UNION ALL SELECT {_COLUMNS} FROM {DELTAS}) AS counted"
+"""What every read of the rollups reads: their rows and the counts not folded into them
+yet, to be summed by key."""
 
 
 @dataclass
@@ -124,16 +130,16 @@ class Tally:
         seconds = max(0, at - since)
         self.count(at, metric, detail, facts, total=seconds, bucket=bucket_of(seconds))
 
-    def upsert(self) -> db.Upsert:
+    def deltas(self) -> db.Upsert:
+        """The counts, appended to ``analytics_rollup_deltas`` (``fold`` adds them up)."""
         keys = ("day", "metric", "detail", "team", "dimension", "value", "currency", "bucket")
         return db.Upsert(
-            ROLLUPS,
-            ("dimension", "team", "day", "metric", "value", "detail", "currency", "bucket"),
+            DELTAS,
+            (),
             [
                 {**dict(zip(keys, key, strict=True)), "n": n, "total": total}
                 for key, (n, total) in sorted(self.rows.items())
             ],
-            add=("n", "total"),
         )
 
 
@@ -225,7 +231,7 @@ async def derive(
             ],
             replace=FACT_COLUMNS[1:],
         ),
-        tally.upsert(),
+        tally.deltas(),
     ]
 
 
@@ -409,6 +415,7 @@ async def rebuild() -> int:
     read = 0
     async with db.write_transaction():
         await db.raw(f"DELETE FROM {ROLLUPS}")
+        await db.raw(f"DELETE FROM {DELTAS}")
         await db.raw(f"DELETE FROM {FACTS}")
         last = 0
         while True:
@@ -418,6 +425,7 @@ async def rebuild() -> int:
                 last,
             )
             if not rows:
+                await fold()
                 return read
             events = [
                 OrderEventView(
@@ -435,3 +443,30 @@ async def rebuild() -> int:
             await db.upsert_all(await derive(events, {}))
             read += len(rows)
             last = rows[-1]["id"]
+
+
+_SUMMED = (
+    f"INSERT INTO {ROLLUPS} ({_COLUMNS}) SELECT {', '.join(_KEY)}, SUM(n), SUM(total) "
+    "FROM {source} WHERE TRUE GROUP BY "
+    + ", ".join(_KEY)
+    + " ORDER BY "
+    + ", ".join(_KEY)
+    + f" ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET n = {ROLLUPS}.n + excluded.n, "
+    f"total = {ROLLUPS}.total + excluded.total"
+)
+
+
+async def fold() -> None:
+    """Add the counts appended to ``analytics_rollup_deltas`` to the rollups and remove
+    them, at once: on PostgreSQL in one statement, which locks each rollup row once, in
+    key order; a fold that starts while another runs leaves the rows that one took
+    (and those committed since, for the next fold). On SQLite in one transaction."""
+    if db.current().is_sqlite:
+        async with db.write_transaction():
+            await db.raw(_SUMMED.format(source=DELTAS))
+            await db.raw(f"DELETE FROM {DELTAS}")
+        return
+    await db.raw(
+        f"WITH moved AS (DELETE FROM {DELTAS} RETURNING {_COLUMNS}) "
+        + _SUMMED.format(source="moved")
+    )

@@ -1,8 +1,9 @@
 """The analytics stage's records: what it derives from the timeline, never a second truth.
 
-Both tables are written only through the ``events_recorded`` hook, in the transaction
-that appends the events they count, and ``ordergraph analytics rebuild`` recomputes them
-from the timeline alone. Their keys and indexes are declared in migration m0013.
+They are written only through the ``events_recorded`` hook, in the transaction that
+appends the events they count (a rollup's counts by way of ``analytics_rollup_deltas``),
+and ``ordergraph analytics rebuild`` recomputes them from the timeline alone. Their keys
+and indexes are declared in migrations m0013 and m0014.
 """
 
 from __future__ import annotations
@@ -48,6 +49,26 @@ class Rollup(Table, tablename="analytics_rollups"):
     histograms: one row per logarithmic ``bucket`` (``histogram.py``), ``total`` the
     seconds; a plain count has bucket -1. Money has its ``currency`` and ``total`` in
     minor units."""
+
+    day = Varchar(length=10)
+    metric = Varchar(length=16)
+    detail = Varchar(length=200, default="")
+    team = Varchar(length=64, default="")
+    dimension = Varchar(length=16, default="all")
+    value = Varchar(length=200, default="")
+    currency = Varchar(length=3, default="")
+    bucket = Integer(default=-1)
+    n = BigInt(default=0)
+    total = BigInt(default=0)
+
+
+class RollupDelta(Table, tablename="analytics_rollup_deltas"):
+    """Counts a transaction added to ``analytics_rollups`` rows, not folded into them yet.
+
+    Every order event adds to the same few rows of the day (every team's count of
+    orders received, say): written there, two transactions that count at once would
+    wait for each other's commit. Appended here, they never wait; ``rollups.fold`` moves
+    the counts into the rollups soon after, and every read sums both tables."""
 
     day = Varchar(length=10)
     metric = Varchar(length=16)
