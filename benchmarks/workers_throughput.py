@@ -29,10 +29,14 @@ of each over the rounds.
 compares worker deployments instead: the workers of the tree in DIR (a worktree of an
 earlier commit: its ``ordergraph`` on the path of the submitting process and of its
 workers) against this tree's, the same workload in turns (A B A B ...), each run in a
-process of its own. Staying idle after the first run of each, it also counts the
-statements per minute of one more worker of that tree, run in the benchmark's process,
-and the Redis commands per minute per worker (``MONITOR``, those on the Redis database
-of REDIS_URL, divided among the workers).
+process of its own. ``--before outbox`` compares this tree's arq workers with this tree's
+outbox runner (``core/jobs.py``, the embedded runner) run in worker processes as the
+workers before arq ran it: each claims jobs from the outbox on PostgreSQL's NOTIFY, the
+submitting process enqueues nothing to Redis, and events still go through Redis; the
+same stages on both sides, so that only the engine differs. Staying idle after the
+first run of each, it also counts the statements per minute of one more worker of that
+tree, run in the benchmark's process, and the Redis commands per minute per worker
+(``MONITOR``, those on the Redis database of REDIS_URL, divided among the workers).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -199,14 +204,17 @@ def rules_config(directory: Path, slots: int) -> Path:
 
 
 @contextlib.contextmanager
-def worker_processes(count: int, env: dict[str, str], directory: Path) -> Iterator[None]:
+def worker_processes(
+    count: int, env: dict[str, str], directory: Path, outbox_runner: bool
+) -> Iterator[None]:
+    command = (
+        [sys.executable, __file__, "--outbox-worker"] if outbox_runner else [ORDERGRAPH, "worker"]
+    )
     started = []
     try:
         for n in range(count):
             with (directory / f"worker-{n}.log").open("wb") as log:
-                started.append(
-                    subprocess.Popen([ORDERGRAPH, "worker"], env=env, stdout=log, stderr=log)
-                )
+                started.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
         yield
     finally:
         for process in started:
@@ -215,19 +223,36 @@ def worker_processes(count: int, env: dict[str, str], directory: Path) -> Iterat
             process.wait(timeout=30)
 
 
+async def outbox_worker() -> int:
+    """A worker process of ``--before outbox``: this tree's outbox runner, with the
+    Redis event bus, until SIGTERM."""
+    rt = assembly.build(Settings.from_env(dict(os.environ)))
+    rt.make_carrier = None
+    await rt.open(run_jobs=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await rt.close()
+    return 0
+
+
 @contextlib.asynccontextmanager
 async def with_workers(
-    count: int, url: str, redis_url: str, slots: int
+    count: int, url: str, redis_url: str, slots: int, outbox_runner: bool = False
 ) -> AsyncIterator[runtime.Runtime]:
     with tempfile.TemporaryDirectory(prefix="og_workers_") as directory:
         config = rules_config(Path(directory), slots)
         env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url}
         env["ORDERGRAPH_CONFIG"] = str(config)
         rt = assembly.build(Settings.from_env(env))
-        await rt.open(run_jobs=True)  # with REDIS_URL: this process runs no job
+        if outbox_runner:
+            rt.make_carrier = None  # the jobs stay in the outbox for the runners to claim
+        await rt.open(run_jobs=False)
         assert rt.runner is None
         try:
-            with worker_processes(count, env, Path(directory)):
+            with worker_processes(count, env, Path(directory), outbox_runner):
                 yield rt
         finally:
             await rt.close()
@@ -241,10 +266,11 @@ async def workers(
     idle: float | None,
     slots: int,
     name: str = "",
+    outbox_runner: bool = False,
 ) -> Result:
     async with (
         fresh_database("postgresql") as url,
-        with_workers(count, url, redis_url, slots) as rt,
+        with_workers(count, url, redis_url, slots, outbox_runner) as rt,
     ):
         result = await measure(rt, name or f"{count} workers", orders, concurrency, None)
         if idle:
@@ -301,6 +327,7 @@ async def child(args: argparse.Namespace, redis_url: str) -> int:
         args.idle or None,
         args.job_concurrency,
         args.child,
+        args.outbox_runner,
     )
     print(json.dumps(dataclasses.asdict(result)))
     return 0
@@ -309,12 +336,17 @@ async def child(args: argparse.Namespace, redis_url: str) -> int:
 def compare(args: argparse.Namespace) -> int:
     """The workers of ``args.before``'s tree against this tree's, in turns."""
     here = str(Path(__file__).resolve().parents[1])
-    trees = {"outbox runner (before)": args.before, "arq (this tree)": here}
+    if args.before == "outbox":
+        trees = {"outbox runner (this tree)": here, "arq (this tree)": here}
+    else:
+        trees = {"outbox runner (before)": args.before, "arq (this tree)": here}
     results = []
     for round in range(args.rounds):
         for name, tree in trees.items():
             print(f"round {round + 1}: {name}...", file=sys.stderr)
             command = [sys.executable, __file__, "--child", name]
+            if name.startswith("outbox") and args.before == "outbox":
+                command.append("--outbox-runner")
             command += ["--orders", str(args.orders), "--concurrency", str(args.concurrency)]
             command += ["--workers", str(args.workers), "--job-concurrency"]
             command += [str(args.job_concurrency), "--idle", str(args.idle if round == 0 else 0)]
@@ -359,10 +391,16 @@ async def main(argv: list[str]) -> int:
         "--job-concurrency", type=int, default=8, help="jobs at once per runner (8)"
     )
     parser.add_argument(
-        "--before", help="compare the workers of the tree in this directory with this tree's"
+        "--before",
+        help="compare the workers of the tree in this directory with this tree's"
+        " ('outbox': this tree's outbox runner in worker processes)",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--outbox-runner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--outbox-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.outbox_worker:
+        return await outbox_worker()
     counts = (args.orders, args.concurrency, args.workers, args.rounds, args.job_concurrency)
     if min(counts) < 1 or args.idle < 0:
         parser.error("every count must be positive, and --idle not negative")

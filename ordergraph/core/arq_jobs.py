@@ -560,6 +560,7 @@ class WakingWorker(Worker):
         self.wake_channel = wake_channel
         self.idle_poll = idle_poll
         self._woken = asyncio.Event()
+        self._look = True  # whether jobs may be due that were not there at the last take
         self._listener: asyncio.Task[None] | None = None
         self._take: Any = None
 
@@ -589,9 +590,13 @@ class WakingWorker(Worker):
         again."""
         if self._listener is None:
             self._listener = asyncio.create_task(self._listen(), name="arq-wake-ups")
-        self._woken.clear()
-        if self.allow_pick_jobs:
-            await self._take_due()
+        if self._woken.is_set():
+            self._woken.clear()
+            self._look = True
+        if self.allow_pick_jobs and self._look and self._may_take():
+            self._look = False
+            if await self._take_due():
+                self._look = True  # it took all it had room for: more may be due
         for job_id, task in list(self.tasks.items()):
             if task.done():
                 del self.tasks[job_id]
@@ -599,20 +604,29 @@ class WakingWorker(Worker):
         await self.heart_beat()
         waits: list[asyncio.Future[Any]] = [t for t in self.tasks.values() if not t.done()]
         woken = asyncio.ensure_future(self._woken.wait())
-        if self.allow_pick_jobs and self.job_counter < self.max_jobs:
+        if self.allow_pick_jobs and self._may_take():
             waits.append(woken)
         try:
-            await asyncio.wait(
+            done, _ = await asyncio.wait(
                 waits or [woken], timeout=self.idle_poll, return_when="FIRST_COMPLETED"
             )
         finally:
             woken.cancel()
+        if not done:
+            self._look = True  # a retry's or a delayed job's time may have come
 
-    async def _take_due(self) -> None:
-        """Take the due jobs there is room for, in one script call, and start them."""
+    def _may_take(self) -> bool:
+        """Whether to take jobs now: while more than half of the room is in hand, the
+        jobs that come wait in the queue and are taken together, as the outbox runner
+        claims them (review jobs taken together are reviewed as one batch)."""
+        return self.job_counter <= self.max_jobs // 2
+
+    async def _take_due(self) -> bool:
+        """Take the due jobs there is room for, in one script call, and start them;
+        whether they filled the room."""
         room = self.max_jobs - self.job_counter
         if room <= 0:
-            return
+            return True
         if self._take is None:
             self._take = self.pool.register_script(_TAKE)
         taken = await self._take(
@@ -633,6 +647,7 @@ class WakingWorker(Worker):
             task = self.loop.create_task(self.run_job(job_id, int(float(score))))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
+        return len(job_ids) >= room
 
     async def _listen(self) -> None:
         while True:
