@@ -118,6 +118,7 @@ async def run_worker(
         wake_channel=outbox.names.wake,
         idle_poll=IDLE_POLL_SECONDS,
         on_taken=outbox.taken,
+        holding_batch=outbox.holding_batch,
     )
     running = asyncio.create_task(worker.async_run(), name="arq-worker")
     try:

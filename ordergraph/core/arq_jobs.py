@@ -232,6 +232,8 @@ class OutboxJobs:
         # The takes of jobs from the queue of which some have not reached ``run`` yet
         # (arq reads each one's body first, and they arrive in any order), by job.
         self._arrivals: dict[int, _Take] = {}
+        self._batched_in_hand = 0
+        self._reached: set[int] = set()  # the jobs in hand that have reached ``run``
         self._relay_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -276,6 +278,17 @@ class OutboxJobs:
             await periodic.run_due(self.rt, {name: work}, due)
 
         return run
+
+    def holding_batch(self, in_hand: list[str]) -> bool:
+        """Whether jobs run together (``Batched``, the review) are in hand, or may be:
+        jobs of ``in_hand`` (arq job ids) that have not reached ``run`` yet."""
+        if self._batched_in_hand:
+            return True
+        ours = self.names.jobs + ":"
+        return any(
+            job_id.startswith(ours) and int(job_id.rsplit(":", 1)[1]) not in self._reached
+            for job_id in in_hand
+        )
 
     def taken(self, job_ids: list[str]) -> None:
         """The worker took these jobs from the queue together (``WakingWorker``)."""
@@ -323,6 +336,8 @@ class OutboxJobs:
         ended = hand[outbox_id] = asyncio.get_running_loop().create_future()
         handler = self.rt.job_handlers.get(name)
         together = isinstance(handler, Batched)
+        self._batched_in_hand += together
+        self._reached.add(outbox_id)
         try:
             await self._arrive(outbox_id)
             earlier = [done for other, done in hand.items() if other < outbox_id]
@@ -345,6 +360,8 @@ class OutboxJobs:
                 raise retry from exc
             await self._record_done((outbox_id, attempt))
         finally:
+            self._batched_in_hand -= together
+            self._reached.discard(outbox_id)
             ended.set_result(None)
             del hand[outbox_id]
             if not hand:
@@ -553,10 +570,12 @@ class WakingWorker(Worker):
         wake_channel: str,
         idle_poll: float,
         on_taken: Callable[[list[str]], None],
+        holding_batch: Callable[[list[str]], bool],
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, poll_delay=0, **kwargs)
         self.on_taken = on_taken
+        self.holding_batch = holding_batch
         self.wake_channel = wake_channel
         self.idle_poll = idle_poll
         self._woken = asyncio.Event()
@@ -616,10 +635,14 @@ class WakingWorker(Worker):
             self._look = True  # a retry's or a delayed job's time may have come
 
     def _may_take(self) -> bool:
-        """Whether to take jobs now: while more than half of the room is in hand, the
-        jobs that come wait in the queue and are taken together, as the outbox runner
-        claims them (review jobs taken together are reviewed as one batch)."""
-        return self.job_counter <= self.max_jobs // 2
+        """Whether to take jobs now: not while more than half of the room is in hand
+        (as the outbox runner claims), nor while a batch of review jobs is in hand.
+        Review jobs that come meanwhile wait in the queue, to be taken, and reviewed,
+        together once the batch ends (or by another worker), instead of a few at a time
+        in batches after it, each costing its statements."""
+        if self.job_counter > self.max_jobs // 2:
+            return False
+        return not self.holding_batch([j for j, task in self.tasks.items() if not task.done()])
 
     async def _take_due(self) -> bool:
         """Take the due jobs there is room for, in one script call, and start them;

@@ -2,8 +2,8 @@
 
 - ``rollups``: per day, team and dimension, counts, sums and duration histograms,
   derived from each order event in the transaction that appends it (the
-  ``events_recorded`` hook; the counts are appended, and folded into the rollups a
-  second later) and rebuilt from the timeline alone;
+  ``events_recorded`` hook; the counts are appended, and folded into the rollups
+  after the commit, at most once a second) and rebuilt from the timeline alone;
 - ``histogram``: the logarithmic buckets durations are kept in;
 - ``kpis``: every figure, defined and read from the rollups (``docs/analytics.md``);
 - ``process_map``: the status graph with the orders in each state now and the
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -35,9 +36,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FOLD_AFTER_SECONDS = 1.0
-"""How long after a commit that counted something its counts are folded into the
-rollups: under load, one fold a second per process takes every count made meanwhile."""
+FOLD_EVERY_SECONDS = 1.0
+"""How often at most a process folds the appended counts into the rollups: after a
+commit that counted something, once this long has passed since its last fold. Under
+load one fold a second per process takes every count made meanwhile; what the last
+second of a burst appended waits for the next commit, read meanwhile where it is."""
 
 
 class Stage:
@@ -45,8 +48,8 @@ class Stage:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self._fold_at: asyncio.TimerHandle | None = None
-        self._folding: set[asyncio.Task[None]] = set()
+        self._folded_at = -FOLD_EVERY_SECONDS
+        self._folding = False
 
     @hookimpl
     def plugin_info(self) -> PluginInfo:
@@ -57,25 +60,23 @@ class Stage:
         self, events: Sequence[OrderEventView], orders: Mapping[int, OrderView]
     ) -> list[Upsert]:
         written = await derive(events, orders)
-        await db.after_commit(self._fold_soon)
+        await db.after_commit(self._fold_if_due)
         return written
 
-    async def _fold_soon(self) -> None:
-        if self._fold_at is None:
-            loop = asyncio.get_running_loop()
-            self._fold_at = loop.call_later(FOLD_AFTER_SECONDS, self._start_fold)
-
-    def _start_fold(self) -> None:
-        self._fold_at = None
-        # Outside the context of the request that scheduled it (its statement count).
-        task = asyncio.get_running_loop().create_task(_fold(), context=contextvars.Context())
-        self._folding.add(task)
-        task.add_done_callback(self._folding.discard)
+    async def _fold_if_due(self) -> None:
+        if self._folding or time.monotonic() - self._folded_at < FOLD_EVERY_SECONDS:
+            return
+        self._folding, self._folded_at = True, time.monotonic()
+        try:
+            # In a context of its own: not among the committing request's statements.
+            await asyncio.create_task(_fold(), context=contextvars.Context())
+        finally:
+            self._folding = False
 
 
 async def _fold() -> None:
     try:
         await fold()
     except Exception:
-        # The counts stay where every read finds them; the next commit folds them.
-        log.info("folding the analytics counts failed", exc_info=True)
+        # The counts stay where every read finds them; a later commit folds them.
+        log.warning("folding the analytics counts failed", exc_info=True)

@@ -60,7 +60,20 @@ ROLLUPS = Rollup._meta.tablename
 DELTAS = RollupDelta._meta.tablename
 _KEY = ("dimension", "team", "day", "metric", "value", "detail", "currency", "bucket")
 _COLUMNS = ", ".join((*_KEY, "n", "total"))
-COUNTED = f"(SELECT {_COLUMNS} FROM {ROLLUPS} UNION ALL SELECT {_COLUMNS} FROM {DELTAS}) AS counted"
+
+
+def _spread(source: str) -> str:
+    """The rows of ``source`` (a team's day, as appended) with each also counted in
+    every team's row of its day and of its month: what ``_Tally`` leaves to the fold."""
+    rest = "metric, value, detail, currency, bucket, n, total"
+    return (
+        f"SELECT dimension, team, day, {rest} FROM {source} UNION ALL "
+        f"SELECT dimension, '{EVERY_TEAM}', day, {rest} FROM {source} UNION ALL "
+        f"SELECT dimension, '{EVERY_TEAM}', SUBSTR(day, 1, 7), {rest} FROM {source}"
+    )
+
+
+COUNTED = f"(SELECT {_COLUMNS} FROM {ROLLUPS} UNION ALL {_spread(DELTAS)}) AS counted"
 """What every read of the rollups reads: their rows and the counts not folded into them
 yet, to be summed by key."""
 
@@ -110,16 +123,15 @@ class Tally:
         by: Sequence[tuple[str, str]] | None = None,
     ) -> None:
         """Add ``n`` and ``total`` to the measure for the day of ``at`` in the order's
-        team and in every team's (``*``) rows, and for its month in every team's: for
-        all orders and for each dimension the order has a value of (or the pairs
-        ``by``). A team's month is read from its days."""
+        team, for all orders and for each dimension the order has a value of (or the
+        pairs ``by``). The fold adds them to every team's (``*``) rows of the day and
+        of the month too (``_spread``); a team's month is read from its days."""
         day = _day(at)
         pairs = by if by is not None else [("all", ""), *_dimensions(facts)]
-        for period, team in ((day, facts.team), (day, EVERY_TEAM), (day[:7], EVERY_TEAM)):
-            for dimension, value in pairs:
-                row = self.rows[(period, metric, detail, team, dimension, value, currency, bucket)]
-                row[0] += n
-                row[1] += total
+        for dimension, value in pairs:
+            row = self.rows[(day, metric, detail, facts.team, dimension, value, currency, bucket)]
+            row[0] += n
+            row[1] += total
 
     def duration(self, at: int, metric: str, detail: str, facts: Facts, since: int) -> None:
         """One duration from ``since`` to ``at`` (counted without one when ``since`` is
@@ -447,7 +459,7 @@ async def rebuild() -> int:
 
 _SUMMED = (
     f"INSERT INTO {ROLLUPS} ({_COLUMNS}) SELECT {', '.join(_KEY)}, SUM(n), SUM(total) "
-    "FROM {source} WHERE TRUE GROUP BY "
+    "FROM ({spread}) AS spread WHERE TRUE GROUP BY "
     + ", ".join(_KEY)
     + " ORDER BY "
     + ", ".join(_KEY)
@@ -457,16 +469,17 @@ _SUMMED = (
 
 
 async def fold() -> None:
-    """Add the counts appended to ``analytics_rollup_deltas`` to the rollups and remove
-    them, at once: on PostgreSQL in one statement, which locks each rollup row once, in
-    key order; a fold that starts while another runs leaves the rows that one took
-    (and those committed since, for the next fold). On SQLite in one transaction."""
+    """Add the counts appended to ``analytics_rollup_deltas`` to the rollups (each to
+    its team's day and to every team's day and month) and remove them, at once: on
+    PostgreSQL in one statement, which locks each rollup row once, in key order; a fold
+    that starts while another runs leaves the rows that one took (and those committed
+    since, for the next fold). On SQLite in one transaction."""
     if db.current().is_sqlite:
         async with db.write_transaction():
-            await db.raw(_SUMMED.format(source=DELTAS))
+            await db.raw(_SUMMED.format(spread=_spread(DELTAS)))
             await db.raw(f"DELETE FROM {DELTAS}")
         return
     await db.raw(
         f"WITH moved AS (DELETE FROM {DELTAS} RETURNING {_COLUMNS}) "
-        + _SUMMED.format(source="moved")
+        + _SUMMED.format(spread=_spread("moved"))
     )
