@@ -37,7 +37,22 @@ class OrderFacts(Table, tablename="analytics_orders"):
     delivered_at = BigInt(default=0)
 
 
-class Rollup(Table, tablename="analytics_rollups"):
+class _Counts:
+    """The columns of a rollup row: its key, and the count and sum kept under it."""
+
+    day = Varchar(length=10)
+    metric = Varchar(length=16)
+    detail = Varchar(length=200, default="")
+    team = Varchar(length=64, default="")
+    dimension = Varchar(length=16, default="all")
+    value = Varchar(length=200, default="")
+    currency = Varchar(length=3, default="")
+    bucket = Integer(default=-1)
+    n = BigInt(default=0)
+    total = BigInt(default=0)
+
+
+class Rollup(_Counts, Table, tablename="analytics_rollups"):
     """One day's (``day`` 2026-11-30) count (``n``) and sum (``total``) of a measure, for
     one value of one dimension, within one team or every team's (``team`` ``*``); or
     one month's (``day`` 2026-11), every team's.
@@ -50,33 +65,12 @@ class Rollup(Table, tablename="analytics_rollups"):
     seconds; a plain count has bucket -1. Money has its ``currency`` and ``total`` in
     minor units."""
 
-    day = Varchar(length=10)
-    metric = Varchar(length=16)
-    detail = Varchar(length=200, default="")
-    team = Varchar(length=64, default="")
-    dimension = Varchar(length=16, default="all")
-    value = Varchar(length=200, default="")
-    currency = Varchar(length=3, default="")
-    bucket = Integer(default=-1)
-    n = BigInt(default=0)
-    total = BigInt(default=0)
 
-
-class RollupDelta(Table, tablename="analytics_rollup_deltas"):
+class RollupDelta(_Counts, Table, tablename="analytics_rollup_deltas"):
     """Counts a transaction added to ``analytics_rollups`` rows, not folded into them yet.
 
     Every order event adds to the same few rows of the day (every team's count of
     orders received, say): written there, two transactions that count at once would
-    wait for each other's commit. Appended here, they never wait; ``rollups.fold`` moves
-    the counts into the rollups soon after, and every read sums both tables."""
-
-    day = Varchar(length=10)
-    metric = Varchar(length=16)
-    detail = Varchar(length=200, default="")
-    team = Varchar(length=64, default="")
-    dimension = Varchar(length=16, default="all")
-    value = Varchar(length=200, default="")
-    currency = Varchar(length=3, default="")
-    bucket = Integer(default=-1)
-    n = BigInt(default=0)
-    total = BigInt(default=0)
+    wait for each other's commit. Appended here (the order's team's day only), they
+    never wait; ``rollups.fold`` adds them to the rollups soon after (to the team's day
+    and every team's day and month), and every read sums both tables."""
