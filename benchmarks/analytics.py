@@ -8,8 +8,9 @@ of N orders leaves in the tables the reads use. Each order gets a full history o
 the year before today (submitted, reviewed, held or rejected or cancelled for a few,
 assigned, picked, packed, shipped, delivered, confirmed with a statement, paid and
 settled; the last days' orders are still on their way), folded by the analytics
-stage's own fold (``rollups._fold``) into rollup rows and per-order facts, written with
-executemany (SQLite) or COPY (PostgreSQL). The orders still in flight also get their
+stage's own fold (``rollups._fold``) into counts and per-order facts, written with
+executemany (SQLite) or COPY (PostgreSQL), the counts appended and folded into the
+rollups as the pipeline's are (``rollups.fold_statements``). The orders still in flight also get their
 order, assignment and statement rows (the process map's lateness and the outstanding
 amounts read them); the per-status counts are written from the facts. The timeline
 itself is not written: no read below touches it.
@@ -41,7 +42,14 @@ from ordergraph.app import create_app
 from ordergraph.core import auth, db
 from ordergraph.core.orders import OrderEventView
 from ordergraph.core.settings import Settings
-from ordergraph.stages.analytics.rollups import FACT_COLUMNS, Facts, Lookups, Tally, _fold
+from ordergraph.stages.analytics.rollups import (
+    FACT_COLUMNS,
+    Facts,
+    Lookups,
+    Tally,
+    _fold,
+    fold_statements,
+)
 
 TEAMS = [f"team-{t}" for t in range(5)]
 CHANNELS = ["web", "shopify", "woocommerce", "csv"]
@@ -233,19 +241,13 @@ async def load_postgres(url: str, orders: int, now: datetime.datetime) -> World:
     tallies: list[list[tuple]] = []
     world = await asyncio.to_thread(fold, orders, now, lambda t: tallies.append(rollup_rows(t)))
     try:
-        await connection.execute(
-            "CREATE UNLOGGED TABLE staging AS SELECT day, metric, detail, team, dimension, "
-            "value, currency, bucket, n, total FROM analytics_rollups WITH NO DATA"
-        )
+        # The counts appended as the pipeline appends them, and folded by its fold.
         for rows in tallies:
-            await connection.copy_records_to_table("staging", records=rows, columns=ROLLUP_COLUMNS)
-        columns = ", ".join(ROLLUP_COLUMNS)
-        await connection.execute(
-            f"INSERT INTO analytics_rollups ({columns}) SELECT day, metric, detail, team, "
-            "dimension, value, currency, bucket, SUM(n), SUM(total) FROM staging GROUP BY "
-            "day, metric, detail, team, dimension, value, currency, bucket"
-        )
-        await connection.execute("DROP TABLE staging")
+            await connection.copy_records_to_table(
+                "analytics_rollup_deltas", records=rows, columns=ROLLUP_COLUMNS
+            )
+        for statement in fold_statements(sqlite=False):
+            await connection.execute(statement)
         await connection.copy_records_to_table(
             "analytics_orders",
             records=[tuple(getattr(f, c) for c in FACT_COLUMNS) for f in world.facts.values()],
@@ -309,15 +311,13 @@ def load_sqlite(path: str, orders: int, now: datetime.datetime) -> World:
 
     connection = sqlite3.connect(path)
     columns = ", ".join(ROLLUP_COLUMNS)
-    upsert = (
-        f"INSERT INTO analytics_rollups ({columns}) VALUES ({', '.join('?' * 10)}) "
-        "ON CONFLICT (dimension, team, day, metric, value, detail, currency, bucket) "
-        "DO UPDATE SET n = analytics_rollups.n + excluded.n, "
-        "total = analytics_rollups.total + excluded.total"
-    )
+    append = f"INSERT INTO analytics_rollup_deltas ({columns}) VALUES ({', '.join('?' * 10)})"
 
     def flush(tally: Tally) -> None:
-        connection.executemany(upsert, rollup_rows(tally))
+        # The counts appended as the pipeline appends them, and folded by its fold.
+        connection.executemany(append, rollup_rows(tally))
+        for statement in fold_statements(sqlite=True):
+            connection.execute(statement)
         connection.commit()
 
     world = fold(orders, now, flush)

@@ -468,18 +468,23 @@ _SUMMED = (
 )
 
 
+def fold_statements(sqlite: bool) -> list[str]:
+    """The statements ``fold`` sends, in one transaction on SQLite: for a loader that
+    appends counts in bulk to ``analytics_rollup_deltas`` with a driver of its own."""
+    if sqlite:
+        return [_SUMMED.format(spread=_spread(DELTAS)), f"DELETE FROM {DELTAS}"]
+    return [
+        f"WITH moved AS (DELETE FROM {DELTAS} RETURNING {_COLUMNS}) "
+        + _SUMMED.format(spread=_spread("moved"))
+    ]
+
+
 async def fold() -> None:
     """Add the counts appended to ``analytics_rollup_deltas`` to the rollups (each to
     its team's day and to every team's day and month) and remove them, at once: on
     PostgreSQL in one statement, which locks each rollup row once, in key order; a fold
     that starts while another runs leaves the rows that one took (and those committed
     since, for the next fold). On SQLite in one transaction."""
-    if db.current().is_sqlite:
-        async with db.write_transaction():
-            await db.raw(_SUMMED.format(spread=_spread(DELTAS)))
-            await db.raw(f"DELETE FROM {DELTAS}")
-        return
-    await db.raw(
-        f"WITH moved AS (DELETE FROM {DELTAS} RETURNING {_COLUMNS}) "
-        + _SUMMED.format(spread=_spread("moved"))
-    )
+    async with db.write_transaction():
+        for statement in fold_statements(db.current().is_sqlite):
+            await db.raw(statement)
