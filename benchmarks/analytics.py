@@ -2,18 +2,18 @@
 
     .venv/bin/python benchmarks/analytics.py [--orders N] [--sqlite-orders N] [--requests R]
 
-For each backend (a temporary SQLite file; a temporary PostgreSQL database on the
-server of TEST_POSTGRES_URL) it builds in bulk, not through the pipeline, what a year
-of N orders leaves in the tables the reads use. Each order gets a full history over
-the year before today (submitted, reviewed, held or rejected or cancelled for a few,
-assigned, picked, packed, shipped, delivered, confirmed with a statement, paid and
-settled; the last days' orders are still on their way), folded by the analytics
-stage's own fold (``rollups._fold``) into counts and per-order facts, written with
-executemany (SQLite) or COPY (PostgreSQL), the counts appended and folded into the
-rollups as the pipeline's are (``rollups.fold_statements``). The orders still in flight also get their
-order, assignment and statement rows (the process map's lateness and the outstanding
-amounts read them); the per-status counts are written from the facts. The timeline
-itself is not written: no read below touches it.
+For each backend (a temporary SQLite file; a temporary PostgreSQL database on the server
+of TEST_POSTGRES_URL) it builds in bulk, not through the pipeline, what a year of N
+orders leaves in the tables the reads use. Each order gets a full history over the year
+before today (submitted, reviewed, held or rejected or cancelled for a few, assigned,
+picked, packed, shipped, delivered, confirmed with a statement, paid and settled; the
+last days' orders are still on their way), folded by the analytics stage's own fold
+(``rollups._fold``) into counts and per-order facts, written with executemany (SQLite)
+or COPY (PostgreSQL), the counts appended and folded into the rollups as the pipeline's
+are (``rollups.fold_statements``). The orders still in flight also get their order,
+assignment and statement rows (the process map's lateness and the outstanding amounts
+read them); the per-status counts are written from the facts. The timeline itself is not
+written: no read below touches it.
 
 Then it sends R requests of each read through the ASGI app as an admin, periods drawn
 at random, and prints p50 and p99 in milliseconds. Targets: p99 under 100 ms at

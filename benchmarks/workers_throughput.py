@@ -223,18 +223,27 @@ def worker_processes(
             process.wait(timeout=30)
 
 
-async def outbox_worker() -> int:
-    """A worker process of ``--before outbox``: this tree's outbox runner, with the
-    Redis event bus, until SIGTERM."""
-    rt = assembly.build(Settings.from_env(dict(os.environ)))
+async def run_outbox_runner(
+    settings: Settings, *, stop: asyncio.Event, started: asyncio.Event | None = None
+) -> None:
+    """This tree's outbox runner as a worker of ``--before outbox``, with the Redis
+    event bus, until ``stop`` is set."""
+    rt = assembly.build(settings)
     rt.make_carrier = None
     await rt.open(run_jobs=True)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    if started is not None:
+        started.set()
     try:
         await stop.wait()
     finally:
         await rt.close()
+
+
+async def outbox_worker() -> int:
+    """A worker process of ``--before outbox``, until SIGTERM."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await run_outbox_runner(Settings.from_env(dict(os.environ)), stop=stop)
     return 0
 
 
@@ -275,18 +284,19 @@ async def workers(
         result = await measure(rt, name or f"{count} workers", orders, concurrency, None)
         if idle:
             result.idle_statements_per_worker_minute, commands = await idle_deployment(
-                rt.settings, redis_url, idle
+                rt.settings, redis_url, idle, outbox_runner
             )
             result.idle_redis_per_worker_minute = commands / (count + 1)
         return result
 
 
 async def idle_deployment(
-    settings: Settings, redis_url: str, seconds: float
+    settings: Settings, redis_url: str, seconds: float, outbox_runner: bool
 ) -> tuple[float, float]:
-    """Statements per minute of one more worker, run in this process, and commands per
-    minute the Redis database of ``redis_url`` receives, while the deployment stays idle
-    for ``seconds`` (after the first 10 s, in which the new worker starts)."""
+    """Statements per minute of one more worker (an arq worker, or this tree's outbox
+    runner), run in this process, and commands per minute the Redis database of
+    ``redis_url`` receives, while the deployment stays idle for ``seconds`` (after the
+    first 10 s, in which the new worker starts)."""
     client = redis.Redis.from_url(redis_url)
     database = client.connection_pool.connection_kwargs.get("db", 0)
 
@@ -297,8 +307,9 @@ async def idle_deployment(
                     counted.append(1)
 
     stop, started = asyncio.Event(), asyncio.Event()
+    worker = run_outbox_runner if outbox_runner else run_worker
     with db.count_statements() as log:
-        running = asyncio.create_task(run_worker(settings, stop=stop, started=started))
+        running = asyncio.create_task(worker(settings, stop=stop, started=started))
     try:
         await asyncio.wait_for(started.wait(), 60)
         await asyncio.sleep(10)

@@ -11,8 +11,8 @@
 
 Records: ``analytics_rollups`` (with ``analytics_rollup_deltas``, the counts not folded
 yet) and ``analytics_orders`` (each order's dimensions and where it stands), all
-derived, never a second truth. The stage registers like a
-plugin (``Stage``) and reads the records of every stage before it.
+derived, never a second truth. The stage registers like a plugin (``Stage``) and reads
+the records of every stage before it.
 """
 
 from __future__ import annotations
