@@ -233,7 +233,6 @@ class OutboxJobs:
         # (arq reads each one's body first, and they arrive in any order), by job.
         self._arrivals: dict[int, _Take] = {}
         self._batched_in_hand = 0
-        self._reached: set[int] = set()  # the jobs in hand that have reached ``run``
         self._relay_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -285,8 +284,9 @@ class OutboxJobs:
         if self._batched_in_hand:
             return True
         ours = self.names.jobs + ":"
+        reached = {outbox_id for hand in self._in_hand.values() for outbox_id in hand}
         return any(
-            job_id.startswith(ours) and int(job_id.rsplit(":", 1)[1]) not in self._reached
+            job_id.startswith(ours) and int(job_id.rsplit(":", 1)[1]) not in reached
             for job_id in in_hand
         )
 
@@ -337,7 +337,6 @@ class OutboxJobs:
         handler = self.rt.job_handlers.get(name)
         together = isinstance(handler, Batched)
         self._batched_in_hand += together
-        self._reached.add(outbox_id)
         try:
             await self._arrive(outbox_id)
             earlier = [done for other, done in hand.items() if other < outbox_id]
@@ -361,7 +360,6 @@ class OutboxJobs:
             await self._record_done((outbox_id, attempt))
         finally:
             self._batched_in_hand -= together
-            self._reached.discard(outbox_id)
             ended.set_result(None)
             del hand[outbox_id]
             if not hand:
