@@ -111,6 +111,11 @@ class Names:
         millisecond are taken in the order they were written."""
         return f"{self.jobs}:{outbox_id:012d}"
 
+    def outbox_ids(self, job_ids: list[str]) -> list[int]:
+        """The outbox rows of those of ``job_ids`` that carry one (not the cron's)."""
+        ours = self.jobs + ":"
+        return [int(job_id[len(ours) :]) for job_id in job_ids if job_id.startswith(ours)]
+
 
 def _ms(instant: Any) -> int:
     if isinstance(instant, str):  # SQLite
@@ -283,17 +288,12 @@ class OutboxJobs:
         jobs of ``in_hand`` (arq job ids) that have not reached ``run`` yet."""
         if self._batched_in_hand:
             return True
-        ours = self.names.jobs + ":"
         reached = {outbox_id for hand in self._in_hand.values() for outbox_id in hand}
-        return any(
-            job_id.startswith(ours) and int(job_id.rsplit(":", 1)[1]) not in reached
-            for job_id in in_hand
-        )
+        return any(outbox_id not in reached for outbox_id in self.names.outbox_ids(in_hand))
 
     def taken(self, job_ids: list[str]) -> None:
         """The worker took these jobs from the queue together (``WakingWorker``)."""
-        ours = self.names.jobs + ":"
-        take = _Take({int(i.rsplit(":", 1)[1]) for i in job_ids if i.startswith(ours)})
+        take = _Take(set(self.names.outbox_ids(job_ids)))
         for outbox_id in take.waiting:
             self._arrivals[outbox_id] = take
 
