@@ -23,6 +23,7 @@ from ordergraph.core.plugins import PluginConfigError, PluginInfo, hookimpl
 from ordergraph.core.runtime import Runtime
 from ordergraph.core.settings import ConfigError, Settings
 from ordergraph.core.tables import Customer, OutboxJob
+from ordergraph.core.waiting import wait_until_set
 
 
 class Boom(RuntimeError):
@@ -599,3 +600,19 @@ def test_runner_settings_are_read_from_the_config_file(tmp_path):
     path.write_text("[ordergraph]\njob_concurrency = 3\njob_lease_seconds = 12\n")
     settings = Settings.from_env({"ORDERGRAPH_CONFIG": str(path)})
     assert (settings.job_concurrency, settings.job_lease_seconds) == (3, 12.0)
+
+
+async def test_a_worker_told_to_stop_as_a_commit_wakes_it_stops() -> None:
+    wake = asyncio.Event()
+    waiting = asyncio.create_task(wait_until_set(wake, 60))
+    await asyncio.sleep(0)  # the loop is now waiting for a wake-up
+    wake.set()
+    waiting.cancel()
+
+    done, _ = await asyncio.wait([waiting], timeout=5)
+    assert waiting in done and waiting.cancelled(), "told to stop, it went on waiting"
+
+
+async def test_a_worker_with_nothing_to_wake_it_looks_again_after_its_timeout() -> None:
+    async with asyncio.timeout(5):
+        await wait_until_set(asyncio.Event(), 0.01)

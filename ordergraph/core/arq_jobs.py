@@ -51,6 +51,7 @@ from ordergraph.core import db, jobs, periodic
 from ordergraph.core.batching import Batched
 from ordergraph.core.events import channel_for
 from ordergraph.core.jobs import UnknownJob, purge_done
+from ordergraph.core.waiting import wait_until_set
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
@@ -444,8 +445,7 @@ class OutboxJobs:
                         await purge_done(retention)
                 except Exception:
                     log.exception("the outbox relay failed; trying again")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._relay_wake.wait(), RELAY_IDLE_SECONDS)
+                await wait_until_set(self._relay_wake, RELAY_IDLE_SECONDS)
                 # A commit: its process has RELAY_AFTER to enqueue its jobs itself.
                 await asyncio.sleep(RELAY_AFTER.total_seconds())
         finally:

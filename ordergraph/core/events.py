@@ -150,7 +150,8 @@ class RedisBus(InProcessBus):
 
     async def unreachable(self) -> str | None:
         try:
-            await asyncio.wait_for(self.redis.ping(), CONNECT_TIMEOUT_SECONDS)
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+                await self.redis.ping()
         except UNREACHABLE as exc:
             parsed = urlparse(self.url)
             where = f"{parsed.hostname}:{parsed.port or 6379}{parsed.path}"
@@ -200,7 +201,8 @@ class RedisBus(InProcessBus):
             self._listener = asyncio.create_task(self._listen(), name="redis-bus")
         # While Redis is away, this process's own events still come (see publish_many).
         if self._ready.is_set() or await self.unreachable() is None:
-            await asyncio.wait_for(self._ready.wait(), 10)
+            async with asyncio.timeout(10):
+                await self._ready.wait()
         async with super().subscribe() as messages:
             yield messages
 

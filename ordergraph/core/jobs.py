@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db
 from ordergraph.core.batching import Batched
 from ordergraph.core.tables import OutboxJob
+from ordergraph.core.waiting import wait_until_set
 
 if TYPE_CHECKING:
     import asyncpg
@@ -319,7 +320,8 @@ class Notifications:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="outbox-notifications")
-        await asyncio.wait_for(self._listening.wait(), 10)
+        async with asyncio.timeout(10):
+            await self._listening.wait()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -493,8 +495,7 @@ class JobRunner:
                 raise
             except Exception:
                 log.exception("job runner: reading the outbox failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 1)
+                await wait_until_set(self._wake, 1)
                 continue
             await self._wake.wait()
 
@@ -576,8 +577,7 @@ class JobRunner:
         if self._wake.is_set():
             return
         self.idle.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+        await wait_until_set(self._wake, timeout)
 
     async def _heartbeat(self) -> None:
         every = self.lease.total_seconds() / 3

@@ -15,7 +15,6 @@ the next job is due, so an idle process sends a statement only when work is due.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ordergraph.core import db
 from ordergraph.core.plugins import PluginConfigError
 from ordergraph.core.tables import PeriodicJob
+from ordergraph.core.waiting import wait_until_set
 
 if TYPE_CHECKING:
     from ordergraph.core.runtime import Runtime
@@ -143,9 +143,8 @@ class PeriodicLoop:
                 log.exception("periodic work failed")
                 wait = 60.0
             self.idle.set()
-            with contextlib.suppress(TimeoutError):
-                # At least a second: a job due now was claimed by another process.
-                await asyncio.wait_for(self._stop.wait(), min(max(wait, 1.0), MAX_SLEEP_SECONDS))
+            # At least a second: a job due now was claimed by another process.
+            await wait_until_set(self._stop, min(max(wait, 1.0), MAX_SLEEP_SECONDS))
             self.idle.clear()
 
     async def stop(self) -> None:

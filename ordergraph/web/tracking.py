@@ -269,7 +269,8 @@ async def _answers(
         yield first
         while (left := deadline - loop.time()) > 0:
             try:
-                message = await asyncio.wait_for(anext(messages), left)
+                async with asyncio.timeout(left):
+                    message = await anext(messages)
             except (TimeoutError, StopAsyncIteration, SubscriberTooSlow):
                 return  # the page opens another stream
             if message["order_id"] == order_id:
