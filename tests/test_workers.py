@@ -220,11 +220,14 @@ from ordergraph.core import db, jobs
 from ordergraph.core.arq_jobs import Carrier
 
 async def main(database_url, redis_url):
-    await db.connect(database_url)
+    # As every process of the Redis deployment: commits notify once a second at most.
+    await db.connect(database_url, job_notifications_once_a_second=True)
+    async with db.write_transaction():  # notifies (no carrier yet: not enqueued)
+        await jobs.enqueue_job("counted", {"n": 0})
     carrier = Carrier(redis_url, database_url)
     await carrier.start()
-    async with db.write_transaction():
-        await jobs.enqueue_many([("counted", {"n": n}) for n in range(3)])
+    async with db.write_transaction():  # on PostgreSQL, in the same second: silent
+        await jobs.enqueue_many([("counted", {"n": n}) for n in (1, 2)])
     print("enqueued", flush=True)
 
 asyncio.run(main(*sys.argv[1:]))

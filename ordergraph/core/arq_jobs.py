@@ -430,8 +430,13 @@ class OutboxJobs:
         # After a commit the relay looks at the rows after the last it looked at; once
         # a minute at all unfinished ones (a long transaction's, a Redis that lost jobs).
         looked_at = 0
+        look_again_until = 0.0
         try:
             while True:
+                if self._relay_wake.is_set():
+                    # The commits of the second after a notification may not notify
+                    # (migration 0015): look until their rows are RELAY_AFTER old.
+                    look_again_until = time.monotonic() + 1.0 + RELAY_AFTER.total_seconds()
                 self._relay_wake.clear()
                 wakeups.seen()
                 try:
@@ -445,7 +450,8 @@ class OutboxJobs:
                         await purge_done(retention)
                 except Exception:
                     log.exception("the outbox relay failed; trying again")
-                await wait_until_set(self._relay_wake, RELAY_IDLE_SECONDS)
+                if time.monotonic() >= look_again_until:
+                    await wait_until_set(self._relay_wake, RELAY_IDLE_SECONDS)
                 # A commit: its process has RELAY_AFTER to enqueue its jobs itself.
                 await asyncio.sleep(RELAY_AFTER.total_seconds())
         finally:

@@ -312,8 +312,14 @@ def all_tables() -> list[type[Table]]:
     return found
 
 
-async def connect(url: str, *, pool_size: int = 10) -> Database:
-    """Make ``url`` the database of this process and bind every table to it."""
+async def connect(
+    url: str, *, pool_size: int = 10, job_notifications_once_a_second: bool = False
+) -> Database:
+    """Make ``url`` the database of this process and bind every table to it.
+
+    ``job_notifications_once_a_second``: this process hands its committed jobs to Redis
+    itself, so its commits notify the relay at most once a second (migration 0015).
+    """
     global _current
     engine = engine_for_url(url)
     if isinstance(engine, PostgresEngine):
@@ -322,6 +328,11 @@ async def connect(url: str, *, pool_size: int = 10) -> Database:
             max_size=pool_size,
             connection_class=_CountingConnection,
             reset=_keep_session,
+            server_settings=(
+                {"ordergraph.job_notifications": "once_a_second"}
+                if job_notifications_once_a_second
+                else {}
+            ),
         )
     else:
         # WAL lets readers go on while one writer writes; it is stored in the file.

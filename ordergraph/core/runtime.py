@@ -95,8 +95,11 @@ class Runtime:
         (``ordergraph worker``) run them and the periodic work; without it, and with
         ``run_jobs``, the process runs them itself (the embedded runner).
         """
+        hands_jobs_to_redis = bool(self.settings.redis_url) and self.make_carrier is not None
         database = self.database = await db.connect(
-            self.settings.database_url, pool_size=max(10, self.settings.job_concurrency + 2)
+            self.settings.database_url,
+            pool_size=max(10, self.settings.job_concurrency + 2),
+            job_notifications_once_a_second=hands_jobs_to_redis,
         )
         try:
             await migrations.ensure_current()
@@ -104,7 +107,7 @@ class Runtime:
         except BaseException:
             await db.disconnect(database)
             raise
-        if self.settings.redis_url and self.make_carrier is not None:
+        if hands_jobs_to_redis:
             self.carrier = self.make_carrier(self)
             try:
                 await self.carrier.start()
