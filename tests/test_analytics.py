@@ -20,6 +20,7 @@ from conftest import Api, submit
 from test_cli import ordergraph
 from test_settlement import ADMIN, BERLIN, confirmed, delivered, sent, shop
 from test_subscriptions import connected_as
+from test_tracking import PROMISE, RECORD, scan, shipment_ids
 
 from ordergraph.core import auth, db
 from ordergraph.core.transitions import transition_order
@@ -215,6 +216,52 @@ async def test_the_rollups_kept_live_equal_those_rebuilt_from_the_timeline(
     groups = figures["analytics"]["groups"]
     assert {g["key"] for g in groups} <= {DAY1[:7], MONTH["to"][:7]}
     assert sum(g["flow"]["received"] for g in groups) == happened["received"]
+
+
+DELIVERY_FIGURES = """
+query($from: Date!, $to: Date!) { analytics(from: $from, to: $to) { total {
+  fulfilment { unitsToPick unitsPicked itemFillRate }
+  delivery { deliveredWithPromise deliveredOnTime deliveredInFullOnTime otifRate
+             delivered deliveredFirstAttempt firstAttemptDeliveryRate
+             exceptions { kind count } } } } }
+"""
+
+
+async def test_fill_rate_first_attempt_deliveries_and_otif_count_what_befell_each_order(
+    database_url: str,
+) -> None:
+    async with shop(database_url) as api:
+        whole = await sent(api, "WHOLE", [{"sku": "MUG", "quantity": 2}])
+        # One of four mugs found: the short pick cancels the other three.
+        cut = await sent(api, "CUT", [{"sku": "MUG", "quantity": 4}], found={1: 1})
+        shipments = {
+            order_id: (await shipment_ids(api, str(order_id)))[0] for order_id in (whole, cut)
+        }
+        for shipment in shipments.values():
+            await api.data(PROMISE, {"id": shipment, "date": "2099-01-02"})
+        failed = scan("2026-01-02T11:00:00Z", "delivery_failed")
+        await api.data(RECORD, {"id": shipments[whole], "events": [failed]})
+        for shipment in shipments.values():
+            arrived = scan(db.now().isoformat(), "delivered")
+            await api.data(RECORD, {"id": shipment, "events": [arrived]})
+        await api.rt.runner.drain()
+        today = {"from": db.now().date().isoformat(), "to": db.now().date().isoformat()}
+        live = (await api.data(DELIVERY_FIGURES, today))["analytics"]["total"]
+        await rebuild()
+        rebuilt = (await api.data(DELIVERY_FIGURES, today))["analytics"]["total"]
+
+    assert live["fulfilment"] == {"unitsToPick": 6, "unitsPicked": 3, "itemFillRate": 0.5}
+    assert live["delivery"] == {
+        "deliveredWithPromise": 2,
+        "deliveredOnTime": 2,
+        "deliveredInFullOnTime": 1,  # the whole order: the other lost three mugs
+        "otifRate": 0.5,
+        "delivered": 2,
+        "deliveredFirstAttempt": 1,  # the cut order: the whole one failed once
+        "firstAttemptDeliveryRate": 0.5,
+        "exceptions": [{"kind": "delivery_failed", "count": 1}],
+    }
+    assert rebuilt == live
 
 
 async def test_staff_see_the_figures_of_flow_review_and_money_and_only_their_teams(

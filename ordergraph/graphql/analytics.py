@@ -176,6 +176,11 @@ class FulfilmentFigures:
         description="Picks and packs completed, and shipments made: the throughput."
     )
     short_picks: int = strawberry.field(description="Picks that found less than ordered.")
+    units_to_pick: int = strawberry.field(description="Units the picks completed were to find.")
+    units_picked: int = strawberry.field(description="Of those, units found.")
+    item_fill_rate: float | None = strawberry.field(
+        description="Units picked ÷ units to pick: the share of ordered units found."
+    )
 
 
 @strawberry.type(description="Tracking: delivering on time, exceptions and alerts.")
@@ -186,6 +191,20 @@ class DeliveryFigures:
     delivered_on_time: int = strawberry.field(description="Of those, delivered by that date.")
     on_time_delivery_rate: float | None = strawberry.field(
         description="Delivered on time ÷ delivered with a promised date."
+    )
+    delivered_in_full_on_time: int = strawberry.field(
+        description="Of those delivered on time, orders no short pick cut down."
+    )
+    otif_rate: float | None = strawberry.field(
+        description="On time in full: delivered on time and in full ÷ delivered with a "
+        "promised date."
+    )
+    delivered: int = strawberry.field(description="Orders delivered.")
+    delivered_first_attempt: int = strawberry.field(
+        description="Of those, delivered with no failed delivery attempt before."
+    )
+    first_attempt_delivery_rate: float | None = strawberry.field(
+        description="Delivered at the first attempt ÷ delivered."
     )
     exceptions: list[KindCount] = strawberry.field(
         description="Carriers' exception reports by status, most first."
@@ -393,6 +412,9 @@ def _figures(f: Figures) -> AnalyticsFigures:
     ]
     shipped_due, shipped_on_time = f.n("on_time", "ship_due"), f.n("on_time", "shipped")
     promised, on_time = f.n("on_time", "delivery_promised"), f.n("on_time", "delivered")
+    in_full = f.n("on_time", "in_full")
+    delivered, first_attempt = f.n("delivery", "delivered"), f.n("delivery", "first_attempt")
+    to_pick, picked = f.n("fill", "to_pick"), f.n("fill", "picked")
     tasks = f.of_family("task")
     return AnalyticsFigures(
         key=f.key,
@@ -424,11 +446,19 @@ def _figures(f: Figures) -> AnalyticsFigures:
                 KindCount(kind=kind, count=n) for kind, n in tasks.items() if kind != "short_pick"
             ],
             short_picks=tasks.get("short_pick", 0),
+            units_to_pick=to_pick,
+            units_picked=picked,
+            item_fill_rate=f.rate(picked, to_pick),
         ),
         delivery=DeliveryFigures(
             delivered_with_promise=promised,
             delivered_on_time=on_time,
             on_time_delivery_rate=f.rate(on_time, promised),
+            delivered_in_full_on_time=in_full,
+            otif_rate=f.rate(in_full, promised),
+            delivered=delivered,
+            delivered_first_attempt=first_attempt,
+            first_attempt_delivery_rate=f.rate(first_attempt, delivered),
             exceptions=[KindCount(kind=k, count=n) for k, n in f.of_family("exception").items()],
             alerts_opened=[
                 KindCount(kind=k, count=n) for k, n in f.of_family("alert_open").items()

@@ -49,6 +49,7 @@ def _reasons(f: Figures) -> list[Row]:
 
 def _fulfilment(f: Figures) -> list[Row]:
     due, on_time = f.n("on_time", "ship_due"), f.n("on_time", "shipped")
+    to_pick, picked = f.n("fill", "to_pick"), f.n("fill", "picked")
     tasks = f.of_family("task")
     return [
         [
@@ -57,18 +58,28 @@ def _fulfilment(f: Figures) -> list[Row]:
             on_time,
             _ratio(on_time / due if due else None),
             *(tasks.get(kind, 0) for kind in ("pick", "pack", "shipment", "short_pick")),
+            to_pick,
+            picked,
+            _ratio(picked / to_pick if to_pick else None),
         ]
     ]
 
 
 def _delivery(f: Figures) -> list[Row]:
     promised, on_time = f.n("on_time", "delivery_promised"), f.n("on_time", "delivered")
+    in_full = f.n("on_time", "in_full")
+    delivered, first_attempt = f.n("delivery", "delivered"), f.n("delivery", "first_attempt")
     return [
         [
             f.key,
             promised,
             on_time,
             _ratio(on_time / promised if promised else None),
+            in_full,
+            _ratio(in_full / promised if promised else None),
+            delivered,
+            first_attempt,
+            _ratio(first_attempt / delivered if delivered else None),
             sum(f.of_family("exception").values()),
             sum(f.of_family("alert_open").values()),
         ]
@@ -112,12 +123,14 @@ KPIS: dict[str, tuple[list[str], Callable[[Figures], list[Row]]]] = {
     "reasons": (["group", "outcome", "rule", "code", "count"], _reasons),
     "fulfilment": (
         ["group", "shipped_with_due", "shipped_on_time", "on_time_ship_rate", "picks",
-         "packs", "shipments", "short_picks"],
+         "packs", "shipments", "short_picks", "units_to_pick", "units_picked",
+         "item_fill_rate"],
         _fulfilment,
     ),
     "delivery": (
         ["group", "delivered_with_promise", "delivered_on_time", "on_time_delivery_rate",
-         "exceptions", "alerts_opened"],
+         "delivered_in_full_on_time", "otif_rate", "delivered", "delivered_first_attempt",
+         "first_attempt_delivery_rate", "exceptions", "alerts_opened"],
         _delivery,
     ),
     "money": (

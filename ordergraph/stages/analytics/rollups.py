@@ -25,6 +25,7 @@ from ordergraph.core.money import to_minor
 from ordergraph.core.orders import OrderEventView, OrderView
 from ordergraph.stages.analytics.histogram import bucket_of
 from ordergraph.stages.analytics.tables import OrderFacts, Rollup, RollupDelta
+from ordergraph.stages.tracking.updates import TRACKING_EVENT
 
 DIMENSIONS = ("channel", "person", "order_type", "priority", "carrier", "country")
 """The dimensions every measure is kept by, besides the day and the team."""
@@ -46,7 +47,7 @@ EVERY_TEAM = "*"
 FOLDED = frozenset(
     {
         "submitted", "transition", "assigned", "queued", "unassigned", "released",
-        "handed_back", "shipment", "task_completed", "tracking_event", "alert_opened",
+        "handed_back", "shipment", "task_completed", TRACKING_EVENT, "alert_opened",
         "alert_resolved", "statement_issued", "payment_recorded",
     }
 )  # fmt: skip
@@ -97,6 +98,8 @@ class Facts:
     approved_at: int = 0
     shipped_at: int = 0
     delivered_at: int = 0
+    failed_deliveries: int = 0
+    cut_short: int = 0
 
 
 FACT_COLUMNS = tuple(f.name for f in fields(Facts))
@@ -342,8 +345,17 @@ def _fold(event: OrderEventView, facts: Facts, tally: Tally, lookups: Lookups) -
         tally.count(at, "task", str(data.get("kind")), facts)
         if data.get("shortPick"):
             tally.count(at, "task", "short_pick", facts)
-    elif event.type == "tracking_event" and data.get("status") in EXCEPTION_STATUSES:
+        if data.get("shortPick") == "CANCEL_REST":
+            facts.cut_short = 1
+        if "units" in data:  # a pick's units found, beside those found short per line
+            picked = int(data["units"])
+            missing = sum(int(n) for n in (data.get("short") or {}).values())
+            tally.count(at, "fill", "to_pick", facts, n=picked + missing)
+            tally.count(at, "fill", "picked", facts, n=picked)
+    elif event.type == TRACKING_EVENT and data.get("status") in EXCEPTION_STATUSES:
         tally.count(at, "exception", data["status"], facts)
+        if data["status"] == "delivery_failed":
+            facts.failed_deliveries += 1
     elif event.type == "alert_opened":
         tally.count(at, "alert_open", str(data.get("kind")), facts)
     elif event.type == "alert_resolved":
@@ -381,11 +393,16 @@ def _transition(
     elif target == "DELIVERED":
         tally.duration(at, "cycle", "delivery", facts, facts.shipped_at)
         tally.duration(at, "cycle", "order_to_delivery", facts, facts.received_at)
+        tally.count(at, "delivery", "delivered", facts)
+        if not facts.failed_deliveries:
+            tally.count(at, "delivery", "first_attempt", facts)
         promised = lookups.promised.get(event.order_id)
         if promised:
             tally.count(at, "on_time", "delivery_promised", facts)
             if _day(at) <= promised:
                 tally.count(at, "on_time", "delivered", facts)
+                if not facts.cut_short:
+                    tally.count(at, "on_time", "in_full", facts)
         facts.delivered_at = at
     elif target == "SETTLED":
         tally.duration(at, "cycle", "settlement", facts, facts.delivered_at)

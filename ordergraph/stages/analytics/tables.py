@@ -3,7 +3,7 @@
 They are written only through the ``events_recorded`` hook, in the transaction that
 appends the events they count (a rollup's counts by way of ``analytics_rollup_deltas``),
 and ``ordergraph analytics rebuild`` recomputes them from the timeline alone. Their keys
-and indexes are declared in migrations m0013 and m0014.
+and indexes are declared in migrations m0013, m0014 and m0016.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from piccolo.table import Table
 class OrderFacts(Table, tablename="analytics_orders"):
     """Where each order stands, as far as its timeline has told: its dimensions (the
     team and person assigned, the first carrier), its status and since when, and the
-    instants it first reached the stages that durations are measured from.
+    instants it first reached the stages that durations are measured from; its failed
+    delivery attempts, and whether a short pick cancelled part of it (1) or not (0).
 
     Instants are whole seconds since the Unix epoch (0: not yet), so that durations
     are the same integers live and rebuilt, on both databases."""
@@ -35,6 +36,8 @@ class OrderFacts(Table, tablename="analytics_orders"):
     approved_at = BigInt(default=0)
     shipped_at = BigInt(default=0)
     delivered_at = BigInt(default=0)
+    failed_deliveries = Integer(default=0)
+    cut_short = Integer(default=0)
 
 
 class _Counts:

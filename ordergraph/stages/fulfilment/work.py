@@ -221,7 +221,13 @@ async def complete_pick(
             order,
             "task_completed",
             principal,
-            data={"task": task_id, "kind": "pick", "short": short, "shortPick": short_pick},
+            data={
+                "task": task_id,
+                "kind": "pick",
+                "units": sum(found_per_line.values()),
+                "short": short,
+                "shortPick": short_pick,
+            },
             more_jobs=[(DERIVE_JOB, {"order_id": order.id})],
         )
     await derive_status(rt, order.id)
