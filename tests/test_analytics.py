@@ -223,6 +223,7 @@ query($from: Date!, $to: Date!) { analytics(from: $from, to: $to) { total {
   fulfilment { unitsToPick unitsPicked itemFillRate }
   delivery { deliveredWithPromise deliveredOnTime deliveredInFullOnTime otifRate
              delivered deliveredFirstAttempt firstAttemptDeliveryRate
+             deliveredWithEstimate deliveredAsFirstEstimated etaAccuracy
              exceptions { kind count } } } } }
 """
 
@@ -240,15 +241,27 @@ async def test_fill_rate_first_attempt_deliveries_and_otif_count_what_befell_eac
         for shipment in shipments.values():
             await api.data(PROMISE, {"id": shipment, "date": "2099-01-02"})
         failed = scan("2026-01-02T11:00:00Z", "delivery_failed")
-        await api.data(RECORD, {"id": shipments[whole], "events": [failed]})
+        today, yesterday = db.now(), db.now() - datetime.timedelta(days=1)
+        await api.data(
+            RECORD,
+            {"id": shipments[whole], "events": [failed],
+             "estimate": {"windowFrom": yesterday.isoformat(), "windowTo": today.isoformat()}},
+        )  # fmt: skip
+        # The cut order's carrier first says yesterday, then today: only the first counts.
+        for estimate in (yesterday, today):
+            await api.data(
+                RECORD,
+                {"id": shipments[cut], "events": [],
+                 "estimate": {"estimatedDelivery": estimate.isoformat()}},
+            )  # fmt: skip
         for shipment in shipments.values():
             arrived = scan(db.now().isoformat(), "delivered")
             await api.data(RECORD, {"id": shipment, "events": [arrived]})
         await api.rt.runner.drain()
-        today = {"from": db.now().date().isoformat(), "to": db.now().date().isoformat()}
-        live = (await api.data(DELIVERY_FIGURES, today))["analytics"]["total"]
+        period = {"from": today.date().isoformat(), "to": today.date().isoformat()}
+        live = (await api.data(DELIVERY_FIGURES, period))["analytics"]["total"]
         await rebuild()
-        rebuilt = (await api.data(DELIVERY_FIGURES, today))["analytics"]["total"]
+        rebuilt = (await api.data(DELIVERY_FIGURES, period))["analytics"]["total"]
 
     assert live["fulfilment"] == {"unitsToPick": 6, "unitsPicked": 3, "itemFillRate": 0.5}
     assert live["delivery"] == {
@@ -259,6 +272,9 @@ async def test_fill_rate_first_attempt_deliveries_and_otif_count_what_befell_eac
         "delivered": 2,
         "deliveredFirstAttempt": 1,  # the cut order: the whole one failed once
         "firstAttemptDeliveryRate": 0.5,
+        "deliveredWithEstimate": 2,
+        "deliveredAsFirstEstimated": 1,  # the whole order, within its window
+        "etaAccuracy": 0.5,
         "exceptions": [{"kind": "delivery_failed", "count": 1}],
     }
     assert rebuilt == live

@@ -206,6 +206,16 @@ class DeliveryFigures:
     first_attempt_delivery_rate: float | None = strawberry.field(
         description="Delivered at the first attempt ÷ delivered."
     )
+    delivered_with_estimate: int = strawberry.field(
+        description="Delivered orders whose carrier gave an estimate."
+    )
+    delivered_as_first_estimated: int = strawberry.field(
+        description="Of those, delivered on a day of the carrier's first estimate (its "
+        "window's days, or its day), UTC."
+    )
+    eta_accuracy: float | None = strawberry.field(
+        description="Delivered as first estimated ÷ delivered with an estimate."
+    )
     exceptions: list[KindCount] = strawberry.field(
         description="Carriers' exception reports by status, most first."
     )
@@ -414,6 +424,7 @@ def _figures(f: Figures) -> AnalyticsFigures:
     promised, on_time = f.n("on_time", "delivery_promised"), f.n("on_time", "delivered")
     in_full = f.n("on_time", "in_full")
     delivered, first_attempt = f.n("delivery", "delivered"), f.n("delivery", "first_attempt")
+    estimated, met = f.n("eta", "estimated"), f.n("eta", "met")
     to_pick, picked = f.n("fill", "to_pick"), f.n("fill", "picked")
     tasks = f.of_family("task")
     return AnalyticsFigures(
@@ -459,6 +470,9 @@ def _figures(f: Figures) -> AnalyticsFigures:
             delivered=delivered,
             delivered_first_attempt=first_attempt,
             first_attempt_delivery_rate=f.rate(first_attempt, delivered),
+            delivered_with_estimate=estimated,
+            delivered_as_first_estimated=met,
+            eta_accuracy=f.rate(met, estimated),
             exceptions=[KindCount(kind=k, count=n) for k, n in f.of_family("exception").items()],
             alerts_opened=[
                 KindCount(kind=k, count=n) for k, n in f.of_family("alert_open").items()

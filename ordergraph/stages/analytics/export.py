@@ -69,6 +69,7 @@ def _delivery(f: Figures) -> list[Row]:
     promised, on_time = f.n("on_time", "delivery_promised"), f.n("on_time", "delivered")
     in_full = f.n("on_time", "in_full")
     delivered, first_attempt = f.n("delivery", "delivered"), f.n("delivery", "first_attempt")
+    estimated, met = f.n("eta", "estimated"), f.n("eta", "met")
     return [
         [
             f.key,
@@ -80,6 +81,9 @@ def _delivery(f: Figures) -> list[Row]:
             delivered,
             first_attempt,
             _ratio(first_attempt / delivered if delivered else None),
+            estimated,
+            met,
+            _ratio(met / estimated if estimated else None),
             sum(f.of_family("exception").values()),
             sum(f.of_family("alert_open").values()),
         ]
@@ -130,7 +134,8 @@ KPIS: dict[str, tuple[list[str], Callable[[Figures], list[Row]]]] = {
     "delivery": (
         ["group", "delivered_with_promise", "delivered_on_time", "on_time_delivery_rate",
          "delivered_in_full_on_time", "otif_rate", "delivered", "delivered_first_attempt",
-         "first_attempt_delivery_rate", "exceptions", "alerts_opened"],
+         "first_attempt_delivery_rate", "delivered_with_estimate",
+         "delivered_as_first_estimated", "eta_accuracy", "exceptions", "alerts_opened"],
         _delivery,
     ),
     "money": (

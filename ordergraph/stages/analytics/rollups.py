@@ -271,6 +271,7 @@ class Lookups:
     alert_opened: dict[int, int] = field(default_factory=dict)
     ship_due: dict[int, int] = field(default_factory=dict)
     promised: dict[int, str] = field(default_factory=dict)
+    first_estimate: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
     async def read(cls, events: Sequence[OrderEventView]) -> Lookups:
@@ -314,15 +315,33 @@ class Lookups:
                     found.ship_due[row["order"]] = seconds(row["due_at"])
         delivered = {e.order_id for e in events if e.to_status == "DELIVERED"}
         if delivered:
-            condition, argument = db.one_of('"order"', sorted(delivered))
+            # Per shipment: its promised date and the first estimate its carrier gave.
+            condition, argument = db.one_of('t."order"', sorted(delivered))
             for row in await db.raw(
-                f'SELECT "order", MAX(promised_date) AS promised FROM shipment_tracking '
-                f'WHERE {condition} GROUP BY "order"',
+                'SELECT t."order", t.promised_date, e.estimated_delivery, e.estimate_from, '
+                "e.estimate_to FROM shipment_tracking t LEFT JOIN eta_history e ON e.id = "
+                "(SELECT MIN(id) FROM eta_history WHERE shipment = t.shipment) "
+                f"WHERE {condition}",
                 argument,
             ):
-                if row["promised"] is not None:
-                    found.promised[row["order"]] = str(row["promised"])[:10]
+                order = row["order"]
+                if row["promised_date"] is not None:
+                    promised = str(row["promised_date"])[:10]
+                    found.promised[order] = max(promised, found.promised.get(order, promised))
+                window = _estimate_days(row)
+                if window is not None:
+                    known = found.first_estimate.get(order, window)
+                    found.first_estimate[order] = max(window, known, key=lambda w: w[1])
         return found
+
+
+def _estimate_days(row: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The UTC days of an estimate: its window's, or its one instant's."""
+    start = row["estimate_from"] or row["estimated_delivery"]
+    end = row["estimate_to"] or row["estimated_delivery"]
+    if start is None or end is None:
+        return None
+    return _day(seconds(start)), _day(seconds(end))
 
 
 def _fold(event: OrderEventView, facts: Facts, tally: Tally, lookups: Lookups) -> None:
@@ -396,6 +415,11 @@ def _transition(
         tally.count(at, "delivery", "delivered", facts)
         if not facts.failed_deliveries:
             tally.count(at, "delivery", "first_attempt", facts)
+        estimate = lookups.first_estimate.get(event.order_id)
+        if estimate:
+            tally.count(at, "eta", "estimated", facts)
+            if estimate[0] <= _day(at) <= estimate[1]:
+                tally.count(at, "eta", "met", facts)
         promised = lookups.promised.get(event.order_id)
         if promised:
             tally.count(at, "on_time", "delivery_promised", facts)
