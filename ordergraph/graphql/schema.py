@@ -34,6 +34,7 @@ from ordergraph.graphql.fulfilment import (
     FulfilmentQuery,
     FulfilmentSubscription,
 )
+from ordergraph.graphql.inputs import build_inputs_once
 from ordergraph.graphql.mutations import Mutation
 from ordergraph.graphql.queries import Query
 from ordergraph.graphql.request_errors import (
@@ -368,10 +369,12 @@ def build_schema(rt: Runtime) -> strawberry.Schema:
         extensions.append(MaskUnexpectedErrors)
     # Last, so that it runs first once the operation is done: before masking.
     extensions.append(AnswerDatabaseRefusals)
-    return Schema(
+    schema = Schema(
         query=merge("Query", parts["Query"]),
         mutation=merge("Mutation", parts["Mutation"]),
         subscription=merge("Subscription", parts["Subscription"]),
         types=extra_types,
         extensions=extensions,
     )
+    build_inputs_once(schema)
+    return schema
