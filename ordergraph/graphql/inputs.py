@@ -2,11 +2,12 @@
 
 For every input object of every request, strawberry converts each field's GraphQL name,
 resolves the field's annotation and walks the field's type, to pass scalars and enums on
-as graphql-core parsed them: for ``submitOrder`` that cost about as much CPU as
-validating and storing the order. ``build_inputs_once`` works the names and types out
-when the schema is built and gives every input type the same conversion through
-strawberry's ``from_input`` hook, so only the fields that need converting (nested inputs,
-lists of them, ``Maybe``, global ids) go through strawberry's conversion.
+as graphql-core parsed them: 130 µs for ``submitOrder``'s input of three lines, a
+twentieth of the request (``benchmarks/graphql_inputs.py``). ``build_inputs_once`` works
+the names and types out when the schema is built and gives every input type the same
+conversion through strawberry's ``from_input`` hook, so only the fields that need
+converting (nested inputs, lists of them, ``Maybe``, global ids) go through strawberry's
+conversion (32 µs).
 """
 
 from __future__ import annotations
@@ -48,14 +49,14 @@ def _builder(
         as_parsed = _as_parsed(type_, registry)
         fields.append((names.from_field(field), field.python_name, type_, as_parsed))
     # As strawberry does: fields without a default are None unless given.
-    unset = {
+    nulls = {
         field.python_name: None
         for field in definition.fields
         if field.default_value is MISSING and field.default_factory is MISSING
     }
 
     def from_input(cls: type, value: Mapping[str, Any], context: InputContext) -> Any:
-        kwargs = dict(unset)
+        kwargs = dict(nulls)
         for graphql_name, python_name, type_, as_parsed in fields:
             if graphql_name in value:
                 given = value[graphql_name]
