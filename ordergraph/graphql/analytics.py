@@ -395,6 +395,10 @@ def _filter(principal: Principal, given: AnalyticsFilter | None) -> kpis.Filter:
     )
 
 
+def _kinds(counts: dict[str, int]) -> list[KindCount]:
+    return [KindCount(kind=kind, count=n) for kind, n in counts.items()]
+
+
 def _money(minor: int, currency: str) -> Decimal:
     return from_minor(minor, currency)
 
@@ -420,13 +424,7 @@ def _figures(f: Figures) -> AnalyticsFigures:
         )
         for m in f.money()
     ]
-    shipped_due, shipped_on_time = f.n("on_time", "ship_due"), f.n("on_time", "shipped")
-    promised, on_time = f.n("on_time", "delivery_promised"), f.n("on_time", "delivered")
-    in_full = f.n("on_time", "in_full")
-    delivered, first_attempt = f.n("delivery", "delivered"), f.n("delivery", "first_attempt")
-    estimated, met = f.n("eta", "estimated"), f.n("eta", "met")
-    to_pick, picked = f.n("fill", "to_pick"), f.n("fill", "picked")
-    tasks = f.of_family("task")
+    fulfilment, delivery = f.fulfilment(), f.delivery()
     return AnalyticsFigures(
         key=f.key,
         flow=FlowFigures(
@@ -450,33 +448,29 @@ def _figures(f: Figures) -> AnalyticsFigures:
             ],
         ),
         fulfilment=FulfilmentFigures(
-            shipped_with_due=shipped_due,
-            shipped_on_time=shipped_on_time,
-            on_time_ship_rate=f.rate(shipped_on_time, shipped_due),
-            tasks_completed=[
-                KindCount(kind=kind, count=n) for kind, n in tasks.items() if kind != "short_pick"
-            ],
-            short_picks=tasks.get("short_pick", 0),
-            units_to_pick=to_pick,
-            units_picked=picked,
-            item_fill_rate=f.rate(picked, to_pick),
+            shipped_with_due=fulfilment.shipped_with_due,
+            shipped_on_time=fulfilment.shipped_on_time,
+            on_time_ship_rate=fulfilment.on_time_ship_rate,
+            tasks_completed=_kinds(fulfilment.tasks_completed),
+            short_picks=fulfilment.short_picks,
+            units_to_pick=fulfilment.units_to_pick,
+            units_picked=fulfilment.units_picked,
+            item_fill_rate=fulfilment.item_fill_rate,
         ),
         delivery=DeliveryFigures(
-            delivered_with_promise=promised,
-            delivered_on_time=on_time,
-            on_time_delivery_rate=f.rate(on_time, promised),
-            delivered_in_full_on_time=in_full,
-            otif_rate=f.rate(in_full, promised),
-            delivered=delivered,
-            delivered_first_attempt=first_attempt,
-            first_attempt_delivery_rate=f.rate(first_attempt, delivered),
-            delivered_with_estimate=estimated,
-            delivered_as_first_estimated=met,
-            eta_accuracy=f.rate(met, estimated),
-            exceptions=[KindCount(kind=k, count=n) for k, n in f.of_family("exception").items()],
-            alerts_opened=[
-                KindCount(kind=k, count=n) for k, n in f.of_family("alert_open").items()
-            ],
+            delivered_with_promise=delivery.delivered_with_promise,
+            delivered_on_time=delivery.delivered_on_time,
+            on_time_delivery_rate=delivery.on_time_delivery_rate,
+            delivered_in_full_on_time=delivery.delivered_in_full_on_time,
+            otif_rate=delivery.otif_rate,
+            delivered=delivery.delivered,
+            delivered_first_attempt=delivery.delivered_first_attempt,
+            first_attempt_delivery_rate=delivery.first_attempt_delivery_rate,
+            delivered_with_estimate=delivery.delivered_with_estimate,
+            delivered_as_first_estimated=delivery.delivered_as_first_estimated,
+            eta_accuracy=delivery.eta_accuracy,
+            exceptions=_kinds(delivery.exceptions),
+            alerts_opened=_kinds(delivery.alerts_opened),
             alert_resolution=[
                 StateTime(state=detail, duration=DurationFigures.of(d))
                 for (metric, detail), d in sorted(f.durations.items())

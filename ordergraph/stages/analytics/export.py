@@ -48,44 +48,41 @@ def _reasons(f: Figures) -> list[Row]:
 
 
 def _fulfilment(f: Figures) -> list[Row]:
-    due, on_time = f.n("on_time", "ship_due"), f.n("on_time", "shipped")
-    to_pick, picked = f.n("fill", "to_pick"), f.n("fill", "picked")
-    tasks = f.of_family("task")
+    done = f.fulfilment()
+    tasks = done.tasks_completed
     return [
         [
             f.key,
-            due,
-            on_time,
-            _ratio(on_time / due if due else None),
-            *(tasks.get(kind, 0) for kind in ("pick", "pack", "shipment", "short_pick")),
-            to_pick,
-            picked,
-            _ratio(picked / to_pick if to_pick else None),
+            done.shipped_with_due,
+            done.shipped_on_time,
+            _ratio(done.on_time_ship_rate),
+            *(tasks.get(kind, 0) for kind in ("pick", "pack", "shipment")),
+            done.short_picks,
+            done.units_to_pick,
+            done.units_picked,
+            _ratio(done.item_fill_rate),
         ]
     ]
 
 
 def _delivery(f: Figures) -> list[Row]:
-    promised, on_time = f.n("on_time", "delivery_promised"), f.n("on_time", "delivered")
-    in_full = f.n("on_time", "in_full")
-    delivered, first_attempt = f.n("delivery", "delivered"), f.n("delivery", "first_attempt")
-    estimated, met = f.n("eta", "estimated"), f.n("eta", "met")
+    d = f.delivery()
     return [
         [
             f.key,
-            promised,
-            on_time,
-            _ratio(on_time / promised if promised else None),
-            in_full,
-            _ratio(in_full / promised if promised else None),
-            delivered,
-            first_attempt,
-            _ratio(first_attempt / delivered if delivered else None),
-            estimated,
-            met,
-            _ratio(met / estimated if estimated else None),
-            sum(f.of_family("exception").values()),
-            sum(f.of_family("alert_open").values()),
+            d.delivered_with_promise,
+            d.delivered_on_time,
+            _ratio(d.on_time_delivery_rate),
+            d.delivered_in_full_on_time,
+            _ratio(d.otif_rate),
+            d.delivered,
+            d.delivered_first_attempt,
+            _ratio(d.first_attempt_delivery_rate),
+            d.delivered_with_estimate,
+            d.delivered_as_first_estimated,
+            _ratio(d.eta_accuracy),
+            sum(d.exceptions.values()),
+            sum(d.alerts_opened.values()),
         ]
     ]
 

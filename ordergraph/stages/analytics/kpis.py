@@ -197,6 +197,30 @@ class Figures:
             )
         return found
 
+    def fulfilment(self) -> Fulfilment:
+        tasks = self.of_family("task")
+        return Fulfilment(
+            self.n("on_time", "ship_due"),
+            self.n("on_time", "shipped"),
+            {kind: n for kind, n in tasks.items() if kind != "short_pick"},
+            tasks.get("short_pick", 0),
+            self.n("fill", "to_pick"),
+            self.n("fill", "picked"),
+        )
+
+    def delivery(self) -> Delivery:
+        return Delivery(
+            self.n("on_time", "delivery_promised"),
+            self.n("on_time", "delivered"),
+            self.n("on_time", "in_full"),
+            self.n("delivery", "delivered"),
+            self.n("delivery", "first_attempt"),
+            self.n("eta", "estimated"),
+            self.n("eta", "met"),
+            self.of_family("exception"),
+            self.of_family("alert_open"),
+        )
+
     def review(self) -> Review:
         out = {
             target: d.count for (source, target), d in self.edges().items() if source == "IN_REVIEW"
@@ -204,9 +228,6 @@ class Figures:
         return Review(
             sum(out.values()), out.get("APPROVED", 0), out.get("REJECTED", 0), out.get("ON_HOLD", 0)
         )
-
-    def rate(self, part: int, whole: int) -> float | None:
-        return part / whole if whole else None
 
     def top_products(self) -> list[Product]:
         """The products sold, most units first."""
@@ -243,6 +264,62 @@ class Money:
         return moved / tried if tried else None
 
 
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+@dataclass
+class Fulfilment:
+    """A group's shipping on time against due times, tasks done and units picked."""
+
+    shipped_with_due: int
+    shipped_on_time: int
+    tasks_completed: dict[str, int]
+    short_picks: int
+    units_to_pick: int
+    units_picked: int
+
+    @property
+    def on_time_ship_rate(self) -> float | None:
+        return _rate(self.shipped_on_time, self.shipped_with_due)
+
+    @property
+    def item_fill_rate(self) -> float | None:
+        return _rate(self.units_picked, self.units_to_pick)
+
+
+@dataclass
+class Delivery:
+    """A group's deliveries against promised dates, attempts and estimates, and its
+    exceptions and alerts by kind."""
+
+    delivered_with_promise: int
+    delivered_on_time: int
+    delivered_in_full_on_time: int
+    delivered: int
+    delivered_first_attempt: int
+    delivered_with_estimate: int
+    delivered_as_first_estimated: int
+    exceptions: dict[str, int]
+    alerts_opened: dict[str, int]
+
+    @property
+    def on_time_delivery_rate(self) -> float | None:
+        return _rate(self.delivered_on_time, self.delivered_with_promise)
+
+    @property
+    def otif_rate(self) -> float | None:
+        return _rate(self.delivered_in_full_on_time, self.delivered_with_promise)
+
+    @property
+    def first_attempt_delivery_rate(self) -> float | None:
+        return _rate(self.delivered_first_attempt, self.delivered)
+
+    @property
+    def eta_accuracy(self) -> float | None:
+        return _rate(self.delivered_as_first_estimated, self.delivered_with_estimate)
+
+
 @dataclass
 class Review:
     """The review's decisions of a group: orders leaving IN_REVIEW, and where to."""
@@ -253,7 +330,7 @@ class Review:
     held: int
 
     def rate(self, part: int) -> float | None:
-        return part / self.decided if self.decided else None
+        return _rate(part, self.decided)
 
 
 @dataclass
