@@ -16,10 +16,10 @@ from pathlib import Path
 
 from common import ADDRESS, EMAIL, markdown_table
 from strawberry.types.arguments import convert_arguments
-from strawberry.types.base import StrawberryObjectDefinition
 
 from ordergraph.core import assembly
 from ordergraph.core.settings import Settings
+from ordergraph.graphql.inputs import input_definitions
 from ordergraph.graphql.schema import build_schema
 
 INPUT = {
@@ -42,12 +42,7 @@ def main() -> None:
         schema = build_schema(rt)
     mutation = schema.get_type_by_name("Mutation")
     field = next(f for f in mutation.fields if f.python_name == "submit_order")
-    inputs = [
-        concrete.definition
-        for concrete in schema.schema_converter.type_map.values()
-        if isinstance(concrete.definition, StrawberryObjectDefinition)
-        and concrete.definition.is_input
-    ]
+    inputs = input_definitions(schema)
     built_once = {definition: definition.from_input for definition in inputs}
 
     def convert() -> None:

@@ -62,6 +62,8 @@ KEEP_RESULT_SECONDS = 600
 RELAY_AFTER = datetime.timedelta(seconds=2)
 RELAY_SEND_WITHIN = 60.0
 RELAY_IDLE_SECONDS = 60.0
+# With Redis, commits notify at most once a second (migration 0015).
+NOTIFIED_EVERY_SECONDS = 1.0
 RELAY_BATCH = 2000
 # arq's own limit on tries; the outbox row's max_attempts is the one that counts.
 MAX_TRIES = 1000
@@ -436,7 +438,9 @@ class OutboxJobs:
                 if self._relay_wake.is_set():
                     # The commits of the second after a notification may not notify
                     # (migration 0015): look until their rows are RELAY_AFTER old.
-                    look_again_until = time.monotonic() + 1.0 + RELAY_AFTER.total_seconds()
+                    look_again_until = (
+                        time.monotonic() + NOTIFIED_EVERY_SECONDS + RELAY_AFTER.total_seconds()
+                    )
                 self._relay_wake.clear()
                 wakeups.seen()
                 try:

@@ -24,17 +24,22 @@ from strawberry.types.base import StrawberryMaybe, StrawberryObjectDefinition, S
 from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
 
 
+def input_definitions(schema: strawberry.Schema) -> list[StrawberryObjectDefinition]:
+    """The definitions of every input type of ``schema``."""
+    return [
+        concrete.definition
+        for concrete in schema.schema_converter.type_map.values()
+        if isinstance(concrete.definition, StrawberryObjectDefinition)
+        and concrete.definition.is_input
+    ]
+
+
 def build_inputs_once(schema: strawberry.Schema) -> None:
     """Give every input type of ``schema`` that builds itself the strawberry way a
     ``from_input`` with its fields' names and types resolved once."""
     registry = schema.schema_converter.scalar_registry
-    for concrete in schema.schema_converter.type_map.values():
-        definition = concrete.definition
-        if (
-            isinstance(definition, StrawberryObjectDefinition)
-            and definition.is_input
-            and definition.from_input is None
-        ):
+    for definition in input_definitions(schema):
+        if definition.from_input is None:
             definition.from_input = _builder(definition, schema, registry)
 
 

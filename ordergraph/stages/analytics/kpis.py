@@ -200,25 +200,25 @@ class Figures:
     def fulfilment(self) -> Fulfilment:
         tasks = self.of_family("task")
         return Fulfilment(
-            self.n("on_time", "ship_due"),
-            self.n("on_time", "shipped"),
-            {kind: n for kind, n in tasks.items() if kind != "short_pick"},
-            tasks.get("short_pick", 0),
-            self.n("fill", "to_pick"),
-            self.n("fill", "picked"),
+            shipped_with_due=self.n("on_time", "ship_due"),
+            shipped_on_time=self.n("on_time", "shipped"),
+            tasks_completed={kind: n for kind, n in tasks.items() if kind != "short_pick"},
+            short_picks=tasks.get("short_pick", 0),
+            units_to_pick=self.n("fill", "to_pick"),
+            units_picked=self.n("fill", "picked"),
         )
 
     def delivery(self) -> Delivery:
         return Delivery(
-            self.n("on_time", "delivery_promised"),
-            self.n("on_time", "delivered"),
-            self.n("on_time", "in_full"),
-            self.n("delivery", "delivered"),
-            self.n("delivery", "first_attempt"),
-            self.n("eta", "estimated"),
-            self.n("eta", "met"),
-            self.of_family("exception"),
-            self.of_family("alert_open"),
+            delivered_with_promise=self.n("on_time", "delivery_promised"),
+            delivered_on_time=self.n("on_time", "delivered"),
+            delivered_in_full_on_time=self.n("on_time", "in_full"),
+            delivered=self.n("delivery", "delivered"),
+            delivered_first_attempt=self.n("delivery", "first_attempt"),
+            delivered_with_estimate=self.n("eta", "estimated"),
+            delivered_as_first_estimated=self.n("eta", "met"),
+            exceptions=self.of_family("exception"),
+            alerts_opened=self.of_family("alert_open"),
         )
 
     def review(self) -> Review:
