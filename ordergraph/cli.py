@@ -303,7 +303,9 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     wanted = kpis.Filter(team=args.team)
 
     async def work() -> kpis.Report:
-        return await kpis.report(args.start, args.end, kpis.GroupBy(args.group_by), wanted)
+        return await kpis.report(
+            args.start, args.end, kpis.GroupBy(args.group_by), wanted, total=None, previous=None
+        )
 
     try:
         found = asyncio.run(_with_db(settings, work))

@@ -23,10 +23,12 @@ from test_subscriptions import connected_as
 from test_tracking import PROMISE, RECORD, scan, shipment_ids
 
 from ordergraph.core import auth, db
+from ordergraph.core.migrations import m0017_analytics_team_months_and_summaries as m0017
 from ordergraph.core.transitions import transition_order
+from ordergraph.stages.analytics import kpis
 from ordergraph.stages.analytics.export import KPIS
 from ordergraph.stages.analytics.histogram import RELATIVE_ERROR, bucket_of, bucket_value, quantile
-from ordergraph.stages.analytics.rollups import fold, rebuild
+from ordergraph.stages.analytics.rollups import SUMMARY, fold, rebuild
 from ordergraph.stages.fulfilment.teams import MemberData, upsert_team
 from plugins.payments import cash_on_delivery
 
@@ -200,6 +202,14 @@ async def test_the_rollups_kept_live_equal_those_rebuilt_from_the_timeline(
         live = await _all_rows()
         assert await rebuild() > 0
         rebuilt = await _all_rows()
+        # Rollups stored before migration 0017 had neither teams' months nor summaries.
+        await db.raw(
+            f"DELETE FROM analytics_rollups WHERE bucket = {SUMMARY} OR "
+            "(team <> '*' AND LENGTH(day) = 7)"
+        )
+        for statement in m0017.SQLITE if db.current().is_sqlite else m0017.POSTGRES:
+            await db.raw(statement)
+        migrated = await _all_rows()
         figures = await api.data(FIGURES, {**MONTH, "groupBy": "MONTH"})
         # From the first of the month three weeks ago: whole months are read from their
         # month rows, the rest from day rows; by day, from day rows alone.
@@ -208,6 +218,7 @@ async def test_the_rollups_kept_live_equal_those_rebuilt_from_the_timeline(
         by_day = await api.data(FIGURES, {**since, "groupBy": "DAY"})
     assert live[0], "the flow left no rollups"
     assert live == rebuilt
+    assert migrated == rebuilt
     flow = figures["analytics"]["total"]["flow"]
     for name, count in happened.items():
         assert flow[name] == count, (name, flow)
@@ -216,6 +227,62 @@ async def test_the_rollups_kept_live_equal_those_rebuilt_from_the_timeline(
     groups = figures["analytics"]["groups"]
     assert {g["key"] for g in groups} <= {DAY1[:7], MONTH["to"][:7]}
     assert sum(g["flow"]["received"] for g in groups) == happened["received"]
+
+
+def _summed(groups: list[kpis.Figures]) -> tuple[dict[Any, list[int]], dict[Any, dict[int, int]]]:
+    """The sums and histograms of ``groups`` added up."""
+    sums: dict[Any, list[int]] = {}
+    histograms: dict[Any, dict[int, int]] = {}
+    for figures in groups:
+        for key, (n, total) in figures.sums.items():
+            row = sums.setdefault(key, [0, 0])
+            row[0] += n
+            row[1] += total
+        for key, duration in figures.durations.items():
+            histogram = histograms.setdefault(key, {})
+            for bucket, n in duration.histogram.items():
+                histogram[bucket] = histogram.get(bucket, 0) + n
+        for sku, product in figures.products.items():
+            sums.setdefault(("product", sku, ""), [0, 0])[0] += product.units
+    return sums, histograms
+
+
+async def test_a_period_reads_the_same_figures_from_months_summaries_and_days(
+    database_url: str,
+) -> None:
+    """Whole months are read from month rows and counts from histograms' summary rows:
+    they add up to what the day rows hold, for every team and each team alone."""
+    extra = {"cash_on_delivery": cash_on_delivery}
+    async with shop(database_url, extra=extra, shipping_charge="0") as api:
+        try:
+            happened = await _random_flow(api, 3, orders=10)
+        finally:
+            db.set_clock(None)
+        await fold()
+        # From the first of the month three weeks ago: at least one whole month.
+        first, last = START.date().replace(day=1), datetime.date.today()
+        everyone = kpis.Filter()
+        by_team = await kpis.report(first, last, kpis.GroupBy.TEAM, everyone)
+        teams = [None, *(g.key for g in by_team.groups)]
+        read = {}
+        for team in teams:
+            wanted = kpis.Filter(team=team)
+            by_day = await kpis.report(first, last, kpis.GroupBy.DAY, wanted)
+            counts = await kpis.report(
+                first, last, kpis.GroupBy.DAY, wanted, groups=None, total=kpis.Selection()
+            )
+            read[team] = by_day, counts
+        by_carrier = await kpis.report(first, last, kpis.GroupBy.CARRIER, everyone)
+    assert len(teams) >= 3, "the flow left no orders both unassigned and assigned"
+    for team, (by_day, counts) in read.items():
+        total = _summed([by_day.total])
+        assert total == _summed(by_day.groups), team
+        assert counts.total.sums == by_day.total.sums, team
+    everyone_total = _summed([read[None][0].total])
+    assert _summed(by_team.groups)[0] == everyone_total[0]
+    # A total counts the orders of no carrier too (those never shipped).
+    assert by_carrier.total.count("received") == happened["received"]
+    assert sum(g.count("received") for g in by_carrier.groups) < happened["received"]
 
 
 DELIVERY_FIGURES = """

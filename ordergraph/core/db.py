@@ -319,20 +319,22 @@ async def connect(
 
     ``job_notifications_once_a_second``: this process hands its committed jobs to Redis
     itself, so its commits notify the relay at most once a second (migration 0015).
+
+    PostgreSQL's JIT compiler is off: it compiles a statement whose plan looks costly,
+    and the reads of the analytics rollups spent more compiling (150 ms) than running.
     """
     global _current
     engine = engine_for_url(url)
     if isinstance(engine, PostgresEngine):
+        settings = {"jit": "off"}
+        if job_notifications_once_a_second:
+            settings["ordergraph.job_notifications"] = "once_a_second"
         await engine.start_connection_pool(
             min_size=1,
             max_size=pool_size,
             connection_class=_CountingConnection,
             reset=_keep_session,
-            server_settings=(
-                {"ordergraph.job_notifications": "once_a_second"}
-                if job_notifications_once_a_second
-                else {}
-            ),
+            server_settings=settings,
         )
     else:
         # WAL lets readers go on while one writer writes; it is stored in the file.

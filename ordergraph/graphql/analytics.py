@@ -18,6 +18,7 @@ from ordergraph.core.auth import Principal
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.money import from_minor
 from ordergraph.graphql.context import OPERATORS, ApiError, Info, checked, require
+from ordergraph.graphql.loaders import selected_names
 from ordergraph.stages.analytics import kpis, process_map
 from ordergraph.stages.analytics.kpis import Duration, Figures
 from ordergraph.stages.analytics.limits import DIMENSION_VALUE, TEAM
@@ -274,7 +275,8 @@ class AnalyticsFigures:
     delivery: DeliveryFigures = strawberry.field(description="Delivering on time, exceptions.")
     money: list[MoneyFigures] = strawberry.field(description="Revenue and payments per currency.")
     products: list[ProductFigures] = strawberry.field(
-        description="The 20 products sold most (grouping by period or team, no dimension filter)."
+        description="The 20 products sold most (in groups by period or team, and in `total` "
+        "and `previous`; with no dimension filter)."
     )
 
 
@@ -515,17 +517,40 @@ def _edge(edge: process_map.Edge) -> ProcessTransition:
     )
 
 
+QUANTILES = {
+    ("flow", "cycleTimes"): "cycle",
+    ("flow", "timeInStates"): "edge",
+    ("delivery", "alertResolution"): "alert_fix",
+}
+"""The fields whose ``duration`` reads a measure's histogram, but for its ``count``."""
+
+
+def _selection(info: Info, part: str) -> kpis.Selection | None:
+    """What the query selects of ``part`` (``groups``, ``total``, ``previous``)."""
+    path = (info.field_name, part)
+    names = selected_names(info.selected_fields, *path)
+    if not names:
+        return None
+    quantiles = frozenset(
+        metric
+        for (family, field), metric in QUANTILES.items()
+        if selected_names(info.selected_fields, *path, family, field, "duration") - {"count"}
+    )
+    return kpis.Selection(quantiles, products="products" in names)
+
+
 async def read_report(
     principal: Principal,
     start: datetime.date,
     end: datetime.date,
     group_by: AnalyticsGroupBy,
     given: AnalyticsFilter | None,
+    selected: dict[str, kpis.Selection | None],
 ) -> tuple[kpis.Filter, kpis.Report]:
-    """The report a caller may see, with the filter it was read with."""
+    """The report a caller may see, as selected, with the filter it was read with."""
     wanted = _filter(principal, given)
     try:
-        found = await kpis.report(start, end, kpis.GroupBy(group_by.value), wanted)
+        found = await kpis.report(start, end, kpis.GroupBy(group_by.value), wanted, **selected)
     except DomainError as error:
         problem = error.problems[0]
         raise ApiError(problem.code, problem.message, problem.field) from None
@@ -552,8 +577,11 @@ class AnalyticsQuery:
         ] = None,
     ) -> Analytics:
         principal = require(info, *OPERATORS)
-        wanted, found = await read_report(principal, start, end, group_by, filter)
-        owed = await kpis.outstanding(wanted.team, db.now())
+        selected = {part: _selection(info, part) for part in ("groups", "total", "previous")}
+        wanted, found = await read_report(principal, start, end, group_by, filter, selected)
+        owed = []
+        if selected_names(info.selected_fields, info.field_name, "outstanding"):
+            owed = await kpis.outstanding(wanted.team, db.now())
         return Analytics(
             start=start,
             end=end,

@@ -65,7 +65,9 @@ async def kpi_csv(request: Request) -> Response:
                 ErrorCode.INVALID_VALUE, f"Cannot group by {shown(group_by)}.", "groupBy"
             )
         start, end = _day(request, "from"), _day(request, "to")
-        found = await kpis.report(start, end, kpis.GroupBy(group_by), _filter(request, own))
+        found = await kpis.report(
+            start, end, kpis.GroupBy(group_by), _filter(request, own), total=None, previous=None
+        )
     except DomainError as error:
         return _refused(error.problems[0])
     columns, rows = export.table(kpi, found.groups)

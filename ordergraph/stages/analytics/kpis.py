@@ -17,7 +17,16 @@ from ordergraph.core import db
 from ordergraph.core.errors import DomainError, ErrorCode
 from ordergraph.core.money import LEDGER_EFFECT
 from ordergraph.stages.analytics.histogram import quantile
-from ordergraph.stages.analytics.rollups import COUNTED, DIMENSIONS, EVERY_TEAM, FACTS, seconds
+from ordergraph.stages.analytics.rollups import (
+    COUNTED,
+    DELTAS,
+    DIMENSIONS,
+    EVERY_TEAM,
+    FACTS,
+    ROLLUPS,
+    SUMMARY,
+    seconds,
+)
 
 MAX_DAYS = 366 * 2
 """The longest period one request may ask for."""
@@ -63,6 +72,22 @@ CYCLES = (
     "order_to_settle",
 )
 SUCCESSFUL_PAYMENTS = frozenset(kind for kind, effect in LEDGER_EFFECT.items() if effect > 0)
+DURATIONS = frozenset({"edge", "cycle", "alert_fix"})
+"""The measures kept as durations: a histogram's buckets, and its summary row."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a reader asks of a set of figures besides the counts and sums, which are
+    always read: the durations (``DURATIONS``) whose quantiles it wants, read bucket by
+    bucket, and the products sold. A year's histograms are thousands of rows, its
+    counts a few hundred."""
+
+    quantiles: frozenset[str] = frozenset()
+    products: bool = False
+
+
+EVERYTHING = Selection(DURATIONS, products=True)
 
 
 @dataclass(frozen=True)
@@ -116,7 +141,7 @@ class Figures:
             duration.count += n
             duration.total_seconds += total
             duration.histogram[bucket] = duration.histogram.get(bucket, 0) + n
-        elif metric in ("edge", "cycle", "alert_fix"):
+        elif metric in DURATIONS:  # measured without a start, or a summary of its buckets
             duration = self.durations.setdefault((metric, detail), Duration(detail))
             duration.count += n
 
@@ -373,24 +398,36 @@ def group_key(day: str, group_by: GroupBy) -> str:
 
 
 async def report(
-    start: datetime.date, end: datetime.date, group_by: GroupBy, wanted: Filter
+    start: datetime.date,
+    end: datetime.date,
+    group_by: GroupBy,
+    wanted: Filter,
+    *,
+    groups: Selection | None = EVERYTHING,
+    total: Selection | None = EVERYTHING,
+    previous: Selection | None = EVERYTHING,
 ) -> Report:
     """The figures of the days ``start`` to ``end`` (inclusive) per group, their total,
-    and the total of the period of the same length before."""
+    and the total of the period of the same length before; each read as selected
+    (``None``: not read, left empty)."""
     check_period(start, end)
     check_filter(wanted, group_by)
-    length = (end - start).days + 1
-    before = start - datetime.timedelta(days=length)
-    groups: dict[str, Figures] = {}
-    total, previous = Figures("total"), Figures("previous")
-    for row in await _rows(before, start, end, group_by, wanted):
-        if not row["current"]:
-            _add(previous, row)
-            continue
-        _add(total, row)
-        key = group_key(row["grp"], group_by) if group_by in PERIODS else row["grp"]
-        _add(groups.setdefault(key, Figures(key)), row)
-    return Report([groups[k] for k in sorted(groups)], total, previous)
+    found = Report([], Figures("total"), Figures("previous"))
+    length = datetime.timedelta(days=(end - start).days + 1)
+    for (first, last), selection, figures in (
+        ((start, end), total, found.total),
+        ((start - length, start - datetime.timedelta(days=1)), previous, found.previous),
+    ):
+        if selection is not None:
+            for row in await _rows(first, last, selection, group_by, wanted, grouped=False):
+                _add(figures, row)
+    if groups is not None:
+        by_key: dict[str, Figures] = {}
+        for row in await _rows(start, end, groups, group_by, wanted, grouped=True):
+            key = group_key(row["grp"], group_by) if group_by in PERIODS else row["grp"]
+            _add(by_key.setdefault(key, Figures(key)), row)
+        found.groups = [by_key[k] for k in sorted(by_key)]
+    return found
 
 
 def _add(figures: Figures, row: dict) -> None:
@@ -408,75 +445,95 @@ def _add(figures: Figures, row: dict) -> None:
 def spans(first: datetime.date, last: datetime.date, months: bool) -> tuple[str, list[object]]:
     """SQL choosing the rollup rows of the days ``first`` to ``last``: with ``months``,
     the month rows of the whole months among them and the day rows of the rest, so a
-    year reads some twelve months and at most sixty days."""
-    ranges: list[tuple[datetime.date, datetime.date]] = []
-    whole: list[str] = []
+    year reads some twelve months and at most sixty days. Every key is named, so that
+    both databases' planners look each up in the index."""
+    keys: list[str] = []
     day = first
     while day <= last:
         following = (day.replace(day=1) + datetime.timedelta(days=32)).replace(day=1)
-        month_end = following - datetime.timedelta(days=1)
-        if months and day.day == 1 and month_end <= last:
-            whole.append(day.isoformat()[:7])
-        elif ranges and ranges[-1][1] + datetime.timedelta(days=1) == day:
-            ranges[-1] = (ranges[-1][0], min(month_end, last))
+        if months and day.day == 1 and following - datetime.timedelta(days=1) <= last:
+            keys.append(day.isoformat()[:7])
+            day = following
         else:
-            ranges.append((day, min(month_end, last)))
-        day = following
-    parts, args = [], []
-    for low, high in ranges:
-        # A month's key (2026-12) sorts between its days' keys: day rows only.
-        parts.append("(LENGTH(day) = 10 AND day >= {} AND day <= {})")
-        args += [low.isoformat(), high.isoformat()]
-    if whole:
-        condition, argument = db.one_of("day", whole)
-        parts.append(condition)
-        args.append(argument)
-    return "(" + " OR ".join(parts) + ")", args
+            keys.append(day.isoformat())
+            day += datetime.timedelta(days=1)
+    if db.current().is_sqlite:
+        # SQLite moves a condition into the arms of the rollups' UNION only when it holds
+        # no subquery (``one_of``'s list is one).
+        return f"day IN ({', '.join('{}' for _ in keys)})", list(keys)
+    condition, argument = db.one_of("day", keys)
+    return condition, [argument]
 
 
 async def _rows(
-    before: datetime.date,
-    start: datetime.date,
-    end: datetime.date,
+    first: datetime.date,
+    last: datetime.date,
+    selection: Selection,
     group_by: GroupBy,
     wanted: Filter,
+    *,
+    grouped: bool,
 ) -> list[dict]:
-    """The rollup rows from ``before`` to ``end``, summed per group (a day or month, a
-    team, a dimension's value) of the period and in one for the period before it."""
-    if group_by in PERIODS or group_by == GroupBy.TEAM:
-        dimension, value = wanted.dimension or "all", wanted.value
+    """The rollup rows selected of the days ``first`` to ``last``, summed, and with
+    ``grouped`` per group (a day or month, a team, a dimension's value: ``grp``)."""
+    if grouped and group_by not in (*PERIODS, GroupBy.TEAM):
+        dimension = group_by.value
     else:
-        dimension, value = group_by.value, wanted.value
-    group = {GroupBy.TEAM: "team"}.get(group_by, "day" if group_by in PERIODS else "value")
-    # Products are kept by SKU alone: they follow a grouping by period or team, and no
-    # filter but the team's.
-    dimensions = "({}, 'sku')" if group != "value" and value is None else "({})"
-    # Month rows are kept for every team's figures alone.
-    months = wanted.team is None and group_by not in (GroupBy.DAY, GroupBy.WEEK, GroupBy.TEAM)
-    earlier, earlier_args = spans(before, start - datetime.timedelta(days=1), months)
-    period, period_args = spans(start, end, months)
-    where = [f"dimension IN {dimensions}", f"({earlier} OR {period})"]
-    args: list[object] = [dimension, *earlier_args, *period_args]
+        # A total counts every order, with a value of the grouping's dimension or not.
+        dimension = wanted.dimension or "all"
+    # Products are kept by SKU alone, and filtered by no dimension but the team.
+    products = dimension == "all" and selection.products
+    where = ["dimension IN ({}, 'sku')" if products else "dimension = {}"]
+    args: list[object] = [dimension]
     if wanted.team is not None:
         where.append("team = {}")
         args.append(wanted.team)
+    elif grouped and group_by == GroupBy.TEAM:
+        # Each team by name, so that the index takes the days of each.
+        condition, argument = db.one_of("team", await _teams(dimension))
+        where.append(condition)
+        args.append(argument)
     else:
-        where.append("team <> {}" if group_by == GroupBy.TEAM else "team = {}")
+        where.append("team = {}")
         args.append(EVERY_TEAM)
-    if value is not None:
+    if wanted.value is not None:
         where.append("value = {}")
-        args.append(value)
-    # A day row is in the period from its day on; a month row (2026-11) is whole in it.
-    current = "(day >= {} OR (LENGTH(day) = 7 AND day >= {}))"
+        args.append(wanted.value)
+    # Whole months are read as months, but in groups by day or week.
+    days, days_args = spans(first, last, not grouped or group_by not in (GroupBy.DAY, GroupBy.WEEK))
+    if selection.quantiles:
+        condition, argument = db.one_of("metric", sorted(selection.quantiles))
+        # Durations by their summary rows, or by their buckets where quantiles are asked.
+        where += [days, f"(CASE WHEN {condition} THEN bucket <> {SUMMARY} ELSE bucket < 0 END)"]
+        args += [*days_args, argument]
+    else:
+        where += [days, "bucket < 0"]
+        args += days_args
+    group = "''"
+    if grouped:
+        group = {GroupBy.TEAM: "team"}.get(group_by, "day" if group_by in PERIODS else "value")
     return await db.raw(
-        f"SELECT CASE WHEN {current} THEN 1 ELSE 0 END AS current, "
-        f"CASE WHEN {current} THEN {group} ELSE '' END AS grp, dimension, "
-        "CASE WHEN dimension = 'sku' THEN value ELSE '' END AS value, metric, detail, "
-        "currency, bucket, SUM(n) AS n, SUM(total) AS total "
-        f"FROM {COUNTED} WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
-        *[start.isoformat(), start.isoformat()[:7]] * 2,
+        f"SELECT {group} AS grp, dimension, CASE WHEN dimension = 'sku' THEN value ELSE '' "
+        "END AS value, metric, detail, currency, bucket, SUM(n) AS n, SUM(total) AS total "
+        f"FROM {COUNTED} WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4, 5, 6, 7",
         *args,
     )
+
+
+async def _teams(dimension: str) -> list[str]:
+    """The teams with rollup rows of ``dimension``, every team's (``*``) aside: found
+    by walking the rollups' index, one look-up per team, and among the counts not
+    folded yet."""
+    rows = await db.raw(
+        f"WITH RECURSIVE teams(team) AS (SELECT MIN(team) FROM {ROLLUPS} WHERE dimension = {{}} "
+        f"UNION ALL SELECT (SELECT MIN(team) FROM {ROLLUPS} WHERE dimension = {{}} AND "
+        "team > teams.team) FROM teams WHERE team IS NOT NULL) "
+        f"SELECT team FROM teams UNION SELECT team FROM {DELTAS} WHERE dimension = {{}}",
+        dimension,
+        dimension,
+        dimension,
+    )
+    return sorted({row["team"] for row in rows} - {None, EVERY_TEAM})
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ordergraph.core import db
 from ordergraph.core.statusgraph import StatusGraph, default_graph
 from ordergraph.stages.analytics.kpis import Duration, Figures, check_period, spans
-from ordergraph.stages.analytics.rollups import COUNTED, EVERY_TEAM, FACTS, seconds
+from ordergraph.stages.analytics.rollups import COUNTED, EVERY_TEAM, FACTS, SUMMARY, seconds
 
 AGE_BUCKETS = ((3_600, "under_hour"), (86_400, "under_day"), (7 * 86_400, "under_week"))
 """Ages of the orders in a state, in seconds since they entered it: below each limit,
@@ -139,8 +139,8 @@ async def process_map(
     now: datetime.datetime,
 ) -> ProcessMap:
     check_period(start, end)
-    days, args = spans(start, end, months=team is None)
-    where = ["dimension = 'all'", "team = {}", "metric = 'edge'", days]
+    days, args = spans(start, end, months=True)
+    where = ["dimension = 'all'", "team = {}", "metric = 'edge'", f"bucket <> {SUMMARY}", days]
     args = [EVERY_TEAM if team is None else team, *args]
     figures = Figures("period")
     for row in await db.raw(

@@ -44,6 +44,9 @@ EXCEPTION_STATUSES = frozenset(
 
 EVERY_TEAM = "*"
 """The team of the rollup rows that count every team's orders."""
+SUMMARY = -2
+"""The bucket of a histogram's summary row: its count and seconds over every bucket,
+so that a read of counts alone skips the buckets."""
 FOLDED = frozenset(
     {
         "submitted", "transition", "assigned", "queued", "unassigned", "released",
@@ -61,17 +64,25 @@ ROLLUPS = Rollup._meta.tablename
 DELTAS = RollupDelta._meta.tablename
 _KEY = ("dimension", "team", "day", "metric", "value", "detail", "currency", "bucket")
 _COLUMNS = ", ".join((*_KEY, "n", "total"))
+# The month keeps the column's type: PostgreSQL pushes a read's conditions on the day
+# into every arm of a UNION only where the arms' types agree.
+_MONTH = "CAST(SUBSTR(day, 1, 7) AS VARCHAR(10))"
 
 
 def _spread(source: str) -> str:
-    """The rows of ``source`` (a team's day, as appended) with each also counted in
-    every team's row of its day and of its month: what ``_Tally`` leaves to the fold."""
-    rest = "metric, value, detail, currency, bucket, n, total"
-    return (
-        f"SELECT dimension, team, day, {rest} FROM {source} UNION ALL "
-        f"SELECT dimension, '{EVERY_TEAM}', day, {rest} FROM {source} UNION ALL "
-        f"SELECT dimension, '{EVERY_TEAM}', SUBSTR(day, 1, 7), {rest} FROM {source}"
-    )
+    """The rows of ``source`` (a team's day, as appended) each counted in its team's day
+    and month and in every team's day and month, and a histogram's bucket rows also in
+    the summary row (``SUMMARY``) of each: what ``Tally`` leaves to the fold."""
+    rest = "metric, value, detail, currency"
+    arms = []
+    for team in ("team", f"'{EVERY_TEAM}'"):
+        for day in ("day", _MONTH):
+            arms.append(f"SELECT dimension, {team}, {day}, {rest}, bucket, n, total FROM {source}")
+            arms.append(
+                f"SELECT dimension, {team}, {day}, {rest}, {SUMMARY}, n, total FROM {source} "
+                "WHERE bucket >= 0"
+            )
+    return " UNION ALL ".join(arms)
 
 
 COUNTED = f"(SELECT {_COLUMNS} FROM {ROLLUPS} UNION ALL {_spread(DELTAS)}) AS counted"
@@ -127,8 +138,8 @@ class Tally:
     ) -> None:
         """Add ``n`` and ``total`` to the measure for the day of ``at`` in the order's
         team, for all orders and for each dimension the order has a value of (or the
-        pairs ``by``). The fold adds them to every team's (``*``) rows of the day and
-        of the month too (``_spread``); a team's month is read from its days."""
+        pairs ``by``). The fold adds them to the team's month and to every team's
+        (``*``) day and month too (``_spread``)."""
         day = _day(at)
         pairs = by if by is not None else [("all", ""), *_dimensions(facts)]
         for dimension, value in pairs:
@@ -522,7 +533,8 @@ def fold_statements(sqlite: bool) -> list[str]:
 
 async def fold() -> None:
     """Add the counts appended to ``analytics_rollup_deltas`` to the rollups (each to
-    its team's day and to every team's day and month) and remove them, at once: on
+    its team's day and month, every team's day and month, and the summary rows of
+    those of a histogram) and remove them, at once: on
     PostgreSQL in one statement, which locks each rollup row once, in key order; a fold
     that starts while another runs leaves the rows that one took (and those committed
     since, for the next fold). On SQLite in one transaction."""

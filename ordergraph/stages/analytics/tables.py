@@ -56,16 +56,17 @@ class _Counts:
 
 
 class Rollup(_Counts, Table, tablename="analytics_rollups"):
-    """One day's (``day`` 2026-11-30) count (``n``) and sum (``total``) of a measure, for
-    one value of one dimension, within one team or every team's (``team`` ``*``); or
-    one month's (``day`` 2026-11), every team's.
+    """One day's (``day`` 2026-11-30) or month's (``day`` 2026-11) count (``n``) and sum
+    (``total``) of a measure, for one value of one dimension, within one team or every
+    team's (``team`` ``*``).
 
     ``metric`` names the measure's family and ``detail`` the measure (``edge`` and
     ``IN_REVIEW>APPROVED``); ``dimension`` is ``all`` (``value`` empty) or one of
     ``channel``, ``person``, ``order_type``, ``priority``, ``carrier``, ``country``,
     ``sku``; ``team`` is the order's team ('' before it has one) or ``*``. Durations are
     histograms: one row per logarithmic ``bucket`` (``histogram.py``), ``total`` the
-    seconds; a plain count has bucket -1. Money has its ``currency`` and ``total`` in
+    seconds, and a summary row of every bucket's (bucket -2); a plain count has bucket
+    -1. Money has its ``currency`` and ``total`` in
     minor units."""
 
 
@@ -76,4 +77,4 @@ class RollupDelta(_Counts, Table, tablename="analytics_rollup_deltas"):
     orders received, say): written there, two transactions that count at once would
     wait for each other's commit. Appended here (the order's team's day only), they
     never wait; ``rollups.fold`` adds them to the rollups soon after (to the team's day
-    and every team's day and month), and every read sums both tables."""
+    and month and every team's day and month), and every read sums both tables."""
