@@ -520,14 +520,23 @@ _SUMMED = (
 )
 
 
+# Transactions that count at once append to the same keys: summed before they are
+# spread, they spread into a fraction of the rows.
+_SUMMED_FIRST = (
+    f"summed AS (SELECT {', '.join(_KEY)}, SUM(n) AS n, SUM(total) AS total "
+    f"FROM {{source}} GROUP BY {', '.join(_KEY)}) "
+)
+
+
 def fold_statements(sqlite: bool) -> list[str]:
     """The statements ``fold`` sends, in one transaction on SQLite: for a loader that
     appends counts in bulk to ``analytics_rollup_deltas`` with a driver of its own."""
+    spread = _SUMMED.format(spread=_spread("summed"))
     if sqlite:
-        return [_SUMMED.format(spread=_spread(DELTAS)), f"DELETE FROM {DELTAS}"]
+        return [f"WITH {_SUMMED_FIRST.format(source=DELTAS)}{spread}", f"DELETE FROM {DELTAS}"]
     return [
-        f"WITH moved AS (DELETE FROM {DELTAS} RETURNING {_COLUMNS}) "
-        + _SUMMED.format(spread=_spread("moved"))
+        f"WITH moved AS (DELETE FROM {DELTAS} RETURNING {_COLUMNS}), "
+        f"{_SUMMED_FIRST.format(source='moved')}{spread}"
     ]
 
 
