@@ -265,19 +265,120 @@ class ProductFigures:
 
 @strawberry.type(description="Every figure of one group: a period, or a dimension's value.")
 class AnalyticsFigures:
-    key: str = strawberry.field(
+    """Each family of figures is worked out when the query selects it."""
+
+    figures: strawberry.Private[Figures]
+
+    @strawberry.field(
         description="The group: a day (2026-12-06), week (2026-W49), month (2026-12), team "
         "or value; `total` and `previous` for the whole period and the one before."
     )
-    flow: FlowFigures = strawberry.field(description="Counts and cycle times.")
-    review: ReviewFigures = strawberry.field(description="The review's rates and reasons.")
-    fulfilment: FulfilmentFigures = strawberry.field(description="Shipping on time, tasks.")
-    delivery: DeliveryFigures = strawberry.field(description="Delivering on time, exceptions.")
-    money: list[MoneyFigures] = strawberry.field(description="Revenue and payments per currency.")
-    products: list[ProductFigures] = strawberry.field(
+    def key(self) -> str:
+        return self.figures.key
+
+    @strawberry.field(description="Counts and cycle times.")
+    def flow(self) -> FlowFigures:
+        f = self.figures
+        return FlowFigures(
+            **{name: f.count(name) for name in ("received", *kpis.FLOW_COUNTS)},
+            cycle_times=[
+                CycleTime(stage=CycleStage(name), duration=DurationFigures.of(f.cycle(name)))
+                for name in kpis.CYCLES
+            ],
+            time_in_states=[
+                StateTime(state=d.name, duration=DurationFigures.of(d)) for d in f.time_in_states()
+            ],
+        )
+
+    @strawberry.field(description="The review's rates and reasons.")
+    def review(self) -> ReviewFigures:
+        review = self.figures.review()
+        return ReviewFigures(
+            decided=review.decided,
+            approve_rate=review.rate(review.approved),
+            reject_rate=review.rate(review.rejected),
+            hold_rate=review.rate(review.held),
+            top_reasons=[
+                ReviewReason(outcome=outcome, rule=rule, code=code, count=n)
+                for outcome, rule, code, n in self.figures.reasons()
+            ],
+        )
+
+    @strawberry.field(description="Shipping on time, tasks.")
+    def fulfilment(self) -> FulfilmentFigures:
+        fulfilment = self.figures.fulfilment()
+        return FulfilmentFigures(
+            shipped_with_due=fulfilment.shipped_with_due,
+            shipped_on_time=fulfilment.shipped_on_time,
+            on_time_ship_rate=fulfilment.on_time_ship_rate,
+            tasks_completed=_kinds(fulfilment.tasks_completed),
+            short_picks=fulfilment.short_picks,
+            units_to_pick=fulfilment.units_to_pick,
+            units_picked=fulfilment.units_picked,
+            item_fill_rate=fulfilment.item_fill_rate,
+        )
+
+    @strawberry.field(description="Delivering on time, exceptions.")
+    def delivery(self) -> DeliveryFigures:
+        delivery = self.figures.delivery()
+        return DeliveryFigures(
+            delivered_with_promise=delivery.delivered_with_promise,
+            delivered_on_time=delivery.delivered_on_time,
+            on_time_delivery_rate=delivery.on_time_delivery_rate,
+            delivered_in_full_on_time=delivery.delivered_in_full_on_time,
+            otif_rate=delivery.otif_rate,
+            delivered=delivery.delivered,
+            delivered_first_attempt=delivery.delivered_first_attempt,
+            first_attempt_delivery_rate=delivery.first_attempt_delivery_rate,
+            delivered_with_estimate=delivery.delivered_with_estimate,
+            delivered_as_first_estimated=delivery.delivered_as_first_estimated,
+            eta_accuracy=delivery.eta_accuracy,
+            exceptions=_kinds(delivery.exceptions),
+            alerts_opened=_kinds(delivery.alerts_opened),
+            alert_resolution=[
+                StateTime(state=detail, duration=DurationFigures.of(d))
+                for (metric, detail), d in sorted(self.figures.durations.items())
+                if metric == "alert_fix"
+            ],
+        )
+
+    @strawberry.field(description="Revenue and payments per currency.")
+    def money(self) -> list[MoneyFigures]:
+        return [
+            MoneyFigures(
+                currency=m.currency,
+                statements=m.statements,
+                revenue=_money(m.revenue, m.currency),
+                average_order_value=None
+                if m.average_order_value is None
+                else _money(m.average_order_value, m.currency),
+                gross=_money(m.gross, m.currency),
+                discount=_money(m.discount, m.currency),
+                discount_share=m.discount_share,
+                payments=[
+                    PaymentFigures(kind=kind, count=n, amount=_money(total, m.currency))
+                    for kind, (n, total) in m.payments.items()
+                ],
+                payment_success_rate=m.payment_success_rate,
+            )
+            for m in self.figures.money()
+        ]
+
+    @strawberry.field(
         description="The 20 products sold most (in groups by period or team, and in `total` "
         "and `previous`; with no dimension filter)."
     )
+    def products(self) -> list[ProductFigures]:
+        return [
+            ProductFigures(
+                sku=p.sku,
+                units=p.units,
+                revenue=[
+                    Amount(currency=c, amount=_money(m, c)) for c, m in sorted(p.revenue.items())
+                ],
+            )
+            for p in self.figures.top_products()
+        ]
 
 
 @strawberry.type(description="What issued statements still wait for.")
@@ -405,94 +506,6 @@ def _money(minor: int, currency: str) -> Decimal:
     return from_minor(minor, currency)
 
 
-def _figures(f: Figures) -> AnalyticsFigures:
-    review = f.review()
-    money = [
-        MoneyFigures(
-            currency=m.currency,
-            statements=m.statements,
-            revenue=_money(m.revenue, m.currency),
-            average_order_value=None
-            if m.average_order_value is None
-            else _money(m.average_order_value, m.currency),
-            gross=_money(m.gross, m.currency),
-            discount=_money(m.discount, m.currency),
-            discount_share=m.discount_share,
-            payments=[
-                PaymentFigures(kind=kind, count=n, amount=_money(total, m.currency))
-                for kind, (n, total) in m.payments.items()
-            ],
-            payment_success_rate=m.payment_success_rate,
-        )
-        for m in f.money()
-    ]
-    fulfilment, delivery = f.fulfilment(), f.delivery()
-    return AnalyticsFigures(
-        key=f.key,
-        flow=FlowFigures(
-            **{name: f.count(name) for name in ("received", *kpis.FLOW_COUNTS)},
-            cycle_times=[
-                CycleTime(stage=CycleStage(name), duration=DurationFigures.of(f.cycle(name)))
-                for name in kpis.CYCLES
-            ],
-            time_in_states=[
-                StateTime(state=d.name, duration=DurationFigures.of(d)) for d in f.time_in_states()
-            ],
-        ),
-        review=ReviewFigures(
-            decided=review.decided,
-            approve_rate=review.rate(review.approved),
-            reject_rate=review.rate(review.rejected),
-            hold_rate=review.rate(review.held),
-            top_reasons=[
-                ReviewReason(outcome=outcome, rule=rule, code=code, count=n)
-                for outcome, rule, code, n in f.reasons()
-            ],
-        ),
-        fulfilment=FulfilmentFigures(
-            shipped_with_due=fulfilment.shipped_with_due,
-            shipped_on_time=fulfilment.shipped_on_time,
-            on_time_ship_rate=fulfilment.on_time_ship_rate,
-            tasks_completed=_kinds(fulfilment.tasks_completed),
-            short_picks=fulfilment.short_picks,
-            units_to_pick=fulfilment.units_to_pick,
-            units_picked=fulfilment.units_picked,
-            item_fill_rate=fulfilment.item_fill_rate,
-        ),
-        delivery=DeliveryFigures(
-            delivered_with_promise=delivery.delivered_with_promise,
-            delivered_on_time=delivery.delivered_on_time,
-            on_time_delivery_rate=delivery.on_time_delivery_rate,
-            delivered_in_full_on_time=delivery.delivered_in_full_on_time,
-            otif_rate=delivery.otif_rate,
-            delivered=delivery.delivered,
-            delivered_first_attempt=delivery.delivered_first_attempt,
-            first_attempt_delivery_rate=delivery.first_attempt_delivery_rate,
-            delivered_with_estimate=delivery.delivered_with_estimate,
-            delivered_as_first_estimated=delivery.delivered_as_first_estimated,
-            eta_accuracy=delivery.eta_accuracy,
-            exceptions=_kinds(delivery.exceptions),
-            alerts_opened=_kinds(delivery.alerts_opened),
-            alert_resolution=[
-                StateTime(state=detail, duration=DurationFigures.of(d))
-                for (metric, detail), d in sorted(f.durations.items())
-                if metric == "alert_fix"
-            ],
-        ),
-        money=money,
-        products=[
-            ProductFigures(
-                sku=p.sku,
-                units=p.units,
-                revenue=[
-                    Amount(currency=c, amount=_money(m, c)) for c, m in sorted(p.revenue.items())
-                ],
-            )
-            for p in f.top_products()
-        ],
-    )
-
-
 def _state(state: process_map.StateNow) -> ProcessState:
     return ProcessState(
         name=state.name,
@@ -586,9 +599,9 @@ class AnalyticsQuery:
             start=start,
             end=end,
             group_by=group_by,
-            groups=[_figures(g) for g in found.groups],
-            total=_figures(found.total),
-            previous=_figures(found.previous),
+            groups=[AnalyticsFigures(figures=g) for g in found.groups],
+            total=AnalyticsFigures(figures=found.total),
+            previous=AnalyticsFigures(figures=found.previous),
             outstanding=[
                 OutstandingAmount(
                     currency=o.currency,
