@@ -543,10 +543,10 @@ def fold_statements(sqlite: bool) -> list[str]:
 async def fold() -> None:
     """Add the counts appended to ``analytics_rollup_deltas`` to the rollups (each to
     its team's day and month, every team's day and month, and the summary rows of
-    those of a histogram) and remove them, at once: on
-    PostgreSQL in one statement, which locks each rollup row once, in key order; a fold
-    that starts while another runs leaves the rows that one took (and those committed
-    since, for the next fold). On SQLite in one transaction."""
+    those of a histogram) and remove them, at once: on PostgreSQL in one statement,
+    which locks each rollup row once, in key order; a fold that starts while another
+    runs leaves the rows that one took (and those committed since, for the next fold).
+    On SQLite in one transaction."""
     async with db.write_transaction():
         for statement in fold_statements(db.current().is_sqlite):
             await db.raw(statement)
