@@ -43,7 +43,8 @@ ADMIN = Principal(Role.ADMIN, "counter")
 #   then on SQLite
 #   3. BEGIN
 #   4. INSERT the order (RETURNING its row)
-#   5. INSERT all its lines in one statement
+#   5. INSERT all its lines in one statement, and in the same trip to the writer's
+#      thread
 #   6. INSERT the "submitted" event (no plugin handles events: no outbox job)
 #   7. INSERT the order's analytics facts
 #   8. INSERT (upsert) the analytics rollups the event counts
@@ -72,11 +73,12 @@ SUBMIT_STATEMENTS = {
 #      the products of their lines (what rules look up first)
 #    - SELECT the customers' exposures, once for every rule
 #    - BEGIN, UPDATE the orders (start_review and the decision), UPDATE the stock of
-#      every SKU of the orders, INSERT the findings, INSERT the events, SELECT the
-#      orders' analytics facts, write the facts and rollups the events change (one WITH
-#      on PostgreSQL, two upserts on SQLite), COMMIT
+#      every SKU of the orders, INSERT the findings, SELECT the orders' analytics
+#      facts, INSERT the events with the facts and rollups they change (one WITH on
+#      PostgreSQL; on SQLite three statements in one trip to the writer's thread),
+#      COMMIT
 REQUEST_STATEMENTS = {"sqlite": 12, "postgresql": 6}
-REVIEW_STATEMENTS = {"sqlite": 11, "postgresql": 10}
+REVIEW_STATEMENTS = {"sqlite": 11, "postgresql": 9}
 RUNNER_STATEMENTS_PER_PASS = 4
 DECIDE_LIMIT = {"sqlite": 29, "postgresql": 25}
 

@@ -16,6 +16,7 @@ import contextvars
 import datetime
 import functools
 import json
+import sqlite3
 import string
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -177,6 +178,21 @@ class _CountingSQLiteEngine(SQLiteEngine):
         # One trip to the connection's thread: piccolo's cursor takes three (execute,
         # fetchall, close), each waiting for this event loop to come round again.
         return list(await connection.execute_fetchall(query, args or []))
+
+    async def in_one_trip(
+        self, connection: aiosqlite.Connection, statements: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[list[dict[str, Any]]]:
+        """Run statements in one trip to the connection's thread; the rows of each. A
+        writer holds SQLite's one write lock while it waits for each answer, and each
+        answer waits for the event loop to come round: a trip saved is time for the
+        next writer."""
+        for text, args in statements:
+            _record(text, args)
+
+        def run(sqlite: sqlite3.Connection) -> list[list[dict[str, Any]]]:
+            return [sqlite.execute(text, args).fetchall() for text, args in statements]
+
+        return await connection._execute(run, connection._conn)
 
     async def close_connections(self) -> None:
         self._closed = True
@@ -472,6 +488,18 @@ async def raw(sql: str, *args: Any) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
+async def _sqlite_trip(
+    statements: Sequence[tuple[str, Sequence[Any]]],
+) -> list[list[dict[str, Any]]]:
+    """Statements with ``{}`` placeholders, run on the writing connection in one trip, in
+    the caller's write transaction or one of their own."""
+    engine = current().engine
+    assert isinstance(engine, _CountingSQLiteEngine)
+    async with write_transaction() as transaction:
+        texts = [(_placeholders(sql, "?"), args) for sql, args in statements]
+        return await engine.in_one_trip(transaction.connection, texts)
+
+
 def one_of(expression: str, values: Sequence[Any]) -> tuple[str, Any]:
     """SQL for ``expression`` being one of ``values``, and its one argument: a list sent
     as one parameter, so the text is the same for any number of values."""
@@ -526,20 +554,24 @@ async def insert_together(
     last inserted table's rows, and the ids of the rows written to ``ids_of`` (one of the
     others), in id order.
 
-    On PostgreSQL this is one statement (a data-modifying ``WITH``, atomic without a
-    transaction), so the rows must not need each other's generated values (``next_id``
-    gives a row its id beforehand); on SQLite the inserts run one after another in the
-    caller's transaction."""
+    The rows must not need each other's generated values (``next_id`` gives a row its
+    id beforehand). On PostgreSQL this is one statement (a data-modifying ``WITH``,
+    atomic without a transaction); on SQLite one trip to the writer's thread, in the
+    caller's transaction (or one of its own)."""
     *first, (last_table, last_rows) = [(table, rows) for table, rows in inserts if rows]
     upserts = [u for u in upserts if u.rows]
     ids: list[int] = []
     if current().is_sqlite:
-        for table, rows in first:
-            written = await insert(table, rows, returning=("id",) if table is ids_of else ())
-            ids += sorted(row["id"] for row in written)
-        inserted = await insert(last_table, last_rows, returning=returning)
-        await upsert_all(upserts)
-        return inserted, ids
+        statements = [
+            _insert_sql(table, complete_rows(table, rows), ("id",) * (table is ids_of))
+            for table, rows in first
+        ]
+        statements.append(_insert_sql(last_table, complete_rows(last_table, last_rows), returning))
+        results = await _sqlite_trip([*statements, *map(_upsert_sql, upserts)])
+        for (table, _), written in zip(first, results, strict=False):
+            if table is ids_of:
+                ids = sorted(row["id"] for row in written)
+        return results[len(first)], ids
     parts, values = [], []
     columns = ", ".join(f'"{name}"' for name in returning)
     for index, (table, rows) in enumerate(first):
@@ -553,9 +585,8 @@ async def insert_together(
         parts.append(f"u{index} AS ({sql})")
         values += args
     sql, args = _insert_sql(last_table, complete_rows(last_table, last_rows), returning)
-    rows = await raw(
-        f"WITH {', '.join(parts)}, last AS ({sql}) SELECT {columns} FROM last", *values, *args
-    )
+    parts.append(f"last AS ({sql})")
+    rows = await raw(f"WITH {', '.join(parts)} SELECT {columns} FROM last", *values, *args)
     if rows and "ids_of" in rows[0]:
         ids = list(rows[0]["ids_of"] or [])
         for row in rows:
@@ -689,15 +720,17 @@ def _upsert_sql(upsert: Upsert) -> tuple[str, list[Any]]:
 
 
 async def upsert_all(upserts: Sequence[Upsert]) -> None:
-    """Write ``Upsert``s: on PostgreSQL in one statement (a data-modifying ``WITH``),
-    on SQLite one after another, in the caller's transaction."""
+    """Write ``Upsert``s in the caller's transaction: on PostgreSQL in one statement (a
+    data-modifying ``WITH``), on SQLite in one trip to the writer's thread."""
     upserts = [u for u in upserts if u.rows]
     if not upserts:
         return
-    if current().is_sqlite or len(upserts) == 1:
-        for upsert in upserts:
-            sql, args = _upsert_sql(upsert)
-            await raw(sql, *args)
+    if current().is_sqlite:
+        await _sqlite_trip([_upsert_sql(upsert) for upsert in upserts])
+        return
+    if len(upserts) == 1:
+        sql, args = _upsert_sql(upserts[0])
+        await raw(sql, *args)
         return
     parts, values = [], []
     for index, upsert in enumerate(upserts):

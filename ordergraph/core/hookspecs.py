@@ -540,23 +540,25 @@ def apply_transition(order, transition, principal, settings):
 def events_recorded(events, orders, settings):
     """Keep records derived from the timeline (counts, sums, durations) in step with it.
 
-    When: inside the transaction that appends events to orders' timelines, right
-    after they are inserted, so the derived records commit or roll back with them:
+    When: inside the transaction that appends events to orders' timelines, as they
+    are appended, so the derived records commit or roll back with them:
     every submission, transition, task, shipment, tracking update, alert and ledger
     entry that records an event. Events appended together come together, in the
     order of their ids. The analytics stage keeps its rollups through this hook.
 
     Arguments:
-        events: the ``OrderEventView``s just appended, with their times; their
-            ids, except a submission's on PostgreSQL, which is written in the same
-            statement as the order and the hook's writes (its ``id`` is 0).
+        events: the ``OrderEventView``s being appended, with their times, in the
+            order their ids will take. Their ``id`` is 0: they are written together
+            with the hook's writes (in one statement on PostgreSQL), unless a plugin
+            reacts to them (``notify``, ``after_transition``), whose jobs need the ids
+            first.
         orders: the ``OrderView``s of the submitted orders among them, by id (the
             rows may not be readable yet); read any other order you need.
         settings: this plugin's settings.
 
     Returns: a list of ``Upsert``s (``ordergraph.plugin_api``) to write in the same
-    transaction (collected); the core writes them together, in one statement on
-    PostgreSQL. An ``Upsert`` without a ``key`` appends its rows: counts that every
+    transaction (collected); the core writes them with the events, in one statement
+    on PostgreSQL. An ``Upsert`` without a ``key`` appends its rows: counts that every
     transaction adds to (a day's total) are best appended and summed later, so that
     concurrent transactions never wait for each other's lock on one row, as the
     analytics stage does. Reads belong in the hook; writes in what it returns. A

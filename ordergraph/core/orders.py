@@ -39,6 +39,8 @@ from ordergraph.core.money import (
 from ordergraph.core.tables import Customer, Order, OrderEvent, OrderLine, OutboxJob
 
 if TYPE_CHECKING:
+    from piccolo.table import Table
+
     from ordergraph.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -581,25 +583,15 @@ async def _store(
                 Order, [{"id": order_id, **_order_row(draft, valid, valid.customer_id, initial)}]
             )
             order = order_view(row, valid.lines)
-            (event_row,) = db.complete_rows(
-                OrderEvent, _event_rows([(order.id, order.customer_id, submitted)], principal)
+            events = await insert_events(
+                rt,
+                [(order.id, order.customer_id, submitted)],
+                principal,
+                rt.jobs_on_entry(order.id),
+                submitted=[order],
+                before=[(Order, [row]), _of(order.id, valid.lines)],
             )
-            # The event's id is the statement's to give: the hook sees it as 0.
-            derived = await derived_writes(rt, [event_view({"id": 0, **event_row})], [order])
-            job_rows = jobs.outbox_rows(rt.jobs_on_entry(order.id))
-            rows, job_ids = await db.insert_together(
-                [
-                    (Order, [row]),
-                    (OrderLine, [{"order": order.id, **line} for line in valid.lines]),
-                    (OutboxJob, job_rows),
-                    (OrderEvent, [event_row]),
-                ],
-                returning=_EVENT_COLUMNS,
-                ids_of=OutboxJob,
-                upserts=derived,
-            )
-            await jobs.written(job_ids, job_rows)
-            return order, [event_view(row) for row in rows]
+            return order, events
     async with db.write_transaction():
         customer_id = valid.customer_id
         if customer_id is None:
@@ -612,15 +604,20 @@ async def _store(
             Order, [_order_row(draft, valid, customer_id, initial)], returning=_ORDER_COLUMNS
         )
         order = order_view(inserted[0], valid.lines)
-        await db.insert(OrderLine, [{"order": order.id, **line} for line in valid.lines])
         events = await insert_events(
             rt,
             [(order.id, order.customer_id, submitted)],
             principal,
             rt.jobs_on_entry(order.id),
             submitted=[order],
+            before=[_of(order.id, valid.lines)],
         )
     return order, events
+
+
+def _of(order_id: int, lines: Sequence[dict[str, Any]]) -> tuple[type[Table], list[dict[str, Any]]]:
+    """A new order's line rows, to insert with its submission."""
+    return OrderLine, [{"order": order_id, **line} for line in lines]
 
 
 def _order_row(draft: OrderDraft, valid: _Valid, customer_id: int, status: str) -> dict[str, Any]:
@@ -704,23 +701,45 @@ async def insert_events(
     more_jobs: Sequence[tuple[str, dict[str, Any]]] = (),
     *,
     submitted: Sequence[OrderView] = (),
+    before: Sequence[tuple[type[Table], Sequence[dict[str, Any]]]] = (),
 ) -> list[OrderEventView]:
-    """``record_events`` for (order id, customer id, event) entries of any orders: one
-    statement for the events, one for their jobs, however many orders, and one for the
-    records the ``events_recorded`` hooks derive from them (``submitted``: the orders
-    whose submission the events record)."""
-    rows = await db.insert(OrderEvent, _event_rows(entries, principal), returning=_EVENT_COLUMNS)
+    """``record_events`` for (order id, customer id, event) entries of any orders, with
+    rows to insert before them (``before``: a new order's row and lines) and the records
+    the ``events_recorded`` hooks derive from them (``submitted``: the orders whose
+    submission the events record).
+
+    The events, their jobs and the derived records are written together, in one
+    statement on PostgreSQL and one trip to the writer on SQLite, the hooks seeing the
+    events before they have ids; when a plugin reacts to them, its jobs carry the
+    events' ids, so the events are written first."""
+    if not entries:
+        return []
     customer_of = {order_id: customer_id for order_id, customer_id, _ in entries}
-    recorded = sorted((event_view(row) for row in rows), key=lambda event: event.id)
-    await db.upsert_all(await derived_writes(rt, recorded, submitted))
-    hook_jobs = [
-        (HOOKS_JOB, {"event": event_message(event, customer_of[event.order_id])})
-        for event in recorded
-        if _plugins_react_to(rt, event.type)
-    ]
-    if hook_jobs or more_jobs:
+    event_rows = db.complete_rows(OrderEvent, _event_rows(entries, principal))
+    if any(_plugins_react_to(rt, event.type) for _, _, event in entries):
+        for table, rows in before:
+            await db.insert(table, rows)
+        rows = await db.insert(OrderEvent, event_rows, returning=_EVENT_COLUMNS)
+        recorded = sorted((event_view(row) for row in rows), key=lambda event: event.id)
+        await db.upsert_all(await derived_writes(rt, recorded, submitted))
+        hook_jobs = [
+            (HOOKS_JOB, {"event": event_message(event, customer_of[event.order_id])})
+            for event in recorded
+            if _plugins_react_to(rt, event.type)
+        ]
         await jobs.enqueue_many([*hook_jobs, *more_jobs])
-    return recorded
+        return recorded
+    appended = [event_view({"id": 0, **row}) for row in event_rows]
+    derived = await derived_writes(rt, appended, submitted)
+    job_rows = jobs.outbox_rows(list(more_jobs))
+    rows, job_ids = await db.insert_together(
+        [*before, (OutboxJob, job_rows), (OrderEvent, event_rows)],
+        returning=_EVENT_COLUMNS,
+        ids_of=OutboxJob,
+        upserts=derived,
+    )
+    await jobs.written(job_ids, job_rows)
+    return sorted((event_view(row) for row in rows), key=lambda event: event.id)
 
 
 async def derived_writes(
