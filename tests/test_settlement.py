@@ -308,7 +308,8 @@ async def test_settling_one_order_costs_the_same_for_1_or_6_lines(database_url: 
             with db.count_statements() as log:
                 await statements.issue_statement(api.rt, order_id)
             counts.append(log.count)
-    assert counts[0] == counts[1] == ISSUE_STATEMENTS
+    backend = "postgresql" if database_url.startswith("postgresql") else "sqlite"
+    assert counts[0] == counts[1] == ISSUE_STATEMENTS[backend]
 
 
 # Issuing one statement, whatever its lines and adjustments:
@@ -320,6 +321,7 @@ async def test_settling_one_order_costs_the_same_for_1_or_6_lines(database_url: 
 #   1  INSERT ... ON CONFLICT the series' next number
 #   1  INSERT the statement
 #   2  INSERT the "statement_issued" event and its outbox jobs
-#   3  the analytics stage's rollups of the event (the order's facts read, its
-#      rollups upserted)
-ISSUE_STATEMENTS = 15
+#   3  the analytics stage's rollups of the event (the order's facts read, its facts
+#      and rollups upserted); on PostgreSQL the event, its jobs and the upserts are
+#      one WITH, on SQLite the INSERTs go in one trip to the writer's thread
+ISSUE_STATEMENTS = {"sqlite": 15, "postgresql": 14}
