@@ -10,7 +10,7 @@ from starlette.requests import HTTPConnection
 
 from ordergraph.core.assembly import build as build_runtime
 from ordergraph.core.auth import SYSTEM, Principal, Role
-from ordergraph.core.db import Upsert
+from ordergraph.core.db import Sql, Upsert
 from ordergraph.core.errors import DomainError, ErrorCode, Problem
 from ordergraph.core.jobs import enqueue_job
 from ordergraph.core.limits import TextLimit, shown
@@ -190,6 +190,7 @@ __all__ = [
     "Setting",
     "SettlementConfig",
     "ShipmentTrackingType",
+    "Sql",
     "StatementView",
     "StatusGraph",
     "SubmitOrderInput",

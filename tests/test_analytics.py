@@ -347,6 +347,50 @@ async def test_fill_rate_first_attempt_deliveries_and_otif_count_what_befell_eac
     assert rebuilt == live
 
 
+CUSTOMERS = """
+query($from: Date!, $to: Date!) { analytics(from: $from, to: $to, groupBy: DAY) {
+  groups { key customers { newCustomerOrders returningCustomerOrders returningShare } }
+  total { customers { newCustomerOrders returningCustomerOrders returningShare } }
+  previous { customers { newCustomerOrders returningCustomerOrders } } } }
+"""
+
+
+async def test_orders_count_as_new_or_returning_by_their_customers_first_day(
+    database_url: str,
+) -> None:
+    async with shop(database_url) as api:
+        try:
+            db.set_clock(START)
+            await submit(api, "C-1")  # ada's first order
+            await submit(
+                api, "C-2", customerEmail="lin@example.com", customerName="Lin", currency="EUR"
+            )
+            await submit(api, "C-3")  # ada's second, on her first day
+            db.set_clock(START + datetime.timedelta(days=1))
+            await submit(api, "C-4", customerEmail="lin@example.com")
+            await submit(api, "C-5")
+        finally:
+            db.set_clock(None)
+        await api.rt.runner.drain()
+        figures = (await api.data(CUSTOMERS, MONTH))["analytics"]
+        live = await _all_rows()
+        await rebuild()
+        rebuilt = await _all_rows()
+    assert figures["total"]["customers"] == {
+        "newCustomerOrders": 3, "returningCustomerOrders": 2, "returningShare": 0.4
+    }  # fmt: skip
+    by_day = [(g["key"], g["customers"]) for g in figures["groups"]]
+    assert by_day[:2] == [
+        (DAY1, {"newCustomerOrders": 3, "returningCustomerOrders": 0, "returningShare": 0.0}),
+        ((START.date() + datetime.timedelta(days=1)).isoformat(),
+         {"newCustomerOrders": 0, "returningCustomerOrders": 2, "returningShare": 1.0}),
+    ]  # fmt: skip
+    assert figures["previous"]["customers"] == {
+        "newCustomerOrders": 0, "returningCustomerOrders": 0
+    }  # fmt: skip
+    assert live == rebuilt
+
+
 async def test_staff_see_the_figures_of_flow_review_and_money_and_only_their_teams(
     database_url: str,
 ) -> None:

@@ -693,7 +693,7 @@ class Upsert:
     the ``add`` columns are summed with it, the ``replace`` columns overwrite it. One
     statement whatever the number of rows, race-free on both databases
     (``INSERT ... ON CONFLICT DO UPDATE``); two rows may not share a key. Without a
-    ``key`` the rows are appended (a plain ``INSERT``)."""
+    ``key`` the rows are appended (a plain ``INSERT``). A value may be ``Sql``."""
 
     table: str
     key: tuple[str, ...]
@@ -702,21 +702,48 @@ class Upsert:
     replace: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, order=True)
+class Sql:
+    """A value of an ``Upsert`` row that the database works out as it writes the row: an
+    SQL expression with ``{}`` placeholders for ``args``. It is judged in the statement
+    that writes, so it sees what the writing transaction sees, and costs no trip of its
+    own."""
+
+    text: str
+    args: tuple[Any, ...] = ()
+
+
 def _upsert_sql(upsert: Upsert) -> tuple[str, list[Any]]:
     names = list(upsert.rows[0])
-    row_marks = "(" + ", ".join("{}" for _ in names) + ")"
+    plain = "(" + ", ".join("{}" for _ in names) + ")"
+    marks: list[str] = []
+    values: list[Any] = []
+    for row in upsert.rows:
+        cells = [row[name] for name in names]
+        if not any(isinstance(cell, Sql) for cell in cells):
+            marks.append(plain)
+            values += cells
+            continue
+        marks.append("(" + ", ".join(_mark(cell, values) for cell in cells) + ")")
     updates = [f'"{c}" = "{upsert.table}"."{c}" + excluded."{c}"' for c in upsert.add]
     updates += [f'"{c}" = excluded."{c}"' for c in upsert.replace]
     columns = ", ".join(f'"{name}"' for name in names)
     key = ", ".join(f'"{name}"' for name in upsert.key)
-    sql = f'INSERT INTO "{upsert.table}" ({columns}) VALUES ' + ", ".join(
-        row_marks for _ in upsert.rows
-    )
+    sql = f'INSERT INTO "{upsert.table}" ({columns}) VALUES ' + ", ".join(marks)
     if upsert.key:
         sql += f" ON CONFLICT ({key}) " + (
             f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
         )
-    return sql, [row[name] for row in upsert.rows for name in names]
+    return sql, values
+
+
+def _mark(cell: Any, values: list[Any]) -> str:
+    """A cell's placeholder (its value appended to ``values``), or an ``Sql``'s text."""
+    if isinstance(cell, Sql):
+        values += cell.args
+        return f"({cell.text})"
+    values.append(cell)
+    return "{}"
 
 
 async def upsert_all(upserts: Sequence[Upsert]) -> None:

@@ -561,9 +561,11 @@ def events_recorded(events, orders, settings):
     on PostgreSQL. An ``Upsert`` without a ``key`` appends its rows: counts that every
     transaction adds to (a day's total) are best appended and summed later, so that
     concurrent transactions never wait for each other's lock on one row, as the
-    analytics stage does. Reads belong in the hook; writes in what it returns. A
-    plugin that raises or times out refuses the change (``PLUGIN_FAILED``): nothing is
-    written.
+    analytics stage does. Reads belong in the hook; writes in what it returns. A value
+    the database should work out as it writes (from rows the hook would otherwise
+    read first) can be an ``Sql`` expression: the analytics stage judges a customer
+    new or returning so, and a submission reads nothing for it. A plugin that raises
+    or times out refuses the change (``PLUGIN_FAILED``): nothing is written.
     """
 
 

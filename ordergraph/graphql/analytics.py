@@ -256,6 +256,21 @@ class Amount:
     amount: Decimal = strawberry.field(description="The amount.")
 
 
+@strawberry.type(
+    description="Orders received, by whether their customer had ordered on an earlier day."
+)
+class CustomerFigures:
+    new_customer_orders: int = strawberry.field(
+        description="Orders of customers whose first order came that day (UTC)."
+    )
+    returning_customer_orders: int = strawberry.field(
+        description="Orders of customers whose first order came on an earlier day."
+    )
+    returning_share: float | None = strawberry.field(
+        description="Returning customers' orders ÷ both."
+    )
+
+
 @strawberry.type(description="A product's demand.")
 class ProductFigures:
     sku: str = strawberry.field(description="The product's SKU.")
@@ -363,6 +378,15 @@ class AnalyticsFigures:
             )
             for m in self.figures.money()
         ]
+
+    @strawberry.field(description="New against returning customers.")
+    def customers(self) -> CustomerFigures:
+        customers = self.figures.customers()
+        return CustomerFigures(
+            new_customer_orders=customers.new,
+            returning_customer_orders=customers.returning,
+            returning_share=customers.returning_share,
+        )
 
     @strawberry.field(
         description="The 20 products sold most (in groups by period or team, and in `total` "

@@ -107,6 +107,11 @@ def _money(f: Figures) -> list[Row]:
     return rows
 
 
+def _customers(f: Figures) -> list[Row]:
+    c = f.customers()
+    return [[f.key, c.new, c.returning, _ratio(c.returning_share)]]
+
+
 def _products(f: Figures) -> list[Row]:
     return [
         [f.key, p.sku, p.units, currency, from_minor(minor, currency)]
@@ -139,6 +144,10 @@ KPIS: dict[str, tuple[list[str], Callable[[Figures], list[Row]]]] = {
         ["group", "currency", "statements", "revenue", "average_order_value", "gross",
          "discount", "discount_share", "payment_success_rate"],
         _money,
+    ),
+    "customers": (
+        ["group", "new_customer_orders", "returning_customer_orders", "returning_share"],
+        _customers,
     ),
     "products": (["group", "sku", "units", "currency", "revenue"], _products),
 }  # fmt: skip

@@ -253,6 +253,9 @@ class Figures:
             sum(out.values()), out.get("APPROVED", 0), out.get("REJECTED", 0), out.get("ON_HOLD", 0)
         )
 
+    def customers(self) -> Customers:
+        return Customers(self.n("customer", "new"), self.n("customer", "returning"))
+
     def top_products(self) -> list[Product]:
         """The products sold, most units first."""
         ranked = sorted(self.products.values(), key=lambda p: (-p.units, p.sku))
@@ -290,6 +293,20 @@ class Money:
 
 def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
+
+
+@dataclass
+class Customers:
+    """A group's orders received by whether their customer had ordered on an earlier day."""
+
+    new: int
+    """Orders of customers whose first order came that day (UTC)."""
+    returning: int
+    """Orders of customers whose first order came on an earlier day."""
+
+    @property
+    def returning_share(self) -> float | None:
+        return _rate(self.returning, self.new + self.returning)
 
 
 @dataclass

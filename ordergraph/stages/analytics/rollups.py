@@ -127,7 +127,7 @@ class Tally:
         self,
         at: int,
         metric: str,
-        detail: str,
+        detail: str | db.Sql,
         facts: Facts,
         *,
         n: int = 1,
@@ -164,9 +164,16 @@ class Tally:
             (),
             [
                 {**dict(zip(keys, key, strict=True)), "n": n, "total": total}
-                for key, (n, total) in sorted(self.rows.items())
+                for key, (n, total) in sorted(self.rows.items(), key=_in_order)
             ],
         )
+
+
+def _in_order(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:
+    """A row's place among the appended ones: by key, details worked out in the
+    database (``db.Sql``) after the others of the same day and metric."""
+    key = item[0]
+    return (key[:2], isinstance(key[2], db.Sql), key)
 
 
 def _zero() -> list[int]:
@@ -219,16 +226,18 @@ async def derive(
     order_ids = sorted({event.order_id for event in events})
     # A submitted order is new: it has no facts yet.
     facts = await _read_facts([i for i in order_ids if i not in submitted])
+    customers = {order.id: order.customer_id for order in submitted.values()}
     unknown = [i for i in order_ids if i not in facts and i not in submitted]
     if unknown:
         condition, argument = db.one_of("id", unknown)
         for row in await db.raw(
-            "SELECT id, channel, type, priority, currency, shipping_address "
+            "SELECT id, channel, type, priority, currency, shipping_address, customer "
             f"FROM orders WHERE {condition}",
             argument,
         ):
             facts[row["id"]] = _facts_of_order(row["id"], row)
-    lookups = await Lookups.read(events)
+            customers[row["id"]] = row["customer"]
+    lookups = await Lookups.read(events, customers)
     before = {i: dataclasses.replace(f) for i, f in facts.items()}
     tally = Tally()
     for event in events:
@@ -283,10 +292,13 @@ class Lookups:
     ship_due: dict[int, int] = field(default_factory=dict)
     promised: dict[int, str] = field(default_factory=dict)
     first_estimate: dict[int, tuple[str, str]] = field(default_factory=dict)
+    customers: Mapping[int, int] = field(default_factory=dict)
 
     @classmethod
-    async def read(cls, events: Sequence[OrderEventView]) -> Lookups:
-        found = cls()
+    async def read(cls, events: Sequence[OrderEventView], customers: Mapping[int, int]) -> Lookups:
+        """What ``_fold`` needs of the events' orders (``customers``: the customer of each
+        submitted one)."""
+        found = cls(customers=customers)
         decided = {
             e.order_id
             for e in events
@@ -362,6 +374,9 @@ def _fold(event: OrderEventView, facts: Facts, tally: Tally, lookups: Lookups) -
     if event.type == "submitted":
         facts.status, facts.status_since, facts.received_at = event.to_status or "", at, at
         tally.count(at, "flow", "received", facts)
+        customer = lookups.customers.get(event.order_id)
+        if customer is not None:
+            tally.count(at, "customer", _new_or_returning(customer, at), facts)
     elif event.type == "transition":
         _transition(event, at, facts, tally, lookups)
     elif event.type in ("assigned", "queued", "unassigned"):
@@ -397,6 +412,19 @@ def _fold(event: OrderEventView, facts: Facts, tally: Tally, lookups: Lookups) -
         currency = str(data.get("currency") or facts.currency)
         minor = to_minor(Decimal(str(data.get("amount", "0"))), currency)
         tally.count(at, "payment", str(data.get("kind")), facts, total=minor, currency=currency)
+
+
+def _new_or_returning(customer: int, at: int) -> db.Sql:
+    """``returning`` when the customer's first order (the smallest id) came on a UTC day
+    before that of ``at``, else ``new``; judged by the statement that appends the count,
+    so a submission reads nothing for it. Orders of one day judge alike however many
+    come at once, so a rebuild judges them as they were judged live."""
+    day = datetime.datetime.fromtimestamp(at - at % 86_400, datetime.UTC)
+    return db.Sql(
+        "CASE WHEN (SELECT created_at FROM orders WHERE customer = {} ORDER BY id LIMIT 1)"
+        " < {} THEN 'returning' ELSE 'new' END",
+        (customer, day),
+    )
 
 
 def _transition(
