@@ -160,7 +160,8 @@ class Figures:
 
     def count(self, name: str) -> int:
         if name == "received":
-            return self.n("flow", "received")
+            customers = self.customers()
+            return self.n("flow", "received") + customers.new + customers.returning
         return self.entered(FLOW_COUNTS[name])
 
     def cycle(self, name: str) -> Duration:
@@ -254,7 +255,9 @@ class Figures:
         )
 
     def customers(self) -> Customers:
-        return Customers(self.n("customer", "new"), self.n("customer", "returning"))
+        """Orders received by their customer's first day (those counted before it was
+        judged are in neither)."""
+        return Customers(self.n("flow", "received_new"), self.n("flow", "received_returning"))
 
     def top_products(self) -> list[Product]:
         """The products sold, most units first."""

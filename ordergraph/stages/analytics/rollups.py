@@ -373,10 +373,9 @@ def _fold(event: OrderEventView, facts: Facts, tally: Tally, lookups: Lookups) -
     data = event.data
     if event.type == "submitted":
         facts.status, facts.status_since, facts.received_at = event.to_status or "", at, at
-        tally.count(at, "flow", "received", facts)
         customer = lookups.customers.get(event.order_id)
-        if customer is not None:
-            tally.count(at, "customer", _new_or_returning(customer, at), facts)
+        received = "received" if customer is None else _received_from(customer, at)
+        tally.count(at, "flow", received, facts)
     elif event.type == "transition":
         _transition(event, at, facts, tally, lookups)
     elif event.type in ("assigned", "queued", "unassigned"):
@@ -414,15 +413,16 @@ def _fold(event: OrderEventView, facts: Facts, tally: Tally, lookups: Lookups) -
         tally.count(at, "payment", str(data.get("kind")), facts, total=minor, currency=currency)
 
 
-def _new_or_returning(customer: int, at: int) -> db.Sql:
-    """``returning`` when the customer's first order (the smallest id) came on a UTC day
-    before that of ``at``, else ``new``; judged by the statement that appends the count,
-    so a submission reads nothing for it. Orders of one day judge alike however many
-    come at once, so a rebuild judges them as they were judged live."""
+def _received_from(customer: int, at: int) -> db.Sql:
+    """An order received (at ``at``) from a returning customer, one whose first order
+    (the smallest id) came on an earlier UTC day, or from a new one: ``received_returning``
+    or ``received_new``. Judged by the statement that appends the count, so a submission
+    reads nothing for it; orders of one day judge alike however many come at once, so a
+    rebuild judges them as they were judged live."""
     day = datetime.datetime.fromtimestamp(at - at % 86_400, datetime.UTC)
     return db.Sql(
         "CASE WHEN (SELECT created_at FROM orders WHERE customer = {} ORDER BY id LIMIT 1)"
-        " < {} THEN 'returning' ELSE 'new' END",
+        " < {} THEN 'received_returning' ELSE 'received_new' END",
         (customer, day),
     )
 
