@@ -583,15 +583,7 @@ async def _store(
                 Order, [{"id": order_id, **_order_row(draft, valid, valid.customer_id, initial)}]
             )
             order = order_view(row, valid.lines)
-            events = await insert_events(
-                rt,
-                [(order.id, order.customer_id, submitted)],
-                principal,
-                rt.jobs_on_entry(order.id),
-                submitted=[order],
-                before=[(Order, [row]), _of(order.id, valid.lines)],
-            )
-            return order, events
+            return order, await _submission(rt, order, valid.lines, submitted, principal, row)
     async with db.write_transaction():
         customer_id = valid.customer_id
         if customer_id is None:
@@ -604,20 +596,32 @@ async def _store(
             Order, [_order_row(draft, valid, customer_id, initial)], returning=_ORDER_COLUMNS
         )
         order = order_view(inserted[0], valid.lines)
-        events = await insert_events(
-            rt,
-            [(order.id, order.customer_id, submitted)],
-            principal,
-            rt.jobs_on_entry(order.id),
-            submitted=[order],
-            before=[_of(order.id, valid.lines)],
-        )
+        events = await _submission(rt, order, valid.lines, submitted, principal)
     return order, events
 
 
-def _of(order_id: int, lines: Sequence[dict[str, Any]]) -> tuple[type[Table], list[dict[str, Any]]]:
-    """A new order's line rows, to insert with its submission."""
-    return OrderLine, [{"order": order_id, **line} for line in lines]
+async def _submission(
+    rt: Runtime,
+    order: OrderView,
+    lines: Sequence[dict[str, Any]],
+    submitted: NewEvent,
+    principal: Principal,
+    row: dict[str, Any] | None = None,
+) -> list[OrderEventView]:
+    """Write a new order's lines (after its ``row``, unless it is stored already), its
+    submission, its jobs and what the hooks derive from it, together."""
+    written: list[tuple[type[Table], list[dict[str, Any]]]] = []
+    if row is not None:
+        written.append((Order, [row]))
+    written.append((OrderLine, [{"order": order.id, **line} for line in lines]))
+    return await insert_events(
+        rt,
+        [(order.id, order.customer_id, submitted)],
+        principal,
+        rt.jobs_on_entry(order.id),
+        submitted=[order],
+        before=written,
+    )
 
 
 def _order_row(draft: OrderDraft, valid: _Valid, customer_id: int, status: str) -> dict[str, Any]:
